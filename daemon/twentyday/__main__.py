@@ -1,0 +1,5 @@
+"""``python -m twentyday``: the same as the ``twentyday`` console script."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,365 @@
+"""The ``twentyday`` command: a thin click layer over the library.
+
+Each command parses options, calls one library function and prints. Domain
+errors become one line on stderr and the error's exit code, never a traceback.
+Listing commands take ``--json`` and then print machine-readable output only.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__, keys, pipeline, secrets
+from . import config as config_module
+from . import search as search_module
+from .alerts import open_alerts
+from .canonical import parse_iso
+from .errors import ConfigError, KeyMaterialError, TwentydayError
+from .store import Archive
+from .verify import verify as verify_archive
+
+DEFAULT_CONFIG = "/etc/twentyday/twentyday.toml"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Cli(click.Group):
+    """Turns every expected failure into one clear line and a stable exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TwentydayError as error:
+            click.echo(f"twentyday: {error}", err=True)
+            ctx.exit(error.exit_code)
+        except sqlite3.Error as error:
+            click.echo(f"twentyday: index error: {error}", err=True)
+            ctx.exit(1)
+        except OSError as error:
+            click.echo(f"twentyday: {error.filename or ''}: {error.strerror or error}", err=True)
+            ctx.exit(1)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_config(ctx: click.Context) -> config_module.Config:
+    path = ctx.obj["config"]
+    config = config_module.load(path)
+    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return config
+
+
+def open_archive(ctx: click.Context) -> Archive:
+    return Archive(load_config(ctx))
+
+
+def read_passphrase(passphrase_file: Path | None, *, confirm: bool) -> bytes:
+    if passphrase_file is not None:
+        try:
+            text = passphrase_file.read_text().rstrip("\r\n")
+        except OSError as error:
+            raise KeyMaterialError(f"{passphrase_file}: cannot read passphrase file: {error.strerror}") from None
+        return text.encode()
+    value: str = click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value.encode()
+
+
+def load_identity(identity: Path, passphrase_file: Path | None) -> keys.Identity:
+    passphrase = read_passphrase(passphrase_file, confirm=False) if keys.is_protected(identity) else None
+    return keys.load_identity(identity, passphrase)
+
+
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON only.")(function)
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise click.BadParameter("expected ISO 8601 with an offset, e.g. 2026-03-01T00:00:00-05:00",
+                                 param_hint=option) from None
+
+
+@click.group(cls=Cli)
+@click.version_option(__version__)
+@click.option("--config", "config_path", envvar="TWENTYDAY_CONFIG", default=DEFAULT_CONFIG,
+              show_default=True, type=click.Path(path_type=Path), help="Configuration file (or TWENTYDAY_CONFIG).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path) -> None:
+    """twentyday: capture personal-account messages as sealed federal records (44 U.S.C. 2911)."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config_path
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--no-passphrase", is_flag=True, help="Write an UNPROTECTED demo identity (never for real records).")
+@click.option("--passphrase-file", type=click.Path(path_type=Path), help="Read the identity passphrase from a file.")
+@click.option("--demo/--no-demo", default=False, help="Ingest three demo messages (on time, late, copied).")
+def init(directory: Path, no_passphrase: bool, passphrase_file: Path | None, demo: bool) -> None:
+    """Create a self-contained local archive in DIRECTORY: config, officer identity, data, inbox."""
+    from .initialise import init_archive
+
+    passphrase = None if no_passphrase else read_passphrase(passphrase_file, confirm=True)
+    report = init_archive(directory, passphrase=passphrase, demo=demo, now=now())
+    click.echo(f"config:    {report.config_path}")
+    click.echo(f"archive:   {report.data_dir}")
+    click.echo(f"inbox:     {report.inbox}/<custodian-id>/")
+    click.echo(f"identity:  {report.identity_path}  ({report.fingerprint})")
+    click.echo("           The officer identity is kept beside the archive, NOT in the daemon's data")
+    click.echo("           directory; move it off this host for real use. The daemon holds only")
+    click.echo(f"           {report.public_path.name}.")
+    if not report.protected:
+        click.echo("           WARNING: UNPROTECTED demo identity (no passphrase).")
+    if demo:
+        click.echo(f"demo:      {report.demo_records} records ingested")
+    click.echo(f"next:      twentyday --config {report.config_path} serve")
+
+
+@cli.group(name="keys")
+def keys_group() -> None:
+    """Officer identities and recipients."""
+
+
+@keys_group.command(name="generate")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--label", default="records officer", show_default=True, help="Name written into the key files.")
+@click.option("--no-passphrase", is_flag=True, help="Write an UNPROTECTED identity (demo only).")
+@click.option("--passphrase-file", type=click.Path(path_type=Path), help="Read the passphrase from a file.")
+def keys_generate(path: Path, label: str, no_passphrase: bool, passphrase_file: Path | None) -> None:
+    """Generate an officer identity at PATH (PKCS#8, 0600) and its public key at PATH.pub."""
+    passphrase = None if no_passphrase else read_passphrase(passphrase_file, confirm=True)
+    recipient = keys.generate_identity(path, label, passphrase)
+    click.echo(f"identity:    {path}")
+    click.echo(f"public key:  {keys.public_path(path)}")
+    click.echo(f"fingerprint: {recipient.fingerprint}")
+
+
+@keys_group.command(name="fingerprint")
+@click.argument("path", type=click.Path(path_type=Path))
+def keys_fingerprint(path: Path) -> None:
+    """Print the fingerprint of a public key file (or of an identity's .pub beside it)."""
+    public = path if not keys.public_path(path).exists() else keys.public_path(path)
+    recipient = keys.load_recipient(public)
+    click.echo(f"{recipient.fingerprint}  {recipient.label}")
+
+
+@keys_group.command(name="add-recipient")
+@click.argument("public_key", type=click.Path(path_type=Path))
+@click.pass_context
+def keys_add_recipient(ctx: click.Context, public_key: Path) -> None:
+    """Seal future captures to another public key too (officer, escrow); updates the config."""
+    from .recipients import add_recipient
+
+    recipient = add_recipient(ctx.obj["config"], public_key)
+    click.echo(f"added {recipient.fingerprint} ({recipient.label}); future captures are sealed to it")
+
+
+@keys_group.command(name="list")
+@click.pass_context
+def keys_list(ctx: click.Context) -> None:
+    """List the recipients the daemon seals to, and who holds escrowed daemon secrets."""
+    config = load_config(ctx)
+    for path in config.recipients:
+        recipient = keys.load_recipient(path)
+        click.echo(f"recipient  {recipient.fingerprint}  {recipient.label}  {path}")
+    archive = Archive(config)
+    try:
+        for fingerprint, label, at in archive.conn.execute("SELECT recipient, label, at FROM escrow"):
+            click.echo(f"escrow     {fingerprint}  {label}  since {at}")
+    finally:
+        archive.close()
+
+
+@cli.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run the daemon until SIGTERM: intake sources, pipeline, scheduler."""
+    from .daemon import serve as run_daemon
+
+    run_daemon(load_config(ctx))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--custodian", help="Custodian id (default: route from the item's own headers).")
+@json_option
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, as_json: bool) -> None:
+    """Ingest files once, through the same pipeline as the daemon; reports each file."""
+    archive = open_archive(ctx)
+    outcomes = []
+    try:
+        for path in paths:
+            outcome = pipeline.ingest_file(archive, path, custodian_id=custodian, channel="cli", now=now())
+            outcomes.append(outcome)
+            if not as_json:
+                click.echo(f"{outcome.state:<12} {outcome.source}  {outcome.capture_id}  {outcome.detail}")
+    finally:
+        archive.close()
+    if as_json:
+        click.echo(json.dumps([{"source": o.source, "state": o.state, "capture_id": o.capture_id,
+                                "detail": o.detail} for o in outcomes], indent=2))
+    if any(o.state == "quarantined" for o in outcomes):
+        ctx.exit(4)
+
+
+@cli.command()
+@click.option("--custodian", help="Custodian id.")
+@click.option("--conversation", help="Conversation (exact).")
+@click.option("--participant", help="Sender or recipient (address, number or name).")
+@click.option("--platform", help="email, whatsapp, signal, telegram, ...")
+@click.option("--status", type=click.Choice(["copied", "on_time", "late", "undated"]))
+@click.option("--since", help="Created at or after (ISO 8601 with offset).")
+@click.option("--until", help="Created before (ISO 8601 with offset).")
+@click.option("--text", help="Words that must all appear (blind index: whole words only).")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
+@json_option
+@click.pass_context
+def search(ctx: click.Context, custodian: str | None, conversation: str | None, participant: str | None,
+           platform: str | None, status: str | None, since: str | None, until: str | None,
+           text: str | None, limit: int, as_json: bool) -> None:
+    """Find records by metadata and words. Shows metadata only; nothing is decrypted."""
+    filters = search_module.Filters(custodian, conversation, participant, platform, status,
+                                    parse_time(since, "--since"), parse_time(until, "--until"), text, limit)
+    archive = open_archive(ctx)
+    try:
+        rows = search_module.search(archive, filters)
+    finally:
+        archive.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        late = f" +{row['days_late']}d" if row["status"] == "late" else ""
+        click.echo(f"{row['id']}  {row['custodian']:<8} {row['platform']:<8} {row['created_at'] or '(undated)':<25} "
+                   f"{row['status']}{late}  {row['direction']:<8} {row['sender']}")
+    click.echo(f"{len(rows)} record(s)", err=True)
+
+
+def identity_options(function: F) -> F:
+    function = click.option("--passphrase-file", type=click.Path(path_type=Path),
+                            help="Read the identity passphrase from a file (else prompt).")(function)
+    function = click.option("--identity", "identity_path", required=True, type=click.Path(path_type=Path),
+                            help="Officer identity (private key file).")(function)
+    return function
+
+
+@cli.command()
+@click.argument("record_id")
+@identity_options
+@click.option("--purpose", required=True, help="Why the record is opened (goes into the accounting of disclosures).")
+@click.option("--recipient", default="self", show_default=True, help="To whom the content is disclosed.")
+@click.option("--actor", default=None, help="Who opens it (default: the login name).")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, record_id: str, identity_path: Path, passphrase_file: Path | None, purpose: str,
+         recipient: str, actor: str | None, as_json: bool) -> None:
+    """Decrypt and print one record. Every use is recorded as a disclosure first."""
+    archive = open_archive(ctx)
+    try:
+        identity = load_identity(identity_path, passphrase_file)
+        archive.record_row(record_id)
+        archive.record_disclosure(actor=actor or getpass.getuser(), action="show", purpose=purpose,
+                                  recipient=recipient, subjects=[record_id],
+                                  identity=identity.recipient.fingerprint, at=now())
+        document = search_module.open_record(archive, record_id, identity)
+    finally:
+        archive.close()
+    if as_json:
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    content = document.pop("content")
+    for name, value in document.items():
+        click.echo(f"{name + ':':<17}{json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}")
+    click.echo(f"{'subject:':<17}{content['subject']}")
+    for attachment in content["attachments"]:
+        state = "omitted" if attachment["omitted"] else f"{attachment['size']} bytes"
+        click.echo(f"{'attachment:':<17}{attachment['name']} ({attachment['content_type']}, {state})")
+    click.echo("")
+    click.echo(content["body"])
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, as_json: bool) -> None:
+    """The accounting of disclosures: who opened or exported what, when, why and for whom."""
+    archive = open_archive(ctx)
+    try:
+        rows = [dict(r) for r in archive.db.query("SELECT * FROM disclosure ORDER BY at, id")]
+    finally:
+        archive.close()
+    for row in rows:
+        row["subjects"] = json.loads(row["subjects"])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        click.echo(f"{row['at']}  {row['action']:<7} {row['actor']}  -> {row['recipient']}  "
+                   f"purpose: {row['purpose']}  records: {', '.join(row['subjects'])}")
+    click.echo(f"{len(rows)} disclosure(s)", err=True)
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Prove blobs, index and ledger agree; name every missing, altered or unaccounted object."""
+    config = load_config(ctx)
+    archive = Archive(config)
+    try:
+        report = verify_archive(archive.conn, secrets.load(config.data_dir).verify_key)
+    finally:
+        archive.close()
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        for problem in report.problems:
+            click.echo(str(problem))
+        click.echo(f"{'OK' if report.ok else 'FAILED'}: {report.ledger_entries} ledger entries, "
+                   f"{report.captures} captures, {report.records} records, {report.blobs} blobs, "
+                   f"{report.sealed_bytes} sealed bytes; head {report.head}")
+    if not report.ok:
+        ctx.exit(5)
+
+
+@cli.command()
+@click.option("--custodian", help="Only this custodian's alerts.")
+@json_option
+@click.pass_context
+def alerts(ctx: click.Context, custodian: str | None, as_json: bool) -> None:
+    """Open alerts: late captures, undated records, quarantined items, unknown custodians."""
+    archive = open_archive(ctx)
+    try:
+        found = open_alerts(archive.conn, custodian)
+    finally:
+        archive.close()
+    if as_json:
+        click.echo(json.dumps([a.as_json() for a in found], indent=2, ensure_ascii=False))
+        return
+    for alert in found:
+        click.echo(f"{alert.id:>5} {alert.severity:<8} {alert.kind:<20} {alert.custodian or '-':<8} "
+                   f"{alert.conversation or '-'}  {alert.detail} (x{alert.count})")
+    click.echo(f"{len(found)} open alert(s)", err=True)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="twentyday")
+    except ConfigError as error:  # raised before a command's context exists
+        click.echo(f"twentyday: {error}", err=True)
+        raise SystemExit(error.exit_code) from None

@@ -1,0 +1,324 @@
+"""The TOML configuration: one settings table feeds the loader, the docs and a test.
+
+Every key lives in :data:`SETTINGS` (name, type, default, help). The loader
+rejects unknown keys by name, checks each value, and returns frozen
+dataclasses; ``config/twentyday.example.toml`` documents the same keys and
+``tests/test_config.py`` fails when the two disagree.
+
+Relative paths are read relative to the directory of the config file, so a
+self-contained archive made by ``twentyday init DIR`` can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key. ``name`` is dotted (``smtp.listen``); ``custodians.*`` keys are per entry."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", str, "/var/lib/twentyday", "Archive directory: index, sealed blobs, daemon secrets."),
+    Setting("deadline_days", int, 20, "Days allowed by 44 U.S.C. 2911(a)(2) to forward a complete copy."),
+    Setting("deadline_rule", str, "calendar",
+            "'calendar': the creation day is not counted and the period ends at the end of the "
+            "last day in the custodian's zone; 'elapsed': exactly deadline_days x 24 h."),
+    Setting("log_level", str, "info", "debug, info, warning or error. Logs never contain message content."),
+    Setting("smtp.listen", str, "127.0.0.1:2525", "host:port the forwarding address listens on."),
+    Setting("smtp.addresses", list, [], "Accepted recipient addresses; records+<custodian-id>@... routes by id."),
+    Setting("smtp.max_message_bytes", int, 50 * 1024 * 1024, "Largest message accepted (552 above it)."),
+    Setting("folder.path", str, "", "Watched export folder, one subfolder per custodian id ('' = <data_dir>/inbox)."),
+    Setting("keys.recipients", list, REQUIRED,
+            "Officer public key files the daemon seals every capture to (officer, escrow, ...). "
+            "Public keys only: serve refuses a private key here."),
+    Setting("alerts.remind_after_days", int, 14, "Remind a custodian when a conversation's coverage is this old."),
+    Setting("alerts.silent_after_days", int, 30, "Alert when a custodian has sent nothing for this long."),
+    Setting("custodians.id", str, REQUIRED, "Short id: lower-case letters, digits, '.', '_' or '-'."),
+    Setting("custodians.name", str, REQUIRED, "Full name (36 CFR 1236.22(a)(3))."),
+    Setting("custodians.timezone", str, "UTC", "IANA zone for local-time exports and the calendar deadline."),
+    Setting("custodians.official", list, [],
+            "Official e-mail addresses: a copy to one of them makes a record 'copied'."),
+    Setting("custodians.personal", list, [], "Registered personal accounts: e-mail addresses, phone numbers, handles."),
+    Setting("custodians.chat_names", list, [], "Display names the custodian appears under in chat exports."),
+    Setting("custodians.locale", str, "", "e.g. en_US; decides day/month order when an export cannot."),
+    Setting("custodians.schedule", str, "grs-6.1-011", "Retention schedule id (see [[schedules]])."),
+    Setting("schedules.id", str, REQUIRED, "Schedule id referred to by custodians.schedule."),
+    Setting("schedules.title", str, "", "What the schedule covers."),
+    Setting("schedules.authority", str, "", "Disposition authority, e.g. 'GRS 6.1, item 010'."),
+    Setting("schedules.permanent", bool, False, "Permanent records are transferred to NARA, never destroyed."),
+    Setting("schedules.retain_years", int, 0, "Temporary records: years to keep after the calendar-year cutoff."),
+)
+
+_TABLE_ARRAYS = ("custodians", "schedules")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Locales whose short dates put the month first; every other xx_YY locale is day-first
+# (year-first locales write y/m/d, which an export decides by itself).
+_MONTH_FIRST_LOCALES = frozenset(
+    {"en_US", "es_US", "en_PH", "en_AS", "en_GU", "en_MP", "en_PR", "en_UM", "en_VI", "en_FM", "en_MH", "en_PW"}
+)
+_LOCALE_RE = re.compile(r"^[a-z]{2,3}_[A-Z]{2}$")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    title: str
+    authority: str
+    permanent: bool
+    retain_years: int
+
+    def describe(self) -> str:
+        keep = "permanent" if self.permanent else f"temporary, destroy {self.retain_years} years after cutoff"
+        return f"{self.id} ({self.authority or 'no authority given'}): {keep}"
+
+
+#: GRS 6.1 (Email and other electronic messages managed under a Capstone approach).
+BUILTIN_SCHEDULES: tuple[Schedule, ...] = (
+    Schedule("grs-6.1-010", "Capstone officials", "GRS 6.1, item 010", True, 0),
+    Schedule("grs-6.1-011", "All other than Capstone officials", "GRS 6.1, item 011", False, 7),
+    Schedule("grs-6.1-012", "Support and administrative positions", "GRS 6.1, item 012", False, 3),
+)
+
+
+@dataclass(frozen=True)
+class Custodian:
+    id: str
+    name: str
+    timezone: str
+    official: tuple[str, ...]
+    personal: tuple[str, ...]
+    chat_names: tuple[str, ...]
+    locale: str
+    schedule: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def day_first(self) -> bool | None:
+        """Day/month order implied by the locale, or None when no locale is configured."""
+        if not self.locale:
+            return None
+        return self.locale not in _MONTH_FIRST_LOCALES
+
+    def own_identities(self) -> frozenset[str]:
+        """Every name, number and address the custodian can appear under (lower-cased)."""
+        items = (*self.official, *self.personal, *self.chat_names)
+        return frozenset(normalise_identity(i) for i in items)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    listen: str
+    addresses: tuple[str, ...]
+    max_message_bytes: int
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    data_dir: Path
+    deadline_days: int
+    deadline_rule: str
+    log_level: str
+    smtp: SmtpConfig
+    folder_path: Path
+    recipients: tuple[Path, ...]
+    remind_after_days: int
+    silent_after_days: int
+    custodians: tuple[Custodian, ...]
+    schedules: tuple[Schedule, ...]
+
+    def custodian(self, custodian_id: str) -> Custodian | None:
+        return next((c for c in self.custodians if c.id == custodian_id), None)
+
+    def schedule(self, schedule_id: str) -> Schedule:
+        found = next((s for s in self.schedules if s.id == schedule_id), None)
+        if found is None:
+            raise ConfigError(f"unknown schedule {schedule_id!r}", path=str(self.path))
+        return found
+
+
+def normalise_identity(value: str) -> str:
+    """Compare identities loosely: case, spaces and phone punctuation do not matter."""
+    text = value.strip().lower()
+    if re.fullmatch(r"[+\d\s().\-\u00a0\u202a\u202c]+", text):
+        return re.sub(r"[^\d+]", "", text)
+    return text
+
+
+def load(path: str | Path) -> Config:
+    """Read, validate and freeze a configuration file."""
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("no such configuration file", path=str(file)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"not valid TOML: {error}", path=str(file)) from None
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", path=str(file)) from None
+    return _build(file, raw)
+
+
+def _settings_under(prefix: str) -> dict[str, Setting]:
+    """Settings directly below ``prefix`` ('' for the top level), keyed by their last name part."""
+    found: dict[str, Setting] = {}
+    for setting in SETTINGS:
+        head, _, last = setting.name.rpartition(".")
+        if head == prefix:
+            found[last] = setting
+    return found
+
+
+def _read_table(file: Path, table: dict[str, Any], prefix: str, label: str) -> dict[str, Any]:
+    """Check one table against the settings: unknown keys, types, required keys; fill defaults."""
+    known = _settings_under(prefix)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        where = f"{label}.{key}" if label else key
+        if key in known:
+            values[key] = _check_type(file, where, value, known[key].kind)
+        elif not prefix and key in {"smtp", "folder", "keys", "alerts", *_TABLE_ARRAYS}:
+            continue
+        else:
+            raise ConfigError("unknown key", path=str(file), key=where)
+    for key, setting in known.items():
+        if key not in values:
+            if setting.default is REQUIRED:
+                raise ConfigError("required key is missing", path=str(file), key=f"{label}.{key}" if label else key)
+            values[key] = list(setting.default) if isinstance(setting.default, list) else setting.default
+    return values
+
+
+def _check_type(file: Path, where: str, value: Any, kind: type) -> Any:
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"expected an integer, got {value!r}", path=str(file), key=where)
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError("expected a list of strings", path=str(file), key=where)
+        return tuple(value)
+    if not isinstance(value, kind):
+        raise ConfigError(f"expected {kind.__name__}, got {value!r}", path=str(file), key=where)
+    return value
+
+
+def _section(file: Path, raw: dict[str, Any], name: str) -> dict[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table", path=str(file), key=name)
+    return _read_table(file, table, name, name)
+
+
+def _entries(file: Path, raw: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    items = raw.get(name, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ConfigError(f"expected [[{name}]] tables", path=str(file), key=name)
+    return [_read_table(file, item, name, f"{name}[{n}]") for n, item in enumerate(items)]
+
+
+def _resolve(base: Path, value: str) -> Path:
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else (base / candidate).resolve()
+
+
+def _build(file: Path, raw: dict[str, Any]) -> Config:
+    base = file.resolve().parent
+    top = _read_table(file, raw, "", "")
+    smtp = _section(file, raw, "smtp")
+    folder = _section(file, raw, "folder")
+    keys = _section(file, raw, "keys")
+    alerts = _section(file, raw, "alerts")
+
+    if top["deadline_rule"] not in {"calendar", "elapsed"}:
+        raise ConfigError(f"must be 'calendar' or 'elapsed', not {top['deadline_rule']!r}",
+                          path=str(file), key="deadline_rule")
+    if not 1 <= top["deadline_days"] <= 366:
+        raise ConfigError("must be between 1 and 366", path=str(file), key="deadline_days")
+    if top["log_level"] not in {"debug", "info", "warning", "error"}:
+        raise ConfigError(f"unknown level {top['log_level']!r}", path=str(file), key="log_level")
+    if not keys["recipients"]:
+        raise ConfigError("name at least one officer public key", path=str(file), key="keys.recipients")
+    if smtp["max_message_bytes"] < 1024:
+        raise ConfigError("must be at least 1024", path=str(file), key="smtp.max_message_bytes")
+    _check_listen(file, smtp["listen"])
+
+    schedules = _schedules(file, _entries(file, raw, "schedules"))
+    custodians = _custodians(file, _entries(file, raw, "custodians"), {s.id for s in schedules})
+    data_dir = _resolve(base, top["data_dir"])
+    return Config(
+        path=file.resolve(),
+        data_dir=data_dir,
+        deadline_days=top["deadline_days"],
+        deadline_rule=top["deadline_rule"],
+        log_level=top["log_level"],
+        smtp=SmtpConfig(smtp["listen"], tuple(a.lower() for a in smtp["addresses"]), smtp["max_message_bytes"]),
+        folder_path=_resolve(base, folder["path"]) if folder["path"] else data_dir / "inbox",
+        recipients=tuple(_resolve(base, p) for p in keys["recipients"]),
+        remind_after_days=alerts["remind_after_days"],
+        silent_after_days=alerts["silent_after_days"],
+        custodians=custodians,
+        schedules=schedules,
+    )
+
+
+def _check_listen(file: Path, listen: str) -> None:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"expected host:port, got {listen!r}", path=str(file), key="smtp.listen")
+
+
+def _schedules(file: Path, entries: list[dict[str, Any]]) -> tuple[Schedule, ...]:
+    by_id = {s.id: s for s in BUILTIN_SCHEDULES}
+    for n, entry in enumerate(entries):
+        if not _ID_RE.match(entry["id"]):
+            raise ConfigError(f"invalid id {entry['id']!r}", path=str(file), key=f"schedules[{n}].id")
+        if not entry["permanent"] and entry["retain_years"] < 1:
+            raise ConfigError("a temporary schedule needs retain_years >= 1",
+                              path=str(file), key=f"schedules[{n}].retain_years")
+        by_id[entry["id"]] = Schedule(**entry)
+    return tuple(by_id.values())
+
+
+def _custodians(file: Path, entries: list[dict[str, Any]], schedule_ids: set[str]) -> tuple[Custodian, ...]:
+    seen: set[str] = set()
+    custodians = []
+    for n, entry in enumerate(entries):
+        label = f"custodians[{n}]"
+        if not _ID_RE.match(entry["id"]):
+            raise ConfigError(f"invalid id {entry['id']!r} (lower-case letters, digits, '.', '_', '-')",
+                              path=str(file), key=f"{label}.id")
+        if entry["id"] in seen:
+            raise ConfigError(f"duplicate id {entry['id']!r}", path=str(file), key=f"{label}.id")
+        seen.add(entry["id"])
+        try:
+            ZoneInfo(entry["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {entry['timezone']!r}",
+                              path=str(file), key=f"{label}.timezone") from None
+        if entry["locale"] and not _LOCALE_RE.match(entry["locale"]):
+            raise ConfigError(f"expected a locale like en_US, got {entry['locale']!r}",
+                              path=str(file), key=f"{label}.locale")
+        if entry["schedule"] not in schedule_ids:
+            raise ConfigError(f"unknown schedule {entry['schedule']!r}", path=str(file), key=f"{label}.schedule")
+        entry["official"] = tuple(a.lower() for a in entry["official"])
+        custodians.append(Custodian(**entry))
+    return tuple(custodians)

@@ -1,0 +1,80 @@
+"""One rooted error hierarchy; each branch has a stable exit code.
+
+::
+
+    TwentydayError                 exit 1
+     ├─ ConfigError                exit 2   (names the file and the key)
+     ├─ KeyMaterialError           exit 3   (wrong passphrase, wrong key, unreadable key file)
+     ├─ ParseError                 exit 4   (the item is quarantined, never dropped)
+     │   └─ HeldForReview          exit 4   (day/month order undecidable: held, alert raised)
+     ├─ IntegrityError             exit 5   (verify found a difference)
+     ├─ IntakeError                exit 6   (spool not writable: SMTP answers 451)
+     └─ NotFoundError              exit 7   (no such record, capture or file)
+
+The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``;
+nothing in this tree is ever shown as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TwentydayError(Exception):
+    """Something twentyday expected could go wrong, went wrong."""
+
+    exit_code = 1
+
+
+class ConfigError(TwentydayError):
+    """The configuration file is missing, malformed or names an impossible value."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        where = ""
+        if path and key:
+            where = f"{path}: {key}: "
+        elif path:
+            where = f"{path}: "
+        elif key:
+            where = f"{key}: "
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.key = key
+
+
+class KeyMaterialError(TwentydayError):
+    """A key could not be read, decrypted or used (wrong passphrase, wrong identity)."""
+
+    exit_code = 3
+
+
+class ParseError(TwentydayError):
+    """An item could not be parsed; it is kept sealed in quarantine with this reason."""
+
+    exit_code = 4
+
+
+class HeldForReview(ParseError):
+    """The item is readable but cannot be interpreted without a human decision.
+
+    Example: a WhatsApp export whose dates never exceed 12 in either field, for
+    a custodian with no configured locale. Never resolved by guessing.
+    """
+
+
+class IntegrityError(TwentydayError):
+    """The archive's blobs, index and ledger disagree."""
+
+    exit_code = 5
+
+
+class IntakeError(TwentydayError):
+    """An item could not be made durable; the source must not acknowledge it."""
+
+    exit_code = 6
+
+
+class NotFoundError(TwentydayError):
+    """No record, capture or file by that name."""
+
+    exit_code = 7

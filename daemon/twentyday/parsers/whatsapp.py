@@ -1,0 +1,694 @@
+"""WhatsApp chat export (``.txt``) parser: bytes in, messages and events out.
+
+Pure and streaming. :func:`parse_text` reads a seekable binary stream twice:
+
+1. *Layout pass* (runs when :func:`parse_text` is called): find the first
+   message header and name its layout, then read headers only until one date
+   field above 12 settles the day/month order. A year-first or month-name
+   layout settles it by itself; a file that never settles it uses the
+   custodian's locale (``hints.day_first``) or is held for review.
+2. *Record pass* (runs as the iterator is consumed): ``seek(0)`` and match
+   every line against the one regex built for that layout. A line starts a
+   message only if the whole header matches (the Pustur rule); any other
+   line continues the previous message's body.
+
+Supported headers (LF or CRLF; BOM, U+FEFF, LRM/RLM marks tolerated)::
+
+    Android      18/03/2022, 14:56 - AUTHOR: TEXT     (no author: system line)
+                 1/29/18, 12:24 -   11/18/22, 8:48 PM -   18/02/22, 11:25 am -
+                 01/01/2019, 11:25 a. m. -   18.03.22 14:56 -   18-03-2022 14:56 -
+                 2019-08-06, 7:03 a.m. -   2022/06/30, 20:10 -
+                 19:07, 20 Sep 2013 -       (2013 layout, English month names)
+    iOS          [3/27/22, 21:41:35] AUTHOR: TEXT   [3/27/22 21:41:35]   [3/27/22 21.41.35]
+                 [21:41:35, 3/27/22]   [14/12/20, 10:28:09 PM]   [3/27/2565 BE, 21:41:35]
+                 [3/27/R4, 21:41:35]   [27/3/2022، 21:41:35]   [٢٧/٣/٢٠٢٢، ٩:٤١:٣٥ م]
+    iOS < 2017   7/1/16, 5:08:08 PM: AUTHOR: TEXT
+
+Twelve-hour markers: ``AM``/``PM`` in any case, ``a.m.``, ``a. m.`` (space,
+NBSP or U+202F inside or before), Arabic ``ص``/``م``. Any Unicode decimal
+digits are read (``int`` maps Arabic-Indic digits to their values).
+
+Not supported, raising :class:`ParseError`: the 2013-14 Android layouts with
+no year (``Mar 5, 8:29 PM -``, ``18 Mar 12:14 -``), since a year cannot be
+established without guessing; month names in other languages; twelve-hour
+markers other than the ones above (e.g. ``上午``, ``vorm.``).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Literal
+
+from twentyday.errors import HeldForReview, ParseError
+from twentyday.records import (
+    DecidedBy,
+    EventKind,
+    ParsedAttachment,
+    ParsedEvent,
+    ParsedMessage,
+    ParseHints,
+    TimeReading,
+)
+
+__all__ = ["MAX_LINE_BYTES", "conversation_name", "looks_like_whatsapp", "parse_text"]
+
+Record = ParsedMessage | ParsedEvent
+
+#: A longer line is not a chat line; refusing it bounds memory per line.
+MAX_LINE_BYTES = 1 << 20
+
+#: A real export's first header is on line 1; allow some junk before it, no more.
+_DETECT_LINES = 200
+_SNIFF_BYTES = 4096
+
+_MARK_CHARS = "\u200e\u200f"
+#: Trimmed from the ends of bodies and placeholders (marks, spaces, NBSPs).
+_TRIM = " \t\u200e\u200f\u00a0\u202f"
+#: Regex pieces: any run of bidi marks; one space of the kinds exports use.
+_M = "[\u200e\u200f]*"
+_SP = "[ \u00a0\u202f]"
+#: AM, pm, a.m., a. m. (NBSP allowed inside) and Arabic ص (AM) / م (PM).
+_AMPM = r"[AaPp]\.?" + _SP + r"?[Mm]\.?|\u0635|\u0645"
+_PM_FIRST_CHARS = "Pp\u0645"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_NUMBER = {name: number for number, name in enumerate(_MONTHS, start=1)}
+_MONTH_ALT = "|".join(_MONTHS)
+#: Japanese era letter -> Gregorian year of that era's year 0 (Reiwa 1 = 2019).
+_ERA_BASE = {"R": 2018, "H": 1988}
+_BUDDHIST_OFFSET = 543
+
+_STRIP_MARKS = str.maketrans(dict.fromkeys(_MARK_CHARS + "\ufeff"))
+_AUTHOR_TABLE = str.maketrans(
+    {
+        **dict.fromkeys("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"),
+        "\u00a0": " ",
+        "\u202f": " ",
+    }
+)
+
+# Detection runs on a handful of lines with every mark removed, so it can
+# afford to be loose; the strict per-layout regex is built from what it finds.
+_D_TIME = (
+    r"(?P<h>\d{1,2})(?P<ts>[:.])\d{2}(?:(?P=ts)(?P<s>\d{2}))?"
+    r"(?:" + _SP + r"?(?P<ap>" + _AMPM + r"))?"
+)
+_D_DATE = r"(?P<a>\d{1,4})(?P<ds>[./-])\d{1,2}(?P=ds)(?P<c>\d{1,4}(?: BE)?|[RH]\d{1,2})"
+_D_MONTH_DATE = r"\d{1,2} (?:" + _MONTH_ALT + r") (?P<my>\d{4})"
+_DETECT_DATE_FIRST = re.compile(
+    r"(?P<open>\[)?" + _D_DATE + r"(?P<join>, |\u060c | )" + _D_TIME + r"(?P<close>\]|: | - )"
+)
+_DETECT_TIME_FIRST = re.compile(
+    r"(?P<open>\[)?" + _D_TIME + r", (?:" + _D_DATE + r"|" + _D_MONTH_DATE + r")(?P<close>\]| - )"
+)
+_NO_YEAR = re.compile(
+    r"(?:(?:" + _MONTH_ALT + r") \d{1,2}, \d{1,2}:\d{2}(?:" + _SP + r"?(?:" + _AMPM + r"))?"
+    r"|\d{1,2} (?:" + _MONTH_ALT + r") \d{1,2}:\d{2}) - "
+)
+
+_EDITED_MARKERS = (
+    "<This message was edited>",
+    "<Diese Nachricht wurde bearbeitet>",
+    "<Ce message a été modifié>",
+)
+_DELETED_PHRASES = (
+    "This message was deleted",
+    "You deleted this message",
+    "Diese Nachricht wurde gelöscht",
+    "Du hast diese Nachricht gelöscht",
+)
+_DELETED = frozenset(p + end for p in _DELETED_PHRASES for end in ("", "."))
+_DELETED_MAX_LEN = max(len(p) for p in _DELETED) + 8
+_ANDROID_OMITTED = {"<Media omitted>": "media", "<Medien ausgeschlossen>": "media"}
+_IOS_OMITTED = {
+    "image omitted": "image",
+    "video omitted": "video",
+    "audio omitted": "audio",
+    "sticker omitted": "sticker",
+    "GIF omitted": "gif",
+    "document omitted": "document",
+    "Contact card omitted": "contact card",
+    "Bild weggelassen": "image",
+    "Kontaktkarte ausgelassen": "contact card",
+}
+_IOS_OMITTED_ENDINGS = tuple(sorted({p.rsplit(" ", 1)[1] for p in _IOS_OMITTED}))
+# iOS writes an LRM before its placeholders, so inside a line only a marked
+# placeholder counts; a whole line that is exactly a placeholder counts too.
+_IOS_OMITTED_RE = re.compile("(?:^|\u200e)(?P<ph>" + "|".join(map(re.escape, _IOS_OMITTED)) + ")$")
+_FILE_ATTACHED = re.compile(r"(?P<name>.+?) \((?:file attached|Datei angehängt)\)")
+_ATTACHED_TAG = re.compile(r"<attached: (?P<name>[^>\n]+)>")
+_OLD_ATTACHED = re.compile(r"(?P<name>.+?) <\u200e?attached>")
+#: iOS marks these user messages with an LRM too; they are not system text.
+_USER_CONTENT_PREFIXES = ("Location:", "POLL:")
+_DISAPPEARING = ("disappearing message", "will disappear", "verschwindende nachrichten")
+_DISAPPEARING_OFF = ("turned off", "deaktiviert")
+
+_CHAT_FILE_PREFIX = re.compile(
+    r"(?:WhatsApp Chat with |WhatsApp Chat - |WhatsApp Chat mit |WhatsApp-chat met "
+    r"|Chat WhatsApp s uživatelem |Чат WhatsApp с контактом "
+    # Other common locales; extend as real samples appear.
+    r"|Discussion WhatsApp avec |Chat de WhatsApp con |Conversa do WhatsApp com "
+    r"|Chat WhatsApp con )",
+    re.IGNORECASE,
+)
+
+_CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "heic": "image/heic",
+    "mp4": "video/mp4",
+    "3gp": "video/3gpp",
+    "mov": "video/quicktime",
+    "opus": "audio/ogg",
+    "ogg": "audio/ogg",
+    "m4a": "audio/mp4",
+    "aac": "audio/aac",
+    "mp3": "audio/mpeg",
+    "pdf": "application/pdf",
+    "vcf": "text/vcard",
+    "txt": "text/plain",
+}
+
+Frame = Literal["android", "ios", "ios-legacy"]
+DateKind = Literal["ambiguous", "ymd", "buddhist", "era", "monthname"]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """One header layout, as read from the first header of a file."""
+
+    frame: Frame
+    time_first: bool
+    date_kind: DateKind
+    date_sep: str
+    year_digits: int
+    joiner: str
+    time_sep: str
+    seconds: bool
+    twelve_hour: bool
+
+    def name(self, day_first: bool | None) -> str:
+        """A stable, strftime-like name recorded in every TimeReading."""
+        core = (
+            f"{self._time_name()}, {self._date_name(day_first)}"
+            if self.time_first
+            else f"{self._date_name(day_first)}{self.joiner}{self._time_name()}"
+        )
+        return f"whatsapp-{self.frame} {core}"
+
+    def _date_name(self, day_first: bool | None) -> str:
+        if self.date_kind == "monthname":
+            return "%d %b %Y"
+        if self.date_kind == "ymd":
+            return self.date_sep.join(("%Y", "%m", "%d"))
+        year = {"buddhist": "%Y BE", "era": "<era>%y"}.get(
+            self.date_kind, "%y" if self.year_digits == 2 else "%Y"
+        )
+        day_month = ("%d", "%m") if day_first else ("%m", "%d")
+        return self.date_sep.join((*day_month, year))
+
+    def _time_name(self) -> str:
+        fields = ("%I" if self.twelve_hour else "%H", "%M") + (("%S",) if self.seconds else ())
+        return self.time_sep.join(fields) + (" %p" if self.twelve_hour else "")
+
+    def header_regex(self) -> re.Pattern[str]:
+        """The one strict regex every line of the file is matched against."""
+        date, time = self._date_pattern(), self._time_pattern()
+        # Vietnamese iOS exports write the time first: "[21:41:35, 3/27/22]".
+        core = time + _M + ", " + _M + date if self.time_first else date + _M + re.escape(self.joiner) + _M + time
+        if self.frame == "ios":
+            return re.compile(_M + r"\[" + _M + "(?P<raw>" + core + ")" + _M + r"\] ?")
+        close = " - " if self.frame == "android" else ": "
+        return re.compile(_M + "(?P<raw>" + core + ")" + close)
+
+    def _date_pattern(self) -> str:
+        if self.date_kind == "monthname":
+            return r"(?P<b>\d{1,2}) (?P<mon>" + _MONTH_ALT + r") (?P<y>\d{4})"
+        sep = _M + re.escape(self.date_sep) + _M
+        if self.date_kind == "ymd":
+            return rf"(?P<y>\d{{4}}){sep}(?P<a>\d{{1,2}}){sep}(?P<b>\d{{1,2}})"
+        if self.date_kind == "era":
+            year = r"(?P<era>[RH])(?P<y>\d{1,2})"
+        elif self.date_kind == "buddhist":
+            year = r"(?P<y>\d{4}) BE"
+        else:
+            year = rf"(?P<y>\d{{{self.year_digits}}})"
+        return rf"(?P<a>\d{{1,2}}){sep}(?P<b>\d{{1,2}}){sep}{year}"
+
+    def _time_pattern(self) -> str:
+        sep = re.escape(self.time_sep)
+        pattern = rf"(?P<H>\d{{1,2}}){sep}(?P<Mi>\d{{2}})"
+        if self.seconds:
+            pattern += rf"{sep}(?P<S>\d{{2}})"
+        if self.twelve_hour:
+            pattern += _M + _SP + "?" + _M + "(?P<ap>" + _AMPM + ")"
+        return pattern
+
+
+@dataclass(frozen=True)
+class _Order:
+    """How day/month order was settled, and by which line when the file did it."""
+
+    day_first: bool | None
+    decided_by: DecidedBy
+    evidence_line: int = 0
+
+
+class _Pending:
+    """The message or system line being collected until the next header."""
+
+    __slots__ = ("at", "author", "lines", "time")
+
+    def __init__(self, at: datetime, time: TimeReading, author: str | None, text: str) -> None:
+        self.at = at
+        self.time = time
+        self.author = author
+        self.lines = [text]
+
+
+# --- public API -------------------------------------------------------------
+
+
+def parse_text(stream: BinaryIO, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
+    """Read a WhatsApp ``.txt`` export; yield messages and events in file order.
+
+    The layout pass runs now, so an unknown layout (:class:`ParseError`) or an
+    undecidable day/month order (:class:`HeldForReview`) is raised before any
+    record; invalid UTF-8 or an impossible date further down raises
+    :class:`ParseError` while iterating, naming the line.
+    """
+    layout, order = _layout_pass(stream, hints)
+    stream.seek(0)
+    return _record_pass(stream, hints, layout, order)
+
+
+def looks_like_whatsapp(head: bytes) -> bool:
+    """Whether the first bytes of a file read as a WhatsApp text export.
+
+    True when the first non-blank line is a WhatsApp message header. Bracketed
+    year-first headers without a comma or without seconds are left to the
+    Signal parser: that is what signal-export writes, and iOS never omits them.
+    """
+    text = head[:_SNIFF_BYTES].decode("utf-8", errors="replace")
+    for line in text.split("\n", 20)[:20]:
+        clean = line.translate(_STRIP_MARKS).strip("\r")
+        if not clean.strip():
+            continue
+        if _NO_YEAR.match(clean):
+            return True
+        layout = _detect_layout(clean)
+        return layout is not None and not _signal_lookalike(layout)
+    return False
+
+
+def conversation_name(source_name: str) -> str:
+    """The chat name from an export's file name, e.g. ``WhatsApp Chat with Alice.txt``.
+
+    Falls back to ``source_name`` itself when the name is not an export name.
+    """
+    base = source_name.replace("\\", "/").rsplit("/", 1)[-1]
+    match = _CHAT_FILE_PREFIX.match(base)
+    if match is None:
+        return source_name
+    name = base[match.end() :]
+    stem, dot, ext = name.rpartition(".")
+    if dot and ext.lower() in ("txt", "zip"):
+        name = stem
+    return name.strip() or source_name
+
+
+# --- reading lines --------------------------------------------------------------
+
+
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
+    """Decoded lines without their line ending, numbered from 1; bounded in length."""
+    readline = stream.readline
+    limit = MAX_LINE_BYTES + 2  # room for CRLF after a maximal line
+    lineno = 0
+    while raw := readline(limit):
+        lineno += 1
+        if raw.endswith(b"\n"):
+            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        if len(raw) > MAX_LINE_BYTES:
+            raise ParseError(f"line {lineno}: longer than {MAX_LINE_BYTES} bytes; not a chat line")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ParseError(
+                f"line {lineno}: not valid UTF-8 (byte 0x{raw[error.start]:02x}"
+                f" at byte {error.start + 1} of the line)"
+            ) from None
+        if text.startswith("\ufeff"):
+            text = text.lstrip("\ufeff")
+        yield lineno, text
+
+
+# --- layout pass ------------------------------------------------------------------
+
+
+def _layout_pass(stream: BinaryIO, hints: ParseHints) -> tuple[_Layout, _Order]:
+    stream.seek(0)  # both passes read the whole export, whoever read from it before
+    lines = _lines(stream)
+    layout, first = _find_layout(lines)
+    if layout.date_kind in ("ymd", "monthname"):
+        return layout, _Order(None, "format")
+    header = layout.header_regex()
+    for lineno, line in itertools.chain((first,), lines):
+        match = header.match(line)
+        if match is None:
+            continue
+        a, b = int(match["a"]), int(match["b"])
+        # A line with both fields above 12 is no date at all; the record pass names it.
+        if a > 12 >= b:
+            return layout, _Order(True, "file", lineno)
+        if b > 12 >= a:
+            return layout, _Order(False, "file", lineno)
+    if hints.day_first is not None:
+        return layout, _Order(hints.day_first, "locale")
+    raise HeldForReview(
+        "cannot tell day/month order: no date in the file has a field above 12"
+        " and custodian has no locale"
+    )
+
+
+def _find_layout(lines: Iterator[tuple[int, str]]) -> tuple[_Layout, tuple[int, str]]:
+    """The layout of the first header within the first lines, and that line."""
+    for lineno, line in itertools.islice(lines, _DETECT_LINES):
+        clean = line.translate(_STRIP_MARKS)
+        if _NO_YEAR.match(clean):
+            raise ParseError(
+                f"line {lineno}: legacy WhatsApp layout without a year; "
+                "its dates cannot be established without guessing"
+            )
+        layout = _detect_layout(clean)
+        if layout is not None:
+            return layout, (lineno, line)
+    raise ParseError(
+        f"not a WhatsApp chat export: no message header in the first {_DETECT_LINES} lines"
+    )
+
+
+def _detect_layout(clean: str) -> _Layout | None:
+    """Name the layout of one mark-free line, or None if it is not a header."""
+    match = _DETECT_DATE_FIRST.match(clean)
+    time_first = match is None
+    if match is None:
+        match = _DETECT_TIME_FIRST.match(clean)
+        if match is None:
+            return None
+    groups = match.groupdict()
+    frame = _frame(groups["open"], groups["close"])
+    date_kind, year_digits = _date_kind(groups)
+    if frame is None or date_kind is None:
+        return None
+    return _Layout(
+        frame=frame,
+        time_first=time_first,
+        date_kind=date_kind,
+        date_sep=groups["ds"] or " ",
+        year_digits=year_digits,
+        joiner=groups.get("join") or ", ",
+        time_sep=groups["ts"],
+        seconds=groups["s"] is not None,
+        twelve_hour=groups["ap"] is not None,
+    )
+
+
+def _frame(opening: str | None, close: str) -> Frame | None:
+    if opening:
+        return "ios" if close == "]" else None
+    if close == " - ":
+        return "android"
+    return "ios-legacy" if close == ": " else None
+
+
+def _date_kind(groups: dict[str, str | None]) -> tuple[DateKind | None, int]:
+    """The date kind and year width of a detection match (None: not a date)."""
+    if groups.get("my") is not None:
+        return "monthname", 4
+    first, year = groups["a"] or "", groups["c"] or ""
+    if len(first) == 4:
+        return ("ymd", 4) if year.isdecimal() and len(year) <= 2 else (None, 0)
+    if len(first) > 2 or not year:
+        return None, 0
+    if year.endswith(" BE"):
+        return "buddhist", 4
+    if year[0] in _ERA_BASE:
+        return "era", 0
+    return ("ambiguous", len(year)) if len(year) in (2, 4) else (None, 0)
+
+
+def _signal_lookalike(layout: _Layout) -> bool:
+    return (
+        layout.frame == "ios"
+        and layout.date_kind == "ymd"
+        and (not layout.seconds or layout.joiner == " ")
+    )
+
+
+# --- record pass ------------------------------------------------------------------
+
+
+class _Clock:
+    """Turns a header match into an aware datetime and its TimeReading."""
+
+    def __init__(self, layout: _Layout, order: _Order, hints: ParseHints) -> None:
+        self.layout = layout
+        self.order = order
+        self.zone = hints.timezone
+        self.zone_name = hints.zone_name
+        self.name = layout.name(order.day_first)
+        self.last_raw = ""
+        self.last: tuple[datetime, TimeReading] | None = None
+
+    def read(self, match: re.Match[str], lineno: int) -> tuple[datetime, TimeReading]:
+        raw: str = match["raw"]
+        # Consecutive messages often share a minute: reuse the reading.
+        if raw == self.last_raw and self.last is not None:
+            return self.last
+        year, month, day = self._date(match)
+        hour, minute = int(match["H"]), int(match["Mi"])
+        second = int(match["S"]) if self.layout.seconds else 0
+        if self.layout.twelve_hour:
+            if hour > 12:
+                raise ParseError(f"line {lineno}: {raw!r} has an hour above 12 on a 12-hour clock")
+            hour = hour % 12 + (12 if match["ap"][0] in _PM_FIRST_CHARS else 0)
+        try:
+            # Wall time in the custodian's zone with fold=0: a time that does not
+            # exist (spring-forward gap) or occurs twice (fall-back) is read with
+            # the offset in force before the transition, as zoneinfo does.
+            at = datetime(year, month, day, hour, minute, second, tzinfo=self.zone)
+        except ValueError:
+            raise ParseError(f"line {lineno}: {raw!r} is not a valid {self._reading()}") from None
+        reading = TimeReading(
+            raw=raw,
+            layout=self.name,
+            day_first=self.order.day_first,
+            decided_by=self.order.decided_by,
+            zone=self.zone_name,
+        )
+        self.last_raw, self.last = raw, (at, reading)
+        return at, reading
+
+    def _date(self, match: re.Match[str]) -> tuple[int, int, int]:
+        kind = self.layout.date_kind
+        year = int(match["y"])
+        if kind == "monthname":
+            return year, _MONTH_NUMBER[match["mon"]], int(match["b"])
+        if kind == "ymd":
+            return year, int(match["a"]), int(match["b"])
+        if kind == "buddhist":
+            year -= _BUDDHIST_OFFSET
+        elif kind == "era":
+            year += _ERA_BASE[match["era"]]
+        elif self.layout.year_digits == 2:
+            year += 2000  # WhatsApp dates from 2009: two-digit years are 20yy
+        a, b = int(match["a"]), int(match["b"])
+        return (year, b, a) if self.order.day_first else (year, a, b)
+
+    def _reading(self) -> str:
+        text = f"date and time read as {self.name}"
+        if self.order.evidence_line:
+            text += f" (order decided from line {self.order.evidence_line})"
+        return text
+
+
+def _record_pass(
+    stream: BinaryIO, hints: ParseHints, layout: _Layout, order: _Order
+) -> Iterator[Record]:
+    header = layout.header_regex()
+    clock = _Clock(layout, order, hints)
+    conversation = conversation_name(hints.source_name)
+    ios = layout.frame != "android"
+    pending: _Pending | None = None
+    preamble: list[str] = []
+    for lineno, line in _lines(stream):
+        match = header.match(line)
+        if match is None:
+            if pending is not None:
+                pending.lines.append(line)
+            elif line.strip(_TRIM):
+                preamble.append(line)
+            continue
+        if pending is not None:
+            yield from _finish(pending, conversation, ios)
+        elif preamble:
+            yield _preamble_event(conversation, preamble)
+        at, reading = clock.read(match, lineno)
+        pending = _start(at, reading, line[match.end() :])
+    if pending is not None:
+        yield from _finish(pending, conversation, ios)
+
+
+def _start(at: datetime, reading: TimeReading, rest: str) -> _Pending:
+    # Authors may contain ": " only in theory; WhatsApp itself splits on the first.
+    author, sep, text = rest.partition(": ")
+    if not sep:
+        return _Pending(at, reading, None, rest)
+    return _Pending(at, reading, author, text)
+
+
+def _preamble_event(conversation: str, lines: Iterable[str]) -> ParsedEvent:
+    # Text before the first header is kept, not dropped: it has no time of its own.
+    return ParsedEvent(
+        kind="system",
+        conversation=conversation,
+        at=None,
+        detail="text before the first message header:\n" + "\n".join(lines),
+    )
+
+
+def _finish(pending: _Pending, conversation: str, ios: bool) -> list[Record]:
+    lines = pending.lines
+    text = lines[0] if len(lines) == 1 else "\n".join(lines)
+    if pending.author is None:
+        return [_system_event(conversation, pending.at, text)]
+    sender = _clean_author(pending.author)
+    marked = text.startswith(("\u200e", "\u200f"))
+    body, edited = _strip_edited(text.lstrip(_MARK_CHARS) if marked else text)
+    flags, attachments, omitted = _classify(body)
+    # iOS puts its system notices under the chat's name with an LRM-led body.
+    if ios and marked and not flags and not body.startswith(_USER_CONTENT_PREFIXES):
+        return [_system_event(conversation, pending.at, f"{sender}: {body}")]
+    message = ParsedMessage(
+        platform="whatsapp",
+        conversation=conversation,
+        sender=sender,
+        created_at=pending.at,
+        time=pending.time,
+        body=body,
+        attachments=attachments,
+        edited=edited,
+        flags=flags,
+    )
+    if not flags:
+        return [message]
+    return [message, *_alerts(message, omitted)]
+
+
+def _alerts(message: ParsedMessage, omitted: str | None) -> list[ParsedEvent]:
+    """The events a flagged message raises: deleted placeholder, omitted media."""
+    who = message.sender or "(no name)"
+    events: list[ParsedEvent] = []
+    if "deleted" in message.flags:
+        detail = f"message from {who} shows as deleted: {message.body.strip(_TRIM)}"
+        events.append(_event("deleted_message", message, detail))
+    if omitted is not None:
+        detail = f"{omitted} omitted from the export of a message from {who}"
+        events.append(_event("incomplete_copy", message, detail))
+    return events
+
+
+def _event(kind: EventKind, message: ParsedMessage, detail: str) -> ParsedEvent:
+    return ParsedEvent(
+        kind=kind, conversation=message.conversation, at=message.created_at, detail=detail
+    )
+
+
+def _system_event(conversation: str, at: datetime, text: str) -> ParsedEvent:
+    detail = text.strip(_TRIM)
+    lowered = detail.lower()
+    turned_on = any(p in lowered for p in _DISAPPEARING) and not any(
+        p in lowered for p in _DISAPPEARING_OFF
+    )
+    return ParsedEvent(
+        kind="disappearing_messages" if turned_on else "system",
+        conversation=conversation,
+        at=at,
+        detail=detail,
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # a chat has few authors; each is cleaned once
+def _clean_author(raw: str) -> str:
+    """Author as shown, without bidi marks, NBSPs or the ``~`` of non-contacts."""
+    name = (raw if raw.isascii() else raw.translate(_AUTHOR_TABLE)).strip()
+    if name.startswith("~"):
+        name = name[1:].lstrip()
+    return name
+
+
+def _strip_edited(body: str) -> tuple[str, bool]:
+    tail = body.rstrip(_TRIM)
+    if not tail.endswith(">"):
+        return body, False
+    for marker in _EDITED_MARKERS:
+        if tail.endswith(marker):
+            return tail[: -len(marker)].rstrip(_TRIM), True
+    return body, False
+
+
+def _classify(
+    body: str,
+) -> tuple[tuple[str, ...], tuple[ParsedAttachment, ...], str | None]:
+    """Flags, attachments and the omitted media kind (if any) of a message body."""
+    if len(body) <= _DELETED_MAX_LEN and body.strip(_TRIM) in _DELETED:
+        return ("deleted",), (), None
+    first = body.partition("\n")[0].rstrip(_TRIM)
+    kind = _omitted_kind(first)
+    if kind is not None:
+        return ("media_omitted",), (ParsedAttachment(name=kind),), kind
+    names = _referenced_files(first, body)
+    if names:
+        files = tuple(ParsedAttachment(name=n, content_type=_content_type(n)) for n in names)
+        return ("media_referenced",), files, None
+    return (), (), None
+
+
+def _omitted_kind(first: str) -> str | None:
+    if first in _ANDROID_OMITTED:
+        return _ANDROID_OMITTED[first]
+    if first.endswith(_IOS_OMITTED_ENDINGS):
+        match = _IOS_OMITTED_RE.search(first)
+        if match is not None:
+            return _IOS_OMITTED[match["ph"]]
+    return None
+
+
+def _referenced_files(first: str, body: str) -> list[str]:
+    names: list[str] = []
+    if first.endswith(")"):
+        match = _FILE_ATTACHED.fullmatch(first)
+        if match is not None:
+            names.append(match["name"].strip(_TRIM))
+    if "<attached: " in body:
+        names.extend(
+            m["name"].translate(_STRIP_MARKS).strip() for m in _ATTACHED_TAG.finditer(body)
+        )
+    elif first.endswith("attached>"):
+        match = _OLD_ATTACHED.fullmatch(first)
+        if match is not None:
+            names.append(match["name"].strip(_TRIM))
+    return names
+
+
+def _content_type(name: str) -> str:
+    ext = name.rpartition(".")[2].lower()
+    return _CONTENT_TYPES.get(ext, "application/octet-stream")

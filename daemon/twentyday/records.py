@@ -1,0 +1,118 @@
+"""What parsers produce and the store seals: messages, attachments, events.
+
+Parsers are pure (bytes in, these out). Everything here is plain data; the
+store decides what goes into the clear index and what is sealed:
+
+- clear (needed to enforce the rule): platform, conversation, sender,
+  recipients, direction, times and how they were read, flags;
+- sealed: subject, body, attachment names and contents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Literal
+
+#: How a timestamp's day/month order (or its zone) was decided.
+DecidedBy = Literal["file", "locale", "format", "header", "custodian_zone"]
+
+#: Stable event kinds a parser can report (a subset of the alert kinds in DESIGN §2).
+EventKind = Literal[
+    "deleted_message",
+    "disappearing_messages",
+    "incomplete_copy",
+    "truncated_export",
+    "system",
+]
+
+Direction = Literal["sent", "received", "unknown"]
+
+
+@dataclass(frozen=True)
+class TimeReading:
+    """How an original timestamp was read: evidence, kept with the record.
+
+    ``raw`` is the text exactly as it appeared; ``layout`` names the format
+    used to read it (e.g. ``"whatsapp-android %d/%m/%y, %H:%M"``, ``"rfc5322"``,
+    ``"unix-seconds"``); ``day_first`` is None when the layout has no day/month
+    ambiguity; ``decided_by`` says what settled the ambiguity or the zone;
+    ``zone`` names the zone the wall time was read in (``"UTC"``, ``"+02:00"``,
+    ``"America/New_York"``).
+    """
+
+    raw: str
+    layout: str
+    day_first: bool | None
+    decided_by: DecidedBy
+    zone: str
+
+
+@dataclass(frozen=True)
+class ParsedAttachment:
+    """A file that came with a message. ``data`` is None when the export omitted it."""
+
+    name: str
+    content_type: str = "application/octet-stream"
+    data: bytes | None = None
+
+    @property
+    def omitted(self) -> bool:
+        return self.data is None
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """One message as the original showed it.
+
+    ``created_at`` is timezone-aware, or None when the original time could not
+    be established (the record becomes ``undated``; nobody guesses).
+    ``message_key`` is the platform's own identity for the message when it has
+    one (Message-ID, Telegram id, Slack ts); the store uses it for dedup.
+    ``recipients`` are every other addressee/participant as the original
+    named them (e-mail: To, Cc, Bcc in that order).
+    """
+
+    platform: str
+    conversation: str
+    sender: str
+    created_at: datetime | None
+    time: TimeReading | None
+    body: str
+    recipients: tuple[str, ...] = ()
+    subject: str = ""
+    message_key: str = ""
+    attachments: tuple[ParsedAttachment, ...] = ()
+    edited: bool = False
+    reply_to: str = ""
+    #: free-form markers, e.g. "media_omitted", "system", "forwarded"
+    flags: tuple[str, ...] = ()
+    #: headers or fields worth keeping sealed with the body (e.g. full e-mail headers)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    """Something an export shows that is not itself a message but matters for the record."""
+
+    kind: EventKind
+    conversation: str
+    at: datetime | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class ParseHints:
+    """What a pure parser may know about the custodian (no I/O, no clock).
+
+    ``timezone`` reads zone-less local times; ``day_first`` comes from the
+    custodian's locale and is None when no locale is configured (an export
+    whose order the file cannot decide is then held for review);
+    ``self_names`` are the custodian's own display names, numbers and addresses.
+    """
+
+    timezone: tzinfo
+    zone_name: str
+    day_first: bool | None = None
+    self_names: frozenset[str] = frozenset()
+    source_name: str = ""

@@ -1,0 +1,37 @@
+"""Run by test_crash.py as a real subprocess: one large capture, then exit.
+
+Usage: python ingest_worker.py CONFIG SEED MESSAGES RAW_MB
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from twentyday.config import load
+from twentyday.records import ParsedMessage
+from twentyday.store import Archive, CaptureInput, RecordDraft
+
+
+def main() -> None:
+    config_path, seed, count, raw_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    archive = Archive(load(Path(config_path)))
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    raw = (seed.encode() * 1024)[: 1024] * (raw_mb * 1024)
+
+    def drafts() -> object:
+        for n in range(count):
+            at = start + timedelta(seconds=n)
+            body = f"crash test {seed} message {n}"
+            message = ParsedMessage("whatsapp", f"chat {seed}", "Jane", at, None, body)
+            yield RecordDraft(message, "sent", False, ("jdoe", "whatsapp", seed, str(n)))
+
+    print("started", flush=True)
+    result = archive.ingest(CaptureInput("jdoe", "cli", f"export-{seed}.txt", raw, "test", datetime.now(UTC)),
+                            drafts())  # type: ignore[arg-type]
+    print(f"committed {len(result.new_records)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
