@@ -30,7 +30,7 @@ def main() -> None:
     print("started", flush=True)
     result = archive.ingest(CaptureInput("jdoe", "cli", f"export-{seed}.txt", raw, "test", datetime.now(UTC)),
                             drafts())  # type: ignore[arg-type]
-    print(f"committed {len(result.new_records)}", flush=True)
+    print(f"committed {result.new_count}", flush=True)
 
 
 if __name__ == "__main__":

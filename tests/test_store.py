@@ -111,8 +111,8 @@ def test_identical_chat_lines_in_one_capture_stay_two_records(archive: Archive) 
     assert len(first.new_records) == 2
     # A later export repeats both lines and adds a third "ok": one new record, two links.
     second = archive.ingest(CaptureInput("jdoe", "cli", "chat2.txt", b"export 2", "test", NOW), drafts * 2)
-    assert len(second.linked_records) == 2
-    assert len(second.new_records) == 2
+    assert second.linked_count == 2
+    assert second.new_count == 2
 
 
 def test_text_search_uses_the_blind_index(archive_dir: Path, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def iso(moment: datetime) -> str:
 
 def utc_key(moment: datetime) -> str:
     """Fixed-width UTC form for range queries and sorting."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_iso(text: str) -> datetime:

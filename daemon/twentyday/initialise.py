@@ -119,5 +119,5 @@ def _demo(archive: Archive, now: datetime) -> int:
             path = Path(scratch) / f"demo-{n}.eml"
             path.write_bytes(raw)
             outcome = pipeline.ingest_file(archive, path, custodian_id="jdoe", channel="cli", now=now)
-            count += len(outcome.result.new_records) if outcome.result else 0
+            count += outcome.result.new_count if outcome.result else 0
     return count

@@ -101,7 +101,7 @@ def ingest_file(archive: Archive, path: Path, *, custodian_id: str | None, chann
     result = archive.ingest(capture, [draft(custodian, message)], before_commit=raise_alerts)
     if result.duplicate:
         return Outcome(path.name, "duplicate", result.capture_id, "already archived (same bytes)", result)
-    detail = f"{len(result.new_records)} new record(s), {len(result.linked_records)} already archived"
+    detail = f"{result.new_count} new record(s), {result.linked_count} already archived"
     return Outcome(path.name, "ingested", result.capture_id, detail, result)
 
 

@@ -81,7 +81,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX record_custodian_time ON record (custodian, created_utc);
     CREATE INDEX record_conversation ON record (custodian, conversation);
-    CREATE INDEX record_status ON record (status);
     CREATE TABLE record_capture (
         record_id TEXT NOT NULL, capture_id TEXT NOT NULL, captured_at TEXT NOT NULL,
         PRIMARY KEY (record_id, capture_id)
@@ -123,7 +122,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE escrow (
         recipient TEXT PRIMARY KEY, label TEXT NOT NULL, sealed BLOB NOT NULL, at TEXT NOT NULL
     );
-    CREATE VIRTUAL TABLE record_terms USING fts5 (record_id UNINDEXED, terms, tokenize = 'ascii');
+    -- Only whole-token AND queries are needed: no positions (detail=none), no column sizes.
+    CREATE VIRTUAL TABLE record_terms USING fts5 (
+        record_id UNINDEXED, terms, tokenize = 'ascii', detail = none, columnsize = 0
+    );
     """,
 )
 
@@ -140,6 +142,9 @@ def connect(path: str) -> sqlite_utils.Database:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA secure_delete = ON")
+    # Index keys are keyed hashes, so inserts land all over the B-trees: a 64 MiB page
+    # cache keeps a large ingest from turning into random reads.
+    conn.execute("PRAGMA cache_size = -65536")
     return db
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -39,6 +40,7 @@ from .records import Direction, ParsedEvent, ParsedMessage
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.db"
+TOKEN_CACHE_SIZE = 200_000
 _WORD = re.compile(r"\w{2,64}")
 #: Record columns in ledger and verify order; one list so writer and verifier agree.
 RECORD_COLUMNS = (
@@ -87,15 +89,32 @@ class RecordDraft:
     identity: tuple[str, ...]
 
 
+#: How many record ids an IngestResult lists (the counts are always exact).
+RESULT_ID_SAMPLE = 10_000
+
+
 @dataclass
 class IngestResult:
     capture_id: str
     duplicate: bool = False
+    new_count: int = 0
+    linked_count: int = 0
+    #: the first RESULT_ID_SAMPLE ids of each kind, for reports and tests
     new_records: list[str] = field(default_factory=list)
     linked_records: list[str] = field(default_factory=list)
     events: int = 0
     undated: int = 0
     late: int = 0
+
+    def add_new(self, record_id: str) -> None:
+        self.new_count += 1
+        if len(self.new_records) < RESULT_ID_SAMPLE:
+            self.new_records.append(record_id)
+
+    def add_linked(self, record_id: str) -> None:
+        self.linked_count += 1
+        if len(self.linked_records) < RESULT_ID_SAMPLE:
+            self.linked_records.append(record_id)
 
 
 def tokens(text: str) -> set[str]:
@@ -125,6 +144,8 @@ class Archive:
         self._blob_key = self.secrets.derived("blob-id")
         self._source_key = self.secrets.derived("source")
         self._ref_key = self.secrets.derived("message-ref")
+        # Chat vocabularies are small and skewed: most words repeat, so their HMACs do too.
+        self._token_cache: dict[str, str] = {}
 
     @classmethod
     def create(cls, config: Config, recipients: tuple[keys.Recipient, ...]) -> Archive:
@@ -178,7 +199,17 @@ class Archive:
 
     def term_tokens(self, text: str) -> list[str]:
         """HMAC'd search tokens, sorted so the stored order says nothing about word order."""
-        return sorted(self._keyed(self._token_key, t.encode())[:24] for t in tokens(text))
+        cache = self._token_cache
+        out = []
+        for word in tokens(text):
+            token = cache.get(word)
+            if token is None:
+                if len(cache) >= TOKEN_CACHE_SIZE:
+                    cache.clear()
+                token = cache[word] = self._keyed(self._token_key, word.encode())[:16]
+            out.append(token)
+        out.sort()
+        return out
 
     def source_hash(self, custodian: str | None, raw: bytes | Path) -> str:
         mac = hmac.new(self._source_key, (custodian or "").encode() + b"\0", hashlib.sha256)
@@ -227,7 +258,7 @@ class Archive:
                 self.conn.execute("ROLLBACK")
             raise
         log.info("capture %s committed: %d new, %d linked, %d events; ledger head %s",
-                 capture_id, len(result.new_records), len(result.linked_records), result.events,
+                 capture_id, result.new_count, result.linked_count, result.events,
                  writer.head_hash)
         return result
 
@@ -338,8 +369,6 @@ class _CaptureWriter:
         self._links: list[tuple[str, str, str]] = []
         self._attachments: list[tuple[Any, ...]] = []
         self._terms: list[tuple[str, str]] = []
-        self._pending_keys: dict[str, str] = {}
-        self._pending_links: set[str] = set()
         self._first: str | None = None
         self._last: str | None = None
 
@@ -358,10 +387,9 @@ class _CaptureWriter:
         if self.capture.envelope is not None:
             envelope_ref = self._seal_bytes(canonical_json(self.capture.envelope), self.capture_id, "envelope")
         count = 0
-        for draft in drafts:
-            self._add_record(draft)
-            count += 1
-        self._flush_records()
+        for batch in _batched(drafts, 2000):
+            self._add_batch(list(batch))
+            count += len(batch)
         for n, event in enumerate(events):
             self._add_event(n, event)
         self._write_capture(raw_ref, envelope_ref, keyslots, count)
@@ -378,6 +406,11 @@ class _CaptureWriter:
         existing = self._existing(blob_id)
         if existing:
             return existing
+        return self._seal_new(plaintext, owner, slot, blob_id)
+
+    def _seal_new(self, plaintext: bytes, owner: str, slot: str, blob_id: str | None = None) -> BlobRef:
+        """Seal content known not to be stored yet."""
+        blob_id = blob_id or self.archive.blob_id(plaintext)
         sealed = [self.data_key.seal_chunk(plaintext[i:i + CHUNK_BYTES], owner, slot, n,
                                            i + CHUNK_BYTES >= len(plaintext))
                   for n, i in enumerate(range(0, max(len(plaintext), 1), CHUNK_BYTES))]
@@ -415,53 +448,74 @@ class _CaptureWriter:
 
     # -- records
 
-    def _dedup(self, identity: tuple[str, ...]) -> tuple[str, str | None]:
-        """The dedup key for this message, and the existing record it is, if any.
+    def _dedup_key(self, identity: tuple[str, ...], occurrence: int) -> str:
+        return self.archive._keyed(self.archive._dedup_key, canonical_json([*identity, occurrence]))
+
+    def _add_batch(self, batch: list[RecordDraft]) -> None:
+        """Dedup a batch with two queries, then stage its records and links.
 
         Identical messages inside one capture (the same "ok" twice in a minute) are
         different records: the n-th occurrence gets its own key, and the n-th
-        occurrence in an overlapping export maps to the same one.
+        occurrence in an overlapping export maps to the same record.
         """
+        first_keys = [self._dedup_key(d.identity, 0) for d in batch]
+        marks = ",".join("?" * len(first_keys))
+        archived = {key: (record_id, capture_id) for key, record_id, capture_id in self.conn.execute(
+            f"SELECT dedup_key, id, capture_id FROM record WHERE dedup_key IN ({marks})", first_keys)}
+        older = [record_id for record_id, capture_id in archived.values() if capture_id != self.capture_id]
+        linked_here = set()
+        if older:
+            linked_here = {r for (r,) in self.conn.execute(
+                f"SELECT record_id FROM record_capture WHERE capture_id = ? AND record_id IN "
+                f"({','.join('?' * len(older))})", [self.capture_id, *older])}
+        created_here: set[str] = set()
+        for draft, first_key in zip(batch, first_keys, strict=True):
+            key, existing = self._resolve(draft.identity, first_key, archived, created_here, linked_here)
+            if existing is None:
+                created_here.add(key)
+                self._add_record(draft, key)
+            else:
+                linked_here.add(existing)
+                self._add_link(existing)
+        self._flush_records()
+
+    def _resolve(self, identity: tuple[str, ...], key: str, archived: dict[str, tuple[str, str]],
+                 created_here: set[str], linked_here: set[str]) -> tuple[str, str | None]:
+        """The dedup key for this message, and the archived record it is, if any."""
         occurrence = 0
         while True:
-            key = self.archive._keyed(self.archive._dedup_key, canonical_json([*identity, occurrence]))
-            if key in self._pending_keys:
-                occurrence += 1
-                continue
-            row = self.conn.execute("SELECT id, capture_id FROM record WHERE dedup_key = ?", (key,)).fetchone()
-            if row is None:
-                return key, None
-            record_id, first_capture = row
-            if first_capture == self.capture_id or record_id in self._pending_links or self.conn.execute(
-                "SELECT 1 FROM record_capture WHERE record_id = ? AND capture_id = ?",
-                (record_id, self.capture_id),
-            ).fetchone():
-                occurrence += 1
-                continue
-            return key, record_id
+            if key not in created_here:
+                hit = archived.get(key) if occurrence == 0 else self.conn.execute(
+                    "SELECT id, capture_id FROM record WHERE dedup_key = ?", (key,)).fetchone()
+                if hit is None:
+                    return key, None
+                record_id, first_capture = hit
+                if first_capture != self.capture_id and record_id not in linked_here and not (
+                    occurrence and self.conn.execute(
+                        "SELECT 1 FROM record_capture WHERE record_id = ? AND capture_id = ?",
+                        (record_id, self.capture_id)).fetchone()):
+                    return key, record_id
+            occurrence += 1
+            key = self._dedup_key(identity, occurrence)
 
-    def _add_record(self, draft: RecordDraft) -> None:
+    def _add_link(self, existing: str) -> None:
+        self._links.append((existing, self.capture_id, self.captured_iso))
+        self.ledger.append(self.captured_iso, "link", f"{existing}/{self.capture_id}",
+                           {"record_id": existing, "capture_id": self.capture_id, "captured_at": self.captured_iso})
+        self.result.add_linked(existing)
+
+    def _add_record(self, draft: RecordDraft, key: str) -> None:
         message = draft.message
         if message.created_at is not None:
             stamp = utc_key(message.created_at)
             self._first = min(self._first or stamp, stamp)
             self._last = max(self._last or stamp, stamp)
-        key, existing = self._dedup(draft.identity)
-        if existing is not None:
-            self._links.append((existing, self.capture_id, self.captured_iso))
-            self._pending_links.add(existing)
-            self.ledger.append(self.captured_iso, "link", f"{existing}/{self.capture_id}",
-                               {"record_id": existing, "capture_id": self.capture_id,
-                                "captured_at": self.captured_iso})
-            self.result.linked_records.append(existing)
-            if len(self._links) >= 2000:
-                self._flush_records()
-            return
         record_id = "rec-" + key[:24]
-        self._pending_keys[key] = record_id
         row = self._record_row(record_id, key, draft)
         attachments = self._seal_attachments(record_id, message)
-        content = self._seal_bytes(canonical_json(content_document(message)), record_id, "content")
+        # The record id is part of the sealed document, so a content blob is never shared
+        # between records: no existence check per message, and equal bodies do not show.
+        content = self._seal_new(canonical_json(content_document(record_id, message)), record_id, "content")
         row["content_blob"] = content.id
         self._records.append(tuple(row[c] for c in RECORD_COLUMNS))
         self._links.append((record_id, self.capture_id, self.captured_iso))
@@ -469,13 +523,11 @@ class _CaptureWriter:
         self._terms.append((record_id, " ".join(self.archive.term_tokens(searchable))))
         self.ledger.append(self.captured_iso, "record", record_id,
                            record_payload(row, content, [(a, r) for a, r in attachments]))
-        self.result.new_records.append(record_id)
+        self.result.add_new(record_id)
         if row["status"] == "undated":
             self.result.undated += 1
         elif row["status"] == "late":
             self.result.late += 1
-        if len(self._records) >= 2000:
-            self._flush_records()
 
     def _record_row(self, record_id: str, key: str, draft: RecordDraft) -> dict[str, Any]:
         message = draft.message
@@ -555,8 +607,6 @@ class _CaptureWriter:
         self._links.clear()
         self._attachments.clear()
         self._terms.clear()
-        self._pending_keys.clear()
-        self._pending_links.clear()
 
     # -- events and the capture itself
 
@@ -599,6 +649,13 @@ class _CaptureWriter:
                            capture_payload(row, keyslots, raw_ref, envelope_ref))
 
 
+def _batched(items: Iterable[RecordDraft], size: int) -> Iterator[tuple[RecordDraft, ...]]:
+    """itertools.batched for Python 3.11."""
+    iterator = iter(items)
+    while batch := tuple(itertools.islice(iterator, size)):
+        yield batch
+
+
 def _lookahead(pieces: Iterator[bytes]) -> Iterator[bytes | None]:
     """Yield each following piece, then None: lets the sealer mark the last chunk."""
     for piece in pieces:
@@ -607,9 +664,10 @@ def _lookahead(pieces: Iterator[bytes]) -> Iterator[bytes | None]:
     yield None
 
 
-def content_document(message: ParsedMessage) -> dict[str, Any]:
+def content_document(record_id: str, message: ParsedMessage) -> dict[str, Any]:
     """What is sealed for a record: everything a reader needs that the index must not hold."""
     return {
+        "record_id": record_id,
         "subject": message.subject,
         "body": message.body,
         "attachments": [
@@ -625,14 +683,22 @@ def content_document(message: ParsedMessage) -> dict[str, Any]:
 
 def record_payload(row: dict[str, Any], content: BlobRef,
                    attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> dict[str, Any]:
-    # The row as a list in RECORD_COLUMNS order: verify compares it inside SQLite with
-    # json_array(...) over the same columns, which renders JSON exactly as canonical_json does.
     return {
-        "record": [row[c] for c in RECORD_COLUMNS],
+        "record_sha256": row_digest(row),
         "content": content.as_payload(),
         "attachments": [{"row": {c: a[c] for c in ATTACHMENT_COLUMNS}, "blob": blob_payload(r)}
                         for a, r in attachments],
     }
+
+
+def row_digest(row: dict[str, Any]) -> str:
+    """SHA-256 of the record row as a JSON list in RECORD_COLUMNS order.
+
+    verify recomputes it inside SQLite as sha256(json_array(...)) over the same columns:
+    SQLite's json_array renders strings, integers and nulls exactly as canonical_json does.
+    The ledger keeps the digest, not a second copy of every row.
+    """
+    return hashlib.sha256(canonical_json([row[c] for c in RECORD_COLUMNS])).hexdigest()
 
 
 def capture_payload(row: dict[str, Any], keyslots: list[tuple[str, bytes]], raw_ref: BlobRef,

@@ -12,8 +12,8 @@ Checks, none of which needs an officer key:
 4. blobs: every sealed chunk hashes to the digest the ledger recorded; no blob
    or chunk exists that no entry accounts for.
 
-The per-record comparisons run inside SQLite (``json_array`` over the row's
-columns against the ledger payload), so verify keeps pace with a plain
+The per-record comparisons run inside SQLite (the SHA-256 of ``json_array``
+over the row's columns against the digest in the ledger entry), so verify keeps pace with a plain
 SHA-256 pass over the same files; only differences come back to Python,
 which then names the fields that changed.
 """
@@ -89,6 +89,7 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> I
 
 def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey) -> VerifyReport:
     report = VerifyReport()
+    conn.create_function("sha256", 1, _sha256_text, deterministic=True)
     try:
         _check_chain(conn, verify_key, report)
         _check_captures(conn, report)
@@ -99,6 +100,10 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey) -> Ve
     except sqlite3.DatabaseError as error:
         report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
     return report
+
+
+def _sha256_text(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _check_chain(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, report: VerifyReport) -> None:
@@ -153,9 +158,7 @@ def _difference(stored: str, payload: dict[str, Any]) -> str:
     changed = []
     for part, values in current.items():
         before = original.get(part)
-        if part == "record" and isinstance(values, list) and isinstance(before, list):
-            changed += [f"record.{c}" for c, a, b in zip(RECORD_COLUMNS, values, before, strict=False) if a != b]
-        elif isinstance(values, dict) and isinstance(before, dict):
+        if isinstance(values, dict) and isinstance(before, dict):
             changed += [f"{part}.{k}" for k in values if values.get(k) != before.get(k)]
         elif values != before:
             changed.append(part)
@@ -201,7 +204,8 @@ SELECT r.id, l.seq IS NULL FROM record r
 LEFT JOIN ledger l ON l.kind = 'record' AND l.subject = r.id
 LEFT JOIN blob b ON b.id = r.content_blob
 WHERE l.seq IS NULL
-   OR json_array({", ".join("r." + c for c in RECORD_COLUMNS)}) IS NOT json_extract(l.payload, '$.record')
+   OR sha256(json_array({", ".join("r." + c for c in RECORD_COLUMNS)}))
+      IS NOT json_extract(l.payload, '$.record_sha256')
    OR json_object('chunks', b.chunks, 'digest', b.digest, 'id', b.id, 'size', b.size)
       IS NOT json_extract(l.payload, '$.content')
    OR (SELECT count(*) FROM attachment a WHERE a.record_id = r.id)

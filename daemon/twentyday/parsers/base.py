@@ -1,0 +1,218 @@
+"""What every parser sees: an export as a set of members, read as bounded streams.
+
+A chat export is one file (WhatsApp ``.txt``, SMS XML, Telegram ``result.json``)
+or a zip of many (WhatsApp with media, Slack workspace, Telegram/Google
+Takeout). Parsers never touch the file system: they get an :class:`ExportSource`
+and read members through it. :class:`ZipSource` reads zip entries as streams,
+never extracting to disk, and treats the archive as hostile:
+
+- entry names with ``..``, absolute paths, drive letters or backslashes, and
+  symlink entries are refused (zip slip);
+- more than ``MAX_ENTRIES`` entries is refused (no real export has that many);
+- bytes are counted as they are actually decompressed, not as the headers
+  claim, per entry and in total (zip bombs); entries whose data overlap
+  another entry's are refused (overlapping-entry bombs; Python 3.11's
+  ``zipfile`` does not check this).
+
+A parser module provides ``NAME``, ``detect(source, head) -> bool`` and
+``parse(source, hints) -> Iterator[ParsedMessage | ParsedEvent]``.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import stat
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, BinaryIO, Protocol, cast
+
+from ..errors import ParseError
+from ..records import ParsedEvent, ParsedMessage, ParseHints
+
+MAX_ENTRIES = 200_000
+MAX_ENTRY_BYTES = 2 * 1024**3
+MAX_TOTAL_BYTES = 8 * 1024**3
+#: Decompressed / compressed beyond this for a large entry looks like a bomb.
+MAX_RATIO = 200
+HEAD_BYTES = 8192
+
+Record = ParsedMessage | ParsedEvent
+
+
+class ExportSource(Protocol):
+    """An export as parsers see it: named members, each opened as a binary stream."""
+
+    @property
+    def name(self) -> str: ...
+
+    def members(self) -> list[str]: ...
+
+    def open(self, member: str) -> BinaryIO: ...
+
+    def size(self, member: str) -> int: ...
+
+
+class ParserModule(Protocol):
+    NAME: str
+
+    def detect(self, source: ExportSource, head: bytes) -> bool: ...
+
+    def parse(self, source: ExportSource, hints: ParseHints) -> Iterator[Record]: ...
+
+
+def read_head(source: ExportSource, member: str, limit: int = HEAD_BYTES) -> bytes:
+    with source.open(member) as stream:
+        return stream.read(limit)
+
+
+class FileSource:
+    """A single-file export; its only member is its own name."""
+
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        self._path = path
+        self._name = name or path.name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def members(self) -> list[str]:
+        return [self._name]
+
+    def open(self, member: str) -> BinaryIO:
+        if member != self._name:
+            raise ParseError(f"{self._name}: no member {member!r}")
+        return self._path.open("rb")
+
+    def size(self, member: str) -> int:
+        return self._path.stat().st_size
+
+
+class BytesSource:
+    """An export held in memory (small items, tests)."""
+
+    def __init__(self, name: str, data: bytes | dict[str, bytes]) -> None:
+        self._name = name
+        self._data = data if isinstance(data, dict) else {name: data}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def members(self) -> list[str]:
+        return list(self._data)
+
+    def open(self, member: str) -> BinaryIO:
+        if member not in self._data:
+            raise ParseError(f"{self._name}: no member {member!r}")
+        return io.BytesIO(self._data[member])
+
+    def size(self, member: str) -> int:
+        return len(self._data[member])
+
+
+@dataclass
+class _Budget:
+    total: int = 0
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts bytes actually decompressed; refuses past the entry and archive limits."""
+
+    def __init__(self, inner: IO[bytes], member: str, compressed: int, budget: _Budget) -> None:
+        self._inner = inner
+        self._member = member
+        self._compressed = max(compressed, 1)
+        self._budget = budget
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        count = len(data)
+        self._read += count
+        self._budget.total += count
+        if self._read > MAX_ENTRY_BYTES:
+            raise ParseError(f"zip entry {self._member!r} decompresses past {MAX_ENTRY_BYTES} bytes")
+        if self._budget.total > MAX_TOTAL_BYTES:
+            raise ParseError(f"zip decompresses past {MAX_TOTAL_BYTES} bytes in total (zip bomb?)")
+        if self._read > 64 * 1024 * 1024 and self._read > MAX_RATIO * self._compressed:
+            raise ParseError(f"zip entry {self._member!r} expands more than {MAX_RATIO}x (zip bomb?)")
+        buffer[:count] = data
+        return count
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
+def _unsafe_name(name: str) -> bool:
+    if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return True
+    return ".." in PurePosixPath(name).parts
+
+
+class ZipSource:
+    """A zip export, checked on open and read entry by entry as streams."""
+
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        self._name = name or path.name
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise ParseError(f"{self._name}: not a readable zip file ({error})") from None
+        infos = self._zip.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise ParseError(f"{self._name}: {len(infos)} zip entries is more than any export has")
+        self._infos = {}
+        for info in infos:
+            if _unsafe_name(info.filename):
+                raise ParseError(f"{self._name}: zip entry name {info.filename!r} escapes the archive (zip slip)")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise ParseError(f"{self._name}: zip entry {info.filename!r} is a symbolic link")
+            if not info.is_dir():
+                self._infos[info.filename] = info
+        self._check_overlap(infos)
+        self._budget = _Budget()
+
+    def _check_overlap(self, infos: list[zipfile.ZipInfo]) -> None:
+        """Refuse entries whose compressed data overlap (one local file reused many times)."""
+        spans = sorted((i.header_offset, i.header_offset + 30 + len(i.filename.encode()) + i.compress_size, i.filename)
+                       for i in infos)
+        for (_, end, name), (start, _, following) in itertools.pairwise(spans):
+            if start < end:
+                raise ParseError(f"{self._name}: zip entries {name!r} and {following!r} overlap (zip bomb)")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def members(self) -> list[str]:
+        return list(self._infos)
+
+    def open(self, member: str) -> BinaryIO:
+        info = self._infos.get(member)
+        if info is None:
+            raise ParseError(f"{self._name}: no member {member!r}")
+        try:
+            inner = self._zip.open(info)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError) as error:
+            raise ParseError(f"{self._name}: cannot read {member!r} ({error})") from None
+        reader = _CountingReader(inner, member, info.compress_size, self._budget)
+        return cast(BinaryIO, io.BufferedReader(reader, buffer_size=256 * 1024))
+
+    def size(self, member: str) -> int:
+        return self._infos[member].file_size
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+def iter_members(source: ExportSource, suffix: str) -> Iterator[str]:
+    lowered = suffix.lower()
+    return (m for m in source.members() if m.lower().endswith(lowered))
