@@ -23,7 +23,7 @@ from . import config as config_module
 from . import search as search_module
 from .alerts import open_alerts
 from .canonical import parse_iso
-from .errors import ConfigError, KeyMaterialError, TwentydayError
+from .errors import ConfigError, KeyMaterialError, NotFoundError, TwentydayError
 from .store import Archive
 from .verify import verify as verify_archive
 
@@ -203,8 +203,13 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
     archive = open_archive(ctx)
     outcomes = []
     try:
+        if custodian is not None and archive.config.custodian(custodian) is None:
+            raise NotFoundError(f"no custodian {custodian!r} in {archive.config.path}")
         for path in paths:
-            outcome = pipeline.ingest_file(archive, path, custodian_id=custodian, channel="cli", now=now())
+            if not path.is_file():
+                raise NotFoundError(f"{path}: not a regular file")
+            item = pipeline.Item(path.name, "cli", now(), path=path, custodian_id=custodian)
+            outcome = pipeline.process(archive, item)
             outcomes.append(outcome)
             if not as_json:
                 click.echo(f"{outcome.state:<12} {outcome.source}  {outcome.capture_id}  {outcome.detail}")
@@ -213,7 +218,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
     if as_json:
         click.echo(json.dumps([{"source": o.source, "state": o.state, "capture_id": o.capture_id,
                                 "detail": o.detail} for o in outcomes], indent=2))
-    if any(o.state == "quarantined" for o in outcomes):
+    if any(o.state in {"quarantined", "held"} for o in outcomes):
         ctx.exit(4)
 
 

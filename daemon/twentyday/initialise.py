@@ -118,6 +118,7 @@ def _demo(archive: Archive, now: datetime) -> int:
         for n, raw in enumerate(demo_messages(now), start=1):
             path = Path(scratch) / f"demo-{n}.eml"
             path.write_bytes(raw)
-            outcome = pipeline.ingest_file(archive, path, custodian_id="jdoe", channel="cli", now=now)
+            item = pipeline.Item(path.name, "cli", now, path=path, custodian_id="jdoe")
+            outcome = pipeline.process(archive, item)
             count += outcome.result.new_count if outcome.result else 0
     return count

@@ -1,9 +1,13 @@
 """From an item to sealed records: detect → parse → route → draft → store.
 
-This first pipeline knows one format, a single e-mail message (``.eml``);
-the chat and mail intake grow it. Whatever happens, the item is kept: a
-parse failure is sealed in quarantine with its reason and an ``ingest_failed``
-alert, an item no custodian claims is sealed with ``unknown_custodian``.
+One function, :func:`process`, serves every source: the watched folder and
+SMTP (through the spool worker) and ``twentyday ingest`` (directly). Whatever
+happens, the item is kept: an unreadable item is sealed in quarantine with its
+reason and an ``ingest_failed`` alert, an item no custodian claims is sealed
+with ``unknown_custodian``, an export whose dates cannot be read without a
+human decision is sealed as ``held`` with an alert. Only a failure of the
+archive itself (disk full, index locked) propagates, so the caller keeps the
+item and tries again.
 """
 
 from __future__ import annotations
@@ -11,20 +15,46 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from . import alerts
 from .config import Config, Custodian, normalise_identity
-from .errors import NotFoundError, ParseError
-from .parsers import mailfile
-from .records import Direction, ParsedMessage
+from .errors import HeldForReview, NotFoundError, ParseError
+from .parsers import registry
+from .parsers.base import ExportSource, ParserModule
+from .records import Direction, ParsedEvent, ParsedMessage, ParseHints
 from .store import Archive, CaptureInput, IngestResult, RecordDraft
 
 log = logging.getLogger(__name__)
-MAX_ITEM_BYTES = 64 * 1024 * 1024
+
+#: WhatsApp keeps about the newest 40,000 messages (10,000 with media) in an export.
+WHATSAPP_LIMIT = 39_000
+WHATSAPP_MEDIA_LIMIT = 9_500
+EVENT_ALERTS = {
+    "deleted_message": "deleted_message",
+    "disappearing_messages": "disappearing_messages",
+    "incomplete_copy": "incomplete_copy",
+    "truncated_export": "coverage_gap",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to ingest: a file on disk or bytes in memory, and how it came."""
+
+    name: str
+    channel: str  # smtp | folder | cli
+    received_at: datetime
+    path: Path | None = None
+    data: bytes | None = None
+    custodian_id: str | None = None  # from --custodian, the inbox folder or the SMTP plus-address
+    envelope: dict[str, str] | None = None
+    parent_capture: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,10 +62,20 @@ class Outcome:
     """What happened to one item, for the CLI's per-file report."""
 
     source: str
-    state: str  # ingested | duplicate | quarantined | unrouted
+    state: str  # ingested | duplicate | quarantined | held | unrouted
     capture_id: str
     detail: str
     result: IngestResult | None = None
+
+
+@dataclass
+class _Tally:
+    """Counts gathered while the store consumes the parse, for the alerts."""
+
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)
+    messages: int = 0
+    with_media: int = 0
+    conversation: str = ""
 
 
 def route_message(config: Config, message: ParsedMessage) -> Custodian | None:
@@ -61,68 +101,155 @@ def draft(custodian: Custodian, message: ParsedMessage) -> RecordDraft:
     return RecordDraft(message=message, direction=direction, copied=copied, identity=identity)
 
 
-def drafts(custodian: Custodian, messages: Iterable[ParsedMessage]) -> Iterator[RecordDraft]:
-    for message in messages:
-        yield draft(custodian, message)
+def hints_for(custodian: Custodian, source_name: str) -> ParseHints:
+    return ParseHints(custodian.zone, custodian.timezone, custodian.day_first, custodian.own_identities(),
+                      source_name)
 
 
-def ingest_file(archive: Archive, path: Path, *, custodian_id: str | None, channel: str,
-                now: datetime) -> Outcome:
-    """Ingest one file through the pipeline. Never raises for bad content: it quarantines."""
+def process(archive: Archive, item: Item) -> Outcome:
+    """Ingest one item. Never raises for bad content: it quarantines, holds or keeps unrouted."""
     config = archive.config
-    if custodian_id is not None and config.custodian(custodian_id) is None:
-        raise NotFoundError(f"no custodian {custodian_id!r} in {config.path}")
-    if not path.is_file():
-        raise NotFoundError(f"{path}: not a regular file")
-    if path.stat().st_size > MAX_ITEM_BYTES:
-        return _quarantine(archive, path, custodian_id, channel, now,
-                           f"larger than {MAX_ITEM_BYTES} bytes for the e-mail reader")
-    raw = path.read_bytes()
+    custodian = config.custodian(item.custodian_id) if item.custodian_id else None
+    if item.custodian_id and custodian is None:
+        return _keep(archive, item, None, "unrouted", f"no custodian {item.custodian_id!r} is configured",
+                     "unknown_custodian")
     try:
-        message = mailfile.read_message(raw)
+        source = registry.open_source(item.path, item.data, item.name)
     except ParseError as error:
-        return _quarantine(archive, path, custodian_id, channel, now, str(error))
-    custodian = config.custodian(custodian_id) if custodian_id else route_message(config, message)
-    if custodian is None:
-        capture = CaptureInput(None, channel, path.name, raw, "email", now, state="unrouted",
-                               reason="no configured custodian matches the sender or recipients")
+        return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
+    try:
+        parser = registry.choose(source)
+        if parser is None:
+            return _keep(archive, item, custodian, "quarantined",
+                         "not a format twentyday reads (no parser recognised it)", "ingest_failed")
+        return _parse_and_store(archive, item, custodian, source, parser)
+    finally:
+        registry.close_source(source)
 
-        def unrouted(conn: sqlite3.Connection, result: IngestResult) -> None:
-            alerts.raise_alert(conn, "unknown_custodian", "", "", f"capture {result.capture_id} ({channel})", now)
 
-        result = archive.ingest(capture, before_commit=unrouted)
-        return Outcome(path.name, "duplicate" if result.duplicate else "unrouted", result.capture_id,
-                       "kept sealed: no custodian matches; see 'twentyday alerts'", result)
-    capture = CaptureInput(custodian.id, channel, path.name, raw, "email", now)
+def _parse_and_store(archive: Archive, item: Item, custodian: Custodian | None, source: ExportSource,
+                     parser: ParserModule) -> Outcome:
+    try:
+        if custodian is None:
+            custodian, records = _route_by_content(archive.config, source, parser)
+            if custodian is None:
+                return _keep(archive, item, None, "unrouted",
+                             "no configured custodian matches its senders or recipients", "unknown_custodian")
+        else:
+            records = _guarded(parser.parse(source, hints_for(custodian, item.name)), parser.NAME)
+        owner = custodian
+        tally = _Tally()
+        events: list[ParsedEvent] = []
 
-    def raise_alerts(conn: sqlite3.Connection, result: IngestResult) -> None:
-        _alerts_for(conn, custodian, message, result, now)
+        def raise_alerts(conn: sqlite3.Connection, result: IngestResult) -> None:
+            _raise_alerts(conn, owner, result, tally, item.received_at)
 
-    result = archive.ingest(capture, [draft(custodian, message)], before_commit=raise_alerts)
+        drafts = _drafts(owner, records, events, tally, parser.NAME)
+        result = archive.ingest(_capture(item, owner.id, parser.NAME), drafts, events, before_commit=raise_alerts)
+    except HeldForReview as error:
+        return _keep(archive, item, custodian, "held", f"held for review: {error}", "ingest_failed")
+    except ParseError as error:
+        return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
     if result.duplicate:
-        return Outcome(path.name, "duplicate", result.capture_id, "already archived (same bytes)", result)
-    detail = f"{result.new_count} new record(s), {result.linked_count} already archived"
-    return Outcome(path.name, "ingested", result.capture_id, detail, result)
+        return Outcome(item.name, "duplicate", result.capture_id, "already archived (same bytes)", result)
+    detail = f"{parser.NAME}: {result.new_count} new record(s), {result.linked_count} already archived"
+    if result.events:
+        detail += f", {result.events} event(s)"
+    return Outcome(item.name, "ingested", result.capture_id, detail, result)
 
 
-def _alerts_for(conn: sqlite3.Connection, custodian: Custodian, message: ParsedMessage, result: IngestResult,
-                now: datetime) -> None:
+def _guarded(records: Iterable[ParsedMessage | ParsedEvent], parser: str) -> Iterator[ParsedMessage | ParsedEvent]:
+    """A parser bug must not lose the item: any exception becomes a ParseError (quarantine)."""
+    try:
+        yield from records
+    except ParseError:
+        raise
+    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            UnicodeError, LookupError, OverflowError) as error:
+        raise ParseError(f"{parser} parser failed: {type(error).__name__}") from None
+
+
+def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
+                      ) -> tuple[Custodian | None, Iterator[ParsedMessage | ParsedEvent]]:
+    """Mail carries its own addresses: route by the first message's sender or recipients."""
+    # Only addresses are read from the probe; times are read again in the custodian's zone.
+    probe = ParseHints(timezone=ZoneInfo("UTC"), zone_name="UTC", source_name=source.name)
+    first = None
+    for record in _guarded(parser.parse(source, probe), parser.NAME):
+        if isinstance(record, ParsedMessage):
+            first = record
+            break
+    custodian = route_message(config, first) if first is not None else None
+    if custodian is None:
+        return None, iter(())
+    return custodian, _guarded(parser.parse(source, hints_for(custodian, source.name)), parser.NAME)
+
+
+def _drafts(custodian: Custodian, records: Iterable[ParsedMessage | ParsedEvent], events: list[ParsedEvent],
+            tally: _Tally, parser: str) -> Iterator[RecordDraft]:
+    """Messages become drafts; events are set aside for the store (it takes them after)."""
+    for record in records:
+        if isinstance(record, ParsedEvent):
+            events.append(record)
+            tally.events[(record.kind, record.conversation)] += 1
+            continue
+        tally.messages += 1
+        tally.conversation = tally.conversation or record.conversation
+        if record.attachments:
+            tally.with_media += 1
+        yield draft(custodian, record)
+    limit = WHATSAPP_MEDIA_LIMIT if tally.with_media else WHATSAPP_LIMIT
+    if parser == "whatsapp" and tally.messages >= limit:
+        event = ParsedEvent("truncated_export", tally.conversation, None,
+                            f"{tally.messages} messages: WhatsApp may have cut older history from this export")
+        events.append(event)
+        tally.events[(event.kind, event.conversation)] += 1
+
+
+def _raise_alerts(conn: sqlite3.Connection, custodian: Custodian, result: IngestResult, tally: _Tally,
+                  now: datetime) -> None:
+    for (kind, conversation), count in sorted(tally.events.items()):
+        alert_kind = EVENT_ALERTS.get(kind)
+        if alert_kind:
+            alerts.raise_alert(conn, alert_kind, custodian.id, conversation,
+                               f"{count} {kind.replace('_', ' ')} event(s) in {result.capture_id}", now)
     if result.undated:
-        alerts.raise_alert(conn, "undated_record", custodian.id, message.conversation,
+        alerts.raise_alert(conn, "undated_record", custodian.id, tally.conversation,
                            f"{result.undated} record(s) without an original time in {result.capture_id}", now)
     if result.late:
-        alerts.raise_alert(conn, "late_capture", custodian.id, message.conversation,
+        alerts.raise_alert(conn, "late_capture", custodian.id, tally.conversation,
                            f"{result.late} record(s) captured after the deadline in {result.capture_id}", now)
 
 
-def _quarantine(archive: Archive, path: Path, custodian_id: str | None, channel: str, now: datetime,
-                reason: str) -> Outcome:
-    capture = CaptureInput(custodian_id, channel, path.name, path, "email", now, state="quarantined",
-                           reason=reason)
+def refuse(archive: Archive, item: Item, reason: str) -> Outcome:
+    """A source refused the item (a symlink, FIFO or device in the inbox): keep what it knows."""
+    return _keep(archive, item, archive.config.custodian(item.custodian_id or ""), "quarantined", reason,
+                 "ingest_failed")
 
-    def failed(conn: sqlite3.Connection, result: IngestResult) -> None:
-        alerts.raise_alert(conn, "ingest_failed", custodian_id or "", "", f"{result.capture_id}: {reason}", now)
 
-    result = archive.ingest(capture, before_commit=failed)
-    log.warning("quarantined %s: %s", result.capture_id, reason)
-    return Outcome(path.name, "quarantined", result.capture_id, reason, result)
+def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "ingested",
+             reason: str = "") -> CaptureInput:
+    raw: bytes | Path
+    if item.path is not None:
+        raw = item.path
+    elif item.data is not None:
+        raw = item.data
+    else:
+        raise NotFoundError(f"{item.name}: item has no content")
+    return CaptureInput(custodian_id, item.channel, item.name, raw, parser, item.received_at,
+                        envelope=item.envelope, state=state, reason=reason, parent_capture=item.parent_capture)
+
+
+def _keep(archive: Archive, item: Item, custodian: Custodian | None, state: str, reason: str,
+          alert_kind: str) -> Outcome:
+    """Seal the raw item with no records, and raise the alert that says why."""
+    custodian_id = custodian.id if custodian else None
+
+    def raise_alert(conn: sqlite3.Connection, result: IngestResult) -> None:
+        alerts.raise_alert(conn, alert_kind, custodian_id or "", "", f"{result.capture_id}: {reason}",
+                           item.received_at)
+
+    result = archive.ingest(_capture(item, custodian_id, "none", state, reason), before_commit=raise_alert)
+    if not result.duplicate:
+        log.warning("%s %s: %s", state, result.capture_id, reason)
+    return Outcome(item.name, "duplicate" if result.duplicate else state, result.capture_id, reason, result)

@@ -216,3 +216,42 @@ class ZipSource:
 def iter_members(source: ExportSource, suffix: str) -> Iterator[str]:
     lowered = suffix.lower()
     return (m for m in source.members() if m.lower().endswith(lowered))
+
+
+class Reopenable(io.RawIOBase):
+    """A member stream that supports ``seek(0)`` by opening the member again.
+
+    Two-pass parsers (decide the layout, then read) need to start over; zip entry
+    streams cannot seek, so starting over means decompressing again, bounded as before.
+    """
+
+    def __init__(self, source: ExportSource, member: str) -> None:
+        self._source = source
+        self._member = member
+        self._stream = source.open(member)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if (offset, whence) != (0, io.SEEK_SET):
+            raise io.UnsupportedOperation("only seek(0) is supported")
+        self._stream.close()
+        self._stream = self._source.open(self._member)
+        return 0
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def open_rewindable(source: ExportSource, member: str) -> BinaryIO:
+    return cast(BinaryIO, io.BufferedReader(Reopenable(source, member), buffer_size=256 * 1024))

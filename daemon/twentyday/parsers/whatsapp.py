@@ -40,11 +40,12 @@ import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import BinaryIO, Literal
 
 from twentyday.errors import HeldForReview, ParseError
+from twentyday.parsers.base import ExportSource, open_rewindable, read_head
 from twentyday.records import (
     DecidedBy,
     EventKind,
@@ -55,7 +56,7 @@ from twentyday.records import (
     TimeReading,
 )
 
-__all__ = ["MAX_LINE_BYTES", "conversation_name", "looks_like_whatsapp", "parse_text"]
+__all__ = ["MAX_LINE_BYTES", "NAME", "conversation_name", "detect", "looks_like_whatsapp", "parse", "parse_text"]
 
 Record = ParsedMessage | ParsedEvent
 
@@ -692,3 +693,70 @@ def _referenced_files(first: str, body: str) -> list[str]:
 def _content_type(name: str) -> str:
     ext = name.rpartition(".")[2].lower()
     return _CONTENT_TYPES.get(ext, "application/octet-stream")
+
+
+# --- the export as a whole: a .txt, or a zip with the chat and its media ----------------
+
+NAME = "whatsapp"
+#: Larger media stay in the raw capture (sealed) but are not copied into an attachment.
+MEDIA_LIMIT = 256 * 1024 * 1024
+
+
+def _chat_member(source: ExportSource) -> str | None:
+    members = source.members()
+    if len(members) == 1:
+        return members[0]
+    texts = [m for m in members if m.lower().endswith(".txt") and "/" not in m]
+    if "_chat.txt" in texts:
+        return "_chat.txt"
+    return texts[0] if len(texts) == 1 else None
+
+
+def detect(source: ExportSource, head: bytes) -> bool:
+    member = _chat_member(source)
+    if member is None:
+        return False
+    if len(source.members()) > 1:
+        head = read_head(source, member)
+    return looks_like_whatsapp(head)
+
+
+def parse(source: ExportSource, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
+    """Parse the chat and attach the media files the zip carries to their messages."""
+    member = _chat_member(source)
+    if member is None:
+        raise ParseError(f"{source.name}: no single chat text file in the export")
+    media = {m.rsplit("/", 1)[-1]: m for m in source.members() if m != member}
+    named = ParseHints(hints.timezone, hints.zone_name, hints.day_first, hints.self_names, source.name)
+    stream = open_rewindable(source, member)
+    try:
+        for record in parse_text(stream, named):
+            if isinstance(record, ParsedMessage) and "media_referenced" in record.flags:
+                yield from _with_media(source, media, record)
+            else:
+                yield record
+    finally:
+        stream.close()
+
+
+def _with_media(
+    source: ExportSource, media: dict[str, str], message: ParsedMessage
+) -> Iterator[ParsedMessage | ParsedEvent]:
+    attachments = []
+    missing = []
+    for attachment in message.attachments:
+        member = media.get(attachment.name)
+        if member is not None and source.size(member) <= MEDIA_LIMIT:
+            with source.open(member) as stream:
+                data = stream.read(MEDIA_LIMIT + 1)
+            attachments.append(ParsedAttachment(attachment.name, attachment.content_type, data))
+        else:
+            attachments.append(attachment)
+            missing.append(attachment.name)
+    flags = message.flags + (("media_omitted",) if missing else ())
+    yield replace(message, attachments=tuple(attachments), flags=flags)
+    # Exported "with media" but the file is not here (a .txt dropped without its zip,
+    # or a zip that lost it): the copy is not complete.
+    if missing:
+        yield ParsedEvent("incomplete_copy", message.conversation, message.created_at,
+                          f"{len(missing)} attached file(s) named in the chat are not in the export")

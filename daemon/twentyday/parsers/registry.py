@@ -1,0 +1,40 @@
+"""Which parser reads an item: chosen by content, in a fixed order (no import-time registration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ParseError
+from . import email, whatsapp
+from .base import HEAD_BYTES, BytesSource, ExportSource, FileSource, ParserModule, ZipSource, read_head
+
+#: Most specific first: formats with strong signatures before the looser text ones.
+PARSERS: tuple[ParserModule, ...] = (whatsapp, email)
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def open_source(path: Path | None, data: bytes | None, name: str) -> ExportSource:
+    """The item as an export: a zip's members, or the single file/bytes itself."""
+    if path is not None:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+        return ZipSource(path, name) if magic == ZIP_MAGIC else FileSource(path, name)
+    if data is None:
+        raise ParseError(f"{name}: empty item")
+    if data[:4] == ZIP_MAGIC:
+        raise ParseError(f"{name}: a zip must be ingested from a file")
+    return BytesSource(name, data)
+
+
+def close_source(source: ExportSource) -> None:
+    if isinstance(source, ZipSource):
+        source.close()
+
+
+def choose(source: ExportSource) -> ParserModule | None:
+    members = source.members()
+    head = read_head(source, members[0], HEAD_BYTES) if len(members) == 1 else b""
+    for parser in PARSERS:
+        if parser.detect(source, head):
+            return parser
+    return None

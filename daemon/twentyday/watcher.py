@@ -1,0 +1,191 @@
+"""The watched export folder: ``<folder.path>/<custodian-id>/<file>``.
+
+watchdog reports that something changed; a file is taken only once it is
+complete and stable (same size and modification time for ``settle_seconds``,
+so a copy over a slow network share is not read half-written). Taking it
+means moving it into the spool (durable) and waking the pipeline; the inbox
+is left empty. Files already there when the daemon starts are taken too.
+
+The inbox is writable by employees and so is untrusted: a symlink, FIFO,
+device or socket is never opened; it is removed and recorded (sealed, with an
+``ingest_failed`` alert) so the attempt is visible. Names that look like
+downloads in progress (``.part``, ``.crdownload``, ``.tmp``, dot-files) wait.
+Folders inside a custodian folder are not taken: zip them (signal-export,
+Takeout) and drop the zip.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from .errors import IntakeError
+from .spool import Spool
+from .worker import spool_meta
+
+log = logging.getLogger(__name__)
+IN_PROGRESS_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download")
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float
+
+
+class InboxWatcher:
+    def __init__(self, inbox: Path, spool: Spool, on_item: Callable[[], None], *,
+                 settle_seconds: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.inbox = inbox
+        self.spool = spool
+        self.on_item = on_item
+        self.settle_seconds = settle_seconds
+        self._clock = clock
+        self._candidates: dict[Path, _Seen | None] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._thread: threading.Thread | None = None
+        self.taken = 0
+
+    # -- discovery
+
+    def note(self, path: Path) -> None:
+        """Something happened at ``path``: look at it again until it settles."""
+        if self._wanted(path):
+            with self._lock:
+                self._candidates.setdefault(path, None)
+
+    def scan(self) -> None:
+        """Every file now in the inbox (at start-up, and as a safety net for missed events)."""
+        for folder in [self.inbox, *(p for p in self.inbox.iterdir() if p.is_dir() and not p.is_symlink())]:
+            for entry in folder.iterdir():
+                if not entry.is_dir() or entry.is_symlink():
+                    self.note(entry)
+
+    def _wanted(self, path: Path) -> bool:
+        try:
+            relative = path.relative_to(self.inbox)
+        except ValueError:
+            return False
+        name = relative.name
+        return (0 < len(relative.parts) <= 2 and not name.startswith(".")
+                and not name.lower().endswith(IN_PROGRESS_SUFFIXES))
+
+    # -- settling and taking
+
+    def check(self) -> int:
+        """Take every candidate that is complete and stable; returns how many were taken."""
+        now = self._clock()
+        with self._lock:
+            paths = list(self._candidates)
+        taken = 0
+        for path in paths:
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                self._forget(path)
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                self._forget(path)
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                self._refuse(path, info)
+                taken += 1
+                continue
+            seen = self._candidates.get(path)
+            if seen is None or (seen.size, seen.mtime_ns) != (info.st_size, info.st_mtime_ns):
+                with self._lock:
+                    self._candidates[path] = _Seen(info.st_size, info.st_mtime_ns, now)
+                continue
+            if now - seen.since >= self.settle_seconds:
+                taken += self._take(path)
+        if taken:
+            self.on_item()
+        return taken
+
+    def _forget(self, path: Path) -> None:
+        with self._lock:
+            self._candidates.pop(path, None)
+
+    def _custodian(self, path: Path) -> str | None:
+        relative = path.relative_to(self.inbox)
+        return relative.parts[0] if len(relative.parts) == 2 else None
+
+    def _take(self, path: Path) -> int:
+        meta = spool_meta(path.name, "folder", datetime.now(UTC), self._custodian(path))
+        try:
+            self.spool.put_file(path, meta)
+        except IntakeError as error:
+            log.error("cannot take %s yet: %s", path, error)
+            return 0
+        self._forget(path)
+        self.taken += 1
+        return 1
+
+    def _refuse(self, path: Path, info: os.stat_result) -> None:
+        """Never open it: record what it was, then remove it from the inbox."""
+        kind = ("symbolic link" if stat.S_ISLNK(info.st_mode) else "FIFO" if stat.S_ISFIFO(info.st_mode)
+                else "device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "socket")
+        reason = f"refused: {path.name} in the inbox is a {kind}, not a regular file; it was not opened"
+        meta = spool_meta(path.name, "folder", datetime.now(UTC), self._custodian(path), refused=reason)
+        try:
+            self.spool.put_bytes(reason.encode(), meta)
+            path.unlink()
+        except (IntakeError, OSError) as error:
+            log.error("cannot record refused %s: %s", path, error)
+            return
+        self._forget(path)
+        log.warning("%s", reason)
+
+    # -- as threads of the daemon
+
+    def start(self, poll_seconds: float = 0.5) -> None:
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        handler = _Handler(self)
+        observer = Observer()
+        observer.schedule(handler, str(self.inbox), recursive=True)
+        observer.start()
+        self._observer = observer
+        self.scan()
+
+        def loop() -> None:
+            rescan_at = self._clock() + 60
+            while not self._stop.wait(poll_seconds):
+                self.check()
+                if self._clock() >= rescan_at:
+                    self.scan()
+                    rescan_at = self._clock() + 60
+
+        self._thread = threading.Thread(target=loop, name="twentyday-inbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(10)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: InboxWatcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for attribute in ("src_path", "dest_path"):
+            value = getattr(event, attribute, "")
+            if value:
+                self.watcher.note(Path(os.fsdecode(value)))

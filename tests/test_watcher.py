@@ -1,0 +1,121 @@
+"""The watched folder with a real watchdog observer on a real directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from twentyday import config as config_module
+from twentyday.cli import cli
+from twentyday.daemon import open_spool
+from twentyday.store import Archive
+from twentyday.watcher import InboxWatcher
+from twentyday.worker import Worker
+
+from .chatgen import android_line, write_export
+
+
+class Running:
+    def __init__(self, archive_dir: Path) -> None:
+        self.config = config_module.load(archive_dir / "twentyday.toml")
+        self.archive = Archive(self.config)
+        self.spool = open_spool(self.config)
+        self.worker = Worker(self.archive, self.spool)
+        self.watcher = InboxWatcher(self.config.folder_path, self.spool, self.worker.notify, settle_seconds=0.6)
+
+    def start(self) -> None:
+        self.worker.start(poll_seconds=0.2)
+        self.watcher.start(poll_seconds=0.1)
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.worker.stop()
+        self.spool.close()
+        self.archive.close()
+
+
+@pytest.fixture
+def running(archive_dir: Path) -> Iterator[Running]:
+    daemon = Running(archive_dir)
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+def wait_for(condition: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def records(archive_dir: Path, *args: str) -> list[dict[str, object]]:
+    result = CliRunner().invoke(cli, ["--config", str(archive_dir / "twentyday.toml"), "search", "--json", *args])
+    rows: list[dict[str, object]] = json.loads(result.output)
+    return rows
+
+
+def test_a_file_written_slowly_is_taken_once_and_complete(running: Running, archive_dir: Path) -> None:
+    target = running.config.folder_path / "jdoe" / "WhatsApp Chat with Team.txt"
+    lines = [android_line(n, datetime(2026, 10, 13, 8, 0)) for n in range(300)]
+    with target.open("w", encoding="utf-8") as handle:
+        for start in range(0, 300, 30):  # ten chunks, 0.2 s apart: a slow copy over a share
+            handle.writelines(lines[start:start + 30])
+            handle.flush()
+            os.fsync(handle.fileno())
+            time.sleep(0.2)
+    wait_for(lambda: running.worker.processed >= 1 and not target.exists())
+    time.sleep(1.0)  # nothing else arrives later
+    assert running.watcher.taken == 1
+    captures = running.archive.conn.execute("SELECT count(*), max(message_count) FROM capture").fetchone()
+    assert captures == (1, 300)
+    assert len(records(archive_dir, "--limit", "1000")) == 300
+    assert not list(running.config.folder_path.rglob("*.txt"))
+
+
+def test_files_present_before_start_are_taken(archive_dir: Path) -> None:
+    config = config_module.load(archive_dir / "twentyday.toml")
+    write_export(config.folder_path / "jdoe" / "WhatsApp Chat with Early.txt", 20)
+    daemon = Running(archive_dir)
+    daemon.start()
+    try:
+        wait_for(lambda: daemon.worker.processed >= 1)
+    finally:
+        daemon.stop()
+    assert len(records(archive_dir, "--conversation", "Early")) == 20
+
+
+def test_symlink_and_fifo_are_refused_and_recorded(running: Running, archive_dir: Path) -> None:
+    folder = running.config.folder_path / "jdoe"
+    secret = archive_dir / "outside.txt"
+    secret.write_text("must never be read through the inbox")
+    (folder / "link.txt").symlink_to(secret)
+    os.mkfifo(folder / "pipe.txt")
+    wait_for(lambda: running.worker.processed >= 2)
+    assert not (folder / "link.txt").is_symlink()
+    assert not (folder / "pipe.txt").exists()
+    assert secret.exists()
+    states = [s for (s,) in running.archive.conn.execute("SELECT state FROM capture")]
+    assert states == ["quarantined", "quarantined"]
+    alerts = running.archive.conn.execute("SELECT kind, count FROM alert").fetchall()
+    assert alerts == [("ingest_failed", 2)]
+
+
+def test_unknown_custodian_folder_is_kept_sealed_with_an_alert(running: Running) -> None:
+    folder = running.config.folder_path / "stranger"
+    folder.mkdir()
+    write_export(folder / "chat.txt", 5)
+    wait_for(lambda: running.worker.processed >= 1)
+    state, custodian = running.archive.conn.execute("SELECT state, custodian FROM capture").fetchone()
+    assert (state, custodian) == ("unrouted", None)
+    assert running.archive.conn.execute("SELECT kind FROM alert").fetchall() == [("unknown_custodian",)]
+    assert running.archive.conn.execute("SELECT count(*) FROM record").fetchone()[0] == 0
