@@ -205,9 +205,10 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
     try:
         if custodian is not None and archive.config.custodian(custodian) is None:
             raise NotFoundError(f"no custodian {custodian!r} in {archive.config.path}")
-        for path in paths:
+        for path in paths:  # all checked before any is ingested
             if not path.is_file():
-                raise NotFoundError(f"{path}: not a regular file")
+                raise NotFoundError(f"{path}: no such file (or not a regular file)")
+        for path in paths:
             item = pipeline.Item(path.name, "cli", now(), path=path, custodian_id=custodian)
             outcome = pipeline.process(archive, item)
             outcomes.append(outcome)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ParseError
-from . import email, whatsapp
+from . import email, google_chat, mbox, messenger, slack, sms_backup, whatsapp
 from .base import HEAD_BYTES, BytesSource, ExportSource, FileSource, ParserModule, ZipSource, read_head
 
 #: Most specific first: formats with strong signatures before the looser text ones.
-PARSERS: tuple[ParserModule, ...] = (whatsapp, email)
+PARSERS: tuple[ParserModule, ...] = (whatsapp, slack, sms_backup, messenger, google_chat, mbox, email)
 ZIP_MAGIC = b"PK\x03\x04"
 
 

@@ -46,6 +46,7 @@ from typing import BinaryIO, Literal
 
 from twentyday.errors import HeldForReview, ParseError
 from twentyday.parsers.base import ExportSource, open_rewindable, read_head
+from twentyday.parsers.common import content_type as _content_type
 from twentyday.records import (
     DecidedBy,
     EventKind,
@@ -157,25 +158,6 @@ _CHAT_FILE_PREFIX = re.compile(
     re.IGNORECASE,
 )
 
-_CONTENT_TYPES = {
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "gif": "image/gif",
-    "heic": "image/heic",
-    "mp4": "video/mp4",
-    "3gp": "video/3gpp",
-    "mov": "video/quicktime",
-    "opus": "audio/ogg",
-    "ogg": "audio/ogg",
-    "m4a": "audio/mp4",
-    "aac": "audio/aac",
-    "mp3": "audio/mpeg",
-    "pdf": "application/pdf",
-    "vcf": "text/vcard",
-    "txt": "text/plain",
-}
 
 Frame = Literal["android", "ios", "ios-legacy"]
 DateKind = Literal["ambiguous", "ymd", "buddhist", "era", "monthname"]
@@ -690,9 +672,6 @@ def _referenced_files(first: str, body: str) -> list[str]:
     return names
 
 
-def _content_type(name: str) -> str:
-    ext = name.rpartition(".")[2].lower()
-    return _CONTENT_TYPES.get(ext, "application/octet-stream")
 
 
 # --- the export as a whole: a .txt, or a zip with the chat and its media ----------------
