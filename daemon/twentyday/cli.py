@@ -184,6 +184,22 @@ def keys_list(ctx: click.Context) -> None:
         archive.close()
 
 
+@cli.command(name="smtp-user")
+@click.argument("user")
+@click.option("--password-file", type=click.Path(path_type=Path), help="Read the password from a file (else prompt).")
+@click.pass_context
+def smtp_user(ctx: click.Context, user: str, password_file: Path | None) -> None:
+    """Add a user to smtp.auth_file (scrypt-hashed); mail then needs AUTH as that user."""
+    from .smtp import add_user
+
+    config = load_config(ctx)
+    if config.smtp.auth_file is None:
+        raise ConfigError("set smtp.auth_file first", path=str(config.path), key="smtp.auth_file")
+    password = read_passphrase(password_file, confirm=True).decode()
+    add_user(config.smtp.auth_file, user, password)
+    click.echo(f"{user} can now deliver to the forwarding address (restart 'serve' to take effect)")
+
+
 @cli.command()
 @click.pass_context
 def serve(ctx: click.Context) -> None:

@@ -40,9 +40,19 @@ SETTINGS: tuple[Setting, ...] = (
             "'calendar': the creation day is not counted and the period ends at the end of the "
             "last day in the custodian's zone; 'elapsed': exactly deadline_days x 24 h."),
     Setting("log_level", str, "info", "debug, info, warning or error. Logs never contain message content."),
+    Setting("smtp.enabled", bool, True, "Run the forwarding address in 'serve'."),
     Setting("smtp.listen", str, "127.0.0.1:2525", "host:port the forwarding address listens on."),
+    Setting("smtp.hostname", str, "", "Name in the greeting ('' = the host's name)."),
     Setting("smtp.addresses", list, [], "Accepted recipient addresses; records+<custodian-id>@... routes by id."),
     Setting("smtp.max_message_bytes", int, 50 * 1024 * 1024, "Largest message accepted (552 above it)."),
+    Setting("smtp.tls_cert", str, "", "PEM certificate (chain) for STARTTLS ('' = no STARTTLS)."),
+    Setting("smtp.tls_key", str, "", "PEM private key of tls_cert."),
+    Setting("smtp.require_tls", bool, False, "Refuse mail before STARTTLS (needs tls_cert)."),
+    Setting("smtp.auth_file", str, "", "user:scrypt$salt$hash lines; when set, AUTH is required."),
+    Setting("smtp.allow_plaintext_auth", bool, False, "Allow AUTH without TLS (never on an open network)."),
+    Setting("smtp.timeout_seconds", int, 30, "Idle and command timeout per connection."),
+    Setting("smtp.max_connections", int, 1000, "Connections at once, kept below the file-descriptor limit."),
+    Setting("smtp.max_connections_per_client", int, 50, "Connections at once from one address."),
     Setting("folder.path", str, "", "Watched export folder, one subfolder per custodian id ('' = <data_dir>/inbox)."),
     Setting("keys.recipients", list, REQUIRED,
             "Officer public key files the daemon seals every capture to (officer, escrow, ...). "
@@ -126,9 +136,19 @@ class Custodian:
 
 @dataclass(frozen=True)
 class SmtpConfig:
+    enabled: bool
     listen: str
+    hostname: str
     addresses: tuple[str, ...]
     max_message_bytes: int
+    tls_cert: Path | None
+    tls_key: Path | None
+    require_tls: bool
+    auth_file: Path | None
+    allow_plaintext_auth: bool
+    timeout_seconds: int
+    max_connections: int
+    max_connections_per_client: int
 
 
 @dataclass(frozen=True)
@@ -270,13 +290,34 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         deadline_days=top["deadline_days"],
         deadline_rule=top["deadline_rule"],
         log_level=top["log_level"],
-        smtp=SmtpConfig(smtp["listen"], tuple(a.lower() for a in smtp["addresses"]), smtp["max_message_bytes"]),
+        smtp=_smtp(file, base, smtp),
         folder_path=_resolve(base, folder["path"]) if folder["path"] else data_dir / "inbox",
         recipients=tuple(_resolve(base, p) for p in keys["recipients"]),
         remind_after_days=alerts["remind_after_days"],
         silent_after_days=alerts["silent_after_days"],
         custodians=custodians,
         schedules=schedules,
+    )
+
+
+def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
+    def path(key: str) -> Path | None:
+        return _resolve(base, smtp[key]) if smtp[key] else None
+
+    if bool(smtp["tls_cert"]) != bool(smtp["tls_key"]):
+        raise ConfigError("tls_cert and tls_key go together", path=str(file), key="smtp.tls_key")
+    if smtp["require_tls"] and not smtp["tls_cert"]:
+        raise ConfigError("require_tls needs tls_cert and tls_key", path=str(file), key="smtp.require_tls")
+    for key in ("timeout_seconds", "max_connections", "max_connections_per_client"):
+        if smtp[key] < 1:
+            raise ConfigError("must be at least 1", path=str(file), key=f"smtp.{key}")
+    return SmtpConfig(
+        enabled=smtp["enabled"], listen=smtp["listen"], hostname=smtp["hostname"],
+        addresses=tuple(a.lower() for a in smtp["addresses"]), max_message_bytes=smtp["max_message_bytes"],
+        tls_cert=path("tls_cert"), tls_key=path("tls_key"), require_tls=smtp["require_tls"],
+        auth_file=path("auth_file"), allow_plaintext_auth=smtp["allow_plaintext_auth"],
+        timeout_seconds=smtp["timeout_seconds"], max_connections=smtp["max_connections"],
+        max_connections_per_client=smtp["max_connections_per_client"],
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import keys, secrets
 from .config import Config
+from .smtp import start_server
 from .spool import Spool
 from .store import Archive
 from .watcher import InboxWatcher
@@ -49,6 +50,7 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
     recovered = spool.recover()
     worker = Worker(worker_archive, spool)
     watcher = InboxWatcher(config.folder_path, spool, worker.notify, settle_seconds=settle_seconds)
+    server: asyncio.Server | None = None
     try:
         log.info("twentyday serving %s; sealing to %s", config.data_dir,
                  ", ".join(r.fingerprint for r in recipients))
@@ -57,6 +59,8 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         worker.start()
         watcher.start()
         log.info("watching %s", config.folder_path)
+        if config.smtp.enabled:
+            server = await start_server(config, spool, worker.notify)
         while not stop.is_set():
             seq, head = ledger_head(archive)
             log.info("ledger head %d %s", seq, head)
@@ -65,6 +69,9 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
             except TimeoutError:
                 continue
     finally:
+        if server is not None:  # sources first: nothing new arrives while the worker finishes
+            server.close()
+            await server.wait_closed()
         watcher.stop()
         worker.stop()
         spool.close()

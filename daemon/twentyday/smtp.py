@@ -1,0 +1,276 @@
+"""The automatic forwarding address: an SMTP server (aiosmtpd) that takes mail into the spool.
+
+Shape, as aiosmtpd intends: :class:`Intake` is the handler (which recipients
+exist, where DATA goes), :class:`IntakeServer` is the protocol with this
+archive's limits, :func:`start_server` binds it on the daemon's own loop.
+
+- Not a relay: RCPT is accepted only for ``smtp.addresses`` and their
+  ``local+<custodian-id>@domain`` forms; anything else gets a 550 saying why.
+- ``250`` only after the message bytes (exactly as received, no header added)
+  and the envelope are durable in the spool; any failure answers ``451`` so
+  the sender retries. aiosmtpd ≥ 1.4.5 ends DATA only at ``<CRLF>.<CRLF>``, so
+  a bare ``\\n.\\n`` cannot smuggle a second message.
+- Limits: message size (552, without holding more than the limit in memory),
+  command and data line length, idle timeout, total and per-client
+  connections (421 above them), recipients per message.
+- STARTTLS with the configured certificate; AUTH (required when an auth file
+  is configured), refused over plaintext unless explicitly allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from .config import Config, normalise_identity
+from .errors import ConfigError, IntakeError
+from .spool import Spool
+from .worker import spool_meta
+
+log = logging.getLogger(__name__)
+MAX_RECIPIENTS = 100
+
+
+@dataclass(frozen=True)
+class Route:
+    """What an accepted recipient address means: a custodian id, or '' for the shared address."""
+
+    custodian: str
+
+
+class Intake:
+    """The aiosmtpd handler: decides recipients, makes DATA durable, then answers."""
+
+    def __init__(self, config: Config, spool: Spool, on_item: Callable[[], None]) -> None:
+        self.config = config
+        self.spool = spool
+        self.on_item = on_item
+        self._addresses = {a.lower() for a in config.smtp.addresses}
+
+    def route(self, address: str) -> Route | None:
+        local, at, domain = address.lower().rpartition("@")
+        if not at:
+            return None
+        if f"{local}@{domain}" in self._addresses:
+            return Route("")
+        base, plus, tag = local.partition("+")
+        if plus and f"{base}@{domain}" in self._addresses and self.config.custodian(tag) is not None:
+            return Route(tag)
+        return None
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if self.route(address) is None:
+            return f"550 5.1.1 <{address}>: not an archive address (this server relays nothing)"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    def _custodians(self, envelope: Envelope) -> list[str | None]:
+        """One spool item per custodian the envelope names; None: route by the message itself."""
+        named = sorted({r.custodian for a in envelope.rcpt_tos if (r := self.route(a)) and r.custodian})
+        if named:
+            return list(named)
+        sender = normalise_identity(envelope.mail_from or "")
+        for custodian in self.config.custodians:
+            if sender and sender in custodian.own_identities():
+                return [custodian.id]
+        return [None]
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        received_at = datetime.now(UTC)
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        details = {
+            "mail_from": envelope.mail_from or "",
+            "rcpt_tos": ", ".join(envelope.rcpt_tos),
+            "peer": peer,
+            "tls": "yes" if session.ssl is not None else "no",
+            "auth": session.login_data.decode("utf-8", "replace") if isinstance(session.login_data, bytes) else "",
+            "helo": session.host_name or "",
+            "received_at": received_at.isoformat(),
+        }
+        loop = asyncio.get_running_loop()
+        ids = []
+        try:
+            for custodian in self._custodians(envelope):
+                meta = spool_meta(f"smtp-{received_at:%Y%m%dT%H%M%S%f}.eml", "smtp", received_at, custodian,
+                                  envelope=details)
+                ids.append(await loop.run_in_executor(None, self.spool.put_bytes, data, meta))
+        except IntakeError as error:
+            log.error("451 for a message from %s: %s", peer, error)
+            return "451 4.3.0 Archive temporarily unavailable; try again later"
+        self.on_item()
+        return f"250 2.0.0 OK: archived as {' '.join(ids)}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session failed: %s: %s", type(error).__name__, error)
+        return "451 4.3.0 Internal error; try again later"
+
+
+class ConnectionLimits:
+    """Total and per-client connection caps, so idle clients cannot exhaust descriptors."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total = total
+        self.per_client = per_client
+        self.open: Counter[str] = Counter()
+
+    def admit(self, client: str) -> bool:
+        if sum(self.open.values()) >= self.total or self.open[client] >= self.per_client:
+            return False
+        self.open[client] += 1
+        return True
+
+    def release(self, client: str) -> None:
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client]
+
+
+class IntakeServer(SMTP):
+    """aiosmtpd's protocol with this archive's limits."""
+
+    # Long enough for real mail (HTML bodies with long lines), short enough that a
+    # megabyte "command" is refused with 500 after being drained, not buffered.
+    line_length_limit = 64 * 1024
+
+    def __init__(self, handler: Intake, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._limits = limits
+        self._client: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        if not self._limits.admit(client):
+            transport.write(b"421 4.7.0 Too many connections; try again later\r\n")  # type: ignore[attr-defined]
+            transport.close()
+            return
+        self._client = client
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._client is not None:
+            self._limits.release(self._client)
+            self._client = None
+        if self.transport is not None:
+            super().connection_lost(error)
+
+
+# -- AUTH ---------------------------------------------------------------------------------
+
+
+def hash_password(password: str, salt: bytes) -> str:
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def load_auth_file(path: Path) -> dict[str, str]:
+    """``user:scrypt$salt$hash`` lines (written by ``twentyday smtp-user``)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise ConfigError(f"cannot read SMTP auth file: {error.strerror}", path=str(path)) from None
+    users = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not hashed.startswith("scrypt$"):
+            raise ConfigError(f"line {number}: expected user:scrypt$salt$hash", path=str(path))
+        users[user] = hashed
+    return users
+
+
+def add_user(path: Path, user: str, password: str) -> None:
+    if not user or ":" in user or "\n" in user:
+        raise ConfigError(f"invalid user name {user!r}", path=str(path))
+    if len(password) < 12:
+        raise ConfigError("password must be at least 12 characters", path=str(path))
+    users = load_auth_file(path) if path.exists() else {}
+    users[user] = hash_password(password, os.urandom(16))
+    text = "".join(f"{name}:{hashed}\n" for name, hashed in sorted(users.items()))
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(text)
+
+
+class Authenticator:
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                 auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        stored = self.users.get(user)
+        if stored is None:
+            hash_password(auth_data.password.decode("utf-8", "replace"), b"\0" * 16)  # same time either way
+            return AuthResult(success=False, handled=False)
+        _, salt, _ = stored.split("$")
+        ok = hmac.compare_digest(hash_password(auth_data.password.decode("utf-8", "replace"),
+                                               bytes.fromhex(salt)), stored)
+        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    smtp = config.smtp
+    if not smtp.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(smtp.tls_cert, smtp.tls_key)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"cannot load the TLS certificate or key: {error}", path=str(config.path),
+                          key="smtp.tls_cert") from None
+    return context
+
+
+async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]) -> asyncio.Server:
+    smtp = config.smtp
+    host, _, port = smtp.listen.rpartition(":")
+    handler = Intake(config, spool, on_item)
+    limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_client)
+    context = tls_context(config)
+    users = load_auth_file(smtp.auth_file) if smtp.auth_file else None
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> IntakeServer:
+        return IntakeServer(
+            handler, limits,
+            data_size_limit=smtp.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=smtp.hostname or None,
+            ident="twentyday",
+            tls_context=context,
+            require_starttls=smtp.require_tls and context is not None,
+            timeout=smtp.timeout_seconds,
+            auth_required=users is not None,
+            auth_require_tls=not smtp.allow_plaintext_auth,
+            authenticator=Authenticator(users) if users is not None else None,
+            loop=loop,
+        )
+
+    server = await loop.create_server(protocol, host.strip("[]"), int(port))
+    log.info("SMTP listening on %s (TLS %s, AUTH %s)", smtp.listen, "on" if context else "off",
+             "required" if users is not None else "off")
+    return server
