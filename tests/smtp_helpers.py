@@ -72,7 +72,7 @@ class DaemonThread:
                 return self
             except OSError:
                 if self.error is not None:
-                    raise self.error
+                    raise self.error from None
                 threading.Event().wait(0.05)
         raise AssertionError("SMTP server did not start")
 

@@ -44,7 +44,7 @@ def test_accepted_recipients_are_archived_with_the_bytes_as_received(server: tup
     config, port = server
     raw = make_mail(message_id="<one@x>")
     with smtplib.SMTP("127.0.0.1", port) as client:
-        code, reply = client.ehlo()
+        code, _ = client.ehlo()
         assert code == 250
         client.sendmail("jane.doe@gmail.com", ["records@agency.example"], raw)
         client.sendmail("someone@else.example", ["records+jdoe@agency.example"],
