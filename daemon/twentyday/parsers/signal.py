@@ -1,0 +1,722 @@
+"""Signal Desktop exports (signal-export folders, sigtop text): bytes in, records out.
+
+Pure and streaming: every file is read line by line, each line and each
+message bounded in size. Two exporters are read (FORMATS.md §3):
+
+**signal-export** (carderne, MIT) writes one folder per chat with ``chat.md``,
+``data.json``, ``index.html`` and ``media/``. In ``chat.md`` a message starts
+with ``[YYYY-MM-DD HH:MM:SS] Sender: `` (older versions: ``[YYYY-MM-DD, HH:MM]``;
+like the tool's own merge code both are accepted, with or without the comma
+and seconds) and runs until the next such line. What the tool appends to a
+body is taken back off, from the end, in the reverse of the order it wrote
+it: attachment links ``![name](./media/…)`` / ``[name](./media/…)`` and
+``(<kind> not exported)`` placeholders on the last line, a sticker
+``[emoji](../exported_stickers/…)`` or ``(( emoji ))``, a reactions line
+``(- Name: 👍, Name2: ❤ -)``, and a leading quote (``> `` lines). A
+``(This message was deleted)`` body gives a ``deleted_message`` event.
+``data.json`` holds one JSON object per message with the same fields; it is
+read instead of ``chat.md`` when a folder has both, unless ``chat.md`` holds
+more messages (see :func:`_choose`).
+Times are the exporting machine's wall time without a zone: they are read in
+the custodian's zone (``decided_by="custodian_zone"``). The conversation is the
+chat's folder name.
+
+**sigtop** ``export-messages -f text`` (tbvdm, ISC) writes ``Conversation: Name
+(detail)``, a blank line, then per message ``From:`` (absent for some incoming
+messages), ``Type:``, ``Sent:`` (RFC 2822 with an offset: ``decided_by="format"``),
+``Received:``, ``Attachment:``, ``Reaction:``, ``Edited:`` lines, then an
+optional ``>``-prefixed quote and the body, each after a blank line. Edited
+messages carry ``|``-prefixed versions, newest first; the newest is the body.
+A message starts at a ``From:``/``Type:`` block after a blank line, so a body
+that itself holds a blank line followed by ``Type: word`` is misread (the
+format has no other marker). Types other than ``incoming``/``outgoing``
+(group changes, calls, safety-number changes, timers) become events.
+sigtop's text files never hold the attachment files themselves, so listed
+attachments are kept by name and reported as ``incomplete_copy``.
+
+Attachments found in the source are read up to ``MAX_ATTACHMENT_BYTES``;
+missing or larger ones are kept by name with ``data=None``, a flag and an
+``incomplete_copy`` event. Not supported: signal-export's ``index.html``,
+sigtop's ``text-short`` and ``json`` formats, signalbackup-tools output.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import posixpath
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO, Literal
+
+from ..errors import ParseError
+from ..records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from . import common
+from .base import ExportSource, read_head
+from .common import json_objects as _objects
+from .common import json_string as _string
+
+__all__ = ["MAX_ATTACHMENT_BYTES", "MAX_LINE_BYTES", "MAX_MESSAGE_CHARS", "NAME", "detect", "parse"]
+
+NAME = "signal"
+Record = ParsedMessage | ParsedEvent
+Kind = Literal["markdown", "jsonl", "sigtop"]
+
+#: A longer line is not a chat line (nor a data.json record); refusing it bounds memory.
+MAX_LINE_BYTES = 4 * 1024 * 1024
+#: One message longer than this (all its lines) is not a Signal message.
+MAX_MESSAGE_CHARS = 16 * 1024 * 1024
+#: A media file larger than this is named and flagged, not read into memory.
+MAX_ATTACHMENT_BYTES = 256 * 1024 * 1024
+
+_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+_SNIFF_LINES = 20
+_DETECT_CANDIDATES = 5
+_FOLDER_FILES = ("data.json", "chat.md", "index.md")  # index.md: signal-export's older name
+
+# Detection accepts only what signal-export writes (the new form has seconds and no
+# comma, the old form a comma and no seconds): the other two combinations are
+# WhatsApp iOS year-first headers, and the WhatsApp parser leaves these two to us.
+_MD_DETECT = re.compile(r"\[\d{4}-\d\d-\d\d(?: \d\d:\d\d:\d\d|, \d\d:\d\d)\] [^\n]*?:(?: |$)")
+_MD_HEADER = re.compile(
+    r"\[(?P<date>\d{4}-\d\d-\d\d)(?P<comma>,?) (?P<time>\d\d:\d\d(?::\d\d)?)\] (?P<sender>.*?):(?: (?P<rest>.*))?$"
+)
+_JSONL_DETECT = re.compile(r'\{"date": "\d{4}-\d\d-\d\dT[^"]*", "sender": ')
+_SIGTOP_DETECT = re.compile(r"Conversation: [^\n]*\n\r?\n(?:From: [^\n]*\n)?Type: ")
+_SIGTOP_TYPE = re.compile(r"Type: [a-z0-9-]+$")
+_SIGTOP_FIELD = re.compile(r"(?P<key>[A-Z][a-z]+): (?P<value>.*)$")
+_SIGTOP_ATTACHMENT = re.compile(r"(?P<name>.*) \((?P<mime>[^(),]*), (?P<size>\d+) bytes\)$")
+_RFC2822 = re.compile(r"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}$")
+_DETAIL = re.compile(r"(?P<name>.*?) \((?P<detail>[^()]*)\)$")
+_MESSAGE_TYPES = frozenset({"incoming", "outgoing"})
+
+_DELETED = "(This message was deleted)"
+_NOT_EXPORTED = " not exported)"
+_MEDIA_PREFIXES = ("./media/", "media/", "../exported_stickers/")
+_EXTRA_TYPES = {".webp": "image/webp", ".m4a": "audio/mp4", ".ogg": "audio/ogg", ".opus": "audio/ogg"}
+
+
+# --- public API -------------------------------------------------------------------
+
+
+def detect(source: ExportSource, head: bytes) -> bool:
+    """Is this a signal-export chat (or folder zip) or a sigtop text export? Never raises."""
+    try:
+        if _sniff(head) is not None:
+            return True
+        candidates = _candidates(source.members())[:_DETECT_CANDIDATES]
+        return any(_sniff(read_head(source, member)) is not None for member in candidates)
+    except Exception:  # detection of a hostile or broken file must answer, not fail
+        return False
+
+
+def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
+    """Every message and event of every chat file in the source, chat by chat, in file order."""
+    plan = _plan(source, hints)
+    if not plan:
+        raise ParseError(f"{source.name}: no signal-export chat.md/data.json or sigtop text export in the source")
+    context = _Context(source, frozenset(source.members()), hints)
+    for kind, member, conversation in plan:
+        if kind == "markdown":
+            yield from _parse_markdown(context, member, conversation)
+        elif kind == "jsonl":
+            yield from _parse_jsonl(context, member, conversation)
+        else:
+            yield from _parse_sigtop(context, member)
+
+
+# --- which members ------------------------------------------------------------------------
+
+
+def _sniff(head: bytes) -> Kind | None:
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    for line in text.split("\n", _SNIFF_LINES)[:_SNIFF_LINES]:
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        if _MD_DETECT.match(line):
+            return "markdown"
+        if _JSONL_DETECT.match(line):
+            return "jsonl"
+        if line.startswith("Conversation: ") and _SIGTOP_DETECT.match(text.lstrip()):
+            return "sigtop"
+        return None
+    return None
+
+
+def _candidates(members: list[str]) -> list[str]:
+    """Members that may be chat files (a single-file source is one, whatever its name)."""
+    if len(members) == 1:
+        return members
+    return [m for m in members if m.lower().endswith((".md", ".txt", "data.json"))]
+
+
+def _plan(source: ExportSource, hints: ParseHints) -> list[tuple[Kind, str, str]]:
+    """What to read, in member order: (kind, member, conversation); one file per chat folder."""
+    members = source.members()
+    folders: dict[str, dict[str, str]] = {}
+    order: list[tuple[str, Kind | None, str]] = []  # (folder or member, kind for a lone file, member)
+    for member in _candidates(members):
+        folder, base = posixpath.split(member)
+        if base.lower() in _FOLDER_FILES:
+            if folder not in folders:
+                order.append((folder, None, member))
+            folders.setdefault(folder, {})[base.lower()] = member
+            continue
+        kind = _sniff(read_head(source, member))
+        if kind is not None:
+            order.append((member, kind, member))
+    plan: list[tuple[Kind, str, str]] = []
+    for key, kind, member in order:
+        if kind is not None:
+            plan.append((kind, member, _fallback_name(member, source, hints)))
+        else:
+            name = posixpath.basename(key) or _fallback_name(member, source, hints)
+            plan.append((*_choose(source, folders[key]), name))
+    return plan
+
+
+def _choose(source: ExportSource, files: dict[str, str]) -> tuple[Kind, str]:
+    """Which file of a signal-export chat folder to read."""
+    markdown = files.get("chat.md") or files.get("index.md")
+    data = files.get("data.json")
+    # Prefer data.json: its fields (date, sender, body, quote, reactions, attachments,
+    # deleted) are structured, so nothing hangs on reading markdown that a body can
+    # imitate (a line that looks like a header, a trailing "[x](./media/y)", a
+    # "(- … -)" line). But signal-export's --old merge writes the merged history to
+    # chat.md only (its JSON output does not support merging); when chat.md holds
+    # more messages it is the complete record, and it is read instead.
+    if data is None:
+        return "markdown", markdown or ""
+    if markdown is None or _count(source, data, "jsonl") >= _count(source, markdown, "markdown"):
+        return "jsonl", data
+    return "markdown", markdown
+
+
+def _count(source: ExportSource, member: str, kind: Kind) -> int:
+    if kind == "jsonl":
+        return sum(1 for _, line in _lines(source, member) if line.strip())
+    return sum(1 for _, line in _lines(source, member) if _MD_HEADER.match(line))
+
+
+def _fallback_name(member: str, source: ExportSource, hints: ParseHints) -> str:
+    """A chat file outside a folder is named after itself (or the source) without its extension."""
+    folder = posixpath.basename(posixpath.dirname(member))
+    if folder:
+        return folder
+    name = posixpath.basename((hints.source_name or source.name).replace("\\", "/"))
+    return name.rpartition(".")[0] or name
+
+
+# --- reading lines ------------------------------------------------------------------------
+
+
+def _lines(source: ExportSource, member: str) -> Iterator[tuple[int, str]]:
+    """Decoded lines without their ending, numbered from 1; bounded in length."""
+    try:
+        with source.open(member) as stream:
+            yield from _stream_lines(stream, member)
+    except _READ_ERRORS as error:
+        raise ParseError(f"{member}: cannot be read ({error})") from None
+
+
+def _stream_lines(stream: BinaryIO, member: str) -> Iterator[tuple[int, str]]:
+    lineno = 0
+    while raw := stream.readline(MAX_LINE_BYTES + 2):
+        lineno += 1
+        if raw.endswith(b"\n"):
+            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        if len(raw) > MAX_LINE_BYTES:
+            raise ParseError(f"{member}: line {lineno}: longer than {MAX_LINE_BYTES} bytes; not a chat line")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ParseError(f"{member}: line {lineno}: not valid UTF-8 (byte {error.start + 1} of the line)") from None
+        yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
+
+
+# --- shared: context, times, attachments ------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    source: ExportSource
+    index: frozenset[str]
+    hints: ParseHints
+
+
+@dataclass
+class _Media:
+    """Attachments of one message, its flags, and one sentence per file the copy lacks."""
+
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def omitted(self, name: str, flag: str, reason: str, content_type: str = "") -> None:
+        self.attachments.append(ParsedAttachment(name=name, content_type=content_type or _content_type(name)))
+        if flag not in self.flags:
+            self.flags.append(flag)
+        self.missing.append(reason)
+
+    def linked(self, context: _Context, folder: str, name: str, path: str) -> None:
+        """A file the export links to (``media/…``), read from the source when it is there."""
+        member = _resolve(context.index, folder, path)
+        if member is None:
+            self.omitted(name, "media_omitted", f"{name} is linked by the export but is not in this copy")
+            return
+        data = _read_member(context.source, member)
+        if data is None:
+            reason = f"{name} is larger than {MAX_ATTACHMENT_BYTES} bytes; not kept"
+            self.omitted(name, "attachment_too_large", reason)
+            return
+        self.attachments.append(ParsedAttachment(name=name, content_type=_content_type(name), data=data))
+
+
+def _resolve(index: frozenset[str], folder: str, path: str) -> str | None:
+    # signal-export writes whitespace in paths as %20; a literal "%20" is tried first.
+    for candidate in dict.fromkeys((path, path.replace("%20", " "))):
+        member = posixpath.normpath(posixpath.join(folder, candidate))
+        if not member.startswith("../") and member in index:
+            return member
+    return None
+
+
+def _read_member(source: ExportSource, member: str) -> bytes | None:
+    """The member's bytes, or None when it is over the attachment cap (never read whole)."""
+    if source.size(member) > MAX_ATTACHMENT_BYTES:
+        return None
+    try:
+        with source.open(member) as stream:
+            data = stream.read(MAX_ATTACHMENT_BYTES + 1)
+    except _READ_ERRORS as error:
+        raise ParseError(f"{member}: cannot be read ({error})") from None
+    return None if len(data) > MAX_ATTACHMENT_BYTES else data
+
+
+def _content_type(name: str) -> str:
+    suffix = posixpath.splitext(name)[1].lower()
+    return _EXTRA_TYPES.get(suffix) or common.content_type(name)
+
+
+def _local_time(wall: datetime, raw: str, layout: str, hints: ParseHints) -> tuple[datetime, TimeReading]:
+    """A zone-less wall time read in the custodian's zone (signal-export wrote local time)."""
+    at = wall.replace(tzinfo=hints.timezone)
+    return at, TimeReading(raw, layout, None, "custodian_zone", hints.zone_name)
+
+
+def _finish(message: ParsedMessage, media: _Media, deleted: bool) -> list[Record]:
+    """The message, then the events it raises (deletion, each missing file)."""
+    records: list[Record] = [message]
+    at, conversation, who = message.created_at, message.conversation, message.sender or "(no name)"
+    if deleted:
+        records.append(ParsedEvent("deleted_message", conversation, at, f"message from {who} shows as deleted"))
+    records += [ParsedEvent("incomplete_copy", conversation, at, f"{who}: {reason}") for reason in media.missing]
+    return records
+
+
+# --- signal-export chat.md ------------------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    """One chat.md message being collected until the next header line."""
+
+    header: re.Match[str]
+    lineno: int
+    lines: list[str]
+    size: int = 0
+
+
+def _parse_markdown(context: _Context, member: str, conversation: str) -> Iterator[Record]:
+    folder = posixpath.dirname(member)
+    block: _Block | None = None
+    for lineno, line in _lines(context.source, member):
+        header = _MD_HEADER.match(line)
+        if header is not None:
+            if block is not None:
+                yield from _markdown_records(context, block, member, folder, conversation)
+            block = _Block(header, lineno, [header["rest"] or ""])
+        elif block is not None:
+            block.lines.append(line)
+            block.size += len(line) + 1
+            if block.size > MAX_MESSAGE_CHARS:
+                raise ParseError(f"{member}: message at line {block.lineno} is longer than {MAX_MESSAGE_CHARS} chars")
+        elif line.strip():
+            raise ParseError(f"{member}: line {lineno}: text before the first '[date time] Sender:' line")
+    if block is not None:
+        yield from _markdown_records(context, block, member, folder, conversation)
+
+
+def _markdown_records(context: _Context, block: _Block, member: str, folder: str, conversation: str) -> list[Record]:
+    header = block.header
+    at, reading = _markdown_time(header, context.hints, f"{member}: line {block.lineno}")
+    lines = block.lines
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()  # signal-export separates messages with a blank line
+    media = _Media()
+    extra: dict[str, str] = {}
+    deleted = len(lines) == 1 and lines[0].strip() == _DELETED
+    body = lines[0].strip() if deleted else _markdown_body(lines, media, extra, context, folder)
+    message = ParsedMessage(
+        platform="signal",
+        conversation=conversation,
+        sender=header["sender"],
+        created_at=at,
+        time=reading,
+        body=body,
+        attachments=tuple(media.attachments),
+        flags=tuple(["deleted"] if deleted else media.flags),
+        extra=extra,
+    )
+    return _finish(message, media, deleted)
+
+
+def _markdown_time(header: re.Match[str], hints: ParseHints, where: str) -> tuple[datetime, TimeReading]:
+    raw = f"{header['date']}{header['comma']} {header['time']}"
+    seconds = len(header["time"]) == 8
+    layout = "signal-export %Y-%m-%d" + ("," if header["comma"] else "") + (" %H:%M:%S" if seconds else " %H:%M")
+    try:
+        wall = datetime.fromisoformat(f"{header['date']}T{header['time']}")
+    except ValueError:
+        raise ParseError(f"{where}: {raw!r} is not a valid date and time") from None
+    return _local_time(wall, raw, layout, hints)
+
+
+def _markdown_body(lines: list[str], media: _Media, extra: dict[str, str], context: _Context, folder: str) -> str:
+    """Take signal-export's additions off the message's lines; what is left is the body."""
+    last, items = _peel_items(lines[-1])
+    lines[-1] = last
+    for item in items:
+        if item[0] == "omitted":
+            media.omitted(item[1], "media_omitted", f"{item[1]} not exported")
+        else:
+            media.linked(context, folder, item[1], item[2])
+    if len(lines) > 1 and lines[-1].startswith("(( ") and lines[-1].endswith(" ))"):
+        extra["sticker"] = lines.pop()[3:-3]
+    if len(lines) > 1 and lines[-1].startswith("(- ") and lines[-1].endswith(" -)"):
+        extra["reactions"] = lines.pop()[3:-3]
+    start = 0
+    if len(lines) > 2 and not lines[0] and not lines[1] and lines[2].startswith(">"):
+        end = 2
+        while end < len(lines) and lines[end].startswith(">"):
+            end += 1
+        extra["quote"] = "\n".join(line[2:] if line.startswith("> ") else line[1:] for line in lines[2:end])
+        start = end + 1  # the blank line after the quote
+    return "\n".join(lines[start:]).rstrip()
+
+
+def _peel_items(line: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """Attachment links and ``(… not exported)`` placeholders from the end of the last line.
+
+    Each is found with ``rfind`` from the end, so a hostile line costs time
+    linear in its length; only links into ``media/`` or ``exported_stickers/``
+    count, so a body that ends with an ordinary link keeps it.
+    """
+    items: list[tuple[str, str, str]] = []
+    rest = line
+    while True:
+        text = rest.rstrip(" ")
+        if text.endswith(_NOT_EXPORTED) and (start := text.rfind("(")) >= 0:
+            items.append(("omitted", text[start + 1 : -len(_NOT_EXPORTED)], ""))
+            rest = text[:start]
+            continue
+        link = _trailing_link(text)
+        if link is None:
+            break
+        start, name, path = link
+        items.append(("link", name, path))
+        rest = text[:start]
+    items.reverse()
+    return (rest if items else line), items
+
+
+def _trailing_link(text: str) -> tuple[int, str, str] | None:
+    """``![name](path)`` or ``[name](path)`` ending ``text``: (start, name, path)."""
+    if not text.endswith(")"):
+        return None
+    middle = text.rfind("](")
+    if middle < 0:
+        return None
+    path = text[middle + 2 : -1]
+    if not path.startswith(_MEDIA_PREFIXES) or "\n" in path:
+        return None
+    # The name is the file's name; prefer the "[" that makes it so over a "[" inside it.
+    expected = posixpath.basename(path).replace("%20", " ")
+    if text[:middle].endswith("[" + expected):
+        opening = middle - len(expected) - 1
+    else:
+        opening = text.rfind("[", 0, middle)
+        if opening < 0:
+            return None
+    start = opening - 1 if opening > 0 and text[opening - 1] == "!" else opening
+    return start, text[opening + 1 : middle], path
+
+
+# --- signal-export data.json ------------------------------------------------------------------------
+
+
+def _parse_jsonl(context: _Context, member: str, conversation: str) -> Iterator[Record]:
+    folder = posixpath.dirname(member)
+    for lineno, line in _lines(context.source, member):
+        if not line.strip():
+            continue
+        where = f"{member}: line {lineno}"
+        try:
+            entry = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise ParseError(f"{where}: not a JSON object ({error})") from None
+        if not isinstance(entry, dict):
+            raise ParseError(f"{where}: not a JSON object")
+        yield from _jsonl_records(context, entry, folder, conversation, where)
+
+
+def _jsonl_records(
+    context: _Context, entry: dict[str, Any], folder: str, conversation: str, where: str
+) -> list[Record]:
+    raw = _string(entry, "date", where)
+    try:
+        wall = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ParseError(f"{where}: date {raw[:40]!r} is not an ISO date") from None
+    if wall.tzinfo is None:
+        at, reading = _local_time(wall, raw, "signal-export-json iso8601", context.hints)
+    else:
+        at, reading = wall, TimeReading(raw, "signal-export-json iso8601", None, "format", _offset_name(wall))
+    media = _Media()
+    for item in _objects(entry, "attachments", where):
+        path = _string(item, "path", where)
+        name = _string(item, "name", where) or posixpath.basename(path)
+        media.linked(context, folder, name, path)
+    deleted = entry.get("deleted") is True
+    flags = ["deleted"] if deleted else list(media.flags)
+    if entry.get("call") is True:
+        flags.append("call")
+    if entry.get("missed") is True:
+        flags.append("missed_call")
+    message = ParsedMessage(
+        platform="signal",
+        conversation=conversation,
+        sender=_string(entry, "sender", where),
+        created_at=at,
+        time=reading,
+        body=_DELETED if deleted else _string(entry, "body", where).rstrip(),
+        attachments=tuple(media.attachments),
+        flags=tuple(flags),
+        extra=_jsonl_extra(entry, where),
+    )
+    return _finish(message, media, deleted)
+
+
+def _jsonl_extra(entry: dict[str, Any], where: str) -> dict[str, str]:
+    extra: dict[str, str] = {}
+    quote = _string(entry, "quote", where).strip("\n")
+    if quote:
+        extra["quote"] = "\n".join(line[2:] if line.startswith("> ") else line for line in quote.split("\n"))
+    sticker = entry.get("sticker")
+    if isinstance(sticker, dict):
+        sticker = sticker.get("emoji") or sticker.get("label")
+    if isinstance(sticker, str) and sticker:
+        extra["sticker"] = sticker
+    reactions = entry.get("reactions")
+    if isinstance(reactions, list) and reactions:
+        extra["reactions"] = ", ".join(_reaction(r) for r in reactions)
+    return extra
+
+
+def _reaction(value: object) -> str:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return f"{value[0]}: {value[1]}"
+    if isinstance(value, dict):
+        return f"{value.get('name', '')}: {value.get('emoji', '')}"
+    return str(value)
+
+
+
+
+
+
+def _offset_name(at: datetime) -> str:
+    offset = at.strftime("%z")
+    return f"{offset[:3]}:{offset[3:]}" if offset else "UTC"
+
+
+# --- sigtop text ----------------------------------------------------------------------------------
+
+
+def _parse_sigtop(context: _Context, member: str) -> Iterator[Record]:
+    lines = _lines(context.source, member)
+    first = next(lines, (1, ""))[1]
+    if not first.startswith("Conversation: "):
+        raise ParseError(f"{member}: line 1: expected 'Conversation: …' (sigtop text export)")
+    conversation = _without_detail(first.removeprefix("Conversation: "))
+    for block in _sigtop_blocks(lines, member):
+        yield from _sigtop_records(block, conversation, context.hints, member)
+
+
+def _sigtop_blocks(lines: Iterator[tuple[int, str]], member: str) -> Iterator[list[tuple[int, str]]]:
+    """Each message's lines: a block starts at ``From:``+``Type:`` or ``Type:`` after a blank line."""
+    block: list[tuple[int, str]] | None = None
+    held: tuple[int, str] | None = None  # a "From:" line, until the next line says whether it starts a message
+    after_blank = True
+    size = 0
+    for lineno, line in lines:
+        if held is not None:
+            if _SIGTOP_TYPE.match(line):
+                if block:
+                    yield block
+                block, held, after_blank, size = [held, (lineno, line)], None, False, 0
+                continue
+            block = _append(block, held, member)
+            held, after_blank = None, False
+        if after_blank and line.startswith("From: "):
+            held = (lineno, line)
+            continue
+        if after_blank and _SIGTOP_TYPE.match(line):
+            if block:
+                yield block
+            block, after_blank, size = [(lineno, line)], False, 0
+            continue
+        if block is None and not line.strip():
+            continue
+        block = _append(block, (lineno, line), member)
+        after_blank = not line.strip()
+        size += len(line) + 1
+        if size > MAX_MESSAGE_CHARS:
+            raise ParseError(f"{member}: message at line {block[0][0]} is longer than {MAX_MESSAGE_CHARS} characters")
+    if held is not None:
+        block = _append(block, held, member)
+    if block:
+        yield block
+
+
+def _append(block: list[tuple[int, str]] | None, line: tuple[int, str], member: str) -> list[tuple[int, str]]:
+    if block is None:
+        raise ParseError(f"{member}: line {line[0]}: expected a message's 'From:' or 'Type:' line")
+    block.append(line)
+    return block
+
+
+@dataclass
+class _Section:
+    """A sigtop message (or one edit version): its fields, quote and body."""
+
+    fields: list[tuple[str, str]]
+    quote: list[str]
+    body: list[str]
+
+    def get(self, key: str) -> str | None:
+        return next((value for name, value in self.fields if name == key), None)
+
+    def all(self, key: str) -> list[str]:
+        return [value for name, value in self.fields if name == key]
+
+
+def _section(lines: list[str]) -> _Section:
+    """Fields until the first blank line; then ``>`` quote lines; then, after a blank, the body."""
+    fields: list[tuple[str, str]] = []
+    index = 0
+    while index < len(lines) and lines[index]:
+        match = _SIGTOP_FIELD.match(lines[index])
+        if match is None:
+            break  # not a field: the format has changed, keep the line as body text
+        fields.append((match["key"], match["value"]))
+        index += 1
+    rest = lines[index:]
+    if rest and not rest[0]:
+        rest = rest[1:]
+    quote: list[str] = []
+    while rest and rest[0].startswith(">"):
+        quote.append(rest.pop(0)[2:] if rest[0].startswith("> ") else rest.pop(0)[1:])
+    if quote and rest and not rest[0]:
+        rest = rest[1:]
+    while rest and not rest[-1]:
+        rest.pop()
+    return _Section(fields, quote, rest)
+
+
+def _sigtop_records(block: list[tuple[int, str]], conversation: str, hints: ParseHints, member: str) -> list[Record]:
+    where = f"{member}: line {block[0][0]}"
+    main = _section([line for _, line in block])
+    at, reading = _sigtop_time(main, where)
+    kind = main.get("Type") or "unknown"
+    sender = main.get("From") or ""
+    extra: dict[str, str] = {}
+    body = "\n".join(main.body)
+    edited = main.get("Edited") is not None
+    if edited:
+        body, extra["edit_history"] = _newest_version(main.body)
+    if kind not in _MESSAGE_TYPES:
+        return [_sigtop_event(kind, sender, body, conversation, at)]
+    media = _Media()
+    for value in main.all("Attachment"):
+        match = _SIGTOP_ATTACHMENT.match(value)
+        name, mime = (match["name"], match["mime"]) if match else (value, "")
+        media.omitted(name, "media_omitted", f"attachment {value} is listed; sigtop text has no files", mime)
+    if main.quote:
+        extra["quote"] = "\n".join(main.quote)
+    if reactions := main.all("Reaction"):
+        extra["reactions"] = "; ".join(reactions)
+    if received := main.get("Received"):
+        extra["received"] = received
+    message = ParsedMessage(
+        platform="signal",
+        conversation=conversation,
+        sender=sender,
+        created_at=at,
+        time=reading,
+        body=body,
+        attachments=tuple(media.attachments),
+        edited=edited,
+        flags=tuple(media.flags),
+        extra=extra,
+    )
+    return _finish(message, media, deleted=False)
+
+
+def _sigtop_time(section: _Section, where: str) -> tuple[datetime | None, TimeReading | None]:
+    """``Sent:`` (the sender's clock, with its offset), else ``Received:``; "unknown" is undated."""
+    for key, layout in (("Sent", "rfc2822"), ("Received", "rfc2822 (sigtop Received)")):
+        raw = section.get(key)
+        if raw is None or raw == "unknown":
+            continue
+        if not _RFC2822.match(raw):
+            raise ParseError(f"{where}: {key}: {raw[:60]!r} is not an RFC 2822 date")
+        try:
+            at = email.utils.parsedate_to_datetime(raw)
+        except (ValueError, TypeError):
+            raise ParseError(f"{where}: {key}: {raw!r} is not a valid date") from None
+        return at, TimeReading(raw, layout, None, "format", _offset_name(at))
+    return None, None
+
+
+def _newest_version(lines: list[str]) -> tuple[str, str]:
+    """The newest version's body (sigtop lists versions newest first) and the whole history."""
+    inner = [line[2:] if line.startswith("| ") else line[1:] for line in lines if line.startswith("|")]
+    versions: list[list[str]] = []
+    for line in inner:
+        if line.startswith("Version: ") or not versions:
+            versions.append([])
+        versions[-1].append(line)
+    sections = [_section(version) for version in versions]
+    history = "\n\n".join(
+        f"Version {s.get('Version') or '?'} (sent {s.get('Sent') or 'unknown'}):\n" + "\n".join(s.body)
+        for s in sections
+    )
+    return ("\n".join(sections[0].body) if sections else ""), history
+
+
+def _sigtop_event(kind: str, sender: str, body: str, conversation: str, at: datetime | None) -> ParsedEvent:
+    event: EventKind = "disappearing_messages" if kind == "timer-notification" else "system"
+    detail = f"{kind} from {sender}" if sender else kind
+    return ParsedEvent(event, conversation, at, f"{detail}: {body}" if body else detail)
+
+
+def _without_detail(value: str) -> str:
+    """``Alice (+31 6 1234)`` → ``Alice``; sigtop appends a phone, username or ``group``."""
+    match = _DETAIL.match(value)
+    return match["name"] if match and match["name"] else value
