@@ -1,8 +1,9 @@
 """``twentyday serve``: the composition root.
 
 It checks that the config names public keys only, opens the archive, and
-starts what exists: the spool and its pipeline worker, the watched export
-folder, and (when configured) the SMTP forwarding address. It runs until
+starts what exists: the spool, the pipeline worker (a process of its own,
+restarted if it dies), the watched export folder, and (when enabled) the SMTP
+forwarding address. It runs until
 SIGTERM or SIGINT, then stops the sources first and lets the worker finish
 the item it holds. Every ``HEAD_LOG_SECONDS`` it logs the ledger's signed
 head, so a copy of the chain head lives outside the archive (journald) and a
@@ -12,8 +13,11 @@ rewrite of history shows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 import signal
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from . import keys, secrets
@@ -22,10 +26,11 @@ from .smtp import start_server
 from .spool import Spool
 from .store import Archive
 from .watcher import InboxWatcher
-from .worker import Worker
+from .worker import worker_process
 
 log = logging.getLogger(__name__)
 HEAD_LOG_SECONDS = 3600.0
+WATCH_SECONDS = 2.0
 
 
 def ledger_head(archive: Archive) -> tuple[int, str]:
@@ -33,49 +38,82 @@ def ledger_head(archive: Archive) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, "")
 
 
-def open_spool(config: Config) -> Spool:
-    return Spool(spool_dir(config), secrets.load(config.data_dir).derived("spool"))
+def open_spool(config: Config, *, writer: bool = True) -> Spool:
+    return Spool(spool_dir(config), secrets.load(config.data_dir).derived("spool"), writer=writer)
 
 
 def spool_dir(config: Config) -> Path:
     return config.data_dir / "spool"
 
 
+class PipelineProcess:
+    """The worker in a process of its own, restarted if it dies."""
+
+    def __init__(self, config: Config) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self.wake = self._context.Event()
+        self._stop = self._context.Event()
+        self._config = config
+        self._process: BaseProcess | None = None
+
+    def start(self) -> None:
+        self._process = self._context.Process(
+            target=worker_process, name="twentyday-pipeline",
+            args=(str(self._config.path), self.wake, self._stop, self._config.log_level))
+        self._process.start()
+
+    def watch(self) -> None:
+        if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
+            log.error("pipeline process exited (code %s); restarting it", self._process.exitcode)
+            self.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._process is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                log.error("pipeline process did not stop in %.0f s; terminating it", timeout)
+                self._process.terminate()
+                self._process.join(10)
+
+
 async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = HEAD_LOG_SECONDS,
               settle_seconds: float = 2.0) -> None:
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     archive = Archive(config, recipients=recipients)
-    worker_archive = Archive(config, recipients=recipients)
     spool = open_spool(config)
     recovered = spool.recover()
-    worker = Worker(worker_archive, spool)
-    watcher = InboxWatcher(config.folder_path, spool, worker.notify, settle_seconds=settle_seconds)
+    pipeline = PipelineProcess(config)
+    watcher = InboxWatcher(config.folder_path, spool, pipeline.wake.set, settle_seconds=settle_seconds)
     server: asyncio.Server | None = None
     try:
         log.info("twentyday serving %s; sealing to %s", config.data_dir,
                  ", ".join(r.fingerprint for r in recipients))
         if recovered:
             log.warning("recovered %d item(s) moved into the spool before a crash", recovered)
-        worker.start()
+        pipeline.start()
         watcher.start()
         log.info("watching %s", config.folder_path)
         if config.smtp.enabled:
-            server = await start_server(config, spool, worker.notify)
+            server = await start_server(config, spool, pipeline.wake.set)
+        next_head = 0.0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
-            seq, head = ledger_head(archive)
-            log.info("ledger head %d %s", seq, head)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=head_log_seconds)
-            except TimeoutError:
-                continue
+            if loop.time() >= next_head:
+                seq, head = ledger_head(archive)
+                log.info("ledger head %d %s", seq, head)
+                next_head = loop.time() + head_log_seconds
+            pipeline.watch()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=WATCH_SECONDS)
     finally:
         if server is not None:  # sources first: nothing new arrives while the worker finishes
             server.close()
             await server.wait_closed()
         watcher.stop()
-        worker.stop()
+        pipeline.stop()
         spool.close()
-        worker_archive.close()
         archive.close()
         log.info("twentyday stopped")
 

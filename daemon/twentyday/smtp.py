@@ -99,7 +99,7 @@ class Intake:
             "rcpt_tos": ", ".join(envelope.rcpt_tos),
             "peer": peer,
             "tls": "yes" if session.ssl is not None else "no",
-            "auth": session.login_data.decode("utf-8", "replace") if isinstance(session.login_data, bytes) else "",
+            "auth": str(session.auth_data) if session.authenticated and session.auth_data else "",
             "helo": session.host_name or "",
             "received_at": received_at.isoformat(),
         }

@@ -69,7 +69,8 @@ class _Writer:
 
 
 class Spool:
-    def __init__(self, root: Path, key: bytes) -> None:
+    def __init__(self, root: Path, key: bytes, *, writer: bool = True) -> None:
+        """``writer=False``: the pipeline's view (read, mark done, collect), e.g. in the worker process."""
         self.root = root
         self.files = root / "files"
         self._aead = AESGCM(key)
@@ -77,13 +78,14 @@ class Spool:
         try:
             self.files.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._done = (root / "done.log").open("a+b")
-            self._writer = self._open_segment()
+            self._writer = self._open_segment() if writer else None
         except OSError as error:
             raise IntakeError(f"{root}: spool is not writable: {error.strerror}") from None
 
     def close(self) -> None:
         with self._lock:
-            self._writer.handle.close()
+            if self._writer is not None:
+                self._writer.handle.close()
             self._done.close()
 
     # -- writing ---------------------------------------------------------------------
@@ -151,6 +153,8 @@ class Spool:
     def _append(self, frame: bytes) -> None:
         with self._lock:
             writer = self._writer
+            if writer is None:
+                raise IntakeError("this spool was opened read-only")
             try:
                 writer.handle.write(frame)
                 writer.handle.flush()
@@ -202,23 +206,24 @@ class Spool:
         except InvalidTag:
             raise IntakeError(f"spool item {item.id} is damaged") from None
 
-    def mark_done(self, item: SpoolItem) -> None:
-        """The store committed the item: forget it, and drop segments with nothing left."""
+    def mark_done(self, *items: SpoolItem) -> None:
+        """The store durably committed these items: forget them (one fsync for all)."""
         with self._lock:
-            self._done.write(item.id.encode() + b"\n")
+            self._done.write(b"".join(item.id.encode() + b"\n" for item in items))
             self._done.flush()
             os.fsync(self._done.fileno())
-        if item.file is not None:
-            item.file.unlink(missing_ok=True)
-            item.file.with_name(f"{item.file.name}.meta").unlink(missing_ok=True)
+        for item in items:
+            if item.file is not None:
+                item.file.unlink(missing_ok=True)
+                item.file.with_name(f"{item.file.name}.meta").unlink(missing_ok=True)
 
     def collect(self) -> None:
         """Drop segments whose items are all done (the worker calls this when it is idle)."""
         done = self._done_ids()
-        with self._lock:
-            current = self._writer.path
+        segments = self._segments()
+        current = segments[-1] if segments else None  # the one being written, in any process
         live: set[str] = set()
-        for segment in self._segments():
+        for segment in segments:
             items = list(_read_segment(segment))
             if segment != current and all(i.id in done for i in items):
                 segment.unlink(missing_ok=True)

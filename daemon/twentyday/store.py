@@ -19,6 +19,7 @@ import hmac
 import itertools
 import json
 import logging
+import os
 import re
 import sqlite3
 import unicodedata
@@ -125,7 +126,11 @@ def tokens(text: str) -> set[str]:
 class Archive:
     """An open archive. Writers need the daemon secrets and the recipients' public keys."""
 
-    def __init__(self, config: Config, *, recipients: tuple[keys.Recipient, ...] | None = None) -> None:
+    def __init__(self, config: Config, *, recipients: tuple[keys.Recipient, ...] | None = None,
+                 durable: bool = True) -> None:
+        """``durable=False`` lets commits skip their fsync; the caller must :meth:`sync` before it
+        forgets the items it committed (the pipeline worker does, in batches: the spool still
+        holds every item until then, so a power loss replays them and loses nothing)."""
         self.config = config
         self.data_dir = config.data_dir
         path = self.data_dir / INDEX_FILE
@@ -137,6 +142,8 @@ class Archive:
         except sqlite3.DatabaseError as error:
             raise TwentydayError(f"{path}: cannot open the index: {error}") from None
         self.conn = self.db.conn
+        if not durable:
+            self.conn.execute("PRAGMA synchronous = NORMAL")
         self.secrets = secrets.load(self.data_dir)
         self._recipients = recipients
         self._token_key = self.secrets.derived("token")
@@ -164,6 +171,19 @@ class Archive:
 
     def close(self) -> None:
         self.conn.close()
+
+    def sync(self) -> None:
+        """Make every commit so far durable: fsync the write-ahead log (and the database)."""
+        index = self.data_dir / INDEX_FILE
+        for path in (index.with_name(INDEX_FILE + "-wal"), index):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     # -- keys -------------------------------------------------------------------------
 
