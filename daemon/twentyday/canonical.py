@@ -24,10 +24,13 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not canonically serialisable: {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(
+    default=_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(
-        value, default=_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def iso(moment: datetime) -> str:

@@ -75,7 +75,8 @@ def open_record(archive: Archive, record_id: str, identity: keys.Identity) -> di
     document = _public(row)
     document["time_reading"] = json.loads(row["time_reading"]) if row["time_reading"] else None
     document["retention"] = row["retention"]
-    document["captures"] = [
+    # The first capture is the record's own; record_capture lists the later ones.
+    document["captures"] = [{"capture_id": row["capture_id"], "captured_at": row["captured_at"]}] + [
         {"capture_id": c, "captured_at": t}
         for c, t in archive.conn.execute(
             "SELECT capture_id, captured_at FROM record_capture WHERE record_id = ? ORDER BY captured_at", (record_id,)

@@ -387,6 +387,7 @@ class _CaptureWriter:
         self.head_hash = ""
         self._records: list[tuple[Any, ...]] = []
         self._links: list[tuple[str, str, str]] = []
+        self._recipient_cache: dict[tuple[str, ...], str] = {}
         self._attachments: list[tuple[Any, ...]] = []
         self._terms: list[tuple[str, str]] = []
         self._first: str | None = None
@@ -537,8 +538,8 @@ class _CaptureWriter:
         # between records: no existence check per message, and equal bodies do not show.
         content = self._seal_new(canonical_json(content_document(record_id, message)), record_id, "content")
         row["content_blob"] = content.id
+        # record.capture_id is the first capture; record_capture lists only later ones.
         self._records.append(tuple(row[c] for c in RECORD_COLUMNS))
-        self._links.append((record_id, self.capture_id, self.captured_iso))
         searchable = " ".join([message.subject, message.body, *(a.name for a in message.attachments)])
         self._terms.append((record_id, " ".join(self.archive.term_tokens(searchable))))
         self.ledger.append(self.captured_iso, "record", record_id,
@@ -548,6 +549,15 @@ class _CaptureWriter:
             self.result.undated += 1
         elif row["status"] == "late":
             self.result.late += 1
+
+    def _recipients_json(self, recipients: tuple[str, ...]) -> str:
+        # A chat's participants repeat on every message: encode each list once.
+        cached = self._recipient_cache.get(recipients)
+        if cached is None:
+            if len(self._recipient_cache) > 10_000:
+                self._recipient_cache.clear()
+            cached = self._recipient_cache[recipients] = canonical_json(list(recipients)).decode()
+        return cached
 
     def _record_row(self, record_id: str, key: str, draft: RecordDraft) -> dict[str, Any]:
         message = draft.message
@@ -571,11 +581,11 @@ class _CaptureWriter:
             "channel": self.capture.channel,
             "conversation": message.conversation,
             "sender": message.sender,
-            "recipients": json.dumps(list(message.recipients), ensure_ascii=False),
+            "recipients": self._recipients_json(message.recipients),
             "direction": draft.direction,
             "created_at": iso(message.created_at) if message.created_at else None,
             "created_utc": utc_key(message.created_at) if message.created_at else None,
-            "time_reading": json.dumps(reading.__dict__, ensure_ascii=False, sort_keys=True) if reading else None,
+            "time_reading": canonical_json(reading.__dict__).decode() if reading else None,
             "captured_at": self.captured_iso,
             "deadline_at": iso(deadline_at) if deadline_at else None,
             "deadline_rule": f"{config.deadline_rule}/{config.deadline_days}d",
@@ -585,7 +595,7 @@ class _CaptureWriter:
             "has_attachments": int(bool(message.attachments)),
             "incomplete": int(any(a.omitted for a in message.attachments) or "media_omitted" in message.flags),
             "edited": int(message.edited),
-            "flags": json.dumps(list(message.flags)),
+            "flags": canonical_json(message.flags).decode() if message.flags else "[]",
             "message_ref": self.archive.message_ref(message.platform, message.message_key),
             "reply_ref": self.archive.message_ref(message.platform, message.reply_to),
             "content_blob": "",
