@@ -74,6 +74,7 @@ class ForwardedOriginal:
     body: str
     client: str
     depth: int
+    bcc: tuple[str, ...] = ()
 
 
 # --- Localised words (data) -------------------------------------------------------------
@@ -96,7 +97,10 @@ HEADER_KEYS: Mapping[str, str] = {
     "|Elküldve|Wysłano|Trimis|Отправлено|Odoslané|Gönderilen|Відправлено|Odesláno",
     "subject": "Subject|Betreff|Objet|Sujet|Asunto|Oggetto|Onderwerp|Assunto|Emne|Ämne|Aihe"
     "|Temat|Тема|Předmět|Predmet|Tárgy|Subiectul|Subiect|Konu|Naslov",
-    "ignored": "Reply-To|Bcc|BCC|Cci|Ccn|Kopie (BCC)|Antwort an|Répondre à|Responder a"
+    # A forward from the sender's Sent folder shows its Bcc; an official address there makes
+    # the original "copied" (44 U.S.C. 2911(a)(1)), so it is read, not ignored.
+    "bcc": "Bcc|BCC|Cci|Ccn|CCO|Kopie (BCC)|Blindkopie|Copie cachée",
+    "ignored": "Reply-To|Antwort an|Répondre à|Responder a"
     "|Rispondi a|Antwoord aan|Svar til|Svara till|Importance|Wichtigkeit|Attachments"
     "|Anlagen|Pièces jointes",
 }
@@ -518,7 +522,7 @@ def _read_headers(lines: Sequence[str], start: int, stop: int) -> _Headers | Non
         parsed = _header(text)
         if parsed is None:
             # A long To/Cc list folded onto an indented next line.
-            if last in ("to", "cc") and raw[:1] in (" ", "\t") and "@" in text:
+            if last in ("to", "cc", "bcc") and raw[:1] in (" ", "\t") and "@" in text:
                 values[last] = f"{values[last]} {text}"
                 index += 1
                 continue
@@ -691,6 +695,7 @@ def _original(
         sender_address=_first_address(sender_text),
         to=_address_list(values.get("to", "")),
         cc=_address_list(values.get("cc", "")),
+        bcc=_address_list(values.get("bcc", "")),
         subject=values.get("subject", "").strip(),
         date_text=date_text,
         created_at=reading.at,
