@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from . import alerts
 from .config import Config, Custodian, normalise_identity
 from .errors import HeldForReview, NotFoundError, ParseError
+from .parsers import email as email_parser
 from .parsers import registry
 from .parsers.base import ExportSource, ParserModule
 from .records import Direction, ParsedEvent, ParsedMessage, ParseHints
@@ -80,7 +81,8 @@ class _Tally:
 
 def route_message(config: Config, message: ParsedMessage) -> Custodian | None:
     """The custodian a message belongs to, from its sender or recipients."""
-    parties = [message.sender, *message.recipients]
+    # A forward's original may not involve the custodian at all: the forwarder is theirs.
+    parties = [message.sender, *message.recipients, message.extra.get("forwarded_by_address", "")]
     for custodian in config.custodians:
         own = custodian.own_identities()
         if any(normalise_identity(p) in own for p in parties if p):
@@ -118,7 +120,10 @@ def process(archive: Archive, item: Item) -> Outcome:
     except ParseError as error:
         return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
     try:
-        parser = registry.choose(source)
+        try:
+            parser = registry.choose(source)
+        except ParseError as error:  # detection reads the item too: a damaged entry fails here
+            return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
         if parser is None:
             return _keep(archive, item, custodian, "quarantined",
                          "not a format twentyday reads (no parser recognised it)", "ingest_failed")
@@ -150,12 +155,31 @@ def _parse_and_store(archive: Archive, item: Item, custodian: Custodian | None, 
         return _keep(archive, item, custodian, "held", f"held for review: {error}", "ingest_failed")
     except ParseError as error:
         return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
+    children = _attached_exports(archive, item, owner, result.capture_id) if parser.NAME == "email" else []
     if result.duplicate:
         return Outcome(item.name, "duplicate", result.capture_id, "already archived (same bytes)", result)
     detail = f"{parser.NAME}: {result.new_count} new record(s), {result.linked_count} already archived"
     if result.events:
         detail += f", {result.events} event(s)"
+    if children:
+        detail += "; attached exports: " + ", ".join(f"{c.source} {c.state} ({c.capture_id})" for c in children)
     return Outcome(item.name, "ingested", result.capture_id, detail, result)
+
+
+def _attached_exports(archive: Archive, item: Item, custodian: Custodian, capture_id: str) -> list[Outcome]:
+    """Chat exports mailed as attachments: each becomes a capture of its own, linked to the mail.
+
+    Run even when the mail itself was a duplicate: a crash after the mail's commit
+    replays the item, and the exports are then ingested (once) on the replay.
+    """
+    raw = item.data if item.data is not None else item.path.read_bytes() if item.path is not None else b""
+    try:
+        exports = email_parser.chat_export_attachments(raw)
+    except ParseError:
+        return []  # the mail was readable enough to archive; its attachments are sealed with it
+    return [process(archive, Item(name=name, channel=item.channel, received_at=item.received_at, data=data,
+                                  custodian_id=custodian.id, parent_capture=capture_id))
+            for name, data in exports]
 
 
 def _guarded(records: Iterable[ParsedMessage | ParsedEvent], parser: str) -> Iterator[ParsedMessage | ParsedEvent]:

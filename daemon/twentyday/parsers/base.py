@@ -20,10 +20,14 @@ A parser module provides ``NAME``, ``detect(source, head) -> bool`` and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
+import lzma
 import stat
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -133,7 +137,17 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buffer))
+        try:
+            data = self._inner.read(len(buffer))
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as error:
+            # Damaged entry data (bad CRC, corrupt or truncated stream) is a fault of the item:
+            # it must quarantine like any other unreadable content, not escape the parser.
+            raise ParseError(f"zip entry {self._member!r} cannot be read ({error})") from None
+        except OSError as error:
+            if error.errno is not None:
+                raise  # a real I/O error reading the item: the caller keeps it and tries again
+            # bz2 reports a corrupt stream as an OSError without an errno.
+            raise ParseError(f"zip entry {self._member!r} cannot be read ({error})") from None
         count = len(data)
         self._read += count
         self._budget.total += count
@@ -157,13 +171,78 @@ def _unsafe_name(name: str) -> bool:
     return ".." in PurePosixPath(name).parts
 
 
+def _stored_name_length(info: zipfile.ZipInfo) -> int:
+    """The entry name's length in bytes as written in the zip, not as re-encoded in UTF-8.
+
+    Names without the UTF-8 flag are cp437 (Windows' built-in zip tool writes them so);
+    counting 'café' as UTF-8 would make it a byte longer than on disk, and two honest
+    adjacent entries would look like an overlap.
+    """
+    return len(info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"))
+
+
+_END = struct.Struct("<4s4H2LH")  # end of central directory record
+_END64_LOCATOR_SIZE = 20
+_END64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record
+_CENTRAL_SIZE = 46  # fixed part of a central directory header
+
+
+def _directory_entries(handle: IO[bytes], limit: int) -> int:
+    """Count central directory headers as ``zipfile`` will read them, stopping at ``limit + 1``.
+
+    ``zipfile.ZipFile`` builds a ZipInfo (~500 bytes) for every entry before anyone can
+    count them, and it walks the directory by its byte size, not by the end record's count
+    (which can lie): a 108 MB zip of two million bare entries took 10 s and 1.3 GB. So
+    find the directory exactly as zipfile 3.11 does (end record: the last 22 bytes, else the
+    last signature in the final 64 KiB; a zip64 record right before it) and walk its
+    headers without building them. Anything unparsable here returns 0: zipfile then fails
+    on it by itself, or reads a directory this walk has already bounded.
+    """
+    size = handle.seek(0, io.SEEK_END)
+    tail_start = max(0, size - _END.size - (1 << 16))  # zipfile's search window, to the byte
+    handle.seek(tail_start)
+    tail = handle.read()
+    at = len(tail) - _END.size
+    if not (at >= 0 and tail[at : at + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0"):
+        at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _END.size:
+        return 0
+    directory_size = _END.unpack_from(tail, at)[5]
+    end = tail_start + at
+    handle.seek(max(0, end - _END64_LOCATOR_SIZE - _END64.size))
+    zip64 = handle.read(_END64.size + 4)
+    if end >= _END64_LOCATOR_SIZE + _END64.size and zip64[-4:] == b"PK\x06\x07" and zip64[:4] == b"PK\x06\x06":
+        directory_size = _END64.unpack_from(zip64)[8]
+        end -= _END64_LOCATOR_SIZE + _END64.size
+    position = end - directory_size
+    if position < 0:
+        return 0
+    count = 0
+    handle.seek(position)
+    while count <= limit and position < end:
+        header = handle.read(_CENTRAL_SIZE)
+        if len(header) < _CENTRAL_SIZE or header[:4] != b"PK\x01\x02":
+            break
+        name, extra, comment = struct.unpack_from("<3H", header, 28)
+        position += _CENTRAL_SIZE + name + extra + comment
+        handle.seek(position)
+        count += 1
+    return count
+
+
 class ZipSource:
     """A zip export, checked on open and read entry by entry as streams."""
 
-    def __init__(self, path: Path, name: str | None = None) -> None:
-        self._name = name or path.name
+    def __init__(self, zipped: Path | IO[bytes], name: str | None = None) -> None:
+        """``zipped``: a file, or bytes in memory (an export mailed as an attachment)."""
+        self._name = name or (zipped.name if isinstance(zipped, Path) else "export.zip")
         try:
-            self._zip = zipfile.ZipFile(path)
+            # Counted before zipfile builds them all: see _directory_entries.
+            with zipped.open("rb") if isinstance(zipped, Path) else contextlib.nullcontext(zipped) as handle:
+                entries = _directory_entries(handle, MAX_ENTRIES)
+            if entries > MAX_ENTRIES:
+                raise ParseError(f"{self._name}: more than {MAX_ENTRIES} zip entries; no real export has that many")
+            self._zip = zipfile.ZipFile(zipped)
         except (zipfile.BadZipFile, OSError, ValueError) as error:
             raise ParseError(f"{self._name}: not a readable zip file ({error})") from None
         infos = self._zip.infolist()
@@ -182,7 +261,7 @@ class ZipSource:
 
     def _check_overlap(self, infos: list[zipfile.ZipInfo]) -> None:
         """Refuse entries whose compressed data overlap (one local file reused many times)."""
-        spans = sorted((i.header_offset, i.header_offset + 30 + len(i.filename.encode()) + i.compress_size, i.filename)
+        spans = sorted((i.header_offset, i.header_offset + 30 + _stored_name_length(i) + i.compress_size, i.filename)
                        for i in infos)
         for (_, end, name), (start, _, following) in itertools.pairwise(spans):
             if start < end:
@@ -199,6 +278,9 @@ class ZipSource:
         info = self._infos.get(member)
         if info is None:
             raise ParseError(f"{self._name}: no member {member!r}")
+        if info.flag_bits & 0x1:
+            # zipfile's own message for this embeds the ZipInfo repr; say it plainly.
+            raise ParseError(f"{self._name}: zip entry {member!r} is encrypted (password-protected); cannot read it")
         try:
             inner = self._zip.open(info)
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError) as error:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
 from pathlib import Path
 
 from ..errors import ParseError
-from ..records import ParseHints
 from . import email, google_chat, mbox, messenger, signal, slack, sms_backup, telegram, whatsapp
-from .base import HEAD_BYTES, BytesSource, ExportSource, FileSource, ParserModule, Record, ZipSource, read_head
+from .base import HEAD_BYTES, BytesSource, ExportSource, FileSource, ParserModule, ZipSource, read_head
 
 #: Most specific first: formats with strong signatures before the looser text ones.
 PARSERS: tuple[ParserModule, ...] = (
@@ -29,7 +28,8 @@ def open_source(path: Path | None, data: bytes | None, name: str) -> ExportSourc
     if not data:
         raise ParseError(f"{name}: empty item")
     if data[:4] == ZIP_MAGIC:
-        raise ParseError(f"{name}: a zip must be ingested from a file")
+        # A zip mailed as an attachment: read from memory, never written out in clear.
+        return ZipSource(io.BytesIO(data), name)
     return BytesSource(name, data)
 
 
@@ -38,35 +38,12 @@ def close_source(source: ExportSource) -> None:
         source.close()
 
 
-class _Unreadable:
-    """Stands in for a parser when reading the item to detect its format already failed.
-
-    Detection reads member heads (a zip entry with a bad CRC, corrupt deflate data or an
-    encrypted flag fails right there), and ``pipeline.process`` quarantines a ParseError
-    from ``parse`` but not one from ``choose``. Deferring the error to ``parse`` keeps the
-    item, sealed in quarantine with this reason, instead of losing it to an exception.
-    """
-
-    NAME = "none"
-
-    def __init__(self, error: ParseError) -> None:
-        self._error = error
-
-    def detect(self, source: ExportSource, head: bytes) -> bool:
-        return True
-
-    def parse(self, source: ExportSource, hints: ParseHints) -> Iterator[Record]:
-        raise self._error
-
-
 def choose(source: ExportSource) -> ParserModule | None:
-    """The parser for ``source``, or None; never raises ParseError (see :class:`_Unreadable`)."""
+    """The parser for ``source``, or None. Raises ParseError when reading a head already fails
+    (a zip entry with a bad CRC, corrupt data or encryption): the pipeline quarantines it."""
     members = source.members()
-    try:
-        head = read_head(source, members[0], HEAD_BYTES) if len(members) == 1 else b""
-        for parser in PARSERS:
-            if parser.detect(source, head):
-                return parser
-    except ParseError as error:
-        return _Unreadable(error)
+    head = read_head(source, members[0], HEAD_BYTES) if len(members) == 1 else b""
+    for parser in PARSERS:
+        if parser.detect(source, head):
+            return parser
     return None

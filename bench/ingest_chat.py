@@ -1,0 +1,283 @@
+"""Benchmark: full WhatsApp ingest beside chat-miner's parser and a bare regex loop, in one run.
+
+Generates an Android WhatsApp export of ``--messages`` messages (streamed to
+disk, same line format as ``tests/chatgen.py``), then runs three phases, each
+in a fresh subprocess so that its peak RSS (``ru_maxrss`` read in the child)
+is its own:
+
+- twentyday: ``pipeline.process`` on the file into a fresh
+  ``init --no-passphrase`` archive -- detect, parse, seal, index, commit;
+- twentyday's WhatsApp parser alone (records built and dropped), to show
+  how the ingest's time splits between parsing and the archive;
+- chat-miner (PyPI ``chat-miner``): ``WhatsAppParser(file).parse_file()``, parse
+  only, in its own virtualenv (it is not a twentyday dependency);
+- regex: one compiled header regex over the file's lines: a floor, not a parser.
+
+Targets: full ingest at least as fast as chat-miner's parse; twentyday's peak
+RSS under 300 MB (the export is streamed, so memory must not grow with it).
+
+Usage: python bench/ingest_chat.py [--messages N] [--chat-miner-python PATH]
+
+This file is also the children's entry point (``--phase NAME FILE``), so its
+top level imports the standard library only: the chat-miner child runs under
+another interpreter that has no twentyday.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TypedDict
+
+DEFAULT_MESSAGES = 1_000_000
+RSS_TARGET_MB = 300
+DEFAULT_CHAT_MINER_PYTHON = Path("/tmp/cm/bin/python")
+#: The name a real export has, so the conversation is named as in production.
+EXPORT_NAME = "WhatsApp Chat with Counterpart.txt"
+
+# Copied from tests/chatgen.py (bench must not import tests): keep the two in step.
+WORDS = ("budget", "meeting", "draft", "agenda", "minister", "call", "notes", "tomorrow", "report", "visit")
+START = datetime(2026, 10, 13, 8, 0)  # day 13 settles the day-first order on line 1
+
+
+class PhaseResult(TypedDict):
+    items: int
+    seconds: float
+    peak_rss_mb: float
+
+
+def android_line(n: int, start: datetime = START) -> str:
+    at = start + timedelta(minutes=n)
+    sender = "Jane Doe" if n % 3 else "Counterpart"
+    words = " ".join(WORDS[(n * 7 + k) % len(WORDS)] for k in range(8))
+    return f"{at:%d/%m/%Y, %H:%M} - {sender}: message {n} {words}\n"
+
+
+def write_export(path: Path, count: int) -> int:
+    """Stream ``count`` messages to ``path``; returns its size in bytes."""
+    with path.open("w", encoding="utf-8", buffering=1024 * 1024) as handle:
+        for n in range(count):
+            handle.write(android_line(n))
+    return path.stat().st_size
+
+
+def peak_rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the phases (each runs in its own child process) -----------------------------------------
+
+
+def phase_twentyday(export: Path) -> PhaseResult:
+    # Imported here: the chat-miner child runs this file without twentyday installed.
+    from datetime import UTC
+
+    from twentyday import config as config_module
+    from twentyday import pipeline
+    from twentyday.initialise import init_archive
+    from twentyday.store import Archive
+
+    logging.disable(logging.WARNING)  # the truncated-export warning is expected at this size
+    with tempfile.TemporaryDirectory(prefix="twentyday-bench-", dir=export.parent) as scratch:
+        root = Path(scratch) / "archive"
+        init_archive(root, passphrase=None, demo=False, now=datetime.now(UTC))
+        archive = Archive(config_module.load(root / "twentyday.toml"))
+        try:
+            item = pipeline.Item(export.name, "cli", datetime.now(UTC), path=export, custodian_id="jdoe")
+            began = time.perf_counter()
+            outcome = pipeline.process(archive, item)
+            seconds = time.perf_counter() - began
+        finally:
+            archive.close()
+    if outcome.state != "ingested" or outcome.result is None:
+        raise SystemExit(f"twentyday did not ingest the export: {outcome.state}: {outcome.detail}")
+    return {"items": outcome.result.new_count, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_twentyday_parse(export: Path) -> PhaseResult:
+    """twentyday's WhatsApp parser alone, records consumed and dropped: where the ingest time goes."""
+    from twentyday import config as config_module
+    from twentyday.initialise import init_archive
+    from twentyday.parsers import registry, whatsapp
+    from twentyday.pipeline import hints_for
+    from twentyday.records import ParsedMessage
+
+    with tempfile.TemporaryDirectory(prefix="twentyday-bench-", dir=export.parent) as scratch:
+        # Only for the custodian's parse hints (zone, day order, own names), as the ingest uses.
+        root = Path(scratch) / "archive"
+        init_archive(root, passphrase=None, demo=False, now=datetime.now())
+        custodian = config_module.load(root / "twentyday.toml").custodian("jdoe")
+    assert custodian is not None
+    source = registry.open_source(export, None, export.name)
+    messages = 0
+    began = time.perf_counter()
+    for record in whatsapp.parse(source, hints_for(custodian, export.name)):
+        messages += isinstance(record, ParsedMessage)
+    seconds = time.perf_counter() - began
+    return {"items": messages, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_chat_miner(export: Path) -> PhaseResult:
+    logging.disable(logging.CRITICAL)  # chat-miner logs every system line at INFO
+    from chatminer.chatparsers import WhatsAppParser  # type: ignore[import-not-found]
+
+    parser = WhatsAppParser(str(export))
+    began = time.perf_counter()
+    parser.parse_file()
+    seconds = time.perf_counter() - began
+    # The collection has no public length; its list is the parsed messages themselves.
+    items = len(parser.parsed_messages._parsed_messages)
+    return {"items": items, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+#: Roughly what any parser must at least do per line: match the header, split out the fields.
+_HEADER = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}), (\d{1,2}):(\d{2}) - ([^:]+): ")
+
+
+def phase_regex(export: Path) -> PhaseResult:
+    matched = 0
+    began = time.perf_counter()
+    with export.open(encoding="utf-8") as handle:
+        match = _HEADER.match
+        for line in handle:
+            if match(line) is not None:
+                matched += 1
+    seconds = time.perf_counter() - began
+    return {"items": matched, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+PHASES = {
+    "twentyday": phase_twentyday,
+    "twentyday-parse": phase_twentyday_parse,
+    "chat-miner": phase_chat_miner,
+    "regex": phase_regex,
+}
+
+
+# --- the parent: generate, run each phase in a child, print ------------------------------------
+
+
+def run_phase(python: Path | str, phase: str, export: Path) -> PhaseResult | str:
+    """The child's result, or why it failed (its last stderr line)."""
+    env = {**os.environ, "TQDM_DISABLE": "1"}  # chat-miner's per-message progress bar
+    done = subprocess.run(
+        [str(python), __file__, "--phase", phase, str(export)], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+        return lines[-1]
+    result: PhaseResult = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def chat_miner_python(given: Path | None, scratch: Path) -> Path | None:
+    """An interpreter that has chat-miner: the one given, /tmp/cm, or a new venv under scratch."""
+    if given is not None:
+        return given
+    if DEFAULT_CHAT_MINER_PYTHON.exists():
+        return DEFAULT_CHAT_MINER_PYTHON
+    venv = scratch / "chat-miner-venv"
+    print(
+        f"chat-miner: no interpreter given and none at {DEFAULT_CHAT_MINER_PYTHON}; "
+        f"installing it into {venv} (pip install chat-miner)",
+        flush=True,
+    )
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "chat-miner"],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"chat-miner: install failed ({error})", flush=True)
+        return None
+    return venv / "bin" / "python"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Full WhatsApp ingest beside chat-miner and a regex loop.")
+    parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES)
+    parser.add_argument("--chat-miner-python", type=Path, help="an interpreter with chat-miner installed")
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("export", nargs="?", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase is not None:  # a child: run one phase, print its result as one JSON line
+        print(json.dumps(PHASES[args.phase](args.export)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="ingest-chat-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        export = scratch / EXPORT_NAME
+        began = time.perf_counter()
+        size = write_export(export, args.messages)
+        print(
+            f"export: {args.messages:,} messages, {size / 1e6:.1f} MB, written in {time.perf_counter() - began:.1f} s",
+            flush=True,
+        )
+
+        results: dict[str, PhaseResult | str] = {
+            "twentyday": run_phase(sys.executable, "twentyday", export),
+            "twentyday-parse": run_phase(sys.executable, "twentyday-parse", export),
+        }
+        miner = chat_miner_python(args.chat_miner_python, scratch)
+        results["chat-miner"] = run_phase(miner, "chat-miner", export) if miner else "unavailable (install failed)"
+        results["regex"] = run_phase(sys.executable, "regex", export)
+    report(args.messages, results)
+
+
+def report(messages: int, results: dict[str, PhaseResult | str]) -> None:
+    labels = {
+        "twentyday": "twentyday full ingest (parse+seal+index+commit)",
+        "twentyday-parse": "  of which: twentyday WhatsApp parser alone",
+        "chat-miner": "chat-miner WhatsAppParser.parse_file (parse only)",
+        "regex": "compiled-regex loop over lines (floor)",
+    }
+    unit = {"twentyday": "msg/s", "twentyday-parse": "msg/s", "chat-miner": "msg/s", "regex": "lines/s"}
+    width = max(len(label) for label in labels.values())
+    print()
+    print(f"{'phase':<{width}}  {'items':>10}  {'seconds':>8}  {'rate':>16}  {'peak RSS':>9}")
+    for key, label in labels.items():
+        result = results[key]
+        if isinstance(result, str):
+            print(f"{label:<{width}}  {'-':>10}  {'-':>8}  {'-':>16}  {'-':>9}   {result}")
+            continue
+        rate = result["items"] / result["seconds"] if result["seconds"] else 0.0
+        print(
+            f"{label:<{width}}  {result['items']:>10,}  {result['seconds']:>8.2f}  "
+            f"{rate:>10,.0f} {unit[key]:<5}  {result['peak_rss_mb']:>6.0f} MB"
+        )
+    print()
+    ours, theirs = results["twentyday"], results["chat-miner"]
+    if isinstance(ours, str):
+        print(f"targets: not measured, the twentyday phase failed: {ours}")
+        return
+    our_rate = ours["items"] / ours["seconds"]
+    if isinstance(theirs, str):
+        print(f"target full ingest >= chat-miner parse rate: baseline unavailable ({theirs})")
+    else:
+        their_rate = theirs["items"] / theirs["seconds"]
+        verdict = "met" if our_rate >= their_rate else "NOT met"
+        print(
+            f"target full ingest >= chat-miner parse rate: {verdict} "
+            f"({our_rate:,.0f} vs {their_rate:,.0f} msg/s, {our_rate / their_rate:.2f}x)"
+        )
+    verdict = "met" if ours["peak_rss_mb"] < RSS_TARGET_MB else "NOT met"
+    print(f"target peak RSS < {RSS_TARGET_MB} MB: {verdict} ({ours['peak_rss_mb']:.0f} MB)")
+    if ours["items"] != messages:
+        print(f"note: twentyday stored {ours['items']:,} records for {messages:,} messages")
+
+
+if __name__ == "__main__":
+    main()
