@@ -80,6 +80,8 @@ class BlobStore:
                 self._rows,
             )
             self._rows.clear()
+        # Flushed rows are found by known()'s query; keeping their ids would grow with the capture.
+        self._written.clear()
 
     def reset(self) -> None:
         """Forget staged writes (the transaction was rolled back)."""

@@ -11,6 +11,7 @@ self-contained archive made by ``twentyday init DIR`` can be moved as a whole.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -128,10 +129,15 @@ class Custodian:
             return None
         return self.locale not in _MONTH_FIRST_LOCALES
 
+    @functools.cached_property
     def own_identities(self) -> frozenset[str]:
-        """Every name, number and address the custodian can appear under (lower-cased)."""
+        """Every name, number and address the custodian can appear under (normalised)."""
         items = (*self.official, *self.personal, *self.chat_names)
         return frozenset(normalise_identity(i) for i in items)
+
+    @functools.cached_property
+    def official_identities(self) -> frozenset[str]:
+        return frozenset(normalise_identity(i) for i in self.official)
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,7 @@ class Config:
         return found
 
 
+@functools.lru_cache(maxsize=65536)
 def normalise_identity(value: str) -> str:
     """Compare identities loosely: case, spaces and phone punctuation do not matter."""
     text = value.strip().lower()

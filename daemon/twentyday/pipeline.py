@@ -84,16 +84,16 @@ def route_message(config: Config, message: ParsedMessage) -> Custodian | None:
     # A forward's original may not involve the custodian at all: the forwarder is theirs.
     parties = [message.sender, *message.recipients, message.extra.get("forwarded_by_address", "")]
     for custodian in config.custodians:
-        own = custodian.own_identities()
+        own = custodian.own_identities
         if any(normalise_identity(p) in own for p in parties if p):
             return custodian
     return None
 
 
 def draft(custodian: Custodian, message: ParsedMessage) -> RecordDraft:
-    own = custodian.own_identities()
+    own = custodian.own_identities
     direction: Direction = "sent" if normalise_identity(message.sender) in own else "received"
-    copied = any(normalise_identity(r) in custodian.official for r in message.recipients)
+    copied = any(normalise_identity(r) in custodian.official_identities for r in message.recipients)
     if message.message_key:
         identity: tuple[str, ...] = (custodian.id, message.platform, "key", message.message_key)
     else:
@@ -104,7 +104,7 @@ def draft(custodian: Custodian, message: ParsedMessage) -> RecordDraft:
 
 
 def hints_for(custodian: Custodian, source_name: str) -> ParseHints:
-    return ParseHints(custodian.zone, custodian.timezone, custodian.day_first, custodian.own_identities(),
+    return ParseHints(custodian.zone, custodian.timezone, custodian.day_first, custodian.own_identities,
                       source_name)
 
 

@@ -86,7 +86,7 @@ class Intake:
             return list(named)
         sender = normalise_identity(envelope.mail_from or "")
         for custodian in self.config.custodians:
-            if sender and sender in custodian.own_identities():
+            if sender and sender in custodian.own_identities:
                 return [custodian.id]
         return [None]
 
