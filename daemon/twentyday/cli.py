@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, keys, pipeline, secrets
+from . import __version__, keys, logs, pipeline, secrets
 from . import config as config_module
 from . import search as search_module
 from .alerts import open_alerts
@@ -55,7 +54,7 @@ def now() -> datetime:
 def load_config(ctx: click.Context) -> config_module.Config:
     path = ctx.obj["config"]
     config = config_module.load(path)
-    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(config.log_level)
     return config
 
 

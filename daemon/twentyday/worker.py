@@ -156,7 +156,9 @@ def worker_process(config_path: str, wake: EventLike, stop: EventLike, log_level
     # Intake latency is what senders see; the pipeline catches up when the CPU is free.
     os.nice(PIPELINE_NICENESS)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from .logs import configure
+
+    configure(log_level)
     config = load(config_path)
     archive = Archive(config, durable=False)
     spool = open_spool(config, writer=False)
