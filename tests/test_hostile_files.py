@@ -483,3 +483,48 @@ def test_cp437_names_are_not_mistaken_for_overlap(tmp_path: Path) -> None:
             assert stream.read() == b"\xff\xd8" * 10
     finally:
         source.close()
+
+
+def test_a_parser_bug_quarantines_the_item_instead_of_crashing(archive_dir: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from twentyday.parsers import whatsapp
+
+    def broken(source: object, hints: object) -> object:
+        raise KeyError("a bug in the parser, raised before the first record")
+
+    monkeypatch.setattr(whatsapp, "parse", broken)
+    path = tmp_path / "WhatsApp Chat with Team.txt"
+    path.write_text("13/10/2026, 08:00 - Jane Doe: hello\n")
+    result = CliRunner().invoke(cli, ["--config", str(archive_dir / "twentyday.toml"), "ingest",
+                                      "--custodian", "jdoe", str(path)])
+    assert result.exit_code == 4, result.output
+    assert "whatsapp parser failed: KeyError" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_worker_seals_an_item_it_cannot_process(archive_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from twentyday import pipeline
+    from twentyday.config import load
+    from twentyday.daemon import open_spool
+    from twentyday.store import Archive
+    from twentyday.worker import Worker, spool_meta
+
+    config = load(archive_dir / "twentyday.toml")
+    archive = Archive(config)
+    spool = open_spool(config)
+    spool.put_bytes(b"anything", spool_meta("x.txt", "smtp", datetime.now(UTC), "jdoe"))
+
+    def bug(archive: object, item: object) -> object:
+        raise TypeError("a bug outside the parsers")
+
+    monkeypatch.setattr(pipeline, "process", bug)
+    try:
+        [outcome] = Worker(archive, spool).run_once()
+        assert outcome.state == "quarantined"
+        assert "internal error (TypeError)" in outcome.detail
+        assert list(spool.pending()) == []
+    finally:
+        spool.close()
+        archive.close()

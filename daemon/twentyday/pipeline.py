@@ -141,7 +141,7 @@ def _parse_and_store(archive: Archive, item: Item, custodian: Custodian | None, 
                 return _keep(archive, item, None, "unrouted",
                              "no configured custodian matches its senders or recipients", "unknown_custodian")
         else:
-            records = _guarded(parser.parse(source, hints_for(custodian, item.name)), parser.NAME)
+            records = _guarded(parser, source, hints_for(custodian, item.name))
         owner = custodian
         tally = _Tally()
         events: list[ParsedEvent] = []
@@ -182,15 +182,19 @@ def _attached_exports(archive: Archive, item: Item, custodian: Custodian, captur
             for name, data in exports]
 
 
-def _guarded(records: Iterable[ParsedMessage | ParsedEvent], parser: str) -> Iterator[ParsedMessage | ParsedEvent]:
-    """A parser bug must not lose the item: any exception becomes a ParseError (quarantine)."""
+def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
+    """A parser bug must not lose the item: its exceptions become a ParseError (quarantine).
+
+    ``parse`` is called in here, not by the caller, because parsers check their input
+    eagerly: a bug there must be caught too.
+    """
     try:
-        yield from records
+        yield from parser.parse(source, hints)
     except ParseError:
         raise
     except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            UnicodeError, LookupError, OverflowError) as error:
-        raise ParseError(f"{parser} parser failed: {type(error).__name__}") from None
+            UnicodeError, LookupError, OverflowError, AssertionError) as error:
+        raise ParseError(f"{parser.NAME} parser failed: {type(error).__name__}") from None
 
 
 def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
@@ -199,14 +203,14 @@ def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
     # Only addresses are read from the probe; times are read again in the custodian's zone.
     probe = ParseHints(timezone=ZoneInfo("UTC"), zone_name="UTC", source_name=source.name)
     first = None
-    for record in _guarded(parser.parse(source, probe), parser.NAME):
+    for record in _guarded(parser, source, probe):
         if isinstance(record, ParsedMessage):
             first = record
             break
     custodian = route_message(config, first) if first is not None else None
     if custodian is None:
         return None, iter(())
-    return custodian, _guarded(parser.parse(source, hints_for(custodian, source.name)), parser.NAME)
+    return custodian, _guarded(parser, source, hints_for(custodian, source.name))
 
 
 def _drafts(custodian: Custodian, records: Iterable[ParsedMessage | ParsedEvent], events: list[ParsedEvent],

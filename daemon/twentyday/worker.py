@@ -80,6 +80,11 @@ class Worker:
                 except (IntakeError, sqlite3.OperationalError, OSError) as error:
                     log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
                     break
+                except Exception as error:  # the last boundary before an item is stuck
+                    kept = self._quarantine_after_bug(spooled, error)
+                    if kept is None:
+                        break
+                    outcome = kept
                 committed.append(spooled)
                 log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.get("channel"),
                          outcome.detail)
@@ -91,6 +96,16 @@ class Worker:
         self.spool.collect()
         return outcomes
 
+    def _quarantine_after_bug(self, spooled: SpoolItem, error: Exception) -> pipeline.Outcome | None:
+        """A bug must neither lose the item nor wedge the spool behind it: seal it for review."""
+        log.error("internal error on item %s: %s", spooled.id, type(error).__name__, exc_info=True)
+        try:
+            item = self._item(spooled)
+            return pipeline.refuse(self.archive, item, f"internal error ({type(error).__name__}); kept for review")
+        except Exception:  # the archive itself fails: keep the item in the spool
+            log.error("item %s stays in the spool: it cannot be quarantined either", spooled.id)
+            return None
+
     def _forget(self, committed: list[SpoolItem]) -> None:
         if committed:
             self.archive.sync()
@@ -99,8 +114,14 @@ class Worker:
             committed.clear()
 
     def _process(self, spooled: SpoolItem) -> pipeline.Outcome:
+        item = self._item(spooled)
+        if spooled.meta.get("refused"):
+            return pipeline.refuse(self.archive, item, str(spooled.meta["refused"]))
+        return pipeline.process(self.archive, item)
+
+    def _item(self, spooled: SpoolItem) -> pipeline.Item:
         meta = spooled.meta
-        item = pipeline.Item(
+        return pipeline.Item(
             name=str(meta["name"]),
             channel=str(meta["channel"]),
             received_at=parse_iso(str(meta["received_at"])),
@@ -109,9 +130,6 @@ class Worker:
             custodian_id=meta.get("custodian"),
             envelope=meta.get("envelope"),
         )
-        if meta.get("refused"):
-            return pipeline.refuse(self.archive, item, str(meta["refused"]))
-        return pipeline.process(self.archive, item)
 
     def loop(self, poll_seconds: float = 5.0, keep_going: Callable[[], bool] = lambda: True) -> None:
         while not self._stop.is_set() and keep_going():
