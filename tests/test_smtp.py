@@ -221,3 +221,18 @@ def test_two_thousand_idle_connections_do_not_slow_a_delivery(archive_dir: Path)
         for sock in idle:
             sock.close()
         running.stop()
+
+
+def test_a_client_over_its_message_rate_is_told_to_retry(archive_dir: Path) -> None:
+    config, port = configure(archive_dir, max_messages_per_minute=3)
+    running = DaemonThread(config).start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            for n in range(3):
+                client.sendmail("jane.doe@gmail.com", ["records@agency.example"], make_mail(message_id=f"<r{n}@x>"))
+            with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                client.sendmail("jane.doe@gmail.com", ["records@agency.example"], make_mail(message_id="<r3@x>"))
+            assert refused.value.smtp_code == 451
+        wait_records(config, 3)
+    finally:
+        running.stop()

@@ -54,6 +54,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp.timeout_seconds", int, 30, "Idle and command timeout per connection."),
     Setting("smtp.max_connections", int, 1000, "Connections at once, kept below the file-descriptor limit."),
     Setting("smtp.max_connections_per_client", int, 50, "Connections at once from one address."),
+    Setting("smtp.max_messages_per_minute", int, 600, "Messages one client address may send per minute (451 above)."),
     Setting("folder.path", str, "", "Watched export folder, one subfolder per custodian id ('' = <data_dir>/inbox)."),
     Setting("keys.recipients", list, REQUIRED,
             "Officer public key files the daemon seals every capture to (officer, escrow, ...). "
@@ -155,6 +156,7 @@ class SmtpConfig:
     timeout_seconds: int
     max_connections: int
     max_connections_per_client: int
+    max_messages_per_minute: int
 
 
 @dataclass(frozen=True)
@@ -315,7 +317,7 @@ def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
         raise ConfigError("tls_cert and tls_key go together", path=str(file), key="smtp.tls_key")
     if smtp["require_tls"] and not smtp["tls_cert"]:
         raise ConfigError("require_tls needs tls_cert and tls_key", path=str(file), key="smtp.require_tls")
-    for key in ("timeout_seconds", "max_connections", "max_connections_per_client"):
+    for key in ("timeout_seconds", "max_connections", "max_connections_per_client", "max_messages_per_minute"):
         if smtp[key] < 1:
             raise ConfigError("must be at least 1", path=str(file), key=f"smtp.{key}")
     return SmtpConfig(
@@ -325,6 +327,7 @@ def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
         auth_file=path("auth_file"), allow_plaintext_auth=smtp["allow_plaintext_auth"],
         timeout_seconds=smtp["timeout_seconds"], max_connections=smtp["max_connections"],
         max_connections_per_client=smtp["max_connections_per_client"],
+        max_messages_per_minute=smtp["max_messages_per_minute"],
     )
 
 

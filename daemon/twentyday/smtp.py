@@ -12,7 +12,8 @@ archive's limits, :func:`start_server` binds it on the daemon's own loop.
   a bare ``\\n.\\n`` cannot smuggle a second message.
 - Limits: message size (552, without holding more than the limit in memory),
   command and data line length, idle timeout, total and per-client
-  connections (421 above them), recipients per message.
+  connections (421 above them), messages per client per minute (451),
+  recipients per message.
 - STARTTLS with the configured certificate; AUTH (required when an auth file
   is configured), refused over plaintext unless explicitly allowed.
 """
@@ -25,6 +26,7 @@ import hmac
 import logging
 import os
 import ssl
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,11 +55,13 @@ class Route:
 class Intake:
     """The aiosmtpd handler: decides recipients, makes DATA durable, then answers."""
 
-    def __init__(self, config: Config, spool: Spool, on_item: Callable[[], None]) -> None:
+    def __init__(self, config: Config, spool: Spool, on_item: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.spool = spool
         self.on_item = on_item
         self._addresses = {a.lower() for a in config.smtp.addresses}
+        self._rate = RateLimit(config.smtp.max_messages_per_minute, clock)
 
     def route(self, address: str) -> Route | None:
         local, at, domain = address.lower().rpartition("@")
@@ -69,6 +73,15 @@ class Intake:
         if plus and f"{base}@{domain}" in self._addresses and self.config.custodian(tag) is not None:
             return Route(tag)
         return None
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        client = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        if not self._rate.allow(client):
+            return "451 4.7.1 Too many messages from your address; try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -119,6 +132,27 @@ class Intake:
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session failed: %s: %s", type(error).__name__, error)
         return "451 4.3.0 Internal error; try again later"
+
+
+class RateLimit:
+    """A token bucket per client address: ``per_minute`` messages, refilled continuously."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, client: str) -> bool:
+        now = self._clock()
+        tokens, since = self._buckets.get(client, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - since) * self.per_minute / 60.0)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            return False
+        self._buckets[client] = (tokens - 1.0, now)
+        if len(self._buckets) > 100_000:  # forget idle clients; a full bucket is the default anyway
+            self._buckets = {c: b for c, b in self._buckets.items() if b[0] < self.per_minute}
+        return True
 
 
 class ConnectionLimits:
