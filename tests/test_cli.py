@@ -91,3 +91,20 @@ def test_help_texts_come_from_docstrings() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
     assert "Prove blobs, index and ledger agree" in result.output
+
+
+def test_create_makes_the_archive_an_existing_config_describes(tmp_path: Path) -> None:
+    from twentyday import keys
+
+    keys.generate_identity(tmp_path / "officer.key", "officer", None)
+    config = tmp_path / "twentyday.toml"
+    config.write_text('data_dir = "var"\n[keys]\nrecipients = ["officer.key.pub"]\n'
+                      '[[custodians]]\nid = "ana"\nname = "Ana"\n')
+    made = twentyday("--config", str(config), "create")
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "var" / "index.db").exists()
+    assert (tmp_path / "var" / "inbox" / "ana").is_dir()
+    assert twentyday("--config", str(config), "verify").returncode == 0
+    again = twentyday("--config", str(config), "create")
+    assert again.returncode == 2
+    assert "already exists" in again.stderr

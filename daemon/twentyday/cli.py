@@ -128,6 +128,22 @@ def init(directory: Path, no_passphrase: bool, passphrase_file: Path | None, dem
     click.echo(f"next:      twentyday --config {report.config_path} serve")
 
 
+@cli.command()
+@click.pass_context
+def create(ctx: click.Context) -> None:
+    """Create the archive the config describes (data_dir, daemon secrets, index, inbox folders)."""
+    config = load_config(ctx)
+    if (config.data_dir / "index.db").exists():
+        raise ConfigError("an archive already exists there", path=str(config.path), key="data_dir")
+    recipients = tuple(keys.load_recipient(path) for path in config.recipients)
+    Archive.create(config, recipients).close()
+    for custodian in config.custodians:
+        (config.folder_path / custodian.id).mkdir(parents=True, exist_ok=True)
+    click.echo(f"archive:   {config.data_dir}")
+    click.echo(f"inbox:     {config.folder_path}/<custodian-id>/")
+    click.echo(f"sealed to: {', '.join(r.fingerprint for r in recipients)}")
+
+
 @cli.group(name="keys")
 def keys_group() -> None:
     """Officer identities and recipients."""
