@@ -172,7 +172,10 @@ def worker_process(config_path: str, wake: EventLike, stop: EventLike, log_level
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the daemon, which stops us cleanly
     # Intake latency is what senders see; the pipeline catches up when the CPU is free.
-    os.nice(PIPELINE_NICENESS)
+    try:
+        os.nice(PIPELINE_NICENESS)
+    except OSError:  # a sandbox that forbids setpriority: run at normal priority
+        log.warning("could not lower the pipeline's priority")
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     from .logs import configure
 
