@@ -14,6 +14,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from .schema import Inserter, insert_rows
+
+#: Sealed bytes staged before they are written (a bound on memory, not on blob size).
+STAGED_CHUNK_BYTES = 8 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class BlobRef:
@@ -30,10 +35,14 @@ class BlobRef:
 
 
 class BlobStore:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, insert: Inserter | None = None) -> None:
+        """``insert`` writes staged rows (default: at once, on ``conn``); the capture writer
+        passes its background writer's, so reads here must come after it has drained."""
         self._conn = conn
+        self._insert: Inserter = insert or (lambda table, columns, rows: insert_rows(conn, table, columns, rows))
         self._rows: list[tuple[str, str, str, str, int, int, str]] = []
         self._chunks: list[tuple[str, int, bytes]] = []
+        self._chunk_bytes = 0
         self._written: set[str] = set()
 
     def get_ref(self, blob_id: str) -> BlobRef | None:
@@ -57,8 +66,9 @@ class BlobStore:
         for seq, data in enumerate(sealed_chunks):
             digest.update(data)
             self._chunks.append((blob_id, seq, data))
+            self._chunk_bytes += len(data)
             count += 1
-            if len(self._chunks) >= 2000 or len(data) > 256 * 1024:
+            if len(self._chunks) >= 2000 or self._chunk_bytes > STAGED_CHUNK_BYTES:
                 self._flush_chunks()
         ref = BlobRef(blob_id, capture_id, owner, slot, size, count, digest.hexdigest())
         self._rows.append((ref.id, ref.capture_id, ref.owner, ref.slot, ref.size, ref.chunks, ref.digest))
@@ -69,24 +79,23 @@ class BlobStore:
 
     def _flush_chunks(self) -> None:
         if self._chunks:
-            self._conn.executemany("INSERT INTO chunk (blob_id, seq, data) VALUES (?,?,?)", self._chunks)
-            self._chunks.clear()
+            self._insert("chunk", ("blob_id", "seq", "data"), self._chunks)
+            self._chunks = []
+            self._chunk_bytes = 0
 
     def flush(self) -> None:
         self._flush_chunks()
         if self._rows:
-            self._conn.executemany(
-                "INSERT INTO blob (id, capture_id, owner, slot, size, chunks, digest) VALUES (?,?,?,?,?,?,?)",
-                self._rows,
-            )
-            self._rows.clear()
+            self._insert("blob", ("id", "capture_id", "owner", "slot", "size", "chunks", "digest"), self._rows)
+            self._rows = []
         # Flushed rows are found by known()'s query; keeping their ids would grow with the capture.
         self._written.clear()
 
     def reset(self) -> None:
         """Forget staged writes (the transaction was rolled back)."""
-        self._rows.clear()
-        self._chunks.clear()
+        self._rows = []
+        self._chunks = []
+        self._chunk_bytes = 0
         self._written.clear()
 
     def chunks(self, blob_id: str) -> Iterator[bytes]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as _encode_string
 from typing import Any
 
 
@@ -31,6 +32,11 @@ _ENCODER = json.JSONEncoder(
 
 def canonical_json(value: Any) -> bytes:
     return _ENCODER.encode(value).encode("utf-8")
+
+
+def json_string(text: str) -> str:
+    """One string exactly as :func:`canonical_json` renders it, for payloads written out by hand."""
+    return _encode_string(text)
 
 
 def iso(moment: datetime) -> str:

@@ -6,7 +6,7 @@ capture is committed, so it can write records but never read them back.
 
 Each chunk of a blob is AES-256-GCM encrypted under the data key with
 associated data naming what it is: the owner (record or capture id), the slot
-(``content``, ``raw``, ``att:3``, ...), the chunk number and whether it is the
+(``raw``, ``att:3``, ``pack:7:<digest of its record ids>``, ...), the chunk number and whether it is the
 last one. A ciphertext copied to another record, slot or position, or a blob
 cut short, fails to open.
 """

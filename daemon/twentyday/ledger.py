@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .canonical import canonical_json
+from .schema import Inserter, insert_rows
 
 GENESIS = "0" * 64
 
@@ -43,8 +44,11 @@ class LedgerHead:
 class Ledger:
     """Appends to the ledger inside the caller's transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, insert: Inserter | None = None) -> None:
+        """``insert`` writes appended entries (default: at once, on ``conn``); :meth:`begin` and
+        :meth:`checkpoint` use ``conn`` itself, so a deferred ``insert`` must have drained by then."""
         self._conn = conn
+        self._insert: Inserter = insert or (lambda table, columns, rows: insert_rows(conn, table, columns, rows))
         self._pending: list[tuple[int, str, str, str, str, str, str]] = []
         self._head = LedgerHead(0, GENESIS)
 
@@ -55,7 +59,10 @@ class Ledger:
         self._pending.clear()
 
     def append(self, at: str, kind: str, subject: str, payload: object) -> int:
-        text = canonical_json(payload).decode("utf-8")
+        return self.append_text(at, kind, subject, canonical_json(payload).decode("utf-8"))
+
+    def append_text(self, at: str, kind: str, subject: str, text: str) -> int:
+        """Append a payload already in canonical JSON (the caller answers for its form)."""
         seq = self._head.seq + 1
         digest = entry_hash(self._head.hash, seq, at, kind, subject, text)
         self._pending.append((seq, at, kind, subject, text, self._head.hash, digest))
@@ -66,11 +73,8 @@ class Ledger:
 
     def flush(self) -> None:
         if self._pending:
-            self._conn.executemany(
-                "INSERT INTO ledger (seq, at, kind, subject, payload, prev, hash) VALUES (?,?,?,?,?,?,?)",
-                self._pending,
-            )
-            self._pending.clear()
+            self._insert("ledger", ("seq", "at", "kind", "subject", "payload", "prev", "hash"), self._pending)
+            self._pending = []
 
     def checkpoint(self, at: str, signing_key: ed25519.Ed25519PrivateKey) -> LedgerHead:
         """Flush and sign the head. Returns the signed head."""

@@ -71,7 +71,7 @@ def search(archive: Archive, filters: Filters) -> list[dict[str, Any]]:
 def open_record(archive: Archive, record_id: str, identity: keys.Identity) -> dict[str, Any]:
     """Metadata plus the decrypted content of one record (the caller records the disclosure first)."""
     row = archive.record_row(record_id)
-    content = json.loads(archive.open_blob(archive.blob_ref(row["content_blob"]), identity))
+    content = archive.open_content(record_id, row["content_blob"], identity)
     document = _public(row)
     document["time_reading"] = json.loads(row["time_reading"]) if row["time_reading"] else None
     document["retention"] = row["retention"]

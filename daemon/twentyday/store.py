@@ -10,6 +10,14 @@ sealed and indexed, every event, the ledger entries and a signed checkpoint.
 Re-ingesting the same bytes is a no-op; a message already archived from an
 earlier capture is linked to the new capture, never duplicated, and keeps its
 earliest capture time.
+
+Record contents are sealed in packs (:func:`pack_slot`): up to ``PACK_RECORDS``
+content documents, one canonical JSON line each, sealed as one blob owned by the
+capture, whose slot names the pack's number and the ordered ids of its records, so
+a pack moved to another capture or position, or a record pointed at another pack,
+fails to open. Each record's ledger entry commits to its pack's sealed digest.
+The index rows are written by a background thread in multi-row INSERTs, inside the
+same transaction (:class:`_BackgroundInserts`).
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ import itertools
 import json
 import logging
 import os
+import queue
 import re
 import sqlite3
+import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,12 +41,12 @@ from typing import Any
 
 from . import compliance, keys, schema, secrets
 from .blobstore import BlobRef, BlobStore
-from .canonical import canonical_json, iso, utc_key
+from .canonical import canonical_json, iso, json_string, utc_key
 from .config import Config
 from .envelope import CHUNK_BYTES, DataKey
-from .errors import IntakeError, KeyMaterialError, NotFoundError, TwentydayError
+from .errors import IntakeError, IntegrityError, KeyMaterialError, NotFoundError, TwentydayError
 from .ledger import Ledger
-from .records import Direction, ParsedEvent, ParsedMessage
+from .records import Direction, ParsedEvent, ParsedMessage, TimeReading
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,15 @@ CAPTURE_COLUMNS = (
 )
 EVENT_COLUMNS = ("id", "capture_id", "custodian", "conversation", "kind", "at", "detail_blob")
 ATTACHMENT_COLUMNS = ("record_id", "n", "blob_id", "size", "content_type", "omitted")
+_CONTENT_BLOB = RECORD_COLUMNS.index("content_blob")
+_STATUS = RECORD_COLUMNS.index("status")
+#: A capture's record contents are sealed in packs of at most this many records or bytes.
+PACK_RECORDS = 256
+PACK_BYTES = 1024 * 1024
+#: Records deduplicated with one query and written with one set of inserts.
+BATCH_RECORDS = 2000
+#: Stands in for a time reading's raw text while its JSON template is made (cannot occur in one).
+_RAW_MARKER = "\0twentyday-raw\0"
 
 
 @dataclass(frozen=True)
@@ -118,8 +137,36 @@ class IngestResult:
             self.linked_records.append(record_id)
 
 
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
+class KeyedHash:
+    """HMAC-SHA256 under one key (RFC 2104), its padded key states computed once.
+
+    The same digest as ``hmac.digest(key, data, "sha256")`` at a third of the cost,
+    which matters for the several keyed hashes every archived message needs.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def hexdigest(self, data: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
 def tokens(text: str) -> set[str]:
     """Words as the blind index sees them: NFKC, case-folded, 2-64 word characters."""
+    if text.isascii():  # NFKC leaves ASCII alone, and casefold() is lower() on it
+        return set(_WORD.findall(text.lower()))
     return set(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
@@ -151,6 +198,10 @@ class Archive:
         self._blob_key = self.secrets.derived("blob-id")
         self._source_key = self.secrets.derived("source")
         self._ref_key = self.secrets.derived("message-ref")
+        self._token_hash = KeyedHash(self._token_key)
+        self._dedup_hash = KeyedHash(self._dedup_key)
+        self._blob_hash = KeyedHash(self._blob_key)
+        self._ref_hash = KeyedHash(self._ref_key)
         # Chat vocabularies are small and skewed: most words repeat, so their HMACs do too.
         self._token_cache: dict[str, str] = {}
 
@@ -212,22 +263,26 @@ class Archive:
         return hmac.digest(key, data, hashlib.sha256).hex()
 
     def blob_id(self, plaintext: bytes) -> str:
-        return "b" + self._keyed(self._blob_key, plaintext)[:40]
+        return "b" + self._blob_hash.hexdigest(plaintext)[:40]
 
     def message_ref(self, platform: str, key: str) -> str:
-        return self._keyed(self._ref_key, f"{platform}\0{key}".encode())[:32] if key else ""
+        return self._ref_hash.hexdigest(f"{platform}\0{key}".encode())[:32] if key else ""
 
     def term_tokens(self, text: str) -> list[str]:
         """HMAC'd search tokens, sorted so the stored order says nothing about word order."""
         cache = self._token_cache
-        out = []
-        for word in tokens(text):
-            token = cache.get(word)
-            if token is None:
-                if len(cache) >= TOKEN_CACHE_SIZE:
-                    cache.clear()
-                token = cache[word] = self._keyed(self._token_key, word.encode())[:16]
-            out.append(token)
+        words = tokens(text)
+        try:
+            out = [cache[word] for word in words]
+        except KeyError:
+            out = []
+            for word in words:
+                token = cache.get(word)
+                if token is None:
+                    if len(cache) >= TOKEN_CACHE_SIZE:
+                        cache.clear()
+                    token = cache[word] = self._token_hash.hexdigest(word.encode())[:16]
+                out.append(token)
         out.sort()
         return out
 
@@ -309,6 +364,11 @@ class Archive:
             raise TwentydayError(f"blob {ref.id} is missing chunks (run 'twentyday verify')")
         return b"".join(parts)
 
+    def open_content(self, record_id: str, blob_id: str, identity: keys.Identity) -> dict[str, Any]:
+        """Decrypt a record's content document (from its pack) with an officer identity."""
+        ref = self.blob_ref(blob_id)
+        return unpack_content(self.open_blob(ref, identity), ref, record_id)
+
     def blob_ref(self, blob_id: str) -> BlobRef:
         ref = BlobStore(self.conn).get_ref(blob_id)
         if ref is None:
@@ -366,6 +426,92 @@ def blob_payload(ref: BlobRef | None) -> dict[str, object] | None:
     return ref.as_payload() if ref else None
 
 
+class _BackgroundInserts:
+    """Runs a capture's bulk INSERTs on a thread of their own, in the order they were given.
+
+    Each insert is a few multi-row statements (:func:`schema.insert_rows`): bound with
+    the GIL held, then run by SQLite without it, so the index's B-tree work overlaps
+    with sealing the next batch of records. Only the same connection sees the rows
+    before the commit, so the thread writes inside the capture's transaction.
+
+    While the thread runs (between :meth:`start` and :meth:`stop`), the caller reads
+    the connection only through :meth:`query` (which waits for the statement under
+    way, never for the queue, so recent inserts may not be visible yet) or after
+    :meth:`drain`. When it is not running, inserts are written at once.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue[tuple[str, Sequence[str], list[Sequence[Any]]] | None] = queue.Queue(maxsize=8)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._discard = False
+        self.submitted = 0
+        #: How many inserts are written; a read after seeing n here sees the first n inserts.
+        self.completed = 0
+
+    def start(self) -> None:
+        self._error = None
+        self._discard = False
+        self._thread = threading.Thread(target=self._run, name="twentyday-index-writer", daemon=True)
+        self._thread.start()
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self._thread is None:
+            schema.insert_rows(self._conn, table, columns, rows)
+            return
+        self._raise_error()
+        self.submitted += 1
+        self._jobs.put((table, columns, list(rows)))  # a copy: the caller reuses its lists
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a read between inserts (see the class docstring for what it can miss)."""
+        self._raise_error()
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def drain(self) -> None:
+        """Wait until every insert given so far is written (or has failed: then raise)."""
+        if self._thread is not None:
+            self._jobs.join()
+        self._raise_error()
+
+    def stop(self, discard: bool = False) -> None:
+        """End the thread: after writing what is queued, or (``discard``) skipping it; never raises then."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._discard = discard
+        self._jobs.put(None)
+        thread.join()
+        self._thread = None
+        if not discard:
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None and not self._discard:
+                    table, columns, rows = job
+                    with self._lock:
+                        schema.insert_rows(self._conn, table, columns, rows)
+                    self.completed += 1
+            except BaseException as error:  # handed to the caller's thread, which aborts the capture
+                self._error = error
+            finally:
+                self._jobs.task_done()
+
+
 class _CaptureWriter:
     """Writes one capture inside the archive's open transaction."""
 
@@ -378,20 +524,39 @@ class _CaptureWriter:
         self.source_hash = source_hash
         self.recipients = recipients
         self.data_key = DataKey()
-        self.blobs = BlobStore(self.conn)
-        self.ledger = Ledger(self.conn)
+        self.inserts = _BackgroundInserts(self.conn)
+        self.blobs = BlobStore(self.conn, self.inserts.insert)
+        self.ledger = Ledger(self.conn, self.inserts.insert)
+        # Keys and links of batches whose rows may not be written yet: (last insert, keys, links).
+        self._unwritten: list[tuple[int, set[str], set[str]]] = []
         self.captured_at = capture.received_at.astimezone(UTC)
         self.captured_iso = iso(self.captured_at)
         self.custodian = archive.config.custodian(capture.custodian) if capture.custodian else None
         self.result = IngestResult(capture_id)
         self.head_hash = ""
-        self._records: list[tuple[Any, ...]] = []
+        self._records: list[list[Any]] = []
         self._links: list[tuple[str, str, str]] = []
         self._recipient_cache: dict[tuple[str, ...], str] = {}
         self._attachments: list[tuple[Any, ...]] = []
         self._terms: list[tuple[str, str]] = []
         self._first: str | None = None
         self._last: str | None = None
+        # Records staged for the next content pack: (id, row values, content document, attachments).
+        self._pack: list[tuple[str, list[Any], bytes, list[tuple[dict[str, Any], BlobRef | None]]]] = []
+        self._pack_bytes = 0
+        self._pack_count = 0
+        self._reading_cache: dict[tuple[tuple[str, Any], ...], tuple[str, str]] = {}
+        # Per-capture constants of every record row.
+        config = archive.config
+        self._dedup_hash = archive._dedup_hash
+        self._custodian_id = capture.custodian or ""
+        self._deadline_rule = config.deadline_rule
+        self._deadline_days = config.deadline_days
+        self._deadline_label = f"{config.deadline_rule}/{config.deadline_days}d"
+        self._schedule = config.schedule(self.custodian.schedule if self.custodian else "grs-6.1-011")
+        self._retention = self._schedule.describe()
+        self._zone = self.custodian.zone if self.custodian else None
+        self._deadline_cache: dict[tuple[int, int, int, bool], tuple[str | None, str, int | None]] = {}
 
     def abandon(self) -> None:
         self.blobs.reset()
@@ -408,9 +573,17 @@ class _CaptureWriter:
         if self.capture.envelope is not None:
             envelope_ref = self._seal_bytes(canonical_json(self.capture.envelope), self.capture_id, "envelope")
         count = 0
-        for batch in _batched(drafts, 2000):
-            self._add_batch(list(batch))
-            count += len(batch)
+        self.inserts.start()
+        try:
+            for batch in _batched(drafts, BATCH_RECORDS):
+                self._add_batch(list(batch))
+                count += len(batch)
+            self.ledger.flush()
+        except BaseException:
+            self.inserts.stop(discard=True)
+            raise
+        self.inserts.stop()
+        self._unwritten.clear()
         for n, event in enumerate(events):
             self._add_event(n, event)
         self._write_capture(raw_ref, envelope_ref, keyslots, count)
@@ -438,9 +611,11 @@ class _CaptureWriter:
         return self.blobs.put(blob_id, self.capture_id, owner, slot, len(plaintext), sealed)
 
     def _existing(self, blob_id: str) -> BlobRef | None:
+        self.inserts.drain()  # the blob store reads the connection itself
         if not self.blobs.known(blob_id):
             return None
         self.blobs.flush()
+        self.inserts.drain()
         return self.blobs.get_ref(blob_id)
 
     def _seal_stream(self, raw: bytes | Path, owner: str, slot: str) -> BlobRef:
@@ -470,7 +645,9 @@ class _CaptureWriter:
     # -- records
 
     def _dedup_key(self, identity: tuple[str, ...], occurrence: int) -> str:
-        return self.archive._keyed(self.archive._dedup_key, canonical_json([*identity, occurrence]))
+        # canonical_json([*identity, occurrence]), written out: identities are strings.
+        text = "[" + ",".join(map(json_string, identity)) + f",{occurrence}]"
+        return self._dedup_hash.hexdigest(text.encode("utf-8"))
 
     def _add_batch(self, batch: list[RecordDraft]) -> None:
         """Dedup a batch with two queries, then stage its records and links.
@@ -478,43 +655,58 @@ class _CaptureWriter:
         Identical messages inside one capture (the same "ok" twice in a minute) are
         different records: the n-th occurrence gets its own key, and the n-th
         occurrence in an overlapping export maps to the same record.
+
+        Earlier batches of this capture may still be on their way to the index (see
+        :class:`_BackgroundInserts`): their keys and links are checked in memory until
+        their inserts are written, so the queries never need to wait for them.
         """
         first_keys = [self._dedup_key(d.identity, 0) for d in batch]
+        written = self.inserts.completed  # read before the queries: what they are sure to see
+        self._unwritten = [entry for entry in self._unwritten if entry[0] > written]
+        unwritten_keys: set[str] = set().union(*(keys for _, keys, _ in self._unwritten))
+        linked_here: set[str] = set().union(*(links for _, _, links in self._unwritten))
         marks = ",".join("?" * len(first_keys))
-        archived = {key: (record_id, capture_id) for key, record_id, capture_id in self.conn.execute(
+        archived = {key: (record_id, capture_id) for key, record_id, capture_id in self.inserts.query(
             f"SELECT dedup_key, id, capture_id FROM record WHERE dedup_key IN ({marks})", first_keys)}
         older = [record_id for record_id, capture_id in archived.values() if capture_id != self.capture_id]
-        linked_here = set()
         if older:
-            linked_here = {r for (r,) in self.conn.execute(
+            linked_here.update(r for (r,) in self.inserts.query(
                 f"SELECT record_id FROM record_capture WHERE capture_id = ? AND record_id IN "
-                f"({','.join('?' * len(older))})", [self.capture_id, *older])}
+                f"({','.join('?' * len(older))})", [self.capture_id, *older]))
         created_here: set[str] = set()
+        links_here: set[str] = set()
         for draft, first_key in zip(batch, first_keys, strict=True):
-            key, existing = self._resolve(draft.identity, first_key, archived, created_here, linked_here)
+            key, existing = self._resolve(draft.identity, first_key, archived, created_here, unwritten_keys,
+                                          linked_here)
             if existing is None:
                 created_here.add(key)
                 self._add_record(draft, key)
             else:
                 linked_here.add(existing)
+                links_here.add(existing)
                 self._add_link(existing)
+        self._seal_pack()
         self._flush_records()
+        self._unwritten.append((self.inserts.submitted, created_here, links_here))
 
     def _resolve(self, identity: tuple[str, ...], key: str, archived: dict[str, tuple[str, str]],
-                 created_here: set[str], linked_here: set[str]) -> tuple[str, str | None]:
+                 created_here: set[str], unwritten_keys: set[str], linked_here: set[str]) -> tuple[str, str | None]:
         """The dedup key for this message, and the archived record it is, if any."""
         occurrence = 0
         while True:
-            if key not in created_here:
-                hit = archived.get(key) if occurrence == 0 else self.conn.execute(
-                    "SELECT id, capture_id FROM record WHERE dedup_key = ?", (key,)).fetchone()
+            if key not in created_here and key not in unwritten_keys:
+                if occurrence == 0:
+                    hit = archived.get(key)
+                else:
+                    found = self.inserts.query("SELECT id, capture_id FROM record WHERE dedup_key = ?", (key,))
+                    hit = found[0] if found else None
                 if hit is None:
                     return key, None
                 record_id, first_capture = hit
                 if first_capture != self.capture_id and record_id not in linked_here and not (
-                    occurrence and self.conn.execute(
+                    occurrence and self.inserts.query(
                         "SELECT 1 FROM record_capture WHERE record_id = ? AND capture_id = ?",
-                        (record_id, self.capture_id)).fetchone()):
+                        (record_id, self.capture_id))):
                     return key, record_id
             occurrence += 1
             key = self._dedup_key(identity, occurrence)
@@ -526,29 +718,53 @@ class _CaptureWriter:
         self.result.add_linked(existing)
 
     def _add_record(self, draft: RecordDraft, key: str) -> None:
+        """Stage a record: its row, search terms and sealed attachments now, its content in a pack."""
         message = draft.message
-        if message.created_at is not None:
-            stamp = utc_key(message.created_at)
-            self._first = min(self._first or stamp, stamp)
-            self._last = max(self._last or stamp, stamp)
         record_id = "rec-" + key[:24]
-        row = self._record_row(record_id, key, draft)
-        attachments = self._seal_attachments(record_id, message)
-        # The record id is part of the sealed document, so a content blob is never shared
-        # between records: no existence check per message, and equal bodies do not show.
-        content = self._seal_new(canonical_json(content_document(record_id, message)), record_id, "content")
-        row["content_blob"] = content.id
-        # record.capture_id is the first capture; record_capture lists only later ones.
-        self._records.append(tuple(row[c] for c in RECORD_COLUMNS))
-        searchable = " ".join([message.subject, message.body, *(a.name for a in message.attachments)])
+        values = self._record_values(record_id, key, draft)
+        attachments = self._seal_attachments(record_id, message) if message.attachments else []
+        document = content_json(record_id, message)
+        searchable = message.body
+        if message.subject or message.attachments:
+            searchable = " ".join([message.subject, message.body, *(a.name for a in message.attachments)])
         self._terms.append((record_id, " ".join(self.archive.term_tokens(searchable))))
-        self.ledger.append(self.captured_iso, "record", record_id,
-                           record_payload(row, content, [(a, r) for a, r in attachments]))
+        self._pack.append((record_id, values, document, attachments))
+        self._pack_bytes += len(document) + 1
         self.result.add_new(record_id)
-        if row["status"] == "undated":
+        status = values[_STATUS]
+        if status == "undated":
             self.result.undated += 1
-        elif row["status"] == "late":
+        elif status == "late":
             self.result.late += 1
+        if len(self._pack) >= PACK_RECORDS or self._pack_bytes >= PACK_BYTES:
+            self._seal_pack()
+
+    def _seal_pack(self) -> None:
+        """Seal the staged records' contents as one pack, then write their rows and ledger entries.
+
+        A pack is the records' content documents, one canonical JSON line each, sealed as
+        one blob owned by the capture; its slot names the pack's number and a digest of
+        the ordered record ids, so the associated data binds the records it holds.
+        """
+        staged = self._pack
+        if not staged:
+            return
+        slot = pack_slot(self._pack_count, [record_id for record_id, _, _, _ in staged])
+        content = self._seal_new(b"\n".join(document for _, _, document, _ in staged), self.capture_id, slot)
+        self._pack_count += 1
+        content_json = canonical_json(content.as_payload()).decode("utf-8")
+        for record_id, values, _, attachments in staged:
+            values[_CONTENT_BLOB] = content.id
+            self._records.append(values)
+            digest = hashlib.sha256(canonical_json(values)).hexdigest()
+            if attachments:
+                text = canonical_json({"record_sha256": digest, "content": content.as_payload(),
+                                       "attachments": _attachment_payloads(attachments)}).decode("utf-8")
+            else:  # canonical_json of the same payload, written out: the common case
+                text = f'{{"attachments":[],"content":{content_json},"record_sha256":"{digest}"}}'
+            self.ledger.append_text(self.captured_iso, "record", record_id, text)
+        staged.clear()
+        self._pack_bytes = 0
 
     def _recipients_json(self, recipients: tuple[str, ...]) -> str:
         # A chat's participants repeat on every message: encode each list once.
@@ -559,49 +775,92 @@ class _CaptureWriter:
             cached = self._recipient_cache[recipients] = canonical_json(list(recipients)).decode()
         return cached
 
-    def _record_row(self, record_id: str, key: str, draft: RecordDraft) -> dict[str, Any]:
-        message = draft.message
-        config = self.archive.config
+    def _reading_json(self, reading: TimeReading) -> str:
+        """canonical_json(reading.__dict__): only ``raw`` varies between a capture's messages."""
+        fields = reading.__dict__
+        shape = tuple((k, v) for k, v in fields.items() if k != "raw")
+        parts = self._reading_cache.get(shape)
+        if parts is None:
+            if len(self._reading_cache) > 1000:
+                self._reading_cache.clear()
+            marker = json_string(_RAW_MARKER)
+            prefix, suffix = canonical_json({**fields, "raw": _RAW_MARKER}).decode("utf-8").split(marker)
+            parts = self._reading_cache[shape] = (prefix, suffix)
+        return parts[0] + json_string(reading.raw) + parts[1]
+
+    def _deadline(self, created: datetime | None, copied: bool) -> tuple[str | None, str, int | None]:
+        """(deadline_at, status, days_late) of a record, by :mod:`compliance`.
+
+        Under the calendar rule the deadline depends only on the local day of creation:
+        a message read in the custodian's own zone is looked up by that day.
+        """
         custodian = self.custodian
+        day = None
+        if created is not None and custodian is not None and self._deadline_rule == "calendar" \
+                and created.tzinfo is self._zone:
+            day = (created.year, created.month, created.day, copied)
+            cached = self._deadline_cache.get(day)
+            if cached is not None:
+                return cached
         deadline_at = None
-        if message.created_at is not None and custodian is not None:
-            deadline_at = compliance.deadline(message.created_at, custodian.zone, config.deadline_rule,
-                                              config.deadline_days)
+        if created is not None and custodian is not None:
+            deadline_at = compliance.deadline(created, custodian.zone, self._deadline_rule, self._deadline_days)
         status, days_late = compliance.status(
-            copied=draft.copied, created_at=message.created_at, captured_at=self.captured_at,
-            deadline_at=deadline_at,
+            copied=copied, created_at=created, captured_at=self.captured_at, deadline_at=deadline_at,
         )
-        schedule = config.schedule(custodian.schedule) if custodian else config.schedule("grs-6.1-011")
+        found = (iso(deadline_at) if deadline_at else None, status, days_late)
+        if day is not None:
+            if len(self._deadline_cache) > 100_000:
+                self._deadline_cache.clear()
+            self._deadline_cache[day] = found
+        return found
+
+    def _record_values(self, record_id: str, key: str, draft: RecordDraft) -> list[Any]:
+        """The record's row in RECORD_COLUMNS order (content_blob is filled in when its pack is sealed)."""
+        message = draft.message
+        created = message.created_at
+        created_iso = created_utc = None
+        if created is not None:
+            created_iso = iso(created)
+            created_utc = utc_key(created)
+            if self._first is None or created_utc < self._first:
+                self._first = created_utc
+            if self._last is None or created_utc > self._last:
+                self._last = created_utc
+        deadline_iso, status, days_late = self._deadline(created, draft.copied)
         reading = message.time
-        return {
-            "id": record_id,
-            "dedup_key": key,
-            "custodian": self.capture.custodian or "",
-            "platform": message.platform,
-            "channel": self.capture.channel,
-            "conversation": message.conversation,
-            "sender": message.sender,
-            "recipients": self._recipients_json(message.recipients),
-            "direction": draft.direction,
-            "created_at": iso(message.created_at) if message.created_at else None,
-            "created_utc": utc_key(message.created_at) if message.created_at else None,
-            "time_reading": canonical_json(reading.__dict__).decode() if reading else None,
-            "captured_at": self.captured_iso,
-            "deadline_at": iso(deadline_at) if deadline_at else None,
-            "deadline_rule": f"{config.deadline_rule}/{config.deadline_days}d",
-            "status": status,
-            "days_late": days_late,
-            "capture_id": self.capture_id,
-            "has_attachments": int(bool(message.attachments)),
-            "incomplete": int(any(a.omitted for a in message.attachments) or "media_omitted" in message.flags),
-            "edited": int(message.edited),
-            "flags": canonical_json(message.flags).decode() if message.flags else "[]",
-            "message_ref": self.archive.message_ref(message.platform, message.message_key),
-            "reply_ref": self.archive.message_ref(message.platform, message.reply_to),
-            "content_blob": "",
-            "schedule": schedule.id,
-            "retention": schedule.describe(),
-        }
+        attachments = message.attachments
+        flags = message.flags
+        ref = self.archive.message_ref
+        return [
+            record_id,  # id
+            key,  # dedup_key
+            self._custodian_id,  # custodian
+            message.platform,  # platform
+            self.capture.channel,  # channel
+            message.conversation,  # conversation
+            message.sender,  # sender
+            self._recipients_json(message.recipients),  # recipients
+            draft.direction,  # direction
+            created_iso,  # created_at
+            created_utc,  # created_utc
+            self._reading_json(reading) if reading else None,  # time_reading
+            self.captured_iso,  # captured_at
+            deadline_iso,  # deadline_at
+            self._deadline_label,  # deadline_rule
+            status,  # status
+            days_late,  # days_late
+            self.capture_id,  # capture_id
+            int(bool(attachments)),  # has_attachments
+            int(any(a.omitted for a in attachments) or "media_omitted" in flags),  # incomplete
+            int(message.edited),  # edited
+            canonical_json(flags).decode() if flags else "[]",  # flags
+            ref(message.platform, message.message_key) if message.message_key else "",  # message_ref
+            ref(message.platform, message.reply_to) if message.reply_to else "",  # reply_ref
+            "",  # content_blob
+            self._schedule.id,  # schedule
+            self._retention,  # retention
+        ]
 
     def _seal_attachments(self, record_id: str, message: ParsedMessage) -> list[tuple[dict[str, Any], BlobRef | None]]:
         out = []
@@ -617,26 +876,17 @@ class _CaptureWriter:
         return out
 
     def _flush_records(self) -> None:
-        self.blobs.flush()
-        if self._records:
-            self.conn.executemany(
-                f"INSERT INTO record ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' * len(RECORD_COLUMNS))})",
-                self._records,
-            )
-        if self._links:
-            self.conn.executemany(
-                "INSERT INTO record_capture (record_id, capture_id, captured_at) VALUES (?,?,?)", self._links
-            )
-        if self._attachments:
-            self.conn.executemany(
-                f"INSERT INTO attachment ({', '.join(ATTACHMENT_COLUMNS)}) VALUES (?,?,?,?,?,?)", self._attachments
-            )
-        if self._terms:
-            self.conn.executemany("INSERT INTO record_terms (record_id, terms) VALUES (?,?)", self._terms)
-        self._records.clear()
-        self._links.clear()
-        self._attachments.clear()
-        self._terms.clear()
+        # Content packs' blob rows stay staged (the blob store writes them in bulk): records
+        # and blobs meet in the same transaction, and staged blobs are known to _existing().
+        insert = self.inserts.insert
+        insert("record", RECORD_COLUMNS, self._records)
+        insert("record_capture", ("record_id", "capture_id", "captured_at"), self._links)
+        insert("attachment", ATTACHMENT_COLUMNS, self._attachments)
+        insert("record_terms", ("record_id", "terms"), self._terms)
+        self._records = []
+        self._links = []
+        self._attachments = []
+        self._terms = []
 
     # -- events and the capture itself
 
@@ -711,14 +961,50 @@ def content_document(record_id: str, message: ParsedMessage) -> dict[str, Any]:
     }
 
 
+def content_json(record_id: str, message: ParsedMessage) -> bytes:
+    """canonical_json(content_document(record_id, message)), written out for a message without
+    attachments or extra fields (most chat messages)."""
+    if message.attachments or message.extra:
+        return canonical_json(content_document(record_id, message))
+    return (f'{{"attachments":[],"body":{json_string(message.body)},"extra":{{}},'
+            f'"message_key":{json_string(message.message_key)},"record_id":{json_string(record_id)},'
+            f'"reply_to":{json_string(message.reply_to)},"subject":{json_string(message.subject)}}}'
+            ).encode()
+
+
 def record_payload(row: dict[str, Any], content: BlobRef,
                    attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> dict[str, Any]:
     return {
         "record_sha256": row_digest(row),
         "content": content.as_payload(),
-        "attachments": [{"row": {c: a[c] for c in ATTACHMENT_COLUMNS}, "blob": blob_payload(r)}
-                        for a, r in attachments],
+        "attachments": _attachment_payloads(attachments),
     }
+
+
+def _attachment_payloads(attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> list[dict[str, Any]]:
+    return [{"row": {c: a[c] for c in ATTACHMENT_COLUMNS}, "blob": blob_payload(r)} for a, r in attachments]
+
+
+def pack_slot(number: int, record_ids: list[str]) -> str:
+    """The slot of a capture's ``number``-th content pack: bound to the ordered ids of its records."""
+    return f"pack:{number}:" + hashlib.sha256("\n".join(record_ids).encode("utf-8")).hexdigest()
+
+
+def unpack_content(plaintext: bytes, ref: BlobRef, record_id: str) -> dict[str, Any]:
+    """One record's content document from its opened content blob (a pack, or an older single document).
+
+    The blob's slot was bound into its associated data; a pack's slot names the ordered
+    ids of the records it holds, so the documents found must be exactly those.
+    """
+    documents = [json.loads(line) for line in plaintext.split(b"\n")]
+    if ref.slot.startswith("pack:"):
+        number = ref.slot.split(":")[1]
+        if not number.isdigit() or pack_slot(int(number), [d.get("record_id") for d in documents]) != ref.slot:
+            raise IntegrityError(f"blob {ref.id}: the pack does not hold the records its slot names")
+    for document in documents:
+        if document.get("record_id") == record_id:
+            return dict(document)
+    raise IntegrityError(f"blob {ref.id} does not hold the content of {record_id}")
 
 
 def row_digest(row: dict[str, Any]) -> str:
