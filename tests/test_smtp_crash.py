@@ -37,6 +37,13 @@ def wait_port(port: int) -> None:
     raise AssertionError("server did not start")
 
 
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def conversations(config: Path) -> list[str]:
     result = CliRunner().invoke(cli, ["--config", str(config), "search", "--json", "--limit", "100000"])
     return [str(r["conversation"]) for r in json.loads(result.output)]
@@ -66,11 +73,17 @@ def test_sigkill_with_messages_in_flight(archive_dir: Path) -> None:
         thread.start()
     while len(accepted) < 30:
         time.sleep(0.005)
+    pipeline_processes = children(daemon.pid)
     daemon.send_signal(signal.SIGKILL)
     daemon.wait(30)
     for thread in threads:
         thread.join(30)
     assert 30 <= len(accepted) < 100
+    # The pipeline process dies with the daemon: no orphan goes on working the spool.
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in pipeline_processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pipeline_processes)
 
     daemon = serve(config)
     wait_port(port)

@@ -66,3 +66,19 @@ def test_restart_after_sigkill_mid_ingest_finishes_with_no_duplicates(archive_di
     assert not list((archive_dir / "data" / "spool" / "files").glob("*"))
     result = CliRunner().invoke(cli, ["--config", str(config), "verify"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_pipeline_process_whose_daemon_is_already_gone_does_not_run(archive_dir: Path) -> None:
+    import multiprocessing
+
+    from twentyday.worker import worker_process
+
+    context = multiprocessing.get_context("spawn")
+    wake, stop = context.Event(), context.Event()
+    # A parent pid that is not ours: what the child sees when the daemon died before the
+    # child could ask the kernel to kill it with the daemon.
+    child = context.Process(target=worker_process,
+                            args=(str(archive_dir / "twentyday.toml"), wake, stop, "info", 2**22 + 7))
+    child.start()
+    child.join(20)
+    assert child.exitcode == 0

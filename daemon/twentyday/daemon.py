@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -59,7 +60,7 @@ class PipelineProcess:
     def start(self) -> None:
         self._process = self._context.Process(
             target=worker_process, name="twentyday-pipeline",
-            args=(str(self._config.path), self.wake, self._stop, self._config.log_level))
+            args=(str(self._config.path), self.wake, self._stop, self._config.log_level, os.getpid()))
         self._process.start()
 
     def watch(self) -> None:

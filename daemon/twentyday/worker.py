@@ -163,13 +163,16 @@ def _die_with_parent() -> None:
         pass  # elsewhere the parent-pid check in keep_going does the same, a little later
 
 
-def worker_process(config_path: str, wake: EventLike, stop: EventLike, log_level: str) -> None:
-    """Entry point of the pipeline process started by ``serve``."""
+def worker_process(config_path: str, wake: EventLike, stop: EventLike, log_level: str, parent: int) -> None:
+    """Entry point of the pipeline process started by ``serve`` (``parent``: the daemon's pid)."""
     from .config import load
     from .daemon import open_spool
 
-    parent = os.getppid()
     _die_with_parent()
+    # The daemon may have died before the line above ran (it is set only now): then we are
+    # already an orphan, and no signal will ever come. Never run without the daemon.
+    if os.getppid() != parent:
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the daemon, which stops us cleanly
     # Intake latency is what senders see; the pipeline catches up when the CPU is free.
     try:
