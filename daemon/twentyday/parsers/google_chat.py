@@ -42,6 +42,7 @@ from .base import ExportSource, read_head
 from .common import content_type as _content_type
 from .common import json_objects as _objects
 from .common import json_string as _string
+from .common import load_json_object
 
 __all__ = ["MAX_JSON_BYTES", "MAX_MEDIA_BYTES", "NAME", "detect", "group_members", "parse", "read_created_date"]
 
@@ -215,7 +216,7 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
 def _parse_group(export: _Export, member: str) -> Iterator[Record]:
     source = export.source
     group = _group(source, member, export.index)
-    messages = _load_json(source, member).get("messages")
+    messages = load_json_object(source, member, MAX_JSON_BYTES, "Google Chat file").get("messages")
     if not isinstance(messages, list):
         raise ParseError(f'{member}: no "messages" list; not a Google Chat messages.json')
     referenced: set[str] = set()
@@ -240,7 +241,7 @@ def _group(source: ExportSource, member: str, index: frozenset[str]) -> _Group:
     info_member = prefix + "group_info.json"
     if info_member not in index or info_member == member:
         return _Group(folder, prefix, folder, ())
-    info = _load_json(source, info_member)
+    info = load_json_object(source, info_member, MAX_JSON_BYTES, "Google Chat file")
     people = tuple(_person(p, info_member) for p in _objects(info, "members", info_member))
     name = _string(info, "name", info_member)
     conversation = name or ", ".join(p.name or p.email for p in people) or folder
@@ -361,21 +362,6 @@ def _read_file(source: ExportSource, member: str | None) -> tuple[bytes | None, 
 
 # --- typed access to JSON ------------------------------------------------------------------
 
-
-def _load_json(source: ExportSource, member: str) -> dict[str, Any]:
-    if source.size(member) > MAX_JSON_BYTES:
-        raise ParseError(f"{member}: larger than {MAX_JSON_BYTES} bytes; not a Google Chat file")
-    with source.open(member) as stream:
-        data = stream.read(MAX_JSON_BYTES + 1)
-    if len(data) > MAX_JSON_BYTES:
-        raise ParseError(f"{member}: larger than {MAX_JSON_BYTES} bytes; not a Google Chat file")
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ParseError(f"{member}: not valid JSON ({error})") from None
-    if not isinstance(document, dict):
-        raise ParseError(f"{member}: top level is not a JSON object; not a Google Chat file")
-    return document
 
 
 def _person(obj: dict[str, Any], where: str) -> _Person:

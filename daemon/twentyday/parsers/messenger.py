@@ -32,7 +32,6 @@ False for both.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from .base import ExportSource, read_head
 from .common import content_type as _content_type
 from .common import json_objects as _objects
 from .common import json_string as _string
+from .common import load_json_object
 
 __all__ = ["MAX_JSON_BYTES", "MAX_MEDIA_BYTES", "NAME", "detect", "parse", "repair", "thread_members"]
 
@@ -133,7 +133,7 @@ class _Thread:
 
 
 def _parse_thread(source: ExportSource, member: str, index: frozenset[str], hints: ParseHints) -> Iterator[Record]:
-    document = _load_json(source, member)
+    document = load_json_object(source, member, MAX_JSON_BYTES, "Messenger thread file")
     thread = _thread(document, source, member, hints)
     messages = document.get("messages")
     if not isinstance(messages, list):
@@ -145,21 +145,6 @@ def _parse_thread(source: ExportSource, member: str, index: frozenset[str], hint
             raise ParseError(f"{where} is not a JSON object")
         yield from _records(entry, thread, media, where)
 
-
-def _load_json(source: ExportSource, member: str) -> dict[str, Any]:
-    if source.size(member) > MAX_JSON_BYTES:
-        raise ParseError(f"{member}: larger than {MAX_JSON_BYTES} bytes; not a Messenger thread file")
-    with source.open(member) as stream:
-        data = stream.read(MAX_JSON_BYTES + 1)
-    if len(data) > MAX_JSON_BYTES:
-        raise ParseError(f"{member}: larger than {MAX_JSON_BYTES} bytes; not a Messenger thread file")
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ParseError(f"{member}: not valid JSON ({error})") from None
-    if not isinstance(document, dict):
-        raise ParseError(f"{member}: top level is not a JSON object; not a Messenger thread file")
-    return document
 
 
 def _thread(document: dict[str, Any], source: ExportSource, member: str, hints: ParseHints) -> _Thread:

@@ -46,8 +46,6 @@ import email.utils
 import json
 import posixpath
 import re
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,7 +71,6 @@ MAX_MESSAGE_CHARS = 16 * 1024 * 1024
 #: A media file larger than this is named and flagged, not read into memory.
 MAX_ATTACHMENT_BYTES = 256 * 1024 * 1024
 
-_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
 _SNIFF_LINES = 20
 _DETECT_CANDIDATES = 5
 _FOLDER_FILES = ("data.json", "chat.md", "index.md")  # index.md: signal-export's older name
@@ -220,7 +217,7 @@ def _lines(source: ExportSource, member: str) -> Iterator[tuple[int, str]]:
     try:
         with source.open(member) as stream:
             yield from _stream_lines(stream, member)
-    except _READ_ERRORS as error:
+    except common.READ_ERRORS as error:
         raise ParseError(f"{member}: cannot be read ({error})") from None
 
 
@@ -269,7 +266,7 @@ class _Media:
         if member is None:
             self.omitted(name, "media_omitted", f"{name} is linked by the export but is not in this copy")
             return
-        data = _read_member(context.source, member)
+        data = common.read_member(context.source, member, MAX_ATTACHMENT_BYTES)
         if data is None:
             reason = f"{name} is larger than {MAX_ATTACHMENT_BYTES} bytes; not kept"
             self.omitted(name, "attachment_too_large", reason)
@@ -285,17 +282,6 @@ def _resolve(index: frozenset[str], folder: str, path: str) -> str | None:
             return member
     return None
 
-
-def _read_member(source: ExportSource, member: str) -> bytes | None:
-    """The member's bytes, or None when it is over the attachment cap (never read whole)."""
-    if source.size(member) > MAX_ATTACHMENT_BYTES:
-        return None
-    try:
-        with source.open(member) as stream:
-            data = stream.read(MAX_ATTACHMENT_BYTES + 1)
-    except _READ_ERRORS as error:
-        raise ParseError(f"{member}: cannot be read ({error})") from None
-    return None if len(data) > MAX_ATTACHMENT_BYTES else data
 
 
 def _content_type(name: str) -> str:

@@ -47,8 +47,6 @@ import codecs
 import json
 import posixpath
 import re
-import zipfile
-import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,7 +79,6 @@ _HEX_ESCAPE = re.compile(r"\\x[0-9A-Fa-f]{2}")
 #: ``\xNN`` preceded by an even run of backslashes (so the backslash before x is an escape).
 _HEX_ESCAPES = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")
 #: What reading a damaged member can raise (a zip entry's CRC, a truncated deflate stream).
-_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
 
 _MEDIA_FIELDS = ("photo", "file", "contact_vcard")
 #: Skip reasons tdesktop writes instead of a path (the wording has changed over versions).
@@ -216,7 +213,7 @@ class _JsonReader:
             return False
         try:
             raw = self._stream.read(_CHUNK_BYTES)
-        except _READ_ERRORS as error:
+        except common.READ_ERRORS as error:
             raise ParseError(f"{self._label}: cannot be read ({error})") from None
         try:
             text = self._decoder.decode(raw, final=not raw)
@@ -624,23 +621,12 @@ def _attachment(kind: str, value: str, message: dict[str, Any], context: _Contex
     if member not in context.index:
         attachment = ParsedAttachment(name=name, content_type=content_type)
         return attachment, "media_omitted", f"{value} is named by the export but is not in this copy"
-    data = _read_member(context.source, member)
+    data = common.read_member(context.source, member, MAX_ATTACHMENT_BYTES)
     if data is None:
         attachment = ParsedAttachment(name=name, content_type=content_type)
         return attachment, "attachment_too_large", f"{value} is larger than {MAX_ATTACHMENT_BYTES} bytes; not kept"
     return ParsedAttachment(name=name, content_type=content_type, data=data), "", ""
 
-
-def _read_member(source: ExportSource, member: str) -> bytes | None:
-    """The member's bytes, or None when it is over the attachment cap (never read whole)."""
-    if source.size(member) > MAX_ATTACHMENT_BYTES:
-        return None
-    try:
-        with source.open(member) as stream:
-            data = stream.read(MAX_ATTACHMENT_BYTES + 1)
-    except _READ_ERRORS as error:
-        raise ParseError(f"{member}: cannot be read ({error})") from None
-    return None if len(data) > MAX_ATTACHMENT_BYTES else data
 
 
 def _content_type(kind: str, name: str, message: dict[str, Any]) -> str:
