@@ -89,7 +89,9 @@ def test_records_sealed_in_packs_open_one_by_one_and_are_bound_to_their_pack(
     assert f"record {moved}" in [p["object"] for p in verify_ok(archive_dir)]
     # A pack's slot (its bound list of records) cannot be rewritten either.
     archive.conn.execute("UPDATE record SET content_blob = ? WHERE id = ?", (rows[0][1], moved))
-    archive.conn.execute("UPDATE blob SET slot = ? WHERE id = ?", (packs[0][2][:-1] + "0", packs[0][0]))
+    slot = packs[0][2]
+    altered = slot[:-1] + ("1" if slot[-1] == "0" else "0")  # always a different slot
+    archive.conn.execute("UPDATE blob SET slot = ? WHERE id = ?", (altered, packs[0][0]))
     pack_record = archive.conn.execute("SELECT id FROM record WHERE content_blob = ?", (packs[0][0],)).fetchone()[0]
     with pytest.raises(IntegrityError):
         search.open_record(archive, pack_record, identity)

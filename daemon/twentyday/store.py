@@ -573,9 +573,12 @@ class _CaptureWriter:
         if self.capture.envelope is not None:
             envelope_ref = self._seal_bytes(canonical_json(self.capture.envelope), self.capture_id, "envelope")
         count = 0
-        self.inserts.start()
         try:
-            for batch in _batched(drafts, BATCH_RECORDS):
+            for number, batch in enumerate(_batched(drafts, BATCH_RECORDS)):
+                if number == 1:
+                    # A second batch means a large capture: overlap its index writes from now on.
+                    # A single mail is one small batch, written at once without a thread.
+                    self.inserts.start()
                 self._add_batch(list(batch))
                 count += len(batch)
             self.ledger.flush()
