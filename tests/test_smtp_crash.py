@@ -44,6 +44,11 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def pipeline_children(pid: int) -> list[int]:
+    """The daemon's pipeline process (multiprocessing also starts a resource tracker)."""
+    return [c for c in children(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
 def conversations(config: Path) -> list[str]:
     result = CliRunner().invoke(cli, ["--config", str(config), "search", "--json", "--limit", "100000"])
     return [str(r["conversation"]) for r in json.loads(result.output)]
@@ -73,7 +78,7 @@ def test_sigkill_with_messages_in_flight(archive_dir: Path) -> None:
         thread.start()
     while len(accepted) < 30:
         time.sleep(0.005)
-    pipeline_processes = children(daemon.pid)
+    pipeline_processes = pipeline_children(daemon.pid)
     daemon.send_signal(signal.SIGKILL)
     daemon.wait(30)
     for thread in threads:
@@ -97,3 +102,30 @@ def test_sigkill_with_messages_in_flight(archive_dir: Path) -> None:
     assert len(archived) == len(set(archived))  # none twice
     result = CliRunner().invoke(cli, ["--config", str(config), "verify"])
     assert result.exit_code == 0, result.output
+
+
+def test_the_daemon_survives_its_pipeline_process_being_killed(archive_dir: Path) -> None:
+    config, port = configure(archive_dir)
+    daemon = serve(config)
+    try:
+        wait_port(port)
+        deadline = time.monotonic() + 20
+        while not pipeline_children(daemon.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [pipeline] = pipeline_children(daemon.pid)
+        time.sleep(1.0)  # idle, waiting to be woken
+        os.kill(pipeline, signal.SIGKILL)  # the OOM killer, say
+        began = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:  # waking a dead worker must not block
+            client.sendmail("jane.doe@gmail.com", ["records@agency.example"], make_mail(message_id="<after@kill>"))
+        assert time.monotonic() - began < 5
+        deadline = time.monotonic() + 30
+        while "<after@kill>" not in conversations(config) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the daemon restarts its pipeline process, which takes the message
+        assert "<after@kill>" in conversations(config)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)

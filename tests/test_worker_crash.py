@@ -74,11 +74,11 @@ def test_a_pipeline_process_whose_daemon_is_already_gone_does_not_run(archive_di
     from twentyday.worker import worker_process
 
     context = multiprocessing.get_context("spawn")
-    wake, stop = context.Event(), context.Event()
+    reader, _writer = multiprocessing.Pipe(duplex=False)
     # A parent pid that is not ours: what the child sees when the daemon died before the
     # child could ask the kernel to kill it with the daemon.
     child = context.Process(target=worker_process,
-                            args=(str(archive_dir / "twentyday.toml"), wake, stop, "info", 2**22 + 7))
+                            args=(str(archive_dir / "twentyday.toml"), reader, "info", 2**22 + 7))
     child.start()
     child.join(20)
     assert child.exitcode == 0

@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from .smtp import start_server
 from .spool import Spool
 from .store import Archive
 from .watcher import InboxWatcher
-from .worker import worker_process
+from .worker import PipeWake, worker_process
 
 log = logging.getLogger(__name__)
 HEAD_LOG_SECONDS = 3600.0
@@ -48,35 +49,46 @@ def spool_dir(config: Config) -> Path:
 
 
 class PipelineProcess:
-    """The worker in a process of its own, restarted if it dies."""
+    """The worker in a process of its own, restarted if it dies.
+
+    Woken through a pipe (:class:`PipeWake`) and stopped with SIGTERM: nothing the daemon
+    does to reach it can block on a lock the worker might have died holding.
+    """
 
     def __init__(self, config: Config) -> None:
         self._context = multiprocessing.get_context("spawn")
-        self.wake = self._context.Event()
-        self._stop = self._context.Event()
+        self.wake = PipeWake.create()
         self._config = config
         self._process: BaseProcess | None = None
+        self._stopping = False
 
     def start(self) -> None:
+        # A Connection is how multiprocessing hands a descriptor to a spawned child; it wraps a
+        # duplicate, so closing it here (once the child has its own) leaves our reader open.
+        channel = Connection(os.dup(self.wake.reader), writable=False)
         self._process = self._context.Process(
             target=worker_process, name="twentyday-pipeline",
-            args=(str(self._config.path), self.wake, self._stop, self._config.log_level, os.getpid()))
+            args=(str(self._config.path), channel, self._config.log_level, os.getpid()))
         self._process.start()
+        channel.close()
 
     def watch(self) -> None:
-        if self._process is not None and not self._process.is_alive() and not self._stop.is_set():
+        if self._process is not None and not self._process.is_alive() and not self._stopping:
             log.error("pipeline process exited (code %s); restarting it", self._process.exitcode)
             self.start()
 
     def stop(self, timeout: float = 60.0) -> None:
-        self._stop.set()
-        self.wake.set()
-        if self._process is not None:
+        """Ask it to finish the item under way (SIGTERM), then insist (SIGKILL)."""
+        self._stopping = True
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self.wake.set()
             self._process.join(timeout)
             if self._process.is_alive():
-                log.error("pipeline process did not stop in %.0f s; terminating it", timeout)
-                self._process.terminate()
+                log.error("pipeline process did not stop in %.0f s; killing it", timeout)
+                self._process.kill()
                 self._process.join(10)
+        self.wake.close()
 
 
 async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = HEAD_LOG_SECONDS,

@@ -15,14 +15,17 @@ for the interpreter lock; it dies with the daemon.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
+import select
 import signal
 import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from . import pipeline
@@ -163,8 +166,61 @@ def _die_with_parent() -> None:
         pass  # elsewhere the parent-pid check in keep_going does the same, a little later
 
 
-def worker_process(config_path: str, wake: EventLike, stop: EventLike, log_level: str, parent: int) -> None:
-    """Entry point of the pipeline process started by ``serve`` (``parent``: the daemon's pid)."""
+class PipeWake:
+    """Wake-ups between processes over a pipe, never a shared lock.
+
+    multiprocessing.Event is a condition variable in shared memory: if the pipeline
+    process dies while it waits (OOM killer, a crash), the daemon's next ``set()`` waits
+    forever for it to acknowledge — and ``set()`` runs on the SMTP loop. A byte written
+    to a non-blocking pipe cannot block: a full pipe already means "wake up", and a
+    closed one means nobody is listening.
+    """
+
+    def __init__(self, reader: int, writer: int) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    def create(cls) -> PipeWake:
+        reader, writer = os.pipe()
+        os.set_blocking(writer, False)
+        return cls(reader, writer)
+
+    def set(self) -> None:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
+            os.write(self._writer, b"w")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        ready, _, _ = select.select([self._reader], [], [], timeout)
+        if ready:
+            os.set_blocking(self._reader, False)
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._reader, 65536):
+                    pass
+        return bool(ready)
+
+    def clear(self) -> None:
+        """Reading in :meth:`wait` already cleared it."""
+
+    def is_set(self) -> bool:
+        return False
+
+    @property
+    def reader(self) -> int:
+        return self._reader
+
+    def close(self) -> None:
+        for fd in (self._reader, self._writer):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def worker_process(config_path: str, channel: Connection, log_level: str, parent: int) -> None:
+    """Entry point of the pipeline process started by ``serve`` (``parent``: the daemon's pid).
+
+    ``channel`` carries the read end of the daemon's wake-up pipe; SIGTERM asks the worker
+    to stop after the item under way."""
     from .config import load
     from .daemon import open_spool
 
@@ -179,6 +235,8 @@ def worker_process(config_path: str, wake: EventLike, stop: EventLike, log_level
         os.nice(PIPELINE_NICENESS)
     except OSError:  # a sandbox that forbids setpriority: run at normal priority
         log.warning("could not lower the pipeline's priority")
+    stop = threading.Event()
+    wake = PipeWake(channel.fileno(), -1)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     from .logs import configure
 
