@@ -259,9 +259,6 @@ class Archive:
 
     # -- keyed hashes -------------------------------------------------------------------
 
-    def _keyed(self, key: bytes, data: bytes) -> str:
-        return hmac.digest(key, data, hashlib.sha256).hex()
-
     def blob_id(self, plaintext: bytes) -> str:
         return "b" + self._blob_hash.hexdigest(plaintext)[:40]
 

@@ -295,11 +295,6 @@ class ZipSource:
         self._zip.close()
 
 
-def iter_members(source: ExportSource, suffix: str) -> Iterator[str]:
-    lowered = suffix.lower()
-    return (m for m in source.members() if m.lower().endswith(lowered))
-
-
 class Reopenable(io.RawIOBase):
     """A member stream that supports ``seek(0)`` by opening the member again.
 
