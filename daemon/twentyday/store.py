@@ -22,6 +22,7 @@ same transaction (:class:`_BackgroundInserts`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -312,27 +313,60 @@ class Archive:
         capture_id = "cap-" + source_hash[:24]
         recipients = self.recipients
         writer = _CaptureWriter(self, capture, capture_id, source_hash, recipients)
+        # Inside a batch (see :meth:`batch`) the capture is a savepoint: all of it or none
+        # of it, committed with the batch.
+        in_batch = self.conn.in_transaction
+        try:
+            self.conn.execute("SAVEPOINT capture" if in_batch else "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise IntakeError(f"index is not writable: {error}") from None
+        try:
+            if self.conn.execute("SELECT 1 FROM capture WHERE source_hash = ?", (source_hash,)).fetchone():
+                self.conn.execute("RELEASE capture" if in_batch else "ROLLBACK")
+                return IngestResult(capture_id, duplicate=True)
+            result = writer.write(drafts, events)
+            if before_commit is not None:
+                before_commit(self.conn, result)
+            self.conn.execute("RELEASE capture" if in_batch else "COMMIT")
+        except BaseException:
+            writer.abandon()
+            # SQLite ends the whole transaction itself after some errors (disk full, I/O).
+            if self.conn.in_transaction:
+                if in_batch:
+                    self.conn.execute("ROLLBACK TO capture")
+                    self.conn.execute("RELEASE capture")
+                else:
+                    self.conn.execute("ROLLBACK")
+            raise
+        log.info("capture %s %s: %d new, %d linked, %d events; ledger head %s",
+                 capture_id, "written (commits with its batch)" if in_batch else "committed",
+                 result.new_count, result.linked_count, result.events, writer.head_hash)
+        return result
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around several :meth:`ingest` calls: their pages are written once.
+
+        Each capture inside is still all-or-nothing (a savepoint). The block commits what
+        it wrote when it ends, also when it ends with an exception after some captures
+        succeeded, unless SQLite already rolled the transaction back (then the commit's
+        error is raised: nothing of the batch is stored).
+        """
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             raise IntakeError(f"index is not writable: {error}") from None
         try:
-            if self.conn.execute("SELECT 1 FROM capture WHERE source_hash = ?", (source_hash,)).fetchone():
-                self.conn.execute("ROLLBACK")
-                return IngestResult(capture_id, duplicate=True)
-            result = writer.write(drafts, events)
-            if before_commit is not None:
-                before_commit(self.conn, result)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            writer.abandon()
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        log.info("capture %s committed: %d new, %d linked, %d events; ledger head %s",
-                 capture_id, result.new_count, result.linked_count, result.events,
-                 writer.head_hash)
-        return result
+            yield
+        finally:
+            if not self.conn.in_transaction:
+                raise IntakeError("the index rolled the batch back (disk full or I/O error)")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise IntakeError(f"cannot commit the batch: {error}") from None
 
     # -- reading (metadata only) ----------------------------------------------------------
 

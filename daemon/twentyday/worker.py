@@ -1,12 +1,13 @@
 """The pipeline worker: takes items out of the spool, through the pipeline, into the store.
 
 An item leaves the spool only after the store committed it durably (or sealed
-it in quarantine). Commits skip their own fsync; every ``DONE_BATCH`` items the
-worker fsyncs the index once and only then marks the batch done, so one fsync
-covers many items and a power loss replays them from the spool. If the archive
-itself fails (disk full, index locked), the item stays and the worker tries
-again later; a crash at any point replays the item, and ingest being
-idempotent, the replay adds nothing twice.
+it in quarantine). Items are ingested in batches: up to ``DONE_BATCH`` items share
+one transaction (each item a savepoint in it, so each is still all or nothing),
+one fsync of the index and one spool update; a power loss replays the batch from
+the spool. If the archive itself fails (disk full, index locked), the failing item
+stays, the items before it are committed, and the worker tries again later; a
+crash at any point replays what was not committed, and ingest being idempotent,
+the replay adds nothing twice.
 
 In the daemon the worker is a process of its own (:func:`worker_process`), so
 parsing and sealing use the second core instead of competing with SMTP intake
@@ -17,13 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import logging
 import os
 import select
 import signal
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -35,7 +38,9 @@ from .spool import Spool, SpoolItem
 from .store import Archive
 
 log = logging.getLogger(__name__)
+#: At most this many items, or this much work, share one transaction and one fsync.
 DONE_BATCH = 64
+BATCH_SECONDS = 1.0
 PIPELINE_NICENESS = 10
 
 
@@ -71,33 +76,65 @@ class Worker:
         self._wake.set()
 
     def run_once(self, keep_going: Callable[[], bool] = lambda: True) -> list[pipeline.Outcome]:
-        """Process every pending item; stop at the first failure of the archive itself."""
-        outcomes = []
-        committed: list[SpoolItem] = []
-        try:
-            for spooled in self.spool.pending():
-                if self._stop.is_set() or not keep_going():
-                    break
-                try:
-                    outcome = self._process(spooled)
-                except (IntakeError, sqlite3.OperationalError, OSError) as error:
-                    log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
-                    break
-                except Exception as error:  # the last boundary before an item is stuck
-                    kept = self._quarantine_after_bug(spooled, error)
-                    if kept is None:
-                        break
-                    outcome = kept
-                committed.append(spooled)
-                log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.get("channel"),
-                         outcome.detail)
-                outcomes.append(outcome)
-                if len(committed) >= DONE_BATCH:
-                    self._forget(committed)
-        finally:
-            self._forget(committed)
+        """Process every pending item, in batches; stop at the first failure of the archive itself."""
+        outcomes: list[pipeline.Outcome] = []
+        pending = self.spool.pending()
+        while True:
+            done, more = self._run_batch(pending, keep_going)
+            outcomes += done
+            if not more:
+                break
         self.spool.collect()
         return outcomes
+
+    def _run_batch(self, pending: Iterator[SpoolItem], keep_going: Callable[[], bool]
+                   ) -> tuple[list[pipeline.Outcome], bool]:
+        """Up to ``DONE_BATCH`` items (or ``BATCH_SECONDS`` of work) in one transaction.
+
+        Each item is all-or-nothing inside it (the store's savepoint); one commit, one
+        fsync and one spool update cover the batch, so small items (mail) do not each pay
+        for writing the index's pages. Returns what was committed, and whether to go on.
+        """
+        first = next(pending, None)
+        if first is None:
+            return [], False
+        committed: list[tuple[SpoolItem, pipeline.Outcome]] = []
+        more = True
+        began = time.monotonic()
+        try:
+            with self.archive.batch():
+                for spooled in itertools.chain([first], pending):
+                    if self._stop.is_set() or not keep_going():
+                        more = False
+                        break
+                    try:
+                        outcome = self._process(spooled)
+                    except (IntakeError, sqlite3.OperationalError, OSError) as error:
+                        log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
+                        more = False
+                        break
+                    except Exception as error:  # the last boundary before an item is stuck
+                        kept = self._quarantine_after_bug(spooled, error)
+                        if kept is None:
+                            more = False
+                            break
+                        outcome = kept
+                    committed.append((spooled, outcome))
+                    if len(committed) >= DONE_BATCH or time.monotonic() - began >= BATCH_SECONDS:
+                        break
+                else:
+                    more = False
+        except (IntakeError, sqlite3.Error, OSError) as error:
+            log.error("archive unavailable, %d item(s) stay in the spool: %s", len(committed), error)
+            return [], False
+        if committed:
+            self.archive.sync()
+            self.spool.mark_done(*(spooled for spooled, _ in committed))
+            self.processed += len(committed)
+        for spooled, outcome in committed:
+            log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.get("channel"),
+                     outcome.detail)
+        return [outcome for _, outcome in committed], more
 
     def _quarantine_after_bug(self, spooled: SpoolItem, error: Exception) -> pipeline.Outcome | None:
         """A bug must neither lose the item nor wedge the spool behind it: seal it for review."""
@@ -108,13 +145,6 @@ class Worker:
         except Exception:  # the archive itself fails: keep the item in the spool
             log.error("item %s stays in the spool: it cannot be quarantined either", spooled.id)
             return None
-
-    def _forget(self, committed: list[SpoolItem]) -> None:
-        if committed:
-            self.archive.sync()
-            self.spool.mark_done(*committed)
-            self.processed += len(committed)
-            committed.clear()
 
     def _process(self, spooled: SpoolItem) -> pipeline.Outcome:
         item = self._item(spooled)

@@ -377,7 +377,11 @@ def _is_blank(line: str) -> bool:
 
 def _first_block(lines: Sequence[str], start: int, stop: int, *, allow_reply: bool) -> _Block | None:
     for index in range(start, stop):
-        if not lines[index]:
+        line = lines[index]
+        # Every kind of block starts with a colon (a header, an intro, a reply line or the
+        # line after it), dashes or underscores: skip the body's other lines cheaply.
+        if ":" not in line and "--" not in line and "__" not in line and not (
+                allow_reply and index + 1 < stop and ":" in lines[index + 1]):
             continue
         block = _block_at(lines, index, stop, allow_reply)
         if block is not None:

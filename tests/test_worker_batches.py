@@ -1,0 +1,107 @@
+"""The worker ingests spooled items in batches: one transaction, each item all or nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from twentyday import config as config_module
+from twentyday import secrets
+from twentyday.daemon import open_spool
+from twentyday.errors import IntakeError
+from twentyday.records import ParsedMessage
+from twentyday.store import Archive, CaptureInput, RecordDraft
+from twentyday.verify import verify
+from twentyday.worker import Worker, spool_meta
+
+from .conftest import NOW, make_mail
+
+
+def _drafts(tag: str, count: int, fail_after: int | None = None) -> Iterator[RecordDraft]:
+    for n in range(count):
+        if fail_after is not None and n == fail_after:
+            raise RuntimeError("the parser broke mid-export")
+        message = ParsedMessage("whatsapp", "chat", "Jane", NOW - timedelta(hours=n), None, f"{tag} {n}")
+        yield RecordDraft(message, "sent", False, ("jdoe", "whatsapp", tag, str(n)))
+
+
+def test_a_failed_capture_in_a_batch_leaves_the_others_committed(archive: Archive) -> None:
+    with pytest.raises(RuntimeError), archive.batch():
+        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), _drafts("a", 2500))
+        archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW),
+                       _drafts("b", 2500, fail_after=2300))
+
+    conn = archive.conn
+    assert conn.execute("SELECT source_name FROM capture").fetchall() == [("first.txt",)]
+    assert conn.execute("SELECT count(*) FROM record").fetchone() == (2500,)
+    assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
+    # The failed capture is not half there: ingesting it again stores all of it.
+    archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), _drafts("b", 2500))
+    assert conn.execute("SELECT count(*) FROM record").fetchone() == (5000,)
+    assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
+
+
+def test_a_batch_cannot_start_while_another_writer_holds_the_index(archive_dir: Path) -> None:
+    config = config_module.load(archive_dir / "twentyday.toml")
+    archive = Archive(config)
+    other = sqlite3.connect(archive_dir / "data" / "index.db", timeout=0.1, isolation_level=None)
+    archive.conn.execute("PRAGMA busy_timeout = 100")
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(IntakeError, match="not writable"), archive.batch():
+            pass
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        archive.close()
+
+
+def _spool_mails(archive_dir: Path, count: int) -> None:
+    config = config_module.load(archive_dir / "twentyday.toml")
+    spool = open_spool(config)
+    for n in range(count):
+        spool.put_bytes(make_mail(message_id=f"<batch-{n}@example.test>", body=f"note {n}"),
+                        spool_meta(f"mail-{n}", "smtp", NOW, "jdoe"))
+    spool.close()
+
+
+def test_the_worker_commits_a_batch_and_only_then_forgets_its_items(archive_dir: Path) -> None:
+    _spool_mails(archive_dir, 70)  # more than one batch
+    config = config_module.load(archive_dir / "twentyday.toml")
+    archive = Archive(config, durable=False)
+    spool = open_spool(config, writer=False)
+    try:
+        outcomes = Worker(archive, spool).run_once()
+        assert [o.state for o in outcomes] == ["ingested"] * 70
+        assert list(spool.pending()) == []
+        assert archive.conn.execute("SELECT count(*) FROM capture").fetchone() == (70,)
+        assert verify(archive.conn, archive.secrets.verify_key).ok
+    finally:
+        spool.close()
+        archive.close()
+
+
+def test_a_locked_index_keeps_every_item_in_the_spool_until_it_frees(archive_dir: Path) -> None:
+    _spool_mails(archive_dir, 3)
+    config = config_module.load(archive_dir / "twentyday.toml")
+    archive = Archive(config, durable=False)
+    archive.conn.execute("PRAGMA busy_timeout = 100")
+    spool = open_spool(config, writer=False)
+    other = sqlite3.connect(archive_dir / "data" / "index.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        assert Worker(archive, spool).run_once() == []
+        assert len(list(spool.pending())) == 3
+        other.execute("ROLLBACK")
+
+        assert len(Worker(archive, spool).run_once()) == 3
+        assert list(spool.pending()) == []
+        assert archive.conn.execute("SELECT count(*) FROM capture").fetchone() == (3,)
+    finally:
+        other.close()
+        spool.close()
+        archive.close()
