@@ -124,6 +124,17 @@ def test_text_search_uses_the_blind_index(archive_dir: Path, tmp_path: Path) -> 
     assert len(search(archive_dir, "--participant", "COUNTERPART@partner.example")) == 2
 
 
+def test_text_search_finds_words_inside_a_long_mail(archive_dir: Path, tmp_path: Path) -> None:
+    # Long bodies are tokenised piece by piece: punctuation still separates words,
+    # non-ASCII text is folded, and a 70-letter run is cut as a short text's would be.
+    filler = "Routine weekly update with nothing of note in it at all. " * 40
+    body = f"{filler}Budget,agenda;MINISTER(visit) Straße {'x' * 70} {filler}"
+    ingest(archive_dir, tmp_path, "long.eml", make_mail(body=body, message_id="<long@x>"))
+    for words in ("agenda", "minister visit", "STRASSE", "x" * 64):
+        assert len(search(archive_dir, "--text", words)) == 1, words
+    assert search(archive_dir, "--text", "agendas") == []
+
+
 def test_no_plaintext_words_anywhere_under_the_data_directory(archive_dir: Path, tmp_path: Path) -> None:
     secret_words = ["Zanzibarian", "quokkaphone", "Operationmarmalade", "Dossierflamingo"]
     raw = make_mail(subject=f"{secret_words[0]} plan", body=f"Keep the {secret_words[1]} quiet.",

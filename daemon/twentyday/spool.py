@@ -32,7 +32,7 @@ import struct
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -58,6 +58,14 @@ class SpoolItem:
     file: Path | None = None
 
 
+@dataclass(frozen=True)
+class SyncTicket:
+    """How far a segment must be on disk for an item written to it to be durable."""
+
+    writer: _Writer
+    offset: int
+
+
 @dataclass
 class _Writer:
     handle: BinaryIO
@@ -65,7 +73,6 @@ class _Writer:
     written: int = 0
     durable: int = 0
     syncing: bool = False
-    waiters: int = field(default=0)
 
 
 class Spool:
@@ -103,12 +110,18 @@ class Spool:
 
     def put_bytes(self, data: bytes, meta: dict[str, Any]) -> str:
         """Make ``data`` durable; returns the item id. Raises IntakeError if it cannot."""
+        item_id, ticket = self.write_bytes(data, meta)
+        self.sync(ticket)
+        return item_id
+
+    def write_bytes(self, data: bytes, meta: dict[str, Any]) -> tuple[str, SyncTicket]:
+        """Write an item without waiting for the disk: it is durable once :meth:`sync` of the
+        ticket returns. Lets an event loop write inline and wait for one shared fsync."""
         item_id = uuid.uuid4().hex
         header = json.dumps({"id": item_id, "meta": meta}, sort_keys=True).encode()
         nonce = os.urandom(12)
         sealed = nonce + self._aead.encrypt(nonce, data, item_id.encode())
-        self._append(_FRAME_HEAD.pack(MAGIC, len(header), len(sealed)) + header + sealed)
-        return item_id
+        return item_id, self._write(_FRAME_HEAD.pack(MAGIC, len(header), len(sealed)) + header + sealed)
 
     def put_file(self, path: Path, meta: dict[str, Any]) -> str:
         """Move a complete file into the spool (same file system: a rename) and record it.
@@ -151,6 +164,9 @@ class Spool:
 
 
     def _append(self, frame: bytes) -> None:
+        self.sync(self._write(frame))
+
+    def _write(self, frame: bytes) -> SyncTicket:
         with self._lock:
             writer = self._writer
             if writer is None:
@@ -161,26 +177,38 @@ class Spool:
             except OSError as error:
                 raise IntakeError(f"spool write failed: {error.strerror}") from None
             writer.written += len(frame)
-            target = writer.written
-            while writer.durable < target:
-                if writer.syncing:
-                    self._lock.wait()
-                    continue
-                writer.syncing = True
-                self._lock.release()
-                try:
-                    covered = writer.written
-                    os.fsync(writer.handle.fileno())
-                except OSError as error:
-                    raise IntakeError(f"spool fsync failed: {error.strerror}") from None
-                finally:
-                    self._lock.acquire()
-                    writer.syncing = False
-                    self._lock.notify_all()
-                writer.durable = max(writer.durable, covered)
-            if writer.written >= SEGMENT_BYTES and writer is self._writer:
+            ticket = SyncTicket(writer, writer.written)
+            if writer.written >= SEGMENT_BYTES:
+                # A full segment is made durable and closed here, once: its tickets are then kept.
+                self._sync_locked(ticket)
                 writer.handle.close()
                 self._writer = self._open_segment()
+            return ticket
+
+    def sync(self, ticket: SyncTicket) -> None:
+        """Return once everything up to ``ticket`` is on disk (group commit: one fsync serves
+        every writer waiting at the time). Raises IntakeError if the disk refuses."""
+        with self._lock:
+            self._sync_locked(ticket)
+
+    def _sync_locked(self, ticket: SyncTicket) -> None:
+        writer = ticket.writer
+        while writer.durable < ticket.offset:
+            if writer.syncing:
+                self._lock.wait()
+                continue
+            writer.syncing = True
+            self._lock.release()
+            try:
+                covered = writer.written
+                os.fsync(writer.handle.fileno())
+            except OSError as error:
+                raise IntakeError(f"spool fsync failed: {error.strerror}") from None
+            finally:
+                self._lock.acquire()
+                writer.syncing = False
+                self._lock.notify_all()
+            writer.durable = max(writer.durable, covered)
 
     # -- reading ---------------------------------------------------------------------
 

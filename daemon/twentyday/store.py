@@ -166,9 +166,16 @@ class KeyedHash:
 
 def tokens(text: str) -> set[str]:
     """Words as the blind index sees them: NFKC, case-folded, 2-64 word characters."""
-    if text.isascii():  # NFKC leaves ASCII alone, and casefold() is lower() on it
-        return set(_WORD.findall(text.lower()))
-    return set(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    # NFKC leaves ASCII alone, and casefold() is lower() on it.
+    folded = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
+    if len(folded) < 256:
+        return set(_WORD.findall(folded))
+    # Long text (mail): whitespace never is a word character, so matching each distinct
+    # whitespace-separated piece once finds the same words, at a third of the cost.
+    words: set[str] = set()
+    for piece in set(folded.split()):
+        words.update(_WORD.findall(piece))
+    return words
 
 
 class Archive:

@@ -447,6 +447,11 @@ def chat_export_attachments(raw: bytes) -> list[tuple[str, bytes]]:
     the mail record keeps them as attachments too. Raises ParseError for mail that
     cannot be read within the same bounds as :func:`parse`.
     """
+    lowered = raw.lower()
+    if b"name" not in lowered and b"attachment" not in lowered:
+        # No header can give a part a file name ("name=", "filename*0*=") or make it an
+        # attachment, so no part is a file: skip parsing the message again.
+        return []
     message = parse_message(raw)
     try:
         return [(name, data) for name, data in _files(message, Budget()) if _looks_like_chat_export(name, data)]
