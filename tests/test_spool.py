@@ -94,3 +94,22 @@ def test_unwritable_spool_is_an_intake_error(tmp_path: Path) -> None:
     (tmp_path / "spool").write_text("not a directory")
     with pytest.raises(IntakeError, match="not writable"):
         Spool(tmp_path / "spool", KEY)
+
+
+def test_pending_resumes_after_done_items_and_still_sees_every_undone_one(tmp_path: Path) -> None:
+    writer = Spool(tmp_path / "spool", KEY)
+    reader = Spool(tmp_path / "spool", KEY, writer=False)
+    ids = [writer.put_bytes(f"message {n}".encode(), {"name": str(n)}) for n in range(5)]
+    items = list(reader.pending())
+    reader.mark_done(items[0], items[1])
+    assert [i.id for i in reader.pending()] == ids[2:]
+    reader.mark_done(items[3])  # out of order: item 2 failed and stays
+    assert [i.id for i in reader.pending()] == [ids[2], ids[4]]
+    later = writer.put_bytes(b"message 5", {"name": "5"})
+    assert [i.id for i in reader.pending()] == [ids[2], ids[4], later]
+    reader.mark_done(items[2])
+    pending = list(reader.pending())
+    assert [i.id for i in pending] == [ids[4], later]
+    assert reader.read(pending[-1]) == b"message 5"
+    # Another process's view (a fresh instance) agrees, from done.log alone.
+    assert [i.id for i in Spool(tmp_path / "spool", KEY, writer=False).pending()] == [ids[4], later]

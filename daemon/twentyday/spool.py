@@ -85,6 +85,10 @@ class Spool:
         try:
             self.files.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._done = (root / "done.log").open("a+b")
+            self._done_cache: set[str] = set()
+            self._done_read = 0
+            #: (segment, offset): every item before it is done (see :meth:`pending`).
+            self._watermark: tuple[Path, int] | None = None
             self._writer = self._open_segment() if writer else None
         except OSError as error:
             raise IntakeError(f"{root}: spool is not writable: {error.strerror}") from None
@@ -213,17 +217,38 @@ class Spool:
     # -- reading ---------------------------------------------------------------------
 
     def _done_ids(self) -> set[str]:
+        """Ids in done.log, read incrementally: only what was appended since the last call."""
         with self._lock:
-            self._done.seek(0)
-            return {line.strip().decode() for line in self._done if line.strip()}
+            size = os.fstat(self._done.fileno()).st_size
+            if size < self._done_read:  # truncated by collect(), maybe in another process
+                self._done_cache, self._done_read, self._watermark = set(), 0, None
+            self._done.seek(self._done_read)
+            appended = self._done.read(size - self._done_read)
+            complete = appended[: appended.rfind(b"\n") + 1]  # a line still being written waits
+            self._done_read += len(complete)
+            self._done_cache.update(line.decode() for line in complete.split() if line)
+            return self._done_cache
 
     def pending(self) -> Iterator[SpoolItem]:
-        """Items not yet marked done, oldest first. Torn frames at a segment's end are skipped."""
+        """Items not yet marked done, oldest first. Torn frames at a segment's end are skipped.
+
+        Scanning resumes at a watermark before which every item is done, so a worker woken
+        for each new message reads only the frames after it, not the whole segment again.
+        """
         done = self._done_ids()
+        mark = self._watermark
+        advancing = True
         for segment in self._segments():
-            for item in _read_segment(segment):
-                if item.id not in done:
-                    yield item
+            if mark is not None and segment.name < mark[0].name:
+                continue
+            start = mark[1] if mark is not None and segment == mark[0] else 0
+            for item, end in _read_segment(segment, start):
+                if item.id in done:
+                    if advancing:
+                        self._watermark = (segment, end)
+                    continue
+                advancing = False
+                yield item
 
     def read(self, item: SpoolItem) -> bytes:
         with item.segment.open("rb") as handle:
@@ -247,12 +272,16 @@ class Spool:
 
     def collect(self) -> None:
         """Drop segments whose items are all done (the worker calls this when it is idle)."""
-        done = self._done_ids()
         segments = self._segments()
+        if len(segments) < 2 and self._watermark is not None:
+            # Only the segment being written, and it still holds items: nothing to drop
+            # (and done.log may only be emptied once no segment holds any item).
+            return
+        done = self._done_ids()
         current = segments[-1] if segments else None  # the one being written, in any process
         live: set[str] = set()
         for segment in segments:
-            items = list(_read_segment(segment))
+            items = [item for item, _ in _read_segment(segment)]
             if segment != current and all(i.id in done for i in items):
                 segment.unlink(missing_ok=True)
             else:
@@ -261,12 +290,16 @@ class Spool:
             with self._lock:
                 self._done.seek(0)
                 self._done.truncate()
+                self._done_cache, self._done_read, self._watermark = set(), 0, None
 
 
-def _read_segment(segment: Path) -> Iterator[SpoolItem]:
+def _read_segment(segment: Path, start: int = 0) -> Iterator[tuple[SpoolItem, int]]:
+    """The items framed in a segment from offset ``start``, each with the offset after it."""
     files = segment.parent / "files"
     with segment.open("rb") as handle:
-        offset = 0
+        size = os.fstat(handle.fileno()).st_size  # a frame past this is torn, or still being written
+        offset = start
+        handle.seek(start)
         while True:
             head = handle.read(_FRAME_HEAD.size)
             if len(head) < _FRAME_HEAD.size:
@@ -278,16 +311,17 @@ def _read_segment(segment: Path) -> Iterator[SpoolItem]:
             if len(header) < header_length:
                 return
             payload_offset = offset + _FRAME_HEAD.size + header_length
-            handle.seek(payload_length, os.SEEK_CUR)
-            if handle.tell() > os.fstat(handle.fileno()).st_size:
+            end = payload_offset + payload_length
+            if end > size:
                 return  # torn write: never acknowledged, the sender retries
+            handle.seek(end)
             try:
                 decoded = json.loads(header)
             except ValueError:
                 return
             file = files / decoded["file"] if decoded.get("file") else None
-            yield SpoolItem(decoded["id"], decoded["meta"], segment, payload_offset, payload_length, file)
-            offset = payload_offset + payload_length
+            yield SpoolItem(decoded["id"], decoded["meta"], segment, payload_offset, payload_length, file), end
+            offset = end
 
 
 def _move(source: Path, target: Path) -> None:
