@@ -71,6 +71,10 @@ class Ledger:
             self.flush()
         return seq
 
+    @property
+    def head(self) -> LedgerHead:
+        return self._head
+
     def flush(self) -> None:
         if self._pending:
             self._insert("ledger", ("seq", "at", "kind", "subject", "payload", "prev", "hash"), self._pending)

@@ -121,7 +121,7 @@ def process(archive: Archive, item: Item) -> Outcome:
         return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
     try:
         try:
-            parser = registry.choose(source)
+            parser = registry.choose(source, email_parser if item.channel == "smtp" else None)
         except ParseError as error:  # detection reads the item too: a damaged entry fails here
             return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
         if parser is None:

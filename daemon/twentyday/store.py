@@ -323,6 +323,7 @@ class Archive:
         # Inside a batch (see :meth:`batch`) the capture is a savepoint: all of it or none
         # of it, committed with the batch.
         in_batch = self.conn.in_transaction
+        writer.sign = not in_batch
         try:
             self.conn.execute("SAVEPOINT capture" if in_batch else "BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
@@ -369,11 +370,20 @@ class Archive:
             if not self.conn.in_transaction:
                 raise IntakeError("the index rolled the batch back (disk full or I/O error)")
             try:
+                self._sign_head()
                 self.conn.execute("COMMIT")
             except sqlite3.Error as error:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise IntakeError(f"cannot commit the batch: {error}") from None
+
+    def _sign_head(self) -> None:
+        """Sign the ledger's head if entries follow the last checkpoint (the batch's captures)."""
+        ledger = Ledger(self.conn)
+        ledger.begin()
+        last = self.conn.execute("SELECT max(seq) FROM checkpoint").fetchone()[0]
+        if ledger.head.seq and ledger.head.seq != last:
+            ledger.checkpoint(iso(datetime.now(UTC)), self.secrets.signing_key)
 
     # -- reading (metadata only) ----------------------------------------------------------
 
@@ -572,6 +582,8 @@ class _CaptureWriter:
         self.custodian = archive.config.custodian(capture.custodian) if capture.custodian else None
         self.result = IngestResult(capture_id)
         self.head_hash = ""
+        #: Sign a checkpoint when done; inside a batch the batch signs once, at its commit.
+        self.sign = True
         self._records: list[list[Any]] = []
         self._links: list[tuple[str, str, str]] = []
         self._recipient_cache: dict[tuple[str, ...], str] = {}
@@ -630,8 +642,11 @@ class _CaptureWriter:
         self._write_capture(raw_ref, envelope_ref, keyslots, count)
         self.blobs.flush()
         self.ledger.flush()
-        head = self.ledger.checkpoint(self.captured_iso, self.archive.secrets.signing_key)
-        self.head_hash = head.hash
+        if self.sign:
+            self.head_hash = self.ledger.checkpoint(self.captured_iso, self.archive.secrets.signing_key).hash
+        else:
+            self.ledger.flush()
+            self.head_hash = self.ledger.head.hash
         return self.result
 
     # -- blobs

@@ -143,10 +143,11 @@ def looks_like_email(head: bytes) -> bool:
     lines = text.split(b"\n", 8)
     first = next((line for line in lines if line.strip()), b"")
     name, colon, _ = first.partition(b":")
+    lowered = head[:16384].lower()
     return (
         bool(colon)
         and name.strip().replace(b"-", b"").isalnum()
-        and any(h in head[:16384].lower() for h in (b"\nfrom:", b"\ndate:", b"\nmessage-id:", b"from:"))
+        and any(h in lowered for h in (b"\nfrom:", b"\ndate:", b"\nmessage-id:", b"from:"))
     )
 
 

@@ -38,11 +38,15 @@ def close_source(source: ExportSource) -> None:
         source.close()
 
 
-def choose(source: ExportSource) -> ParserModule | None:
+def choose(source: ExportSource, expected: ParserModule | None = None) -> ParserModule | None:
     """The parser for ``source``, or None. Raises ParseError when reading a head already fails
-    (a zip entry with a bad CRC, corrupt data or encryption): the pipeline quarantines it."""
+    (a zip entry with a bad CRC, corrupt data or encryption): the pipeline quarantines it.
+
+    ``expected`` is asked first (SMTP DATA is mail), then every parser in order."""
     members = source.members()
     head = read_head(source, members[0], HEAD_BYTES) if len(members) == 1 else b""
+    if expected is not None and expected.detect(source, head):
+        return expected
     for parser in PARSERS:
         if parser.detect(source, head):
             return parser
