@@ -7,6 +7,8 @@ with the SQLite index (:mod:`schema`) and the :mod:`ledger` beside them.
 ``Archive.ingest(capture, drafts, events)`` commits everything of a capture
 or nothing, in one SQLite transaction: the raw bytes sealed, every record
 sealed and indexed, every event, the ledger entries and a signed checkpoint.
+Inside ``Archive.batch()`` (the pipeline worker's) each capture is a savepoint
+instead, and the batch signs one checkpoint when it commits.
 Re-ingesting the same bytes is a no-op; a message already archived from an
 earlier capture is linked to the new capture, never duplicated, and keeps its
 earliest capture time.
