@@ -64,7 +64,7 @@ def backdate_capture(conn: sqlite3.Connection) -> str:
 
 
 def flip_ledger_entry(conn: sqlite3.Connection) -> str:
-    seq, payload = conn.execute("SELECT seq, payload FROM ledger WHERE kind = 'record' LIMIT 1").fetchone()
+    seq, payload = conn.execute("SELECT seq, payload FROM ledger WHERE kind = 'pack' LIMIT 1").fetchone()
     conn.execute("UPDATE ledger SET payload = ? WHERE seq = ?", (flip(payload, 30), seq))
     return f"ledger entry {seq}"
 

@@ -2,7 +2,8 @@
 
 Entry ``n`` commits to entry ``n-1``: ``hash = sha256(prev | seq | at | kind |
 subject | payload)``. The payload is the canonical JSON of what the entry is
-about (a capture, a record, a link, an event, a hold, a disclosure). Every
+about (a capture, a content pack and its records, a link, an event, a hold,
+a disclosure; archives written before packs have an entry per record). Every
 commit that appends entries ends with a checkpoint: the head hash signed with
 the daemon's ledger key. The head is also logged, so a copy of it lives
 outside the archive (journald) and a rewrite of the whole chain shows.

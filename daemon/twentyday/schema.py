@@ -129,6 +129,10 @@ MIGRATIONS: tuple[str, ...] = (
         record_id UNINDEXED, terms, tokenize = 'ascii', detail = none, columnsize = 0
     );
     """,
+    # 2: one ledger entry per content pack; verify and disposition find a pack's records by it
+    """
+    CREATE INDEX record_content ON record (content_blob);
+    """,
 )
 
 

@@ -17,7 +17,8 @@ Record contents are sealed in packs (:func:`pack_slot`): up to ``PACK_RECORDS``
 content documents, one canonical JSON line each, sealed as one blob owned by the
 capture, whose slot names the pack's number and the ordered ids of its records, so
 a pack moved to another capture or position, or a record pointed at another pack,
-fails to open. Each record's ledger entry commits to its pack's sealed digest.
+fails to open. One ledger entry per pack commits to the pack's sealed digest and
+to each of its records' rows and attachments (:func:`pack_payload`).
 The index rows are written by a background thread in multi-row INSERTs, inside the
 same transaction (:class:`_BackgroundInserts`).
 """
@@ -798,11 +799,12 @@ class _CaptureWriter:
             self._seal_pack()
 
     def _seal_pack(self) -> None:
-        """Seal the staged records' contents as one pack, then write their rows and ledger entries.
+        """Seal the staged records' contents as one pack, then stage their rows and the pack's ledger entry.
 
         A pack is the records' content documents, one canonical JSON line each, sealed as
         one blob owned by the capture; its slot names the pack's number and a digest of
-        the ordered record ids, so the associated data binds the records it holds.
+        the ordered record ids, so the associated data binds the records it holds. One
+        ledger entry per pack (see :func:`pack_payload`) commits to every record's row.
         """
         staged = self._pack
         if not staged:
@@ -810,17 +812,14 @@ class _CaptureWriter:
         slot = pack_slot(self._pack_count, [record_id for record_id, _, _, _ in staged])
         content = self._seal_new(b"\n".join(document for _, _, document, _ in staged), self.capture_id, slot)
         self._pack_count += 1
-        content_json = canonical_json(content.as_payload()).decode("utf-8")
-        for record_id, values, _, attachments in staged:
+        rows = []
+        for _, values, _, _ in staged:
             values[_CONTENT_BLOB] = content.id
             self._records.append(values)
-            digest = hashlib.sha256(canonical_json(values)).hexdigest()
-            if attachments:
-                text = canonical_json({"record_sha256": digest, "content": content.as_payload(),
-                                       "attachments": _attachment_payloads(attachments)}).decode("utf-8")
-            else:  # canonical_json of the same payload, written out: the common case
-                text = f'{{"attachments":[],"content":{content_json},"record_sha256":"{digest}"}}'
-            self.ledger.append_text(self.captured_iso, "record", record_id, text)
+            rows.append(canonical_json(values))
+        members = [(record_id, row, attachments) for (record_id, _, _, attachments), row in zip(staged, rows,
+                                                                                              strict=True)]
+        self.ledger.append_text(self.captured_iso, "pack", content.id, pack_payload(content, members))
         staged.clear()
         self._pack_bytes = 0
 
@@ -1032,14 +1031,35 @@ def content_json(record_id: str, message: ParsedMessage) -> bytes:
 
 def record_payload(row: dict[str, Any], content: BlobRef,
                    attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> dict[str, Any]:
+    """The ledger payload of one record in archives written before packs had one entry each."""
     return {
         "record_sha256": row_digest(row),
         "content": content.as_payload(),
-        "attachments": _attachment_payloads(attachments),
+        "attachments": attachment_payloads(attachments),
     }
 
 
-def _attachment_payloads(attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> list[dict[str, Any]]:
+PackMember = tuple[str, bytes, list[tuple[dict[str, Any], BlobRef | None]]]
+
+
+def pack_payload(content: BlobRef, members: list[PackMember]) -> str:
+    """The ledger payload of a content pack, as canonical JSON text.
+
+    ``members`` are (record id, the record's row as canonical JSON, its attachments), in
+    the pack's order. The payload names the sealed pack and, per record, the SHA-256 of
+    its row and its attachments; ``rows_sha256`` hashes the rows themselves joined by
+    newlines, so verify can check a whole pack with one digest computed inside SQLite
+    and only look at single records when that digest differs.
+    """
+    records = [{"attachments": attachment_payloads(attachments) if attachments else [],
+                "id": record_id, "row_sha256": hashlib.sha256(row).hexdigest()}
+               for record_id, row, attachments in members]
+    rows_sha256 = hashlib.sha256(b"\n".join(row for _, row, _ in members)).hexdigest()
+    return canonical_json({"content": content.as_payload(), "records": records,
+                           "rows_sha256": rows_sha256}).decode("utf-8")
+
+
+def attachment_payloads(attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> list[dict[str, Any]]:
     return [{"row": {c: a[c] for c in ATTACHMENT_COLUMNS}, "blob": blob_payload(r)} for a, r in attachments]
 
 
