@@ -679,6 +679,39 @@ def test_hostile_structure_is_refused_quickly_with_a_reason(case: str) -> None:
     assert reason in str(result)
 
 
+FOLDED = b"; x=" + b"y" * 70  # one folded continuation line of a parameter header
+
+
+@pytest.mark.parametrize(("raw", "refused"), [
+    # Folded over many short lines, in lower case, after CRLF or bare LF: one field, too long.
+    (b"From: a@example.org\r\ncontent-disposition: attachment" + b"\r\n\t" * 1 + FOLDED * 2
+     + (b"\r\n " + FOLDED) * 150 + b"\r\n\r\nhi", "Content-Disposition header longer than"),
+    (b"From: a@example.org\nCONTENT-TYPE: text/plain" + (b"\n " + FOLDED) * 150 + b"\n\nhi",
+     "Content-Type header longer than"),
+    # The same bytes not at a line start, or not folded, are not one long field.
+    (b"From: a@example.org\r\nX-Note: content-type: text/plain" + FOLDED * 150 + b"\r\n\r\nhi", None),
+    (b"From: a@example.org\r\nContent-Type: text/plain\r\n" + (b"X-Other: " + FOLDED + b"\r\n") * 150
+     + b"\r\nhi", None),
+])
+def test_parameter_headers_are_measured_with_their_folded_lines(raw: bytes, refused: str | None) -> None:
+    if refused is None:
+        assert mailfile.parse(raw) is not None
+    else:
+        with pytest.raises(ParseError, match=refused):
+            mailfile.parse(raw)
+
+
+def test_folded_multipart_headers_count_toward_the_parse_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mailfile, "MAX_PARSE_WORK", 100)
+    lines = b"x\r\n" * 30  # about 40 lines: under the limit once, over it with two multipart levels
+    plain = b"From: a@example.org\r\nContent-Type: text/plain\r\n\r\n" + lines
+    assert mailfile.parse(plain) is not None
+    nested = (b"From: a@example.org\r\nContent-Type:\r\n multipart/mixed; boundary=a\r\n\r\n--a\r\n"
+              b"content-type: \tMULTIPART/alternative; boundary=b\r\n\r\n--b\r\n\r\n" + lines + b"--b--\r\n--a--\r\n")
+    with pytest.raises(ParseError, match="2 multipart headers"):
+        mailfile.parse(nested)
+
+
 def test_a_long_inline_forward_keeps_its_whole_text() -> None:
     tail = "Aenean quis diam urna.\n" * 60_000  # 1.4 MB: past the part searched for forward headers
     record = only(parse(forward_inline(GMAIL_HEADERS + tail)))
