@@ -180,6 +180,39 @@ def test_spool_failure_answers_451_and_stores_nothing(archive_dir: Path) -> None
     assert json.loads(result.output) == []
 
 
+def test_a_failed_fsync_answers_451_and_the_retry_is_archived_once(archive_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from twentyday import spool as spool_module
+
+    config, port = configure(archive_dir)
+    running = DaemonThread(config).start()
+    real_fsync = os.fsync
+    broken = {"on": True}
+
+    def fsync(fd: int) -> None:  # the disk's edge: it accepts the write, then fails to flush it
+        if broken["on"]:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(spool_module.os, "fsync", fsync)
+    try:
+        mail = make_mail(message_id="<fsync@x>")
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.sendmail("jane.doe@gmail.com", ["records@agency.example"], mail)
+            assert refused.value.smtp_code == 451
+            broken["on"] = False
+            client.sendmail("jane.doe@gmail.com", ["records@agency.example"], mail)  # the sender retries
+        assert len(wait_records(config, 1)) == 1
+        time.sleep(0.5)  # the unacknowledged first copy, if the pipeline takes it, is the same message
+        assert len(wait_records(config, 1)) == 1
+    finally:
+        running.stop()
+
+
 def _spool_of(running: DaemonThread) -> object:
     import gc
 
