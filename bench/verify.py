@@ -29,10 +29,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from twentyday import secrets
+from twentyday.capture_writer import CaptureInput, RecordDraft
 from twentyday.config import load
 from twentyday.initialise import init_archive
 from twentyday.records import ParsedMessage
-from twentyday.store import Archive, CaptureInput, RecordDraft
+from twentyday.store import Archive
 from twentyday.verify import verify
 
 

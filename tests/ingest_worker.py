@@ -9,9 +9,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from twentyday.capture_writer import CaptureInput, RecordDraft
 from twentyday.config import load
 from twentyday.records import ParsedMessage
-from twentyday.store import Archive, CaptureInput, RecordDraft
+from twentyday.store import Archive
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from twentyday import keys
+from twentyday.capture_writer import CaptureInput
 from twentyday.cli import cli
-from twentyday.store import Archive, CaptureInput
+from twentyday.store import Archive
 
 from .conftest import NOW, make_mail
 
@@ -102,8 +103,8 @@ def test_same_message_in_a_later_capture_is_linked_and_keeps_earliest_capture(ar
 
 
 def test_identical_chat_lines_in_one_capture_stay_two_records(archive: Archive) -> None:
+    from twentyday.capture_writer import RecordDraft
     from twentyday.records import ParsedMessage
-    from twentyday.store import RecordDraft
 
     at = NOW - timedelta(days=1)
     message = ParsedMessage("whatsapp", "Team", "Jane", at, None, "ok")

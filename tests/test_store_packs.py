@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from twentyday import keys, pipeline, schema, search, store
+from twentyday import capture_writer, entries, keys, pipeline, schema, search, store
 from twentyday.canonical import canonical_json
+from twentyday.capture_writer import CaptureInput, RecordDraft
 from twentyday.cli import cli
 from twentyday.errors import IntegrityError
 from twentyday.records import ParsedAttachment, ParsedMessage, TimeReading
-from twentyday.store import Archive, CaptureInput, RecordDraft
+from twentyday.store import Archive
 
 from .chatgen import write_export
 from .conftest import NOW
@@ -51,11 +52,13 @@ def test_keyed_hash_is_hmac_sha256(key: bytes) -> None:
 def test_hand_written_json_is_canonical_json(archive: Archive, text: str) -> None:
     message = ParsedMessage("whatsapp", text, text, NOW, TimeReading(text, "layout " + text, None, "file", text),
                             text, subject=text, message_key=text, reply_to=text)
-    assert store.content_json("rec-" + text, message) == canonical_json(store.content_document("rec-" + text, message))
+    record_id = "rec-" + text
+    assert entries.content_json(record_id, message) == canonical_json(entries.content_document(record_id, message))
     with_more = ParsedMessage("email", "c", "s", NOW, None, text, extra={"x": text},
                               attachments=(ParsedAttachment(text, data=b"1"),))
-    assert store.content_json("r", with_more) == canonical_json(store.content_document("r", with_more))
-    writer = store._CaptureWriter(archive, CaptureInput("jdoe", "cli", "x", b"x", "test", NOW), "cap-x", "x", ())
+    assert entries.content_json("r", with_more) == canonical_json(entries.content_document("r", with_more))
+    capture = CaptureInput("jdoe", "cli", "x", b"x", "test", NOW)
+    writer = capture_writer.CaptureWriter(archive, capture, "cap-x", "x", ())
     for day_first in (None, True, False):
         reading = TimeReading(text, "layout", day_first, "locale", "UTC")
         assert writer._reading_json(reading) == canonical_json(reading.__dict__).decode()
@@ -67,7 +70,7 @@ def test_hand_written_json_is_canonical_json(archive: Archive, text: str) -> Non
 
 def test_records_sealed_in_packs_open_one_by_one_and_are_bound_to_their_pack(
         archive_dir: Path, archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "PACK_RECORDS", 16)
+    monkeypatch.setattr(capture_writer, "PACK_RECORDS", 16)
     export = write_export(tmp_path / "WhatsApp Chat with Counterpart.txt", 40)
     assert ingest_export(archive, export).state == "ingested"
     packs = archive.conn.execute("SELECT id, owner, slot FROM blob WHERE slot LIKE 'pack:%' ORDER BY slot").fetchall()
@@ -106,12 +109,12 @@ def slow_inserts(monkeypatch: pytest.MonkeyPatch) -> None:
         time.sleep(0.01)
         real(conn, table, columns, rows, verb)
 
-    monkeypatch.setattr(store.schema, "insert_rows", slow)
+    monkeypatch.setattr(capture_writer.schema, "insert_rows", slow)
 
 
 def test_duplicates_across_unwritten_batches_stay_separate_and_link(archive_dir: Path, archive: Archive,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "BATCH_RECORDS", 2)
+    monkeypatch.setattr(capture_writer, "BATCH_RECORDS", 2)
     slow_inserts(monkeypatch)
     at = NOW - timedelta(days=1)
 
@@ -133,8 +136,8 @@ def test_duplicates_across_unwritten_batches_stay_separate_and_link(archive_dir:
 
 def test_overlapping_exports_link_across_batches_and_packs(archive_dir: Path, archive: Archive, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "BATCH_RECORDS", 64)
-    monkeypatch.setattr(store, "PACK_RECORDS", 10)
+    monkeypatch.setattr(capture_writer, "BATCH_RECORDS", 64)
+    monkeypatch.setattr(capture_writer, "PACK_RECORDS", 10)
     slow_inserts(monkeypatch)
     first = ingest_export(archive, write_export(tmp_path / "WhatsApp Chat with A.txt", 300))
     assert first.result is not None and first.result.new_count == 300
@@ -149,7 +152,7 @@ def test_overlapping_exports_link_across_batches_and_packs(archive_dir: Path, ar
 
 def test_a_failing_background_insert_rolls_the_capture_back(archive_dir: Path, archive: Archive, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "BATCH_RECORDS", 16)
+    monkeypatch.setattr(capture_writer, "BATCH_RECORDS", 16)
     real = schema.insert_rows
 
     def failing(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -158,14 +161,14 @@ def test_a_failing_background_insert_rolls_the_capture_back(archive_dir: Path, a
             raise sqlite3.OperationalError("disk I/O error")
         real(conn, table, columns, rows, verb)
 
-    monkeypatch.setattr(store.schema, "insert_rows", failing)
+    monkeypatch.setattr(capture_writer.schema, "insert_rows", failing)
     export = write_export(tmp_path / "WhatsApp Chat with Counterpart.txt", 100)
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         ingest_export(archive, export)
     assert not archive.conn.in_transaction
     for table in ("capture", "record", "blob", "ledger", "record_terms"):
         assert archive.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
-    monkeypatch.setattr(store.schema, "insert_rows", real)
+    monkeypatch.setattr(capture_writer.schema, "insert_rows", real)
     outcome = ingest_export(archive, export)
     assert outcome.result is not None and outcome.result.new_count == 100
     assert verify_ok(archive_dir) == []

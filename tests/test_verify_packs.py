@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from twentyday import secrets, store
+from twentyday import capture_writer, secrets
 from twentyday.canonical import canonical_json
 from twentyday.cli import cli
 from twentyday.ledger import GENESIS, Ledger, entry_hash
@@ -33,7 +33,7 @@ def named(archive_dir: Path) -> set[str]:
 
 @pytest.fixture
 def many_packs(archive_dir: Path, archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Archive:
-    monkeypatch.setattr(store, "PACK_RECORDS", 5)
+    monkeypatch.setattr(capture_writer, "PACK_RECORDS", 5)
     export = write_export(tmp_path / "WhatsApp Chat with Counterpart.txt", 200)
     assert ingest_export(archive, export).state == "ingested"
     assert problems(archive_dir) == []

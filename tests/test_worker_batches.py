@@ -11,10 +11,11 @@ import pytest
 
 from twentyday import config as config_module
 from twentyday import secrets
+from twentyday.capture_writer import CaptureInput, RecordDraft
 from twentyday.daemon import open_spool
 from twentyday.errors import IntakeError
 from twentyday.records import ParsedMessage
-from twentyday.store import Archive, CaptureInput, RecordDraft
+from twentyday.store import Archive
 from twentyday.verify import verify
 from twentyday.worker import Worker, spool_meta
 

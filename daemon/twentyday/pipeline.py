@@ -23,13 +23,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from . import alerts
+from .capture_writer import CaptureInput, IngestResult, RecordDraft
 from .config import Config, Custodian, normalise_identity
 from .errors import HeldForReview, NotFoundError, ParseError
 from .parsers import email as email_parser
 from .parsers import registry
 from .parsers.base import ExportSource, ParserModule
 from .records import Direction, ParsedEvent, ParsedMessage, ParseHints
-from .store import Archive, CaptureInput, IngestResult, RecordDraft
+from .store import Archive
 
 log = logging.getLogger(__name__)
 

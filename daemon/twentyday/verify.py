@@ -36,8 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .blobstore import BlobRef
 from .canonical import canonical_json
-from .ledger import GENESIS, entry_hash, signature_ok
-from .store import (
+from .entries import (
     ATTACHMENT_COLUMNS,
     CAPTURE_COLUMNS,
     EVENT_COLUMNS,
@@ -48,6 +47,7 @@ from .store import (
     record_payload,
     row_digest,
 )
+from .ledger import GENESIS, entry_hash, signature_ok
 
 
 @dataclass(frozen=True)
