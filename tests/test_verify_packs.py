@@ -133,3 +133,15 @@ def test_an_unreadable_pack_entry_is_named_not_a_crash(archive_dir: Path, many_p
     seq = many_packs.conn.execute("SELECT seq FROM ledger WHERE kind = 'pack' LIMIT 1").fetchone()[0]
     many_packs.conn.execute("UPDATE ledger SET payload = 'not json' WHERE seq = ?", (seq,))
     assert f"ledger entry {seq}" in named(archive_dir)
+
+
+def test_pending_ledger_entries_are_written_before_a_megabyte_waits(archive: Archive) -> None:
+    # A 1M-message export appends ~4,000 pack entries of ~35 KB: held until 5,000 entries,
+    # they took 175 MB. The ledger writes them out by size as well as by count.
+    written: list[int] = []
+    ledger = Ledger(archive.conn, lambda table, columns, rows: written.append(sum(len(r[4]) for r in rows)))
+    ledger.begin()
+    for n in range(40):
+        ledger.append_text("2026-11-22T00:00:00+00:00", "pack", f"b{n}", '"' + "x" * 100_000 + '"')
+    assert len(written) >= 3
+    assert max(written) <= 1024 * 1024 + 100_002

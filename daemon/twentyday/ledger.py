@@ -23,6 +23,9 @@ from .canonical import canonical_json
 from .schema import Inserter, insert_rows
 
 GENESIS = "0" * 64
+#: Appended entries are written in bulk once this many, or this many payload bytes, wait.
+FLUSH_ENTRIES = 5000
+FLUSH_BYTES = 1024 * 1024
 
 
 def entry_hash(prev: str, seq: int, at: str, kind: str, subject: str, payload: str) -> str:
@@ -51,6 +54,7 @@ class Ledger:
         self._conn = conn
         self._insert: Inserter = insert or (lambda table, columns, rows: insert_rows(conn, table, columns, rows))
         self._pending: list[tuple[int, str, str, str, str, str, str]] = []
+        self._pending_bytes = 0
         self._head = LedgerHead(0, GENESIS)
 
     def begin(self) -> None:
@@ -67,8 +71,11 @@ class Ledger:
         seq = self._head.seq + 1
         digest = entry_hash(self._head.hash, seq, at, kind, subject, text)
         self._pending.append((seq, at, kind, subject, text, self._head.hash, digest))
+        self._pending_bytes += len(text)
         self._head = LedgerHead(seq, digest)
-        if len(self._pending) >= 5000:
+        # Entries are written in bulk, but never held back by the megabyte (a content
+        # pack's entry lists 256 records): memory must not grow with the capture.
+        if len(self._pending) >= FLUSH_ENTRIES or self._pending_bytes >= FLUSH_BYTES:
             self.flush()
         return seq
 
@@ -80,6 +87,7 @@ class Ledger:
         if self._pending:
             self._insert("ledger", ("seq", "at", "kind", "subject", "payload", "prev", "hash"), self._pending)
             self._pending = []
+            self._pending_bytes = 0
 
     def checkpoint(self, at: str, signing_key: ed25519.Ed25519PrivateKey) -> LedgerHead:
         """Flush and sign the head. Returns the signed head."""
