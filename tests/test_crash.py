@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -73,4 +74,25 @@ def test_sigkill_mid_ingest_leaves_all_or_nothing(archive_dir: Path) -> None:
     worker = start_worker(config, "kill0")
     assert worker.wait(timeout=300) == 0
     assert counts(config, "kill0") == (1, MESSAGES)
+    assert verify_ok(config)
+
+
+def test_verify_beside_captures_committing_reports_no_false_problems(archive_dir: Path) -> None:
+    # verify runs while the daemon writes (the daily timer): its reads must see one state.
+    config = archive_dir / "twentyday.toml"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    writer = subprocess.Popen([sys.executable, str(WORKER), str(config), "busy", "300", "0", "400"],
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "started"
+        reports = []
+        while writer.poll() is None and len(reports) < 25:
+            result = CliRunner().invoke(cli, ["--config", str(config), "verify", "--json"])
+            reports.append(json.loads(result.output))
+        assert len(reports) >= 3, "the writer finished before verify could run beside it"
+        assert [r["problems"] for r in reports if not r["ok"]] == []
+        assert len({r["ledger_entries"] for r in reports}) > 1  # it really ran while entries were added
+    finally:
+        writer.kill()
+        writer.wait()
     assert verify_ok(config)

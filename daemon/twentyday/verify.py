@@ -97,9 +97,15 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> I
 def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey) -> VerifyReport:
     report = VerifyReport()
     conn.create_function("sha256", 1, _sha256_text, deterministic=True)
+    # One read transaction: every check on this connection sees the same state, also while
+    # the daemon commits (a checkpoint read before new entries would otherwise look missing).
+    own_transaction = not conn.in_transaction
+    if own_transaction:
+        conn.execute("BEGIN")
     # The heavy passes run on connections of their own, in threads: re-hashing sealed bytes
     # (I/O and hashlib) and half of the packs' row digests (SQLite's own loop) both run
-    # without the interpreter lock, beside the checks on this connection.
+    # without the interpreter lock, beside the checks on this connection. Each holds within
+    # its own snapshot (sealed blobs never change; a pack commits with its entry).
     sealed = _OnSecondConnection(conn, _hash_sealed_chunks)
     upper_packs = _OnSecondConnection(conn, lambda other: _pack_mismatches(other, upper=True))
     try:
@@ -114,6 +120,9 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey) -> Ve
         report.sealed_bytes = hashed.sealed_bytes
     except sqlite3.DatabaseError as error:
         report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
+    finally:
+        if own_transaction and conn.in_transaction:
+            conn.execute("ROLLBACK")  # nothing was written: end the snapshot
     return report
 
 
