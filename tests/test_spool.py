@@ -113,3 +113,22 @@ def test_pending_resumes_after_done_items_and_still_sees_every_undone_one(tmp_pa
     assert reader.read(pending[-1]) == b"message 5"
     # Another process's view (a fresh instance) agrees, from done.log alone.
     assert [i.id for i in Spool(tmp_path / "spool", KEY, writer=False).pending()] == [ids[4], later]
+
+
+def test_a_written_file_is_an_item_only_once_complete(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", KEY)
+
+    def fails(out: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(IntakeError, match="No space left"):
+        spool.put_written_file(fails, {"name": "Export.zip"})
+    assert sorted(p.name for p in (tmp_path / "spool" / "files").iterdir()) == []
+    item_id = spool.put_written_file(lambda out: out.write(b"zip bytes"), {"name": "Export.zip"})
+    [item] = list(spool.pending())
+    assert item.id == item_id and item.file is not None and item.file.read_bytes() == b"zip bytes"
+    # A crash while writing leaves a partial file: recovery removes it and frames nothing new.
+    (tmp_path / "spool" / "files" / "cut-short.partial").write_bytes(b"half a zip")
+    assert spool.recover() == 0
+    assert not (tmp_path / "spool" / "files" / "cut-short.partial").exists()
+    assert [i.id for i in spool.pending()] == [item_id]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from twentyday import config as config_module
+from twentyday import folders, keys
 from twentyday.cli import cli
 from twentyday.daemon import open_spool
 from twentyday.store import Archive
@@ -119,3 +123,59 @@ def test_unknown_custodian_folder_is_kept_sealed_with_an_alert(running: Running)
     assert (state, custodian) == ("unrouted", None)
     assert running.archive.conn.execute("SELECT kind FROM alert").fetchall() == [("unknown_custodian",)]
     assert running.archive.conn.execute("SELECT count(*) FROM record").fetchone()[0] == 0
+
+
+SIGNAL_EXPORT = Path(__file__).parent / "data" / "signal" / "signal-export"
+
+
+def _raw_capture_names(running: Running, archive_dir: Path, source_name: str) -> list[str]:
+    raw_blob = running.archive.conn.execute("SELECT raw_blob FROM capture WHERE source_name = ?",
+                                            (source_name,)).fetchone()[0]
+    identity = keys.load_identity(archive_dir / "officer.key", None)
+    raw = running.archive.open_blob(running.archive.blob_ref(raw_blob), identity)
+    return zipfile.ZipFile(io.BytesIO(raw)).namelist()
+
+
+def test_a_dropped_export_folder_is_taken_whole(running: Running, archive_dir: Path) -> None:
+    dropped = running.config.folder_path / "jdoe" / "ProjectTeam"
+    shutil.copytree(SIGNAL_EXPORT / "ProjectTeam", dropped)
+    wait_for(lambda: running.worker.processed >= 1 and not dropped.exists())
+    parser, count = running.archive.conn.execute(
+        "SELECT parser, message_count FROM capture WHERE source_name = 'ProjectTeam.zip'").fetchone()
+    assert (parser, count) == ("signal", 4)
+    assert len(records(archive_dir, "--conversation", "ProjectTeam")) == 4
+    assert sorted(_raw_capture_names(running, archive_dir, "ProjectTeam.zip")) == [
+        "ProjectTeam/chat.md", "ProjectTeam/data.json"]
+
+
+def test_a_link_inside_a_dropped_folder_is_not_followed_and_is_recorded(running: Running,
+                                                                       archive_dir: Path) -> None:
+    secret = archive_dir / "outside.txt"
+    secret.write_text("must never be read through the inbox")
+    staging = archive_dir / "staging" / "AliceExample"
+    shutil.copytree(SIGNAL_EXPORT / "AliceExample", staging)
+    (staging / "media").mkdir()
+    (staging / "media" / "photo.jpg").symlink_to(secret)
+    dropped = running.config.folder_path / "jdoe" / "AliceExample"
+    staging.rename(dropped)  # dropped in one move, as a file manager does
+    wait_for(lambda: running.worker.processed >= 2 and not dropped.exists())
+    assert _raw_capture_names(running, archive_dir, "AliceExample.zip") == ["AliceExample/chat.md"]
+    assert secret.exists()
+    refused = running.archive.conn.execute("SELECT state, source_name FROM capture WHERE parser != 'signal'").fetchall()
+    assert refused == [("quarantined", "AliceExample")]
+    assert ("ingest_failed",) in running.archive.conn.execute("SELECT kind FROM alert").fetchall()
+
+
+def test_a_folder_past_the_bounds_is_refused_once_and_left_in_place(running: Running, archive_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(folders, "MAX_ENTRIES", 3)
+    dropped = running.config.folder_path / "jdoe" / "Huge"
+    dropped.mkdir()
+    for n in range(5):
+        (dropped / f"part{n}.txt").write_text("x")
+    wait_for(lambda: running.worker.processed >= 1)
+    running.watcher.scan()  # the periodic rescan finds it again
+    time.sleep(1.5)
+    assert dropped.exists() and len(list(dropped.iterdir())) == 5
+    states = running.archive.conn.execute("SELECT state, source_name FROM capture").fetchall()
+    assert states == [("quarantined", "Huge")]

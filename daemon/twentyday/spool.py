@@ -31,7 +31,7 @@ import shutil
 import struct
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .errors import IntakeError
 
 MAGIC = b"TDSP"
+#: A file being written into ``files/`` by :meth:`Spool.put_written_file`, not yet an item.
+PARTIAL_SUFFIX = ".partial"
 SEGMENT_BYTES = 64 * 1024 * 1024
 _FRAME_HEAD = struct.Struct(">4sII")  # magic, header length, sealed payload length
 
@@ -147,6 +149,33 @@ class Spool:
         self._frame_file(item_id, meta)
         return item_id
 
+    def put_written_file(self, write: Callable[[BinaryIO], None], meta: dict[str, Any]) -> str:
+        """Make a file that ``write`` produces an item (e.g. a dropped folder, packed).
+
+        The same order as :meth:`put_file`: the sidecar is durable first, the file is
+        written under a temporary name, fsynced and renamed, then framed; a crash before
+        the rename leaves nothing that :meth:`recover` would frame.
+        """
+        item_id = uuid.uuid4().hex
+        partial = self.files / f"{item_id}{PARTIAL_SUFFIX}"
+        try:
+            _write_durable(self.files / f"{item_id}.meta", json.dumps(meta, sort_keys=True).encode())
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(partial, self.files / item_id)
+            _fsync_dir(self.files)
+        except BaseException as error:
+            partial.unlink(missing_ok=True)
+            (self.files / f"{item_id}.meta").unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                raise IntakeError(f"{meta.get('name')}: cannot write into the spool: {error.strerror}") from None
+            raise
+        self._frame_file(item_id, meta)
+        return item_id
+
     def _frame_file(self, item_id: str, meta: dict[str, Any]) -> None:
         header = json.dumps({"id": item_id, "meta": meta, "file": item_id}, sort_keys=True).encode()
         self._append(_FRAME_HEAD.pack(MAGIC, len(header), 0) + header)
@@ -154,6 +183,8 @@ class Spool:
     def recover(self) -> int:
         """Frame files that were moved in but not recorded before a crash; returns how many."""
         framed = {item.file.name for item in self.pending() if item.file is not None}
+        for partial in self.files.glob(f"*{PARTIAL_SUFFIX}"):
+            partial.unlink()  # a packing cut short: its source is still in the inbox
         count = 0
         for sidecar in sorted(self.files.glob("*.meta")):
             item_id = sidecar.stem

@@ -10,14 +10,19 @@ The inbox is writable by employees and so is untrusted: a symlink, FIFO,
 device or socket is never opened; it is removed and recorded (sealed, with an
 ``ingest_failed`` alert) so the attempt is visible. Names that look like
 downloads in progress (``.part``, ``.crdownload``, ``.tmp``, dot-files) wait.
-Folders inside a custodian folder are not taken: zip them (signal-export,
-Takeout) and drop the zip.
+
+A folder dropped in a custodian folder (a signal-export chat, a Telegram Desktop
+export) is taken whole once its tree is stable: packed into one zip in the spool
+(:mod:`folders`), then removed. What in it is not a regular file is never opened;
+it is named in a record of its own, as above. A folder past the bounds (entries,
+depth) is recorded once and left where it is.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 import threading
 import time
@@ -29,7 +34,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .errors import IntakeError
+from . import folders
+from .errors import IntakeError, ParseError
 from .spool import Spool
 from .worker import spool_meta
 
@@ -39,8 +45,7 @@ IN_PROGRESS_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download")
 
 @dataclass
 class _Seen:
-    size: int
-    mtime_ns: int
+    state: object  # (size, mtime) of a file, the survey signature of a folder
     since: float
 
 
@@ -53,6 +58,8 @@ class InboxWatcher:
         self.settle_seconds = settle_seconds
         self._clock = clock
         self._candidates: dict[Path, _Seen | None] = {}
+        #: Folders refused as too large, by (inode, mtime): recorded once, not walked again.
+        self._refused_folders: dict[Path, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._observer: Observer | None = None  # type: ignore[valid-type]
@@ -62,17 +69,27 @@ class InboxWatcher:
     # -- discovery
 
     def note(self, path: Path) -> None:
-        """Something happened at ``path``: look at it again until it settles."""
+        """Something happened at ``path``: look at it again until it settles.
+
+        A change deep inside a dropped folder is a change of that folder."""
+        try:
+            parts = path.relative_to(self.inbox).parts
+        except ValueError:
+            return
+        if len(parts) > 2:
+            path = self.inbox.joinpath(*parts[:2])
         if self._wanted(path):
             with self._lock:
                 self._candidates.setdefault(path, None)
 
     def scan(self) -> None:
-        """Every file now in the inbox (at start-up, and as a safety net for missed events)."""
-        for folder in [self.inbox, *(p for p in self.inbox.iterdir() if p.is_dir() and not p.is_symlink())]:
-            for entry in folder.iterdir():
-                if not entry.is_dir() or entry.is_symlink():
-                    self.note(entry)
+        """Everything now in the inbox (at start-up, and as a safety net for missed events)."""
+        for entry in self.inbox.iterdir():
+            if not entry.is_dir() or entry.is_symlink():
+                self.note(entry)  # a file at the top: no custodian folder
+                continue
+            for inner in entry.iterdir():  # a custodian folder: its files and dropped folders
+                self.note(inner)
 
     def _wanted(self, path: Path) -> bool:
         try:
@@ -97,20 +114,37 @@ class InboxWatcher:
             except FileNotFoundError:
                 self._forget(path)
                 continue
+            tree = None
             if stat.S_ISDIR(info.st_mode):
-                self._forget(path)
-                continue
-            if not stat.S_ISREG(info.st_mode):
+                if len(path.relative_to(self.inbox).parts) < 2:
+                    self._forget(path)  # a custodian folder itself
+                    continue
+                if self._refused_folders.get(path) == (info.st_ino, info.st_mtime_ns):
+                    self._forget(path)  # refused already, unchanged: do not walk it again
+                    continue
+                try:
+                    tree = folders.survey(path)
+                except ParseError as error:
+                    taken += self._refuse_folder(path, info, str(error))
+                    continue
+                except OSError as error:  # e.g. still being moved in, or unreadable: look again later
+                    log.warning("cannot read folder %s yet: %s", path, error)
+                    self._forget(path)
+                    continue
+                state: object = tree.signature
+            elif stat.S_ISREG(info.st_mode):
+                state = (info.st_size, info.st_mtime_ns)
+            else:
                 self._refuse(path, info)
                 taken += 1
                 continue
             seen = self._candidates.get(path)
-            if seen is None or (seen.size, seen.mtime_ns) != (info.st_size, info.st_mtime_ns):
+            if seen is None or seen.state != state:
                 with self._lock:
-                    self._candidates[path] = _Seen(info.st_size, info.st_mtime_ns, now)
+                    self._candidates[path] = _Seen(state, now)
                 continue
             if now - seen.since >= self.settle_seconds:
-                taken += self._take(path)
+                taken += self._take(path) if tree is None else self._take_folder(path, tree)
         if taken:
             self.on_item()
         return taken
@@ -133,6 +167,46 @@ class InboxWatcher:
         self._forget(path)
         self.taken += 1
         return 1
+
+    def _take_folder(self, path: Path, tree: folders.Tree) -> int:
+        meta = spool_meta(f"{path.name}.zip", "folder", datetime.now(UTC), self._custodian(path))
+        try:
+            self.spool.put_written_file(lambda out: folders.pack(path, tree, out), meta)
+        except (IntakeError, OSError) as error:
+            log.error("cannot take folder %s yet: %s", path, error)
+            return 0
+        if tree.skipped:
+            names = ", ".join(f"{name} ({kind})" for name, kind in tree.skipped[:20])
+            more = f" and {len(tree.skipped) - 20} more" if len(tree.skipped) > 20 else ""
+            self._record_refusal(path, f"refused: in folder {path.name}, {names}{more}: not regular files; "
+                                       "they were not opened (the folder's files were taken)")
+        self._remove_folder(path)
+        self.taken += 1
+        return 1
+
+    def _refuse_folder(self, path: Path, info: os.stat_result, reason: str) -> int:
+        """Record a folder too large to take, once; it stays in the inbox for a person to deal with."""
+        if not self._record_refusal(path, f"refused: folder {path.name}: {reason}; it was not taken "
+                                          "and stays in the inbox (zip it, or split it)"):
+            return 0
+        self._refused_folders[path] = (info.st_ino, info.st_mtime_ns)
+        self._forget(path)
+        return 1
+
+    def _record_refusal(self, path: Path, reason: str) -> bool:
+        meta = spool_meta(path.name, "folder", datetime.now(UTC), self._custodian(path), refused=reason)
+        try:
+            self.spool.put_bytes(reason.encode(), meta)
+        except IntakeError as error:
+            log.error("cannot record refused %s: %s", path, error)
+            return False
+        log.warning("%s", reason)
+        return True
+
+    def _remove_folder(self, path: Path) -> None:
+        # rmtree removes links without following them; what cannot be removed is logged.
+        shutil.rmtree(path, onerror=lambda _f, failed, _e: log.error("cannot remove %s from the inbox", failed))
+        self._forget(path)
 
     def _refuse(self, path: Path, info: os.stat_result) -> None:
         """Never open it: record what it was, then remove it from the inbox."""
