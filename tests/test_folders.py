@@ -78,3 +78,17 @@ def test_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(folders, "MAX_ENTRIES", 4)
     with pytest.raises(ParseError, match="more than 4 entries"):
         folders.survey(folder)
+
+
+def test_odd_names_and_times_do_not_stop_the_packing(tmp_path: Path) -> None:
+    folder = make_export(tmp_path)
+    odd = os.fsencode(folder / "media") + b"/caf\xe9.jpg"  # Latin-1 bytes: not a UTF-8 name
+    with open(odd, "wb") as handle:
+        handle.write(b"latin-1 named")
+    os.utime(folder / "chat.md", (0, 0))  # 1970: before zip's first date
+    os.utime(folder / "media" / "a.jpg", (5_000_000_000, 5_000_000_000))  # 2128: after its last
+    data, tree = packed(folder)
+    assert [kind for _, kind in tree.skipped] == ["name not valid UTF-8"]
+    names = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    assert [(i.filename, i.date_time[0]) for i in names][:2] == [("Export/chat.md", 1980),
+                                                                 ("Export/media/a.jpg", 2107)]

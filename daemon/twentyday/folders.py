@@ -16,6 +16,7 @@ swapped in after the survey still cannot lead outside the folder. Anything else
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import os
 import stat
@@ -30,7 +31,9 @@ from .errors import ParseError
 MAX_ENTRIES = 100_000
 MAX_DEPTH = 32
 _COPY_BYTES = 1024 * 1024
-_ZIP_EPOCH = time.mktime((1980, 1, 1, 0, 0, 0, 0, 0, -1))
+#: Zip can date entries from 1980 to 2107 only; times outside are clamped (UTC).
+_ZIP_FIRST = calendar.timegm((1980, 1, 1, 0, 0, 0))
+_ZIP_LAST = calendar.timegm((2107, 12, 31, 23, 59, 58))
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Tree:
 
 def survey(folder: Path) -> Tree:
     """Walk ``folder`` without following links. Raises ParseError past the bounds."""
+    if not _encodable(folder.name):
+        raise ParseError(f"{folder.name!r}: the folder's name is not valid UTF-8")
     tree = Tree()
     digest = hashlib.sha256()
     pending: list[tuple[str, int]] = [("", 0)]
@@ -62,7 +67,10 @@ def survey(folder: Path) -> Tree:
             info = entry.stat(follow_symlinks=False)
             digest.update(f"{path}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\n".encode("utf-8",
                                                                                               "surrogateescape"))
-            if stat.S_ISDIR(info.st_mode):
+            if not _encodable(entry.name):  # a zip entry name must be text
+                tree.skipped.append((path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                                     "name not valid UTF-8"))
+            elif stat.S_ISDIR(info.st_mode):
                 pending.append((path, depth + 1))
             elif stat.S_ISREG(info.st_mode):
                 tree.files.append((path, info.st_size))
@@ -71,6 +79,14 @@ def survey(folder: Path) -> Tree:
     tree.files.sort()
     tree.signature = digest.hexdigest()
     return tree
+
+
+def _encodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in the name (surrogate escapes)
+        return False
+    return True
 
 
 def _kind(mode: int) -> str:
@@ -99,8 +115,8 @@ def pack(folder: Path, tree: Tree, out: BinaryIO) -> None:
                     continue
                 with os.fdopen(fd, "rb") as handle:
                     info = os.fstat(handle.fileno())
-                    entry = zipfile.ZipInfo(f"{folder.name}/{path}",
-                                            date_time=time.gmtime(max(info.st_mtime, _ZIP_EPOCH))[:6])
+                    when = min(max(info.st_mtime, _ZIP_FIRST), _ZIP_LAST)
+                    entry = zipfile.ZipInfo(f"{folder.name}/{path}", date_time=time.gmtime(when)[:6])
                     entry.external_attr = 0o100644 << 16
                     entry.file_size = info.st_size
                     with archive.open(entry, "w", force_zip64=info.st_size > zipfile.ZIP64_LIMIT) as target:

@@ -237,10 +237,13 @@ class InboxWatcher:
         def loop() -> None:
             rescan_at = self._clock() + 60
             while not self._stop.wait(poll_seconds):
-                self.check()
-                if self._clock() >= rescan_at:
-                    self.scan()
-                    rescan_at = self._clock() + 60
+                try:
+                    self.check()
+                    if self._clock() >= rescan_at:
+                        self.scan()
+                        rescan_at = self._clock() + 60
+                except Exception:  # a bug must not end the watching: log it and look again
+                    log.exception("inbox watcher failed; retrying")
 
         self._thread = threading.Thread(target=loop, name="twentyday-inbox", daemon=True)
         self._thread.start()
