@@ -28,6 +28,7 @@ from .entries import (
     CAPTURE_COLUMNS,
     EVENT_COLUMNS,
     RECORD_COLUMNS,
+    PackMember,
     capture_payload,
     content_json,
     pack_payload,
@@ -456,7 +457,7 @@ class CaptureWriter:
         A pack is the records' content documents, one canonical JSON line each, sealed as
         one blob owned by the capture; its slot names the pack's number and a digest of
         the ordered record ids, so the associated data binds the records it holds. One
-        ledger entry per pack (see :func:`pack_payload`) commits to every record's row.
+        ledger entry per pack (:func:`entries.pack_payload`) commits to every record's row.
         """
         staged = self._pack
         if not staged:
@@ -464,13 +465,11 @@ class CaptureWriter:
         slot = pack_slot(self._pack_count, [record_id for record_id, _, _, _ in staged])
         content = self._seal_new(b"\n".join(document for _, _, document, _ in staged), self.capture_id, slot)
         self._pack_count += 1
-        rows = []
-        for _, values, _, _ in staged:
+        members: list[PackMember] = []
+        for record_id, values, _, attachments in staged:
             values[_CONTENT_BLOB] = content.id
             self._records.append(values)
-            rows.append(canonical_json(values))
-        members = [(record_id, row, attachments) for (record_id, _, _, attachments), row in zip(staged, rows,
-                                                                                              strict=True)]
+            members.append((record_id, canonical_json(values), attachments))
         self.ledger.append_text(self.captured_iso, "pack", content.id, pack_payload(content, members))
         staged.clear()
         self._pack_bytes = 0
