@@ -8,8 +8,13 @@ threads, persistent sessions) and prints accepted messages/s for:
              in the spool (fsync, group-committed);
 - end-to-end: the same run, until every message is parsed, sealed, indexed and
              committed by the pipeline worker;
-- Postfix delivering to a Maildir, when ``postfix`` is installed (skipped here
-  otherwise; this bench does not install it).
+- Postfix, when ``postfix`` is installed (skipped otherwise; this bench installs
+  nothing): a private, throwaway instance with its own configuration, queue and
+  data directories in the bench's temporary directory, listening on a free
+  loopback port, never the system's instance nor /etc/postfix. Two rows: intake
+  (250 = queued, fsynced into its queue) and delivery, until every message is a
+  file in a Maildir's ``new/`` (the ``virtual`` delivery agent). Starting that
+  instance needs root; otherwise the bench says so and measures the rest.
 
 Targets (issue 4): intake >= 80% of null; end-to-end >= 50% of null.
 Usage: python bench/smtp.py [--messages N]
@@ -18,8 +23,13 @@ Usage: python bench/smtp.py [--messages N]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
+import os
+import pwd
+import re
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -51,6 +61,72 @@ async def main():
     await asyncio.Event().wait()
 
 asyncio.run(main())
+"""
+
+
+# A private Postfix instance. Everything a stock main.cf would take from the system
+# (aliases, DNS, syslog, chroot jails) is turned off or pointed into ``{root}``: the
+# instance writes nothing outside the bench's directory, and only reads the installed
+# programs and, through postfix-script, /etc/postfix's postfix-files and main.cf.
+POSTFIX_MAIN_CF = """\
+compatibility_level = {compatibility_level}
+queue_directory = {root}/queue
+data_directory = {root}/data
+# No syslog daemon in a sandbox, and the log is where start-up errors go: keep it here.
+maillog_file = {root}/maillog
+maillog_file_prefixes = {root}
+# A fixed name and no DNS at all: no lookups of our own name nor of 127.0.0.1.
+myhostname = bench.twentyday.invalid
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+# Accept from the loopback client only, and only for the virtual domain below.
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = permit_mynetworks, reject
+mydestination =
+alias_maps =
+alias_database =
+# Every recipient of agency.example goes into one Maildir (the trailing slash).
+virtual_mailbox_domains = agency.example
+virtual_mailbox_base = {root}/mail
+virtual_mailbox_maps = static:records/
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_mailbox_limit = 0
+# One client address opens all 16 sessions: no per-client caps, room for every process.
+default_process_limit = 100
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+smtpd_client_recipient_rate_limit = 0
+"""
+
+# Only the services this path uses, none chrooted (the jail would need a copy of the
+# system's files in the queue directory). The SMTP server listens on {port} only.
+POSTFIX_MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup     unix  n - n 60 1 pickup
+cleanup    unix  n - n - 0 cleanup
+qmgr       unix  n - n 300 1 qmgr
+rewrite    unix  - - n - - trivial-rewrite
+bounce     unix  - - n - 0 bounce
+defer      unix  - - n - 0 bounce
+trace      unix  - - n - 0 bounce
+verify     unix  - - n - 1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n - - proxymap
+proxywrite unix  - - n - 1 proxymap
+smtp       unix  - - n - - smtp
+relay      unix  - - n - - smtp
+error      unix  - - n - - error
+retry      unix  - - n - - error
+discard    unix  - - n - - discard
+virtual    unix  - n n - - virtual
+anvil      unix  - - n - 1 anvil
+scache     unix  - - n - 1 scache
+postlog    unix-dgram n - n - 1 postlogd
 """
 
 
@@ -164,14 +240,109 @@ def bench_twentyday(total: int, scratch: Path) -> tuple[float, float]:
     return total / intake_seconds, total / end_to_end
 
 
+def find_postfix() -> str | None:
+    # /usr/sbin is often missing from a non-root PATH.
+    found = shutil.which("postfix")
+    if found is None and Path("/usr/sbin/postfix").is_file():
+        found = "/usr/sbin/postfix"
+    return found
+
+
+def postfix_run(postfix: str, config: Path, command: str) -> subprocess.CompletedProcess[str]:
+    # The postfix command reports to stderr only on a terminal, to the maillog otherwise.
+    return subprocess.run([postfix, "-c", str(config), command], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def log_tail(root: Path, lines: int = 15) -> str:
+    log = root / "maillog"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no maillog)"
+
+
+def write_postfix_instance(postfix: str, root: Path, port: int) -> Path:
+    """Lay out a private instance under root; return its configuration directory."""
+    postconf = [str(Path(postfix).with_name("postconf")), "-dh", "mail_owner", "mail_version"]
+    defaults = subprocess.run(postconf, capture_output=True, text=True, timeout=30, check=True)
+    mail_owner, version = defaults.stdout.split()
+    # The newest level this Postfix knows, so it logs no backwards-compatibility notices
+    # (3.6 is the latest; 2 is the newest before 3.6 gave levels a minor number).
+    major, minor = (int(part) for part in re.findall(r"\d+", version)[:2])
+    compatibility_level = "3.6" if (major, minor) >= (3, 6) else "2"
+    owner = pwd.getpwnam(mail_owner)
+    config = root / "config"
+    config.mkdir(parents=True)
+    # The postfix command chdirs here first; `postfix start` creates the rest with the right owners.
+    (root / "queue").mkdir(mode=0o755)
+    # Deliver as the mail owner (virtual_minimum_uid refuses root): it must own the Maildir's parent.
+    (root / "mail").mkdir()
+    os.chown(root / "mail", owner.pw_uid, owner.pw_gid)
+    (config / "main.cf").write_text(POSTFIX_MAIN_CF.format(
+        root=root, uid=owner.pw_uid, gid=owner.pw_gid, compatibility_level=compatibility_level))
+    (config / "master.cf").write_text(POSTFIX_MASTER_CF.format(port=port))
+    return config
+
+
+def stop_postfix(postfix: str, config: Path, root: Path) -> None:
+    master_pid = root / "queue" / "pid" / "master.pid"
+    pid = int(master_pid.read_text().split()[0]) if master_pid.exists() else None
+    try:
+        postfix_run(postfix, config, "stop")  # waits 5 s, then kills the process group
+    finally:
+        if pid is not None:  # the master leads its own process group: kill whatever it left
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def count_files(directory: Path) -> int:
+    try:
+        with os.scandir(directory) as entries:
+            return sum(1 for _ in entries)
+    except FileNotFoundError:  # created with the first delivery
+        return 0
+
+
+def bench_postfix(postfix: str, total: int, scratch: Path) -> tuple[float, float]:
+    # Its processes drop root, and a temporary directory is 0700 root: let them pass through.
+    scratch.chmod(scratch.stat().st_mode | 0o011)
+    root = scratch.resolve() / "postfix"
+    port = free_port()
+    config = write_postfix_instance(postfix, root, port)
+    try:
+        started = postfix_run(postfix, config, "start")
+        if started.returncode != 0:
+            raise SystemExit(f"private Postfix did not start:\n{started.stderr}{log_tail(root)}")
+        wait_port(port)
+        maildir_new = root / "mail" / "records" / "new"
+        began = time.perf_counter()
+        intake_seconds = send_all(port, total, "pf")
+        # Bound the wait twice: overall, and by progress, so a bounce does not cost 10 minutes.
+        deadline = time.monotonic() + 600
+        delivered, progressed = 0, time.monotonic()
+        while (count := count_files(maildir_new)) < total:
+            now = time.monotonic()
+            if count > delivered:
+                delivered, progressed = count, now
+            if now > deadline or now - progressed > 30:
+                raise SystemExit(f"Postfix delivered {count} of {total} messages, then stalled:\n{log_tail(root)}")
+            time.sleep(0.05)
+        end_to_end = time.perf_counter() - began
+    finally:
+        stop_postfix(postfix, config, root)
+    return total / intake_seconds, total / end_to_end
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=4000)
     args = parser.parse_args()
     total = args.messages - args.messages % CONNECTIONS
+    postfix = find_postfix()
+    postfix_rates: tuple[float, float] | None = None
     with tempfile.TemporaryDirectory() as scratch:
         null_rate = bench_null(total)
         intake_rate, end_to_end_rate = bench_twentyday(total, Path(scratch))
+        if postfix is not None and os.geteuid() == 0:
+            postfix_rates = bench_postfix(postfix, total, Path(scratch))
     print(f"{total} messages of ~10 KB over {CONNECTIONS} connections")
     print(f"{'':<34}{'messages/s':>12}{'vs null':>9}")
     print(f"{'null aiosmtpd handler':<34}{null_rate:>12,.0f}{1:>9.2f}")
@@ -179,10 +350,14 @@ def main() -> None:
           f"   target >= 0.80 {'met' if intake_rate >= 0.8 * null_rate else 'NOT met'}")
     print(f"{'twentyday end-to-end (committed)':<34}{end_to_end_rate:>12,.0f}{end_to_end_rate / null_rate:>9.2f}"
           f"   target >= 0.50 {'met' if end_to_end_rate >= 0.5 * null_rate else 'NOT met'}")
-    if shutil.which("postfix") is None:
+    if postfix is None:
         print("Postfix: not installed, not measured (issue 4 quotes about 800 messages/s to a Maildir here)")
+    elif postfix_rates is None:
+        print("Postfix: installed, but starting a private instance needs root; not measured")
     else:
-        print("Postfix: installed, but this bench does not drive it yet")
+        queued, delivered = postfix_rates
+        print(f"{'postfix intake (queued)':<34}{queued:>12,.0f}{queued / null_rate:>9.2f}")
+        print(f"{'postfix → Maildir (delivered)':<34}{delivered:>12,.0f}{delivered / null_rate:>9.2f}")
 
 
 if __name__ == "__main__":
