@@ -28,7 +28,7 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, Protocol, cast
@@ -70,6 +70,19 @@ class ParserModule(Protocol):
 def read_head(source: ExportSource, member: str, limit: int = HEAD_BYTES) -> bytes:
     with source.open(member) as stream:
         return stream.read(limit)
+
+
+def detect_by_heads(source: ExportSource, head: bytes, matches: Callable[[bytes], bool],
+                    candidates: Callable[[], list[str]], count: int = 3) -> bool:
+    """Does the item's head match, or the head of one of its first ``count`` candidate
+    members (an export zipped)? Never raises: detection of a hostile or broken file must
+    answer, not fail."""
+    try:
+        if matches(head):
+            return True
+        return any(matches(read_head(source, member)) for member in candidates()[:count])
+    except Exception:
+        return False
 
 
 class FileSource:

@@ -6,7 +6,8 @@ import json
 import mimetypes
 import zipfile
 import zlib
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from ..errors import ParseError
 from .base import ExportSource
@@ -56,8 +57,8 @@ def read_member(source: ExportSource, member: str, limit: int) -> bytes | None:
     return None if len(data) > limit else data
 
 
-def load_json_object(source: ExportSource, member: str, limit: int, what: str) -> dict[str, Any]:
-    """A whole JSON member that must be an object; ``what`` names the format in errors."""
+def load_json(source: ExportSource, member: str, limit: int, what: str) -> Any:
+    """A whole JSON member of at most ``limit`` bytes; ``what`` names the format in errors."""
     if source.size(member) > limit:
         raise ParseError(f"{member}: larger than {limit} bytes; not a {what}")
     with source.open(member) as stream:
@@ -65,9 +66,42 @@ def load_json_object(source: ExportSource, member: str, limit: int, what: str) -
     if len(data) > limit:
         raise ParseError(f"{member}: larger than {limit} bytes; not a {what}")
     try:
-        document = json.loads(data)
+        return json.loads(data)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ParseError(f"{member}: not valid JSON ({error})") from None
+
+
+def load_json_object(source: ExportSource, member: str, limit: int, what: str) -> dict[str, Any]:
+    """A whole JSON member that must be an object; ``what`` names the format in errors."""
+    document = load_json(source, member, limit, what)
     if not isinstance(document, dict):
         raise ParseError(f"{member}: top level is not a JSON object; not a {what}")
     return document
+
+
+def text_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, str]]:
+    """UTF-8 lines without their line ending (and leading BOMs), numbered from 1.
+
+    A line is read at most ``max_bytes`` (plus its CRLF) at a time, so a file with no
+    line breaks cannot be read into memory: a longer line is a ParseError naming it,
+    as is a line that is not UTF-8.
+    """
+    readline = stream.readline
+    limit = max_bytes + 2  # room for CRLF after a maximal line
+    lineno = 0
+    while raw := readline(limit):
+        lineno += 1
+        if raw.endswith(b"\n"):
+            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        if len(raw) > max_bytes:
+            raise ParseError(f"line {lineno}: longer than {max_bytes} bytes; not a chat line")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ParseError(
+                f"line {lineno}: not valid UTF-8 (byte 0x{raw[error.start]:02x}"
+                f" at byte {error.start + 1} of the line)"
+            ) from None
+        if text.startswith("\ufeff"):
+            text = text.lstrip("\ufeff")
+        yield lineno, text

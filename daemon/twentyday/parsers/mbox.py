@@ -38,7 +38,7 @@ from typing import BinaryIO
 
 from ..errors import ParseError
 from ..records import ParsedEvent, ParsedMessage, ParseHints
-from .base import ExportSource, read_head
+from .base import ExportSource, detect_by_heads
 from .mailfile import read_message
 
 __all__ = ["MAX_MESSAGE_BYTES", "NAME", "detect", "is_separator", "parse", "read_mbox"]
@@ -55,7 +55,6 @@ _WEEKDAY_FROM = re.compile(rb"From \S+ +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\b")
 _CLOCK = re.compile(rb"\b\d{1,2}:\d{2}\b")
 _ESCAPED_FROM = re.compile(rb">+From ")
 _BOM = b"\xef\xbb\xbf"
-_DETECT_CANDIDATES = 3
 
 
 # --- detection ------------------------------------------------------------------------
@@ -68,13 +67,8 @@ def is_separator(line: bytes) -> bool:
 
 def detect(source: ExportSource, head: bytes) -> bool:
     """Does this start like an mbox (a ``From_`` line, then a header), or hold ``.mbox`` files? Never raises."""
-    try:
-        if _head_matches(head):
-            return True
-        candidates = [m for m in source.members() if m.lower().endswith(".mbox")][:_DETECT_CANDIDATES]
-        return any(_head_matches(read_head(source, member)) for member in candidates)
-    except Exception:  # detection of a hostile or broken file must answer, not fail
-        return False
+    return detect_by_heads(source, head, _head_matches,
+                           lambda: [m for m in source.members() if m.lower().endswith(".mbox")])
 
 
 def _head_matches(head: bytes) -> bool:

@@ -41,7 +41,7 @@ from typing import Any
 
 from ..errors import ParseError
 from ..records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
-from .base import ExportSource, read_head
+from .base import ExportSource, detect_by_heads
 from .common import content_type as _content_type
 from .common import json_objects as _objects
 from .common import json_string as _string
@@ -66,7 +66,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Heads must show these keys; "participants" is missing from some trimmed exports.
 _HEAD_KEYS = (b'"messages"', b'"timestamp_ms"')
 _HEAD_ANY = (b'"participants"', b'"sender_name"')
-_DETECT_CANDIDATES = 3
 
 
 # --- detection ----------------------------------------------------------------------
@@ -74,13 +73,7 @@ _DETECT_CANDIDATES = 3
 
 def detect(source: ExportSource, head: bytes) -> bool:
     """Is this a Messenger/Instagram thread file, or a zip holding some? Never raises."""
-    try:
-        if _head_matches(head):
-            return True
-        candidates = thread_members(source)[:_DETECT_CANDIDATES]
-        return any(_head_matches(read_head(source, member)) for member in candidates)
-    except Exception:  # detection of a hostile or broken file must answer, not fail
-        return False
+    return detect_by_heads(source, head, _head_matches, lambda: thread_members(source))
 
 
 def _head_matches(head: bytes) -> bool:

@@ -54,7 +54,7 @@ from typing import Any, BinaryIO, Literal
 from ..errors import ParseError
 from ..records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
 from . import common
-from .base import ExportSource, read_head
+from .base import ExportSource, detect_by_heads, read_head
 from .common import json_objects as _objects
 from .common import json_string as _string
 
@@ -102,13 +102,8 @@ _EXTRA_TYPES = {".webp": "image/webp", ".m4a": "audio/mp4", ".ogg": "audio/ogg",
 
 def detect(source: ExportSource, head: bytes) -> bool:
     """Is this a signal-export chat (or folder zip) or a sigtop text export? Never raises."""
-    try:
-        if _sniff(head) is not None:
-            return True
-        candidates = _candidates(source.members())[:_DETECT_CANDIDATES]
-        return any(_sniff(read_head(source, member)) is not None for member in candidates)
-    except Exception:  # detection of a hostile or broken file must answer, not fail
-        return False
+    return detect_by_heads(source, head, lambda data: _sniff(data) is not None,
+                           lambda: _candidates(source.members()), count=_DETECT_CANDIDATES)
 
 
 def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
@@ -222,18 +217,10 @@ def _lines(source: ExportSource, member: str) -> Iterator[tuple[int, str]]:
 
 
 def _stream_lines(stream: BinaryIO, member: str) -> Iterator[tuple[int, str]]:
-    lineno = 0
-    while raw := stream.readline(MAX_LINE_BYTES + 2):
-        lineno += 1
-        if raw.endswith(b"\n"):
-            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-        if len(raw) > MAX_LINE_BYTES:
-            raise ParseError(f"{member}: line {lineno}: longer than {MAX_LINE_BYTES} bytes; not a chat line")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ParseError(f"{member}: line {lineno}: not valid UTF-8 (byte {error.start + 1} of the line)") from None
-        yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
+    try:
+        yield from common.text_lines(stream, MAX_LINE_BYTES)
+    except ParseError as error:
+        raise ParseError(f"{member}: {error}") from None
 
 
 # --- shared: context, times, attachments ------------------------------------------------------

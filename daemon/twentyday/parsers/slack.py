@@ -30,7 +30,6 @@ canvases, huddle transcripts and ``integration_logs.json``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import Final
 
 from twentyday.errors import ParseError, TwentydayError
 from twentyday.parsers.base import ExportSource
+from twentyday.parsers.common import load_json
 from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
 
 __all__ = ["MAX_JSON_BYTES", "NAME", "detect", "parse", "render_mrkdwn"]
@@ -181,22 +181,9 @@ def _day_files(members: list[str], root: str) -> list[tuple[str, str]]:
 # --- workspace files --------------------------------------------------------------
 
 
-def _load_json(source: ExportSource, member: str) -> object:
-    if source.size(member) > MAX_JSON_BYTES:
-        raise ParseError(f"{source.name}: {member}: larger than {MAX_JSON_BYTES} bytes")
-    with source.open(member) as stream:
-        data = stream.read(MAX_JSON_BYTES + 1)
-    if len(data) > MAX_JSON_BYTES:
-        raise ParseError(f"{source.name}: {member}: larger than {MAX_JSON_BYTES} bytes")
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ParseError(f"{source.name}: {member}: not valid JSON ({error})") from None
-
-
 def _load_list(source: ExportSource, member: str) -> list[dict[str, object]]:
     """A JSON array of objects; anything else is refused, naming the file."""
-    data = _load_json(source, member)
+    data = load_json(source, member, MAX_JSON_BYTES, "Slack export file")
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise ParseError(f"{source.name}: {member}: expected a JSON array of objects")
     return data

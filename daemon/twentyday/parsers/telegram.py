@@ -55,7 +55,7 @@ from typing import Any, BinaryIO
 from ..errors import ParseError
 from ..records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
 from . import common
-from .base import ExportSource, read_head
+from .base import ExportSource, detect_by_heads
 
 __all__ = ["MAX_ATTACHMENT_BYTES", "MAX_MESSAGE_CHARS", "NAME", "detect", "parse", "plain_text"]
 
@@ -112,7 +112,6 @@ _HEAD_MESSAGES = re.compile(r'"messages"\s*:\s*\[')
 _HEAD_MESSAGE_FIELD = re.compile(
     r'"date_unixtime"\s*:|"date"\s*:\s*"\d{4}-\d\d-\d\dT|"type"\s*:\s*"(?:message|service|unsupported)"'
 )
-_DETECT_CANDIDATES = 3
 
 
 # --- public API -------------------------------------------------------------------
@@ -120,13 +119,7 @@ _DETECT_CANDIDATES = 3
 
 def detect(source: ExportSource, head: bytes) -> bool:
     """Is this a Telegram Desktop JSON export, or a zip holding one? Never raises."""
-    try:
-        if _head_matches(head):
-            return True
-        candidates = _result_members(source)[:_DETECT_CANDIDATES]
-        return any(_head_matches(read_head(source, member)) for member in candidates)
-    except Exception:  # detection of a hostile or broken file must answer, not fail
-        return False
+    return detect_by_heads(source, head, _head_matches, lambda: _result_members(source))
 
 
 def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:

@@ -47,6 +47,7 @@ from typing import BinaryIO, Literal
 from twentyday.errors import HeldForReview, ParseError
 from twentyday.parsers.base import ExportSource, open_rewindable, read_head
 from twentyday.parsers.common import content_type as _content_type
+from twentyday.parsers.common import text_lines
 from twentyday.records import (
     DecidedBy,
     EventKind,
@@ -307,38 +308,12 @@ def conversation_name(source_name: str) -> str:
     return name.strip() or source_name
 
 
-# --- reading lines --------------------------------------------------------------
-
-
-def _lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
-    """Decoded lines without their line ending, numbered from 1; bounded in length."""
-    readline = stream.readline
-    limit = MAX_LINE_BYTES + 2  # room for CRLF after a maximal line
-    lineno = 0
-    while raw := readline(limit):
-        lineno += 1
-        if raw.endswith(b"\n"):
-            raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-        if len(raw) > MAX_LINE_BYTES:
-            raise ParseError(f"line {lineno}: longer than {MAX_LINE_BYTES} bytes; not a chat line")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ParseError(
-                f"line {lineno}: not valid UTF-8 (byte 0x{raw[error.start]:02x}"
-                f" at byte {error.start + 1} of the line)"
-            ) from None
-        if text.startswith("\ufeff"):
-            text = text.lstrip("\ufeff")
-        yield lineno, text
-
-
 # --- layout pass ------------------------------------------------------------------
 
 
 def _layout_pass(stream: BinaryIO, hints: ParseHints) -> tuple[_Layout, _Order]:
     stream.seek(0)  # both passes read the whole export, whoever read from it before
-    lines = _lines(stream)
+    lines = text_lines(stream, MAX_LINE_BYTES)
     layout, first = _find_layout(lines)
     if layout.date_kind in ("ymd", "monthname"):
         return layout, _Order(None, "format")
@@ -512,7 +487,7 @@ def _record_pass(
     ios = layout.frame != "android"
     pending: _Pending | None = None
     preamble: list[str] = []
-    for lineno, line in _lines(stream):
+    for lineno, line in text_lines(stream, MAX_LINE_BYTES):
         match = header.match(line)
         if match is None:
             if pending is not None:
