@@ -1,9 +1,12 @@
 """Benchmark: the forwarding address beside a null aiosmtpd handler, in one run.
 
 Sends 10 KB messages over 16 concurrent connections (2 client processes x 8
-threads, persistent sessions) and prints accepted messages/s for:
+threads, persistent sessions; each client builds its messages before the clock
+starts) and prints accepted messages/s for:
 
 - null:      aiosmtpd with a handler that answers 250 and keeps nothing;
+- the same null handler on twentyday's protocol class (its block DATA reader,
+  see ``twentyday.smtp_data``): what intake would cost without durability;
 - intake:    ``twentyday serve`` answering 250 only once the message is durable
              in the spool (fsync, group-committed);
 - end-to-end: the same run, until every message is parsed, sealed, indexed and
@@ -46,9 +49,9 @@ from pathlib import Path
 CONNECTIONS = 16
 PROCESSES = 2
 
-NULL_SERVER = """
+NULL_SERVER_PROGRAM = """
 import asyncio, sys
-from aiosmtpd.smtp import SMTP
+{imports}
 
 class Null:
     async def handle_DATA(self, server, session, envelope):
@@ -56,12 +59,19 @@ class Null:
 
 async def main():
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(Null(), data_size_limit=None, enable_SMTPUTF8=True),
-                                      "127.0.0.1", int(sys.argv[1]))
+    server = await loop.create_server(lambda: {protocol}, "127.0.0.1", int(sys.argv[1]))
     await asyncio.Event().wait()
 
 asyncio.run(main())
 """
+NULL_SERVER = NULL_SERVER_PROGRAM.format(
+    imports="from aiosmtpd.smtp import SMTP", protocol="SMTP(Null(), data_size_limit=None, enable_SMTPUTF8=True)")
+# The same null handler on twentyday's protocol class (IntakeServer: its block DATA reader
+# and limits). Against this row, intake shows what durability costs; against the row
+# above, what the whole server costs beside stock aiosmtpd.
+NULL_ON_INTAKE_SERVER = NULL_SERVER_PROGRAM.format(
+    imports="from twentyday.smtp import ConnectionLimits, IntakeServer",
+    protocol="IntakeServer(Null(), ConnectionLimits(1000, 1000), data_size_limit=None, enable_SMTPUTF8=True)")
 
 
 # A private Postfix instance. Everything a stock main.cf would take from the system
@@ -158,19 +168,29 @@ def message(n: int, tag: str) -> bytes:
     return mail.as_bytes(policy=policy.SMTP)  # CRLF line ends, as a mail client sends
 
 
-def client_process(port: int, start: int, count: int, threads: int, tag: str) -> None:
+def client_process(port: int, start: int, count: int, threads: int, tag: str,
+                   ready: threading.Barrier) -> None:
+    """Send ``count`` messages over ``threads`` sessions, once every client is ready.
+
+    The messages are built before the start: building one (``EmailMessage``) costs about
+    0.5 ms of CPU, most of what a client spends per message, and a load generator that
+    builds them on the clock takes CPU from the server it measures on a small machine.
+    """
     per_thread = count // threads
     failures: list[str] = []
+    batches = [[message(n, tag) for n in range(start + t * per_thread, start + (t + 1) * per_thread)]
+               for t in range(threads)]
 
-    def run(first: int) -> None:
+    def run(batch: list[bytes]) -> None:
         try:
             with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
-                for n in range(first, first + per_thread):
-                    client.sendmail("jane.doe@gmail.com", ["records+jdoe@agency.example"], message(n, tag))
+                for mail in batch:
+                    client.sendmail("jane.doe@gmail.com", ["records+jdoe@agency.example"], mail)
         except (smtplib.SMTPException, OSError) as error:
             failures.append(f"{type(error).__name__}: {error}")
 
-    workers = [threading.Thread(target=run, args=(start + t * per_thread,)) for t in range(threads)]
+    workers = [threading.Thread(target=run, args=(batch,)) for batch in batches]
+    ready.wait()
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -180,27 +200,32 @@ def client_process(port: int, start: int, count: int, threads: int, tag: str) ->
         sys.exit(1)
 
 
-def send_all(port: int, total: int, tag: str) -> float:
+def send_all(port: int, total: int, tag: str) -> tuple[float, float]:
+    """When the clients started sending (every one with its messages built: ``perf_counter``),
+    and how many seconds passed until the last message was accepted."""
     per_process = total // PROCESSES
-    began = time.perf_counter()
+    ready = multiprocessing.Barrier(PROCESSES + 1)
     processes = [multiprocessing.Process(target=client_process,
-                                         args=(port, p * per_process, per_process, CONNECTIONS // PROCESSES, tag))
+                                         args=(port, p * per_process, per_process, CONNECTIONS // PROCESSES, tag,
+                                               ready))
                  for p in range(PROCESSES)]
     for process in processes:
         process.start()
+    ready.wait(timeout=600)
+    began = time.perf_counter()
     for process in processes:
         process.join()
         if process.exitcode != 0:
             raise SystemExit("a client failed")
-    return time.perf_counter() - began
+    return began, time.perf_counter() - began
 
 
-def bench_null(total: int) -> float:
+def bench_null(total: int, program: str = NULL_SERVER) -> float:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", NULL_SERVER, str(port)])
+    server = subprocess.Popen([sys.executable, "-c", program, str(port)])
     try:
         wait_port(port)
-        seconds = send_all(port, total, "null")
+        _, seconds = send_all(port, total, "null")
     finally:
         server.terminate()
         server.wait(10)
@@ -224,8 +249,7 @@ def bench_twentyday(total: int, scratch: Path) -> tuple[float, float]:
                               stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
-        began = time.perf_counter()
-        intake_seconds = send_all(port, total, "td")
+        began, intake_seconds = send_all(port, total, "td")
         archive = Archive(load(config_path))
         deadline = time.monotonic() + 600
         while archive.conn.execute("SELECT count(*) FROM record").fetchone()[0] < total:
@@ -313,8 +337,7 @@ def bench_postfix(postfix: str, total: int, scratch: Path) -> tuple[float, float
             raise SystemExit(f"private Postfix did not start:\n{started.stderr}{log_tail(root)}")
         wait_port(port)
         maildir_new = root / "mail" / "records" / "new"
-        began = time.perf_counter()
-        intake_seconds = send_all(port, total, "pf")
+        began, intake_seconds = send_all(port, total, "pf")
         # Bound the wait twice: overall, and by progress, so a bounce does not cost 10 minutes.
         deadline = time.monotonic() + 600
         delivered, progressed = 0, time.monotonic()
@@ -340,12 +363,15 @@ def main() -> None:
     postfix_rates: tuple[float, float] | None = None
     with tempfile.TemporaryDirectory() as scratch:
         null_rate = bench_null(total)
+        null_block_rate = bench_null(total, NULL_ON_INTAKE_SERVER)
         intake_rate, end_to_end_rate = bench_twentyday(total, Path(scratch))
         if postfix is not None and os.geteuid() == 0:
             postfix_rates = bench_postfix(postfix, total, Path(scratch))
     print(f"{total} messages of ~10 KB over {CONNECTIONS} connections")
     print(f"{'':<34}{'messages/s':>12}{'vs null':>9}")
     print(f"{'null aiosmtpd handler':<34}{null_rate:>12,.0f}{1:>9.2f}")
+    print(f"{'null handler, twentyday protocol':<34}{null_block_rate:>12,.0f}{null_block_rate / null_rate:>9.2f}"
+          f"   (intake/this: {intake_rate / null_block_rate:.2f})")
     print(f"{'twentyday intake (250 = durable)':<34}{intake_rate:>12,.0f}{intake_rate / null_rate:>9.2f}"
           f"   target >= 0.80 {'met' if intake_rate >= 0.8 * null_rate else 'NOT met'}")
     print(f"{'twentyday end-to-end (committed)':<34}{end_to_end_rate:>12,.0f}{end_to_end_rate / null_rate:>9.2f}"

@@ -8,8 +8,10 @@ archive's limits, :func:`start_server` binds it on the daemon's own loop.
   ``local+<custodian-id>@domain`` forms; anything else gets a 550 saying why.
 - ``250`` only after the message bytes (exactly as received, no header added)
   and the envelope are durable in the spool; any failure answers ``451`` so
-  the sender retries. aiosmtpd ≥ 1.4.5 ends DATA only at ``<CRLF>.<CRLF>``, so
-  a bare ``\\n.\\n`` cannot smuggle a second message.
+  the sender retries.
+- DATA is read in blocks (:mod:`smtp_data`), not aiosmtpd's line at a time,
+  with aiosmtpd's rules: it ends only at ``<CRLF>.<CRLF>``, so a bare
+  ``\\n.\\n`` cannot smuggle a second message.
 - Limits: message size (552, without holding more than the limit in memory),
   command and data line length, idle timeout, total and per-client
   connections (421 above them), messages per client per minute (451),
@@ -34,10 +36,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from .config import Config, normalise_identity
 from .errors import ConfigError, IntakeError
+from .smtp_data import DataRefusal, read_data
 from .spool import Spool, SyncTicket
 from .worker import spool_meta
 
@@ -257,6 +260,44 @@ class IntakeServer(SMTP):
             self._client = None
         if self.transport is not None:
             super().connection_lost(error)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, the section read in blocks by :func:`smtp_data.read_data`.
+
+        The checks before the 354, the replies and the handler call are aiosmtpd 1.4's;
+        only the reading loop differs (aiosmtpd's awaits once per line). Our handler has
+        ``handle_DATA``, so aiosmtpd's fallback to the older ``process_message`` is not needed.
+        """
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            section = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        except (asyncio.CancelledError, asyncio.IncompleteReadError):
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise asyncio.CancelledError from None
+        if section.refusal is DataRefusal.TOO_LONG:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+        elif section.refusal is DataRefusal.TOO_MUCH:
+            await self.push("552 Error: Too much mail data")
+        if section.refusal is not None:
+            self.envelope = self._create_envelope()  # aiosmtpd's _set_post_data_state(), which is untyped
+            return
+        self.envelope.content = self.envelope.original_content = section.content
+        status = await self._call_handler_hook("DATA")
+        self.envelope = self._create_envelope()
+        await self.push("250 OK" if status is MISSING else status)
 
 
 # -- AUTH ---------------------------------------------------------------------------------
