@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from twentyday import config as config_module
 from twentyday import keys
 from twentyday.capture_writer import CaptureInput
 from twentyday.cli import cli
@@ -223,3 +224,16 @@ def test_mail_for_nobody_is_kept_with_unknown_custodian_alert(archive_dir: Path,
     assert [a["kind"] for a in json.loads(alerts)] == ["unknown_custodian"]
     assert search(archive_dir) == []
     assert run(archive_dir, "verify")[0] == 0
+
+
+def test_the_index_names_each_custodian_as_the_config_last_did(archive_dir: Path, tmp_path: Path) -> None:
+    ingest(archive_dir, tmp_path, "m1.eml", make_mail(message_id="<c1@x>"))
+    config_path = archive_dir / "twentyday.toml"
+    config_path.write_text(config_path.read_text().replace('name = "Jane Doe"', 'name = "Jane Q. Doe"', 1))
+    ingest(archive_dir, tmp_path, "m2.eml", make_mail(message_id="<c2@x>"))
+    archive = Archive(config_module.load(config_path))
+    try:
+        rows = archive.conn.execute("SELECT id, name, timezone FROM custodian").fetchall()
+    finally:
+        archive.close()
+    assert rows == [("jdoe", "Jane Q. Doe", "America/New_York")]

@@ -15,6 +15,7 @@ from twentyday.capture_writer import CaptureInput, RecordDraft
 from twentyday.daemon import open_spool
 from twentyday.errors import IntakeError
 from twentyday.records import ParsedMessage
+from twentyday.search import Filters, search
 from twentyday.store import Archive
 from twentyday.verify import verify
 from twentyday.worker import Worker, spool_meta
@@ -39,10 +40,13 @@ def test_a_failed_capture_in_a_batch_leaves_the_others_committed(archive: Archiv
     conn = archive.conn
     assert conn.execute("SELECT source_name FROM capture").fetchall() == [("first.txt",)]
     assert conn.execute("SELECT count(*) FROM record").fetchone() == (2500,)
+    # Search terms too: the batch writes those it held back for the committed capture only.
+    assert conn.execute("SELECT count(*) FROM record_terms").fetchone() == (2500,)
     assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
     # The failed capture is not half there: ingesting it again stores all of it.
     archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), _drafts("b", 2500))
     assert conn.execute("SELECT count(*) FROM record").fetchone() == (5000,)
+    assert conn.execute("SELECT count(*) FROM record_terms").fetchone() == (5000,)
     assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
 
 
@@ -81,6 +85,11 @@ def test_the_worker_commits_a_batch_and_only_then_forgets_its_items(archive_dir:
         assert list(spool.pending()) == []
         assert archive.conn.execute("SELECT count(*) FROM capture").fetchone() == (70,)
         assert verify(archive.conn, archive.secrets.verify_key).ok
+        # Every mail of every batch is found by its words.
+        assert len(search(archive, Filters(text="note"))) == 70
+        mail_42 = archive.conn.execute("SELECT record.id FROM record JOIN capture ON capture.id = record.capture_id "
+                                       "WHERE capture.source_name = 'mail-42'").fetchall()
+        assert [(r["id"],) for r in search(archive, Filters(text="note 42"))] == mail_42
     finally:
         spool.close()
         archive.close()

@@ -48,6 +48,9 @@ PACK_RECORDS = 256
 PACK_BYTES = 1024 * 1024
 #: Records deduplicated with one query and written with one set of inserts.
 BATCH_RECORDS = 2000
+#: At most this many of a capture's term rows wait for its batch's end (a mail has one).
+DEFERRED_TERMS = 2000
+TERM_COLUMNS = ("record_id", "terms")
 #: Stands in for a time reading's raw text while its JSON template is made (cannot occur in one).
 _RAW_MARKER = "\0twentyday-raw\0"
 
@@ -240,6 +243,10 @@ class CaptureWriter:
         self.head_hash = ""
         #: Sign a checkpoint when done; inside a batch the batch signs once, at its commit.
         self.sign = True
+        #: Inside a batch, a small capture's search terms are handed to the batch (see
+        #: Archive.batch) instead of inserted: the full-text index writes a segment per
+        #: savepoint, and merges them, so per-capture inserts cost it more than the rows.
+        self.deferred_terms: list[tuple[str, str]] | None = None
         self._records: list[list[Any]] = []
         self._links: list[tuple[str, str, str]] = []
         self._recipient_cache: dict[tuple[str, ...], str] = {}
@@ -590,7 +597,11 @@ class CaptureWriter:
         insert("record", RECORD_COLUMNS, self._records)
         insert("record_capture", ("record_id", "capture_id", "captured_at"), self._links)
         insert("attachment", ATTACHMENT_COLUMNS, self._attachments)
-        insert("record_terms", ("record_id", "terms"), self._terms)
+        deferred = self.deferred_terms
+        if deferred is not None and len(deferred) + len(self._terms) <= DEFERRED_TERMS:
+            deferred += self._terms
+        else:
+            insert("record_terms", TERM_COLUMNS, self._terms)
         self._records = []
         self._links = []
         self._attachments = []
@@ -629,8 +640,12 @@ class CaptureWriter:
             tuple(row[c] for c in CAPTURE_COLUMNS),
         )
         if self.custodian is not None:
+            # Written only when new or changed: a REPLACE would rewrite the row for every capture.
             self.conn.execute(
-                "INSERT OR REPLACE INTO custodian (id, name, timezone, schedule) VALUES (?,?,?,?)",
+                "INSERT INTO custodian (id, name, timezone, schedule) VALUES (?,?,?,?) "
+                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, "
+                "schedule = excluded.schedule WHERE (name, timezone, schedule) "
+                "IS NOT (excluded.name, excluded.timezone, excluded.schedule)",
                 (self.custodian.id, self.custodian.name, self.custodian.timezone, self.custodian.schedule),
             )
         self.ledger.append(self.captured_iso, "capture", self.capture_id,

@@ -42,7 +42,7 @@ from typing import Any
 from . import keys, schema, secrets
 from .blobstore import BlobRef, BlobStore
 from .canonical import canonical_json, iso
-from .capture_writer import CaptureInput, CaptureWriter, IngestResult, RecordDraft, read_pieces
+from .capture_writer import TERM_COLUMNS, CaptureInput, CaptureWriter, IngestResult, RecordDraft, read_pieces
 from .config import Config
 from .entries import unpack_content
 from .envelope import DataKey
@@ -131,6 +131,8 @@ class Archive:
         self._ref_hash = KeyedHash(self._ref_key)
         # Chat vocabularies are small and skewed: most words repeat, so their HMACs do too.
         self._token_cache: dict[str, str] = {}
+        # Search terms of the open batch's captures, inserted at its commit (see CaptureWriter).
+        self._batch_terms: list[tuple[str, str]] = []
 
     @classmethod
     def create(cls, config: Config, recipients: tuple[keys.Recipient, ...]) -> Archive:
@@ -243,6 +245,8 @@ class Archive:
         # of it, committed with the batch.
         in_batch = self.conn.in_transaction
         writer.sign = not in_batch
+        if in_batch:
+            writer.deferred_terms = []
         try:
             self.conn.execute("SAVEPOINT capture" if in_batch else "BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
@@ -255,6 +259,8 @@ class Archive:
             if before_commit is not None:
                 before_commit(self.conn, result)
             self.conn.execute("RELEASE capture" if in_batch else "COMMIT")
+            if writer.deferred_terms:
+                self._batch_terms += writer.deferred_terms
         except BaseException:
             writer.abandon()
             # SQLite ends the whole transaction itself after some errors (disk full, I/O).
@@ -283,12 +289,15 @@ class Archive:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             raise IntakeError(f"index is not writable: {error}") from None
+        self._batch_terms = []
         try:
             yield
         finally:
+            terms, self._batch_terms = self._batch_terms, []
             if not self.conn.in_transaction:
                 raise IntakeError("the index rolled the batch back (disk full or I/O error)")
             try:
+                schema.insert_rows(self.conn, "record_terms", TERM_COLUMNS, terms)
                 self._sign_head()
                 self.conn.execute("COMMIT")
             except sqlite3.Error as error:
