@@ -109,57 +109,151 @@ def hints_for(custodian: Custodian, source_name: str) -> ParseHints:
                       source_name)
 
 
+@dataclass(frozen=True)
+class _Keep:
+    """Keep the item sealed with no records, for this reason, raising this alert."""
+
+    custodian_id: str | None
+    state: str  # quarantined | held | unrouted
+    reason: str
+    alert: str
+
+
+@dataclass(frozen=True)
+class _Parse:
+    """Store what this parser reads from the item, for this custodian.
+
+    ``records`` is the parser's lazy stream when the item is stored as it is parsed
+    (:func:`process`), or the whole parse when it was read ahead (:func:`prepare`).
+    """
+
+    custodian_id: str
+    parser: str
+    records: Iterable[ParsedMessage | ParsedEvent]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An item read ahead of the store, in another process: what :func:`store` needs of it.
+
+    Only the item and what the config decides about it: no secrets were needed to make
+    it, and nothing in it was written anywhere.
+    """
+
+    item: Item
+    plan: _Keep | _Parse
+
+
+ALREADY_ARCHIVED = "already archived (same bytes)"
+#: Items at most this large are read ahead whole (a mail); larger ones are parsed as stored.
+PREPARE_MAX_BYTES = 4 * 1024 * 1024
+
+
 def process(archive: Archive, item: Item) -> Outcome:
     """Ingest one item. Never raises for bad content: it quarantines, holds or keeps unrouted."""
     config = archive.config
     custodian = config.custodian(item.custodian_id) if item.custodian_id else None
     if item.custodian_id and custodian is None:
-        return _keep(archive, item, None, "unrouted", f"no custodian {item.custodian_id!r} is configured",
-                     "unknown_custodian")
+        return _store_plan(archive, item, _unknown_custodian(item))
     try:
         source = registry.open_source(item.path, item.data, item.name)
     except ParseError as error:
-        return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
+        return _store_plan(archive, item, _Keep(item.custodian_id, "quarantined", str(error), "ingest_failed"))
     try:
-        try:
-            parser = registry.choose(source, email_parser if item.channel == "smtp" else None)
-        except ParseError as error:  # detection reads the item too: a damaged entry fails here
-            return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
-        if parser is None:
-            return _keep(archive, item, custodian, "quarantined",
-                         "not a format twentyday reads (no parser recognised it)", "ingest_failed")
-        return _parse_and_store(archive, item, custodian, source, parser)
+        return _store_plan(archive, item, _plan(config, item, custodian, source))
     finally:
         registry.close_source(source)
 
 
-def _parse_and_store(archive: Archive, item: Item, custodian: Custodian | None, source: ExportSource,
-                     parser: ParserModule) -> Outcome:
+def prepare(config: Config, item: Item) -> Prepared | None:
+    """Detect, route and parse an item in memory, for :func:`store` to store later (elsewhere).
+
+    The same decisions as :func:`process`, with the parse done now: meant for a helper
+    process that reads mail ahead of the store. None when the item is not one to read
+    ahead (a file, or larger than PREPARE_MAX_BYTES): store it with :func:`process`.
+    """
+    if item.data is None or len(item.data) > PREPARE_MAX_BYTES:
+        return None
+    custodian = config.custodian(item.custodian_id) if item.custodian_id else None
+    if item.custodian_id and custodian is None:
+        return Prepared(item, _unknown_custodian(item))
+    try:
+        source = registry.open_source(None, item.data, item.name)
+    except ParseError as error:
+        return Prepared(item, _Keep(item.custodian_id, "quarantined", str(error), "ingest_failed"))
+    try:
+        plan = _plan(config, item, custodian, source)
+        if isinstance(plan, _Parse):
+            try:
+                plan = _Parse(plan.custodian_id, plan.parser, tuple(plan.records))
+            except (HeldForReview, ParseError) as error:
+                plan = _kept_after(error, plan.custodian_id)
+        return Prepared(item, plan)
+    finally:
+        registry.close_source(source)
+
+
+def store(archive: Archive, prepared: Prepared) -> Outcome:
+    """Store an item :func:`prepare` read: the outcome :func:`process` would have had."""
+    return _store_plan(archive, prepared.item, prepared.plan)
+
+
+def _unknown_custodian(item: Item) -> _Keep:
+    return _Keep(None, "unrouted", f"no custodian {item.custodian_id!r} is configured", "unknown_custodian")
+
+
+def _kept_after(error: HeldForReview | ParseError, custodian_id: str | None) -> _Keep:
+    if isinstance(error, HeldForReview):
+        return _Keep(custodian_id, "held", f"held for review: {error}", "ingest_failed")
+    return _Keep(custodian_id, "quarantined", str(error), "ingest_failed")
+
+
+def _plan(config: Config, item: Item, custodian: Custodian | None, source: ExportSource) -> _Keep | _Parse:
+    """Which parser reads the item and for whom, or why it is kept without records."""
+    custodian_id = custodian.id if custodian else None
+    try:
+        parser = registry.choose(source, email_parser if item.channel == "smtp" else None)
+    except ParseError as error:  # detection reads the item too: a damaged entry fails here
+        return _Keep(custodian_id, "quarantined", str(error), "ingest_failed")
+    if parser is None:
+        return _Keep(custodian_id, "quarantined", "not a format twentyday reads (no parser recognised it)",
+                     "ingest_failed")
     try:
         if custodian is None:
-            custodian, records = _route_by_content(archive.config, source, parser)
+            custodian, records = _route_by_content(config, source, parser)
             if custodian is None:
-                return _keep(archive, item, None, "unrouted",
-                             "no configured custodian matches its senders or recipients", "unknown_custodian")
+                return _Keep(None, "unrouted", "no configured custodian matches its senders or recipients",
+                             "unknown_custodian")
         else:
             records = _guarded(parser, source, hints_for(custodian, item.name))
-        owner = custodian
-        tally = _Tally()
-        events: list[ParsedEvent] = []
+    except (HeldForReview, ParseError) as error:
+        return _kept_after(error, custodian_id)
+    return _Parse(custodian.id, parser.NAME, records)
 
-        def raise_alerts(conn: sqlite3.Connection, result: IngestResult) -> None:
-            _raise_alerts(conn, owner, result, tally, item.received_at)
 
-        drafts = _drafts(owner, records, events, tally, parser.NAME)
-        result = archive.ingest(_capture(item, owner.id, parser.NAME), drafts, events, before_commit=raise_alerts)
-    except HeldForReview as error:
-        return _keep(archive, item, custodian, "held", f"held for review: {error}", "ingest_failed")
-    except ParseError as error:
-        return _keep(archive, item, custodian, "quarantined", str(error), "ingest_failed")
-    children = _attached_exports(archive, item, owner, result.capture_id) if parser.NAME == "email" else []
+def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse) -> Outcome:
+    if isinstance(plan, _Keep):
+        return _keep(archive, item, plan.custodian_id, plan.state, plan.reason, plan.alert)
+    owner = archive.config.custodian(plan.custodian_id)
+    if owner is None:  # the config changed between prepare and store
+        return _keep(archive, item, None, "unrouted", f"no custodian {plan.custodian_id!r} is configured",
+                     "unknown_custodian")
+    tally = _Tally()
+    events: list[ParsedEvent] = []
+
+    def raise_alerts(conn: sqlite3.Connection, result: IngestResult) -> None:
+        _raise_alerts(conn, owner, result, tally, item.received_at)
+
+    try:
+        drafts = _drafts(owner, plan.records, events, tally, plan.parser)
+        result = archive.ingest(_capture(item, owner.id, plan.parser), drafts, events, before_commit=raise_alerts)
+    except (HeldForReview, ParseError) as error:
+        kept = _kept_after(error, owner.id)
+        return _keep(archive, item, kept.custodian_id, kept.state, kept.reason, kept.alert)
+    children = _attached_exports(archive, item, owner, result.capture_id) if plan.parser == "email" else []
     if result.duplicate:
-        return Outcome(item.name, "duplicate", result.capture_id, "already archived (same bytes)", result)
-    detail = f"{parser.NAME}: {result.new_count} new record(s), {result.linked_count} already archived"
+        return Outcome(item.name, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
+    detail = f"{plan.parser}: {result.new_count} new record(s), {result.linked_count} already archived"
     if result.events:
         detail += f", {result.events} event(s)"
     if children:
@@ -252,8 +346,8 @@ def _raise_alerts(conn: sqlite3.Connection, custodian: Custodian, result: Ingest
 
 def refuse(archive: Archive, item: Item, reason: str) -> Outcome:
     """A source refused the item (a symlink, FIFO or device in the inbox): keep what it knows."""
-    return _keep(archive, item, archive.config.custodian(item.custodian_id or ""), "quarantined", reason,
-                 "ingest_failed")
+    custodian = archive.config.custodian(item.custodian_id or "")
+    return _keep(archive, item, custodian.id if custodian else None, "quarantined", reason, "ingest_failed")
 
 
 def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "ingested",
@@ -269,16 +363,16 @@ def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "in
                         envelope=item.envelope, state=state, reason=reason, parent_capture=item.parent_capture)
 
 
-def _keep(archive: Archive, item: Item, custodian: Custodian | None, state: str, reason: str,
+def _keep(archive: Archive, item: Item, custodian_id: str | None, state: str, reason: str,
           alert_kind: str) -> Outcome:
     """Seal the raw item with no records, and raise the alert that says why."""
-    custodian_id = custodian.id if custodian else None
 
     def raise_alert(conn: sqlite3.Connection, result: IngestResult) -> None:
         alerts.raise_alert(conn, alert_kind, custodian_id or "", "", f"{result.capture_id}: {reason}",
                            item.received_at)
 
     result = archive.ingest(_capture(item, custodian_id, "none", state, reason), before_commit=raise_alert)
-    if not result.duplicate:
-        log.warning("%s %s: %s", state, result.capture_id, reason)
-    return Outcome(item.name, "duplicate" if result.duplicate else state, result.capture_id, reason, result)
+    if result.duplicate:  # said when it was first kept; how far a parse got this time is no news
+        return Outcome(item.name, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
+    log.warning("%s %s: %s", state, result.capture_id, reason)
+    return Outcome(item.name, state, result.capture_id, reason, result)

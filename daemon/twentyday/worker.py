@@ -11,28 +11,38 @@ the replay adds nothing twice.
 
 In the daemon the worker is a process of its own (:func:`worker_process`), so
 parsing and sealing use the second core instead of competing with SMTP intake
-for the interpreter lock; it dies with the daemon.
+for the interpreter lock; it dies with the daemon. On a machine with more than
+one core it also starts a helper (:class:`ReadAhead`) that parses the next
+spooled mails while the worker stores the ones before them: the parse moves out
+of the store's way, the store itself stays in one process.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import itertools
 import logging
+import multiprocessing
 import os
 import select
 import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Protocol
 
 from . import pipeline
 from .canonical import parse_iso
+from .config import Config
+from .config import load as load_config
 from .errors import IntakeError, TwentydayError
 from .spool import Spool, SpoolItem
 from .store import Archive
@@ -42,6 +52,20 @@ log = logging.getLogger(__name__)
 DONE_BATCH = 64
 BATCH_SECONDS = 1.0
 PIPELINE_NICENESS = 10
+#: The read-ahead helper gets items in chunks of this many, at most this many chunks ahead.
+READ_AHEAD_ITEMS = 16
+READ_AHEAD_CHUNKS = 4
+READ_AHEAD_BYTES = 32 * 1024 * 1024
+#: After the helper fails, the worker parses everything itself this long before trying a new one.
+HELPER_REST_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A spooled item on its way to the store, with its parse if the helper read it ahead."""
+
+    spooled: SpoolItem
+    prepared: pipeline.Prepared | None = None
 
 
 class EventLike(Protocol):
@@ -61,11 +85,87 @@ def spool_meta(name: str, channel: str, received_at: datetime, custodian_id: str
             "envelope": envelope, "refused": refused}
 
 
+class ReadAhead:
+    """Parses spooled mail in a helper process while the worker stores the items before it.
+
+    The helper gets decrypted items over a pipe and returns :class:`pipeline.Prepared`
+    ones; it holds no secret, opens no file of the archive and writes nothing, so the
+    store, and with it every guarantee of the spool and the index, stays in the worker.
+    If the helper dies, the items it held are parsed by the worker itself and a new
+    helper starts with the next items.
+    """
+
+    def __init__(self, config_path: Path, log_level: str = "INFO", clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self._config_path = config_path
+        self._log_level = log_level
+        self._pool: ProcessPoolExecutor | None = None
+        self._clock = clock
+        self._resting_until = 0.0
+
+    def submit(self, items: list[pipeline.Item | None]) -> Future[list[pipeline.Prepared | None]] | None:
+        """Hand items to the helper (starting it if need be); None while it rests after failing."""
+        if self._pool is None:
+            if self._clock() < self._resting_until:
+                return None
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
+                initargs=(str(self._config_path), self._log_level, os.getpid()))
+        return self._pool.submit(_prepare_items, items)
+
+    def lost(self) -> None:
+        """The helper failed: do without one for a while, so a helper that cannot start costs nothing."""
+        self._resting_until = self._clock() + HELPER_REST_SECONDS
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+#: The helper's config (set once per helper process by _start_helper).
+_helper_config: Config | None = None
+
+
+def _start_helper(config_path: str, log_level: str, parent: int) -> None:
+    global _helper_config
+    _die_with_parent()
+    if os.getppid() != parent:  # the worker died before the line above took effect
+        os._exit(0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(PIPELINE_NICENESS)
+    from .logs import configure
+
+    configure(log_level)
+    _helper_config = load_config(config_path)
+
+
+def _prepare_items(items: list[pipeline.Item | None]) -> list[pipeline.Prepared | None]:
+    """In the helper: each item prepared, or None (the worker then does it all itself)."""
+    assert _helper_config is not None
+    prepared: list[pipeline.Prepared | None] = []
+    for item in items:
+        if item is None:
+            prepared.append(None)
+            continue
+        try:
+            prepared.append(pipeline.prepare(_helper_config, item))
+        except Exception:  # a bug: the worker's own pass quarantines the item with its reason
+            log.warning("read-ahead of an item failed; the worker parses it itself", exc_info=True)
+            prepared.append(None)
+    return prepared
+
+
 class Worker:
     def __init__(self, archive: Archive, spool: Spool, *, stop: EventLike | None = None,
-                 wake: EventLike | None = None) -> None:
+                 wake: EventLike | None = None, read_ahead: ReadAhead | None = None) -> None:
         self.archive = archive
         self.spool = spool
+        self._read_ahead = read_ahead
         self._wake: EventLike = wake if wake is not None else threading.Event()
         self._stop: EventLike = stop if stop is not None else threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,7 +178,7 @@ class Worker:
     def run_once(self, keep_going: Callable[[], bool] = lambda: True) -> list[pipeline.Outcome]:
         """Process every pending item, in batches; stop at the first failure of the archive itself."""
         outcomes: list[pipeline.Outcome] = []
-        pending = self.spool.pending()
+        pending = self._with_items(self.spool.pending())
         while True:
             done, more = self._run_batch(pending, keep_going)
             outcomes += done
@@ -87,7 +187,56 @@ class Worker:
         self.spool.collect()
         return outcomes
 
-    def _run_batch(self, pending: Iterator[SpoolItem], keep_going: Callable[[], bool]
+    def _with_items(self, pending: Iterator[SpoolItem]) -> Iterator[_Pending]:
+        """The spooled items in order, each with its parse when the helper read it ahead.
+
+        Chunks of READ_AHEAD_ITEMS go to the helper, up to READ_AHEAD_CHUNKS ahead of the
+        item being stored. An item the helper did not prepare (a file, a refused item,
+        one it failed on, all of them if it died) is processed by the worker as before.
+        """
+        if self._read_ahead is None:
+            yield from (_Pending(spooled) for spooled in pending)
+            return
+        read_ahead = self._read_ahead
+        in_flight: collections.deque[tuple[list[SpoolItem], Future[list[pipeline.Prepared | None]] | None]]
+        in_flight = collections.deque()
+        chunks = _chunked(pending, READ_AHEAD_ITEMS)
+        while True:
+            while (len(in_flight) < READ_AHEAD_CHUNKS and _bytes_in(in_flight) < READ_AHEAD_BYTES
+                   and (chunk := next(chunks, None)) is not None):
+                items = [self._readable(spooled) for spooled in chunk]
+                try:
+                    future = read_ahead.submit(items) if any(items) else None
+                except Exception as error:  # cannot start a process (no memory, no pids): do without
+                    log.error("cannot start the read-ahead helper (%s)", error)
+                    read_ahead.lost()
+                    future = None
+                in_flight.append((chunk, future))
+            if not in_flight:
+                return
+            chunk, future = in_flight.popleft()
+            prepared: list[pipeline.Prepared | None] = [None] * len(chunk)
+            if future is not None:
+                try:
+                    prepared = future.result()
+                except Exception as error:  # the helper died (OOM killer, a crash): parse here
+                    log.error("read-ahead helper failed (%s); the worker parses these items itself",
+                              type(error).__name__)
+                    read_ahead.lost()
+                    # The chunks still in flight were lost with it: they are parsed here too.
+                    in_flight = collections.deque((waiting, None) for waiting, _ in in_flight)
+            yield from (_Pending(spooled, ready) for spooled, ready in zip(chunk, prepared, strict=True))
+
+    def _readable(self, spooled: SpoolItem) -> pipeline.Item | None:
+        """The item to read ahead, or None: files and refused items are the worker's alone."""
+        if spooled.file is not None or spooled.meta.get("refused"):
+            return None
+        try:
+            return self._item(spooled)
+        except Exception:  # reading it fails: the worker's own pass meets the error where it is handled
+            return None
+
+    def _run_batch(self, pending: Iterator[_Pending], keep_going: Callable[[], bool]
                    ) -> tuple[list[pipeline.Outcome], bool]:
         """Up to ``DONE_BATCH`` items (or ``BATCH_SECONDS`` of work) in one transaction.
 
@@ -103,12 +252,13 @@ class Worker:
         began = time.monotonic()
         try:
             with self.archive.batch():
-                for spooled in itertools.chain([first], pending):
+                for pending_item in itertools.chain([first], pending):
+                    spooled = pending_item.spooled
                     if self._stop.is_set() or not keep_going():
                         more = False
                         break
                     try:
-                        outcome = self._process(spooled)
+                        outcome = self._process(pending_item)
                     except (IntakeError, sqlite3.OperationalError, OSError) as error:
                         log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
                         more = False
@@ -146,7 +296,10 @@ class Worker:
             log.error("item %s stays in the spool: it cannot be quarantined either", spooled.id)
             return None
 
-    def _process(self, spooled: SpoolItem) -> pipeline.Outcome:
+    def _process(self, pending: _Pending) -> pipeline.Outcome:
+        if pending.prepared is not None:
+            return pipeline.store(self.archive, pending.prepared)
+        spooled = pending.spooled
         item = self._item(spooled)
         if spooled.meta.get("refused"):
             return pipeline.refuse(self.archive, item, str(spooled.meta["refused"]))
@@ -185,6 +338,16 @@ class Worker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def _bytes_in(in_flight: Iterable[tuple[list[SpoolItem], object]]) -> int:
+    """The sealed size of the spooled bytes held for the chunks in flight (files are read later)."""
+    return sum(spooled.payload_length for chunk, _ in in_flight for spooled in chunk if spooled.file is None)
+
+
+def _chunked(items: Iterator[SpoolItem], size: int) -> Iterator[list[SpoolItem]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 def _die_with_parent() -> None:
@@ -251,7 +414,6 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
 
     ``channel`` carries the read end of the daemon's wake-up pipe; SIGTERM asks the worker
     to stop after the item under way."""
-    from .config import load
     from .daemon import open_spool
 
     _die_with_parent()
@@ -271,11 +433,16 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     from .logs import configure
 
     configure(log_level)
-    config = load(config_path)
+    config = load_config(config_path)
     archive = Archive(config, durable=False)
     spool = open_spool(config, writer=False)
+    # With a second core, mail is parsed in a helper while the items before it are stored.
+    read_ahead = ReadAhead(config.path, log_level) if (os.cpu_count() or 1) > 1 else None
     try:
-        Worker(archive, spool, stop=stop, wake=wake).loop(keep_going=lambda: os.getppid() == parent)
+        Worker(archive, spool, stop=stop, wake=wake, read_ahead=read_ahead).loop(
+            keep_going=lambda: os.getppid() == parent)
     finally:
+        if read_ahead is not None:
+            read_ahead.close()
         spool.close()
         archive.close()
