@@ -142,3 +142,39 @@ def test_a_crlf_split_between_blocks_still_ends_the_data() -> None:
     (ours, rest), (theirs, _) = both(stream, [len(head) + 1], None, line_limit=64)
     assert ours == theirs
     assert rest == b"QUIT\r\n"
+
+
+async def peak_while_reading(lines: int, size_limit: int) -> tuple[DataSection, int]:
+    """Read a DATA section of ``lines`` 100-byte lines fed as a network would; returns the Python heap peak."""
+    import tracemalloc
+
+    reader = asyncio.StreamReader(limit=64 * 1024)
+    line = b".." + b"x" * 96 + b"\r\n"  # dot-stuffed: undoing it copies
+
+    async def feed() -> None:
+        piece = line * 640  # 64 KB at a time, while the reader holds less than its limit
+        for _ in range(lines // 640):
+            while len(reader._buffer) >= 64 * 1024:  # type: ignore[attr-defined]
+                await asyncio.sleep(0)
+            reader.feed_data(piece)
+        reader.feed_data(b".\r\n")
+        reader.feed_eof()
+
+    tracemalloc.start()
+    try:
+        feeder = asyncio.ensure_future(feed())
+        section = await read_data(reader, size_limit, 1024)
+        await feeder
+        return section, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_data_is_held_at_most_twice_the_limit_accepted_or_refused() -> None:
+    limit = 4 * 1024 * 1024
+    accepted, peak = asyncio.run(peak_while_reading(lines=40_960, size_limit=limit))  # 4,096,000 bytes
+    assert accepted.refusal is None and len(accepted.content) == 4_096_000 - 40_960
+    assert peak < 2.2 * limit
+    refused, peak = asyncio.run(peak_while_reading(lines=409_600, size_limit=limit))  # 40 MB
+    assert refused.refusal is DataRefusal.TOO_MUCH
+    assert peak < 1.2 * limit

@@ -118,7 +118,9 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
         tail = (tail + block)[-2:]
     if refusal is not None:
         return DataSection(b"", refusal)
-    content = bytes(kept)
-    if content.startswith(b"."):
-        content = content[1:]
-    return DataSection(content.replace(b"\r\n.", _CRLF))
+    # Undone in steps that each hold at most two copies of the message (the limit allows for two).
+    if kept.startswith(b"."):
+        del kept[0]
+    unstuffed = kept.replace(b"\r\n.", _CRLF)
+    del kept
+    return DataSection(bytes(unstuffed))
