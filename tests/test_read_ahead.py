@@ -112,7 +112,7 @@ def run_worker(archive: Archive, read_ahead: ReadAhead | None) -> list[tuple[obj
 
 def test_the_worker_with_a_helper_stores_what_it_stores_alone(tmp_path: Path) -> None:
     alone, ahead = fresh_archive(tmp_path / "alone"), fresh_archive(tmp_path / "ahead")
-    read_ahead = ReadAhead(ahead.config.path)
+    read_ahead = ReadAhead(ahead.config)
     try:
         spool_items(alone)
         spool_items(ahead)
@@ -129,7 +129,7 @@ def test_the_worker_with_a_helper_stores_what_it_stores_alone(tmp_path: Path) ->
 def test_a_helper_that_dies_costs_nothing_but_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     archive = fresh_archive(tmp_path / "a")
     now = [1000.0]
-    read_ahead = ReadAhead(archive.config.path, clock=lambda: now[0])
+    read_ahead = ReadAhead(archive.config, clock=lambda: now[0])
     try:
         spool_items(archive)
         # Start the helper, then kill it as the OOM killer would.

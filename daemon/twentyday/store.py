@@ -131,8 +131,9 @@ class Archive:
         self._ref_hash = KeyedHash(self._ref_key)
         # Chat vocabularies are small and skewed: most words repeat, so their HMACs do too.
         self._token_cache: dict[str, str] = {}
-        # Search terms of the open batch's captures, inserted at its commit (see CaptureWriter).
-        self._batch_terms: list[tuple[str, str]] = []
+        # Search terms of the open batch's captures, inserted at its commit (see CaptureWriter);
+        # None outside a batch.
+        self._batch_terms: list[tuple[str, str]] | None = None
 
     @classmethod
     def create(cls, config: Config, recipients: tuple[keys.Recipient, ...]) -> Archive:
@@ -245,7 +246,7 @@ class Archive:
         # of it, committed with the batch.
         in_batch = self.conn.in_transaction
         writer.sign = not in_batch
-        if in_batch:
+        if self._batch_terms is not None:  # inside batch(), which inserts them before its commit
             writer.deferred_terms = []
         try:
             self.conn.execute("SAVEPOINT capture" if in_batch else "BEGIN IMMEDIATE")
@@ -259,7 +260,7 @@ class Archive:
             if before_commit is not None:
                 before_commit(self.conn, result)
             self.conn.execute("RELEASE capture" if in_batch else "COMMIT")
-            if writer.deferred_terms:
+            if writer.deferred_terms and self._batch_terms is not None:
                 self._batch_terms += writer.deferred_terms
         except BaseException:
             writer.abandon()
@@ -293,7 +294,7 @@ class Archive:
         try:
             yield
         finally:
-            terms, self._batch_terms = self._batch_terms, []
+            terms, self._batch_terms = self._batch_terms or [], None
             if not self.conn.in_transaction:
                 raise IntakeError("the index rolled the batch back (disk full or I/O error)")
             try:

@@ -36,7 +36,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any, Protocol
 
 from . import pipeline
@@ -95,9 +94,9 @@ class ReadAhead:
     helper starts with the next items.
     """
 
-    def __init__(self, config_path: Path, log_level: str = "INFO", clock: Callable[[], float] = time.monotonic
+    def __init__(self, config: Config, log_level: str = "INFO", clock: Callable[[], float] = time.monotonic
                  ) -> None:
-        self._config_path = config_path
+        self._config = config  # the worker's own: the helper decides with exactly what the worker would
         self._log_level = log_level
         self._pool: ProcessPoolExecutor | None = None
         self._clock = clock
@@ -110,7 +109,7 @@ class ReadAhead:
                 return None
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
-                initargs=(str(self._config_path), self._log_level, os.getpid()))
+                initargs=(self._config, self._log_level, os.getpid()))
         return self._pool.submit(_prepare_items, items)
 
     def lost(self) -> None:
@@ -130,7 +129,7 @@ class ReadAhead:
 _helper_config: Config | None = None
 
 
-def _start_helper(config_path: str, log_level: str, parent: int) -> None:
+def _start_helper(config: Config, log_level: str, parent: int) -> None:
     global _helper_config
     _die_with_parent()
     if os.getppid() != parent:  # the worker died before the line above took effect
@@ -141,7 +140,7 @@ def _start_helper(config_path: str, log_level: str, parent: int) -> None:
     from .logs import configure
 
     configure(log_level)
-    _helper_config = load_config(config_path)
+    _helper_config = config
 
 
 def _prepare_items(items: list[pipeline.Item | None]) -> list[pipeline.Prepared | None]:
@@ -437,7 +436,7 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     archive = Archive(config, durable=False)
     spool = open_spool(config, writer=False)
     # With a second core, mail is parsed in a helper while the items before it are stored.
-    read_ahead = ReadAhead(config.path, log_level) if (os.cpu_count() or 1) > 1 else None
+    read_ahead = ReadAhead(config, log_level) if (os.cpu_count() or 1) > 1 else None
     try:
         Worker(archive, spool, stop=stop, wake=wake, read_ahead=read_ahead).loop(
             keep_going=lambda: os.getppid() == parent)
