@@ -16,6 +16,7 @@ from twentyday import config as config_module
 from twentyday import pipeline
 from twentyday.daemon import open_spool
 from twentyday.initialise import init_archive
+from twentyday.search import Filters, search
 from twentyday.store import Archive
 from twentyday.verify import verify
 from twentyday.worker import ReadAhead, Worker, spool_meta
@@ -70,7 +71,13 @@ def test_prepared_then_stored_is_what_process_does(tmp_path: Path) -> None:
         assert {state for _, state, _, _ in got} == {"ingested", "unrouted", "quarantined", "held", "duplicate"}
         for archive in (alone, ahead):
             assert archive.conn.execute("SELECT count(*) FROM record").fetchone()[0] == 33  # 3 mails + 30 chat
+            assert archive.conn.execute("SELECT count(*) FROM record_terms").fetchone()[0] == 33
             assert verify(archive.conn, archive.secrets.verify_key).ok
+        # The words tokenised ahead find the same records as those the store tokenised itself.
+        for text in ("pelican schedule", "meeting notes", "budget agenda", "chat export attached"):
+            found = [[(r["platform"], r["sender"], r["created_at"]) for r in search(archive, Filters(text=text))]
+                     for archive in (alone, ahead)]
+            assert found[0] == found[1] and found[0], text
     finally:
         alone.close()
         ahead.close()

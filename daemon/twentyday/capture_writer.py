@@ -37,6 +37,7 @@ from .entries import (
 from .envelope import CHUNK_BYTES, DataKey
 from .ledger import Ledger
 from .records import Direction, ParsedEvent, ParsedMessage, TimeReading
+from .words import search_words
 
 if TYPE_CHECKING:
     from .store import Archive
@@ -84,6 +85,8 @@ class RecordDraft:
     direction: Direction
     copied: bool
     identity: tuple[str, ...]
+    #: Its search words when tokenised ahead (:func:`words.search_words`); None: the writer does it.
+    words: frozenset[str] | None = None
 
 
 #: How many record ids an IngestResult lists (the counts are always exact).
@@ -443,10 +446,8 @@ class CaptureWriter:
         values = self._record_values(record_id, key, draft)
         attachments = self._seal_attachments(record_id, message) if message.attachments else []
         document = content_json(record_id, message)
-        searchable = message.body
-        if message.subject or message.attachments:
-            searchable = " ".join([message.subject, message.body, *(a.name for a in message.attachments)])
-        self._terms.append((record_id, " ".join(self.archive.term_tokens(searchable))))
+        words = draft.words if draft.words is not None else search_words(message)
+        self._terms.append((record_id, " ".join(self.archive.blind(words))))
         self._pack.append((record_id, values, document, attachments))
         self._pack_bytes += len(document) + 1
         self.result.add_new(record_id)

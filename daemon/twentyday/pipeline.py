@@ -31,6 +31,7 @@ from .parsers import registry
 from .parsers.base import ExportSource, ParserModule
 from .records import Direction, ParsedEvent, ParsedMessage, ParseHints
 from .store import Archive
+from .words import search_words
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def route_message(config: Config, message: ParsedMessage) -> Custodian | None:
     return None
 
 
-def draft(custodian: Custodian, message: ParsedMessage) -> RecordDraft:
+def draft(custodian: Custodian, message: ParsedMessage, words: frozenset[str] | None = None) -> RecordDraft:
     own = custodian.own_identities
     direction: Direction = "sent" if normalise_identity(message.sender) in own else "received"
     copied = any(normalise_identity(r) in custodian.official_identities for r in message.recipients)
@@ -101,7 +102,7 @@ def draft(custodian: Custodian, message: ParsedMessage) -> RecordDraft:
         created = message.created_at.isoformat() if message.created_at else (message.time.raw if message.time else "")
         body_hash = hashlib.sha256(message.body.encode("utf-8", "surrogatepass")).hexdigest()
         identity = (custodian.id, message.platform, message.conversation, message.sender, created, body_hash)
-    return RecordDraft(message=message, direction=direction, copied=copied, identity=identity)
+    return RecordDraft(message=message, direction=direction, copied=copied, identity=identity, words=words)
 
 
 def hints_for(custodian: Custodian, source_name: str) -> ParseHints:
@@ -130,6 +131,8 @@ class _Parse:
     custodian_id: str
     parser: str
     records: Iterable[ParsedMessage | ParsedEvent]
+    #: Read ahead: each record's search words (None for an event), so the store only blinds them.
+    words: tuple[frozenset[str] | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,9 @@ def prepare(config: Config, item: Item) -> Prepared | None:
         plan = _plan(config, item, custodian, source)
         if isinstance(plan, _Parse):
             try:
-                plan = _Parse(plan.custodian_id, plan.parser, tuple(plan.records))
+                records = tuple(plan.records)
+                words = tuple(search_words(r) if isinstance(r, ParsedMessage) else None for r in records)
+                plan = _Parse(plan.custodian_id, plan.parser, records, words)
             except (HeldForReview, ParseError) as error:
                 plan = _kept_after(error, plan.custodian_id)
         return Prepared(item, plan)
@@ -245,7 +250,7 @@ def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse) -> Outcome:
         _raise_alerts(conn, owner, result, tally, item.received_at)
 
     try:
-        drafts = _drafts(owner, plan.records, events, tally, plan.parser)
+        drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words)
         result = archive.ingest(_capture(item, owner.id, plan.parser), drafts, events, before_commit=raise_alerts)
     except (HeldForReview, ParseError) as error:
         kept = _kept_after(error, owner.id)
@@ -309,9 +314,12 @@ def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
 
 
 def _drafts(custodian: Custodian, records: Iterable[ParsedMessage | ParsedEvent], events: list[ParsedEvent],
-            tally: _Tally, parser: str) -> Iterator[RecordDraft]:
-    """Messages become drafts; events are set aside for the store (it takes them after)."""
-    for record in records:
+            tally: _Tally, parser: str, words: tuple[frozenset[str] | None, ...] = ()) -> Iterator[RecordDraft]:
+    """Messages become drafts; events are set aside for the store (it takes them after).
+
+    ``words``, when the records were read ahead, holds each record's search words.
+    """
+    for number, record in enumerate(records):
         if isinstance(record, ParsedEvent):
             events.append(record)
             tally.events[(record.kind, record.conversation)] += 1
@@ -320,7 +328,7 @@ def _drafts(custodian: Custodian, records: Iterable[ParsedMessage | ParsedEvent]
         tally.conversation = tally.conversation or record.conversation
         if record.attachments:
             tally.with_media += 1
-        yield draft(custodian, record)
+        yield draft(custodian, record, words[number] if words else None)
     limit = WHATSAPP_MEDIA_LIMIT if tally.with_media else WHATSAPP_LIMIT
     if parser == "whatsapp" and tally.messages >= limit:
         event = ParsedEvent("truncated_export", tally.conversation, None,

@@ -31,9 +31,7 @@ import hmac
 import json
 import logging
 import os
-import re
 import sqlite3
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,12 +47,12 @@ from .envelope import DataKey
 from .errors import IntakeError, KeyMaterialError, NotFoundError, TwentydayError
 from .ledger import Ledger
 from .records import ParsedEvent
+from .words import tokens
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.db"
 TOKEN_CACHE_SIZE = 200_000
-_WORD = re.compile(r"\w{2,64}")
 
 
 _IPAD = bytes(b ^ 0x36 for b in range(256))
@@ -81,20 +79,6 @@ class KeyedHash:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
-
-
-def tokens(text: str) -> set[str]:
-    """Words as the blind index sees them: NFKC, case-folded, 2-64 word characters."""
-    # NFKC leaves ASCII alone, and casefold() is lower() on it.
-    folded = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).casefold()
-    if len(folded) < 256:
-        return set(_WORD.findall(folded))
-    # Long text (mail): whitespace never is a word character, so matching each distinct
-    # whitespace-separated piece once finds the same words, at a third of the cost.
-    words: set[str] = set()
-    for piece in set(folded.split()):
-        words.update(_WORD.findall(piece))
-    return words
 
 
 class Archive:
@@ -196,9 +180,12 @@ class Archive:
         return self._ref_hash.hexdigest(f"{platform}\0{key}".encode())[:32] if key else ""
 
     def term_tokens(self, text: str) -> list[str]:
+        """HMAC'd search tokens of a text (see :func:`words.tokens`)."""
+        return self.blind(tokens(text))
+
+    def blind(self, words: Iterable[str]) -> list[str]:
         """HMAC'd search tokens, sorted so the stored order says nothing about word order."""
         cache = self._token_cache
-        words = tokens(text)
         try:
             out = [cache[word] for word in words]
         except KeyError:
