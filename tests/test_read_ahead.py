@@ -173,3 +173,29 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         return False
     return waited == 0
+
+
+def test_a_stuck_helper_is_killed_and_its_items_are_stored_anyway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from twentyday import worker
+
+    monkeypatch.setattr(worker, "READ_AHEAD_SECONDS", 1.0)
+    archive = fresh_archive(tmp_path / "a")
+    read_ahead = ReadAhead(archive.config)
+    try:
+        spool_items(archive)
+        warm = read_ahead.submit([None])
+        assert warm is not None and warm.result(timeout=60) == [None]
+        [helper] = list(read_ahead._pool._processes)  # type: ignore[union-attr]
+        os.kill(helper, signal.SIGSTOP)  # alive, but never answers
+        outcomes = run_worker(archive, read_ahead)
+        assert len(outcomes) == len(items()) + 41
+        assert archive.conn.execute("SELECT count(*) FROM record").fetchone()[0] == 33 + 40
+        assert any("TimeoutError" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+        deadline = time.monotonic() + 10
+        while _alive(helper) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(helper)
+    finally:
+        read_ahead.close()
+        archive.close()

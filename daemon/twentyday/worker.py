@@ -57,6 +57,8 @@ READ_AHEAD_CHUNKS = 4
 READ_AHEAD_BYTES = 32 * 1024 * 1024
 #: After the helper fails, the worker parses everything itself this long before trying a new one.
 HELPER_REST_SECONDS = 60.0
+#: A chunk the helper has not returned in this long counts as a failure: the helper is killed.
+READ_AHEAD_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,19 @@ class ReadAhead:
         return self._pool.submit(_prepare_items, items)
 
     def lost(self) -> None:
-        """The helper failed: do without one for a while, so a helper that cannot start costs nothing."""
+        """The helper failed: do without one for a while, so a helper that cannot start costs nothing.
+
+        Its process is killed, in case it is not dead but stuck (stopped, or in a parse that
+        does not end): the executor's own shutdown would wait for it.
+        """
         self._resting_until = self._clock() + HELPER_REST_SECONDS
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            # ProcessPoolExecutor has no public way to kill its workers before Python 3.14.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(OSError, AttributeError):
+                    process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -217,8 +227,8 @@ class Worker:
             prepared: list[pipeline.Prepared | None] = [None] * len(chunk)
             if future is not None:
                 try:
-                    prepared = future.result()
-                except Exception as error:  # the helper died (OOM killer, a crash): parse here
+                    prepared = future.result(timeout=READ_AHEAD_SECONDS)
+                except Exception as error:  # the helper died (OOM killer, a crash) or is stuck: parse here
                     log.error("read-ahead helper failed (%s); the worker parses these items itself",
                               type(error).__name__)
                     read_ahead.lost()
