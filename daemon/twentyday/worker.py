@@ -90,10 +90,11 @@ class ReadAhead:
     """Parses spooled mail in a helper process while the worker stores the items before it.
 
     The helper gets decrypted items over a pipe and returns :class:`pipeline.Prepared`
-    ones; it holds no secret, opens no file of the archive and writes nothing, so the
-    store, and with it every guarantee of the spool and the index, stays in the worker.
-    If the helper dies, the items it held are parsed by the worker itself and a new
-    helper starts with the next items.
+    ones; it holds no secret (it gets the worker's config, not its file), opens no file
+    and writes nothing, so the store, and with it every guarantee of the spool and the
+    index, stays in the worker. If the helper dies or stops answering, it is killed, the
+    items it held are parsed by the worker itself, and a new helper starts once
+    HELPER_REST_SECONDS have passed.
     """
 
     def __init__(self, config: Config, log_level: str = "INFO", clock: Callable[[], float] = time.monotonic
