@@ -24,14 +24,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
 
 import pytest
 from click.testing import CliRunner
 
 from twentyday import config as config_module
 from twentyday.cli import cli
-from twentyday.parsers import base
-from twentyday.parsers.base import ZipSource
+from twentyday.parsers import base, registry
+from twentyday.parsers.base import ParserModule, ZipSource
 from twentyday.store import Archive
 
 from .chatgen import android_line
@@ -528,3 +529,17 @@ def test_the_worker_seals_an_item_it_cannot_process(archive_dir: Path, monkeypat
     finally:
         spool.close()
         archive.close()
+
+
+class _Unreadable(base.BytesSource):
+    """A source whose every member fails to open, as a damaged or vanished export does."""
+
+    def open(self, member: str) -> BinaryIO:
+        raise OSError("gone")
+
+
+@pytest.mark.parametrize("parser", registry.PARSERS, ids=lambda p: p.NAME)
+@pytest.mark.parametrize("name", ["chat.md", "result.json", "chat.txt", "message_1.json", "channels.json",
+                                  "sms.xml", "m.eml", "a.mbox"])
+def test_detection_never_raises_on_a_source_that_cannot_be_read(parser: ParserModule, name: str) -> None:
+    assert not parser.detect(_Unreadable(name, b"x"), b"")

@@ -11,7 +11,6 @@ import zipfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -373,13 +372,6 @@ def test_does_not_detect_other_formats(path: Path) -> None:
 def test_does_not_detect_other_json_or_garbage(head: bytes) -> None:
     assert not telegram.detect(BytesSource("x.json", head), head)
 
-
-def test_detect_never_raises_on_a_broken_source() -> None:
-    class Broken(BytesSource):
-        def open(self, member: str) -> BinaryIO:
-            raise OSError("gone")
-
-    assert not telegram.detect(Broken("result.json", b"x"), b"")
 
 
 # --- malformed input ---------------------------------------------------------------------------

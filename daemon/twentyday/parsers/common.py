@@ -59,11 +59,8 @@ def read_member(source: ExportSource, member: str, limit: int) -> bytes | None:
 
 def load_json(source: ExportSource, member: str, limit: int, what: str) -> Any:
     """A whole JSON member of at most ``limit`` bytes; ``what`` names the format in errors."""
-    if source.size(member) > limit:
-        raise ParseError(f"{member}: larger than {limit} bytes; not a {what}")
-    with source.open(member) as stream:
-        data = stream.read(limit + 1)
-    if len(data) > limit:
+    data = read_member(source, member, limit)
+    if data is None:
         raise ParseError(f"{member}: larger than {limit} bytes; not a {what}")
     try:
         return json.loads(data)

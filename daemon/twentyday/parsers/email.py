@@ -60,7 +60,7 @@ from ..errors import ParseError
 from ..records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
 from . import google_chat, messenger, signal, sms_backup, telegram, whatsapp
 from .base import HEAD_BYTES, BytesSource, ExportSource, ParserModule
-from .common import content_type
+from .common import content_type, read_member
 from .forwarded import ForwardedOriginal, find_forwarded, strip_forward_prefix
 from .maildates import read_mail_date
 from .mailfile import (
@@ -127,11 +127,8 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     if len(members) != 1:
         raise ParseError(f"{source.name}: an e-mail capture is one message, not {len(members)} files")
     [member] = members
-    if source.size(member) > MAX_MESSAGE_BYTES:
-        raise ParseError(f"{source.name}: larger than {MAX_MESSAGE_BYTES} bytes for one e-mail message")
-    with source.open(member) as stream:
-        raw = stream.read(MAX_MESSAGE_BYTES + 1)
-    if len(raw) > MAX_MESSAGE_BYTES:
+    raw = read_member(source, member, MAX_MESSAGE_BYTES)
+    if raw is None:
         raise ParseError(f"{source.name}: larger than {MAX_MESSAGE_BYTES} bytes for one e-mail message")
     yield from read_capture(raw, hints)
 
