@@ -259,9 +259,10 @@ class Archive:
                 else:
                     self.conn.execute("ROLLBACK")
             raise
-        log.info("capture %s %s: %d new, %d linked, %d events; ledger head %s",
-                 capture_id, "written (commits with its batch)" if in_batch else "committed",
-                 result.new_count, result.linked_count, result.events, writer.head_hash)
+        # Inside a batch the worker logs each item's outcome when the batch commits: one line per item.
+        log.log(logging.DEBUG if in_batch else logging.INFO, "capture %s %s: %d new, %d linked, %d events; "
+                "ledger head %s", capture_id, "written (commits with its batch)" if in_batch else "committed",
+                result.new_count, result.linked_count, result.events, writer.head_hash)
         return result
 
     @contextlib.contextmanager
