@@ -499,6 +499,57 @@ def test_words_alone_give_one_referenced_attachment() -> None:
 # --- chat exports sent by mail -------------------------------------------------------------------------
 
 
+#: Reply bodies written by mail clients (see tests/data/email_replies/SOURCES.md).
+REPLY_FIXTURES = sorted((DATA / "email_replies").rglob("*.txt"))
+
+
+def test_all_reply_fixtures_are_here() -> None:
+    assert len(REPLY_FIXTURES) == 111
+
+
+@pytest.mark.parametrize("path", REPLY_FIXTURES, ids=lambda path: path.stem)
+def test_reply_fixture_sent_as_a_reply_is_the_reply_itself(path: Path) -> None:
+    record = only(parse(forward_inline(path.read_text(encoding="utf-8"), "Re: Quarterly budget")))
+    assert record.sender == "jane.doe@gmail.com"
+    assert record.created_at == FORWARDED_AT
+    assert not {"forwarded", "original_not_found"} & set(record.flags)
+
+
+@pytest.mark.parametrize("path", REPLY_FIXTURES, ids=lambda path: path.stem)
+def test_a_forward_is_never_dated_by_the_forward(path: Path) -> None:
+    # "Fwd:" over a reply thread: the quoted original when its header is recognised (dated from
+    # that header's own text), else the forward's text, undated and flagged for review.
+    text = path.read_text(encoding="utf-8")
+    record = only(parse(forward_inline(text, "Fwd: Quarterly budget")))
+    assert "forwarded" in record.flags
+    assert record.extra["forward_date"] == format_datetime(FORWARDED_AT)
+    if record.created_at is None:
+        assert "undated_forward" in record.flags
+    else:
+        assert record.time is not None and record.time.raw in text
+        assert record.created_at < FORWARDED_AT
+        assert "original_not_found" not in record.flags
+    if "original_not_found" in record.flags:
+        assert record.sender == "jane.doe@gmail.com"  # who forwarded it: the original's sender is unknown
+        assert record.created_at is None and record.time is None
+
+
+def test_forward_without_any_original_is_undated_for_review() -> None:
+    record = only(parse(forward_inline("See below, for the file.\n", f"Fwd: {SUBJECT}")))
+    assert record.created_at is None
+    assert set(record.flags) >= {"forwarded", "undated_forward", "original_not_found"}
+    assert record.extra["forward_client"] == "inline:not-found"
+    assert record.body.startswith("See below")
+
+
+def test_forwarded_chat_export_mail_is_not_held_to_a_missing_original() -> None:
+    # A phone's "WhatsApp Chat with ..." mail forwarded on: the export is the capture that counts.
+    files = (("WhatsApp Chat with Alice Smith.txt", CHAT_FILES["WhatsApp Chat with Alice Smith.txt"].read_bytes()),)
+    record = only(parse(forward_inline("Chat attached.\n", "Fwd: WhatsApp Chat with Alice Smith", files=files)))
+    assert record.created_at == FORWARDED_AT
+    assert "original_not_found" not in record.flags
+
+
 CHAT_FILES = {
     "WhatsApp Chat with Alice Smith.txt": DATA / "whatsapp" / "android_media_deleted_edited.txt",
     "result.json": DATA / "telegram" / "full_export" / "result.json",

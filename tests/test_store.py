@@ -70,6 +70,17 @@ def test_missing_date_is_undated_with_an_alert(archive_dir: Path, tmp_path: Path
     assert [a["kind"] for a in json.loads(output)] == ["undated_record"]
 
 
+def test_forward_without_its_original_is_undated_with_an_alert(archive_dir: Path, tmp_path: Path) -> None:
+    # The original's header was cut: its 20-day clock cannot be checked, so it is not "on time".
+    raw = make_mail(subject="Fwd: Meeting notes", body="Please keep this one.", date=NOW - timedelta(hours=1))
+    ingest(archive_dir, tmp_path, "m.eml", raw)
+    [record] = search(archive_dir)
+    assert record["status"] == "undated"
+    assert record["created_at"] is None
+    _, output = run(archive_dir, "alerts", "--json")
+    assert [a["kind"] for a in json.loads(output)] == ["undated_record"]
+
+
 def test_same_bytes_twice_is_a_no_op(archive_dir: Path, tmp_path: Path) -> None:
     raw = make_mail()
     ingest(archive_dir, tmp_path, "a.eml", raw)

@@ -32,7 +32,10 @@ How a forward is recognised, outermost first:
 Forwards of forwards end at the innermost original; every step is kept in
 ``forward_chain``. When the original's date cannot be read the record is
 undated (``created_at`` None, the raw text kept in ``time``, flag
-``undated_forward``): the forward's own date is never put in its place. An
+``undated_forward``): the forward's own date is never put in its place. So is
+a message whose subject says it is a forward but in which no original is found
+(flag ``original_not_found`` too; a mail carrying a chat export is exempt, the
+export being the capture that counts). An
 inline forward that carries no attachments although the original refers to
 some (a placeholder such as ``<image001.png>`` or ``[cid:...]``, or words like
 "attached") gets placeholder attachments with ``data=None``, the flag
@@ -197,7 +200,21 @@ class _Reader:
             found = self._inline(top, body[0], at_top=True)
             if found is not None:
                 return self._inline_record(top, top, body[1], found, ())
-        return [self._with_chat_flag(describe(top, self.budget, body))]
+        record = self._with_chat_flag(describe(top, self.budget, body))
+        if has_forward_prefix(header(top, "Subject")) and "chat_export_attached" not in record.flags:
+            return self._original_not_found(top, record)
+        return [record]
+
+    def _original_not_found(self, top: Message, record: ParsedMessage) -> list[Record]:
+        """A forward ("Fwd: ...") in which no original can be found: undated, never the forward's date.
+
+        The original's sender and time are unknown (its header block was cut, or is in a
+        form not recognised), so the record is the forward's own text, flagged for review;
+        its 20-day clock cannot be checked, which the undated record's alert says.
+        """
+        record = dataclasses.replace(record, created_at=None, time=None,
+                                     flags=(*record.flags, "original_not_found"))
+        return self._forward(top, record, (_hop(top, "inline:not-found"),), "", inline=True)
 
     # --- attachments ---
 
