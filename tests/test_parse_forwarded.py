@@ -413,6 +413,34 @@ def test_apple_forward_of_a_forward_in_nested_quotes() -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "sender", "when"),
+    [
+        # The reply-parser fixtures' shapes (tests/data/email_replies): wrapped and squeezed headers.
+        ("On Dec 16, 2011, at 12:47 PM, Corey Donohoe\n<reply@example.com>\nwrote:\n\n> Fixed?\n",
+         "reply@example.com", "2011-12-16 12:47"),
+        ("On Tue, Sep 25, 2012 at 8:59 AM, Chris Wanstrath\n<notify@example.com>wrote:\n\n> Steps 0-2.\n",
+         "notify@example.com", "2012-09-25 08:59"),
+        ('In data 11 ottobre 2017 21:11:31 "John Doe" <john@example.com> ha scritto:\n\nBuongiorno!\n',
+         "john@example.com", "2017-10-11 21:11"),
+        ("---- On Wed, 24 Feb 2021 14:02:50 +0530 john@example.com wrote ----\n\nHello\n",
+         "john@example.com", "2021-02-24 14:02"),
+        ("From: Human Resources\n<hr@example.com>\nSent: Monday, August 26, 2019 4:37 PM\n"
+         "To: Abhishek <a@example.com>\nSubject: A new message\n\nHello\n", "hr@example.com", "2019-08-26 16:37"),
+    ],
+)
+def test_wrapped_and_squeezed_reply_headers(body: str, sender: str, when: str) -> None:
+    found = parse(body)
+    assert found is not None
+    assert found.sender_address == sender
+    assert found.created_at is not None and found.created_at.strftime("%Y-%m-%d %H:%M") == when
+
+
+def test_a_bracketed_address_alone_does_not_make_a_reply_header() -> None:
+    # Three lines are joined only when the middle one is an address and the last ends the sentence.
+    assert parse("On Monday, the team\n<agenda@example.com>\nmet again.\n> notes\n") is None
+
+
+@pytest.mark.parametrize(
     ("text", "day_first", "expected", "decided_by"),
     [
         ("03/04/2021 10:00", None, None, None),

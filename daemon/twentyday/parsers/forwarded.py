@@ -19,7 +19,9 @@ How a forward is found, first match from the top of the body:
 - a bare header block starting with From (New Outlook, Outlook 2013) that also
   has a date and a To or Subject line;
 - a reply header ("On ... wrote:", "Am ... schrieb ...:", "Le ... a écrit :",
-  possibly over two lines) followed by the quoted or 4-space-indented original.
+  possibly over two lines, or three when the sender's address was wrapped onto
+  a line of its own; Zoho's "---- On ... wrote ----") followed by the quoted or
+  4-space-indented original.
 
 Forwards of forwards: the innermost original is returned only while each
 enclosing message is a mere relay of it, i.e. its subject carries a forward
@@ -156,6 +158,7 @@ REPLY_TEMPLATES: tuple[str, ...] = (
     "El {when} escribió:",
     "Il giorno {when} ha scritto:",
     "Il {when} ha scritto:",
+    "In data {when} ha scritto:",
     "Op {date} heeft {sender} geschreven:",
     "Op {date} schreef {sender}:",
     "Em {when} escreveu:",
@@ -525,8 +528,10 @@ def _read_headers(lines: Sequence[str], start: int, stop: int) -> _Headers | Non
             break
         parsed = _header(text)
         if parsed is None:
-            # A long To/Cc list folded onto an indented next line.
-            if last in ("to", "cc", "bcc") and raw[:1] in (" ", "\t") and "@" in text:
+            # A long To/Cc list folded onto an indented next line, or a From wrapped
+            # before its address ("From: Human Resources\n<hr@example.com>").
+            if (last in ("to", "cc", "bcc") and raw[:1] in (" ", "\t") and "@" in text) or (
+                    last == "from" and _is_bracketed_address(text)):
                 values[last] = f"{values[last]} {text}"
                 index += 1
                 continue
@@ -569,11 +574,19 @@ def _reply_block(lines: Sequence[str], index: int, stop: int) -> _Block | None:
     candidates = []
     if first.endswith(":"):
         candidates.append((first, index + 1))
+    elif first.startswith("---- ") and first.endswith(" ----"):
+        # Zoho: "---- On Wed, 24 Feb 2021 14:02:50 +0530 john@gmail.com wrote ----"
+        candidates.append((first.strip("- ") + ":", index + 1))
     if index + 1 < stop and len(lines[index + 1]) <= MAX_REPLY_HEADER:
         # "On Wed, Oct 27, 2021 at 9:31 AM John Doe <john.doe@acme.com>\nwrote:"
         second = _unquoted(lines[index + 1])[1].strip()
         if second.endswith(":"):
             candidates.append((f"{first} {second}", index + 2))
+        elif _is_bracketed_address(second) and index + 2 < stop and len(lines[index + 2]) <= MAX_REPLY_HEADER:
+            # Wrapped twice: "On Dec 16, 2011, at 12:47 PM, Corey Donohoe\n<reply@example.com>\nwrote:"
+            third = _unquoted(lines[index + 2])[1].strip()
+            if third.endswith(":"):
+                candidates.append((f"{first} {second} {third}", index + 3))
     for text, after in candidates:
         parts = _match_reply(_sentence(text))
         if parts is not None:
@@ -581,8 +594,15 @@ def _reply_block(lines: Sequence[str], index: int, stop: int) -> _Block | None:
     return None
 
 
+def _is_bracketed_address(text: str) -> bool:
+    """ "<someone@example.com>" alone: a sender's address a client wrapped onto a line of its own."""
+    return text.startswith("<") and text.endswith(">") and "@" in text and " " not in text
+
+
 def _sentence(text: str) -> str:
     sentence = " ".join(text.split())
+    # "<notifications@github.com>wrote:": some clients drop the space after the address.
+    sentence = sentence.replace(">wrote:", "> wrote:")
     if sentence.endswith(" :"):
         sentence = sentence[:-2] + ":"
     return sentence
