@@ -7,6 +7,7 @@ import pickle
 import re
 import signal
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from twentyday import config as config_module
 from twentyday import pipeline
+from twentyday.capture_writer import CaptureWriter, IngestResult, RecordDraft
 from twentyday.daemon import open_spool
 from twentyday.initialise import init_archive
 from twentyday.search import Filters, search
@@ -131,6 +133,40 @@ def test_the_worker_with_a_helper_stores_what_it_stores_alone(tmp_path: Path) ->
         read_ahead.close()
         alone.close()
         ahead.close()
+
+
+def test_an_item_read_ahead_that_fails_costs_its_batch_a_second_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Read-ahead items are stored without a savepoint each; a failure rolls the batch back
+    # and the worker stores it again item by item: nothing lost, nothing twice.
+    archive = fresh_archive(tmp_path / "a")
+    read_ahead = ReadAhead(archive.config)
+    write = CaptureWriter.write
+    attempts: list[str] = []
+
+    def failing_write(self: CaptureWriter, drafts: Iterable[RecordDraft], events: Iterable[object]) -> IngestResult:
+        if self.capture.source_name == "bulk-7.eml" and self.capture.parser == "email":
+            attempts.append(self.capture.source_name)
+            raise RuntimeError("a bug in the writer")
+        return write(self, drafts, events)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CaptureWriter, "write", failing_write)
+    try:
+        spool_items(archive)
+        outcomes = run_worker(archive, read_ahead)
+        assert len(attempts) == 2  # once in the batch without savepoints, once in a savepoint of its own
+        assert sum("the batch was rolled back" in r.getMessage() for r in caplog.records) == 1
+        assert len(outcomes) == len(items()) + 41
+        [kept] = [o for o in outcomes if o[0] == "bulk-7.eml"]
+        assert kept[1] == "quarantined" and "internal error (RuntimeError)" in str(kept[2])
+        assert archive.conn.execute("SELECT count(*) FROM record").fetchone()[0] == 33 + 39
+        assert archive.conn.execute(
+            "SELECT source_name FROM capture GROUP BY source_name HAVING count(*) > 1").fetchall() == []
+        assert archive.conn.execute("SELECT count(*) FROM record_terms").fetchone()[0] == 33 + 39
+        assert verify(archive.conn, archive.secrets.verify_key).ok
+    finally:
+        read_ahead.close()
+        archive.close()
 
 
 def test_a_helper_that_dies_costs_nothing_but_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

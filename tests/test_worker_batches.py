@@ -13,7 +13,7 @@ from twentyday import config as config_module
 from twentyday import secrets
 from twentyday.capture_writer import CaptureInput, RecordDraft
 from twentyday.daemon import open_spool
-from twentyday.errors import IntakeError
+from twentyday.errors import BatchRolledBack, IntakeError
 from twentyday.records import ParsedMessage
 from twentyday.search import Filters, search
 from twentyday.store import Archive
@@ -47,6 +47,31 @@ def test_a_failed_capture_in_a_batch_leaves_the_others_committed(archive: Archiv
     archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), _drafts("b", 2500))
     assert conn.execute("SELECT count(*) FROM record").fetchone() == (5000,)
     assert conn.execute("SELECT count(*) FROM record_terms").fetchone() == (5000,)
+    assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
+
+
+def test_a_capture_without_a_savepoint_that_fails_rolls_the_whole_batch_back(archive: Archive) -> None:
+    # The worker stores read-ahead items so (a savepoint copies every page they change),
+    # and stores the batch again when this happens.
+    with pytest.raises(BatchRolledBack, match="the batch was rolled back") as raised, archive.batch():
+        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), _drafts("a", 30),
+                       savepoint=False)
+        archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW),
+                       _drafts("b", 30, fail_after=20), savepoint=False)
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    conn = archive.conn
+    assert not conn.in_transaction
+    assert conn.execute("SELECT count(*) FROM capture").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM record").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (0,)
+    # Stored again, each capture whole, the archive as if the failure never happened.
+    with archive.batch():
+        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), _drafts("a", 30),
+                       savepoint=False)
+        archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), _drafts("b", 30),
+                       savepoint=False)
+    assert conn.execute("SELECT count(*) FROM record").fetchone() == (60,)
+    assert conn.execute("SELECT count(*) FROM record_terms").fetchone() == (60,)
     assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
 
 

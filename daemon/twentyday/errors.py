@@ -9,6 +9,7 @@
      │   └─ HeldForReview          exit 4   (day/month order undecidable: held, alert raised)
      ├─ IntegrityError             exit 5   (verify found a difference)
      ├─ IntakeError                exit 6   (spool not writable: SMTP answers 451)
+     │   └─ BatchRolledBack        exit 6   (a batch lost all its captures: store them again)
      └─ NotFoundError              exit 7   (no such record, capture or file)
 
 The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``;
@@ -72,6 +73,15 @@ class IntakeError(TwentydayError):
     """An item could not be made durable; the source must not acknowledge it."""
 
     exit_code = 6
+
+
+class BatchRolledBack(IntakeError):
+    """A capture written without a savepoint of its own failed: the whole batch was rolled back.
+
+    None of the batch's captures is stored; the caller (the pipeline worker) still holds
+    every item and stores them again, each in a savepoint, where the failure meets its
+    usual handling.
+    """
 
 
 class NotFoundError(TwentydayError):

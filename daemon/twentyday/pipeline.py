@@ -198,9 +198,14 @@ def prepare(config: Config, item: Item) -> Prepared | None:
         registry.close_source(source)
 
 
-def store(archive: Archive, prepared: Prepared) -> Outcome:
-    """Store an item :func:`prepare` read: the outcome :func:`process` would have had."""
-    return _store_plan(archive, prepared.item, prepared.plan)
+def store(archive: Archive, prepared: Prepared, *, savepoint: bool = True) -> Outcome:
+    """Store an item :func:`prepare` read: the outcome :func:`process` would have had.
+
+    Its records are parsed already, so inside a batch its capture may be written
+    without a savepoint (``savepoint=False``, see :meth:`Archive.ingest`); mailed chat
+    exports it carries are parsed while stored, so they keep theirs.
+    """
+    return _store_plan(archive, prepared.item, prepared.plan, savepoint)
 
 
 def _unknown_custodian(item: Item) -> _Keep:
@@ -236,13 +241,13 @@ def _plan(config: Config, item: Item, custodian: Custodian | None, source: Expor
     return _Parse(custodian.id, parser.NAME, records)
 
 
-def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse) -> Outcome:
+def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: bool = True) -> Outcome:
     if isinstance(plan, _Keep):
-        return _keep(archive, item, plan.custodian_id, plan.state, plan.reason, plan.alert)
+        return _keep(archive, item, plan.custodian_id, plan.state, plan.reason, plan.alert, savepoint)
     owner = archive.config.custodian(plan.custodian_id)
     if owner is None:  # the config changed between prepare and store
         return _keep(archive, item, None, "unrouted", f"no custodian {plan.custodian_id!r} is configured",
-                     "unknown_custodian")
+                     "unknown_custodian", savepoint)
     tally = _Tally()
     events: list[ParsedEvent] = []
 
@@ -251,7 +256,8 @@ def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse) -> Outcome:
 
     try:
         drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words)
-        result = archive.ingest(_capture(item, owner.id, plan.parser), drafts, events, before_commit=raise_alerts)
+        result = archive.ingest(_capture(item, owner.id, plan.parser), drafts, events, before_commit=raise_alerts,
+                                savepoint=savepoint)
     except (HeldForReview, ParseError) as error:
         kept = _kept_after(error, owner.id)
         return _keep(archive, item, kept.custodian_id, kept.state, kept.reason, kept.alert)
@@ -372,14 +378,15 @@ def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "in
 
 
 def _keep(archive: Archive, item: Item, custodian_id: str | None, state: str, reason: str,
-          alert_kind: str) -> Outcome:
+          alert_kind: str, savepoint: bool = True) -> Outcome:
     """Seal the raw item with no records, and raise the alert that says why."""
 
     def raise_alert(conn: sqlite3.Connection, result: IngestResult) -> None:
         alerts.raise_alert(conn, alert_kind, custodian_id or "", "", f"{result.capture_id}: {reason}",
                            item.received_at)
 
-    result = archive.ingest(_capture(item, custodian_id, "none", state, reason), before_commit=raise_alert)
+    result = archive.ingest(_capture(item, custodian_id, "none", state, reason), before_commit=raise_alert,
+                            savepoint=savepoint)
     if result.duplicate:  # said when it was first kept; how far a parse got this time is no news
         return Outcome(item.name, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
     log.warning("%s %s: %s", state, result.capture_id, reason)

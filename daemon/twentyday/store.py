@@ -8,7 +8,11 @@ with the SQLite index (:mod:`schema`) and the :mod:`ledger` beside them.
 or nothing, in one SQLite transaction: the raw bytes sealed, every record
 sealed and indexed, every event, the ledger entries and a signed checkpoint.
 Inside ``Archive.batch()`` (the pipeline worker's) each capture is a savepoint
-instead, and the batch signs one checkpoint when it commits.
+instead, and the batch signs one checkpoint when it commits. A capture that
+cannot fail half-way for a reason of its own (its records are parsed already)
+may skip the savepoint, whose statement journal copies every page the capture
+changes: should it fail anyway, the whole batch is rolled back
+(:class:`BatchRolledBack`) and the caller stores the batch again.
 Re-ingesting the same bytes is a no-op; a message already archived from an
 earlier capture is linked to the new capture, never duplicated, and keeps its
 earliest capture time.
@@ -44,7 +48,7 @@ from .capture_writer import TERM_COLUMNS, CaptureInput, CaptureWriter, IngestRes
 from .config import Config
 from .entries import unpack_content
 from .envelope import DataKey
-from .errors import IntakeError, KeyMaterialError, NotFoundError, TwentydayError
+from .errors import BatchRolledBack, IntakeError, KeyMaterialError, NotFoundError, TwentydayError
 from .ledger import Ledger
 from .records import ParsedEvent
 from .words import tokens
@@ -219,11 +223,15 @@ class Archive:
         drafts: Iterable[RecordDraft] = (),
         events: Iterable[ParsedEvent] = (),
         before_commit: Callable[[sqlite3.Connection, IngestResult], None] | None = None,
+        *,
+        savepoint: bool = True,
     ) -> IngestResult:
         """Seal and index one capture atomically. Same bytes again: a no-op.
 
         ``before_commit`` runs inside the same transaction (e.g. to raise alerts), so
         a crash cannot keep the capture and lose what it should have raised.
+        Inside a batch, ``savepoint=False`` writes the capture without a savepoint of
+        its own: if it fails, the batch is rolled back and :class:`BatchRolledBack` raised.
         """
         source_hash = self.source_hash(capture.custodian, capture.raw)
         capture_id = "cap-" + source_hash[:24]
@@ -235,29 +243,40 @@ class Archive:
         writer.sign = not in_batch
         if self._batch_terms is not None:  # inside batch(), which inserts them before its commit
             writer.deferred_terms = []
+        # Inside a batch: a savepoint (rolled back alone), or none (see the module docstring).
+        guarded = in_batch and savepoint
+        begin, end = ("SAVEPOINT capture", "RELEASE capture") if guarded else \
+            ("", "") if in_batch else ("BEGIN IMMEDIATE", "COMMIT")
         try:
-            self.conn.execute("SAVEPOINT capture" if in_batch else "BEGIN IMMEDIATE")
+            if begin:
+                self.conn.execute(begin)
         except sqlite3.OperationalError as error:
             raise IntakeError(f"index is not writable: {error}") from None
         try:
             if self.conn.execute("SELECT 1 FROM capture WHERE source_hash = ?", (source_hash,)).fetchone():
-                self.conn.execute("RELEASE capture" if in_batch else "ROLLBACK")
+                if begin:
+                    self.conn.execute("RELEASE capture" if guarded else "ROLLBACK")
                 return IngestResult(capture_id, duplicate=True)
             result = writer.write(drafts, events)
             if before_commit is not None:
                 before_commit(self.conn, result)
-            self.conn.execute("RELEASE capture" if in_batch else "COMMIT")
+            if end:
+                self.conn.execute(end)
             if writer.deferred_terms and self._batch_terms is not None:
                 self._batch_terms += writer.deferred_terms
-        except BaseException:
+        except BaseException as error:
             writer.abandon()
             # SQLite ends the whole transaction itself after some errors (disk full, I/O).
             if self.conn.in_transaction:
-                if in_batch:
+                if guarded:
                     self.conn.execute("ROLLBACK TO capture")
                     self.conn.execute("RELEASE capture")
                 else:
                     self.conn.execute("ROLLBACK")
+            if in_batch and not guarded:
+                self._batch_terms = None
+                raise BatchRolledBack(f"capture {capture_id} failed without a savepoint "
+                                      f"({type(error).__name__}): the batch was rolled back") from error
             raise
         # Inside a batch the worker logs each item's outcome when the batch commits: one line per item.
         log.log(logging.DEBUG if in_batch else logging.INFO, "capture %s %s: %d new, %d linked, %d events; "
@@ -272,7 +291,8 @@ class Archive:
         Each capture inside is still all-or-nothing (a savepoint). The block commits what
         it wrote when it ends, also when it ends with an exception after some captures
         succeeded, unless SQLite already rolled the transaction back (then the commit's
-        error is raised: nothing of the batch is stored).
+        error is raised: nothing of the batch is stored) or a capture written without a
+        savepoint failed (then its :class:`BatchRolledBack` goes on, nothing committed).
         """
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -281,18 +301,28 @@ class Archive:
         self._batch_terms = []
         try:
             yield
+        except BatchRolledBack:
+            raise  # nothing of the batch is left to commit
+        except BaseException:
+            self._commit_batch()
+            raise
+        else:
+            self._commit_batch()
         finally:
-            terms, self._batch_terms = self._batch_terms or [], None
-            if not self.conn.in_transaction:
-                raise IntakeError("the index rolled the batch back (disk full or I/O error)")
-            try:
-                schema.insert_rows(self.conn, "record_terms", TERM_COLUMNS, terms)
-                self._sign_head()
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as error:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise IntakeError(f"cannot commit the batch: {error}") from None
+            self._batch_terms = None
+
+    def _commit_batch(self) -> None:
+        terms, self._batch_terms = self._batch_terms or [], None
+        if not self.conn.in_transaction:
+            raise IntakeError("the index rolled the batch back (disk full or I/O error)")
+        try:
+            schema.insert_rows(self.conn, "record_terms", TERM_COLUMNS, terms)
+            self._sign_head()
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise IntakeError(f"cannot commit the batch: {error}") from None
 
     def _sign_head(self) -> None:
         """Sign the ledger's head if entries follow the last checkpoint (the batch's captures)."""

@@ -2,12 +2,13 @@
 
 An item leaves the spool only after the store committed it durably (or sealed
 it in quarantine). Items are ingested in batches: up to ``DONE_BATCH`` items share
-one transaction (each item a savepoint in it, so each is still all or nothing),
-one fsync of the index and one spool update; a power loss replays the batch from
-the spool. If the archive itself fails (disk full, index locked), the failing item
-stays, the items before it are committed, and the worker tries again later; a
-crash at any point replays what was not committed, and ingest being idempotent,
-the replay adds nothing twice.
+one transaction, one fsync of the index and one spool update; a power loss replays
+the batch from the spool. Each item is still all or nothing: a savepoint, or, for
+items parsed ahead, a rollback of the whole batch that is then stored again with
+a savepoint per item (see :meth:`Worker._run_batch`). If the archive itself fails
+(disk full, index locked), the failing item stays, the items before it are
+committed, and the worker tries again later; a crash at any point replays what
+was not committed, and ingest being idempotent, the replay adds nothing twice.
 
 In the daemon the worker is a process of its own (:func:`worker_process`), so
 parsing and sealing use the second core instead of competing with SMTP intake
@@ -42,7 +43,7 @@ from . import pipeline
 from .canonical import parse_iso
 from .config import Config
 from .config import load as load_config
-from .errors import IntakeError, TwentydayError
+from .errors import BatchRolledBack, IntakeError, TwentydayError
 from .spool import Spool, SpoolItem
 from .store import Archive
 
@@ -246,18 +247,23 @@ class Worker:
         except Exception:  # reading it fails: the worker's own pass meets the error where it is handled
             return None
 
-    def _run_batch(self, pending: Iterator[_Pending], keep_going: Callable[[], bool]
+    def _run_batch(self, pending: Iterator[_Pending], keep_going: Callable[[], bool], guarded: bool = False
                    ) -> tuple[list[pipeline.Outcome], bool]:
         """Up to ``DONE_BATCH`` items (or ``BATCH_SECONDS`` of work) in one transaction.
 
-        Each item is all-or-nothing inside it (the store's savepoint); one commit, one
-        fsync and one spool update cover the batch, so small items (mail) do not each pay
-        for writing the index's pages. Returns what was committed, and whether to go on.
+        Each item is all-or-nothing inside it; one commit, one fsync and one spool update
+        cover the batch, so small items (mail) do not each pay for writing the index's
+        pages. Items read ahead are parsed already and are stored without a savepoint
+        of their own (it would copy every page they change); if one fails anyway, the
+        store rolls the whole batch back and the batch is stored again ``guarded``: each
+        item in a savepoint, where a failing one is rolled back alone. Returns what was
+        committed, and whether to go on.
         """
         first = next(pending, None)
         if first is None:
             return [], False
         committed: list[tuple[SpoolItem, pipeline.Outcome]] = []
+        attempted: list[_Pending] = []
         more = True
         began = time.monotonic()
         try:
@@ -267,8 +273,11 @@ class Worker:
                     if self._stop.is_set() or not keep_going():
                         more = False
                         break
+                    attempted.append(pending_item)
                     try:
-                        outcome = self._process(pending_item)
+                        outcome = self._process(pending_item, guarded)
+                    except BatchRolledBack:
+                        raise  # out of the batch, which has nothing left to commit
                     except (IntakeError, sqlite3.OperationalError, OSError) as error:
                         log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
                         more = False
@@ -284,6 +293,9 @@ class Worker:
                         break
                 else:
                     more = False
+        except BatchRolledBack as error:
+            log.warning("%s; storing its %d item(s) again, each in a savepoint", error, len(attempted))
+            return self._run_batch(itertools.chain(attempted, pending), keep_going, guarded=True)
         except (IntakeError, sqlite3.Error, OSError) as error:
             log.error("archive unavailable, %d item(s) stay in the spool: %s", len(committed), error)
             return [], False
@@ -306,9 +318,9 @@ class Worker:
             log.error("item %s stays in the spool: it cannot be quarantined either", spooled.id)
             return None
 
-    def _process(self, pending: _Pending) -> pipeline.Outcome:
+    def _process(self, pending: _Pending, guarded: bool) -> pipeline.Outcome:
         if pending.prepared is not None:
-            return pipeline.store(self.archive, pending.prepared)
+            return pipeline.store(self.archive, pending.prepared, savepoint=guarded)
         spooled = pending.spooled
         item = self._item(spooled)
         if spooled.meta.get("refused"):
