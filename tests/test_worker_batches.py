@@ -75,6 +75,20 @@ def test_a_capture_without_a_savepoint_that_fails_rolls_the_whole_batch_back(arc
     assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
 
 
+def test_an_interrupt_in_a_capture_without_a_savepoint_is_not_turned_into_a_retry(archive: Archive) -> None:
+    def interrupted() -> Iterator[RecordDraft]:
+        yield from _drafts("a", 10)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), archive.batch():
+        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), _drafts("b", 5),
+                       savepoint=False)
+        archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), interrupted(),
+                       savepoint=False)
+    assert not archive.conn.in_transaction
+    assert archive.conn.execute("SELECT count(*) FROM capture").fetchone() == (0,)
+
+
 def test_a_batch_cannot_start_while_another_writer_holds_the_index(archive_dir: Path) -> None:
     config = config_module.load(archive_dir / "twentyday.toml")
     archive = Archive(config)

@@ -274,9 +274,10 @@ class Archive:
                 else:
                     self.conn.execute("ROLLBACK")
             if in_batch and not guarded:
-                self._batch_terms = None
-                raise BatchRolledBack(f"capture {capture_id} failed without a savepoint "
-                                      f"({type(error).__name__}): the batch was rolled back") from error
+                self._batch_terms = None  # tells batch() that nothing is left to commit
+                if isinstance(error, Exception):  # not KeyboardInterrupt: that one goes on as it is
+                    raise BatchRolledBack(f"capture {capture_id} failed without a savepoint "
+                                          f"({type(error).__name__}): the batch was rolled back") from error
             raise
         # Inside a batch the worker logs each item's outcome when the batch commits: one line per item.
         log.log(logging.DEBUG if in_batch else logging.INFO, "capture %s %s: %d new, %d linked, %d events; "
@@ -301,10 +302,9 @@ class Archive:
         self._batch_terms = []
         try:
             yield
-        except BatchRolledBack:
-            raise  # nothing of the batch is left to commit
         except BaseException:
-            self._commit_batch()
+            if self._batch_terms is not None:  # None: a capture rolled the batch back, nothing to commit
+                self._commit_batch()
             raise
         else:
             self._commit_batch()
