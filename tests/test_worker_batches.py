@@ -18,7 +18,7 @@ from twentyday.records import ParsedMessage
 from twentyday.search import Filters, search
 from twentyday.store import Archive
 from twentyday.verify import verify
-from twentyday.worker import Worker, spool_meta
+from twentyday.worker import DONE_BATCH, Worker, spool_meta
 
 from .conftest import NOW, make_mail
 
@@ -114,18 +114,19 @@ def _spool_mails(archive_dir: Path, count: int) -> None:
 
 
 def test_the_worker_commits_a_batch_and_only_then_forgets_its_items(archive_dir: Path) -> None:
-    _spool_mails(archive_dir, 70)  # more than one batch
+    count = DONE_BATCH + 6  # more than one batch
+    _spool_mails(archive_dir, count)
     config = config_module.load(archive_dir / "twentyday.toml")
     archive = Archive(config, durable=False)
     spool = open_spool(config, writer=False)
     try:
         outcomes = Worker(archive, spool).run_once()
-        assert [o.state for o in outcomes] == ["ingested"] * 70
+        assert [o.state for o in outcomes] == ["ingested"] * count
         assert list(spool.pending()) == []
-        assert archive.conn.execute("SELECT count(*) FROM capture").fetchone() == (70,)
+        assert archive.conn.execute("SELECT count(*) FROM capture").fetchone() == (count,)
         assert verify(archive.conn, archive.secrets.verify_key).ok
         # Every mail of every batch is found by its words.
-        assert len(search(archive, Filters(text="note"))) == 70
+        assert len(search(archive, Filters(text="note"))) == count
         mail_42 = archive.conn.execute("SELECT record.id FROM record JOIN capture ON capture.id = record.capture_id "
                                        "WHERE capture.source_name = 'mail-42'").fetchall()
         assert [(r["id"],) for r in search(archive, Filters(text="note 42"))] == mail_42

@@ -49,7 +49,7 @@ from .store import Archive
 
 log = logging.getLogger(__name__)
 #: At most this many items, or this much work, share one transaction and one fsync.
-DONE_BATCH = 64
+DONE_BATCH = 256
 BATCH_SECONDS = 1.0
 PIPELINE_NICENESS = 10
 #: The read-ahead helper gets items in chunks of this many, at most this many chunks ahead.
