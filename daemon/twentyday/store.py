@@ -237,16 +237,19 @@ class Archive:
         capture_id = "cap-" + source_hash[:24]
         recipients = self.recipients
         writer = CaptureWriter(self, capture, capture_id, source_hash, recipients)
-        # Inside a batch (see :meth:`batch`) the capture is a savepoint: all of it or none
-        # of it, committed with the batch.
         in_batch = self.conn.in_transaction
         writer.sign = not in_batch
         if self._batch_terms is not None:  # inside batch(), which inserts them before its commit
             writer.deferred_terms = []
-        # Inside a batch: a savepoint (rolled back alone), or none (see the module docstring).
+        # Alone: a transaction of its own. Inside a batch (see :meth:`batch`), committed with
+        # it: a savepoint (rolled back alone), or none (see the module docstring).
         guarded = in_batch and savepoint
-        begin, end = ("SAVEPOINT capture", "RELEASE capture") if guarded else \
-            ("", "") if in_batch else ("BEGIN IMMEDIATE", "COMMIT")
+        if not in_batch:
+            begin, end = "BEGIN IMMEDIATE", "COMMIT"
+        elif guarded:
+            begin, end = "SAVEPOINT capture", "RELEASE capture"
+        else:
+            begin, end = "", ""
         try:
             if begin:
                 self.conn.execute(begin)
