@@ -8,13 +8,14 @@ import re
 import signal
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from twentyday import config as config_module
-from twentyday import pipeline
+from twentyday import pipeline, worker
+from twentyday.canonical import iso
 from twentyday.capture_writer import CaptureWriter, IngestResult, RecordDraft
 from twentyday.daemon import open_spool
 from twentyday.initialise import init_archive
@@ -234,4 +235,56 @@ def test_a_stuck_helper_is_killed_and_its_items_are_stored_anyway(tmp_path: Path
         assert not _alive(helper)
     finally:
         read_ahead.close()
+        archive.close()
+
+
+def test_a_batch_stored_again_is_stored_whole_and_in_order_so_the_first_capture_counts(
+        archive_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same message forwarded twice: on time (mail-3), then 30 days later (mail-7). A
+    # batch rolled back by a failure at mail-5 is stored again, a savepoint per item, which
+    # is slower; were that pass cut short by the batch's time limit, mail-3 and mail-4
+    # would be left for later and stored after mail-7, and the message would count as late.
+    config = config_module.load(archive_dir / "twentyday.toml")
+    spool = open_spool(config)
+    for n in range(12):
+        data = make_mail(message_id=f"<mail-{n}@example.test>", body=f"note {n}")
+        received = NOW
+        if n in (3, 7):
+            data = make_mail(message_id="<same@example.test>", body="the same message", to=f"x{n}@partner.example")
+            received = NOW if n == 3 else NOW + timedelta(days=30)
+        spool.put_bytes(data, spool_meta(f"mail-{n}", "smtp", received, "jdoe"))
+    spool.close()
+    archive = Archive(config, durable=False)
+    spool = open_spool(config, writer=False)
+    read_ahead = ReadAhead(config)
+    monkeypatch.setattr(worker, "BATCH_SECONDS", 0.5)
+    store = pipeline.store
+
+    def slow_in_a_savepoint(archive: Archive, prepared: pipeline.Prepared, *, savepoint: bool = True
+                            ) -> pipeline.Outcome:
+        if savepoint:
+            time.sleep(0.2)
+        return store(archive, prepared, savepoint=savepoint)
+
+    write = CaptureWriter.write
+
+    def failing_write(self: CaptureWriter, drafts: Iterable[RecordDraft], events: Iterable[object]) -> IngestResult:
+        if self.capture.source_name == "mail-5" and self.capture.parser == "email":
+            raise RuntimeError("a bug in the writer")
+        return write(self, drafts, events)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "store", slow_in_a_savepoint)
+    monkeypatch.setattr(CaptureWriter, "write", failing_write)
+    try:
+        outcomes = Worker(archive, spool, read_ahead=read_ahead).run_once()
+        assert [o.source for o in outcomes] == [f"mail-{n}" for n in range(12)]
+        assert list(spool.pending()) == []
+        assert archive.conn.execute(
+            "SELECT status, captured_at FROM record WHERE capture_id = "
+            "(SELECT id FROM capture WHERE source_name = 'mail-3')").fetchall() == [("on_time", iso(NOW))]
+        assert archive.conn.execute("SELECT count(*) FROM record WHERE status = 'late'").fetchone() == (0,)
+        assert verify(archive.conn, archive.secrets.verify_key).ok
+    finally:
+        read_ahead.close()
+        spool.close()
         archive.close()

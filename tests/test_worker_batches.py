@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from twentyday import config as config_module
-from twentyday import secrets
+from twentyday import schema, secrets
+from twentyday import spool as spool_module
 from twentyday.capture_writer import CaptureInput, RecordDraft
 from twentyday.daemon import open_spool
 from twentyday.errors import BatchRolledBack, IntakeError
@@ -155,3 +160,102 @@ def test_a_locked_index_keeps_every_item_in_the_spool_until_it_frees(archive_dir
         other.close()
         spool.close()
         archive.close()
+
+
+def test_a_full_disk_after_the_commit_keeps_the_items_and_the_worker_alive(
+        archive_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # The batch is committed, but its fsync (or the spool's done-log) fails: the worker must
+    # neither die with a traceback nor forget the items; replayed, they are found archived.
+    _spool_mails(archive_dir, 2)
+    config = config_module.load(archive_dir / "twentyday.toml")
+    archive = Archive(config, durable=False)
+    spool = open_spool(config, writer=False)
+    worker = Worker(archive, spool)
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(spool_module.os, "fsync", disk_full)
+            until = time.monotonic() + 0.5  # several rounds: each commits, fails to fsync, keeps the items
+            worker.loop(poll_seconds=0.01, keep_going=lambda: time.monotonic() < until)
+        assert any("No space left on device" in r.getMessage() for r in caplog.records)
+        assert len(list(spool.pending())) == 2
+        assert [o.state for o in worker.run_once()] == ["duplicate", "duplicate"]
+        assert list(spool.pending()) == []
+        assert archive.conn.execute("SELECT count(*) FROM capture").fetchone() == (2,)
+    finally:
+        spool.close()
+        archive.close()
+
+
+def test_a_damaged_spool_item_is_kept_sealed_and_the_items_behind_it_go_on(archive_dir: Path) -> None:
+    config = config_module.load(archive_dir / "twentyday.toml")
+    spool = open_spool(config)
+    spool.put_bytes(make_mail(message_id="<rotten@example.test>"), spool_meta("rotten", "smtp", NOW, "jdoe"))
+    spool.close()
+    [segment] = (archive_dir / "data" / "spool").glob("seg-*.log")
+    damaged = bytearray(segment.read_bytes())
+    damaged[-5] ^= 0x01  # one flipped bit in the sealed payload
+    segment.write_bytes(bytes(damaged))
+    _spool_mails(archive_dir, 3)
+    archive = Archive(config, durable=False)
+    spool = open_spool(config, writer=False)
+    sealed = spool.read_sealed(next(spool.pending()))
+    try:
+        outcomes = Worker(archive, spool).run_once()
+        assert [(o.source, o.state) for o in outcomes] == [
+            ("rotten", "quarantined"), ("mail-0", "ingested"), ("mail-1", "ingested"), ("mail-2", "ingested")]
+        assert "is damaged" in str(outcomes[0].detail)
+        assert list(spool.pending()) == []
+        assert archive.conn.execute("SELECT kind FROM alert").fetchall() == [("ingest_failed",)]
+        # What is kept is the damaged sealed bytes, as they were in the spool.
+        [capture_id] = archive.conn.execute("SELECT id FROM capture WHERE source_name = 'rotten'").fetchone()
+        assert archive.conn.execute("SELECT size FROM blob WHERE owner = ? AND slot = 'raw'",
+                                    (capture_id,)).fetchone() == (len(sealed),)
+        assert verify(archive.conn, archive.secrets.verify_key).ok
+    finally:
+        spool.close()
+        archive.close()
+
+
+def test_an_interrupt_while_a_large_capture_waits_for_its_index_writer_commits_nothing(
+        archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C during `twentyday ingest` of a large export can land while the capture waits
+    # for its index-writer thread: that thread must be stopped before the rollback, or its
+    # remaining inserts would be committed on their own, without their capture.
+    real_insert = schema.insert_rows
+
+    def slow_insert(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    verb: str = "INSERT") -> None:
+        if threading.current_thread().name == "twentyday-index-writer":
+            time.sleep(0.05)  # a busy disk: the writer thread lags behind
+        real_insert(conn, table, columns, rows, verb)
+
+    join = threading.Thread.join
+    interrupted: list[bool] = []
+
+    def interrupted_join(self: threading.Thread, timeout: float | None = None) -> None:
+        if self.name == "twentyday-index-writer" and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        join(self, timeout)
+
+    monkeypatch.setattr(schema, "insert_rows", slow_insert)
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "join", interrupted_join)
+        with pytest.raises(KeyboardInterrupt):
+            archive.ingest(CaptureInput("jdoe", "cli", "big.txt", b"big export", "whatsapp", NOW),
+                           _drafts("big", 5000))
+    assert interrupted
+    time.sleep(0.2)  # were the writer still running, its inserts would land now
+    conn = archive.conn
+    assert not conn.in_transaction
+    assert [conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("capture", "record", "ledger")
+            ] == [0, 0, 0]
+    assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
+    # Ingested again, it is all there once.
+    archive.ingest(CaptureInput("jdoe", "cli", "big.txt", b"big export", "whatsapp", NOW), _drafts("big", 5000))
+    assert conn.execute("SELECT count(*) FROM record").fetchone() == (5000,)
+    assert verify(conn, secrets.load(archive.data_dir).verify_key).ok

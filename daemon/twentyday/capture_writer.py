@@ -8,6 +8,7 @@ capture on a thread of its own, in multi-row INSERTs, inside the same transactio
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -190,13 +191,32 @@ class BackgroundInserts:
         self._raise_error()
 
     def stop(self, discard: bool = False) -> None:
-        """End the thread: after writing what is queued, or (``discard``) skipping it; never raises then."""
+        """End the thread: after writing what is queued, or (``discard``) skipping it; never raises then.
+
+        Interrupted while it waits (Ctrl-C during a large ``ingest``), it still waits for the
+        thread, skipping the rest of the queue, and then lets the interrupt go on: an insert
+        still running after the caller's ROLLBACK would be committed on its own.
+        """
         thread = self._thread
         if thread is None:
             return
         self._discard = discard
-        self._jobs.put(None)
-        thread.join()
+        ended = False
+        try:
+            self._jobs.put(None)
+            ended = True
+            thread.join()
+        except BaseException:
+            self._discard = True
+            while thread.is_alive():
+                # A second Ctrl-C lands here too: still wait; the first one is re-raised below.
+                with contextlib.suppress(BaseException):
+                    if not ended:
+                        self._jobs.put(None)
+                        ended = True
+                    thread.join()
+            self._thread = None
+            raise
         self._thread = None
         if not discard:
             self._raise_error()
@@ -275,6 +295,8 @@ class CaptureWriter:
         self._deadline_cache: dict[tuple[int, int, int, bool], tuple[str | None, str, int | None]] = {}
 
     def abandon(self) -> None:
+        """The capture failed: stop its index writer before the caller rolls back, forget staged blobs."""
+        self.inserts.stop(discard=True)
         self.blobs.reset()
 
     def write(self, drafts: Iterable[RecordDraft], events: Iterable[ParsedEvent]) -> IngestResult:
@@ -298,10 +320,10 @@ class CaptureWriter:
                 self._add_batch(list(batch))
                 count += len(batch)
             self.ledger.flush()
+            self.inserts.stop()
         except BaseException:
             self.inserts.stop(discard=True)
             raise
-        self.inserts.stop()
         self._unwritten.clear()
         for n, event in enumerate(events):
             self._add_event(n, event)

@@ -8,6 +8,7 @@
      ├─ ParseError                 exit 4   (the item is quarantined, never dropped)
      │   └─ HeldForReview          exit 4   (day/month order undecidable: held, alert raised)
      ├─ IntegrityError             exit 5   (verify found a difference)
+     │   └─ SpoolItemDamaged       exit 5   (a spooled item fails authentication: kept as it is)
      ├─ IntakeError                exit 6   (spool not writable: SMTP answers 451)
      │   └─ BatchRolledBack        exit 6   (a batch lost all its captures: store them again)
      └─ NotFoundError              exit 7   (no such record, capture or file)
@@ -67,6 +68,15 @@ class IntegrityError(TwentydayError):
     """The archive's blobs, index and ledger disagree."""
 
     exit_code = 5
+
+
+class SpoolItemDamaged(IntegrityError):
+    """A spooled item's sealed bytes fail authentication (bit rot, an overwrite): its content is lost.
+
+    Not an :class:`IntakeError`: the archive is fine and retrying cannot help. The worker
+    keeps the damaged bytes as they are, in a quarantined capture, and goes on with the
+    items behind it.
+    """
 
 
 class IntakeError(TwentydayError):

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import IntakeError
+from .errors import IntakeError, SpoolItemDamaged
 
 MAGIC = b"TDSP"
 #: A file being written into ``files/`` by :meth:`Spool.put_written_file`, not yet an item.
@@ -282,13 +282,18 @@ class Spool:
                 yield item
 
     def read(self, item: SpoolItem) -> bytes:
-        with item.segment.open("rb") as handle:
-            handle.seek(item.payload_offset)
-            sealed = handle.read(item.payload_length)
+        sealed = self.read_sealed(item)
         try:
             return self._aead.decrypt(sealed[:12], sealed[12:], item.id.encode())
         except InvalidTag:
-            raise IntakeError(f"spool item {item.id} is damaged") from None
+            raise SpoolItemDamaged(f"spool item {item.id} is damaged (its sealed bytes fail authentication)"
+                                   ) from None
+
+    def read_sealed(self, item: SpoolItem) -> bytes:
+        """The item's payload as it is on disk, still sealed."""
+        with item.segment.open("rb") as handle:
+            handle.seek(item.payload_offset)
+            return handle.read(item.payload_length)
 
     def mark_done(self, *items: SpoolItem) -> None:
         """The store durably committed these items: forget them (one fsync for all)."""

@@ -43,7 +43,7 @@ from . import pipeline
 from .canonical import parse_iso
 from .config import Config
 from .config import load as load_config
-from .errors import BatchRolledBack, IntakeError, TwentydayError
+from .errors import BatchRolledBack, IntakeError, SpoolItemDamaged, TwentydayError
 from .spool import Spool, SpoolItem
 from .store import Archive
 
@@ -247,7 +247,7 @@ class Worker:
         except Exception:  # reading it fails: the worker's own pass meets the error where it is handled
             return None
 
-    def _run_batch(self, pending: Iterator[_Pending], keep_going: Callable[[], bool], guarded: bool = False
+    def _run_batch(self, pending: Iterator[_Pending], keep_going: Callable[[], bool], guarded: int = 0
                    ) -> tuple[list[pipeline.Outcome], bool]:
         """Up to ``DONE_BATCH`` items (or ``BATCH_SECONDS`` of work) in one transaction.
 
@@ -255,9 +255,11 @@ class Worker:
         cover the batch, so small items (mail) do not each pay for writing the index's
         pages. Items read ahead are parsed already and are stored without a savepoint
         of their own (it would copy every page they change); if one fails anyway, the
-        store rolls the whole batch back and the batch is stored again ``guarded``: each
-        item in a savepoint, where a failing one is rolled back alone. Returns what was
-        committed, and whether to go on.
+        store rolls the whole batch back and its ``guarded`` first items are stored again,
+        each in a savepoint, where a failing one is rolled back alone. All of them, before
+        the batch may end: one left for the next batch would be stored after the items
+        behind it, and the first capture of a message is the one its clock counts.
+        Returns what was committed, and whether to go on.
         """
         first = next(pending, None)
         if first is None:
@@ -275,45 +277,64 @@ class Worker:
                         break
                     attempted.append(pending_item)
                     try:
-                        outcome = self._process(pending_item, guarded)
+                        outcome = self._process(pending_item, guarded=len(attempted) <= guarded)
                     except BatchRolledBack:
                         raise  # out of the batch, which has nothing left to commit
+                    except SpoolItemDamaged as error:  # the item, not the archive: keep it and go on
+                        log.error("%s; kept as it is, for review", error)
+                        kept = self._quarantine(spooled, str(error))
+                        if kept is None:
+                            more = False
+                            break
+                        outcome = kept
                     except (IntakeError, sqlite3.OperationalError, OSError) as error:
                         log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
                         more = False
                         break
                     except Exception as error:  # the last boundary before an item is stuck
-                        kept = self._quarantine_after_bug(spooled, error)
+                        log.error("internal error on item %s: %s", spooled.id, type(error).__name__,
+                                  exc_info=True)
+                        kept = self._quarantine(spooled, f"internal error ({type(error).__name__}); kept for review")
                         if kept is None:
                             more = False
                             break
                         outcome = kept
                     committed.append((spooled, outcome))
-                    if len(committed) >= DONE_BATCH or time.monotonic() - began >= BATCH_SECONDS:
+                    if len(attempted) >= guarded and (
+                            len(committed) >= DONE_BATCH or time.monotonic() - began >= BATCH_SECONDS):
                         break
                 else:
                     more = False
         except BatchRolledBack as error:
             log.warning("%s; storing its %d item(s) again, each in a savepoint", error, len(attempted))
-            return self._run_batch(itertools.chain(attempted, pending), keep_going, guarded=True)
+            return self._run_batch(itertools.chain(attempted, pending), keep_going, guarded=len(attempted))
         except (IntakeError, sqlite3.Error, OSError) as error:
             log.error("archive unavailable, %d item(s) stay in the spool: %s", len(committed), error)
             return [], False
         if committed:
-            self.archive.sync()
-            self.spool.mark_done(*(spooled for spooled, _ in committed))
-            self.processed += len(committed)
+            try:
+                self.archive.sync()
+                self.spool.mark_done(*(spooled for spooled, _ in committed))
+            except OSError as error:  # disk full, I/O error: replaying them later finds them archived
+                log.error("%d item(s) committed, but the commit could not be made durable or noted in the "
+                          "spool, so they stay in it: %s", len(committed), error)
+                more = False
+            else:
+                self.processed += len(committed)
         for spooled, outcome in committed:
             log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.get("channel"),
                      outcome.detail)
         return [outcome for _, outcome in committed], more
 
-    def _quarantine_after_bug(self, spooled: SpoolItem, error: Exception) -> pipeline.Outcome | None:
-        """A bug must neither lose the item nor wedge the spool behind it: seal it for review."""
-        log.error("internal error on item %s: %s", spooled.id, type(error).__name__, exc_info=True)
+    def _quarantine(self, spooled: SpoolItem, reason: str) -> pipeline.Outcome | None:
+        """A bug or a damaged item must neither lose the item nor wedge the spool behind it:
+        seal it for review (a damaged one as the sealed bytes it is)."""
         try:
-            item = self._item(spooled)
-            return pipeline.refuse(self.archive, item, f"internal error ({type(error).__name__}); kept for review")
+            try:
+                item = self._item(spooled)
+            except SpoolItemDamaged:
+                item = self._item(spooled, data=self.spool.read_sealed(spooled))
+            return pipeline.refuse(self.archive, item, reason)
         except Exception:  # the archive itself fails: keep the item in the spool
             log.error("item %s stays in the spool: it cannot be quarantined either", spooled.id)
             return None
@@ -327,14 +348,16 @@ class Worker:
             return pipeline.refuse(self.archive, item, str(spooled.meta["refused"]))
         return pipeline.process(self.archive, item)
 
-    def _item(self, spooled: SpoolItem) -> pipeline.Item:
+    def _item(self, spooled: SpoolItem, data: bytes | None = None) -> pipeline.Item:
         meta = spooled.meta
+        if data is None and spooled.file is None:
+            data = self.spool.read(spooled)
         return pipeline.Item(
             name=str(meta["name"]),
             channel=str(meta["channel"]),
             received_at=parse_iso(str(meta["received_at"])),
             path=spooled.file,
-            data=None if spooled.file is not None else self.spool.read(spooled),
+            data=data,
             custodian_id=meta.get("custodian"),
             envelope=meta.get("envelope"),
         )
@@ -343,7 +366,7 @@ class Worker:
         while not self._stop.is_set() and keep_going():
             try:
                 self.run_once(keep_going)
-            except TwentydayError as error:
+            except (TwentydayError, OSError) as error:  # e.g. the spool unreadable: try again later
                 log.error("pipeline: %s", error)
             self._wake.wait(poll_seconds)
             self._wake.clear()
