@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 import socket
 import ssl
@@ -168,8 +169,8 @@ def test_spool_failure_answers_451_and_stores_nothing(archive_dir: Path) -> None
     try:
         segment = next((archive_dir / "data" / "spool").glob("seg-*.log"))
         spool = _spool_of(running)
-        spool._writer.handle.close()
-        spool._writer.handle = segment.open("rb")  # the disk refuses writes from now on
+        os.close(spool._writer.fd)
+        spool._writer.fd = os.open(segment, os.O_RDONLY)  # the disk refuses writes from now on
         with smtplib.SMTP("127.0.0.1", port) as client, pytest.raises(smtplib.SMTPDataError) as refused:
             client.sendmail("jane.doe@gmail.com", ["records@agency.example"], make_mail())
         assert refused.value.smtp_code == 451

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
+import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -132,3 +136,68 @@ def test_a_written_file_is_an_item_only_once_complete(tmp_path: Path) -> None:
     assert spool.recover() == 0
     assert not (tmp_path / "spool" / "files" / "cut-short.partial").exists()
     assert [i.id for i in spool.pending()] == [item_id]
+
+
+@contextlib.contextmanager
+def disk_full_after(path: Path, spare: int) -> Iterator[None]:
+    """Files may grow only ``spare`` bytes past ``path``'s size (the kernel then fails writes
+    part-way, with EFBIG, as a full disk does with ENOSPC)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel ends the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + spare, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_write_that_fails_part_way_leaves_no_torn_frame_before_later_items(tmp_path: Path) -> None:
+    # Items written after a failed one must stay readable: a torn frame left in the middle
+    # of a segment would hide every frame after it (and the segment would later be collected).
+    spool = Spool(tmp_path / "spool", KEY)
+    first = spool.put_bytes(b"A" * 20_000, {"name": "a"})
+    with disk_full_after(spool._segments()[-1], spare=5_000), pytest.raises(IntakeError, match="write failed"):
+        spool.put_bytes(b"B" * 20_000, {"name": "b"})  # SMTP answers 451
+    later = [spool.put_bytes(fill * 20_000, {"name": name}) for fill, name in ((b"C", "c"), (b"D", "d"))]
+    spool.close()
+
+    reader = Spool(tmp_path / "spool", KEY, writer=False)
+    items = list(reader.pending())
+    assert [i.id for i in items] == [first, *later]
+    assert [reader.read(i)[:1] for i in items] == [b"A", b"C", b"D"]
+
+
+def test_items_written_together_are_all_written_or_none(tmp_path: Path) -> None:
+    # One message for two custodians: the second copy does not fit, so the message is
+    # refused (451) and neither copy may be archived.
+    spool = Spool(tmp_path / "spool", KEY)
+    first = spool.put_bytes(b"earlier", {"name": "earlier"})
+    with disk_full_after(spool._segments()[-1], spare=30_000), pytest.raises(IntakeError):
+        spool.write_items([{"custodian": "jdoe"}, {"custodian": "asmith"}], b"M" * 20_000)
+    ids, ticket = spool.write_items([{"custodian": "jdoe"}, {"custodian": "asmith"}], b"N" * 20_000)
+    spool.sync(ticket)
+    spool.close()
+
+    reader = Spool(tmp_path / "spool", KEY, writer=False)
+    items = list(reader.pending())
+    assert [i.id for i in items] == [first, *ids]
+    assert [i.meta for i in items[1:]] == [{"custodian": "jdoe"}, {"custodian": "asmith"}]
+    assert {reader.read(i) for i in items[1:]} == {b"N" * 20_000}
+
+
+def test_writing_an_item_holds_one_sealed_copy_beside_the_message(tmp_path: Path) -> None:
+    # The SMTP limit allows a message to be held about twice: the message and its sealed copy,
+    # not a sealed copy, a nonce-prefixed copy and a framed copy on top.
+    import tracemalloc
+
+    spool = Spool(tmp_path / "spool", KEY)
+    message = b"x" * (16 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        spool.put_bytes(message, {"name": "big"})
+        extra = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert extra < 1.2 * len(message)

@@ -120,14 +120,13 @@ class Intake:
             "helo": session.host_name or "",
             "received_at": received_at.isoformat(),
         }
-        ids = []
+        name = f"smtp-{received_at:%Y%m%dT%H%M%S%f}.eml"
+        metas = [spool_meta(name, "smtp", received_at, custodian, envelope=details)
+                 for custodian in self._custodians(envelope)]
         try:
-            for custodian in self._custodians(envelope):
-                meta = spool_meta(f"smtp-{received_at:%Y%m%dT%H%M%S%f}.eml", "smtp", received_at, custodian,
-                                  envelope=details)
-                # Written here (page cache: microseconds); only the fsync leaves the loop.
-                item_id, ticket = self.spool.write_bytes(data, meta)
-                ids.append(item_id)
+            # Written here, one item per custodian, all or none (page cache: microseconds);
+            # only the fsync leaves the loop.
+            ids, ticket = self.spool.write_items(metas, data)
             await self._durable.wait(ticket)
         except IntakeError as error:
             log.error("451 for a message from %s: %s", peer, error)

@@ -31,7 +31,7 @@ import shutil
 import struct
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -70,11 +70,17 @@ class SyncTicket:
 
 @dataclass
 class _Writer:
-    handle: BinaryIO
+    fd: int  # written with os.write: a failed write leaves nothing in a buffer to come out later
     path: Path
-    written: int = 0
+    written: int = 0  # the end of the last whole frame
     durable: int = 0
     syncing: bool = False
+    #: Written to no more: full, or a failed write could not be cut off (a frame after a
+    #: torn one would be unreadable, and its segment collected with it unread).
+    retired: bool = False
+    #: An fsync failed: what it covered may be lost even if a later fsync succeeds.
+    failed: bool = False
+    closed: bool = False
 
 
 class Spool:
@@ -97,8 +103,9 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
-            if self._writer is not None:
-                self._writer.handle.close()
+            if self._writer is not None and not self._writer.closed:
+                self._writer.closed = True
+                os.close(self._writer.fd)
             self._done.close()
 
     # -- writing ---------------------------------------------------------------------
@@ -110,9 +117,13 @@ class Spool:
         existing = self._segments()
         number = int(existing[-1].stem[4:]) + 1 if existing else 1
         path = self.root / f"seg-{number:08d}.log"
-        handle = path.open("ab")
-        _fsync_dir(self.root)
-        return _Writer(handle, path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            _fsync_dir(self.root)
+        except OSError:
+            os.close(fd)
+            raise
+        return _Writer(fd, path)
 
     def put_bytes(self, data: bytes, meta: dict[str, Any]) -> str:
         """Make ``data`` durable; returns the item id. Raises IntakeError if it cannot."""
@@ -123,11 +134,23 @@ class Spool:
     def write_bytes(self, data: bytes, meta: dict[str, Any]) -> tuple[str, SyncTicket]:
         """Write an item without waiting for the disk: it is durable once :meth:`sync` of the
         ticket returns. Lets an event loop write inline and wait for one shared fsync."""
-        item_id = uuid.uuid4().hex
-        header = json.dumps({"id": item_id, "meta": meta}, sort_keys=True).encode()
-        nonce = os.urandom(12)
-        sealed = nonce + self._aead.encrypt(nonce, data, item_id.encode())
-        return item_id, self._write(_FRAME_HEAD.pack(MAGIC, len(header), len(sealed)) + header + sealed)
+        [item_id], ticket = self.write_items([meta], data)
+        return item_id, ticket
+
+    def write_items(self, metas: Sequence[dict[str, Any]], data: bytes) -> tuple[list[str], SyncTicket]:
+        """Write ``data`` as one item per entry of ``metas`` (a message for several custodians),
+        all or none: if one cannot be written, none of them is in the spool."""
+        ids = [uuid.uuid4().hex for _ in metas]
+
+        def frames() -> Iterator[tuple[bytes, ...]]:
+            # Sealed one at a time, as written: the message is held once more, not once per item.
+            for item_id, meta in zip(ids, metas, strict=True):
+                header = json.dumps({"id": item_id, "meta": meta}, sort_keys=True).encode()
+                nonce = os.urandom(12)
+                sealed = self._aead.encrypt(nonce, data, item_id.encode())
+                yield _FRAME_HEAD.pack(MAGIC, len(header), len(nonce) + len(sealed)), header, nonce, sealed
+
+        return ids, self._write(frames())
 
     def put_file(self, path: Path, meta: dict[str, Any]) -> str:
         """Move a complete file into the spool (same file system: a rename) and record it.
@@ -178,7 +201,7 @@ class Spool:
 
     def _frame_file(self, item_id: str, meta: dict[str, Any]) -> None:
         header = json.dumps({"id": item_id, "meta": meta, "file": item_id}, sort_keys=True).encode()
-        self._append(_FRAME_HEAD.pack(MAGIC, len(header), 0) + header)
+        self.sync(self._write(iter([(_FRAME_HEAD.pack(MAGIC, len(header), 0), header)])))
 
     def recover(self) -> int:
         """Frame files that were moved in but not recorded before a crash; returns how many."""
@@ -198,27 +221,61 @@ class Spool:
         return count
 
 
-    def _append(self, frame: bytes) -> None:
-        self.sync(self._write(frame))
-
-    def _write(self, frame: bytes) -> SyncTicket:
+    def _write(self, frames: Iterator[tuple[bytes, ...]]) -> SyncTicket:
+        """Append whole frames, all or none: a failure cuts the segment back to where it was."""
         with self._lock:
-            writer = self._writer
-            if writer is None:
-                raise IntakeError("this spool was opened read-only")
+            writer = self._current_writer()
+            end = writer.written
             try:
-                writer.handle.write(frame)
-                writer.handle.flush()
-            except OSError as error:
-                raise IntakeError(f"spool write failed: {error.strerror}") from None
-            writer.written += len(frame)
-            ticket = SyncTicket(writer, writer.written)
+                for frame in frames:
+                    for part in frame:
+                        _write_all(writer.fd, part)
+                        end += len(part)
+            except BaseException as error:
+                self._cut_back(writer)
+                if isinstance(error, OSError):
+                    raise IntakeError(f"spool write failed: {error.strerror}") from None
+                raise
+            writer.written = end
             if writer.written >= SEGMENT_BYTES:
-                # A full segment is made durable and closed here, once: its tickets are then kept.
-                self._sync_locked(ticket)
-                writer.handle.close()
-                self._writer = self._open_segment()
-            return ticket
+                writer.retired = True  # the next write starts a new segment
+            return SyncTicket(writer, writer.written)
+
+    def _current_writer(self) -> _Writer:
+        writer = self._writer
+        if writer is None:
+            raise IntakeError("this spool was opened read-only")
+        if writer.retired:
+            self._close_retired(writer)
+            try:
+                writer = self._writer = self._open_segment()
+            except OSError as error:
+                raise IntakeError(f"spool: cannot start a new segment: {error.strerror}") from None
+        return writer
+
+    def _cut_back(self, writer: _Writer) -> None:
+        """Remove what a failed write left after the last whole frame; if that fails too, write
+        no more to this segment, so the torn frame is its last."""
+        try:
+            os.ftruncate(writer.fd, writer.written)
+        except OSError:
+            writer.retired = True
+
+    def _close_retired(self, writer: _Writer) -> None:
+        """Make a retired segment durable for the tickets already given out, and close it."""
+        while writer.syncing:
+            self._lock.wait()
+        if writer.closed:
+            return
+        try:
+            if writer.durable < writer.written and not writer.failed:
+                os.fsync(writer.fd)
+                writer.durable = writer.written
+        except OSError:
+            writer.failed = True  # its waiting tickets fail (see _sync_locked): their senders retry
+        finally:
+            writer.closed = True
+            os.close(writer.fd)
 
     def sync(self, ticket: SyncTicket) -> None:
         """Return once everything up to ``ticket`` is on disk (group commit: one fsync serves
@@ -229,20 +286,28 @@ class Spool:
     def _sync_locked(self, ticket: SyncTicket) -> None:
         writer = ticket.writer
         while writer.durable < ticket.offset:
+            if writer.failed or writer.closed:
+                # After a failed fsync the kernel may have dropped the pages it could not
+                # write, and a later fsync can succeed without them: nothing it covered is durable.
+                raise IntakeError("spool fsync failed earlier on this segment")
             if writer.syncing:
                 self._lock.wait()
                 continue
             writer.syncing = True
+            covered = writer.written
+            failure: OSError | None = None
             self._lock.release()
             try:
-                covered = writer.written
-                os.fsync(writer.handle.fileno())
+                os.fsync(writer.fd)
             except OSError as error:
-                raise IntakeError(f"spool fsync failed: {error.strerror}") from None
+                failure = error
             finally:
                 self._lock.acquire()
                 writer.syncing = False
                 self._lock.notify_all()
+            if failure is not None:
+                writer.failed = writer.retired = True
+                raise IntakeError(f"spool fsync failed: {failure.strerror}")
             writer.durable = max(writer.durable, covered)
 
     # -- reading ---------------------------------------------------------------------
@@ -358,6 +423,12 @@ def _read_segment(segment: Path, start: int = 0) -> Iterator[tuple[SpoolItem, in
             file = files / decoded["file"] if decoded.get("file") else None
             yield SpoolItem(decoded["id"], decoded["meta"], segment, payload_offset, payload_length, file), end
             offset = end
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _move(source: Path, target: Path) -> None:
