@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import smtplib
@@ -10,12 +11,13 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from click.testing import CliRunner
 
 from twentyday.cli import cli
-from twentyday.smtp import add_user
+from twentyday.smtp import RateLimit, add_user
 
 from .conftest import make_mail
 from .smtp_helpers import DaemonThread, configure, self_signed
@@ -64,9 +66,39 @@ def test_other_recipients_get_550_not_relay(server: tuple[Path, int]) -> None:
         client.mail("attacker@evil.example")
         code, reply = client.rcpt("victim@gmail.com")
         assert code == 550
-        assert b"not an archive address" in reply
+        assert b"Not an archive address" in reply
         code, _ = client.rcpt("records+nobody@agency.example")  # no such custodian
         assert code == 550
+    with socket.create_connection(("127.0.0.1", port)) as sock:  # an address that is not UTF-8
+        reader = sock.makefile("rb")
+        reader.readline()
+        replies = []
+        for command in (b"HELO probe\r\n", b"MAIL FROM:<a@evil.example>\r\n", b"RCPT TO:<\xff\xfe@evil.example>\r\n"):
+            sock.sendall(command)
+            replies.append(reader.readline()[:3])
+        assert replies == [b"250", b"250", b"550"]  # refused for good, not "try again later"
+
+
+def _reply(sock: socket.socket, reader: BinaryIO, command: bytes) -> bytes:
+    sock.sendall(command)
+    line = reader.readline()
+    while line[3:4] == b"-":
+        line = reader.readline()
+    return line
+
+
+def test_repeated_ehlo_does_not_raise_the_mail_command_limit(server: tuple[Path, int]) -> None:
+    # aiosmtpd raises MAIL's line limit by 36 bytes on every EHLO, for every connection.
+    _, port = server
+    huge_mail = b"MAIL FROM:<" + b"a" * 60_000 + b"@gmail.com>\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        sock.sendall(b"EHLO probe\r\n" * 2000)
+        for _ in range(2000):
+            _reply(sock, reader, b"")
+        assert _reply(sock, reader, huge_mail).startswith(b"500")
+        assert _reply(sock, reader, b"MAIL FROM:<jane.doe@gmail.com> SIZE=100 SMTPUTF8\r\n").startswith(b"250")
 
 
 def test_oversized_message_gets_552_at_mail_or_data(server: tuple[Path, int]) -> None:
@@ -158,6 +190,74 @@ def test_starttls_and_auth(archive_dir: Path, tmp_path: Path) -> None:
             client.starttls(context=context)
             client.login("jdoe-phone", "a long enough password")
             client.sendmail("jane.doe@gmail.com", ["records@agency.example"], make_mail())
+        wait_records(config, 1)
+    finally:
+        running.stop()
+
+
+def test_starttls_sessions_give_their_connection_slot_back(archive_dir: Path, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    config, port = configure(archive_dir, tls_cert=str(cert), tls_key=str(key), max_connections_per_client=2)
+    running = DaemonThread(config).start()
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        for n in range(5):  # more sessions, one after the other, than the client may hold at once
+            with smtplib.SMTP("localhost", port) as client:
+                client.starttls(context=context)
+                client.sendmail("jane.doe@gmail.com", ["records@agency.example"], make_mail(message_id=f"<t{n}@x>"))
+            time.sleep(0.1)  # the server sees the close
+        wait_records(config, 5)
+    finally:
+        running.stop()
+
+
+def test_password_guessing_is_cut_off_and_does_not_stall_other_sessions(archive_dir: Path, tmp_path: Path) -> None:
+    auth = tmp_path / "smtp-users"
+    add_user(auth, "jdoe-phone", "a long enough password")
+    config, port = configure(archive_dir, auth_file=str(auth), allow_plaintext_auth=True)
+    running = DaemonThread(config).start()
+    guess = b"AUTH PLAIN " + base64.b64encode(b"\0jdoe-phone\0wrong-guess") + b"\r\n"
+    guessers = []
+    try:
+        for _ in range(4):  # each pipelines 50 guesses at once
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.makefile("rb").readline()
+            sock.sendall(b"EHLO guesser\r\n" + guess * 50)
+            guessers.append(sock)
+        began = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.ehlo()
+            client.noop()
+        assert time.monotonic() - began < 0.5  # scrypt runs off the event loop
+        sock = guessers[0]
+        answers = sock.makefile("rb").read().splitlines()  # until the server closes it
+        assert [a[:3] for a in answers if not a.startswith(b"250")] == [b"535", b"535", b"535", b"421"]
+        # The client address has used its allowance: even the right password waits.
+        with smtplib.SMTP("127.0.0.1", port) as client, pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            client.login("jdoe-phone", "a long enough password")
+        assert refused.value.smtp_code == 454
+    finally:
+        for sock in guessers:
+            sock.close()
+        running.stop()
+
+
+def test_a_large_message_sent_steadily_may_take_longer_than_the_idle_timeout(archive_dir: Path) -> None:
+    config, port = configure(archive_dir, timeout_seconds=1)
+    running = DaemonThread(config).start()
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            reader = sock.makefile("rb")
+            reader.readline()
+            for command in (b"HELO t\r\n", b"MAIL FROM:<jane.doe@gmail.com>\r\n",
+                            b"RCPT TO:<records@agency.example>\r\n", b"DATA\r\n"):
+                assert _reply(sock, reader, command)[:1] in (b"2", b"3")
+            body = make_mail(body="a line of the report\n" * 30_000).replace(b"\n", b"\r\n")
+            piece = 128 * 1024
+            for start in range(0, len(body), piece):  # about 2.5 s in all, never idle for 0.5 s
+                sock.sendall(body[start:start + piece])
+                time.sleep(0.5)
+            assert _reply(sock, reader, b"\r\n.\r\n").startswith(b"250")
         wait_records(config, 1)
     finally:
         running.stop()
@@ -270,3 +370,15 @@ def test_a_client_over_its_message_rate_is_told_to_retry(archive_dir: Path) -> N
         wait_records(config, 3)
     finally:
         running.stop()
+
+
+def test_the_rate_limit_forgets_clients_whose_allowance_has_refilled() -> None:
+    # Past 100,000 client addresses the limiter drops those back at a full allowance; it
+    # must see the refill, or it keeps every address and scans them all on each MAIL.
+    now = [0.0]
+    limit = RateLimit(per_minute=3, clock=lambda: now[0])
+    for n in range(100_000):
+        assert limit.allow(f"2001:db8::{n:x}")
+    now[0] = 3600.0
+    assert limit.allow("2001:db8::ffff:1")
+    assert len(limit._buckets) == 1

@@ -13,11 +13,14 @@ archive's limits, :func:`start_server` binds it on the daemon's own loop.
   with aiosmtpd's rules: it ends only at ``<CRLF>.<CRLF>``, so a bare
   ``\\n.\\n`` cannot smuggle a second message.
 - Limits: message size (552, without holding more than the limit in memory),
-  command and data line length, idle timeout, total and per-client
-  connections (421 above them), messages per client per minute (451),
-  recipients per message.
+  command and data line length, idle timeout (restarted while a message's
+  bytes arrive), total and per-client connections (421 above them),
+  messages per client per minute (451), recipients per message.
 - STARTTLS with the configured certificate; AUTH (required when an auth file
-  is configured), refused over plaintext unless explicitly allowed.
+  is configured), refused over plaintext unless explicitly allowed. Passwords
+  are checked (scrypt) off the event loop; a connection is closed after
+  ``AUTH_FAILURES_PER_CONNECTION`` failures, and a client past
+  ``AUTH_FAILURES_PER_MINUTE`` is refused AUTH until its allowance refills.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ from .worker import spool_meta
 
 log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 100
+AUTH_FAILURES_PER_CONNECTION = 3
+AUTH_FAILURES_PER_MINUTE = 10
+#: MAIL's line limit with the SIZE and SMTPUTF8 parameters we offer (aiosmtpd's 512 + 26 + 10).
+MAIL_LINE_LIMIT = 548
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class Intake:
         self.on_item = on_item
         self._addresses = {a.lower() for a in config.smtp.addresses}
         self._rate = RateLimit(config.smtp.max_messages_per_minute, clock)
+        #: Failed AUTH attempts per client address, shared by all its connections.
+        self.login_failures = RateLimit(AUTH_FAILURES_PER_MINUTE, clock)
         self._durable = GroupSync(spool)
 
     def route(self, address: str) -> Route | None:
@@ -90,7 +99,9 @@ class Intake:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if self.route(address) is None:
-            return f"550 5.1.1 <{address}>: not an archive address (this server relays nothing)"
+            # The address is not echoed: it is the client's, in any bytes (not valid UTF-8
+            # would fail to encode, and the client would be told to retry instead).
+            return "550 5.1.1 Not an archive address (this server relays nothing)"
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
@@ -199,16 +210,23 @@ class RateLimit:
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def allow(self, client: str) -> bool:
+        """Take one token for ``client``; False (and nothing taken) when it has none left."""
         now = self._clock()
-        tokens, since = self._buckets.get(client, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - since) * self.per_minute / 60.0)
+        tokens = self._tokens(client, now)
         if tokens < 1.0:
             self._buckets[client] = (tokens, now)
             return False
         self._buckets[client] = (tokens - 1.0, now)
         if len(self._buckets) > 100_000:  # forget idle clients; a full bucket is the default anyway
-            self._buckets = {c: b for c, b in self._buckets.items() if b[0] < self.per_minute}
+            self._buckets = {c: b for c, b in self._buckets.items() if self._tokens(c, now) < self.per_minute}
         return True
+
+    def exhausted(self, client: str) -> bool:
+        return self._tokens(client, self._clock()) < 1.0
+
+    def _tokens(self, client: str, now: float) -> float:
+        tokens, since = self._buckets.get(client, (float(self.per_minute), now))
+        return min(float(self.per_minute), tokens + (now - since) * self.per_minute / 60.0)
 
 
 class ConnectionLimits:
@@ -239,11 +257,20 @@ class IntakeServer(SMTP):
     line_length_limit = 64 * 1024
 
     def __init__(self, handler: Intake, limits: ConnectionLimits, **kwargs: Any) -> None:
+        # aiosmtpd keeps command line limits in a dict shared by every connection and raises
+        # MAIL's on every EHLO: 2,000 EHLOs would let a 72 KB MAIL command through.
+        self.command_size_limits = _FixedLimits(lambda: SMTP.command_size_limit, MAIL=MAIL_LINE_LIMIT)
         super().__init__(handler, **kwargs)
+        self._intake = handler
         self._limits = limits
         self._client: str | None = None
+        self._auth_failures = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is not None:
+            # The same connection, now over TLS (RFC 3207): admitted already.
+            super().connection_made(transport)
+            return
         peer = transport.get_extra_info("peername")
         client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         if not self._limits.admit(client):
@@ -252,6 +279,15 @@ class IntakeServer(SMTP):
             return
         self._client = client
         super().connection_made(transport)
+
+    _receiving_data = False
+
+    def data_received(self, data: bytes) -> None:
+        # aiosmtpd restarts the idle timeout per command line; a message being sent is not
+        # idle while its bytes arrive, however long it takes as a whole.
+        if self._receiving_data:
+            self._reset_timeout()
+        super().data_received(data)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._client is not None:
@@ -280,12 +316,15 @@ class IntakeServer(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._receiving_data = True
         try:
             section = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
         except (asyncio.CancelledError, asyncio.IncompleteReadError):
             log.info("connection lost during DATA")
             self._writer.close()
             raise asyncio.CancelledError from None
+        finally:
+            self._receiving_data = False
         if section.refusal is DataRefusal.TOO_LONG:
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
         elif section.refusal is DataRefusal.TOO_MUCH:
@@ -297,6 +336,68 @@ class IntakeServer(SMTP):
         status = await self._call_handler_hook("DATA")
         self.envelope = self._create_envelope()
         await self.push("250 OK" if status is MISSING else status)
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        """aiosmtpd's AUTH, with a limit on failures per connection and per client address."""
+        client = self._client or ""
+        if self._intake.login_failures.exhausted(client):
+            await self.push("454 4.7.0 Too many failed authentications; try again later")
+            return
+        await super().smtp_AUTH(arg)
+        assert self.session is not None
+        if self._checked_credentials and not self.session.authenticated:
+            self._auth_failures += 1
+            self._intake.login_failures.allow(client)  # takes one of the client's allowance
+            if self._auth_failures >= AUTH_FAILURES_PER_CONNECTION:
+                await self.push("421 4.7.0 Too many failed authentications; closing the connection")
+                assert self.transport is not None
+                self.transport.close()
+        self._checked_credentials = False
+
+    # aiosmtpd checks credentials in _authenticate, synchronously, on the event loop; scrypt
+    # takes tens of milliseconds, so a few guessing clients would stall every session. Its
+    # PLAIN and LOGIN parse the exchange as before; the check runs in a thread.
+    _checked_credentials = False
+    _credentials: tuple[str, Any] | None = None
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        self._credentials = (mechanism, auth_data)
+        return AuthResult(success=False, handled=False)
+
+    async def _checked(self, result: AuthResult) -> AuthResult:
+        credentials, self._credentials = self._credentials, None
+        if credentials is None or self._authenticator is None:
+            return result  # the exchange itself failed, and aiosmtpd has answered
+        self._checked_credentials = True
+        mechanism, data = credentials
+        session, envelope, check = self.session, self.envelope, self._authenticator
+        assert session is not None and envelope is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: check(self, session, envelope, mechanism, data))
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_LOGIN(_, args))
+
+
+class _FixedLimits(dict[str, int]):
+    """Command line limits that aiosmtpd's EHLO cannot raise (its ``+=`` is ignored)."""
+
+    def __init__(self, default: Callable[[], int], **limits: int) -> None:
+        super().__init__(limits)
+        self._default = default
+
+    def __missing__(self, key: str) -> int:
+        return self._default()
+
+    def __setitem__(self, key: str, value: int) -> None:
+        pass
+
+    def clear(self) -> None:  # aiosmtpd clears the shared dict for each new connection
+        pass
 
 
 # -- AUTH ---------------------------------------------------------------------------------

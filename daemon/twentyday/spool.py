@@ -148,7 +148,7 @@ class Spool:
                 header = json.dumps({"id": item_id, "meta": meta}, sort_keys=True).encode()
                 nonce = os.urandom(12)
                 sealed = self._aead.encrypt(nonce, data, item_id.encode())
-                yield _FRAME_HEAD.pack(MAGIC, len(header), len(nonce) + len(sealed)), header, nonce, sealed
+                yield _FRAME_HEAD.pack(MAGIC, len(header), len(nonce) + len(sealed)) + header + nonce, sealed
 
         return ids, self._write(frames())
 
