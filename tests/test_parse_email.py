@@ -620,6 +620,25 @@ def test_date_without_a_zone_is_undated_with_its_text_kept() -> None:
     assert message.time is not None and message.time.raw == "Tue, 05 Mar 2024 09:00:00"
 
 
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Mon, 3 Mar 2025 10:00:00 +99999999999999999",  # an offset no int of C can hold
+        "Mon, 3 Mar 99999999999999999999 10:00:00 +0000",
+        "Mon, 3 Mar 2025 99999999999999999999:00:00 +0000",
+    ],
+)
+def test_date_with_overflowing_numbers_is_undated_not_a_crash(date: str) -> None:
+    raw = f"From: a@example.org\r\nSubject: x\r\nDate: {date}\r\n\r\nhi\r\n".encode()
+    message = mailfile.read_message(raw)
+    assert message.created_at is None
+    assert message.time is not None and message.time.raw == date
+    enclosed = original().replace(format_datetime(ORIGINAL_AT).encode(), date.encode())
+    attached = only(parse(forward_attached(enclosed)))
+    assert attached.created_at is None
+    assert set(attached.flags) >= {"forwarded", "undated_forward"}
+
+
 def test_detects_a_single_message_even_after_a_padding_line() -> None:
     raw = (MIME / "flanker" / "enclosed.eml").read_bytes()
     assert raw.startswith(b" ")

@@ -138,6 +138,15 @@ def test_oversized_message_is_reported_and_the_next_one_read(monkeypatch: pytest
     ]
 
 
+def test_a_date_that_overflows_leaves_its_message_undated_and_the_next_one_read() -> None:
+    written = b"Date: Tue, 05 Mar 2024 09:00:00 +0000"
+    overflow = THREE.read_bytes().replace(written, written[:-5] + b"+99999999999999999", 1)
+    assert overflow != THREE.read_bytes()
+    first, second = messages(parse(BytesSource("overflow.mbox", overflow)))
+    assert first.created_at is None
+    assert second.created_at == utc(2024, 3, 5, 14, 30, 15)
+
+
 def test_from_at_the_start_of_a_long_lines_second_piece_does_not_split() -> None:
     head = THREE.read_bytes().split(b"\n\n", 1)[0] + b"\n\n"
     piece = b"x" * (1024 * 1024 - 1) + b" "  # exactly one read piece, no newline

@@ -115,6 +115,8 @@ STDLIB_ERRORS = (
     AttributeError,
     AssertionError,
     binascii.Error,
+    # parsedate_to_datetime turns "+99999999999999999" or a 20-digit year into a C int.
+    OverflowError,
 )
 
 # A header line and its continuation lines (each starts with a space or tab): linear to match.
