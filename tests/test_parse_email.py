@@ -639,6 +639,19 @@ def test_date_with_overflowing_numbers_is_undated_not_a_crash(date: str) -> None
     assert set(attached.flags) >= {"forwarded", "undated_forward"}
 
 
+@pytest.mark.parametrize("charset", ["undefined", "idna", "x-no-such-charset"])
+def test_encoded_word_in_a_charset_that_cannot_decode_is_read_as_utf8(charset: str) -> None:
+    # "undefined" refuses every input and "idna" refuses the "replace" handler, with UnicodeError.
+    raw = (
+        f"From: =?{charset}?q?J=C3=BCrgen?= <juergen@example.org>\r\nSubject: =?{charset}?q?caf=C3=A9?=\r\n"
+        "Date: Mon, 3 Mar 2025 10:00:00 +0000\r\n\r\nhi\r\n"
+    ).encode()
+    record = only(parse(raw))
+    assert record.subject == "café"
+    assert record.sender == "juergen@example.org"
+    assert record.created_at == datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
+
+
 def test_detects_a_single_message_even_after_a_padding_line() -> None:
     raw = (MIME / "flanker" / "enclosed.eml").read_bytes()
     assert raw.startswith(b" ")

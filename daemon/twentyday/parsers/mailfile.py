@@ -373,9 +373,14 @@ def _word_bytes(encoding: str, payload: str) -> bytes | None:
 
 
 def _decode_bytes(data: bytes, charset: str) -> str:
+    """Header bytes in their declared charset; one Python does not know or cannot use is read as UTF-8.
+
+    Some codecs exist and still fail with UnicodeError whatever the bytes ("undefined" refuses
+    all input, "idna" the "replace" handler): a header is not worth losing the message over.
+    """
     try:
         return data.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, UnicodeError):
         return data.decode("utf-8", "replace")
 
 
