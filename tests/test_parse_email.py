@@ -284,6 +284,40 @@ def test_forward_as_base64_message_global() -> None:
     assert_is_johns_original(only(parse(forward_attached(original(), kind="message/global", encoding="base64"))))
 
 
+def _base64_enclosure(encoded: bytes, name: str) -> bytes:
+    """One message/global part of a multipart/mixed with boundary "b", its base64 in 76-column lines."""
+    lines = b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    return (
+        b'--b\r\nContent-Type: message/global\r\nContent-Disposition: attachment; filename="%s"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n" % (name.encode(), lines)
+    )
+
+
+def test_a_truncated_base64_enclosure_is_flagged_and_its_good_sibling_still_recorded() -> None:
+    # A mail cut short inside the second of two attached originals: one base64 character past a
+    # whole group, which binascii refuses outright.
+    second = base64.b64encode(original(subject="Second message", message_id="<second@acme.com>"))
+    truncated = second[: len(second) // 8 * 4 + 1]
+    good = _base64_enclosure(base64.b64encode(original()), "original.eml")  # its MIME boundary is random
+    raw = (
+        (
+            f"From: {PERSONAL}\r\nTo: {CAPTURE}\r\nDate: {format_datetime(FORWARDED_AT)}\r\n"
+            'Subject: Fwd: two messages\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        ).encode()
+        + good
+        + _base64_enclosure(truncated, "second.eml")
+        + b"--b--\r\n"
+    )
+    record = only(parse(raw))
+    assert_is_johns_original(record)
+    assert "unreadable_enclosure" in record.flags
+    # Alone, the cut-off original leaves a forward without any original: undated, for review.
+    alone = raw.replace(good, b"")
+    record = only(parse(alone))
+    assert record.created_at is None
+    assert set(record.flags) >= {"original_not_found", "unreadable_enclosure"}
+
+
 def test_forward_of_a_forward_as_attachments_yields_the_innermost() -> None:
     middle = forward_attached(original(), sender="Bessie Berry <bessie.berry@acme.com>", note="see below")
     record = only(parse(forward_attached(middle, subject=f"Fwd: Fwd: {SUBJECT}")))

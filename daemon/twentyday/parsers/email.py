@@ -16,8 +16,11 @@ How a forward is recognised, outermost first:
   it, and the parts of a ``multipart/digest``), outside ``multipart/report``
   (a bounce, complaint or receipt quotes a message; it does not forward it).
   An enclosure without any of From, To, Date, Subject or Message-ID is broken
-  and stays a mere attachment. At the top every usable enclosure is an
-  original (this address receives forwards), one record each. Deeper, an
+  and stays a mere attachment; one whose transfer encoding cannot be undone
+  (base64 cut off mid-way) is skipped and every record of the capture is
+  flagged ``unreadable_enclosure`` (its raw bytes stay in the capture). At
+  the top every usable enclosure is an original (this address receives
+  forwards), one record each. Deeper, an
   enclosed message is only passed through when it is a relay itself: its
   subject carries a forward prefix, it is a digest or a bare ``message/*``, or
   it has no text of its own — otherwise it is the record, and what it attaches
@@ -187,8 +190,23 @@ class _Reader:
     def __init__(self, hints: ParseHints) -> None:
         self.hints = hints
         self.budget = Budget()
+        #: An enclosed message whose transfer encoding could not be undone (e.g. cut-off base64).
+        self.unreadable_enclosure = False
 
     def records(self, top: Message) -> list[Record]:
+        found = self._resolve(top)
+        if not self.unreadable_enclosure:
+            return found
+        # The other enclosures are still recorded; the flag sends a reviewer to the capture's raw
+        # bytes for the one that could not be read (it may be an original with a clock of its own).
+        return [
+            dataclasses.replace(record, flags=(*record.flags, "unreadable_enclosure"))
+            if isinstance(record, ParsedMessage)
+            else record
+            for record in found
+        ]
+
+    def _resolve(self, top: Message) -> list[Record]:
         originals = self._originals(top, at_top=True, hops=())
         if originals:
             out: list[Record] = []
@@ -263,7 +281,11 @@ class _Reader:
             return inner
         # RFC 6532 lets message/global be encoded; the stdlib parsed the encoded text as a message.
         encoded = flatten(inner)
-        data = binascii.a2b_base64(encoded) if encoding == "base64" else binascii.a2b_qp(encoded)
+        try:
+            data = binascii.a2b_base64(encoded) if encoding == "base64" else binascii.a2b_qp(encoded)
+        except binascii.Error:
+            self.unreadable_enclosure = True  # truncated or damaged: this enclosure is lost, not its siblings
+            return None
         self.budget.spend(len(data))
         try:
             return parse_message(data)
