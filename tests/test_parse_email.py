@@ -330,6 +330,27 @@ def test_forward_of_a_forward_as_attachments_yields_the_innermost() -> None:
     ]
 
 
+def _forwarded_as_base64(times: int) -> bytes:
+    """John's original forwarded as a base64 attachment ``times`` times: each level parses on its own."""
+    raw = original()
+    for _ in range(times):
+        raw = forward_attached(raw, encoding="base64")
+    return raw
+
+
+def test_forwards_nested_up_to_the_hop_limit_yield_the_original() -> None:
+    record = only(parse(_forwarded_as_base64(mailfile.MAX_DEPTH)))
+    assert_is_johns_original(record)
+    assert record.extra["forward_depth"] == str(mailfile.MAX_DEPTH)
+
+
+def test_forwards_nested_past_the_hop_limit_are_undated_never_dated_by_a_forward() -> None:
+    record = only(parse(_forwarded_as_base64(mailfile.MAX_DEPTH + 1)))
+    assert record.created_at is None and record.time is None
+    assert set(record.flags) >= {"forwarded", "undated_forward", "original_not_found", "forward_chain_too_deep"}
+    assert record.extra["original_date"] == ""
+
+
 def test_inline_forward_inside_an_attached_forward() -> None:
     # Bessie forwarded John's mail inline; the employee forwarded Bessie's forward as an attachment.
     middle = forward_inline(

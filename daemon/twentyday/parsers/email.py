@@ -38,7 +38,9 @@ undated (``created_at`` None, the raw text kept in ``time``, flag
 ``undated_forward``): the forward's own date is never put in its place. So is
 a message whose subject says it is a forward but in which no original is found
 (flag ``original_not_found`` too; a mail carrying a chat export is exempt, the
-export being the capture that counts). An
+export being the capture that counts), and so is a chain of attached forwards
+still relaying at :data:`~twentyday.parsers.mailfile.MAX_DEPTH` hops (flag
+``forward_chain_too_deep`` as well). An
 inline forward that carries no attachments although the original refers to
 some (a placeholder such as ``<image001.png>`` or ``[cid:...]``, or words like
 "attached") gets placeholder attachments with ``data=None``, the flag
@@ -166,6 +168,19 @@ class _Hop:
         return {"how": self.how, "from": self.sender, "date": self.date, "subject": self.subject, "levels": self.levels}
 
 
+@dataclass(frozen=True)
+class _Enclosed:
+    """An enclosed original and the steps that led to it.
+
+    ``too_deep``: ``message`` is not the original but a relay still forwarding at the
+    hop limit (:data:`MAX_DEPTH`); the original lies deeper than is read.
+    """
+
+    message: Message
+    hops: tuple[_Hop, ...]
+    too_deep: bool = False
+
+
 def _hop(message: Message, how: str, levels: int = 1) -> _Hop:
     found = addresses(message, "From")
     sender = found[0] if found else header(message, "From")
@@ -210,8 +225,8 @@ class _Reader:
         originals = self._originals(top, at_top=True, hops=())
         if originals:
             out: list[Record] = []
-            for enclosed, hops in originals:
-                out += self._enclosed_record(top, enclosed, hops)
+            for enclosed in originals:
+                out += self._enclosed_record(top, enclosed)
             return out
         body = body_text(top, self.budget)
         if top.get_content_type() != "multipart/report":
@@ -236,20 +251,21 @@ class _Reader:
 
     # --- attachments ---
 
-    def _originals(
-        self, message: Message, *, at_top: bool, hops: tuple[_Hop, ...]
-    ) -> list[tuple[Message, tuple[_Hop, ...]]]:
+    def _originals(self, message: Message, *, at_top: bool, hops: tuple[_Hop, ...]) -> list[_Enclosed]:
         """The innermost originals enclosed in ``message``, each with the steps that led to it."""
         found = self._enclosures(message)
-        if not found or len(hops) >= MAX_DEPTH:
+        if not found:
             return []
         if not at_top and not self._relays(message, found):
             return []
-        out: list[tuple[Message, tuple[_Hop, ...]]] = []
+        if len(hops) >= MAX_DEPTH:
+            # Still relaying at the limit: returning nothing would make this forward the original.
+            return [_Enclosed(message, hops, too_deep=True)]
+        out: list[_Enclosed] = []
         for enclosed, in_digest in found:
             path = (*hops, _hop(message, "digest" if in_digest else "attachment"))
             deeper = self._originals(enclosed, at_top=False, hops=path)
-            out += deeper or [(enclosed, path)]
+            out += deeper or [_Enclosed(enclosed, path)]
         return out
 
     def _enclosures(self, message: Message) -> list[tuple[Message, bool]]:
@@ -300,7 +316,10 @@ class _Reader:
             return True
         return not body_text(message, self.budget)[0].strip()
 
-    def _enclosed_record(self, top: Message, enclosed: Message, hops: tuple[_Hop, ...]) -> list[Record]:
+    def _enclosed_record(self, top: Message, original: _Enclosed) -> list[Record]:
+        if original.too_deep:
+            return self._beyond_hop_limit(top, original)
+        enclosed, hops = original.message, original.hops
         body = body_text(enclosed, self.budget)
         found = self._inline(enclosed, body[0], at_top=False)
         if found is not None:
@@ -309,6 +328,16 @@ class _Reader:
         raw_date = record.time.raw if record.time else ""
         # An enclosure is the original's own MIME, attachments and all: complete by construction.
         return self._forward(top, record, hops, raw_date, inline=False)
+
+    def _beyond_hop_limit(self, top: Message, found: _Enclosed) -> list[Record]:
+        """Forwards nested past the hop limit: undated for review, like a forward without an original.
+
+        The record is the last relay read, whose own Date is a forward's and never the original's.
+        """
+        record = describe(found.message, self.budget)
+        record = dataclasses.replace(record, created_at=None, time=None,
+                                     flags=(*record.flags, "original_not_found", "forward_chain_too_deep"))
+        return self._forward(top, record, found.hops, "", inline=False)
 
     # --- inline ---
 
