@@ -435,6 +435,28 @@ def test_wrapped_and_squeezed_reply_headers(body: str, sender: str, when: str) -
     assert found.created_at is not None and found.created_at.strftime("%Y-%m-%d %H:%M") == when
 
 
+@pytest.mark.parametrize(
+    ("header", "sender", "when"),
+    [
+        # A first name that is also a month (or "Mar", also mardi/martes) is the sender's, not the date's.
+        ("On Tue, Mar 4, 2025 at 9:31 AM Jan Novak <jan@example.com> wrote:", "Jan Novak", "2025-03-04 09:31"),
+        ("On Tue, Mar 4, 2025 at 9:31 AM June Park <june@example.com> wrote:", "June Park", "2025-03-04 09:31"),
+        ("On Mar 4, 2025, at 9:31 AM, May Lee <may@example.com> wrote:", "May Lee", "2025-03-04 09:31"),
+        ("On Tue, Apr 4, 2025 at 9:31 AM Mar Vidal <mar@example.com> wrote:", "Mar Vidal", "2025-04-04 09:31"),
+        ("On 4 Mar 2025, Jan Novak <jan@example.com> wrote:", "Jan Novak", "2025-03-04 00:00"),
+        ("On Wed, Oct 27, 2021 at 9:31 AM Dec Ryan <dec@example.com> wrote:", "Dec Ryan", "2021-10-27 09:31"),
+        ("Le mar. 4 mars 2025 à 09:31, Jan Novak <jan@example.com> a écrit :", "Jan Novak", "2025-03-04 09:31"),
+        # The sender's initials read like a second am/pm marker: the first one holds.
+        ("On Tue, Mar 4, 2025 at 11:31 PM A. M. Smith <ams@example.com> wrote:", "A. M. Smith", "2025-03-04 23:31"),
+    ],
+)
+def test_a_name_that_looks_like_a_date_word_stays_the_senders(header: str, sender: str, when: str) -> None:
+    found = parse(f"{header}\n> The budget is attached.\n")
+    assert found is not None
+    assert found.sender == f"{sender} <{found.sender_address}>"
+    assert found.created_at is not None and found.created_at.strftime("%Y-%m-%d %H:%M") == when
+
+
 def test_a_bracketed_address_alone_does_not_make_a_reply_header() -> None:
     # Three lines are joined only when the middle one is an address and the last ends the sentence.
     assert parse("On Monday, the team\n<agenda@example.com>\nmet again.\n> notes\n") is None
@@ -502,6 +524,7 @@ def test_localised_dates(text: str, iso: str) -> None:
         "31 Feb 2021 10:00",
         "27 Oct 0931 10:00",  # a typo, not a year of e-mail
         "27 Oct 2021 13:00 PM",
+        "27 Oct 2021 11:31 PM a.m.",  # two am/pm markers: which one holds is a guess
         "soon",
         "",
     ],

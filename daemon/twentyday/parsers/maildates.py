@@ -319,6 +319,8 @@ def _take(parts: _Fields, token: _Token, previous: str) -> str:
         parts.time = text.replace(".", ":")
         return ""
     if kind == "ampm":
+        if parts.pm is not None:
+            return "two am/pm markers"
         parts.pm = fold(text).startswith("p")
         return ""
     if kind in ("gmtoff", "offset"):
@@ -507,42 +509,51 @@ def split_leading_date(text: str) -> tuple[str, str]:
     Reply headers ("On DATE, NAME wrote:") put a date and a name side by side,
     with or without a comma. The date is the longest run of date-like tokens
     at the start; filler and weekday words at its end go back to the name
-    ("... 9:31, De Vries" keeps "De Vries"). One pass, no backtracking.
+    ("... 9:31, De Vries" keeps "De Vries"). A month word after the year, the
+    time or another month, and a second am/pm marker, start the name: "Jan",
+    "June", "May" and "Mar" are first names, "A. M." initials. One pass, no
+    backtracking.
     """
     if len(text) > MAX_DATE_CHARS * 2:
         return "", text
     cut = 0
-    seen_month = False
-    seen_time = False
+    seen: set[str] = set()
     for token in _tokens(text):
-        role = _leading_role(token, seen_month, seen_time)
+        role = _leading_role(token, seen)
         if role == "stop":
             break
-        seen_month = seen_month or role == "month"
-        seen_time = seen_time or role == "time"
-        if role in ("month", "time", "value"):
+        seen.add(role)
+        if role != "filler":
             cut = token.end
     return text[:cut].strip(" ,"), text[cut:].strip(" ,")
 
 
-def _leading_role(token: _Token, seen_month: bool, seen_time: bool) -> str:
-    """How a token counts in a leading date: month, time, value, filler or stop."""
+def _leading_role(token: _Token, seen: set[str]) -> str:
+    """How a token counts in a leading date: month, time, year, ampm, value, filler or stop."""
     kind = token.kind
     if kind == "numdate":
-        return "stop" if seen_month else "month"
+        return "stop" if "month" in seen else "month"
     if kind in ("time", "dotpair"):
-        return "stop" if seen_time else "time"
-    if kind in ("gmtoff", "offset", "ampm", "number"):
+        return "stop" if "time" in seen else "time"
+    if kind == "ampm":
+        return "stop" if "ampm" in seen else "ampm"
+    if kind == "number":
+        return "year" if len(token.text) == 4 else "value"
+    if kind in ("gmtoff", "offset"):
         return "value"
     if kind == "punct":
         return "filler" if token.text in ",." else "stop"
     if kind != "word":
         return "stop"
     key = fold(token.text)
-    if key in _MONTHS and key not in _WEEKDAYS:
-        return "stop" if seen_month else "month"
+    if key in _MONTHS:
+        # Clients write the month before the year and the time; one after them is a name.
+        if seen & {"month", "year", "time"}:
+            return "stop"
+        # "mar" is March or mardi/martes: read_mail_date decides once it has every word.
+        return "filler" if key in _WEEKDAYS else "month"
     if key in ZONE_ABBREVIATIONS:
         return "value"
-    if key in _WEEKDAYS or key in _FILLERS or key in _MONTHS:
+    if key in _WEEKDAYS or key in _FILLERS:
         return "filler"
     return "stop"
