@@ -707,6 +707,53 @@ def test_encoded_word_in_a_charset_that_cannot_decode_is_read_as_utf8(charset: s
     assert record.created_at == datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("date", "year"),
+    [
+        # RFC 5322 section 4.3: 00-49 are 2000-2049, 50-99 are 1950-1999, three digits add 1900.
+        ("Fri, 3 Mar 56 10:00:00 +0000", None),  # 1956, before any e-mail this archive keeps; never 2056
+        ("Mon, 3 Mar 25 10:00:00 +0000", 2025),
+        ("Wed, 3 Mar 99 10:00:00 +0000", 1999),
+        ("Mon, 3 Mar 125 10:00:00 +0000", 2025),
+        ("Fri, 3 Mar 2056 10:00:00 +0000", 2056),  # written in full: taken as written
+    ],
+)
+def test_abbreviated_years_are_read_as_rfc_5322_says(date: str, year: int | None) -> None:
+    message = mailfile.read_message(f"From: a@example.org\r\nDate: {date}\r\n\r\nhi\r\n".encode())
+    assert (message.created_at and message.created_at.year) == year
+    assert message.time is not None and message.time.raw == date
+    enclosed = original().replace(format_datetime(ORIGINAL_AT).encode(), date.encode())
+    record = only(parse(forward_attached(enclosed)))
+    after_the_forward = year is not None and year > FORWARDED_AT.year
+    assert (record.created_at and record.created_at.year) == (None if after_the_forward else year)
+
+
+def test_an_attached_original_dated_after_its_forward_is_undated() -> None:
+    # A typo'd or hostile year (2056), or two days after the forward: neither can start the 20-day clock.
+    for moment in (datetime(2056, 3, 3, 10, tzinfo=UTC), FORWARDED_AT + timedelta(days=2)):
+        date = format_datetime(moment)
+        record = only(parse(forward_attached(original(date=date))))
+        assert record.created_at is None
+        assert set(record.flags) >= {"forwarded", "undated_forward", "original_after_forward"}
+        assert record.time is not None and record.time.raw == date
+        assert record.extra["original_date"] == date
+
+
+def test_an_inline_original_dated_after_its_forward_is_undated() -> None:
+    body = GMAIL_HEADERS.replace("Wed, Oct 27, 2021 at 9:31 AM", "Thu, Oct 27, 2033 at 9:31 AM") + "Aenean.\n"
+    record = only(parse(forward_inline(body)))
+    assert record.created_at is None
+    assert set(record.flags) >= {"forwarded", "undated_forward", "original_after_forward"}
+    assert record.time is not None and record.time.raw == "Thu, Oct 27, 2033 at 9:31 AM"
+
+
+def test_an_original_a_little_after_its_forward_is_clock_skew_and_stays_dated() -> None:
+    skewed = FORWARDED_AT + timedelta(hours=3)  # a sender's clock running fast, or a zone mistaken
+    record = only(parse(forward_attached(original(date=format_datetime(skewed)))))
+    assert record.created_at == skewed
+    assert "original_after_forward" not in record.flags
+
+
 def test_detects_a_single_message_even_after_a_padding_line() -> None:
     raw = (MIME / "flanker" / "enclosed.eml").read_bytes()
     assert raw.startswith(b" ")

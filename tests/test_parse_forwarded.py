@@ -506,6 +506,7 @@ def test_numeric_reply_dates(text: str, day_first: bool | None, expected: str | 
         ("Wed, 27 Oct 2021 09:31:00 +0000 (UTC)", "2021-10-27T09:31:00+00:00"),
         ("2021-10-27 09:31", "2021-10-27T09:31:00-04:00"),
         ("31/12/99 23:00", "1999-12-31T23:00:00-05:00"),  # two-digit year as POSIX %y reads it
+        ("31/12/49 23:00", "2049-12-31T23:00:00-05:00"),  # and as RFC 5322 section 4.3 reads it
     ],
 )
 def test_localised_dates(text: str, iso: str) -> None:
@@ -523,6 +524,7 @@ def test_localised_dates(text: str, iso: str) -> None:
         "27 Oct 21 09:31",  # two-digit year beside a day: ambiguous
         "31 Feb 2021 10:00",
         "27 Oct 0931 10:00",  # a typo, not a year of e-mail
+        "31/12/56 23:00",  # 1956 by RFC 5322 section 4.3, never 2056
         "27 Oct 2021 13:00 PM",
         "27 Oct 2021 11:31 PM a.m.",  # two am/pm markers: which one holds is a guess
         "soon",

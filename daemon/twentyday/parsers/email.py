@@ -40,7 +40,9 @@ a message whose subject says it is a forward but in which no original is found
 (flag ``original_not_found`` too; a mail carrying a chat export is exempt, the
 export being the capture that counts), and so is a chain of attached forwards
 still relaying at :data:`~twentyday.parsers.mailfile.MAX_DEPTH` hops (flag
-``forward_chain_too_deep`` as well). An
+``forward_chain_too_deep`` as well), and an original dated more than
+:data:`CLOCK_SKEW` after a forward that carried it (flag
+``original_after_forward``, its date's text kept in ``time``). An
 inline forward that carries no attachments although the original refers to
 some (a placeholder such as ``<image001.png>`` or ``[cid:...]``, or words like
 "attached") gets placeholder attachments with ``data=None``, the flag
@@ -62,6 +64,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import Message
 
 from ..errors import ParseError
@@ -84,6 +87,7 @@ from .mailfile import (
     header,
     leaves,
     looks_like_email,
+    original_time,
     part_bytes,
     part_name,
     require_headers,
@@ -123,6 +127,9 @@ REFERENCED_ATTACHMENT = "(referenced attachment)"
 FORWARD_SCAN_CHARS = 1024 * 1024
 #: Placeholders and references are looked for near the top; a huge body is not scanned to its end.
 _SCAN_CHARS = 2 * 1024 * 1024
+#: A sender's clock running fast, or a zone-less time read in the custodian's zone: an original up
+#: to this much later than a forward carrying it keeps its date; any later, the date is not believed.
+CLOCK_SKEW = timedelta(days=1)
 _CHAT_DETECTORS: tuple[ParserModule, ...] = (whatsapp, telegram, sms_backup, signal, messenger, google_chat)
 
 
@@ -163,6 +170,7 @@ class _Hop:
     date: str
     subject: str
     levels: int = 1  # an inline forward of forwards counts each level
+    at: datetime | None = None  # ``date`` read, when it can be
 
     def as_dict(self) -> dict[str, str | int]:
         return {"how": self.how, "from": self.sender, "date": self.date, "subject": self.subject, "levels": self.levels}
@@ -184,7 +192,8 @@ class _Enclosed:
 def _hop(message: Message, how: str, levels: int = 1) -> _Hop:
     found = addresses(message, "From")
     sender = found[0] if found else header(message, "From")
-    return _Hop(how, sender, header(message, "Date"), header(message, "Subject"), levels)
+    at, _ = original_time(message)
+    return _Hop(how, sender, header(message, "Date"), header(message, "Subject"), levels, at)
 
 
 def has_forward_prefix(subject: str) -> bool:
@@ -420,6 +429,9 @@ class _Reader:
             "original_date": original_date,
         }
         flags = ["forwarded"]
+        if record.created_at is not None and _dated_after_a_forward(record.created_at, hops):
+            record = _untrusted_date(record)
+            flags.append("original_after_forward")
         if record.created_at is None:
             flags.append("undated_forward")
         record = self._with_chat_flag(dataclasses.replace(record, flags=(*record.flags, *flags), extra=extra))
@@ -429,6 +441,23 @@ class _Reader:
         if any(a.data is not None and _looks_like_chat_export(a.name, a.data) for a in record.attachments):
             return dataclasses.replace(record, flags=(*record.flags, "chat_export_attached"))
         return record
+
+
+def _dated_after_a_forward(moment: datetime, hops: tuple[_Hop, ...]) -> bool:
+    """Is the original dated later than a forward that carried it, beyond clock skew?"""
+    return any(hop.at is not None and moment > hop.at + CLOCK_SKEW for hop in hops)
+
+
+def _untrusted_date(record: ParsedMessage) -> ParsedMessage:
+    """Undated, the date's text kept: an original cannot be sent after its forward.
+
+    A mistyped or hostile Date would otherwise start the 20-day clock in the future
+    and keep a late record looking on time.
+    """
+    time = record.time
+    if time is not None:
+        time = dataclasses.replace(time, layout=f"{time.layout}-untrusted: dated after its forward")
+    return dataclasses.replace(record, created_at=None, time=time)
 
 
 def _identity(entry: str) -> str:

@@ -32,8 +32,9 @@ MAX_DATE_CHARS = 200
 #: Years outside this range are typos or junk, not the date of an e-mail.
 YEARS = range(1970, 2200)
 
-#: Two-digit years as POSIX ``%y`` reads them: 69-99 are 1969-1999, 00-68 are 2000-2068.
-TWO_DIGIT_YEAR_PIVOT = 69
+#: Two-digit years as RFC 5322 section 4.3 reads them: 50-99 are 1950-1999, 00-49 are 2000-2049.
+#: (POSIX ``%y`` would make "56" 2056, decades after any forward carrying the date.)
+TWO_DIGIT_YEAR_PIVOT = 50
 
 #: Languages in the order used to name a layout when a word fits several.
 LANG_ORDER = ("en", "de", "fr", "es", "it", "nl", "pt", "ru", "da", "nb", "sv", "fi", "pl")

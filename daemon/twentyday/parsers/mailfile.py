@@ -496,7 +496,13 @@ def original_time(message: Message) -> tuple[datetime | None, TimeReading | None
         moment = email.utils.parsedate_to_datetime(raw)
     except STDLIB_ERRORS:
         return None, unread
-    if moment is None or not 1970 <= moment.year < 2200:
+    if moment is None:
+        return None, unread
+    try:
+        moment = moment.replace(year=_rfc5322_year(moment.year, raw))
+    except ValueError:
+        return None, unread
+    if not 1970 <= moment.year < 2200:
         return None, unread
     if moment.tzinfo is None:
         # RFC 5322 3.3: "-0000" is a UTC time from a host whose own zone is unknown; no zone at all is
@@ -507,6 +513,19 @@ def original_time(message: Message) -> tuple[datetime | None, TimeReading | None
     return moment, TimeReading(
         raw=raw, layout="rfc5322", day_first=None, decided_by="header", zone=moment.strftime("%z")
     )
+
+
+def _rfc5322_year(parsed: int, raw: str) -> int:
+    """The year as RFC 5322 section 4.3 reads an abbreviated one: 00-49 add 2000, 50-99 and 100-999 add 1900.
+
+    The stdlib reads two digits as POSIX %y does (00-68 are 2000-2068): "3 Mar 56" would be
+    2056, a date decades after any forward carrying it. A year written in full is kept.
+    """
+    if parsed < 1000:
+        return parsed + 1900  # the stdlib keeps three digits as they are: year 125
+    if 2050 <= parsed < 2069 and not re.search(rf"(?<!\d){parsed}(?!\d)", raw):
+        return parsed - 100
+    return parsed
 
 
 def thread(message: Message) -> tuple[str, str, str]:
