@@ -381,6 +381,26 @@ def test_forward_of_a_forward_returns_the_innermost(subject: str, comment: str) 
     assert found.body == "Aenean quis diam urna."
 
 
+def test_a_forwarded_outlook_reply_style_forward_inside_a_forward_is_the_original() -> None:
+    # Outlook 2019 forwards with a reply header and a 4-space indent (see outlook_2019_en_body);
+    # Alice passed John's forward on with Gmail. Bob's older message is quoted inside John's, not the original.
+    body = (
+        "---------- Forwarded message ---------\nFrom: Alice <alice@example.com>\n"
+        "Date: Mon, Mar 10, 2025 at 8:00 AM\nSubject: Fwd: contract\nTo: <fw@example.com>\n\n"
+        'On 28/02/2025 12:46, "John Doe" <john.doe@acme.com> wrote:\n\n'
+        "    I accept the terms.\n\n"
+        "    From: Bob <bob@example.com>\n    Sent: Monday, February 3, 2025 9:31 AM\n"
+        "    To: John Doe <john.doe@acme.com>\n    Subject: contract\n\n    Please sign.\n"
+    )
+    found = parse(body)
+    assert found is not None
+    assert found.depth == 2
+    assert found.client == "outlook_2019_reply"
+    assert found.sender_address == "john.doe@acme.com"
+    assert found.created_at is not None and found.created_at.strftime("%Y-%m-%d %H:%M") == "2025-02-28 12:46"
+    assert found.body.startswith("I accept the terms.")
+
+
 def test_message_with_its_own_text_above_a_quoted_forward_is_the_record() -> None:
     found = parse(relay("Our notes", "Here are my notes on the thread."))
     assert found is not None

@@ -28,7 +28,8 @@ enclosing message is a mere relay of it, i.e. its subject carries a forward
 prefix ("Fwd: ...") or it adds no text of its own before the nested block.
 A message that says something and then quotes a thread ("Integer consequat"
 followed by the "RE: ..." chain below it) is itself the record, not its quotes.
-Reply headers are never descended into: a forwarded reply is the reply.
+A relay's first block may be a reply header (Outlook 2019 forwards that way),
+but reply headers are never descended into: a forwarded reply is the reply.
 """
 
 from __future__ import annotations
@@ -314,7 +315,9 @@ def find_forwarded(
         return None
     depth = 1
     while not block.reply:
-        inner = _first_block(lines, block.body_start, block.body_stop, allow_reply=False)
+        # A reply header counts here too: Outlook 2019 forwards as "On ..., NAME wrote:" over an
+        # indented copy. Skipping it would take an older block quoted inside that copy instead.
+        inner = _first_block(lines, block.body_start, block.body_stop, allow_reply=True)
         if inner is None or not _is_relay(lines, block, inner):
             break
         block, depth = inner, depth + 1
