@@ -597,6 +597,18 @@ def test_forward_without_any_original_is_undated_for_review() -> None:
     assert record.body.startswith("See below")
 
 
+def test_forward_whose_header_block_cannot_be_read_is_undated_not_dated_by_a_quote() -> None:
+    body = (
+        "FYI\n\n________________________________\nΑπό: Nikos <nikos@example.gr>\n"
+        "Στάλθηκε: Δευτέρα, 10 Μαρτίου 2025 9:31 πμ\nΠρος: me@example.com\nΘέμα: RE: contract\n\nAgreed.\n\n"
+        "On Mon, Feb 3, 2025 at 9:31 AM Bob Smith <bob@example.com> wrote:\n> Please sign the contract.\n"
+    )
+    record = only(parse(forward_inline(body, "FW: contract")))
+    assert record.created_at is None
+    assert set(record.flags) >= {"forwarded", "undated_forward", "original_not_found"}
+    assert record.sender == "jane.doe@gmail.com"
+
+
 def test_forwarded_chat_export_mail_is_not_held_to_a_missing_original() -> None:
     # A phone's "WhatsApp Chat with ..." mail forwarded on: the export is the capture that counts.
     files = (("WhatsApp Chat with Alice Smith.txt", CHAT_FILES["WhatsApp Chat with Alice Smith.txt"].read_bytes()),)

@@ -401,6 +401,69 @@ def test_a_forwarded_outlook_reply_style_forward_inside_a_forward_is_the_origina
     assert found.body.startswith("I accept the terms.")
 
 
+#: A reply Bob wrote earlier, quoted at the bottom of the forwarded message: never the original.
+OLDER_QUOTED_REPLY = (
+    "\nOn Mon, Feb 3, 2025 at 9:31 AM Bob Smith <bob@example.com> wrote:\n> Please sign the contract.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "sender"),
+    [
+        # Outlook's header keys in Simplified Chinese, Traditional Chinese, Japanese and Korean.
+        ("发件人: Li Wei <li.wei@example.cn>\n发送时间: 2025年3月10日 9:31\n收件人: me@example.com\n"
+         "抄送: wang@example.cn\n主题: RE: contract", "li.wei@example.cn"),
+        ("寄件者: Chen Mei <chen@example.tw>\n寄件日期: 2025年3月10日 上午 09:31\n收件者: me@example.com\n"
+         "副本: lin@example.tw\n主旨: RE: contract", "chen@example.tw"),
+        ("差出人: Tanaka <tanaka@example.jp>\n送信日時: 2025年3月10日 9:31\n宛先: me@example.com\n"
+         "CC: sato@example.jp\n件名: RE: contract", "tanaka@example.jp"),
+        ("보낸 사람: Kim <kim@example.kr>\n보낸 날짜: 2025년 3월 10일 월요일 오전 9:31\n받는 사람: me@example.com\n"
+         "참조: lee@example.kr\n제목: RE: contract", "kim@example.kr"),
+    ],
+)
+def test_cjk_outlook_headers_give_the_sender_and_keep_the_date_text(headers: str, sender: str) -> None:
+    found = parse("FYI\n\n________________________________\n" + headers + "\n\nAgreed, signing today.\n"
+                  + OLDER_QUOTED_REPLY)
+    assert found is not None
+    assert found.sender_address == sender
+    assert found.subject == "RE: contract"
+    assert len(found.to) == 1 and len(found.cc) == 1
+    # Dates written with 年/月/日 are not read (yet): undated with the text kept, never Bob's date.
+    assert found.created_at is None and found.date_text.startswith("2025")
+    assert found.body.startswith("Agreed, signing today.")
+
+
+@pytest.mark.parametrize(
+    "separator",
+    ["________________________________", "-----Original Message-----", "---------- Forwarded message ---------"],
+)
+def test_a_header_block_that_cannot_be_read_ends_the_search(separator: str) -> None:
+    # Outlook in Greek: a header block this module has no keys for. Bob's older reply quoted
+    # below it is not the original; nothing is found, and the forward is undated for review.
+    body = (
+        f"FYI\n\n{separator}\nΑπό: Nikos <nikos@example.gr>\nΣτάλθηκε: Δευτέρα, 10 Μαρτίου 2025 9:31 πμ\n"
+        f"Προς: me@example.com\nΘέμα: RE: contract\n\nAgreed.\n{OLDER_QUOTED_REPLY}"
+    )
+    assert parse(body) is None
+
+
+def test_an_unreadable_block_inside_a_relay_is_not_found_either() -> None:
+    # Alice relays ("Fwd:") a Greek Outlook forward: her own block is a forward's, never the original.
+    body = (
+        "---------- Forwarded message ---------\nFrom: Alice <alice@example.com>\n"
+        "Date: Mon, Mar 10, 2025 at 8:00 AM\nSubject: Fwd: contract\nTo: <fw@example.com>\n\n"
+        "________________________________\nΑπό: Nikos <nikos@example.gr>\nΣτάλθηκε: Δευτέρα, 10 Μαρτίου 2025\n"
+        f"Θέμα: contract\n\nAgreed.\n{OLDER_QUOTED_REPLY}"
+    )
+    assert parse(body) is None
+
+
+def test_underscores_over_a_signature_do_not_end_the_search() -> None:
+    body = "FYI\n\n____________________\nJane Doe | Records Officer\n\n" + GMAIL_INNER
+    found = parse(body)
+    assert found is not None and found.sender_address == "john.doe@acme.com"
+
+
 def test_message_with_its_own_text_above_a_quoted_forward_is_the_record() -> None:
     found = parse(relay("Our notes", "Here are my notes on the thread."))
     assert found is not None

@@ -23,6 +23,12 @@ How a forward is found, first match from the top of the body:
   a line of its own; Zoho's "---- On ... wrote ----") followed by the quoted or
   4-space-indented original.
 
+A separator whose header block cannot be read (keys in a language missing
+here, a cut-off block) ends the search with nothing found: a block further
+down is older, quoted inside the unread original, and is never taken instead.
+Underscores end it only over "Key: value" lines, as they also rule off
+signatures.
+
 Forwards of forwards: the innermost original is returned only while each
 enclosing message is a mere relay of it, i.e. its subject carries a forward
 prefix ("Fwd: ...") or it adds no text of its own before the nested block.
@@ -86,20 +92,23 @@ class ForwardedOriginal:
 
 #: Header keys as clients write them, by field. "sent" is a date written by Outlook-like
 #: clients ("Sent:", "Gesendet:", "Envoyé :"); "ignored" keys belong to the block but
-#: carry nothing this module returns.
+#: carry nothing this module returns. The last entries of from/to/cc/sent/subject are
+#: Outlook's in Simplified Chinese, Traditional Chinese, Japanese and Korean, in that order
+#: (Japanese Outlook writes "CC").
 HEADER_KEYS: Mapping[str, str] = {
     "from": "From|Von|De|Da|Van|Mittente|Fra|Från|Lähettäjä|Od|От|Nadawca|Feladó|Šalje"
     "|Kimden|Від|Від кого|Saatja|De la|Expeditorul|Отправитель|Gönderen|Afzender|Absender"
-    "|Remetente",
+    "|Remetente|发件人|寄件者|差出人|보낸 사람",
     "to": "To|An|À|A|Para|Aan|Pour|Til|Till|Vastaanottaja|Do|Komu|Кому|Prima|Címzett"
-    "|Destinatarul|Pre|Kime|Adresat|Către|Destinatario|Destinataire",
+    "|Destinatarul|Pre|Kime|Adresat|Către|Destinatario|Destinataire|收件人|收件者|宛先|받는 사람",
     "cc": "Cc|CC|Kopie|Kopie (CC)|Copie|Copie à|Kopio|Másolat|Másolatot kap|Kopi|Dw|DW"
-    "|Копия|Kopia|Kópia|Копія|Bilgi|Copia|Cópia",
+    "|Копия|Kopia|Kópia|Копія|Bilgi|Copia|Cópia|抄送|副本|참조",
     "date": "Date|Datum|Dato|Fecha|Päivämäärä|Päiväys|Dátum|Data|Dată|Дата|Tarih",
     "sent": "Sent|Gesendet|Envoyé|Enviado|Enviada|Inviato|Verzonden|Sendt|Skickat|Lähetetty"
-    "|Elküldve|Wysłano|Trimis|Отправлено|Odoslané|Gönderilen|Відправлено|Odesláno",
+    "|Elküldve|Wysłano|Trimis|Отправлено|Odoslané|Gönderilen|Відправлено|Odesláno"
+    "|发送时间|寄件日期|送信日時|보낸 날짜",
     "subject": "Subject|Betreff|Objet|Sujet|Asunto|Oggetto|Onderwerp|Assunto|Emne|Ämne|Aihe"
-    "|Temat|Тема|Předmět|Predmet|Tárgy|Subiectul|Subiect|Konu|Naslov",
+    "|Temat|Тема|Předmět|Predmet|Tárgy|Subiectul|Subiect|Konu|Naslov|主题|主旨|件名|제목",
     # A forward from the sender's Sent folder shows its Bcc; an official address there makes
     # the original "copied" (44 U.S.C. 2911(a)(1)), so it is read, not ignored.
     "bcc": "Bcc|BCC|Cci|Ccn|CCO|Kopie (BCC)|Blindkopie|Copie cachée",
@@ -311,8 +320,8 @@ def find_forwarded(
     """
     lines = _prepare(body)
     block = _first_block(lines, 0, len(lines), allow_reply=True)
-    if block is None:
-        return None
+    if not isinstance(block, _Block):
+        return None  # no forward, or one whose headers cannot be read: never an older block below it
     depth = 1
     while not block.reply:
         # A reply header counts here too: Outlook 2019 forwards as "On ..., NAME wrote:" over an
@@ -320,6 +329,8 @@ def find_forwarded(
         inner = _first_block(lines, block.body_start, block.body_stop, allow_reply=True)
         if inner is None or not _is_relay(lines, block, inner):
             break
+        if isinstance(inner, _Unreadable):
+            return None
         block, depth = inner, depth + 1
     return _original(lines, block, depth, default_zone, zone_name, day_first)
 
@@ -339,6 +350,17 @@ class _Block:
     quote_levels: int
     reply: bool = False
     indented: bool = False
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A separator whose header block cannot be read (a language without keys here, a cut).
+
+    The search ends at it with nothing found: a block further down is older, quoted
+    inside the unread original, and taking it would give the wrong sender and date.
+    """
+
+    marker: int
 
 
 @dataclass(frozen=True)
@@ -381,7 +403,7 @@ def _is_blank(line: str) -> bool:
     return not _unquoted(line)[1].strip()
 
 
-def _first_block(lines: Sequence[str], start: int, stop: int, *, allow_reply: bool) -> _Block | None:
+def _first_block(lines: Sequence[str], start: int, stop: int, *, allow_reply: bool) -> _Block | _Unreadable | None:
     for index in range(start, stop):
         line = lines[index]
         # Every kind of block starts with a colon (a header, an intro, a reply line or the
@@ -395,7 +417,7 @@ def _first_block(lines: Sequence[str], start: int, stop: int, *, allow_reply: bo
     return None
 
 
-def _block_at(lines: Sequence[str], index: int, stop: int, allow_reply: bool) -> _Block | None:
+def _block_at(lines: Sequence[str], index: int, stop: int, allow_reply: bool) -> _Block | _Unreadable | None:
     line = lines[index]
     if len(line) > MAX_HEADER_LINE:
         return None
@@ -433,45 +455,71 @@ def _dash_separator(text: str) -> tuple[str, str] | None:
     return client, rest.strip()
 
 
-def _after_dashes(lines: Sequence[str], index: int, stop: int, text: str) -> _Block | None:
+def _after_dashes(lines: Sequence[str], index: int, stop: int, text: str) -> _Block | _Unreadable | None:
     found = _dash_separator(text)
     if found is None:
         return None
     client, rest = found
     if not rest:
-        return _headers_after(lines, index, stop, client)
+        return _headers_after(lines, index, stop, client) or _Unreadable(index)
     # Yahoo: "----- Forwarded Message ----- From: ...To: ...Subject: ..." on one line.
     values = _inline_headers(rest)
     if values is None:
-        return None
+        return _Unreadable(index)
     return _Block(client, index, values, index + 1, stop, _unquoted(lines[index])[0])
 
 
-def _after_intro(lines: Sequence[str], index: int, stop: int, text: str) -> _Block | None:
+def _after_intro(lines: Sequence[str], index: int, stop: int, text: str) -> _Block | _Unreadable | None:
     if not text.endswith(":"):
         return None
     client = _INTRO_CLIENTS.get(fold(text[:-1].strip()))
     if client is None:
         return None
-    return _headers_after(lines, index, stop, client)
+    return _headers_after(lines, index, stop, client) or _Unreadable(index)
 
 
-def _after_underscores(lines: Sequence[str], index: int, stop: int, text: str) -> _Block | None:
+def _after_underscores(lines: Sequence[str], index: int, stop: int, text: str) -> _Block | _Unreadable | None:
     if len(text) < 10 or text.strip("_"):
         return None
-    return _headers_after(lines, index, stop, "outlook_live")
+    block = _headers_after(lines, index, stop, "outlook_live")
+    if block is not None:
+        return block
+    # Underscores also rule off signatures and disclaimers: only "Key: value" lines make a block.
+    return _Unreadable(index) if _looks_like_headers(lines, _after_blanks(lines, index, stop), stop) else None
 
 
-def _headers_after(lines: Sequence[str], index: int, stop: int, client: str) -> _Block | None:
+def _after_blanks(lines: Sequence[str], index: int, stop: int) -> int:
+    """The first line after a separator's few blank lines (``stop`` if none)."""
     start = index + 1
     while start < stop and start - index <= MAX_BLANKS_AFTER_SEPARATOR and _is_blank(lines[start]):
         start += 1
+    return start
+
+
+def _headers_after(lines: Sequence[str], index: int, stop: int, client: str) -> _Block | None:
+    start = _after_blanks(lines, index, stop)
     if start >= stop:
         return None
     headers = _read_headers(lines, start, stop)
     if headers is None:
         return None
     return _Block(client, index, headers.values, headers.end, stop, headers.depth)
+
+
+def _looks_like_headers(lines: Sequence[str], start: int, stop: int) -> bool:
+    """Do two "Key: value" lines start here, whatever the language of the keys?"""
+    return stop - start >= 2 and all(_has_key(_unquoted(line)[1]) for line in lines[start : start + 2])
+
+
+def _has_key(text: str) -> bool:
+    """ "Key: value" or "Key：value" (the full-width colon of Chinese and Japanese clients)."""
+    if len(text) > MAX_HEADER_LINE:
+        return False
+    colons = [at for at in (text.find(":", 0, 40), text.find("\uff1a", 0, 40)) if at > 0]
+    if not colons:
+        return False
+    colon = min(colons)
+    return bool(text[:colon].strip(" \t*")) and "/" not in text[: colon + 2]
 
 
 def _bare_block(lines: Sequence[str], index: int, stop: int, text: str) -> _Block | None:
@@ -684,7 +732,7 @@ def _keeps_all(line: str) -> bool:
 # --- Building the result ----------------------------------------------------------------
 
 
-def _is_relay(lines: Sequence[str], outer: _Block, inner: _Block) -> bool:
+def _is_relay(lines: Sequence[str], outer: _Block, inner: _Block | _Unreadable) -> bool:
     """Does ``outer`` only pass ``inner`` on (forward prefix, or no text of its own)?"""
     subject = outer.values.get("subject", "")
     if strip_forward_prefix(subject) != subject.strip():
