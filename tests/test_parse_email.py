@@ -865,6 +865,9 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     "header-300k": (lambda: b"From: a@example.org\r\nX-Long: " + b"y" * 300_000 + b"\r\n\r\nx", "header block larger"),
     "parameters": (_long_parameters, "Content-Type header longer than"),
     "bare-cr-lines": (lambda: b"From: a@example.org\r\n\r\n" + b"a\r" * 17_000_000, "too costly to parse"),
+    # 10 MB in 5 million lines, one level deep: cheap in line-levels, but the stdlib parser keeps
+    # one str per line (about 450 MB).
+    "lines-5m": (lambda: _nested_multiparts(1, b"x\n" * 5_242_880), "more than 1000000 lines"),
 }
 
 
@@ -874,6 +877,14 @@ def test_hostile_structure_is_refused_quickly_with_a_reason(case: str) -> None:
     result = _timed_parse(build())
     assert isinstance(result, ParseError)
     assert reason in str(result)
+
+
+def test_a_one_part_message_of_many_lines_is_still_read() -> None:
+    # The one-part shortcut never splits the body into lines: only the stdlib parser is capped.
+    raw = b"From: a@example.org\r\nSubject: log\r\n\r\n" + b"x\n" * (mailfile.MAX_PARSE_LINES + 1)
+    result = _timed_parse(raw)
+    assert not isinstance(result, ParseError)
+    assert only(result).body.count("\n") == mailfile.MAX_PARSE_LINES + 1
 
 
 FOLDED = b"; x=" + b"y" * 70  # one folded continuation line of a parameter header

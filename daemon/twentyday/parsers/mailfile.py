@@ -8,7 +8,9 @@ with a reason (the caller keeps the raw bytes sealed in quarantine):
   estimated. CPython's feed parser checks every line against the boundary of
   every enclosing multipart, so its work is lines x nesting; a message whose
   estimate is beyond :data:`MAX_PARSE_WORK` is refused rather than parsed for
-  minutes (measured: about 0.1 s per million line-levels on 3.11);
+  minutes (measured: about 0.1 s per million line-levels on 3.11); and as it
+  keeps one string per line, a message it would see as more than
+  :data:`MAX_PARSE_LINES` lines is refused too;
 - parsing uses ``policy.compat32``: it only splits the structure and keeps
   header values as strings. ``policy.default`` parses every header it is asked
   for with a recursive-descent parser: on a 10 KB message (CPython 3.11) it
@@ -98,6 +100,9 @@ MAX_DECODED_BYTES = 128 * 1024 * 1024
 MAX_PARAMETER_HEADER = 8 * 1024
 #: Lines x (1 + multipart headers): the stdlib parser's work, estimated before it runs.
 MAX_PARSE_WORK = 16_000_000
+#: Lines the stdlib parser may see: it keeps one str per line (~90 bytes each), so 5 million
+#: one-character lines in a 10 MB mail take ~450 MB. The one-part shortcut is not limited.
+MAX_PARSE_LINES = 1_000_000
 #: HTML converted to text for a body; the raw capture keeps the rest.
 MAX_HTML_CHARS = 8 * 1024 * 1024
 #: Address headers up to this long have their parse cached (see addresses()).
@@ -234,8 +239,11 @@ def _starts_multipart(data: bytes, value: int) -> bool:
     return data.startswith(b"multipart/", value)
 
 
-def _check_parse_work(raw: bytes, fields: list[_ContentField]) -> None:
-    """Refuse a message whose parse would take the stdlib parser far too long (see module doc)."""
+def _check_parse_work(raw: bytes, fields: list[_ContentField]) -> int:
+    """Refuse a message whose parse would take the stdlib parser far too long (see module doc).
+
+    Returns the number of lines the stdlib parser would see.
+    """
     lines = max(raw.count(b"\n"), raw.count(b"\r")) + 1  # the parser also ends lines at a bare CR
     multiparts = sum(field.multipart for field in fields)
     work = lines * (1 + multiparts)
@@ -244,6 +252,13 @@ def _check_parse_work(raw: bytes, fields: list[_ContentField]) -> None:
             f"too costly to parse: {lines} lines inside {multiparts} multipart headers "
             f"(more than {MAX_PARSE_WORK} line-levels)"
         )
+    return lines
+
+
+def _check_parse_memory(lines: int) -> None:
+    """Refuse a message the stdlib parser would hold as too many line strings (see MAX_PARSE_LINES)."""
+    if lines > MAX_PARSE_LINES:
+        raise ParseError(f"too large to parse: {lines} lines (more than {MAX_PARSE_LINES} lines)")
 
 
 def _check_parameter_headers(fields: list[_ContentField]) -> None:
@@ -280,10 +295,13 @@ def parse(raw: bytes) -> Message:
     """The message's structure (compat32: nothing decoded yet), after the bounds above."""
     _header_end(raw)
     fields = _content_fields(raw)
-    _check_parse_work(raw, fields)
+    lines = _check_parse_work(raw, fields)
     _check_parameter_headers(fields)
     try:
-        message = _single_part(raw, fields) or BytesParser(policy=policy.compat32).parsebytes(raw)
+        message = _single_part(raw, fields)
+        if message is None:
+            _check_parse_memory(lines)
+            message = BytesParser(policy=policy.compat32).parsebytes(raw)
         _check_tree(message)
     except STDLIB_ERRORS as error:
         raise ParseError(f"unreadable message: {type(error).__name__}") from None
