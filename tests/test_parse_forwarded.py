@@ -554,6 +554,11 @@ def test_a_bracketed_address_alone_does_not_make_a_reply_header() -> None:
         ("13/04/2021 10:00", None, "2021-04-13", "custodian_zone"),  # 13 > 12: the format says
         ("04/13/2021 10:00 +0200", None, "2021-04-13", "format"),
         ("04/04/2021 10:00", None, "2021-04-04", "custodian_zone"),  # same either way
+        # 25 March 2004 (dd-mm-yy), or 4 March 2025 (yy-mm-dd, as Swedish and East Asian clients write it)?
+        ("25-03-04 09:31", None, None, None),
+        ("25-03-04 09:31", False, None, None),  # month first: still either
+        ("25-03-04 09:31", True, "2004-03-25", "locale"),  # a day-first locale writes dd-mm-yy
+        ("25.03.99 09:31", None, "1999-03-25", "custodian_zone"),  # 99 is no day: the year comes last
     ],
 )
 def test_numeric_reply_dates(text: str, day_first: bool | None, expected: str | None, decided_by: str | None) -> None:

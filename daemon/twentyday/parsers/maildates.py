@@ -453,7 +453,12 @@ def _numeric_day(text: str, day_first: bool | None) -> _Day | str:
     if first == second:
         return _Day(year, first, second, "dd/mm/yyyy", None, False)
     if first > 12 >= second:
-        return _Day(year, second, first, "dd/mm/yyyy", True, False)
+        # "25-03-04" is 25 March 2004, or 4 March 2025 written yy-mm-dd (Swedish, East Asian
+        # clients); only a day-first locale says the year comes last, unless it cannot be a day.
+        year_may_lead = len(pieces[2]) == 2 and 1 <= third <= 31
+        if year_may_lead and not day_first:
+            return f"year position of {text!r} undecidable without a day-first locale (dd-mm-yy or yy-mm-dd)"
+        return _Day(year, second, first, "dd/mm/yyyy", True, year_may_lead)
     if second > 12 >= first:
         return _Day(year, first, second, "mm/dd/yyyy", False, False)
     if first > 12 and second > 12:
