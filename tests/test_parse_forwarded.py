@@ -608,6 +608,7 @@ def test_localised_dates(text: str, iso: str) -> None:
     "text",
     [
         "27 Oct 2021 09:31 IST",  # India, Ireland or Israel: not guessed
+        "27 Oct 2021 09:31 CST",  # US Central or China Standard Time: not guessed either
         "Wed, Oct 27 at 9:31 AM",  # no year
         "27 Oct 21 09:31",  # two-digit year beside a day: ambiguous
         "31 Feb 2021 10:00",

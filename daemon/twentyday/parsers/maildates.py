@@ -123,8 +123,10 @@ FILLER_WORDS: Mapping[str, str] = {
 CLOCK_WORDS = frozenset({"kl", "klo", "kello", "klockan", "o", "godz", "um", "alle", "ore"})
 
 #: Zone names with one meaning in mail (RFC 5322 section 4.3 for the US ones), by offset
-#: in minutes east of UTC. Names with several meanings (IST, BST, AST, and CST outside
-#: mail headers) are left out on purpose: a date in an unknown zone stays unread.
+#: in minutes east of UTC. Names with several meanings are left out on purpose, so a date
+#: in such a zone stays unread: IST, BST, AST, and CST (US Central or China Standard Time;
+#: RFC 5322 gives "CST" one meaning only in Date headers, which mailfile reads, not in the
+#: text a client writes into a forward).
 ZONE_NAMES_BY_OFFSET: Mapping[int, str] = {
     0: "utc gmt ut z wet wez",
     60: "west wesz cet mez",
@@ -137,7 +139,7 @@ ZONE_NAMES_BY_OFFSET: Mapping[int, str] = {
     780: "nzdt",
     -240: "edt",
     -300: "est cdt",
-    -360: "cst mdt",
+    -360: "mdt",
     -420: "mst pdt",
     -480: "pst akdt",
     -540: "akst",
