@@ -76,3 +76,38 @@ def test_a_mailed_zip_export_is_read_from_memory_not_disk(archive_dir: Path, tmp
     rows = captures(archive_dir)
     assert [(parser, count) for _, parser, count, _ in rows] == [("email", 1), ("whatsapp", 12)]
     assert not list(tmp_path.glob("*.zip"))
+
+
+def test_an_exports_file_name_stays_sealed_with_its_mail(archive_dir: Path, tmp_path: Path) -> None:
+    # An attachment's name is content: the capture made of it is named after the mail's. (The
+    # chat's name, "Team (budget cuts)" here, is the conversation's, kept in clear by design.)
+    path = tmp_path / "mail.eml"
+    path.write_bytes(mail_with("WhatsApp Chat with Team (budget cuts).txt", export_text(5), "text", "plain"))
+    code, output = ingest(archive_dir, path)
+    assert code == 0, output
+    assert "(budget cuts).txt" not in output
+    archive = Archive(load(archive_dir / "twentyday.toml"))
+    try:
+        [(mail_id,)] = archive.conn.execute("SELECT id FROM capture WHERE parent_capture IS NULL").fetchall()
+        assert archive.conn.execute("SELECT source_name FROM capture WHERE parent_capture = ?",
+                                    (mail_id,)).fetchall() == [(f"attachment 1 of {mail_id}",)]
+    finally:
+        archive.close()
+    for stored in (archive_dir / "data").rglob("index.db*"):
+        assert b"(budget cuts).txt" not in stored.read_bytes()
+
+
+def test_an_ordinary_zip_attachment_is_not_taken_for_an_export(archive_dir: Path, tmp_path: Path) -> None:
+    # Documents in a zip are an attachment of the mail, sealed with it: no capture of their
+    # own, and no "ingest failed" alert for an export that never was.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as documents:
+        documents.writestr("reorg-plan.docx", b"PK\x03\x04 a word document")
+        documents.writestr("figures.xlsx", b"PK\x03\x04 a spreadsheet")
+    path = tmp_path / "mail.eml"
+    path.write_bytes(mail_with("reorg-plan.zip", buffer.getvalue(), "application", "zip"))
+    code, output = ingest(archive_dir, path)
+    assert code == 0, output
+    assert [(parser, count) for _, parser, count, _ in captures(archive_dir)] == [("email", 1)]
+    alerts = CliRunner().invoke(cli, ["--config", str(archive_dir / "twentyday.toml"), "alerts", "--json"])
+    assert [a["kind"] for a in json.loads(alerts.output)] == []

@@ -58,6 +58,18 @@ class Item:
     custodian_id: str | None = None  # from --custodian, the inbox folder or the SMTP plus-address
     envelope: dict[str, str] | None = None
     parent_capture: str | None = None
+    #: The capture's name in the index, when ``name`` is content: a mailed attachment's file
+    #: name is sealed with its mail, and is only given to the parsers (a WhatsApp chat's name).
+    label: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The name kept in clear: in the index, the ledger, outcomes and logs."""
+        return self.label or self.name
+
+    def in_clear(self, text: str) -> str:
+        """``text`` (a reason from a parser) with the item's own name replaced by its label."""
+        return text.replace(self.name, self.label) if self.label else text
 
 
 @dataclass(frozen=True)
@@ -263,13 +275,13 @@ def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: b
         return _keep(archive, item, kept.custodian_id, kept.state, kept.reason, kept.alert)
     children = _attached_exports(archive, item, owner, result.capture_id) if plan.parser == "email" else []
     if result.duplicate:
-        return Outcome(item.name, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
+        return Outcome(item.shown, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
     detail = f"{plan.parser}: {result.new_count} new record(s), {result.linked_count} already archived"
     if result.events:
         detail += f", {result.events} event(s)"
     if children:
         detail += "; attached exports: " + ", ".join(f"{c.source} {c.state} ({c.capture_id})" for c in children)
-    return Outcome(item.name, "ingested", result.capture_id, detail, result)
+    return Outcome(item.shown, "ingested", result.capture_id, detail, result)
 
 
 def _attached_exports(archive: Archive, item: Item, custodian: Custodian, capture_id: str) -> list[Outcome]:
@@ -284,8 +296,9 @@ def _attached_exports(archive: Archive, item: Item, custodian: Custodian, captur
     except ParseError:
         return []  # the mail was readable enough to archive; its attachments are sealed with it
     return [process(archive, Item(name=name, channel=item.channel, received_at=item.received_at, data=data,
-                                  custodian_id=custodian.id, parent_capture=capture_id))
-            for name, data in exports]
+                                  custodian_id=custodian.id, parent_capture=capture_id,
+                                  label=f"attachment {number} of {capture_id}"))
+            for number, (name, data) in enumerate(exports, start=1)]
 
 
 def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
@@ -373,13 +386,14 @@ def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "in
         raw = item.data
     else:
         raise NotFoundError(f"{item.name}: item has no content")
-    return CaptureInput(custodian_id, item.channel, item.name, raw, parser, item.received_at,
+    return CaptureInput(custodian_id, item.channel, item.shown, raw, parser, item.received_at,
                         envelope=item.envelope, state=state, reason=reason, parent_capture=item.parent_capture)
 
 
 def _keep(archive: Archive, item: Item, custodian_id: str | None, state: str, reason: str,
           alert_kind: str, savepoint: bool = True) -> Outcome:
     """Seal the raw item with no records, and raise the alert that says why."""
+    reason = item.in_clear(reason)
 
     def raise_alert(conn: sqlite3.Connection, result: IngestResult) -> None:
         alerts.raise_alert(conn, alert_kind, custodian_id or "", "", f"{result.capture_id}: {reason}",
@@ -388,6 +402,6 @@ def _keep(archive: Archive, item: Item, custodian_id: str | None, state: str, re
     result = archive.ingest(_capture(item, custodian_id, "none", state, reason), before_commit=raise_alert,
                             savepoint=savepoint)
     if result.duplicate:  # said when it was first kept; how far a parse got this time is no news
-        return Outcome(item.name, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
+        return Outcome(item.shown, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
     log.warning("%s %s: %s", state, result.capture_id, reason)
-    return Outcome(item.name, state, result.capture_id, reason, result)
+    return Outcome(item.shown, state, result.capture_id, reason, result)

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -69,8 +70,8 @@ from email.message import Message
 
 from ..errors import ParseError
 from ..records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
-from . import google_chat, messenger, signal, sms_backup, telegram, whatsapp
-from .base import HEAD_BYTES, BytesSource, ExportSource, ParserModule
+from . import google_chat, messenger, signal, slack, sms_backup, telegram, whatsapp
+from .base import HEAD_BYTES, BytesSource, ExportSource, ParserModule, ZipSource, read_head
 from .common import content_type, read_member
 from .forwarded import ForwardedOriginal, find_forwarded, strip_forward_prefix
 from .maildates import read_mail_date
@@ -131,6 +132,7 @@ _SCAN_CHARS = 2 * 1024 * 1024
 #: to this much later than a forward carrying it keeps its date; any later, the date is not believed.
 CLOCK_SKEW = timedelta(days=1)
 _CHAT_DETECTORS: tuple[ParserModule, ...] = (whatsapp, telegram, sms_backup, signal, messenger, google_chat)
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 def detect(source: ExportSource, head: bytes) -> bool:
@@ -506,11 +508,31 @@ def _completeness(record: ParsedMessage) -> list[Record]:
 
 
 def _looks_like_chat_export(name: str, data: bytes) -> bool:
-    if name.lower().endswith(".zip"):
-        return True  # WhatsApp-with-media, Telegram, Slack and Takeout exports are zips; the pipeline decides
+    if data[:4] == ZIP_MAGIC:
+        return _zip_looks_like_chat_export(name, data)
     source = BytesSource(name, data)
-    head = data[:HEAD_BYTES]
-    for module in _CHAT_DETECTORS:
+    return _detected(source, data[:HEAD_BYTES], _CHAT_DETECTORS)
+
+
+def _zip_looks_like_chat_export(name: str, data: bytes) -> bool:
+    """WhatsApp-with-media, Telegram, Slack, Takeout and Messenger exports are zips; an ordinary
+    zip (documents, photos) is only an attachment of its mail, sealed with it."""
+    try:
+        source = ZipSource(io.BytesIO(data), name)
+    except ParseError:
+        return True  # damaged or hostile: the pipeline quarantines it with the reason, for review
+    try:
+        members = source.members()
+        head = read_head(source, members[0]) if len(members) == 1 else b""
+        return _detected(source, head, (*_CHAT_DETECTORS, slack))
+    except ParseError:
+        return True
+    finally:
+        source.close()
+
+
+def _detected(source: ExportSource, head: bytes, detectors: tuple[ParserModule, ...]) -> bool:
+    for module in detectors:
         try:
             if module.detect(source, head):
                 return True
