@@ -35,6 +35,17 @@ def test_init_demo_then_search_shows_all_three_statuses(tmp_path: Path) -> None:
     assert not list((tmp_path / "demo" / "data").rglob("officer.key"))
 
 
+def test_nothing_of_a_new_archive_is_open_to_other_local_users(tmp_path: Path) -> None:
+    # The inbox holds exports in clear until the daemon seals them.
+    assert twentyday("init", "--no-passphrase", str(tmp_path / "demo")).returncode == 0
+    made = [tmp_path / "demo", tmp_path / "demo" / "inbox", tmp_path / "demo" / "inbox" / "jdoe",
+            tmp_path / "demo" / "data"]
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in made} == {
+        path.name: "0o700" for path in made}
+    generated = twentyday("keys", "generate", "--no-passphrase", str(tmp_path / "spare.key"))
+    assert generated.returncode == 0 and "UNPROTECTED" in generated.stdout
+
+
 def test_serve_refuses_a_private_key_in_the_config(tmp_path: Path) -> None:
     assert twentyday("init", "--no-passphrase", str(tmp_path / "a")).returncode == 0
     config = tmp_path / "a" / "twentyday.toml"

@@ -37,6 +37,10 @@ def test_no_plaintext_in_the_spool(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", KEY)
     spool.put_bytes(b"the secret pelican plan", {"name": "a"})
     spool.close()
+    # Nor is anything of it open to other local users.
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in (tmp_path / "spool").rglob("*")} | {
+        "spool": oct((tmp_path / "spool").stat().st_mode & 0o777)} == {
+        "spool": "0o700", "files": "0o700", "done.log": "0o600", "seg-00000001.log": "0o600"}
     for path in (tmp_path / "spool").rglob("*"):
         if path.is_file():
             assert b"pelican" not in path.read_bytes()

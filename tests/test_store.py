@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from twentyday import config as config_module
@@ -192,8 +195,29 @@ def test_show_with_the_wrong_identity_fails_clearly_but_is_still_accounted(archi
     assert "was not sealed to" in output
     assert "Traceback" not in output
     code, output = run(archive_dir, "audit", "--json")
-    [attempt] = json.loads(output)
-    assert attempt["purpose"] == "curiosity"
+    attempt, outcome = json.loads(output)  # the attempt, then that it opened nothing
+    assert (attempt["action"], attempt["purpose"]) == ("show", "curiosity")
+    assert outcome["action"] == "failed"
+    assert outcome["purpose"].startswith("curiosity (not opened: ")
+    assert outcome["subjects"] == attempt["subjects"] == [record["id"]]
+    assert run(archive_dir, "verify")[0] == 0
+
+
+def test_a_disclosure_needs_a_purpose_and_names_the_account_that_made_it(
+        archive_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest(archive_dir, tmp_path, "m.eml", make_mail(body="Numbers for Q3."))
+    [record] = search(archive_dir)
+    code, output = run(archive_dir, "show", str(record["id"]), "--identity", str(archive_dir / "officer.key"),
+                       "--purpose", "  ")
+    assert code == 2 and "--purpose" in output and "Numbers for Q3." not in output
+    assert json.loads(run(archive_dir, "audit", "--json")[1]) == []
+    monkeypatch.setenv("USER", "mallory")  # the environment is the caller's to set, not the account
+    monkeypatch.setenv("LOGNAME", "mallory")
+    code, output = run(archive_dir, "show", str(record["id"]), "--identity", str(archive_dir / "officer.key"),
+                       "--purpose", "review")
+    assert code == 0, output
+    [disclosure] = json.loads(run(archive_dir, "audit", "--json")[1])
+    assert disclosure["actor"] == pwd.getpwuid(os.getuid()).pw_name
 
 
 def test_show_records_a_disclosure_in_the_audit(archive_dir: Path, tmp_path: Path) -> None:
@@ -206,7 +230,7 @@ def test_show_records_a_disclosure_in_the_audit(archive_dir: Path, tmp_path: Pat
     assert "Budget" in output
     code, output = run(archive_dir, "audit", "--json")
     [disclosure] = json.loads(output)
-    assert disclosure["actor"] == "rofficer"
+    assert disclosure["actor"] == f"rofficer (account {pwd.getpwuid(os.getuid()).pw_name})"
     assert disclosure["recipient"] == "FOIA office"
     assert disclosure["purpose"] == "FOIA 2026-0042"
     assert disclosure["subjects"] == [record["id"]]

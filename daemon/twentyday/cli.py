@@ -7,8 +7,9 @@ Listing commands take ``--json`` and then print machine-readable output only.
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -132,13 +133,15 @@ def init(directory: Path, no_passphrase: bool, passphrase_file: Path | None, dem
 @click.pass_context
 def create(ctx: click.Context) -> None:
     """Create the archive the config describes (data_dir, daemon secrets, index, inbox folders)."""
+    from .initialise import make_inbox
+
     config = load_config(ctx)
     if (config.data_dir / "index.db").exists():
         raise ConfigError("an archive already exists there", path=str(config.path), key="data_dir")
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     Archive.create(config, recipients).close()
     for custodian in config.custodians:
-        (config.folder_path / custodian.id).mkdir(parents=True, exist_ok=True)
+        make_inbox(config.folder_path / custodian.id)
     click.echo(f"archive:   {config.data_dir}")
     click.echo(f"inbox:     {config.folder_path}/<custodian-id>/")
     click.echo(f"sealed to: {', '.join(r.fingerprint for r in recipients)}")
@@ -161,6 +164,8 @@ def keys_generate(path: Path, label: str, no_passphrase: bool, passphrase_file: 
     click.echo(f"identity:    {path}")
     click.echo(f"public key:  {keys.public_path(path)}")
     click.echo(f"fingerprint: {recipient.fingerprint}")
+    if passphrase is None:
+        click.echo("WARNING: UNPROTECTED identity (no passphrase): whoever reads the file can open every record.")
 
 
 @keys_group.command(name="fingerprint")
@@ -295,25 +300,41 @@ def identity_options(function: F) -> F:
     return function
 
 
+def disclosing_actor(named: str | None) -> str:
+    """Who discloses: the operating-system account (not the environment, which the caller
+    sets), and the name given with --actor beside it."""
+    account = pwd.getpwuid(os.getuid()).pw_name
+    return account if not named or named == account else f"{named} (account {account})"
+
+
 @cli.command()
 @click.argument("record_id")
 @identity_options
 @click.option("--purpose", required=True, help="Why the record is opened (goes into the accounting of disclosures).")
 @click.option("--recipient", default="self", show_default=True, help="To whom the content is disclosed.")
-@click.option("--actor", default=None, help="Who opens it (default: the login name).")
+@click.option("--actor", default=None, help="Who opens it, recorded beside the account that runs the command.")
 @json_option
 @click.pass_context
 def show(ctx: click.Context, record_id: str, identity_path: Path, passphrase_file: Path | None, purpose: str,
          recipient: str, actor: str | None, as_json: bool) -> None:
-    """Decrypt and print one record. Every use is recorded as a disclosure first."""
+    """Decrypt and print one record. Every use is recorded as a disclosure first; an attempt
+    that cannot open the record is recorded again as "failed"."""
+    if not purpose.strip():
+        raise click.BadParameter("say why the record is opened", param_hint="--purpose")
+    who = disclosing_actor(actor)
     archive = open_archive(ctx)
     try:
         identity = load_identity(identity_path, passphrase_file)
         archive.record_row(record_id)
-        archive.record_disclosure(actor=actor or getpass.getuser(), action="show", purpose=purpose,
-                                  recipient=recipient, subjects=[record_id],
-                                  identity=identity.recipient.fingerprint, at=now())
-        document = search_module.open_record(archive, record_id, identity)
+        archive.record_disclosure(actor=who, action="show", purpose=purpose, recipient=recipient,
+                                  subjects=[record_id], identity=identity.recipient.fingerprint, at=now())
+        try:
+            document = search_module.open_record(archive, record_id, identity)
+        except TwentydayError as error:
+            archive.record_disclosure(actor=who, action="failed", purpose=f"{purpose} (not opened: {error})",
+                                      recipient=recipient, subjects=[record_id],
+                                      identity=identity.recipient.fingerprint, at=now())
+            raise
     finally:
         archive.close()
     if as_json:

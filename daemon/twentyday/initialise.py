@@ -69,8 +69,16 @@ class InitReport:
     demo_records: int
 
 
+def make_inbox(folder: Path) -> None:
+    """A custodian's inbox, each folder made for it 0700: an export dropped there is in clear
+    until the daemon seals it. Existing folders are left as they are (to let employees drop
+    files as other users, an administrator grants them a group on the folder, deliberately)."""
+    for level in reversed([p for p in (folder, *folder.parents) if not p.exists()]):
+        level.mkdir(mode=0o700, exist_ok=True)
+
+
 def init_archive(directory: Path, *, passphrase: bytes | None, demo: bool, now: datetime) -> InitReport:
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     config_path = directory / "twentyday.toml"
     if config_path.exists():
         raise ConfigError("already exists; refusing to overwrite an archive", path=str(config_path))
@@ -81,7 +89,7 @@ def init_archive(directory: Path, *, passphrase: bytes | None, demo: bool, now: 
     config = config_module.load(config_path)
     archive = Archive.create(config, (recipient,))
     for custodian in config.custodians:
-        (config.folder_path / custodian.id).mkdir(parents=True, exist_ok=True)
+        make_inbox(config.folder_path / custodian.id)
     demo_records = _demo(archive, now) if demo else 0
     archive.close()
     return InitReport(config_path, identity_path, public, config.data_dir, config.folder_path,

@@ -91,8 +91,9 @@ class Spool:
         self._aead = AESGCM(key)
         self._lock = threading.Condition()
         try:
-            self.files.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._done = (root / "done.log").open("a+b")
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.files.mkdir(exist_ok=True, mode=0o700)
+            self._done = os.fdopen(os.open(root / "done.log", os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600), "a+b")
             self._done_cache: set[str] = set()
             self._done_read = 0
             #: (segment, offset): every item before it is done (see :meth:`pending`).
