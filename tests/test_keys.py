@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import base64
 import os
+import re
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -98,3 +102,25 @@ def test_keys_cli_generate_with_passphrase_file_and_fingerprint(tmp_path: Path) 
     shown = runner.invoke(cli, ["keys", "fingerprint", str(tmp_path / "o.key.pub")])
     assert shown.output.startswith(fingerprint)
     assert keys.load_identity(tmp_path / "o.key", b"correct horse battery").recipient.fingerprint == fingerprint
+
+
+def test_a_passphrase_is_stretched_with_600000_pbkdf2_rounds_in_standard_pkcs8(tmp_path: Path) -> None:
+    # A stolen identity file is guessed at through its KDF: OpenSSL's default of 2,048 rounds
+    # lets an attacker try passphrases about 300 times faster.
+    path = tmp_path / "officer.key"
+    keys.generate_identity(path, "officer", b"correct horse battery")
+    blocks = re.findall(rb"-----BEGIN ENCRYPTED PRIVATE KEY-----\n(.*?)-----END", path.read_bytes(), re.DOTALL)
+    assert len(blocks) == 2
+    for block in blocks:
+        der = base64.b64decode(block)
+        assert bytes.fromhex("06092a864886f70d01050d") in der  # PBES2
+        assert bytes.fromhex("06092a864886f70d01050c") in der  # PBKDF2
+        assert bytes.fromhex("02030927c0") in der  # 600,000 rounds
+        assert bytes.fromhex("06096086480165030401 2a".replace(" ", "")) in der  # AES-256-CBC
+    assert keys.load_identity(path, b"correct horse battery").protected
+    if shutil.which("openssl"):  # and a common tool reads it (the X25519 block; ML-KEM needs OpenSSL 3.5)
+        x25519_block = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n" + blocks[1] + b"-----END ENCRYPTED PRIVATE KEY-----\n"
+        opened = subprocess.run(["openssl", "pkey", "-passin", "pass:correct horse battery", "-noout", "-text"],
+                                input=x25519_block, capture_output=True)
+        assert opened.returncode == 0, opened.stderr
+        assert b"X25519" in opened.stdout

@@ -3,9 +3,10 @@
 Suite: KEM ML-KEM-768+X25519, KDF HKDF-SHA256, AEAD AES-256-GCM, as shipped by
 ``cryptography``. The hybrid key is two ordinary keys, so it is stored as two
 standard PKCS#8 blocks (ML-KEM-768 and X25519), each encrypted with the
-officer's passphrase — readable by OpenSSL 3.5+ and any PKCS#8 tool for
-decades. The public half is a small text file of two SubjectPublicKeyInfo
-blocks with a comment header (name, suite, fingerprint).
+officer's passphrase (PBES2: PBKDF2-HMAC-SHA256, 600,000 rounds, AES-256-CBC;
+see :mod:`pbes2`) — readable by OpenSSL 3.5+ and any PKCS#8 tool for decades.
+The public half is a small text file of two SubjectPublicKeyInfo blocks with a
+comment header (name, suite, fingerprint).
 
 The daemon only ever loads public keys (:func:`load_recipient`); private keys
 stay with the officers (:func:`load_identity`).
@@ -23,6 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
+from . import pbes2
 from .errors import KeyMaterialError
 
 SUITE_NAME = "HPKE ML-KEM-768+X25519 / HKDF-SHA256 / AES-256-GCM (RFC 9180)"
@@ -72,13 +74,7 @@ def generate_identity(path: Path, label: str, passphrase: bytes | None) -> Recip
         raise KeyMaterialError("passphrase must be at least 8 characters")
     ml_private = mlkem.MLKEM768PrivateKey.generate()
     x_private = x25519.X25519PrivateKey.generate()
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-    )
-    blocks = [
-        k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-        for k in (ml_private, x_private)
-    ]
+    blocks = [_private_block(k, passphrase) for k in (ml_private, x_private)]
     fp = fingerprint(ml_private.public_key(), x_private.public_key())
     warning = "" if passphrase else "# UNPROTECTED DEMO IDENTITY: no passphrase. Never use for real records.\n"
     header = (
@@ -90,6 +86,16 @@ def generate_identity(path: Path, label: str, passphrase: bytes | None) -> Recip
     recipient = Recipient(hpke.MLKEM768X25519PublicKey(ml_private.public_key(), x_private.public_key()), fp, label)
     public_path(path).write_bytes(public_text(ml_private.public_key(), x_private.public_key(), label))
     return recipient
+
+
+def _private_block(key: mlkem.MLKEM768PrivateKey | x25519.X25519PrivateKey, passphrase: bytes | None) -> bytes:
+    """One PKCS#8 PEM block; with a passphrase, PBES2 at :data:`pbes2.PBKDF2_ROUNDS` (see there why)."""
+    if not passphrase:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return pbes2.encrypt_pkcs8(der, passphrase)
 
 
 def public_path(identity_path: Path) -> Path:
