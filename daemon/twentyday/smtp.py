@@ -34,6 +34,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +75,9 @@ class Intake:
         self._rate = RateLimit(config.smtp.max_messages_per_minute, clock)
         #: Failed AUTH attempts per client address, shared by all its connections.
         self.login_failures = RateLimit(AUTH_FAILURES_PER_MINUTE, clock)
+        #: Password checks (scrypt) run here: not on the event loop, and not in its default
+        #: executor, where guessing clients would hold up the spool's fsyncs.
+        self.password_checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="twentyday-auth")
         self._durable = GroupSync(spool)
 
     def route(self, address: str) -> Route | None:
@@ -374,7 +378,7 @@ class IntakeServer(SMTP):
         session, envelope, check = self.session, self.envelope, self._authenticator
         assert session is not None and envelope is not None
         return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: check(self, session, envelope, mechanism, data))
+            self._intake.password_checks, lambda: check(self, session, envelope, mechanism, data))
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
         return await self._checked(await super().auth_PLAIN(_, args))
