@@ -179,3 +179,75 @@ def test_a_folder_past_the_bounds_is_refused_once_and_left_in_place(running: Run
     assert dropped.exists() and len(list(dropped.iterdir())) == 5
     states = running.archive.conn.execute("SELECT state, source_name FROM capture").fetchall()
     assert states == [("quarantined", "Huge")]
+
+
+def test_a_writer_that_pauses_longer_than_the_settle_time_is_waited_for(running: Running, archive_dir: Path) -> None:
+    # The file is still open: taking it at the pause would move it away from its writer,
+    # whose second half would then land in a copy already read, and be lost.
+    target = running.config.folder_path / "jdoe" / "WhatsApp Chat with Team.txt"
+    lines = [android_line(n, datetime(2026, 10, 13, 8, 0)) for n in range(200)]
+    with target.open("w", encoding="utf-8") as handle:
+        handle.writelines(lines[:100])
+        handle.flush()
+        time.sleep(2.0)  # more than three settle times, with the file open
+        assert target.exists()
+        handle.writelines(lines[100:])
+    wait_for(lambda: running.worker.processed >= 1 and not target.exists())
+    assert running.archive.conn.execute("SELECT count(*), max(message_count) FROM capture").fetchone() == (1, 200)
+
+
+def test_a_file_named_in_bytes_that_are_not_utf8_is_taken_and_the_rest_go_on(running: Running,
+                                                                               archive_dir: Path) -> None:
+    folder = os.fsencode(running.config.folder_path / "jdoe")
+    write_export(Path(os.fsdecode(folder + b"/WhatsApp Chat with Caf\xe9.txt")), 5)  # Latin-1, from an old share
+    os.symlink(b"/etc/hostname", folder + b"/link\xff.txt")
+    write_export(running.config.folder_path / "jdoe" / "WhatsApp Chat with Team.txt", 7)
+    wait_for(lambda: running.worker.processed >= 3)
+    names = sorted(n for (n,) in running.archive.conn.execute("SELECT source_name FROM capture"))
+    assert names == ["WhatsApp Chat with Caf\\xe9.txt", "WhatsApp Chat with Team.txt", "link\\xff.txt"]
+    assert os.listdir(folder) == []
+
+
+def test_a_file_the_daemon_cannot_read_is_recorded_once_and_left_for_an_administrator(
+        running: Running, archive_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As another user's file with mode 0600 would be (the tests run as root, who reads anything).
+    target = running.config.folder_path / "jdoe" / "WhatsApp Chat with Locked.txt"
+    real_open = os.open
+
+    def refusing_open(path: object, flags: int, *args: int, **kwargs: object) -> int:
+        if os.fspath(path) == os.fspath(target):  # type: ignore[arg-type]
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    write_export(target, 5)
+    write_export(running.config.folder_path / "jdoe" / "WhatsApp Chat with Team.txt", 7)
+    wait_for(lambda: running.worker.processed >= 2)
+    time.sleep(1.5)  # more settle times: still recorded once
+    assert target.exists()
+    rows = running.archive.conn.execute("SELECT state, reason FROM capture ORDER BY state").fetchall()
+    assert [state for state, _ in rows] == ["ingested", "quarantined"]
+    assert "cannot be read by the daemon (Permission denied)" in rows[1][1]
+
+
+def test_a_custodian_folder_that_cannot_be_listed_does_not_stop_the_others(
+        archive_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = config_module.load(archive_dir / "twentyday.toml")
+    locked = config.folder_path / "locked"
+    locked.mkdir()
+    write_export(config.folder_path / "jdoe" / "WhatsApp Chat with Early.txt", 20)
+    real_iterdir = Path.iterdir
+
+    def iterdir(self: Path) -> Iterator[Path]:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    daemon = Running(archive_dir)
+    daemon.start()  # the start-up scan meets the folder it cannot list
+    try:
+        wait_for(lambda: daemon.worker.processed >= 1)
+    finally:
+        daemon.stop()
+    assert len(records(archive_dir, "--conversation", "Early")) == 20
