@@ -13,6 +13,7 @@ from unittest import mock
 
 import pytest
 
+from twentyday import spool as spool_module
 from twentyday.errors import IntakeError
 from twentyday.spool import Spool
 
@@ -96,6 +97,54 @@ def test_put_file_moves_and_recovers_after_a_crash_between_move_and_record(tmp_p
     assert item.file is not None and item.file.read_bytes() == b"chat"
     reopened.mark_done(item)
     assert not item.file.exists()
+
+
+def failing_fsync_dir(monkeypatch: pytest.MonkeyPatch, failing: Path) -> None:
+    """Make syncing the directory ``failing`` fail with EIO, as a failing disk does."""
+    real = spool_module._fsync_dir
+
+    def fsync_dir(path: Path) -> None:
+        if path == failing:
+            raise OSError(5, "Input/output error")
+        real(path)
+
+    monkeypatch.setattr(spool_module, "_fsync_dir", fsync_dir)
+
+
+def test_a_file_moved_in_is_recorded_though_its_inbox_folder_cannot_be_synced(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The move is done and the spool's side of it durable: the item must not be orphaned
+    # in files/ (the watcher no longer sees it in the inbox, so nobody would take it again).
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "chat.txt").write_bytes(b"chat")
+    spool = Spool(tmp_path / "spool", KEY)
+    failing_fsync_dir(monkeypatch, inbox)
+    item_id = spool.put_file(inbox / "chat.txt", {"name": "chat.txt"})
+    assert not (inbox / "chat.txt").exists()
+    assert spool.recover() == 0
+    [item] = spool.pending()
+    assert item.id == item_id and item.file is not None and item.file.read_bytes() == b"chat"
+
+
+def test_a_file_moved_in_whose_spool_folder_cannot_be_synced_is_recorded_at_the_next_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "chat.txt").write_bytes(b"chat")
+    spool = Spool(tmp_path / "spool", KEY)
+    failing_fsync_dir(monkeypatch, spool.files)
+    with pytest.raises(IntakeError, match="Input/output error"):
+        spool.put_file(inbox / "chat.txt", {"name": "chat.txt"})
+    monkeypatch.undo()
+    assert not (inbox / "chat.txt").exists() and list(spool.pending()) == []
+    spool.close()
+
+    reopened = Spool(tmp_path / "spool", KEY)
+    assert reopened.recover() == 1
+    [item] = reopened.pending()
+    assert item.meta == {"name": "chat.txt"}
+    assert item.file is not None and item.file.read_bytes() == b"chat"
 
 
 def test_unwritable_spool_is_an_intake_error(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import struct
@@ -40,6 +41,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import IntakeError, SpoolItemDamaged
+
+log = logging.getLogger(__name__)
 
 MAGIC = b"TDSP"
 #: A file being written into ``files/`` by :meth:`Spool.put_written_file`, not yet an item.
@@ -158,18 +161,33 @@ class Spool:
 
         Order matters for crashes: the metadata sidecar is durable before the rename, and
         the rename before the frame; a file found without a frame at start-up is framed
-        again from its sidecar (:meth:`recover`).
+        again from its sidecar (:meth:`recover`). So once the file is in ``files/`` its
+        sidecar stays, whatever fails: without it the file would be in no one's hands.
         """
         item_id = uuid.uuid4().hex
         target = self.files / item_id
+        sidecar = self.files / f"{item_id}.meta"
         try:
-            _write_durable(self.files / f"{item_id}.meta", json.dumps(meta, sort_keys=True).encode())
+            _write_durable(sidecar, json.dumps(meta, sort_keys=True).encode())
             _move(path, target)
+        except OSError as error:
+            if not os.path.lexists(target):  # still in the inbox: the watcher takes it again
+                sidecar.unlink(missing_ok=True)
+            raise IntakeError(f"{path}: cannot move into the spool: {error.strerror}") from None
+        try:
             _fsync_dir(self.files)
+        except OSError as error:
+            # The move may not be on disk, so the item must not be framed yet: the file and
+            # its sidecar wait for recover() at the next start (or the file is back in the inbox).
+            raise IntakeError(f"{path}: moved into the spool, but the spool could not be synced "
+                              f"({error.strerror}); it is recorded at the next start") from None
+        try:
             _fsync_dir(path.parent)
         except OSError as error:
-            (self.files / f"{item_id}.meta").unlink(missing_ok=True)
-            raise IntakeError(f"{path}: cannot move into the spool: {error.strerror}") from None
+            # The item is durable in the spool: frame it. Should the removal from the inbox be
+            # lost in a crash, the file is taken again and, being the same bytes, makes the
+            # same capture (ingest is idempotent), not a second one.
+            log.warning("%s: moved into the spool, but its folder could not be synced: %s", path, error.strerror)
         self._frame_file(item_id, meta)
         return item_id
 
