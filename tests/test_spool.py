@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 import signal
@@ -145,6 +146,69 @@ def test_a_file_moved_in_whose_spool_folder_cannot_be_synced_is_recorded_at_the_
     [item] = reopened.pending()
     assert item.meta == {"name": "chat.txt"}
     assert item.file is not None and item.file.read_bytes() == b"chat"
+
+
+def renames_cross_file_systems(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first rename fails as it does when the inbox is on another file system than the spool."""
+    real = os.rename
+    calls = []
+
+    def rename(source: object, target: object) -> None:
+        calls.append(source)
+        if len(calls) == 1:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(source, target)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(spool_module.os, "rename", rename)
+
+
+def test_a_file_from_another_file_system_is_copied_whole_and_private(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    content = os.urandom(3 * 1024 * 1024 + 5)
+    (inbox / "chat.txt").write_bytes(content)
+    (inbox / "chat.txt").chmod(0o644)
+    spool = Spool(tmp_path / "spool", KEY)
+    renames_cross_file_systems(monkeypatch)
+    item_id = spool.put_file(inbox / "chat.txt", {"name": "chat.txt"})
+    assert not (inbox / "chat.txt").exists()
+    assert sorted(p.name for p in spool.files.iterdir()) == [item_id, f"{item_id}.meta"]  # no partial copy
+    [item] = spool.pending()
+    assert item.file is not None and item.file.read_bytes() == content
+    assert oct(item.file.stat().st_mode & 0o777) == "0o600"  # as private as the rest of the spool
+
+
+def test_a_crash_while_copying_from_another_file_system_leaves_the_file_in_the_inbox(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A truncated copy under the item's name would be framed by recover() (a truncated
+    # capture), and the original, still in the inbox, taken again (a second capture).
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    content = os.urandom(4 * 1024 * 1024)
+    (inbox / "chat.txt").write_bytes(content)
+    spool = Spool(tmp_path / "spool", KEY)
+    renames_cross_file_systems(monkeypatch)
+    pid = os.fork()
+    if pid == 0:  # the daemon, killed by the kernel part-way through the copy
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, resource.RLIM_INFINITY))
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+            spool.put_file(inbox / "chat.txt", {"name": "chat.txt"})
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXFSZ
+    monkeypatch.undo()
+    left = sorted(p.suffix for p in spool.files.iterdir())
+    assert left == [".meta", ".partial"]
+    spool.close()
+
+    reopened = Spool(tmp_path / "spool", KEY)
+    assert reopened.recover() == 0
+    assert list(reopened.files.iterdir()) == [] and list(reopened.pending()) == []
+    assert (inbox / "chat.txt").read_bytes() == content  # taken again, whole, once
 
 
 def test_unwritable_spool_is_an_intake_error(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ import errno
 import json
 import logging
 import os
-import shutil
+import stat
 import struct
 import threading
 import uuid
@@ -48,6 +48,7 @@ MAGIC = b"TDSP"
 #: A file being written into ``files/`` by :meth:`Spool.put_written_file`, not yet an item.
 PARTIAL_SUFFIX = ".partial"
 SEGMENT_BYTES = 64 * 1024 * 1024
+_COPY_BYTES = 1024 * 1024
 _FRAME_HEAD = struct.Struct(">4sII")  # magic, header length, sealed payload length
 
 
@@ -457,10 +458,40 @@ def _move(source: Path, target: Path) -> None:
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
-        shutil.copyfile(source, target)
-        with target.open("rb") as handle:
-            os.fsync(handle.fileno())
-        source.unlink()
+        _copy_durably(source, target)
+        try:
+            source.unlink()
+        except OSError:
+            target.unlink()  # the original stays: take back the copy, so it is taken once, later
+            raise
+
+
+def _copy_durably(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target``, whole or not at all.
+
+    The copy is written under ``<target>.partial`` (which :meth:`Spool.recover` removes:
+    a crash mid-copy leaves the original in the inbox and no truncated item) and renamed
+    once on disk. The source is opened without following a link or blocking on a FIFO,
+    and only a regular file is read; the copy is 0600, like the rest of the spool.
+    """
+    partial = target.with_name(f"{target.name}{PARTIAL_SUFFIX}")
+    source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(source_fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(out, "wb") as handle:
+                while piece := os.read(source_fd, _COPY_BYTES):
+                    _write_all(handle.fileno(), piece)
+                os.fsync(handle.fileno())
+            os.rename(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    finally:
+        os.close(source_fd)
+    _fsync_dir(target.parent)
 
 
 def _write_durable(path: Path, data: bytes) -> None:
