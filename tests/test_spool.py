@@ -211,6 +211,65 @@ def test_a_crash_while_copying_from_another_file_system_leaves_the_file_in_the_i
     assert (inbox / "chat.txt").read_bytes() == content  # taken again, whole, once
 
 
+def replace_by(kind: str, path: Path, outside: Path) -> None:
+    path.unlink()
+    if kind == "symbolic link":
+        path.symlink_to(outside)
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+        (path / "chat.txt").write_bytes(b"chat")
+
+
+@pytest.mark.parametrize("kind", ["symbolic link", "FIFO", "folder"])
+@pytest.mark.parametrize("cross_file_systems", [False, True])
+def test_a_file_swapped_for_a_link_or_fifo_while_being_taken_is_never_opened(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, cross_file_systems: bool) -> None:
+    # The watcher saw a regular file; the employee swaps it between that look and the move.
+    # A link moved into the spool would be followed by the worker (a file from outside the
+    # inbox archived), a FIFO would block it.
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    export = inbox / "chat.txt"
+    export.write_bytes(b"chat")
+    outside = tmp_path / "daemon-secret.txt"
+    outside.write_bytes(b"not the employee's to archive")
+    spool = Spool(tmp_path / "spool", KEY)
+    real_write_durable = spool_module._write_durable
+
+    def write_durable_then_swap(path: Path, data: bytes) -> None:
+        real_write_durable(path, data)
+        replace_by(kind, export, outside)
+
+    monkeypatch.setattr(spool_module, "_write_durable", write_durable_then_swap)
+    if cross_file_systems:
+        renames_cross_file_systems(monkeypatch)
+    with pytest.raises(IntakeError, match=f"was replaced by a {kind} while being taken; it was not opened"):
+        spool.put_file(export, {"name": "chat.txt"})
+    monkeypatch.undo()
+    assert list(spool.files.iterdir()) == []
+    assert spool.recover() == 0 and list(spool.pending()) == []
+    if kind == "folder":  # the employee's: back in the inbox, for the watcher to take as a folder
+        assert (export / "chat.txt").read_bytes() == b"chat"
+    else:  # moved in, it is removed (the watcher sees it gone); left in the inbox, the watcher refuses it
+        assert os.path.lexists(export) == cross_file_systems
+    assert outside.read_bytes() == b"not the employee's to archive"
+
+
+@pytest.mark.parametrize("kind", ["symbolic link", "FIFO"])
+def test_recover_frames_no_link_or_fifo_moved_in_before_a_crash(tmp_path: Path, kind: str) -> None:
+    # The crash fell between the move and the look at what was moved.
+    outside = tmp_path / "daemon-secret.txt"
+    outside.write_bytes(b"not the employee's to archive")
+    spool = Spool(tmp_path / "spool", KEY)
+    (spool.files / "0123.meta").write_text('{"name": "chat.txt"}')
+    (spool.files / "0123").write_bytes(b"")
+    replace_by(kind, spool.files / "0123", outside)
+    assert spool.recover() == 0
+    assert list(spool.files.iterdir()) == [] and list(spool.pending()) == []
+
+
 def test_unwritable_spool_is_an_intake_error(tmp_path: Path) -> None:
     (tmp_path / "spool").write_text("not a directory")
     with pytest.raises(IntakeError, match="not writable"):

@@ -75,7 +75,7 @@ def survey(folder: Path) -> Tree:
             elif stat.S_ISREG(info.st_mode):
                 tree.files.append((path, info.st_size))
             else:
-                tree.skipped.append((path, _kind(info.st_mode)))
+                tree.skipped.append((path, file_kind(info.st_mode)))
     tree.files.sort()
     tree.signature = digest.hexdigest()
     return tree
@@ -89,7 +89,10 @@ def _encodable(name: str) -> bool:
     return True
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What an entry that is not a regular file is, in the words a refusal uses."""
+    if stat.S_ISDIR(mode):
+        return "folder"
     if stat.S_ISLNK(mode):
         return "symbolic link"
     if stat.S_ISFIFO(mode):

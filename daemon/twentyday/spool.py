@@ -41,6 +41,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import IntakeError, SpoolItemDamaged
+from .folders import file_kind
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +172,13 @@ class Spool:
         try:
             _write_durable(sidecar, json.dumps(meta, sort_keys=True).encode())
             _move(path, target)
+            _refuse_unless_regular(target, path, sidecar)
         except OSError as error:
             if not os.path.lexists(target):  # still in the inbox: the watcher takes it again
                 sidecar.unlink(missing_ok=True)
+            if isinstance(error, _NotRegularFile):
+                raise IntakeError(f"{path} was replaced by a {error.kind} while being taken; "
+                                  "it was not opened") from None
             raise IntakeError(f"{path}: cannot move into the spool: {error.strerror}") from None
         try:
             _fsync_dir(self.files)
@@ -233,8 +238,13 @@ class Spool:
             item_id = sidecar.stem
             if item_id in framed:
                 continue
-            if not (self.files / item_id).exists():
+            try:
+                _refuse_unless_regular(self.files / item_id, None, sidecar)
+            except FileNotFoundError:
                 sidecar.unlink()  # crashed before the rename: the file is still in the inbox
+                continue
+            except _NotRegularFile as error:  # swapped in the inbox, and the crash came before the look
+                log.warning("spool: %s was a %s, not a regular file; it was not opened", item_id, error.kind)
                 continue
             self._frame_file(item_id, json.loads(sidecar.read_bytes()))
             count += 1
@@ -451,6 +461,35 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+class _NotRegularFile(OSError):
+    """What was to be taken is a link, FIFO, device, socket or folder: it was not opened."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file but a {kind}")
+        self.kind = kind
+
+
+def _refuse_unless_regular(target: Path, source: Path | None, sidecar: Path) -> None:
+    """Check that what was moved to ``target`` is a regular file, without opening it.
+
+    The watcher looked at the inbox entry before the move, so it can have been swapped in
+    between: a link moved into the spool would be followed by the worker, a FIFO would
+    block it. Such an entry is removed with its sidecar; a folder is the employee's, so it
+    goes back to ``source`` (or stays, if that is unknown) for the watcher to take as one.
+    """
+    mode = os.lstat(target).st_mode
+    if stat.S_ISREG(mode):
+        return
+    if not stat.S_ISDIR(mode):
+        target.unlink()
+    elif source is not None:
+        os.rename(target, source)
+    else:
+        raise _NotRegularFile(file_kind(mode))  # kept with its sidecar: never framed, but not lost
+    sidecar.unlink()
+    raise _NotRegularFile(file_kind(mode))
+
+
 def _move(source: Path, target: Path) -> None:
     """Rename; across file systems, copy durably and then remove the original."""
     try:
@@ -475,10 +514,16 @@ def _copy_durably(source: Path, target: Path) -> None:
     and only a regular file is read; the copy is 0600, like the rest of the spool.
     """
     partial = target.with_name(f"{target.name}{PARTIAL_SUFFIX}")
-    source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(source_fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
+        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # O_NOFOLLOW's answer for a symbolic link
+            raise _NotRegularFile("symbolic link") from None
+        raise
+    try:
+        mode = os.fstat(source_fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _NotRegularFile(file_kind(mode))
         out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(out, "wb") as handle:
