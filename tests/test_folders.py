@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from twentyday import folders
-from twentyday.errors import ParseError
+from twentyday.errors import IntakeError, ParseError
+from twentyday.spool import Spool
 
 
 def packed(folder: Path) -> tuple[bytes, folders.Tree]:
@@ -64,7 +66,8 @@ def test_a_folder_swapped_for_a_link_after_the_survey_is_not_followed(tmp_path: 
     (folder / "media" / "deep").rmdir()
     (folder / "media" / "deep").symlink_to(outside)  # the race: same path, now a link out
     out = io.BytesIO()
-    folders.pack(folder, tree, out)
+    with pytest.raises(IntakeError, match="changed while it was being packed"):  # and so not taken yet
+        folders.pack(folder, tree, out)
     assert b"outside secret" not in out.getvalue()
     assert ("media/deep/b.txt", "not a regular file when read") in tree.skipped
 
@@ -92,3 +95,99 @@ def test_odd_names_and_times_do_not_stop_the_packing(tmp_path: Path) -> None:
     names = zipfile.ZipFile(io.BytesIO(data)).infolist()
     assert [(i.filename, i.date_time[0]) for i in names][:2] == [("Export/chat.md", 1980),
                                                                  ("Export/media/a.jpg", 2107)]
+
+
+class ChangingWhileWritten(io.BytesIO):
+    """A zip being written that changes the folder once, part-way (an employee still copying)."""
+
+    def __init__(self, change: Callable[[], None]) -> None:
+        super().__init__()
+        self.change: Callable[[], None] | None = change
+
+    def write(self, data: object) -> int:
+        if self.change is not None:
+            self.change, change = None, self.change
+            change()
+        return super().write(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("change", ["added", "rewritten", "past the bounds"])
+def test_a_folder_changed_while_packed_is_not_taken_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       change: str) -> None:
+    # The zip would miss the change, and the folder is removed once taken: the change would be lost.
+    folder = make_export(tmp_path)
+    tree = folders.survey(folder)
+    if change == "past the bounds":
+        monkeypatch.setattr(folders, "MAX_ENTRIES", 5)  # as many as it holds: one more is too many
+
+    def employee() -> None:
+        if change == "rewritten":
+            (folder / "media" / "deep" / "b.txt").write_text("deep, and longer")
+        else:
+            (folder / "media" / "late.jpg").write_bytes(b"added while packing")
+
+    with pytest.raises(IntakeError, match="Export: changed while it was being packed"):
+        folders.pack(folder, tree, ChangingWhileWritten(employee))
+
+
+def test_a_folder_changed_while_packed_leaves_nothing_in_the_spool(tmp_path: Path) -> None:
+    folder = make_export(tmp_path)
+    tree = folders.survey(folder)
+    spool = Spool(tmp_path / "spool", bytes(range(32)))
+
+    def pack_while_the_employee_adds_a_file(out: object) -> None:
+        (folder / "late.txt").write_text("added while packing")
+        folders.pack(folder, tree, out)  # type: ignore[arg-type]
+
+    with pytest.raises(IntakeError, match="changed while it was being packed"):
+        spool.put_written_file(pack_while_the_employee_adds_a_file, {"name": "Export.zip"})
+    assert list(spool.files.iterdir()) == [] and list(spool.pending()) == []
+    assert (folder / "late.txt").exists()
+
+
+def settled(folder: Path) -> Path:
+    """Date everything in ``folder`` an hour back, as it is once the watcher has let it settle."""
+    an_hour_ago = os.stat(folder).st_mtime - 3600
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (an_hour_ago, an_hour_ago), follow_symlinks=False)
+    return folder
+
+
+def test_removing_a_taken_folder_removes_exactly_what_was_surveyed(tmp_path: Path) -> None:
+    folder = make_export(tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not in the folder")
+    (folder / "media" / "link.jpg").symlink_to(outside)
+    os.mkfifo(folder / "pipe")
+    unwalked = os.fsencode(folder) + b"/caf\xe9"  # not valid UTF-8: refused, never walked
+    os.mkdir(unwalked)
+    with open(unwalked + b"/inside.txt", "wb") as handle:
+        handle.write(b"refused with its folder")
+    tree = folders.survey(folder)
+    assert folders.remove_surveyed(folder, tree) is True
+    assert not folder.exists()
+    assert outside.read_text() == "not in the folder"  # the link was removed, not followed
+
+
+@pytest.mark.parametrize("change", ["added", "rewritten", "replaced"])
+def test_what_changed_after_the_survey_stays_in_the_folder(tmp_path: Path, change: str) -> None:
+    # Between packing and removal the employee adds or changes a file: no capture holds it.
+    folder = settled(make_export(tmp_path))
+    tree = folders.survey(folder)
+    changed = folder / "media" / "deep" / ("late.txt" if change == "added" else "b.txt")
+    if change == "replaced":  # another file under the same name, same size
+        changed.unlink()
+    changed.write_text("late" if change != "rewritten" else "deep, and longer")
+    assert folders.remove_surveyed(folder, tree) is False
+    left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    assert left == ["media", "media/deep", f"media/deep/{changed.name}"]
+
+
+def test_removing_follows_no_folder_swapped_for_a_link(tmp_path: Path) -> None:
+    folder = make_export(tmp_path)
+    tree = folders.survey(folder)
+    outside = tmp_path / "outside"
+    (folder / "media" / "deep").rename(outside)  # same files, same inodes, now outside the folder
+    (folder / "media" / "deep").symlink_to(outside)
+    assert folders.remove_surveyed(folder, tree) is False
+    assert (outside / "b.txt").read_text() == "deep"
