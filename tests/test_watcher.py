@@ -251,3 +251,24 @@ def test_a_custodian_folder_that_cannot_be_listed_does_not_stop_the_others(
     finally:
         daemon.stop()
     assert len(records(archive_dir, "--conversation", "Early")) == 20
+
+
+def test_a_file_added_to_a_folder_just_after_it_was_packed_is_taken_later_not_deleted(
+        running: Running, archive_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dropped = running.config.folder_path / "jdoe" / "ProjectTeam"
+    remove = folders.remove_surveyed
+
+    def late_file_then_remove(folder: Path, tree: folders.Tree) -> bool:
+        (folder / "late.txt").write_text("arrived after the packing")
+        return remove(folder, tree)
+
+    monkeypatch.setattr(folders, "remove_surveyed", late_file_then_remove)
+    shutil.copytree(SIGNAL_EXPORT / "ProjectTeam", dropped)
+    wait_for(lambda: (dropped / "late.txt").exists())
+    monkeypatch.setattr(folders, "remove_surveyed", remove)
+    wait_for(lambda: running.worker.processed >= 2 and not dropped.exists())
+    identity = keys.load_identity(archive_dir / "officer.key", None)
+    zips = [zipfile.ZipFile(io.BytesIO(running.archive.open_blob(running.archive.blob_ref(blob), identity))).namelist()
+            for (blob,) in running.archive.conn.execute("SELECT raw_blob FROM capture ORDER BY rowid")]
+    assert len(zips) == 2
+    assert "ProjectTeam/late.txt" not in zips[0] and zips[1] == ["ProjectTeam/late.txt"]

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 import threading
 import time
@@ -241,7 +240,7 @@ class InboxWatcher:
             more = f" and {len(tree.skipped) - 20} more" if len(tree.skipped) > 20 else ""
             self._record_refusal(path, f"refused: in folder {shown_name(path)}, {names}{more}: not regular files; "
                                        "they were not opened (the folder's files were taken)")
-        self._remove_folder(path)
+        self._remove_folder(path, tree)
         self.taken += 1
         return 1
 
@@ -264,10 +263,15 @@ class InboxWatcher:
         log.warning("%s", reason)
         return True
 
-    def _remove_folder(self, path: Path) -> None:
-        # rmtree removes links without following them; what cannot be removed is logged.
-        shutil.rmtree(path, onerror=lambda _f, failed, _e: log.error("cannot remove %s from the inbox", failed))
-        self._forget(path)
+    def _remove_folder(self, path: Path, tree: folders.Tree) -> None:
+        """Remove what was packed; what changed or arrived since stays, to be taken as a drop of its own."""
+        if folders.remove_surveyed(path, tree):
+            self._forget(path)
+            return
+        log.warning("%s: taken, but what changed in it since stays in the inbox, to be taken once it settles",
+                    path)
+        with self._lock:
+            self._candidates[path] = None  # looked at again from the start
 
     def _refuse(self, path: Path, info: os.stat_result) -> None:
         """Never open it: record what it was, then remove it from the inbox."""
