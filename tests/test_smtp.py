@@ -211,6 +211,7 @@ def test_starttls_sessions_give_their_connection_slot_back(archive_dir: Path, tm
         running.stop()
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # plaintext AUTH on purpose
 def test_password_guessing_is_cut_off_and_does_not_stall_other_sessions(archive_dir: Path, tmp_path: Path) -> None:
     auth = tmp_path / "smtp-users"
     add_user(auth, "jdoe-phone", "a long enough password")
