@@ -16,9 +16,19 @@ import pytest
 
 from twentyday import spool as spool_module
 from twentyday.errors import IntakeError
-from twentyday.spool import Spool
+from twentyday.spool import Spool, SpoolItem
 
 KEY = bytes(range(32))
+
+
+def recovered_once(root: Path) -> tuple[Spool, SpoolItem]:
+    """The spool reopened as after a crash: recover() frames the one file moved in, chat.txt."""
+    reopened = Spool(root, KEY)
+    assert reopened.recover() == 1
+    [item] = reopened.pending()
+    assert item.meta == {"name": "chat.txt"}
+    assert item.file is not None and item.file.read_bytes() == b"chat"
+    return reopened, item
 
 
 def test_items_survive_reopen_in_order_and_leave_when_done(tmp_path: Path) -> None:
@@ -91,11 +101,7 @@ def test_put_file_moves_and_recovers_after_a_crash_between_move_and_record(tmp_p
     assert list(spool.pending()) == []
     spool.close()
 
-    reopened = Spool(tmp_path / "spool", KEY)
-    assert reopened.recover() == 1
-    [item] = reopened.pending()
-    assert item.meta == {"name": "chat.txt"}
-    assert item.file is not None and item.file.read_bytes() == b"chat"
+    reopened, item = recovered_once(tmp_path / "spool")
     reopened.mark_done(item)
     assert not item.file.exists()
 
@@ -141,11 +147,7 @@ def test_a_file_moved_in_whose_spool_folder_cannot_be_synced_is_recorded_at_the_
     assert not (inbox / "chat.txt").exists() and list(spool.pending()) == []
     spool.close()
 
-    reopened = Spool(tmp_path / "spool", KEY)
-    assert reopened.recover() == 1
-    [item] = reopened.pending()
-    assert item.meta == {"name": "chat.txt"}
-    assert item.file is not None and item.file.read_bytes() == b"chat"
+    recovered_once(tmp_path / "spool")
 
 
 def renames_cross_file_systems(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -82,7 +82,7 @@ class InboxWatcher:
         self._candidates: dict[Path, _Seen | None] = {}
         #: Folders refused as too large, and files the daemon cannot read, by (inode, mtime):
         #: recorded once, not walked or tried again while unchanged.
-        self._refused_folders: dict[Path, tuple[int, int]] = {}
+        self._refused: dict[Path, tuple[int, int]] = {}
         #: Files seen being written and not yet closed by their writer.
         self._writing: set[Path] = set()
         self._lock = threading.Lock()
@@ -149,13 +149,13 @@ class InboxWatcher:
             except FileNotFoundError:
                 self._forget(path)
                 continue
+            if self._refused.get(path) == (info.st_ino, info.st_mtime_ns):
+                self._forget(path)  # refused already, unchanged: not walked or tried again
+                continue
             tree = None
             if stat.S_ISDIR(info.st_mode):
                 if len(path.relative_to(self.inbox).parts) < 2:
                     self._forget(path)  # a custodian folder itself
-                    continue
-                if self._refused_folders.get(path) == (info.st_ino, info.st_mtime_ns):
-                    self._forget(path)  # refused already, unchanged: do not walk it again
                     continue
                 try:
                     tree = folders.survey(path)
@@ -168,9 +168,6 @@ class InboxWatcher:
                     continue
                 state: object = tree.signature
             elif stat.S_ISREG(info.st_mode):
-                if self._refused_folders.get(path) == (info.st_ino, info.st_mtime_ns):
-                    self._forget(path)  # unreadable, recorded already, unchanged
-                    continue
                 state = (info.st_size, info.st_mtime_ns)
             else:
                 self._refuse(path, info)
@@ -214,7 +211,7 @@ class InboxWatcher:
             # Moved into the spool, it would stop the pipeline at an item it cannot read.
             if self._record_refusal(path, f"refused: {shown_name(path)} cannot be read by the daemon "
                                           f"({problem}); it was not taken and stays in the inbox"):
-                self._refused_folders[path] = (info.st_ino, info.st_mtime_ns)
+                self._refused[path] = (info.st_ino, info.st_mtime_ns)
                 self._forget(path)
                 return 1
             return 0
@@ -249,7 +246,7 @@ class InboxWatcher:
         if not self._record_refusal(path, f"refused: folder {shown_name(path)}: {reason}; it was not taken "
                                           "and stays in the inbox (zip it, or split it)"):
             return 0
-        self._refused_folders[path] = (info.st_ino, info.st_mtime_ns)
+        self._refused[path] = (info.st_ino, info.st_mtime_ns)
         self._forget(path)
         return 1
 
