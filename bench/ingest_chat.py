@@ -84,9 +84,9 @@ def phase_twentyday(export: Path) -> PhaseResult:
     from datetime import UTC
 
     from twentyday import config as config_module
-    from twentyday import pipeline
     from twentyday.initialise import init_archive
-    from twentyday.store import Archive
+    from twentyday.pipeline import process as pipeline
+    from twentyday.store.archive import Archive
 
     logging.disable(logging.WARNING)  # the truncated-export warning is expected at this size
     with tempfile.TemporaryDirectory(prefix="twentyday-bench-", dir=export.parent) as scratch:
@@ -110,7 +110,7 @@ def phase_twentyday_parse(export: Path) -> PhaseResult:
     from twentyday import config as config_module
     from twentyday.initialise import init_archive
     from twentyday.parsers import registry, whatsapp
-    from twentyday.pipeline import hints_for
+    from twentyday.pipeline.process import hints_for
     from twentyday.records import ParsedMessage
 
     with tempfile.TemporaryDirectory(prefix="twentyday-bench-", dir=export.parent) as scratch:

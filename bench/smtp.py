@@ -235,7 +235,7 @@ def bench_null(total: int, program: str = NULL_SERVER) -> float:
 def bench_twentyday(total: int, scratch: Path) -> tuple[float, float]:
     from twentyday.config import load
     from twentyday.initialise import init_archive
-    from twentyday.store import Archive
+    from twentyday.store.archive import Archive
 
     root = scratch / "archive"
     init_archive(root, passphrase=None, demo=False, now=datetime.now(UTC))

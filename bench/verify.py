@@ -28,13 +28,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from twentyday import secrets
-from twentyday.capture_writer import CaptureInput, RecordDraft
 from twentyday.config import load
+from twentyday.crypto import secrets
 from twentyday.initialise import init_archive
 from twentyday.records import ParsedMessage
-from twentyday.store import Archive
-from twentyday.verify import verify
+from twentyday.store.archive import Archive
+from twentyday.store.verify import verify
+from twentyday.store.writer import CaptureInput, RecordDraft
 
 
 def drafts(seed: int, count: int) -> Iterator[RecordDraft]:

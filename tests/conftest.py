@@ -12,7 +12,7 @@ import pytest
 
 from twentyday import config as config_module
 from twentyday.initialise import init_archive
-from twentyday.store import Archive
+from twentyday.store.archive import Archive
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
 """``python -m twentyday``: the same as the ``twentyday`` console script."""
 
-from .cli import main
+from twentyday.cli import main
 
 main()

@@ -18,14 +18,16 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, keys, logs, pipeline, secrets
-from . import config as config_module
-from . import search as search_module
-from .alerts import open_alerts
-from .canonical import parse_iso
-from .errors import ConfigError, KeyMaterialError, NotFoundError, TwentydayError
-from .store import Archive
-from .verify import verify as verify_archive
+from twentyday import __version__, logs
+from twentyday import config as config_module
+from twentyday.canonical import parse_iso
+from twentyday.crypto import keys, secrets
+from twentyday.errors import ConfigError, KeyMaterialError, NotFoundError, TwentydayError
+from twentyday.pipeline import process as pipeline
+from twentyday.store import search as search_module
+from twentyday.store.alerts import open_alerts
+from twentyday.store.archive import Archive
+from twentyday.store.verify import verify as verify_archive
 
 DEFAULT_CONFIG = "/etc/twentyday/twentyday.toml"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,7 +113,7 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 @click.option("--demo/--no-demo", default=False, help="Ingest three demo messages (on time, late, copied).")
 def init(directory: Path, no_passphrase: bool, passphrase_file: Path | None, demo: bool) -> None:
     """Create a self-contained local archive in DIRECTORY: config, officer identity, data, inbox."""
-    from .initialise import init_archive
+    from twentyday.initialise import init_archive
 
     passphrase = None if no_passphrase else read_passphrase(passphrase_file, confirm=True)
     report = init_archive(directory, passphrase=passphrase, demo=demo, now=now())
@@ -133,7 +135,7 @@ def init(directory: Path, no_passphrase: bool, passphrase_file: Path | None, dem
 @click.pass_context
 def create(ctx: click.Context) -> None:
     """Create the archive the config describes (data_dir, daemon secrets, index, inbox folders)."""
-    from .initialise import make_inbox
+    from twentyday.initialise import make_inbox
 
     config = load_config(ctx)
     if (config.data_dir / "index.db").exists():
@@ -182,7 +184,7 @@ def keys_fingerprint(path: Path) -> None:
 @click.pass_context
 def keys_add_recipient(ctx: click.Context, public_key: Path) -> None:
     """Seal future captures to another public key too (officer, escrow); updates the config."""
-    from .recipients import add_recipient
+    from twentyday.recipients import add_recipient
 
     recipient = add_recipient(ctx.obj["config"], public_key)
     click.echo(f"added {recipient.fingerprint} ({recipient.label}); future captures are sealed to it")
@@ -210,7 +212,7 @@ def keys_list(ctx: click.Context) -> None:
 @click.pass_context
 def smtp_user(ctx: click.Context, user: str, password_file: Path | None) -> None:
     """Add a user to smtp.auth_file (scrypt-hashed); mail then needs AUTH as that user."""
-    from .smtp import add_user
+    from twentyday.intake.smtp import add_user
 
     config = load_config(ctx)
     if config.smtp.auth_file is None:
@@ -224,7 +226,7 @@ def smtp_user(ctx: click.Context, user: str, password_file: Path | None) -> None
 @click.pass_context
 def serve(ctx: click.Context) -> None:
     """Run the daemon until SIGTERM: intake sources, pipeline, scheduler."""
-    from .daemon import serve as run_daemon
+    from twentyday.daemon import serve as run_daemon
 
     run_daemon(load_config(ctx))
 

@@ -20,15 +20,14 @@ import os
 import signal
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 
-from . import keys, secrets
-from .config import Config
-from .smtp import start_server
-from .spool import Spool
-from .store import Archive
-from .watcher import InboxWatcher
-from .worker import PipeWake, worker_process
+from twentyday.config import Config
+from twentyday.crypto import keys
+from twentyday.intake.smtp import start_server
+from twentyday.intake.watcher import InboxWatcher
+from twentyday.pipeline.worker import PipeWake, worker_process
+from twentyday.spool import Spool
+from twentyday.store.archive import Archive
 
 log = logging.getLogger(__name__)
 HEAD_LOG_SECONDS = 3600.0
@@ -38,14 +37,6 @@ WATCH_SECONDS = 2.0
 def ledger_head(archive: Archive) -> tuple[int, str]:
     row = archive.conn.execute("SELECT seq, head FROM checkpoint ORDER BY seq DESC LIMIT 1").fetchone()
     return (row[0], row[1]) if row else (0, "")
-
-
-def open_spool(config: Config, *, writer: bool = True) -> Spool:
-    return Spool(spool_dir(config), secrets.load(config.data_dir).derived("spool"), writer=writer)
-
-
-def spool_dir(config: Config) -> Path:
-    return config.data_dir / "spool"
 
 
 class PipelineProcess:
@@ -95,7 +86,7 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
               settle_seconds: float = 2.0) -> None:
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     archive = Archive(config, recipients=recipients)
-    spool = open_spool(config)
+    spool = Spool.open(config)
     recovered = spool.recover()
     pipeline = PipelineProcess(config)
     watcher = InboxWatcher(config.folder_path, spool, pipeline.wake.set, settle_seconds=settle_seconds)

@@ -18,10 +18,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from . import config as config_module
-from . import keys, pipeline
-from .errors import ConfigError
-from .store import Archive
+from twentyday import config as config_module
+from twentyday.crypto import keys
+from twentyday.errors import ConfigError
+from twentyday.pipeline import process as pipeline
+from twentyday.store.archive import Archive
 
 CONFIG_TEMPLATE = """\
 # twentyday configuration, written by 'twentyday init'.

@@ -11,10 +11,10 @@ import json
 import re
 from pathlib import Path
 
-from . import config as config_module
-from . import keys
-from .errors import ConfigError, KeyMaterialError
-from .store import Archive
+from twentyday import config as config_module
+from twentyday.crypto import keys
+from twentyday.errors import ConfigError, KeyMaterialError
+from twentyday.store.archive import Archive
 
 _RECIPIENTS = re.compile(r"(?ms)^(\[keys\][^\[]*?^\s*recipients\s*=\s*)\[[^\]]*\]")
 

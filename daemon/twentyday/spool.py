@@ -34,14 +34,16 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import IntakeError, SpoolItemDamaged
-from .folders import file_kind
+from twentyday.config import Config
+from twentyday.crypto import secrets
+from twentyday.errors import IntakeError, SpoolItemDamaged
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,31 @@ class _Writer:
     failed: bool = False
     closed: bool = False
 
+def spool_meta(name: str, channel: str, received_at: datetime, custodian_id: str | None,
+               envelope: dict[str, str] | None = None, refused: str = "") -> dict[str, Any]:
+    """What a source records with an item (names and times only; never content)."""
+    return {"name": name, "channel": channel, "received_at": received_at.isoformat(), "custodian": custodian_id,
+            "envelope": envelope, "refused": refused}
+
+def file_kind(mode: int) -> str:
+    """What an entry that is not a regular file is, in the words a refusal uses."""
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "socket"
+
 
 class Spool:
+    @classmethod
+    def open(cls, config: Config, *, writer: bool = True) -> Spool:
+        """The spool of ``config``'s archive, its key derived from the daemon's secrets."""
+        return cls(config.data_dir / "spool", secrets.load(config.data_dir).derived("spool"), writer=writer)
+
     def __init__(self, root: Path, key: bytes, *, writer: bool = True) -> None:
         """``writer=False``: the pipeline's view (read, mark done, collect), e.g. in the worker process."""
         self.root = root

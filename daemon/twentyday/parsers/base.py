@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, Protocol, cast
 
-from ..errors import ParseError
-from ..records import ParsedEvent, ParsedMessage, ParseHints
+from twentyday.errors import ParseError
+from twentyday.records import ParsedEvent, ParsedMessage, ParseHints
 
 MAX_ENTRIES = 200_000
 MAX_ENTRY_BYTES = 2 * 1024**3

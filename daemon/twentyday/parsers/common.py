@@ -9,8 +9,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from ..errors import ParseError
-from .base import ExportSource
+from twentyday.errors import ParseError
+from twentyday.parsers.base import ExportSource
 
 # Built-in table only (no /etc/mime.types): the same answer on every host.
 _MIME = mimetypes.MimeTypes(filenames=())

@@ -39,13 +39,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
-from ..errors import ParseError
-from ..records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
-from .base import ExportSource, detect_by_heads
-from .common import content_type as _content_type
-from .common import json_objects as _objects
-from .common import json_string as _string
-from .common import load_json_object
+from twentyday.errors import ParseError
+from twentyday.parsers.base import ExportSource, detect_by_heads
+from twentyday.parsers.common import content_type as _content_type
+from twentyday.parsers.common import json_objects as _objects
+from twentyday.parsers.common import json_string as _string
+from twentyday.parsers.common import load_json_object
+from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
 
 __all__ = ["MAX_JSON_BYTES", "MAX_MEDIA_BYTES", "NAME", "detect", "parse", "repair", "thread_members"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from ..errors import ParseError
-from . import email, google_chat, mbox, messenger, signal, slack, sms_backup, telegram, whatsapp
-from .base import HEAD_BYTES, BytesSource, ExportSource, FileSource, ParserModule, ZipSource, read_head
+from twentyday.errors import ParseError
+from twentyday.parsers import google_chat, messenger, signal, slack, sms_backup, telegram, whatsapp
+from twentyday.parsers.base import HEAD_BYTES, BytesSource, ExportSource, FileSource, ParserModule, ZipSource, read_head
+from twentyday.parsers.mail import email, mbox
 
 #: Most specific first: formats with strong signatures before the looser text ones.
 PARSERS: tuple[ParserModule, ...] = (

@@ -51,12 +51,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Literal
 
-from ..errors import ParseError
-from ..records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
-from . import common
-from .base import ExportSource, detect_by_heads, read_head
-from .common import json_objects as _objects
-from .common import json_string as _string
+from twentyday.errors import ParseError
+from twentyday.parsers import common
+from twentyday.parsers.base import ExportSource, detect_by_heads, read_head
+from twentyday.parsers.common import json_objects as _objects
+from twentyday.parsers.common import json_string as _string
+from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
 
 __all__ = ["MAX_ATTACHMENT_BYTES", "MAX_LINE_BYTES", "MAX_MESSAGE_CHARS", "NAME", "detect", "parse"]
 

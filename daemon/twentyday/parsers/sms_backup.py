@@ -57,14 +57,7 @@ from typing import BinaryIO, Final
 
 from twentyday.errors import ParseError
 from twentyday.parsers.base import ExportSource
-from twentyday.records import (
-    EventKind,
-    ParsedAttachment,
-    ParsedEvent,
-    ParsedMessage,
-    ParseHints,
-    TimeReading,
-)
+from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
 
 __all__ = ["MAX_PART_BYTES", "NAME", "RepairingReader", "detect", "parse"]
 

@@ -52,10 +52,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from ..errors import ParseError
-from ..records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
-from . import common
-from .base import ExportSource, detect_by_heads
+from twentyday.errors import ParseError
+from twentyday.parsers import common
+from twentyday.parsers.base import ExportSource, detect_by_heads
+from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
 
 __all__ = ["MAX_ATTACHMENT_BYTES", "MAX_MESSAGE_CHARS", "NAME", "detect", "parse", "plain_text"]
 

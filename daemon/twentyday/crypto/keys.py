@@ -1,0 +1,208 @@
+"""Officer identities: HPKE (RFC 9180) with the ML-KEM-768 + X25519 hybrid KEM.
+
+Suite: KEM ML-KEM-768+X25519, KDF HKDF-SHA256, AEAD AES-256-GCM, as shipped by
+``cryptography``. The hybrid key is two ordinary keys, so it is stored as two
+standard PKCS#8 blocks (ML-KEM-768 and X25519), each encrypted with the
+officer's passphrase (PBES2: PBKDF2-HMAC-SHA256, 600,000 rounds, AES-256-CBC;
+see :mod:`pbes2`) — readable by OpenSSL 3.5+ and any PKCS#8 tool for decades.
+The public half is a small text file of two SubjectPublicKeyInfo blocks with a
+comment header (name, suite, fingerprint).
+
+The daemon only ever loads public keys (:func:`load_recipient`); private keys
+stay with the officers (:func:`load_identity`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+
+from twentyday.crypto import pbes2
+from twentyday.errors import KeyMaterialError
+
+SUITE_NAME = "HPKE ML-KEM-768+X25519 / HKDF-SHA256 / AES-256-GCM (RFC 9180)"
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z ]+)-----\r?\n.*?-----END \1-----", re.DOTALL
+)
+
+
+def suite() -> hpke.Suite:
+    return hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A public key the daemon seals to."""
+
+    public_key: hpke.MLKEM768X25519PublicKey
+    fingerprint: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An officer's private key, decrypted in memory for this process only."""
+
+    private_key: hpke.MLKEM768X25519PrivateKey
+    recipient: Recipient
+    protected: bool
+
+
+def fingerprint(mlkem_public: mlkem.MLKEM768PublicKey, x_public: x25519.X25519PublicKey) -> str:
+    """Short, stable name of a hybrid public key: SHA-256 over both raw public keys."""
+    digest = hashlib.sha256(
+        b"twentyday-recipient-v1\0" + mlkem_public.public_bytes_raw() + x_public.public_bytes_raw()
+    ).digest()
+    return "SHA256:" + base64.b32encode(digest[:20]).decode().lower()
+
+
+def generate_identity(path: Path, label: str, passphrase: bytes | None) -> Recipient:
+    """Write a new identity to ``path`` (0600) and its public key to ``path.pub``.
+
+    ``passphrase=None`` writes an unprotected demo identity, marked as such in the file.
+    """
+    if path.exists():
+        raise KeyMaterialError(f"{path}: already exists; refusing to overwrite a key")
+    if passphrase is not None and len(passphrase) < 8:
+        raise KeyMaterialError("passphrase must be at least 8 characters")
+    ml_private = mlkem.MLKEM768PrivateKey.generate()
+    x_private = x25519.X25519PrivateKey.generate()
+    blocks = [_private_block(k, passphrase) for k in (ml_private, x_private)]
+    fp = fingerprint(ml_private.public_key(), x_private.public_key())
+    warning = "" if passphrase else "# UNPROTECTED DEMO IDENTITY: no passphrase. Never use for real records.\n"
+    header = (
+        f"# twentyday officer identity: {label}\n{warning}"
+        f"# suite: {SUITE_NAME}\n# fingerprint: {fp}\n"
+        "# Two PKCS#8 keys (ML-KEM-768, then X25519) that together form the hybrid HPKE key.\n"
+    ).encode()
+    write_private_file(path, header + b"".join(blocks))
+    recipient = Recipient(hpke.MLKEM768X25519PublicKey(ml_private.public_key(), x_private.public_key()), fp, label)
+    public_path(path).write_bytes(public_text(ml_private.public_key(), x_private.public_key(), label))
+    return recipient
+
+
+def _private_block(key: mlkem.MLKEM768PrivateKey | x25519.X25519PrivateKey, passphrase: bytes | None) -> bytes:
+    """One PKCS#8 PEM block; with a passphrase, PBES2 at :data:`pbes2.PBKDF2_ROUNDS` (see there why)."""
+    if not passphrase:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return pbes2.encrypt_pkcs8(der, passphrase)
+
+
+def public_path(identity_path: Path) -> Path:
+    return identity_path.with_name(identity_path.name + ".pub")
+
+
+def public_text(ml_public: mlkem.MLKEM768PublicKey, x_public: x25519.X25519PublicKey, label: str) -> bytes:
+    spki = [
+        k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        for k in (ml_public, x_public)
+    ]
+    header = (
+        f"# twentyday officer public key: {label}\n# suite: {SUITE_NAME}\n"
+        f"# fingerprint: {fingerprint(ml_public, x_public)}\n"
+    ).encode()
+    return header + b"".join(spki)
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create ``path`` owner-only (0600) and durable; never overwrite an existing secret."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _label(text: bytes) -> str:
+    match = re.search(rb"^# twentyday officer (?:identity|public key): (.*)$", text, re.MULTILINE)
+    return match.group(1).decode("utf-8", "replace").strip() if match else ""
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise KeyMaterialError(f"{path}: cannot read key file: {error.strerror}") from None
+
+
+def load_recipient(path: Path) -> Recipient:
+    """Load a public key file. A private key here is refused: the daemon must not hold one."""
+    text = _read(path)
+    if b"PRIVATE KEY" in text:
+        raise KeyMaterialError(
+            f"{path}: this is a private key; the daemon's config must name public keys (.pub) only"
+        )
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text)]
+    ml_public: mlkem.MLKEM768PublicKey | None = None
+    x_public: x25519.X25519PublicKey | None = None
+    for block in blocks:
+        try:
+            key = serialization.load_pem_public_key(block)
+        except ValueError:
+            raise KeyMaterialError(f"{path}: unreadable public key block") from None
+        if isinstance(key, mlkem.MLKEM768PublicKey):
+            ml_public = key
+        elif isinstance(key, x25519.X25519PublicKey):
+            x_public = key
+    if ml_public is None or x_public is None:
+        raise KeyMaterialError(f"{path}: not a twentyday public key (needs ML-KEM-768 and X25519 keys)")
+    return Recipient(
+        hpke.MLKEM768X25519PublicKey(ml_public, x_public), fingerprint(ml_public, x_public), _label(text)
+    )
+
+
+def is_protected(path: Path) -> bool:
+    return b"ENCRYPTED PRIVATE KEY" in _read(path)
+
+
+def load_identity(path: Path, passphrase: bytes | None) -> Identity:
+    """Load an officer identity. Wrong passphrase, wrong file: a clear KeyMaterialError."""
+    text = _read(path)
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text) if b"PRIVATE KEY" in m.group(1)]
+    if len(blocks) != 2:
+        raise KeyMaterialError(f"{path}: not a twentyday identity (expected two PKCS#8 private keys)")
+    protected = all(b"ENCRYPTED" in b.split(b"\n", 1)[0] for b in blocks)
+    if protected and not passphrase:
+        raise KeyMaterialError(f"{path}: the identity is passphrase-protected; give the passphrase")
+    ml_private: mlkem.MLKEM768PrivateKey | None = None
+    x_private: x25519.X25519PrivateKey | None = None
+    for block in blocks:
+        try:
+            key = serialization.load_pem_private_key(block, passphrase if protected else None)
+        except (ValueError, TypeError):
+            raise KeyMaterialError(f"{path}: wrong passphrase or damaged key file") from None
+        if isinstance(key, mlkem.MLKEM768PrivateKey):
+            ml_private = key
+        elif isinstance(key, x25519.X25519PrivateKey):
+            x_private = key
+    if ml_private is None or x_private is None:
+        raise KeyMaterialError(f"{path}: not a twentyday identity (needs ML-KEM-768 and X25519 keys)")
+    fp = fingerprint(ml_private.public_key(), x_private.public_key())
+    recipient = Recipient(hpke.MLKEM768X25519PublicKey(ml_private.public_key(), x_private.public_key()), fp,
+                          _label(text))
+    return Identity(hpke.MLKEM768X25519PrivateKey(ml_private, x_private), recipient, protected)
+
+
+def seal(recipient: Recipient, plaintext: bytes, info: bytes) -> bytes:
+    """HPKE single-shot seal of a small secret (a data key) to one recipient."""
+    return suite().encrypt(plaintext, recipient.public_key, info=info)
+
+
+def unseal(identity: Identity, sealed: bytes, info: bytes) -> bytes:
+    try:
+        return suite().decrypt(sealed, identity.private_key, info=info)
+    except Exception:
+        # cryptography raises InvalidTag or ValueError depending on where it fails;
+        # either way the answer for the officer is the same.
+        raise KeyMaterialError("this identity cannot open the sealed key (wrong key?)") from None

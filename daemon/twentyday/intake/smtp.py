@@ -1,0 +1,508 @@
+"""The automatic forwarding address: an SMTP server (aiosmtpd) that takes mail into the spool.
+
+Shape, as aiosmtpd intends: :class:`Intake` is the handler (which recipients
+exist, where DATA goes), :class:`IntakeServer` is the protocol with this
+archive's limits, :func:`start_server` binds it on the daemon's own loop.
+
+- Not a relay: RCPT is accepted only for ``smtp.addresses`` and their
+  ``local+<custodian-id>@domain`` forms; anything else gets a 550 saying why.
+- ``250`` only after the message bytes (exactly as received, no header added)
+  and the envelope are durable in the spool; any failure answers ``451`` so
+  the sender retries.
+- DATA is read in blocks (:mod:`smtp_data`), not aiosmtpd's line at a time,
+  with aiosmtpd's rules: it ends only at ``<CRLF>.<CRLF>``, so a bare
+  ``\\n.\\n`` cannot smuggle a second message.
+- Limits: message size (552, without holding more than the limit in memory),
+  command and data line length, idle timeout (restarted while a message's
+  bytes arrive), total and per-client connections (421 above them),
+  messages per client per minute (451), recipients per message.
+- STARTTLS with the configured certificate; AUTH (required when an auth file
+  is configured), refused over plaintext unless explicitly allowed. Passwords
+  are checked (scrypt) off the event loop; a connection is closed after
+  ``AUTH_FAILURES_PER_CONNECTION`` failures, and a client past
+  ``AUTH_FAILURES_PER_MINUTE`` is refused AUTH until its allowance refills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+
+from twentyday.config import Config, normalise_identity
+from twentyday.errors import ConfigError, IntakeError
+from twentyday.intake.smtp_data import DataRefusal, read_data
+from twentyday.spool import Spool, SyncTicket, spool_meta
+
+log = logging.getLogger(__name__)
+MAX_RECIPIENTS = 100
+AUTH_FAILURES_PER_CONNECTION = 3
+AUTH_FAILURES_PER_MINUTE = 10
+#: MAIL's line limit with the SIZE and SMTPUTF8 parameters we offer (aiosmtpd's 512 + 26 + 10).
+MAIL_LINE_LIMIT = 548
+
+
+@dataclass(frozen=True)
+class Route:
+    """What an accepted recipient address means: a custodian id, or '' for the shared address."""
+
+    custodian: str
+
+
+class Intake:
+    """The aiosmtpd handler: decides recipients, makes DATA durable, then answers."""
+
+    def __init__(self, config: Config, spool: Spool, on_item: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.spool = spool
+        self.on_item = on_item
+        self._addresses = {a.lower() for a in config.smtp.addresses}
+        self._rate = RateLimit(config.smtp.max_messages_per_minute, clock)
+        #: Failed AUTH attempts per client address, shared by all its connections.
+        self.login_failures = RateLimit(AUTH_FAILURES_PER_MINUTE, clock)
+        #: Password checks (scrypt) run here: not on the event loop, and not in its default
+        #: executor, where guessing clients would hold up the spool's fsyncs.
+        self.password_checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="twentyday-auth")
+        self._durable = GroupSync(spool)
+
+    def route(self, address: str) -> Route | None:
+        local, at, domain = address.lower().rpartition("@")
+        if not at:
+            return None
+        if f"{local}@{domain}" in self._addresses:
+            return Route("")
+        base, plus, tag = local.partition("+")
+        if plus and f"{base}@{domain}" in self._addresses and self.config.custodian(tag) is not None:
+            return Route(tag)
+        return None
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        client = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        if not self._rate.allow(client):
+            return "451 4.7.1 Too many messages from your address; try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if self.route(address) is None:
+            # The address is not echoed: it is the client's, in any bytes (not valid UTF-8
+            # would fail to encode, and the client would be told to retry instead).
+            return "550 5.1.1 Not an archive address (this server relays nothing)"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    def _custodians(self, envelope: Envelope) -> list[str | None]:
+        """One spool item per custodian the envelope names; None: route by the message itself."""
+        named = sorted({r.custodian for a in envelope.rcpt_tos if (r := self.route(a)) and r.custodian})
+        if named:
+            return list(named)
+        sender = normalise_identity(envelope.mail_from or "")
+        for custodian in self.config.custodians:
+            if sender and sender in custodian.own_identities:
+                return [custodian.id]
+        return [None]
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        received_at = datetime.now(UTC)
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        details = {
+            "mail_from": envelope.mail_from or "",
+            "rcpt_tos": ", ".join(envelope.rcpt_tos),
+            "peer": peer,
+            "tls": "yes" if session.ssl is not None else "no",
+            "auth": str(session.auth_data) if session.authenticated and session.auth_data else "",
+            "helo": session.host_name or "",
+            "received_at": received_at.isoformat(),
+        }
+        name = f"smtp-{received_at:%Y%m%dT%H%M%S%f}.eml"
+        metas = [spool_meta(name, "smtp", received_at, custodian, envelope=details)
+                 for custodian in self._custodians(envelope)]
+        try:
+            # Written here, one item per custodian, all or none (page cache: microseconds);
+            # only the fsync leaves the loop.
+            ids, ticket = self.spool.write_items(metas, data)
+            await self._durable.wait(ticket)
+        except IntakeError as error:
+            log.error("451 for a message from %s: %s", peer, error)
+            return "451 4.3.0 Archive temporarily unavailable; try again later"
+        self.on_item()
+        return f"250 2.0.0 OK: archived as {' '.join(ids)}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session failed: %s: %s", type(error).__name__, error)
+        return "451 4.3.0 Internal error; try again later"
+
+
+class GroupSync:
+    """Waits on the event loop until spooled writes are on disk, one fsync for all waiting.
+
+    Sessions write their items inline and wait here; one fsync at a time runs in a
+    thread and wakes every session its offset covers. Under load a single thread hop
+    and fsync serve many messages, instead of one thread hop per message.
+    """
+
+    def __init__(self, spool: Spool) -> None:
+        self._spool = spool
+        self._waiting: list[tuple[SyncTicket, asyncio.Future[None]]] = []
+        self._syncing = False
+
+    async def wait(self, ticket: SyncTicket) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((ticket, future))
+        if not self._syncing:
+            self._syncing = True
+            asyncio.get_running_loop().create_task(self._sync_all())
+        await future
+
+    async def _sync_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                waiting, self._waiting = self._waiting, []
+                try:
+                    # Tickets of one segment: the last covers the others; a closed segment was synced.
+                    for ticket in _last_per_segment(t for t, _ in waiting):
+                        await loop.run_in_executor(None, self._spool.sync, ticket)
+                except Exception as error:  # IntakeError, or a bug: either way no session may hang
+                    for _, future in waiting:
+                        if not future.done():
+                            future.set_exception(error)
+                else:
+                    for _, future in waiting:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._syncing = False
+
+
+def _last_per_segment(tickets: Iterable[SyncTicket]) -> list[SyncTicket]:
+    last: dict[int, SyncTicket] = {}
+    for ticket in tickets:
+        seen = last.get(id(ticket.writer))
+        if seen is None or ticket.offset > seen.offset:
+            last[id(ticket.writer)] = ticket
+    return list(last.values())
+
+
+class RateLimit:
+    """A token bucket per client address: ``per_minute`` messages, refilled continuously."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, client: str) -> bool:
+        """Take one token for ``client``; False (and nothing taken) when it has none left."""
+        now = self._clock()
+        tokens = self._tokens(client, now)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            return False
+        self._buckets[client] = (tokens - 1.0, now)
+        if len(self._buckets) > 100_000:  # forget idle clients; a full bucket is the default anyway
+            self._buckets = {c: b for c, b in self._buckets.items() if self._tokens(c, now) < self.per_minute}
+        return True
+
+    def exhausted(self, client: str) -> bool:
+        return self._tokens(client, self._clock()) < 1.0
+
+    def _tokens(self, client: str, now: float) -> float:
+        tokens, since = self._buckets.get(client, (float(self.per_minute), now))
+        return min(float(self.per_minute), tokens + (now - since) * self.per_minute / 60.0)
+
+
+class ConnectionLimits:
+    """Total and per-client connection caps, so idle clients cannot exhaust descriptors."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total = total
+        self.per_client = per_client
+        self.open: Counter[str] = Counter()
+
+    def admit(self, client: str) -> bool:
+        if sum(self.open.values()) >= self.total or self.open[client] >= self.per_client:
+            return False
+        self.open[client] += 1
+        return True
+
+    def release(self, client: str) -> None:
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client]
+
+
+class IntakeServer(SMTP):
+    """aiosmtpd's protocol with this archive's limits."""
+
+    # Long enough for real mail (HTML bodies with long lines), short enough that a
+    # megabyte "command" is refused with 500 after being drained, not buffered.
+    line_length_limit = 64 * 1024
+
+    def __init__(self, handler: Intake, limits: ConnectionLimits, **kwargs: Any) -> None:
+        # aiosmtpd keeps command line limits in a dict shared by every connection and raises
+        # MAIL's on every EHLO: 2,000 EHLOs would let a 72 KB MAIL command through.
+        self.command_size_limits = _FixedLimits(lambda: SMTP.command_size_limit, MAIL=MAIL_LINE_LIMIT)
+        super().__init__(handler, **kwargs)
+        self._intake = handler
+        self._limits = limits
+        self._client: str | None = None
+        self._auth_failures = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is not None:
+            # The same connection, now over TLS (RFC 3207): admitted already.
+            super().connection_made(transport)
+            return
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        if not self._limits.admit(client):
+            transport.write(b"421 4.7.0 Too many connections; try again later\r\n")  # type: ignore[attr-defined]
+            transport.close()
+            return
+        self._client = client
+        super().connection_made(transport)
+
+    _receiving_data = False
+
+    def data_received(self, data: bytes) -> None:
+        # aiosmtpd restarts the idle timeout per command line; a message being sent is not
+        # idle while its bytes arrive, however long it takes as a whole.
+        if self._receiving_data:
+            self._reset_timeout()
+        super().data_received(data)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._client is not None:
+            self._limits.release(self._client)
+            self._client = None
+        if self.transport is not None:
+            super().connection_lost(error)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, the section read in blocks by :func:`smtp_data.read_data`.
+
+        The checks before the 354, the replies and the handler call are aiosmtpd 1.4's;
+        only the reading loop differs (aiosmtpd's awaits once per line). Our handler has
+        ``handle_DATA``, so aiosmtpd's fallback to the older ``process_message`` is not needed.
+        """
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._receiving_data = True
+        try:
+            section = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        except (asyncio.CancelledError, asyncio.IncompleteReadError):
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise asyncio.CancelledError from None
+        finally:
+            self._receiving_data = False
+        if section.refusal is DataRefusal.TOO_LONG:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+        elif section.refusal is DataRefusal.TOO_MUCH:
+            await self.push("552 Error: Too much mail data")
+        if section.refusal is not None:
+            self.envelope = self._create_envelope()  # aiosmtpd's _set_post_data_state(), which is untyped
+            return
+        self.envelope.content = self.envelope.original_content = section.content
+        status = await self._call_handler_hook("DATA")
+        self.envelope = self._create_envelope()
+        await self.push("250 OK" if status is MISSING else status)
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        """aiosmtpd's AUTH, with a limit on failures per connection and per client address."""
+        client = self._client or ""
+        if self._intake.login_failures.exhausted(client):
+            await self.push("454 4.7.0 Too many failed authentications; try again later")
+            return
+        await super().smtp_AUTH(arg)
+        assert self.session is not None
+        if self._checked_credentials and not self.session.authenticated:
+            self._auth_failures += 1
+            self._intake.login_failures.allow(client)  # takes one of the client's allowance
+            if self._auth_failures >= AUTH_FAILURES_PER_CONNECTION:
+                await self.push("421 4.7.0 Too many failed authentications; closing the connection")
+                assert self.transport is not None
+                self.transport.close()
+        self._checked_credentials = False
+
+    # aiosmtpd checks credentials in _authenticate, synchronously, on the event loop; scrypt
+    # takes tens of milliseconds, so a few guessing clients would stall every session. Its
+    # PLAIN and LOGIN parse the exchange as before; the check runs in a thread.
+    _checked_credentials = False
+    _credentials: tuple[str, Any] | None = None
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        self._credentials = (mechanism, auth_data)
+        return AuthResult(success=False, handled=False)
+
+    async def _checked(self, result: AuthResult) -> AuthResult:
+        credentials, self._credentials = self._credentials, None
+        if credentials is None or self._authenticator is None:
+            return result  # the exchange itself failed, and aiosmtpd has answered
+        self._checked_credentials = True
+        mechanism, data = credentials
+        session, envelope, check = self.session, self.envelope, self._authenticator
+        assert session is not None and envelope is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._intake.password_checks, lambda: check(self, session, envelope, mechanism, data))
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_LOGIN(_, args))
+
+
+class _FixedLimits(dict[str, int]):
+    """Command line limits that aiosmtpd's EHLO cannot raise (its ``+=`` is ignored)."""
+
+    def __init__(self, default: Callable[[], int], **limits: int) -> None:
+        super().__init__(limits)
+        self._default = default
+
+    def __missing__(self, key: str) -> int:
+        return self._default()
+
+    def __setitem__(self, key: str, value: int) -> None:
+        pass
+
+    def clear(self) -> None:  # aiosmtpd clears the shared dict for each new connection
+        pass
+
+
+# -- AUTH ---------------------------------------------------------------------------------
+
+
+def hash_password(password: str, salt: bytes) -> str:
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def load_auth_file(path: Path) -> dict[str, str]:
+    """``user:scrypt$salt$hash`` lines (written by ``twentyday smtp-user``)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise ConfigError(f"cannot read SMTP auth file: {error.strerror}", path=str(path)) from None
+    users = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not hashed.startswith("scrypt$"):
+            raise ConfigError(f"line {number}: expected user:scrypt$salt$hash", path=str(path))
+        users[user] = hashed
+    return users
+
+
+def add_user(path: Path, user: str, password: str) -> None:
+    if not user or ":" in user or "\n" in user:
+        raise ConfigError(f"invalid user name {user!r}", path=str(path))
+    if len(password) < 12:
+        raise ConfigError("password must be at least 12 characters", path=str(path))
+    users = load_auth_file(path) if path.exists() else {}
+    users[user] = hash_password(password, os.urandom(16))
+    text = "".join(f"{name}:{hashed}\n" for name, hashed in sorted(users.items()))
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(text)
+
+
+class Authenticator:
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                 auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        stored = self.users.get(user)
+        if stored is None:
+            hash_password(auth_data.password.decode("utf-8", "replace"), b"\0" * 16)  # same time either way
+            return AuthResult(success=False, handled=False)
+        _, salt, _ = stored.split("$")
+        ok = hmac.compare_digest(hash_password(auth_data.password.decode("utf-8", "replace"),
+                                               bytes.fromhex(salt)), stored)
+        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    smtp = config.smtp
+    if not smtp.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(smtp.tls_cert, smtp.tls_key)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"cannot load the TLS certificate or key: {error}", path=str(config.path),
+                          key="smtp.tls_cert") from None
+    return context
+
+
+async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]) -> asyncio.Server:
+    smtp = config.smtp
+    host, _, port = smtp.listen.rpartition(":")
+    handler = Intake(config, spool, on_item)
+    limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_client)
+    context = tls_context(config)
+    users = load_auth_file(smtp.auth_file) if smtp.auth_file else None
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> IntakeServer:
+        return IntakeServer(
+            handler, limits,
+            data_size_limit=smtp.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=smtp.hostname or None,
+            ident="twentyday",
+            tls_context=context,
+            require_starttls=smtp.require_tls and context is not None,
+            timeout=smtp.timeout_seconds,
+            auth_required=users is not None,
+            auth_require_tls=not smtp.allow_plaintext_auth,
+            authenticator=Authenticator(users) if users is not None else None,
+            loop=loop,
+        )
+
+    server = await loop.create_server(protocol, host.strip("[]"), int(port))
+    log.info("SMTP listening on %s (TLS %s, AUTH %s)", smtp.listen, "on" if context else "off",
+             "required" if users is not None else "off")
+    return server

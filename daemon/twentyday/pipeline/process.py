@@ -1,0 +1,407 @@
+"""From an item to sealed records: detect → parse → route → draft → store.
+
+One function, :func:`process`, serves every source: the watched folder and
+SMTP (through the spool worker) and ``twentyday ingest`` (directly). Whatever
+happens, the item is kept: an unreadable item is sealed in quarantine with its
+reason and an ``ingest_failed`` alert, an item no custodian claims is sealed
+with ``unknown_custodian``, an export whose dates cannot be read without a
+human decision is sealed as ``held`` with an alert. Only a failure of the
+archive itself (disk full, index locked) propagates, so the caller keeps the
+item and tries again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from twentyday.config import Config, Custodian, normalise_identity
+from twentyday.errors import HeldForReview, NotFoundError, ParseError
+from twentyday.parsers import registry
+from twentyday.parsers.base import ExportSource, ParserModule
+from twentyday.parsers.mail import email as email_parser
+from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints
+from twentyday.store import alerts
+from twentyday.store.archive import Archive
+from twentyday.store.words import search_words
+from twentyday.store.writer import CaptureInput, IngestResult, RecordDraft
+
+log = logging.getLogger(__name__)
+
+#: WhatsApp keeps about the newest 40,000 messages (10,000 with media) in an export.
+WHATSAPP_LIMIT = 39_000
+WHATSAPP_MEDIA_LIMIT = 9_500
+EVENT_ALERTS = {
+    "deleted_message": "deleted_message",
+    "disappearing_messages": "disappearing_messages",
+    "incomplete_copy": "incomplete_copy",
+    "truncated_export": "coverage_gap",
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to ingest: a file on disk or bytes in memory, and how it came."""
+
+    name: str
+    channel: str  # smtp | folder | cli
+    received_at: datetime
+    path: Path | None = None
+    data: bytes | None = None
+    custodian_id: str | None = None  # from --custodian, the inbox folder or the SMTP plus-address
+    envelope: dict[str, str] | None = None
+    parent_capture: str | None = None
+    #: The capture's name in the index, when ``name`` is content: a mailed attachment's file
+    #: name is sealed with its mail, and is only given to the parsers (a WhatsApp chat's name).
+    label: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The name kept in clear: in the index, the ledger, outcomes and logs."""
+        return self.label or self.name
+
+    def in_clear(self, text: str) -> str:
+        """``text`` (a reason from a parser) with the item's own name replaced by its label."""
+        return text.replace(self.name, self.label) if self.label else text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one item, for the CLI's per-file report."""
+
+    source: str
+    state: str  # ingested | duplicate | quarantined | held | unrouted
+    capture_id: str
+    detail: str
+    result: IngestResult | None = None
+
+
+@dataclass
+class _Tally:
+    """Counts gathered while the store consumes the parse, for the alerts."""
+
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)
+    messages: int = 0
+    with_media: int = 0
+    conversation: str = ""
+
+
+def route_message(config: Config, message: ParsedMessage) -> Custodian | None:
+    """The custodian a message belongs to, from its sender or recipients."""
+    # A forward's original may not involve the custodian at all: the forwarder is theirs.
+    parties = [message.sender, *message.recipients, message.extra.get("forwarded_by_address", "")]
+    for custodian in config.custodians:
+        own = custodian.own_identities
+        if any(normalise_identity(p) in own for p in parties if p):
+            return custodian
+    return None
+
+
+def draft(custodian: Custodian, message: ParsedMessage, words: frozenset[str] | None = None) -> RecordDraft:
+    own = custodian.own_identities
+    direction: Direction = "sent" if normalise_identity(message.sender) in own else "received"
+    copied = any(normalise_identity(r) in custodian.official_identities for r in message.recipients)
+    if message.message_key:
+        identity: tuple[str, ...] = (custodian.id, message.platform, "key", message.message_key)
+    else:
+        created = message.created_at.isoformat() if message.created_at else (message.time.raw if message.time else "")
+        body_hash = hashlib.sha256(message.body.encode("utf-8", "surrogatepass")).hexdigest()
+        identity = (custodian.id, message.platform, message.conversation, message.sender, created, body_hash)
+    return RecordDraft(message=message, direction=direction, copied=copied, identity=identity, words=words)
+
+
+def hints_for(custodian: Custodian, source_name: str) -> ParseHints:
+    return ParseHints(custodian.zone, custodian.timezone, custodian.day_first, custodian.own_identities,
+                      source_name)
+
+
+@dataclass(frozen=True)
+class _Keep:
+    """Keep the item sealed with no records, for this reason, raising this alert."""
+
+    custodian_id: str | None
+    state: str  # quarantined | held | unrouted
+    reason: str
+    alert: str
+
+
+@dataclass(frozen=True)
+class _Parse:
+    """Store what this parser reads from the item, for this custodian.
+
+    ``records`` is the parser's lazy stream when the item is stored as it is parsed
+    (:func:`process`), or the whole parse when it was read ahead (:func:`prepare`).
+    """
+
+    custodian_id: str
+    parser: str
+    records: Iterable[ParsedMessage | ParsedEvent]
+    #: Read ahead: each record's search words (None for an event), so the store only blinds them.
+    words: tuple[frozenset[str] | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An item read ahead of the store, in another process: what :func:`store` needs of it.
+
+    Only the item and what the config decides about it: no secrets were needed to make
+    it, and nothing in it was written anywhere.
+    """
+
+    item: Item
+    plan: _Keep | _Parse
+
+
+ALREADY_ARCHIVED = "already archived (same bytes)"
+#: Items at most this large are read ahead whole (a mail); larger ones are parsed as stored.
+PREPARE_MAX_BYTES = 4 * 1024 * 1024
+
+
+def process(archive: Archive, item: Item) -> Outcome:
+    """Ingest one item. Never raises for bad content: it quarantines, holds or keeps unrouted."""
+    config = archive.config
+    custodian = config.custodian(item.custodian_id) if item.custodian_id else None
+    if item.custodian_id and custodian is None:
+        return _store_plan(archive, item, _unknown_custodian(item))
+    try:
+        source = registry.open_source(item.path, item.data, item.name)
+    except ParseError as error:
+        return _store_plan(archive, item, _Keep(item.custodian_id, "quarantined", str(error), "ingest_failed"))
+    try:
+        return _store_plan(archive, item, _plan(config, item, custodian, source))
+    finally:
+        registry.close_source(source)
+
+
+def prepare(config: Config, item: Item) -> Prepared | None:
+    """Detect, route and parse an item in memory, for :func:`store` to store later (elsewhere).
+
+    The same decisions as :func:`process`, with the parse done now: meant for a helper
+    process that reads mail ahead of the store. None when the item is not one to read
+    ahead (a file, or larger than PREPARE_MAX_BYTES): store it with :func:`process`.
+    """
+    if item.data is None or len(item.data) > PREPARE_MAX_BYTES:
+        return None
+    custodian = config.custodian(item.custodian_id) if item.custodian_id else None
+    if item.custodian_id and custodian is None:
+        return Prepared(item, _unknown_custodian(item))
+    try:
+        source = registry.open_source(None, item.data, item.name)
+    except ParseError as error:
+        return Prepared(item, _Keep(item.custodian_id, "quarantined", str(error), "ingest_failed"))
+    try:
+        plan = _plan(config, item, custodian, source)
+        if isinstance(plan, _Parse):
+            try:
+                records = tuple(plan.records)
+                words = tuple(search_words(r) if isinstance(r, ParsedMessage) else None for r in records)
+                plan = _Parse(plan.custodian_id, plan.parser, records, words)
+            except (HeldForReview, ParseError) as error:
+                plan = _kept_after(error, plan.custodian_id)
+        return Prepared(item, plan)
+    finally:
+        registry.close_source(source)
+
+
+def store(archive: Archive, prepared: Prepared, *, savepoint: bool = True) -> Outcome:
+    """Store an item :func:`prepare` read: the outcome :func:`process` would have had.
+
+    Its records are parsed already, so inside a batch its capture may be written
+    without a savepoint (``savepoint=False``, see :meth:`Archive.ingest`); mailed chat
+    exports it carries are parsed while stored, so they keep theirs.
+    """
+    return _store_plan(archive, prepared.item, prepared.plan, savepoint)
+
+
+def _unknown_custodian(item: Item) -> _Keep:
+    return _Keep(None, "unrouted", f"no custodian {item.custodian_id!r} is configured", "unknown_custodian")
+
+
+def _kept_after(error: HeldForReview | ParseError, custodian_id: str | None) -> _Keep:
+    if isinstance(error, HeldForReview):
+        return _Keep(custodian_id, "held", f"held for review: {error}", "ingest_failed")
+    return _Keep(custodian_id, "quarantined", str(error), "ingest_failed")
+
+
+def _plan(config: Config, item: Item, custodian: Custodian | None, source: ExportSource) -> _Keep | _Parse:
+    """Which parser reads the item and for whom, or why it is kept without records."""
+    custodian_id = custodian.id if custodian else None
+    try:
+        parser = registry.choose(source, email_parser if item.channel == "smtp" else None)
+    except ParseError as error:  # detection reads the item too: a damaged entry fails here
+        return _Keep(custodian_id, "quarantined", str(error), "ingest_failed")
+    if parser is None:
+        return _Keep(custodian_id, "quarantined", "not a format twentyday reads (no parser recognised it)",
+                     "ingest_failed")
+    try:
+        if custodian is None:
+            custodian, records = _route_by_content(config, source, parser)
+            if custodian is None:
+                return _Keep(None, "unrouted", "no configured custodian matches its senders or recipients",
+                             "unknown_custodian")
+        else:
+            records = _guarded(parser, source, hints_for(custodian, item.name))
+    except (HeldForReview, ParseError) as error:
+        return _kept_after(error, custodian_id)
+    return _Parse(custodian.id, parser.NAME, records)
+
+
+def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: bool = True) -> Outcome:
+    if isinstance(plan, _Keep):
+        return _keep(archive, item, plan.custodian_id, plan.state, plan.reason, plan.alert, savepoint)
+    owner = archive.config.custodian(plan.custodian_id)
+    if owner is None:  # the config changed between prepare and store
+        return _keep(archive, item, None, "unrouted", f"no custodian {plan.custodian_id!r} is configured",
+                     "unknown_custodian", savepoint)
+    tally = _Tally()
+    events: list[ParsedEvent] = []
+
+    def raise_alerts(conn: sqlite3.Connection, result: IngestResult) -> None:
+        _raise_alerts(conn, owner, result, tally, item.received_at)
+
+    try:
+        drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words)
+        result = archive.ingest(_capture(item, owner.id, plan.parser), drafts, events, before_commit=raise_alerts,
+                                savepoint=savepoint)
+    except (HeldForReview, ParseError) as error:
+        kept = _kept_after(error, owner.id)
+        return _keep(archive, item, kept.custodian_id, kept.state, kept.reason, kept.alert)
+    children = _attached_exports(archive, item, owner, result.capture_id) if plan.parser == "email" else []
+    if result.duplicate:
+        return Outcome(item.shown, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
+    detail = f"{plan.parser}: {result.new_count} new record(s), {result.linked_count} already archived"
+    if result.events:
+        detail += f", {result.events} event(s)"
+    if children:
+        detail += "; attached exports: " + ", ".join(f"{c.source} {c.state} ({c.capture_id})" for c in children)
+    return Outcome(item.shown, "ingested", result.capture_id, detail, result)
+
+
+def _attached_exports(archive: Archive, item: Item, custodian: Custodian, capture_id: str) -> list[Outcome]:
+    """Chat exports mailed as attachments: each becomes a capture of its own, linked to the mail.
+
+    Run even when the mail itself was a duplicate: a crash after the mail's commit
+    replays the item, and the exports are then ingested (once) on the replay.
+    """
+    raw = item.data if item.data is not None else item.path.read_bytes() if item.path is not None else b""
+    try:
+        exports = email_parser.chat_export_attachments(raw)
+    except ParseError:
+        return []  # the mail was readable enough to archive; its attachments are sealed with it
+    return [process(archive, Item(name=name, channel=item.channel, received_at=item.received_at, data=data,
+                                  custodian_id=custodian.id, parent_capture=capture_id,
+                                  label=f"attachment {number} of {capture_id}"))
+            for number, (name, data) in enumerate(exports, start=1)]
+
+
+def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
+    """A parser bug must not lose the item: its exceptions become a ParseError (quarantine).
+
+    ``parse`` is called in here, not by the caller, because parsers check their input
+    eagerly: a bug there must be caught too.
+    """
+    try:
+        yield from parser.parse(source, hints)
+    except ParseError:
+        raise
+    except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            UnicodeError, LookupError, OverflowError, AssertionError) as error:
+        raise ParseError(f"{parser.NAME} parser failed: {type(error).__name__}") from None
+
+
+def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
+                      ) -> tuple[Custodian | None, Iterator[ParsedMessage | ParsedEvent]]:
+    """Mail carries its own addresses: route by the first message's sender or recipients."""
+    # Only addresses are read from the probe; times are read again in the custodian's zone.
+    probe = ParseHints(timezone=ZoneInfo("UTC"), zone_name="UTC", source_name=source.name)
+    first = None
+    for record in _guarded(parser, source, probe):
+        if isinstance(record, ParsedMessage):
+            first = record
+            break
+    custodian = route_message(config, first) if first is not None else None
+    if custodian is None:
+        return None, iter(())
+    return custodian, _guarded(parser, source, hints_for(custodian, source.name))
+
+
+def _drafts(custodian: Custodian, records: Iterable[ParsedMessage | ParsedEvent], events: list[ParsedEvent],
+            tally: _Tally, parser: str, words: tuple[frozenset[str] | None, ...] = ()) -> Iterator[RecordDraft]:
+    """Messages become drafts; events are set aside for the store (it takes them after).
+
+    ``words``, when the records were read ahead, holds each record's search words.
+    """
+    for number, record in enumerate(records):
+        if isinstance(record, ParsedEvent):
+            events.append(record)
+            tally.events[(record.kind, record.conversation)] += 1
+            continue
+        tally.messages += 1
+        tally.conversation = tally.conversation or record.conversation
+        if record.attachments:
+            tally.with_media += 1
+        yield draft(custodian, record, words[number] if words else None)
+    limit = WHATSAPP_MEDIA_LIMIT if tally.with_media else WHATSAPP_LIMIT
+    if parser == "whatsapp" and tally.messages >= limit:
+        event = ParsedEvent("truncated_export", tally.conversation, None,
+                            f"{tally.messages} messages: WhatsApp may have cut older history from this export")
+        events.append(event)
+        tally.events[(event.kind, event.conversation)] += 1
+
+
+def _raise_alerts(conn: sqlite3.Connection, custodian: Custodian, result: IngestResult, tally: _Tally,
+                  now: datetime) -> None:
+    for (kind, conversation), count in sorted(tally.events.items()):
+        alert_kind = EVENT_ALERTS.get(kind)
+        if alert_kind:
+            alerts.raise_alert(conn, alert_kind, custodian.id, conversation,
+                               f"{count} {kind.replace('_', ' ')} event(s) in {result.capture_id}", now)
+    if result.undated:
+        alerts.raise_alert(conn, "undated_record", custodian.id, tally.conversation,
+                           f"{result.undated} record(s) without an original time in {result.capture_id}", now)
+    if result.late:
+        alerts.raise_alert(conn, "late_capture", custodian.id, tally.conversation,
+                           f"{result.late} record(s) captured after the deadline in {result.capture_id}", now)
+
+
+def refuse(archive: Archive, item: Item, reason: str) -> Outcome:
+    """A source refused the item (a symlink, FIFO or device in the inbox): keep what it knows."""
+    custodian = archive.config.custodian(item.custodian_id or "")
+    return _keep(archive, item, custodian.id if custodian else None, "quarantined", reason, "ingest_failed")
+
+
+def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "ingested",
+             reason: str = "") -> CaptureInput:
+    raw: bytes | Path
+    if item.path is not None:
+        raw = item.path
+    elif item.data is not None:
+        raw = item.data
+    else:
+        raise NotFoundError(f"{item.name}: item has no content")
+    return CaptureInput(custodian_id, item.channel, item.shown, raw, parser, item.received_at,
+                        envelope=item.envelope, state=state, reason=reason, parent_capture=item.parent_capture)
+
+
+def _keep(archive: Archive, item: Item, custodian_id: str | None, state: str, reason: str,
+          alert_kind: str, savepoint: bool = True) -> Outcome:
+    """Seal the raw item with no records, and raise the alert that says why."""
+    reason = item.in_clear(reason)
+
+    def raise_alert(conn: sqlite3.Connection, result: IngestResult) -> None:
+        alerts.raise_alert(conn, alert_kind, custodian_id or "", "", f"{result.capture_id}: {reason}",
+                           item.received_at)
+
+    result = archive.ingest(_capture(item, custodian_id, "none", state, reason), before_commit=raise_alert,
+                            savepoint=savepoint)
+    if result.duplicate:  # said when it was first kept; how far a parse got this time is no news
+        return Outcome(item.shown, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
+    log.warning("%s %s: %s", state, result.capture_id, reason)
+    return Outcome(item.shown, state, result.capture_id, reason, result)

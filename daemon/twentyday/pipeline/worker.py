@@ -1,0 +1,485 @@
+"""The pipeline worker: takes items out of the spool, through the pipeline, into the store.
+
+An item leaves the spool only after the store committed it durably (or sealed
+it in quarantine). Items are ingested in batches: up to ``DONE_BATCH`` items share
+one transaction, one fsync of the index and one spool update; a power loss replays
+the batch from the spool. Each item is still all or nothing: a savepoint, or, for
+items parsed ahead, a rollback of the whole batch that is then stored again with
+a savepoint per item (see :meth:`Worker._run_batch`). If the archive itself fails
+(disk full, index locked), the failing item stays, the items before it are
+committed, and the worker tries again later; a crash at any point replays what
+was not committed, and ingest being idempotent, the replay adds nothing twice.
+
+In the daemon the worker is a process of its own (:func:`worker_process`), so
+parsing and sealing use the second core instead of competing with SMTP intake
+for the interpreter lock; it dies with the daemon. On a machine with more than
+one core it also starts a helper (:class:`ReadAhead`) that parses the next
+spooled mails while the worker stores the ones before them: the parse moves out
+of the store's way, the store itself stays in one process.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import itertools
+import logging
+import multiprocessing
+import os
+import select
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Protocol
+
+from twentyday.canonical import parse_iso
+from twentyday.config import Config
+from twentyday.config import load as load_config
+from twentyday.errors import BatchRolledBack, IntakeError, SpoolItemDamaged, TwentydayError
+from twentyday.pipeline import process as pipeline
+from twentyday.spool import Spool, SpoolItem
+from twentyday.store.archive import Archive
+
+log = logging.getLogger(__name__)
+#: At most this many items, or this much work, share one transaction and one fsync.
+DONE_BATCH = 256
+BATCH_SECONDS = 1.0
+PIPELINE_NICENESS = 10
+#: The read-ahead helper gets items in chunks of this many, at most this many chunks ahead.
+READ_AHEAD_ITEMS = 16
+READ_AHEAD_CHUNKS = 4
+READ_AHEAD_BYTES = 32 * 1024 * 1024
+#: After the helper fails, the worker parses everything itself this long before trying a new one.
+HELPER_REST_SECONDS = 60.0
+#: A chunk the helper has not returned in this long counts as a failure: the helper is killed.
+READ_AHEAD_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A spooled item on its way to the store, with its parse if the helper read it ahead."""
+
+    spooled: SpoolItem
+    prepared: pipeline.Prepared | None = None
+
+
+class EventLike(Protocol):
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+
+
+class ReadAhead:
+    """Parses spooled mail in a helper process while the worker stores the items before it.
+
+    The helper gets decrypted items over a pipe and returns :class:`pipeline.Prepared`
+    ones; it holds no secret (it gets the worker's config, not its file), opens no file
+    and writes nothing, so the store, and with it every guarantee of the spool and the
+    index, stays in the worker. If the helper dies or stops answering, it is killed, the
+    items it held are parsed by the worker itself, and a new helper starts once
+    HELPER_REST_SECONDS have passed.
+    """
+
+    def __init__(self, config: Config, log_level: str = "INFO", clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self._config = config  # the worker's own: the helper decides with exactly what the worker would
+        self._log_level = log_level
+        self._pool: ProcessPoolExecutor | None = None
+        self._clock = clock
+        self._resting_until = 0.0
+
+    def submit(self, items: list[pipeline.Item | None]) -> Future[list[pipeline.Prepared | None]] | None:
+        """Hand items to the helper (starting it if need be); None while it rests after failing."""
+        if self._pool is None:
+            if self._clock() < self._resting_until:
+                return None
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
+                initargs=(self._config, self._log_level, os.getpid()))
+        return self._pool.submit(_prepare_items, items)
+
+    def lost(self) -> None:
+        """The helper failed: do without one for a while, so a helper that cannot start costs nothing.
+
+        Its process is killed, in case it is not dead but stuck (stopped, or in a parse that
+        does not end): the executor's own shutdown would wait for it.
+        """
+        self._resting_until = self._clock() + HELPER_REST_SECONDS
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            # ProcessPoolExecutor has no public way to kill its workers before Python 3.14.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(OSError, AttributeError):
+                    process.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+#: The helper's config (set once per helper process by _start_helper).
+_helper_config: Config | None = None
+
+
+def _start_helper(config: Config, log_level: str, parent: int) -> None:
+    global _helper_config
+    _die_with_parent()
+    if os.getppid() != parent:  # the worker died before the line above took effect
+        os._exit(0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(PIPELINE_NICENESS)
+    from twentyday.logs import configure
+
+    configure(log_level)
+    _helper_config = config
+
+
+def _prepare_items(items: list[pipeline.Item | None]) -> list[pipeline.Prepared | None]:
+    """In the helper: each item prepared, or None (the worker then does it all itself)."""
+    assert _helper_config is not None
+    prepared: list[pipeline.Prepared | None] = []
+    for item in items:
+        if item is None:
+            prepared.append(None)
+            continue
+        try:
+            prepared.append(pipeline.prepare(_helper_config, item))
+        except Exception:  # a bug: the worker's own pass quarantines the item with its reason
+            log.warning("read-ahead of an item failed; the worker parses it itself", exc_info=True)
+            prepared.append(None)
+    return prepared
+
+
+class Worker:
+    def __init__(self, archive: Archive, spool: Spool, *, stop: EventLike | None = None,
+                 wake: EventLike | None = None, read_ahead: ReadAhead | None = None) -> None:
+        self.archive = archive
+        self.spool = spool
+        self._read_ahead = read_ahead
+        self._wake: EventLike = wake if wake is not None else threading.Event()
+        self._stop: EventLike = stop if stop is not None else threading.Event()
+        self._thread: threading.Thread | None = None
+        self.processed = 0
+
+    def notify(self) -> None:
+        """A source put something in the spool."""
+        self._wake.set()
+
+    def run_once(self, keep_going: Callable[[], bool] = lambda: True) -> list[pipeline.Outcome]:
+        """Process every pending item, in batches; stop at the first failure of the archive itself."""
+        outcomes: list[pipeline.Outcome] = []
+        pending = self._with_items(self.spool.pending())
+        while True:
+            done, more = self._run_batch(pending, keep_going)
+            outcomes += done
+            if not more:
+                break
+        self.spool.collect()
+        return outcomes
+
+    def _with_items(self, pending: Iterator[SpoolItem]) -> Iterator[_Pending]:
+        """The spooled items in order, each with its parse when the helper read it ahead.
+
+        Chunks of READ_AHEAD_ITEMS go to the helper, up to READ_AHEAD_CHUNKS ahead of the
+        item being stored. An item the helper did not prepare (a file, a refused item,
+        one it failed on, all of them if it died) is processed by the worker as before.
+        """
+        if self._read_ahead is None:
+            yield from (_Pending(spooled) for spooled in pending)
+            return
+        read_ahead = self._read_ahead
+        in_flight: collections.deque[tuple[list[SpoolItem], Future[list[pipeline.Prepared | None]] | None]]
+        in_flight = collections.deque()
+        chunks = _chunked(pending, READ_AHEAD_ITEMS)
+        while True:
+            while (len(in_flight) < READ_AHEAD_CHUNKS and _bytes_in(in_flight) < READ_AHEAD_BYTES
+                   and (chunk := next(chunks, None)) is not None):
+                items = [self._readable(spooled) for spooled in chunk]
+                try:
+                    future = read_ahead.submit(items) if any(items) else None
+                except Exception as error:  # cannot start a process (no memory, no pids): do without
+                    log.error("cannot start the read-ahead helper (%s)", error)
+                    read_ahead.lost()
+                    future = None
+                in_flight.append((chunk, future))
+            if not in_flight:
+                return
+            chunk, future = in_flight.popleft()
+            prepared: list[pipeline.Prepared | None] = [None] * len(chunk)
+            if future is not None:
+                try:
+                    prepared = future.result(timeout=READ_AHEAD_SECONDS)
+                except Exception as error:  # the helper died (OOM killer, a crash) or is stuck: parse here
+                    log.error("read-ahead helper failed (%s); the worker parses these items itself",
+                              type(error).__name__)
+                    read_ahead.lost()
+                    # The chunks still in flight were lost with it: they are parsed here too.
+                    in_flight = collections.deque((waiting, None) for waiting, _ in in_flight)
+            yield from (_Pending(spooled, ready) for spooled, ready in zip(chunk, prepared, strict=True))
+
+    def _readable(self, spooled: SpoolItem) -> pipeline.Item | None:
+        """The item to read ahead, or None: files and refused items are the worker's alone."""
+        if spooled.file is not None or spooled.meta.get("refused"):
+            return None
+        try:
+            return self._item(spooled)
+        except Exception:  # reading it fails: the worker's own pass meets the error where it is handled
+            return None
+
+    def _run_batch(self, pending: Iterator[_Pending], keep_going: Callable[[], bool], guarded: int = 0
+                   ) -> tuple[list[pipeline.Outcome], bool]:
+        """Up to ``DONE_BATCH`` items (or ``BATCH_SECONDS`` of work) in one transaction.
+
+        Each item is all-or-nothing inside it; one commit, one fsync and one spool update
+        cover the batch, so small items (mail) do not each pay for writing the index's
+        pages. Items read ahead are parsed already and are stored without a savepoint
+        of their own (it would copy every page they change); if one fails anyway, the
+        store rolls the whole batch back and its ``guarded`` first items are stored again,
+        each in a savepoint, where a failing one is rolled back alone. All of them, before
+        the batch may end: one left for the next batch would be stored after the items
+        behind it, and the first capture of a message is the one its clock counts.
+        Returns what was committed, and whether to go on.
+        """
+        first = next(pending, None)
+        if first is None:
+            return [], False
+        committed: list[tuple[SpoolItem, pipeline.Outcome]] = []
+        attempted: list[_Pending] = []
+        more = True
+        began = time.monotonic()
+        try:
+            with self.archive.batch():
+                for pending_item in itertools.chain([first], pending):
+                    spooled = pending_item.spooled
+                    if self._stop.is_set() or not keep_going():
+                        more = False
+                        break
+                    attempted.append(pending_item)
+                    try:
+                        outcome = self._process(pending_item, guarded=len(attempted) <= guarded)
+                    except BatchRolledBack:
+                        raise  # out of the batch, which has nothing left to commit
+                    except SpoolItemDamaged as error:  # the item, not the archive: keep it and go on
+                        log.error("%s; kept as it is, for review", error)
+                        kept = self._quarantine(spooled, str(error))
+                        if kept is None:
+                            more = False
+                            break
+                        outcome = kept
+                    except (IntakeError, sqlite3.OperationalError, OSError) as error:
+                        log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
+                        more = False
+                        break
+                    except Exception as error:  # the last boundary before an item is stuck
+                        log.error("internal error on item %s: %s", spooled.id, type(error).__name__,
+                                  exc_info=True)
+                        kept = self._quarantine(spooled, f"internal error ({type(error).__name__}); kept for review")
+                        if kept is None:
+                            more = False
+                            break
+                        outcome = kept
+                    committed.append((spooled, outcome))
+                    if len(attempted) >= guarded and (
+                            len(committed) >= DONE_BATCH or time.monotonic() - began >= BATCH_SECONDS):
+                        break
+                else:
+                    more = False
+        except BatchRolledBack as error:
+            log.warning("%s; storing its %d item(s) again, each in a savepoint", error, len(attempted))
+            return self._run_batch(itertools.chain(attempted, pending), keep_going, guarded=len(attempted))
+        except (IntakeError, sqlite3.Error, OSError) as error:
+            log.error("archive unavailable, %d item(s) stay in the spool: %s", len(committed), error)
+            return [], False
+        if committed:
+            try:
+                self.archive.sync()
+                self.spool.mark_done(*(spooled for spooled, _ in committed))
+            except OSError as error:  # disk full, I/O error: replaying them later finds them archived
+                log.error("%d item(s) committed, but the commit could not be made durable or noted in the "
+                          "spool, so they stay in it: %s", len(committed), error)
+                more = False
+            else:
+                self.processed += len(committed)
+        for spooled, outcome in committed:
+            log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.get("channel"),
+                     outcome.detail)
+        return [outcome for _, outcome in committed], more
+
+    def _quarantine(self, spooled: SpoolItem, reason: str) -> pipeline.Outcome | None:
+        """A bug or a damaged item must neither lose the item nor wedge the spool behind it:
+        seal it for review (a damaged one as the sealed bytes it is)."""
+        try:
+            try:
+                item = self._item(spooled)
+            except SpoolItemDamaged:
+                item = self._item(spooled, data=self.spool.read_sealed(spooled))
+            return pipeline.refuse(self.archive, item, reason)
+        except Exception:  # the archive itself fails: keep the item in the spool
+            log.error("item %s stays in the spool: it cannot be quarantined either", spooled.id)
+            return None
+
+    def _process(self, pending: _Pending, guarded: bool) -> pipeline.Outcome:
+        if pending.prepared is not None:
+            return pipeline.store(self.archive, pending.prepared, savepoint=guarded)
+        spooled = pending.spooled
+        item = self._item(spooled)
+        if spooled.meta.get("refused"):
+            return pipeline.refuse(self.archive, item, str(spooled.meta["refused"]))
+        return pipeline.process(self.archive, item)
+
+    def _item(self, spooled: SpoolItem, data: bytes | None = None) -> pipeline.Item:
+        meta = spooled.meta
+        if data is None and spooled.file is None:
+            data = self.spool.read(spooled)
+        return pipeline.Item(
+            name=str(meta["name"]),
+            channel=str(meta["channel"]),
+            received_at=parse_iso(str(meta["received_at"])),
+            path=spooled.file,
+            data=data,
+            custodian_id=meta.get("custodian"),
+            envelope=meta.get("envelope"),
+        )
+
+    def loop(self, poll_seconds: float = 5.0, keep_going: Callable[[], bool] = lambda: True) -> None:
+        while not self._stop.is_set() and keep_going():
+            try:
+                self.run_once(keep_going)
+            except (TwentydayError, OSError) as error:  # e.g. the spool unreadable: try again later
+                log.error("pipeline: %s", error)
+            self._wake.wait(poll_seconds)
+            self._wake.clear()
+
+    # -- as a thread (tests, and `ingest` stays in-process)
+
+    def start(self, poll_seconds: float = 5.0) -> None:
+        self._thread = threading.Thread(target=self.loop, args=(poll_seconds,), name="twentyday-pipeline",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def _bytes_in(in_flight: Iterable[tuple[list[SpoolItem], object]]) -> int:
+    """The sealed size of the spooled bytes held for the chunks in flight (files are read later)."""
+    return sum(spooled.payload_length for chunk, _ in in_flight for spooled in chunk if spooled.file is None)
+
+
+def _chunked(items: Iterator[SpoolItem], size: int) -> Iterator[list[SpoolItem]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when the daemon dies (PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass  # elsewhere the parent-pid check in keep_going does the same, a little later
+
+
+class PipeWake:
+    """Wake-ups between processes over a pipe, never a shared lock.
+
+    multiprocessing.Event is a condition variable in shared memory: if the pipeline
+    process dies while it waits (OOM killer, a crash), the daemon's next ``set()`` waits
+    forever for it to acknowledge — and ``set()`` runs on the SMTP loop. A byte written
+    to a non-blocking pipe cannot block: a full pipe already means "wake up", and a
+    closed one means nobody is listening.
+    """
+
+    def __init__(self, reader: int, writer: int) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    def create(cls) -> PipeWake:
+        reader, writer = os.pipe()
+        os.set_blocking(writer, False)
+        return cls(reader, writer)
+
+    def set(self) -> None:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
+            os.write(self._writer, b"w")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        ready, _, _ = select.select([self._reader], [], [], timeout)
+        if ready:
+            os.set_blocking(self._reader, False)
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._reader, 65536):
+                    pass
+        return bool(ready)
+
+    def clear(self) -> None:
+        """Reading in :meth:`wait` already cleared it."""
+
+    def is_set(self) -> bool:
+        return False
+
+    @property
+    def reader(self) -> int:
+        return self._reader
+
+    def close(self) -> None:
+        for fd in (self._reader, self._writer):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def worker_process(config_path: str, channel: Connection, log_level: str, parent: int) -> None:
+    """Entry point of the pipeline process started by ``serve`` (``parent``: the daemon's pid).
+
+    ``channel`` carries the read end of the daemon's wake-up pipe; SIGTERM asks the worker
+    to stop after the item under way."""
+    _die_with_parent()
+    # The daemon may have died before the line above ran (it is set only now): then we are
+    # already an orphan, and no signal will ever come. Never run without the daemon.
+    if os.getppid() != parent:
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the daemon, which stops us cleanly
+    # Intake latency is what senders see; the pipeline catches up when the CPU is free.
+    try:
+        os.nice(PIPELINE_NICENESS)
+    except OSError:  # a sandbox that forbids setpriority: run at normal priority
+        log.warning("could not lower the pipeline's priority")
+    stop = threading.Event()
+    wake = PipeWake(channel.fileno(), -1)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from twentyday.logs import configure
+
+    configure(log_level)
+    config = load_config(config_path)
+    archive = Archive(config, durable=False)
+    spool = Spool.open(config, writer=False)
+    # With a second core, mail is parsed in a helper while the items before it are stored.
+    read_ahead = ReadAhead(config, log_level) if (os.cpu_count() or 1) > 1 else None
+    try:
+        Worker(archive, spool, stop=stop, wake=wake, read_ahead=read_ahead).loop(
+            keep_going=lambda: os.getppid() == parent)
+    finally:
+        if read_ahead is not None:
+            read_ahead.close()
+        spool.close()
+        archive.close()

@@ -1,0 +1,404 @@
+"""The archive: the only write path.
+
+Layers, borg-style: :mod:`keys` (who can open) → :mod:`envelope` (data keys,
+AEAD bound to owner and slot) → :mod:`blobstore` (opaque sealed chunks) —
+with the SQLite index (:mod:`schema`) and the :mod:`ledger` beside them.
+
+``Archive.ingest(capture, drafts, events)`` commits everything of a capture
+or nothing, in one SQLite transaction: the raw bytes sealed, every record
+sealed and indexed, every event, the ledger entries and a signed checkpoint.
+Inside ``Archive.batch()`` (the pipeline worker's) each capture is a savepoint
+instead, and the batch signs one checkpoint when it commits. A capture that
+cannot fail half-way for a reason of its own (its records are parsed already)
+may skip the savepoint, whose statement journal copies every page the capture
+changes: should it fail anyway, the whole batch is rolled back
+(:class:`BatchRolledBack`) and the caller stores the batch again.
+Re-ingesting the same bytes is a no-op; a message already archived from an
+earlier capture is linked to the new capture, never duplicated, and keeps its
+earliest capture time.
+
+The writing itself is :mod:`capture_writer`'s; what is committed to (row columns,
+content documents and packs, ledger payloads) is :mod:`entries`'. Record contents
+are sealed in packs (:func:`entries.pack_slot`): up to ``PACK_RECORDS`` content
+documents, one canonical JSON line each, sealed as one blob owned by the capture,
+whose slot names the pack's number and the ordered ids of its records, so a pack
+moved to another capture or position, or a record pointed at another pack, fails
+to open. One ledger entry per pack commits to the pack's sealed digest and to each
+of its records' rows and attachments (:func:`entries.pack_payload`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from twentyday.canonical import canonical_json, iso
+from twentyday.config import Config
+from twentyday.crypto import keys, secrets
+from twentyday.crypto.envelope import DataKey
+from twentyday.errors import BatchRolledBack, IntakeError, KeyMaterialError, NotFoundError, TwentydayError
+from twentyday.records import ParsedEvent
+from twentyday.store import schema
+from twentyday.store.blobstore import BlobRef, BlobStore
+from twentyday.store.ledger import Ledger
+from twentyday.store.rows import unpack_content
+from twentyday.store.words import tokens
+from twentyday.store.writer import TERM_COLUMNS, CaptureInput, CaptureWriter, IngestResult, RecordDraft, read_pieces
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.db"
+TOKEN_CACHE_SIZE = 200_000
+
+
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
+class KeyedHash:
+    """HMAC-SHA256 under one key (RFC 2104), its padded key states computed once.
+
+    The same digest as ``hmac.digest(key, data, "sha256")`` at a third of the cost,
+    which matters for the several keyed hashes every archived message needs.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def hexdigest(self, data: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+class Archive:
+    """An open archive. Writers need the daemon secrets and the recipients' public keys."""
+
+    def __init__(self, config: Config, *, recipients: tuple[keys.Recipient, ...] | None = None,
+                 durable: bool = True) -> None:
+        """``durable=False`` lets commits skip their fsync; the caller must :meth:`sync` before it
+        forgets the items it committed (the pipeline worker does, in batches: the spool still
+        holds every item until then, so a power loss replays them and loses nothing)."""
+        self.config = config
+        self.data_dir = config.data_dir
+        path = self.data_dir / INDEX_FILE
+        if not path.exists():
+            raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
+        try:
+            self.db = schema.connect(str(path))
+            schema.migrate(self.db)
+        except sqlite3.DatabaseError as error:
+            raise TwentydayError(f"{path}: cannot open the index: {error}") from None
+        self.conn = self.db.conn
+        if not durable:
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.secrets = secrets.load(self.data_dir)
+        self._recipients = recipients
+        self._token_key = self.secrets.derived("token")
+        self._dedup_key = self.secrets.derived("dedup")
+        self._blob_key = self.secrets.derived("blob-id")
+        self._source_key = self.secrets.derived("source")
+        self._ref_key = self.secrets.derived("message-ref")
+        self._token_hash = KeyedHash(self._token_key)
+        self._dedup_hash = KeyedHash(self._dedup_key)
+        self._blob_hash = KeyedHash(self._blob_key)
+        self._ref_hash = KeyedHash(self._ref_key)
+        # Chat vocabularies are small and skewed: most words repeat, so their HMACs do too.
+        self._token_cache: dict[str, str] = {}
+        # Search terms of the open batch's captures, inserted at its commit (see CaptureWriter);
+        # None outside a batch.
+        self._batch_terms: list[tuple[str, str]] | None = None
+
+    @classmethod
+    def create(cls, config: Config, recipients: tuple[keys.Recipient, ...]) -> Archive:
+        """Make a new, empty archive: directories, index, daemon secrets sealed to the officers."""
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        daemon_secrets = secrets.generate(config.data_dir)
+        index = config.data_dir / INDEX_FILE
+        # The index holds personal data (names, numbers, times): owner-only, like the secrets.
+        index.touch(mode=0o600, exist_ok=False)
+        db = schema.connect(str(index))
+        schema.migrate(db)
+        db.conn.close()
+        archive = cls(config, recipients=recipients)
+        archive.escrow_secrets(recipients, daemon_secrets)
+        return archive
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def sync(self) -> None:
+        """Make every commit so far durable: fsync the write-ahead log (and the database)."""
+        index = self.data_dir / INDEX_FILE
+        for path in (index.with_name(INDEX_FILE + "-wal"), index):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    # -- keys -------------------------------------------------------------------------
+
+    @property
+    def recipients(self) -> tuple[keys.Recipient, ...]:
+        if self._recipients is None:
+            self._recipients = tuple(keys.load_recipient(p) for p in self.config.recipients)
+        return self._recipients
+
+    def escrow_secrets(self, recipients: tuple[keys.Recipient, ...], daemon_secrets: secrets.DaemonSecrets
+                       ) -> None:
+        """Seal the daemon's secrets to each recipient that does not hold a copy yet."""
+        now = iso(datetime.now(UTC))
+        payload = daemon_secrets.escrow_payload()
+        with self.transaction():
+            for recipient in recipients:
+                sealed = keys.seal(recipient, payload, b"twentyday/v1\0escrow")
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO escrow (recipient, label, sealed, at) VALUES (?,?,?,?)",
+                    (recipient.fingerprint, recipient.label, sealed, now),
+                )
+
+    # -- keyed hashes -------------------------------------------------------------------
+
+    def blob_id(self, plaintext: bytes) -> str:
+        return "b" + self._blob_hash.hexdigest(plaintext)[:40]
+
+    def message_ref(self, platform: str, key: str) -> str:
+        return self._ref_hash.hexdigest(f"{platform}\0{key}".encode())[:32] if key else ""
+
+    def term_tokens(self, text: str) -> list[str]:
+        """HMAC'd search tokens of a text (see :func:`words.tokens`)."""
+        return self.blind(tokens(text))
+
+    def blind(self, words: Iterable[str]) -> list[str]:
+        """HMAC'd search tokens, sorted so the stored order says nothing about word order."""
+        cache = self._token_cache
+        try:
+            out = [cache[word] for word in words]
+        except KeyError:
+            out = []
+            for word in words:
+                token = cache.get(word)
+                if token is None:
+                    if len(cache) >= TOKEN_CACHE_SIZE:
+                        cache.clear()
+                    token = cache[word] = self._token_hash.hexdigest(word.encode())[:16]
+                out.append(token)
+        out.sort()
+        return out
+
+    def source_hash(self, custodian: str | None, raw: bytes | Path) -> str:
+        mac = hmac.new(self._source_key, (custodian or "").encode() + b"\0", hashlib.sha256)
+        for piece in read_pieces(raw):
+            mac.update(piece)
+        return mac.hexdigest()
+
+    # -- transactions ------------------------------------------------------------------
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    # -- ingest --------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        capture: CaptureInput,
+        drafts: Iterable[RecordDraft] = (),
+        events: Iterable[ParsedEvent] = (),
+        before_commit: Callable[[sqlite3.Connection, IngestResult], None] | None = None,
+        *,
+        savepoint: bool = True,
+    ) -> IngestResult:
+        """Seal and index one capture atomically. Same bytes again: a no-op.
+
+        ``before_commit`` runs inside the same transaction (e.g. to raise alerts), so
+        a crash cannot keep the capture and lose what it should have raised.
+        Inside a batch, ``savepoint=False`` writes the capture without a savepoint of
+        its own: if it fails, the batch is rolled back and :class:`BatchRolledBack` raised.
+        """
+        source_hash = self.source_hash(capture.custodian, capture.raw)
+        capture_id = "cap-" + source_hash[:24]
+        recipients = self.recipients
+        writer = CaptureWriter(self, capture, capture_id, source_hash, recipients)
+        in_batch = self.conn.in_transaction
+        writer.sign = not in_batch
+        if self._batch_terms is not None:  # inside batch(), which inserts them before its commit
+            writer.deferred_terms = []
+        # Alone: a transaction of its own. Inside a batch (see :meth:`batch`), committed with
+        # it: a savepoint (rolled back alone), or none (see the module docstring).
+        guarded = in_batch and savepoint
+        if not in_batch:
+            begin, end = "BEGIN IMMEDIATE", "COMMIT"
+        elif guarded:
+            begin, end = "SAVEPOINT capture", "RELEASE capture"
+        else:
+            begin, end = "", ""
+        try:
+            if begin:
+                self.conn.execute(begin)
+        except sqlite3.OperationalError as error:
+            raise IntakeError(f"index is not writable: {error}") from None
+        try:
+            if self.conn.execute("SELECT 1 FROM capture WHERE source_hash = ?", (source_hash,)).fetchone():
+                if begin:
+                    self.conn.execute("RELEASE capture" if guarded else "ROLLBACK")
+                return IngestResult(capture_id, duplicate=True)
+            result = writer.write(drafts, events)
+            if before_commit is not None:
+                before_commit(self.conn, result)
+            if end:
+                self.conn.execute(end)
+            if writer.deferred_terms and self._batch_terms is not None:
+                self._batch_terms += writer.deferred_terms
+        except BaseException as error:
+            writer.abandon()
+            # SQLite ends the whole transaction itself after some errors (disk full, I/O).
+            if self.conn.in_transaction:
+                if guarded:
+                    self.conn.execute("ROLLBACK TO capture")
+                    self.conn.execute("RELEASE capture")
+                else:
+                    self.conn.execute("ROLLBACK")
+            if in_batch and not guarded:
+                self._batch_terms = None  # tells batch() that nothing is left to commit
+                if isinstance(error, Exception):  # not KeyboardInterrupt: that one goes on as it is
+                    raise BatchRolledBack(f"capture {capture_id} failed without a savepoint "
+                                          f"({type(error).__name__}): the batch was rolled back") from error
+            raise
+        # Inside a batch the worker logs each item's outcome when the batch commits: one line per item.
+        log.log(logging.DEBUG if in_batch else logging.INFO, "capture %s %s: %d new, %d linked, %d events; "
+                "ledger head %s", capture_id, "written (commits with its batch)" if in_batch else "committed",
+                result.new_count, result.linked_count, result.events, writer.head_hash)
+        return result
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around several :meth:`ingest` calls: their pages are written once.
+
+        Each capture inside is still all-or-nothing (a savepoint). The block commits what
+        it wrote when it ends, also when it ends with an exception after some captures
+        succeeded, unless SQLite already rolled the transaction back (then the commit's
+        error is raised: nothing of the batch is stored) or a capture written without a
+        savepoint failed (then its :class:`BatchRolledBack` goes on, nothing committed).
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise IntakeError(f"index is not writable: {error}") from None
+        self._batch_terms = []
+        try:
+            yield
+        except BaseException:
+            if self._batch_terms is not None:  # None: a capture rolled the batch back, nothing to commit
+                self._commit_batch()
+            raise
+        else:
+            self._commit_batch()
+        finally:
+            self._batch_terms = None
+
+    def _commit_batch(self) -> None:
+        terms, self._batch_terms = self._batch_terms or [], None
+        if not self.conn.in_transaction:
+            raise IntakeError("the index rolled the batch back (disk full or I/O error)")
+        try:
+            schema.insert_rows(self.conn, "record_terms", TERM_COLUMNS, terms)
+            self._sign_head()
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise IntakeError(f"cannot commit the batch: {error}") from None
+
+    def _sign_head(self) -> None:
+        """Sign the ledger's head if entries follow the last checkpoint (the batch's captures)."""
+        ledger = Ledger(self.conn)
+        ledger.begin()
+        last = self.conn.execute("SELECT max(seq) FROM checkpoint").fetchone()[0]
+        if ledger.head.seq and ledger.head.seq != last:
+            ledger.checkpoint(iso(datetime.now(UTC)), self.secrets.signing_key)
+
+    # -- reading (metadata only) ----------------------------------------------------------
+
+    def record_row(self, record_id: str) -> dict[str, Any]:
+        rows = list(self.db.query("SELECT * FROM record WHERE id = ?", [record_id]))
+        if not rows:
+            raise NotFoundError(f"no record {record_id!r}")
+        return rows[0]
+
+    def open_blob(self, ref: BlobRef, identity: keys.Identity) -> bytes:
+        """Decrypt one blob with an officer identity."""
+        slot = self.conn.execute(
+            "SELECT sealed FROM keyslot WHERE capture_id = ? AND recipient = ?",
+            (ref.capture_id, identity.recipient.fingerprint),
+        ).fetchone()
+        if slot is None:
+            raise KeyMaterialError(
+                f"capture {ref.capture_id} was not sealed to {identity.recipient.fingerprint}"
+            )
+        data_key = DataKey.open_sealed(identity, bytes(slot[0]), ref.capture_id)
+        blobs = BlobStore(self.conn)
+        parts = []
+        for seq, sealed in enumerate(blobs.chunks(ref.id)):
+            parts.append(data_key.open_chunk(sealed, ref.owner, ref.slot, seq, seq == ref.chunks - 1))
+        if len(parts) != ref.chunks:
+            raise TwentydayError(f"blob {ref.id} is missing chunks (run 'twentyday verify')")
+        return b"".join(parts)
+
+    def open_content(self, record_id: str, blob_id: str, identity: keys.Identity) -> dict[str, Any]:
+        """Decrypt a record's content document (from its pack) with an officer identity."""
+        ref = self.blob_ref(blob_id)
+        return unpack_content(self.open_blob(ref, identity), ref, record_id)
+
+    def blob_ref(self, blob_id: str) -> BlobRef:
+        ref = BlobStore(self.conn).get_ref(blob_id)
+        if ref is None:
+            raise NotFoundError(f"blob {blob_id} is missing (run 'twentyday verify')")
+        return ref
+
+    def record_disclosure(self, *, actor: str, action: str, purpose: str, recipient: str,
+                          subjects: list[str], identity: str, at: datetime) -> str:
+        """Account for a disclosure (Privacy Act 552a(c)) before anything is shown."""
+        stamp = iso(at)
+        disclosure_id = "dis-" + hashlib.sha256(canonical_json([stamp, actor, subjects, purpose])).hexdigest()[:20]
+        row = {"id": disclosure_id, "at": stamp, "actor": actor, "action": action, "purpose": purpose,
+               "recipient": recipient, "subjects": json.dumps(subjects), "identity": identity}
+        with self.transaction():
+            ledger = Ledger(self.conn)
+            ledger.begin()
+            self.conn.execute(
+                "INSERT INTO disclosure (id, at, actor, action, purpose, recipient, subjects, identity) "
+                "VALUES (:id, :at, :actor, :action, :purpose, :recipient, :subjects, :identity)", row)
+            ledger.append(stamp, "disclosure", disclosure_id, {"disclosure": row})
+            ledger.checkpoint(stamp, self.secrets.signing_key)
+        return disclosure_id
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self._conn.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,142 @@
+"""What the archive commits to, in canonical form.
+
+The column order of its rows (one list, so the writer and ``verify`` agree), the
+content document sealed for each record and how records share a pack, and the
+ledger payloads of captures and content packs that ``verify`` recomputes from
+the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from twentyday.canonical import canonical_json, json_string
+from twentyday.errors import IntegrityError
+from twentyday.records import ParsedMessage
+from twentyday.store.blobstore import BlobRef
+
+#: Record columns in ledger and verify order; one list so writer and verifier agree.
+RECORD_COLUMNS = (
+    "id", "dedup_key", "custodian", "platform", "channel", "conversation", "sender", "recipients",
+    "direction", "created_at", "created_utc", "time_reading", "captured_at", "deadline_at",
+    "deadline_rule", "status", "days_late", "capture_id", "has_attachments", "incomplete", "edited",
+    "flags", "message_ref", "reply_ref", "content_blob", "schedule", "retention",
+)
+CAPTURE_COLUMNS = (
+    "id", "custodian", "channel", "source_name", "source_hash", "received_at", "parser", "size",
+    "raw_blob", "envelope_blob", "state", "reason", "first_at", "last_at", "exported_at",
+    "message_count", "parent_capture",
+)
+EVENT_COLUMNS = ("id", "capture_id", "custodian", "conversation", "kind", "at", "detail_blob")
+ATTACHMENT_COLUMNS = ("record_id", "n", "blob_id", "size", "content_type", "omitted")
+
+
+def blob_payload(ref: BlobRef | None) -> dict[str, object] | None:
+    return ref.as_payload() if ref else None
+
+
+
+def content_document(record_id: str, message: ParsedMessage) -> dict[str, Any]:
+    """What is sealed for a record: everything a reader needs that the index must not hold."""
+    return {
+        "record_id": record_id,
+        "subject": message.subject,
+        "body": message.body,
+        "attachments": [
+            {"name": a.name, "content_type": a.content_type, "omitted": a.omitted,
+             "size": len(a.data) if a.data is not None else 0}
+            for a in message.attachments
+        ],
+        "message_key": message.message_key,
+        "reply_to": message.reply_to,
+        "extra": message.extra,
+    }
+
+
+def content_json(record_id: str, message: ParsedMessage) -> bytes:
+    """canonical_json(content_document(record_id, message)), written out for a message without
+    attachments or extra fields (most chat messages)."""
+    if message.attachments or message.extra:
+        return canonical_json(content_document(record_id, message))
+    return (f'{{"attachments":[],"body":{json_string(message.body)},"extra":{{}},'
+            f'"message_key":{json_string(message.message_key)},"record_id":{json_string(record_id)},'
+            f'"reply_to":{json_string(message.reply_to)},"subject":{json_string(message.subject)}}}'
+            ).encode()
+
+
+def record_payload(row: dict[str, Any], content: BlobRef,
+                   attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> dict[str, Any]:
+    """The ledger payload of one record in archives written before packs had one entry each."""
+    return {
+        "record_sha256": row_digest(row),
+        "content": content.as_payload(),
+        "attachments": attachment_payloads(attachments),
+    }
+
+
+PackMember = tuple[str, bytes, list[tuple[dict[str, Any], BlobRef | None]]]
+
+
+def pack_payload(content: BlobRef, members: list[PackMember]) -> str:
+    """The ledger payload of a content pack, as canonical JSON text.
+
+    ``members`` are (record id, the record's row as canonical JSON, its attachments), in
+    the pack's order. The payload names the sealed pack and, per record, the SHA-256 of
+    its row and its attachments; ``rows_sha256`` hashes the rows themselves joined by
+    newlines, so verify can check a whole pack with one digest computed inside SQLite
+    and only look at single records when that digest differs.
+    """
+    records = [{"attachments": attachment_payloads(attachments) if attachments else [],
+                "id": record_id, "row_sha256": hashlib.sha256(row).hexdigest()}
+               for record_id, row, attachments in members]
+    rows_sha256 = hashlib.sha256(b"\n".join(row for _, row, _ in members)).hexdigest()
+    return canonical_json({"content": content.as_payload(), "records": records,
+                           "rows_sha256": rows_sha256}).decode("utf-8")
+
+
+def attachment_payloads(attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> list[dict[str, Any]]:
+    return [{"row": {c: a[c] for c in ATTACHMENT_COLUMNS}, "blob": blob_payload(r)} for a, r in attachments]
+
+
+def pack_slot(number: int, record_ids: list[str]) -> str:
+    """The slot of a capture's ``number``-th content pack: bound to the ordered ids of its records."""
+    return f"pack:{number}:" + hashlib.sha256("\n".join(record_ids).encode("utf-8")).hexdigest()
+
+
+def unpack_content(plaintext: bytes, ref: BlobRef, record_id: str) -> dict[str, Any]:
+    """One record's content document from its opened content blob (a pack, or an older single document).
+
+    The blob's slot was bound into its associated data; a pack's slot names the ordered
+    ids of the records it holds, so the documents found must be exactly those.
+    """
+    documents = [json.loads(line) for line in plaintext.split(b"\n")]
+    if ref.slot.startswith("pack:"):
+        number = ref.slot.split(":")[1]
+        if not number.isdigit() or pack_slot(int(number), [d.get("record_id") for d in documents]) != ref.slot:
+            raise IntegrityError(f"blob {ref.id}: the pack does not hold the records its slot names")
+    for document in documents:
+        if document.get("record_id") == record_id:
+            return dict(document)
+    raise IntegrityError(f"blob {ref.id} does not hold the content of {record_id}")
+
+
+def row_digest(row: dict[str, Any]) -> str:
+    """SHA-256 of the record row as a JSON list in RECORD_COLUMNS order.
+
+    verify recomputes it inside SQLite as sha256(json_array(...)) over the same columns:
+    SQLite's json_array renders strings, integers and nulls exactly as canonical_json does.
+    The ledger keeps the digest, not a second copy of every row.
+    """
+    return hashlib.sha256(canonical_json([row[c] for c in RECORD_COLUMNS])).hexdigest()
+
+
+def capture_payload(row: dict[str, Any], keyslots: list[tuple[str, bytes]], raw_ref: BlobRef,
+                    envelope_ref: BlobRef | None) -> dict[str, Any]:
+    return {
+        "capture": {c: row[c] for c in CAPTURE_COLUMNS},
+        "keyslots": sorted([fp, hashlib.sha256(sealed).hexdigest()] for fp, sealed in keyslots),
+        "raw": raw_ref.as_payload(),
+        "envelope": blob_payload(envelope_ref),
+    }

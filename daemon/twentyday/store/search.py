@@ -1,0 +1,86 @@
+"""Record metadata queries for ``search`` and the opening of one record for ``show``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from twentyday.canonical import utc_key
+from twentyday.crypto import keys
+from twentyday.store.archive import Archive
+
+#: What ``search --json`` prints for each record, in this order (DESIGN §6).
+SEARCH_FIELDS = (
+    "id", "custodian", "platform", "channel", "conversation", "sender", "recipients", "direction",
+    "created_at", "captured_at", "deadline_at", "status", "days_late", "capture_id", "has_attachments",
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    custodian: str | None = None
+    conversation: str | None = None
+    participant: str | None = None
+    platform: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+    limit: int = 1000
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    out = {name: row[name] for name in SEARCH_FIELDS}
+    out["recipients"] = json.loads(row["recipients"])
+    out["has_attachments"] = bool(row["has_attachments"])
+    return out
+
+
+def search(archive: Archive, filters: Filters) -> list[dict[str, Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for column in ("custodian", "conversation", "platform", "status"):
+        value = getattr(filters, column)
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if filters.participant:
+        where.append("(lower(sender) = lower(?) OR EXISTS "
+                     "(SELECT 1 FROM json_each(record.recipients) WHERE lower(value) = lower(?)))")
+        params += [filters.participant, filters.participant]
+    if filters.since:
+        where.append("created_utc >= ?")
+        params.append(utc_key(filters.since))
+    if filters.until:
+        where.append("created_utc < ?")
+        params.append(utc_key(filters.until))
+    if filters.text:
+        terms = archive.term_tokens(filters.text)
+        if not terms:
+            return []
+        where.append("id IN (SELECT record_id FROM record_terms WHERE record_terms MATCH ?)")
+        params.append(" AND ".join(f'"{t}"' for t in terms))
+    sql = "SELECT * FROM record" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY created_utc IS NULL, created_utc, id LIMIT ?"
+    params.append(filters.limit)
+    return [_public(row) for row in archive.db.query(sql, params)]
+
+
+def open_record(archive: Archive, record_id: str, identity: keys.Identity) -> dict[str, Any]:
+    """Metadata plus the decrypted content of one record (the caller records the disclosure first)."""
+    row = archive.record_row(record_id)
+    content = archive.open_content(record_id, row["content_blob"], identity)
+    document = _public(row)
+    document["time_reading"] = json.loads(row["time_reading"]) if row["time_reading"] else None
+    document["retention"] = row["retention"]
+    # The first capture is the record's own; record_capture lists the later ones.
+    document["captures"] = [{"capture_id": row["capture_id"], "captured_at": row["captured_at"]}] + [
+        {"capture_id": c, "captured_at": t}
+        for c, t in archive.conn.execute(
+            "SELECT capture_id, captured_at FROM record_capture WHERE record_id = ? ORDER BY captured_at", (record_id,)
+        )
+    ]
+    document["content"] = content
+    return document

@@ -1,0 +1,479 @@
+"""``verify``: prove that blobs, index and ledger agree, and name every difference.
+
+Checks, none of which needs an officer key:
+
+1. the ledger chain: consecutive sequence numbers, each entry's hash over its
+   predecessor and its own payload (streamed: memory does not grow with the archive);
+2. checkpoints: each signature valid under the archive's ledger key, each head
+   equal to the chain at that point, and the last checkpoint at the chain's end;
+3. index ↔ ledger: every capture, link, event, disclosure and hold row equals
+   the payload of its ledger entry (canonical JSON); every record row is the one
+   its content pack's entry lists (by the SHA-256 of the row), and every entry
+   has its rows;
+4. blobs: every sealed chunk hashes to the digest the ledger recorded; no blob
+   or chunk exists that no entry accounts for.
+
+Records are compared a pack at a time inside SQLite (the SHA-256 of the pack's
+rows, each rendered by ``json_array``, against the digest in the pack's entry);
+only packs that differ come back to Python, which then names each record that
+was altered, added or removed. Re-hashing sealed bytes and half of the packs run
+on connections of their own, in threads, so verify keeps pace with a plain
+SHA-256 pass over the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from twentyday.canonical import canonical_json
+from twentyday.store.blobstore import BlobRef
+from twentyday.store.ledger import GENESIS, entry_hash, signature_ok
+from twentyday.store.rows import (
+    ATTACHMENT_COLUMNS,
+    CAPTURE_COLUMNS,
+    EVENT_COLUMNS,
+    RECORD_COLUMNS,
+    attachment_payloads,
+    blob_payload,
+    capture_payload,
+    record_payload,
+    row_digest,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # altered | missing | unaccounted | chain | signature
+    object: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.object}: {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    problems: list[Problem] = field(default_factory=list)
+    ledger_entries: int = 0
+    records: int = 0
+    captures: int = 0
+    blobs: int = 0
+    sealed_bytes: int = 0
+    head: str = GENESIS
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "ledger_entries": self.ledger_entries,
+            "captures": self.captures,
+            "records": self.records,
+            "blobs": self.blobs,
+            "sealed_bytes": self.sealed_bytes,
+            "head": self.head,
+            "problems": [p.__dict__ for p in self.problems],
+        }
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        yield dict(zip(names, values, strict=True))
+
+
+def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey) -> VerifyReport:
+    report = VerifyReport()
+    conn.create_function("sha256", 1, _sha256_text, deterministic=True)
+    # One read transaction: every check on this connection sees the same state, also while
+    # the daemon commits (a checkpoint read before new entries would otherwise look missing).
+    own_transaction = not conn.in_transaction
+    if own_transaction:
+        conn.execute("BEGIN")
+    # The heavy passes run on connections of their own, in threads: re-hashing sealed bytes
+    # (I/O and hashlib) and half of the packs' row digests (SQLite's own loop) both run
+    # without the interpreter lock, beside the checks on this connection. Each holds within
+    # its own snapshot (sealed blobs never change; a pack commits with its entry).
+    sealed = _OnSecondConnection(conn, _hash_sealed_chunks)
+    upper_packs = _OnSecondConnection(conn, lambda other: _pack_mismatches(other, upper=True))
+    try:
+        _check_chain(conn, verify_key, report)
+        _check_captures(conn, report)
+        _check_records(conn, report, upper_packs)
+        _check_small_tables(conn, report)
+        _check_orphan_entries(conn, report)
+        _check_blob_references(conn, report)
+        hashed = sealed.result()
+        report.problems += hashed.problems
+        report.sealed_bytes = hashed.sealed_bytes
+    except sqlite3.DatabaseError as error:
+        report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
+    finally:
+        if own_transaction and conn.in_transaction:
+            conn.execute("ROLLBACK")  # nothing was written: end the snapshot
+    return report
+
+
+T = TypeVar("T")
+
+
+class _OnSecondConnection(Generic[T]):
+    """``work(connection)`` on a read-only connection of its own, in a thread, started at once.
+
+    What runs here must hold within one snapshot by itself (sealed blobs never change;
+    a pack and its ledger entry commit together), so a capture committed meanwhile cannot
+    make the connections disagree. Where no second connection can be had (an in-memory
+    database, a file not readable that way), :meth:`result` runs ``work`` on the caller's.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> None:
+        self._conn = conn
+        self._work = work
+        self._outcome: tuple[T] | None = None
+        self._error: sqlite3.DatabaseError | None = None
+        path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+        self._thread: threading.Thread | None = None
+        if path:
+            self._thread = threading.Thread(target=self._run, args=(path,), name="twentyday-verify", daemon=True)
+            self._thread.start()
+
+    def _run(self, path: str) -> None:
+        try:
+            other = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        except sqlite3.Error:
+            return
+        try:
+            other.create_function("sha256", 1, _sha256_text, deterministic=True)
+            self._outcome = (self._work(other),)
+        except sqlite3.OperationalError:
+            pass  # locked or unreadable from here: result() does it on the caller's connection
+        except sqlite3.DatabaseError as error:
+            self._error = error
+        finally:
+            other.close()
+
+    def result(self) -> T:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._outcome is None:
+            return self._work(self._conn)
+        return self._outcome[0]
+
+
+def _sha256_text(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_chain(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, report: VerifyReport) -> None:
+    checkpoints = {row["seq"]: row for row in _rows(conn, "SELECT * FROM checkpoint")}
+    prev, expected_seq, last_checkpoint = GENESIS, 1, 0
+    for seq, at, kind, subject, payload, stored_prev, stored_hash in conn.execute(
+        "SELECT seq, at, kind, subject, payload, prev, hash FROM ledger ORDER BY seq"
+    ):
+        if seq != expected_seq:
+            report.problems.append(Problem("chain", f"ledger entry {expected_seq}", f"missing (next is {seq})"))
+        if stored_prev != prev or entry_hash(stored_prev, seq, at, kind, subject, payload) != stored_hash:
+            report.problems.append(Problem("altered", f"ledger entry {seq}", f"{kind} {subject}: hash chain broken"))
+        checkpoint = checkpoints.pop(seq, None)
+        if checkpoint is not None:
+            if checkpoint["head"] != stored_hash:
+                report.problems.append(Problem("altered", f"checkpoint {seq}", "head differs from the ledger"))
+            if not signature_ok(verify_key, seq, checkpoint["head"], checkpoint["at"], checkpoint["signature"]):
+                report.problems.append(Problem("signature", f"checkpoint {seq}", "signature does not verify"))
+            last_checkpoint = seq
+        prev, expected_seq = stored_hash, seq + 1
+        report.ledger_entries += 1
+    report.head = prev
+    for seq in checkpoints:
+        report.problems.append(Problem("unaccounted", f"checkpoint {seq}", "no ledger entry at that point"))
+    if report.ledger_entries and last_checkpoint != expected_seq - 1:
+        report.problems.append(Problem("unaccounted", f"ledger entry {expected_seq - 1}",
+                                       "entries after the last signed checkpoint"))
+
+
+def _latest_payload(conn: sqlite3.Connection, kind: str, subject: str) -> str | None:
+    row = conn.execute("SELECT payload FROM ledger WHERE kind = ? AND subject = ? ORDER BY seq DESC LIMIT 1",
+                       (kind, subject)).fetchone()
+    return str(row[0]) if row else None
+
+
+def _compare(conn: sqlite3.Connection, report: VerifyReport, kind: str, subject: str,
+             payload: dict[str, Any], label: str) -> None:
+    stored = _latest_payload(conn, kind, subject)
+    if stored is None:
+        report.problems.append(Problem("unaccounted", label, "in the index but not in the ledger"))
+    elif canonical_json(payload).decode("utf-8") != stored:
+        report.problems.append(Problem("altered", label, _difference(stored, payload)))
+
+
+def _difference(stored: str, payload: dict[str, Any]) -> str:
+    """Name the fields that differ, so the officer knows where to look."""
+    try:
+        original = json.loads(stored)
+    except ValueError:
+        return "index row differs from the ledger"
+    current = json.loads(canonical_json(payload))
+    changed = []
+    for part, values in current.items():
+        before = original.get(part)
+        if isinstance(values, dict) and isinstance(before, dict):
+            changed += [f"{part}.{k}" for k in values if values.get(k) != before.get(k)]
+        elif values != before:
+            changed.append(part)
+    return "index row differs from the ledger" + (f" ({', '.join(changed)})" if changed else "")
+
+
+def _blob_ref(conn: sqlite3.Connection, blob_id: str | None) -> BlobRef | None:
+    if not blob_id:
+        return None
+    row = conn.execute("SELECT id, capture_id, owner, slot, size, chunks, digest FROM blob WHERE id = ?",
+                       (blob_id,)).fetchone()
+    return BlobRef(*row) if row else None
+
+
+def _ref(conn: sqlite3.Connection, blob_id: str) -> BlobRef:
+    """A blob row, or a stand-in that cannot match the ledger (so a missing blob is named)."""
+    return _blob_ref(conn, blob_id) or BlobRef(blob_id, "", "", "", -1, -1, "missing")
+
+
+def _record_payload_from_db(conn: sqlite3.Connection, record_id: str) -> dict[str, Any]:
+    row = next(_rows(conn, f"SELECT {', '.join(RECORD_COLUMNS)} FROM record WHERE id = ?", (record_id,)))
+    attachments = [(a, _blob_ref(conn, a["blob_id"])) for a in _rows(
+        conn, f"SELECT {', '.join(ATTACHMENT_COLUMNS)} FROM attachment WHERE record_id = ? ORDER BY n", (record_id,))]
+    return record_payload(row, _ref(conn, row["content_blob"]), attachments)
+
+
+def _check_captures(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    for row in _rows(conn, f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture"):
+        report.captures += 1
+        slots = [(r, bytes(s)) for r, s in conn.execute(
+            "SELECT recipient, sealed FROM keyslot WHERE capture_id = ?", (row["id"],))]
+        payload = capture_payload(row, slots, _ref(conn, row["raw_blob"]), _blob_ref(conn, row["envelope_blob"]))
+        _compare(conn, report, "capture", row["id"], payload, f"capture {row['id']}")
+    for (capture_id,) in conn.execute(
+            "SELECT DISTINCT capture_id FROM keyslot WHERE capture_id NOT IN (SELECT id FROM capture)"):
+        report.problems.append(Problem("unaccounted", f"keyslot {capture_id}", "no capture owns it"))
+
+
+# Per content pack: its records' rows, each rendered by json_array exactly as canonical_json
+# wrote it, joined by newlines in the order they were written (the index on content_blob
+# walks a pack's rows in rowid order) and hashed, all inside SQLite; beside it what the
+# pack's ledger entry says. Only packs that differ come back to Python record by record.
+# Blob ids are "b" and a keyed hash, so "b8" splits the packs into two even halves.
+_PACK_MISMATCH = f"""
+SELECT p.content_blob, l.payload FROM (
+    SELECT content_blob, count(*) AS records,
+           sha256(group_concat(json_array({", ".join(RECORD_COLUMNS)}), char(10))) AS rows_sha256
+    FROM record INDEXED BY record_content WHERE {{half}} GROUP BY content_blob) p
+LEFT JOIN ledger l ON l.kind = 'pack' AND l.subject = p.content_blob
+LEFT JOIN blob b ON b.id = p.content_blob
+WHERE l.seq IS NULL
+   OR p.rows_sha256 IS NOT json_extract(l.payload, '$.rows_sha256')
+   OR p.records != json_array_length(l.payload, '$.records')
+   OR json_object('chunks', b.chunks, 'digest', b.digest, 'id', b.id, 'size', b.size)
+      IS NOT json_extract(l.payload, '$.content')
+"""
+
+# Archives written before packs had one ledger entry: records with an entry of their own.
+_LEGACY_RECORD_MISMATCH = f"""
+SELECT r.id FROM record r
+JOIN ledger l ON l.kind = 'record' AND l.subject = r.id
+LEFT JOIN blob b ON b.id = r.content_blob
+WHERE sha256(json_array({", ".join("r." + c for c in RECORD_COLUMNS)}))
+      IS NOT json_extract(l.payload, '$.record_sha256')
+   OR json_object('chunks', b.chunks, 'digest', b.digest, 'id', b.id, 'size', b.size)
+      IS NOT json_extract(l.payload, '$.content')
+   OR (SELECT count(*) FROM attachment a WHERE a.record_id = r.id)
+      != json_array_length(l.payload, '$.attachments')
+"""
+
+
+def _pack_mismatches(conn: sqlite3.Connection, *, upper: bool) -> list[tuple[str, str | None]]:
+    """(pack, its ledger payload) of the packs in one half whose rows differ from their entry."""
+    half = "content_blob >= 'b8'" if upper else "content_blob < 'b8'"
+    return [(blob, payload) for blob, payload in conn.execute(_PACK_MISMATCH.format(half=half))]
+
+
+def _check_records(conn: sqlite3.Connection, report: VerifyReport,
+                   upper_packs: _OnSecondConnection[list[tuple[str, str | None]]]) -> None:
+    report.records = conn.execute("SELECT count(*) FROM record").fetchone()[0]
+    legacy = conn.execute("SELECT 1 FROM ledger WHERE kind = 'record' LIMIT 1").fetchone() is not None
+    for content_blob, payload in _pack_mismatches(conn, upper=False) + upper_packs.result():
+        _check_pack(conn, report, content_blob, payload)
+    if legacy:
+        for (record_id,) in conn.execute(_LEGACY_RECORD_MISMATCH).fetchall():
+            _compare(conn, report, "record", record_id, _record_payload_from_db(conn, record_id),
+                     f"record {record_id}")
+    for subject, payload in conn.execute(
+            "SELECT subject, payload FROM ledger WHERE kind = 'pack' "
+            "AND subject NOT IN (SELECT content_blob FROM record)").fetchall():
+        for record_id in _pack_members(payload):
+            report.problems.append(Problem("missing", f"record {record_id}",
+                                           f"in the ledger (pack {subject}) but not in the index"))
+    _check_attachments(conn, report, legacy)
+    # Links to later captures: one ledger entry each (the first capture is in the record's row).
+    for record_id, capture_id in conn.execute("""
+        SELECT rc.record_id, rc.capture_id FROM record_capture rc
+        LEFT JOIN record r ON r.id = rc.record_id
+        LEFT JOIN ledger l ON l.kind = 'link' AND l.subject = rc.record_id || '/' || rc.capture_id
+        WHERE r.capture_id IS NOT rc.capture_id
+          AND (l.seq IS NULL OR json_object('capture_id', rc.capture_id, 'captured_at', rc.captured_at,
+                                            'record_id', rc.record_id) IS NOT l.payload)
+    """).fetchall():
+        report.problems.append(Problem("altered", f"link {record_id}/{capture_id}",
+                                       "link differs from the ledger, or has no entry"))
+
+
+def _pack_entry(payload: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(payload)
+    except ValueError:
+        return {}  # an unreadable entry: the chain check has named it already
+    return entry if isinstance(entry, dict) else {}
+
+
+def _pack_members(payload: str) -> dict[str, dict[str, Any]]:
+    members = _pack_entry(payload).get("records")
+    if not isinstance(members, list):
+        return {}
+    return {str(m.get("id")): m for m in members if isinstance(m, dict)}
+
+
+def _check_pack(conn: sqlite3.Connection, report: VerifyReport, content_blob: str, payload: str | None) -> None:
+    """Name each record of a pack whose digest differs: altered, unaccounted or missing."""
+    expected = _pack_members(payload) if payload is not None else {}
+    if payload is not None and _pack_entry(payload).get("content") != blob_payload(_blob_ref(conn, content_blob)):
+        report.problems.append(Problem("altered", f"blob {content_blob}", "pack differs from its ledger entry"))
+    for row in _rows(conn, f"SELECT {', '.join(RECORD_COLUMNS)} FROM record WHERE content_blob = ?",
+                     (content_blob,)):
+        label = f"record {row['id']}"
+        member = expected.pop(row["id"], None)
+        if member is not None:
+            if row_digest(row) != member.get("row_sha256"):
+                report.problems.append(Problem("altered", label, "index row differs from the ledger"))
+        elif _latest_payload(conn, "record", row["id"]) is None:  # else: written before packs, checked apart
+            report.problems.append(Problem("unaccounted", label, "in the index but not in the ledger"))
+    for record_id in expected:
+        report.problems.append(Problem("missing", f"record {record_id}", "in the ledger but not in the index"))
+
+
+def _check_attachments(conn: sqlite3.Connection, report: VerifyReport, legacy: bool) -> None:
+    """Attachment rows and blobs, compared in full for the records that have any."""
+    packs: dict[str, dict[str, dict[str, Any]]] = {}
+    for record_id, content_blob in conn.execute(
+            "SELECT DISTINCT a.record_id, r.content_blob FROM attachment a "
+            "LEFT JOIN record r ON r.id = a.record_id ORDER BY r.content_blob").fetchall():
+        label = f"record {record_id}"
+        if content_blob is None:
+            report.problems.append(Problem("unaccounted", f"attachment of {record_id}", "no record owns it"))
+            continue
+        if any(p.object == label for p in report.problems):
+            continue
+        if content_blob not in packs:
+            packs.clear()  # ordered by pack: keep only the current one in memory
+            payload = _latest_payload(conn, "pack", content_blob)
+            packs[content_blob] = _pack_members(payload) if payload is not None else {}
+        member = packs[content_blob].get(record_id)
+        if member is None:
+            if legacy:
+                _compare(conn, report, "record", record_id, _record_payload_from_db(conn, record_id), label)
+            continue  # not in its pack's entry: _check_pack named it
+        if member.get("attachments") != json.loads(canonical_json(_attachments_from_db(conn, record_id))):
+            report.problems.append(Problem("altered", label, "attachments differ from the ledger"))
+
+
+def _attachments_from_db(conn: sqlite3.Connection, record_id: str) -> list[dict[str, Any]]:
+    return attachment_payloads([(a, _blob_ref(conn, a["blob_id"])) for a in _rows(
+        conn, f"SELECT {', '.join(ATTACHMENT_COLUMNS)} FROM attachment WHERE record_id = ? ORDER BY n",
+        (record_id,))])
+
+
+def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    for row in _rows(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM event"):
+        payload = {"event": row, "detail": blob_payload(_blob_ref(conn, row["detail_blob"]))}
+        _compare(conn, report, "event", row["id"], payload, f"event {row['id']}")
+    for row in _rows(conn, "SELECT * FROM disclosure"):
+        _compare(conn, report, "disclosure", row["id"], {"disclosure": row}, f"disclosure {row['id']}")
+    for row in _rows(conn, "SELECT * FROM hold"):
+        _compare(conn, report, "hold", row["id"], {"hold": row}, f"hold {row['id']}")
+
+
+_ORPHAN_ENTRIES = """
+SELECT DISTINCT l.kind, l.subject FROM ledger l WHERE
+   (l.kind = 'capture' AND l.subject NOT IN (SELECT id FROM capture))
+OR (l.kind = 'record' AND l.subject NOT IN (SELECT id FROM record))
+OR (l.kind = 'event' AND l.subject NOT IN (SELECT id FROM event))
+OR (l.kind = 'disclosure' AND l.subject NOT IN (SELECT id FROM disclosure))
+OR (l.kind = 'hold' AND l.subject NOT IN (SELECT id FROM hold))
+OR (l.kind = 'link' AND l.subject NOT IN (SELECT record_id || '/' || capture_id FROM record_capture))
+"""
+
+
+def _check_orphan_entries(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    for kind, subject in conn.execute(_ORPHAN_ENTRIES):
+        report.problems.append(Problem("missing", f"{kind} {subject}", "in the ledger but not in the index"))
+
+
+_UNREFERENCED_BLOBS = """
+SELECT id, owner, slot FROM blob WHERE id NOT IN (
+    SELECT raw_blob FROM capture UNION SELECT envelope_blob FROM capture WHERE envelope_blob IS NOT NULL
+    UNION SELECT content_blob FROM record UNION SELECT blob_id FROM attachment WHERE blob_id IS NOT NULL
+    UNION SELECT detail_blob FROM event)
+"""
+
+
+def _check_blob_references(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    for blob_id, owner, slot in conn.execute(_UNREFERENCED_BLOBS):
+        report.problems.append(Problem("unaccounted", f"blob {blob_id}", f"{owner}/{slot}: nothing uses it"))
+    for (blob_id,) in conn.execute("SELECT DISTINCT blob_id FROM chunk WHERE blob_id NOT IN (SELECT id FROM blob)"):
+        report.problems.append(Problem("unaccounted", f"blob {blob_id}", "chunks with no blob row"))
+    for blob_id, owner, slot in conn.execute(
+            "SELECT id, owner, slot FROM blob WHERE id NOT IN (SELECT blob_id FROM chunk)"):
+        report.problems.append(Problem("missing", f"blob {blob_id}", f"{owner}/{slot}: no sealed data"))
+    report.blobs = conn.execute("SELECT count(*) FROM blob").fetchone()[0]
+
+
+def _hash_sealed_chunks(conn: sqlite3.Connection) -> VerifyReport:
+    """Blobs whose sealed bytes differ from their digest (in ``problems``), and the bytes read."""
+    # One pass over every sealed byte in storage order (a blob's chunks are written
+    # together, so they are adjacent): each blob's digest is what the ledger committed to.
+    report = VerifyReport()
+    current: tuple[str, str, str, int, str] | None = None
+    digest = hashlib.sha256()
+    count = 0
+    for blob_id, owner, slot, chunks, expected, data in conn.execute(
+        "SELECT c.blob_id, b.owner, b.slot, b.chunks, b.digest, c.data FROM chunk c "
+        "JOIN blob b ON b.id = c.blob_id ORDER BY c.rowid"
+    ):
+        if current is None or current[0] != blob_id:
+            _finish_blob(report, current, digest, count)
+            current, digest, count = (blob_id, owner, slot, chunks, expected), hashlib.sha256(), 0
+        digest.update(data)
+        count += 1
+        report.sealed_bytes += len(data)
+    _finish_blob(report, current, digest, count)
+    return report
+
+
+def _finish_blob(report: VerifyReport, blob: tuple[str, str, str, int, str] | None,
+                 digest: Any, count: int) -> None:
+    if blob is None:
+        return
+    blob_id, owner, slot, chunks, expected = blob
+    if digest.hexdigest() != expected or count != chunks:
+        report.problems.append(Problem("altered", f"blob {blob_id}",
+                                       f"{owner}/{slot}: sealed bytes differ from the ledger"))

@@ -1,0 +1,694 @@
+"""Writing one capture inside the archive's open transaction.
+
+:class:`CaptureWriter` seals the raw bytes, deduplicates and stages the records
+(their contents sealed in packs, see :func:`entries.pack_slot`), and appends the
+ledger entries; :class:`BackgroundInserts` writes the index rows of a large
+capture on a thread of its own, in multi-row INSERTs, inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import itertools
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twentyday.canonical import canonical_json, iso, json_string, utc_key
+from twentyday.compliance import deadlines as compliance
+from twentyday.crypto import keys
+from twentyday.crypto.envelope import CHUNK_BYTES, DataKey
+from twentyday.records import Direction, ParsedEvent, ParsedMessage, TimeReading
+from twentyday.store import schema
+from twentyday.store.blobstore import BlobRef, BlobStore
+from twentyday.store.ledger import Ledger
+from twentyday.store.rows import (
+    ATTACHMENT_COLUMNS,
+    CAPTURE_COLUMNS,
+    EVENT_COLUMNS,
+    RECORD_COLUMNS,
+    PackMember,
+    capture_payload,
+    content_json,
+    pack_payload,
+    pack_slot,
+)
+from twentyday.store.words import search_words
+
+if TYPE_CHECKING:
+    from twentyday.store.archive import Archive
+
+_CONTENT_BLOB = RECORD_COLUMNS.index("content_blob")
+_STATUS = RECORD_COLUMNS.index("status")
+#: A capture's record contents are sealed in packs of at most this many records or bytes.
+PACK_RECORDS = 256
+PACK_BYTES = 1024 * 1024
+#: Records deduplicated with one query and written with one set of inserts.
+BATCH_RECORDS = 2000
+#: At most this many of a capture's term rows wait for its batch's end (a mail has one).
+DEFERRED_TERMS = 2000
+TERM_COLUMNS = ("record_id", "terms")
+#: Stands in for a time reading's raw text while its JSON template is made (cannot occur in one).
+_RAW_MARKER = "\0twentyday-raw\0"
+
+
+@dataclass(frozen=True)
+class CaptureInput:
+    """One item as received: the raw bytes (in memory or a file) and how they came."""
+
+    custodian: str | None
+    channel: str
+    source_name: str
+    raw: bytes | Path
+    parser: str
+    received_at: datetime
+    envelope: dict[str, str] | None = None
+    state: str = "ingested"
+    reason: str = ""
+    exported_at: datetime | None = None
+    parent_capture: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordDraft:
+    """A parsed message with what the pipeline decided about it.
+
+    ``identity`` is what makes it the same message when it shows up in another
+    capture (a Message-ID, or sender + time + body for chats without ids).
+    """
+
+    message: ParsedMessage
+    direction: Direction
+    copied: bool
+    identity: tuple[str, ...]
+    #: Its search words when tokenised ahead (:func:`words.search_words`); None: the writer does it.
+    words: frozenset[str] | None = None
+
+
+#: How many record ids an IngestResult lists (the counts are always exact).
+RESULT_ID_SAMPLE = 10_000
+
+
+@dataclass
+class IngestResult:
+    capture_id: str
+    duplicate: bool = False
+    new_count: int = 0
+    linked_count: int = 0
+    #: the first RESULT_ID_SAMPLE ids of each kind, for reports and tests
+    new_records: list[str] = field(default_factory=list)
+    linked_records: list[str] = field(default_factory=list)
+    events: int = 0
+    undated: int = 0
+    late: int = 0
+
+    def add_new(self, record_id: str) -> None:
+        self.new_count += 1
+        if len(self.new_records) < RESULT_ID_SAMPLE:
+            self.new_records.append(record_id)
+
+    def add_linked(self, record_id: str) -> None:
+        self.linked_count += 1
+        if len(self.linked_records) < RESULT_ID_SAMPLE:
+            self.linked_records.append(record_id)
+
+
+
+def read_pieces(raw: bytes | Path) -> Iterator[bytes]:
+    if isinstance(raw, bytes):
+        for start in range(0, max(len(raw), 1), CHUNK_BYTES):
+            yield raw[start:start + CHUNK_BYTES]
+        return
+    with raw.open("rb") as handle:
+        first = True
+        while True:
+            piece = handle.read(CHUNK_BYTES)
+            if not piece and not first:
+                return
+            first = False
+            yield piece
+            if len(piece) < CHUNK_BYTES:
+                return
+
+
+
+class BackgroundInserts:
+    """Runs a capture's bulk INSERTs on a thread of their own, in the order they were given.
+
+    Each insert is a few multi-row statements (:func:`schema.insert_rows`): bound with
+    the GIL held, then run by SQLite without it, so the index's B-tree work overlaps
+    with sealing the next batch of records. Only the same connection sees the rows
+    before the commit, so the thread writes inside the capture's transaction.
+
+    While the thread runs (between :meth:`start` and :meth:`stop`), the caller reads
+    the connection only through :meth:`query` (which waits for the statement under
+    way, never for the queue, so recent inserts may not be visible yet) or after
+    :meth:`drain`. When it is not running, inserts are written at once.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue[tuple[str, Sequence[str], list[Sequence[Any]]] | None] = queue.Queue(maxsize=8)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._discard = False
+        self.submitted = 0
+        #: How many inserts are written; a read after seeing n here sees the first n inserts.
+        self.completed = 0
+
+    def start(self) -> None:
+        self._error = None
+        self._discard = False
+        self._thread = threading.Thread(target=self._run, name="twentyday-index-writer", daemon=True)
+        self._thread.start()
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self._thread is None:
+            schema.insert_rows(self._conn, table, columns, rows)
+            return
+        self._raise_error()
+        self.submitted += 1
+        self._jobs.put((table, columns, list(rows)))  # a copy: the caller reuses its lists
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a read between inserts (see the class docstring for what it can miss)."""
+        self._raise_error()
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def drain(self) -> None:
+        """Wait until every insert given so far is written (or has failed: then raise)."""
+        if self._thread is not None:
+            self._jobs.join()
+        self._raise_error()
+
+    def stop(self, discard: bool = False) -> None:
+        """End the thread: after writing what is queued, or (``discard``) skipping it; never raises then.
+
+        Interrupted while it waits (Ctrl-C during a large ``ingest``), it still waits for the
+        thread, skipping the rest of the queue, and then lets the interrupt go on: an insert
+        still running after the caller's ROLLBACK would be committed on its own.
+        """
+        thread = self._thread
+        if thread is None:
+            return
+        self._discard = discard
+        ended = False
+        try:
+            self._jobs.put(None)
+            ended = True
+            thread.join()
+        except BaseException:
+            self._discard = True
+            while thread.is_alive():
+                # A second Ctrl-C lands here too: still wait; the first one is re-raised below.
+                with contextlib.suppress(BaseException):
+                    if not ended:
+                        self._jobs.put(None)
+                        ended = True
+                    thread.join()
+            self._thread = None
+            raise
+        self._thread = None
+        if not discard:
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None and not self._discard:
+                    table, columns, rows = job
+                    with self._lock:
+                        schema.insert_rows(self._conn, table, columns, rows)
+                    self.completed += 1
+            except BaseException as error:  # handed to the caller's thread, which aborts the capture
+                self._error = error
+            finally:
+                self._jobs.task_done()
+
+
+class CaptureWriter:
+    """Writes one capture inside the archive's open transaction."""
+
+    def __init__(self, archive: Archive, capture: CaptureInput, capture_id: str, source_hash: str,
+                 recipients: tuple[keys.Recipient, ...]) -> None:
+        self.archive = archive
+        self.conn = archive.conn
+        self.capture = capture
+        self.capture_id = capture_id
+        self.source_hash = source_hash
+        self.recipients = recipients
+        self.data_key = DataKey()
+        self.inserts = BackgroundInserts(self.conn)
+        self.blobs = BlobStore(self.conn, self.inserts.insert)
+        self.ledger = Ledger(self.conn, self.inserts.insert)
+        # Keys and links of batches whose rows may not be written yet: (last insert, keys, links).
+        self._unwritten: list[tuple[int, set[str], set[str]]] = []
+        self.captured_at = capture.received_at.astimezone(UTC)
+        self.captured_iso = iso(self.captured_at)
+        self.custodian = archive.config.custodian(capture.custodian) if capture.custodian else None
+        self.result = IngestResult(capture_id)
+        self.head_hash = ""
+        #: Sign a checkpoint when done; inside a batch the batch signs once, at its commit.
+        self.sign = True
+        #: Inside a batch, a small capture's search terms are handed to the batch (see
+        #: Archive.batch) instead of inserted: the full-text index writes a segment per
+        #: savepoint, and merges them, so per-capture inserts cost it more than the rows.
+        self.deferred_terms: list[tuple[str, str]] | None = None
+        self._records: list[list[Any]] = []
+        self._links: list[tuple[str, str, str]] = []
+        self._recipient_cache: dict[tuple[str, ...], str] = {}
+        self._attachments: list[tuple[Any, ...]] = []
+        self._terms: list[tuple[str, str]] = []
+        self._first: str | None = None
+        self._last: str | None = None
+        # Records staged for the next content pack: (id, row values, content document, attachments).
+        self._pack: list[tuple[str, list[Any], bytes, list[tuple[dict[str, Any], BlobRef | None]]]] = []
+        self._pack_bytes = 0
+        self._pack_count = 0
+        self._reading_cache: dict[tuple[tuple[str, Any], ...], tuple[str, str]] = {}
+        # Per-capture constants of every record row.
+        config = archive.config
+        self._dedup_hash = archive._dedup_hash
+        self._custodian_id = capture.custodian or ""
+        self._deadline_rule = config.deadline_rule
+        self._deadline_days = config.deadline_days
+        self._deadline_label = f"{config.deadline_rule}/{config.deadline_days}d"
+        self._schedule = config.schedule(self.custodian.schedule if self.custodian else "grs-6.1-011")
+        self._retention = self._schedule.describe()
+        self._zone = self.custodian.zone if self.custodian else None
+        self._deadline_cache: dict[tuple[int, int, int, bool], tuple[str | None, str, int | None]] = {}
+
+    def abandon(self) -> None:
+        """The capture failed: stop its index writer before the caller rolls back, forget staged blobs."""
+        self.inserts.stop(discard=True)
+        self.blobs.reset()
+
+    def write(self, drafts: Iterable[RecordDraft], events: Iterable[ParsedEvent]) -> IngestResult:
+        self.ledger.begin()
+        keyslots = self.data_key.seal_for(self.recipients, self.capture_id)
+        self.conn.executemany(
+            "INSERT INTO keyslot (capture_id, recipient, sealed) VALUES (?,?,?)",
+            [(self.capture_id, fp, sealed) for fp, sealed in keyslots],
+        )
+        raw_ref = self._seal_stream(self.capture.raw, self.capture_id, "raw")
+        envelope_ref = None
+        if self.capture.envelope is not None:
+            envelope_ref = self._seal_bytes(canonical_json(self.capture.envelope), self.capture_id, "envelope")
+        count = 0
+        try:
+            for number, batch in enumerate(_batched(drafts, BATCH_RECORDS)):
+                if number == 1:
+                    # A second batch means a large capture: overlap its index writes from now on.
+                    # A single mail is one small batch, written at once without a thread.
+                    self.inserts.start()
+                self._add_batch(list(batch))
+                count += len(batch)
+            self.ledger.flush()
+            self.inserts.stop()
+        except BaseException:
+            self.inserts.stop(discard=True)
+            raise
+        self._unwritten.clear()
+        for n, event in enumerate(events):
+            self._add_event(n, event)
+        self._write_capture(raw_ref, envelope_ref, keyslots, count)
+        self.blobs.flush()
+        self.ledger.flush()
+        if self.sign:
+            self.head_hash = self.ledger.checkpoint(self.captured_iso, self.archive.secrets.signing_key).hash
+        else:
+            self.ledger.flush()
+            self.head_hash = self.ledger.head.hash
+        return self.result
+
+    # -- blobs
+
+    def _seal_bytes(self, plaintext: bytes, owner: str, slot: str) -> BlobRef:
+        blob_id = self.archive.blob_id(plaintext)
+        existing = self._existing(blob_id)
+        if existing:
+            return existing
+        return self._seal_new(plaintext, owner, slot, blob_id)
+
+    def _seal_new(self, plaintext: bytes, owner: str, slot: str, blob_id: str | None = None) -> BlobRef:
+        """Seal content known not to be stored yet."""
+        blob_id = blob_id or self.archive.blob_id(plaintext)
+        sealed = [self.data_key.seal_chunk(plaintext[i:i + CHUNK_BYTES], owner, slot, n,
+                                           i + CHUNK_BYTES >= len(plaintext))
+                  for n, i in enumerate(range(0, max(len(plaintext), 1), CHUNK_BYTES))]
+        return self.blobs.put(blob_id, self.capture_id, owner, slot, len(plaintext), sealed)
+
+    def _existing(self, blob_id: str) -> BlobRef | None:
+        self.inserts.drain()  # the blob store reads the connection itself
+        if not self.blobs.known(blob_id):
+            return None
+        self.blobs.flush()
+        self.inserts.drain()
+        return self.blobs.get_ref(blob_id)
+
+    def _seal_stream(self, raw: bytes | Path, owner: str, slot: str) -> BlobRef:
+        if isinstance(raw, bytes):
+            return self._seal_bytes(raw, owner, slot)
+        mac = hmac.new(self.archive._blob_key, digestmod=hashlib.sha256)
+        size = 0
+        for piece in read_pieces(raw):
+            mac.update(piece)
+            size += len(piece)
+        blob_id = "b" + mac.hexdigest()[:40]
+        existing = self._existing(blob_id)
+        if existing:
+            return existing
+
+        def sealed_pieces() -> Iterator[bytes]:
+            pieces = read_pieces(raw)
+            current = next(pieces)
+            for n, following in enumerate(_lookahead(pieces)):
+                yield self.data_key.seal_chunk(current, owner, slot, n, following is None)
+                if following is None:
+                    return
+                current = following
+
+        return self.blobs.put(blob_id, self.capture_id, owner, slot, size, sealed_pieces())
+
+    # -- records
+
+    def _dedup_key(self, identity: tuple[str, ...], occurrence: int) -> str:
+        # canonical_json([*identity, occurrence]), written out: identities are strings.
+        text = "[" + ",".join(map(json_string, identity)) + f",{occurrence}]"
+        return self._dedup_hash.hexdigest(text.encode("utf-8"))
+
+    def _add_batch(self, batch: list[RecordDraft]) -> None:
+        """Dedup a batch with two queries, then stage its records and links.
+
+        Identical messages inside one capture (the same "ok" twice in a minute) are
+        different records: the n-th occurrence gets its own key, and the n-th
+        occurrence in an overlapping export maps to the same record.
+
+        Earlier batches of this capture may still be on their way to the index (see
+        :class:`BackgroundInserts`): their keys and links are checked in memory until
+        their inserts are written, so the queries never need to wait for them.
+        """
+        first_keys = [self._dedup_key(d.identity, 0) for d in batch]
+        written = self.inserts.completed  # read before the queries: what they are sure to see
+        self._unwritten = [entry for entry in self._unwritten if entry[0] > written]
+        unwritten_keys: set[str] = set().union(*(keys for _, keys, _ in self._unwritten))
+        linked_here: set[str] = set().union(*(links for _, _, links in self._unwritten))
+        marks = ",".join("?" * len(first_keys))
+        archived = {key: (record_id, capture_id) for key, record_id, capture_id in self.inserts.query(
+            f"SELECT dedup_key, id, capture_id FROM record WHERE dedup_key IN ({marks})", first_keys)}
+        older = [record_id for record_id, capture_id in archived.values() if capture_id != self.capture_id]
+        if older:
+            linked_here.update(r for (r,) in self.inserts.query(
+                f"SELECT record_id FROM record_capture WHERE capture_id = ? AND record_id IN "
+                f"({','.join('?' * len(older))})", [self.capture_id, *older]))
+        created_here: set[str] = set()
+        links_here: set[str] = set()
+        for draft, first_key in zip(batch, first_keys, strict=True):
+            key, existing = self._resolve(draft.identity, first_key, archived, created_here, unwritten_keys,
+                                          linked_here)
+            if existing is None:
+                created_here.add(key)
+                self._add_record(draft, key)
+            else:
+                linked_here.add(existing)
+                links_here.add(existing)
+                self._add_link(existing)
+        self._seal_pack()
+        self._flush_records()
+        self._unwritten.append((self.inserts.submitted, created_here, links_here))
+
+    def _resolve(self, identity: tuple[str, ...], key: str, archived: dict[str, tuple[str, str]],
+                 created_here: set[str], unwritten_keys: set[str], linked_here: set[str]) -> tuple[str, str | None]:
+        """The dedup key for this message, and the archived record it is, if any."""
+        occurrence = 0
+        while True:
+            if key not in created_here and key not in unwritten_keys:
+                if occurrence == 0:
+                    hit = archived.get(key)
+                else:
+                    found = self.inserts.query("SELECT id, capture_id FROM record WHERE dedup_key = ?", (key,))
+                    hit = found[0] if found else None
+                if hit is None:
+                    return key, None
+                record_id, first_capture = hit
+                if first_capture != self.capture_id and record_id not in linked_here and not (
+                    occurrence and self.inserts.query(
+                        "SELECT 1 FROM record_capture WHERE record_id = ? AND capture_id = ?",
+                        (record_id, self.capture_id))):
+                    return key, record_id
+            occurrence += 1
+            key = self._dedup_key(identity, occurrence)
+
+    def _add_link(self, existing: str) -> None:
+        self._links.append((existing, self.capture_id, self.captured_iso))
+        self.ledger.append(self.captured_iso, "link", f"{existing}/{self.capture_id}",
+                           {"record_id": existing, "capture_id": self.capture_id, "captured_at": self.captured_iso})
+        self.result.add_linked(existing)
+
+    def _add_record(self, draft: RecordDraft, key: str) -> None:
+        """Stage a record: its row, search terms and sealed attachments now, its content in a pack."""
+        message = draft.message
+        record_id = "rec-" + key[:24]
+        values = self._record_values(record_id, key, draft)
+        attachments = self._seal_attachments(record_id, message) if message.attachments else []
+        document = content_json(record_id, message)
+        words = draft.words if draft.words is not None else search_words(message)
+        self._terms.append((record_id, " ".join(self.archive.blind(words))))
+        self._pack.append((record_id, values, document, attachments))
+        self._pack_bytes += len(document) + 1
+        self.result.add_new(record_id)
+        status = values[_STATUS]
+        if status == "undated":
+            self.result.undated += 1
+        elif status == "late":
+            self.result.late += 1
+        if len(self._pack) >= PACK_RECORDS or self._pack_bytes >= PACK_BYTES:
+            self._seal_pack()
+
+    def _seal_pack(self) -> None:
+        """Seal the staged records' contents as one pack, then stage their rows and the pack's ledger entry.
+
+        A pack is the records' content documents, one canonical JSON line each, sealed as
+        one blob owned by the capture; its slot names the pack's number and a digest of
+        the ordered record ids, so the associated data binds the records it holds. One
+        ledger entry per pack (:func:`entries.pack_payload`) commits to every record's row.
+        """
+        staged = self._pack
+        if not staged:
+            return
+        slot = pack_slot(self._pack_count, [record_id for record_id, _, _, _ in staged])
+        content = self._seal_new(b"\n".join(document for _, _, document, _ in staged), self.capture_id, slot)
+        self._pack_count += 1
+        members: list[PackMember] = []
+        for record_id, values, _, attachments in staged:
+            values[_CONTENT_BLOB] = content.id
+            self._records.append(values)
+            members.append((record_id, canonical_json(values), attachments))
+        self.ledger.append_text(self.captured_iso, "pack", content.id, pack_payload(content, members))
+        staged.clear()
+        self._pack_bytes = 0
+
+    def _recipients_json(self, recipients: tuple[str, ...]) -> str:
+        # A chat's participants repeat on every message: encode each list once.
+        cached = self._recipient_cache.get(recipients)
+        if cached is None:
+            if len(self._recipient_cache) > 10_000:
+                self._recipient_cache.clear()
+            cached = self._recipient_cache[recipients] = canonical_json(list(recipients)).decode()
+        return cached
+
+    def _reading_json(self, reading: TimeReading) -> str:
+        """canonical_json(reading.__dict__): only ``raw`` varies between a capture's messages."""
+        fields = reading.__dict__
+        shape = tuple((k, v) for k, v in fields.items() if k != "raw")
+        parts = self._reading_cache.get(shape)
+        if parts is None:
+            if len(self._reading_cache) > 1000:
+                self._reading_cache.clear()
+            marker = json_string(_RAW_MARKER)
+            prefix, suffix = canonical_json({**fields, "raw": _RAW_MARKER}).decode("utf-8").split(marker)
+            parts = self._reading_cache[shape] = (prefix, suffix)
+        return parts[0] + json_string(reading.raw) + parts[1]
+
+    def _deadline(self, created: datetime | None, copied: bool) -> tuple[str | None, str, int | None]:
+        """(deadline_at, status, days_late) of a record, by :mod:`compliance`.
+
+        Under the calendar rule the deadline depends only on the local day of creation:
+        a message read in the custodian's own zone is looked up by that day.
+        """
+        custodian = self.custodian
+        day = None
+        if created is not None and custodian is not None and self._deadline_rule == "calendar" \
+                and created.tzinfo is self._zone:
+            day = (created.year, created.month, created.day, copied)
+            cached = self._deadline_cache.get(day)
+            if cached is not None:
+                return cached
+        deadline_at = None
+        if created is not None and custodian is not None:
+            deadline_at = compliance.deadline(created, custodian.zone, self._deadline_rule, self._deadline_days)
+        status, days_late = compliance.status(
+            copied=copied, created_at=created, captured_at=self.captured_at, deadline_at=deadline_at,
+        )
+        found = (iso(deadline_at) if deadline_at else None, status, days_late)
+        if day is not None:
+            if len(self._deadline_cache) > 100_000:
+                self._deadline_cache.clear()
+            self._deadline_cache[day] = found
+        return found
+
+    def _record_values(self, record_id: str, key: str, draft: RecordDraft) -> list[Any]:
+        """The record's row in RECORD_COLUMNS order (content_blob is filled in when its pack is sealed)."""
+        message = draft.message
+        created = message.created_at
+        created_iso = created_utc = None
+        if created is not None:
+            created_iso = iso(created)
+            created_utc = utc_key(created)
+            if self._first is None or created_utc < self._first:
+                self._first = created_utc
+            if self._last is None or created_utc > self._last:
+                self._last = created_utc
+        deadline_iso, status, days_late = self._deadline(created, draft.copied)
+        reading = message.time
+        attachments = message.attachments
+        flags = message.flags
+        ref = self.archive.message_ref
+        return [
+            record_id,  # id
+            key,  # dedup_key
+            self._custodian_id,  # custodian
+            message.platform,  # platform
+            self.capture.channel,  # channel
+            message.conversation,  # conversation
+            message.sender,  # sender
+            self._recipients_json(message.recipients),  # recipients
+            draft.direction,  # direction
+            created_iso,  # created_at
+            created_utc,  # created_utc
+            self._reading_json(reading) if reading else None,  # time_reading
+            self.captured_iso,  # captured_at
+            deadline_iso,  # deadline_at
+            self._deadline_label,  # deadline_rule
+            status,  # status
+            days_late,  # days_late
+            self.capture_id,  # capture_id
+            int(bool(attachments)),  # has_attachments
+            int(any(a.omitted for a in attachments) or "media_omitted" in flags),  # incomplete
+            int(message.edited),  # edited
+            canonical_json(flags).decode() if flags else "[]",  # flags
+            ref(message.platform, message.message_key) if message.message_key else "",  # message_ref
+            ref(message.platform, message.reply_to) if message.reply_to else "",  # reply_ref
+            "",  # content_blob
+            self._schedule.id,  # schedule
+            self._retention,  # retention
+        ]
+
+    def _seal_attachments(self, record_id: str, message: ParsedMessage) -> list[tuple[dict[str, Any], BlobRef | None]]:
+        out = []
+        for n, attachment in enumerate(message.attachments):
+            ref = None
+            if attachment.data is not None:
+                ref = self._seal_bytes(attachment.data, record_id, f"att:{n}")
+            row = {"record_id": record_id, "n": n, "blob_id": ref.id if ref else None,
+                   "size": len(attachment.data) if attachment.data is not None else 0,
+                   "content_type": attachment.content_type, "omitted": int(attachment.omitted)}
+            self._attachments.append(tuple(row[c] for c in ATTACHMENT_COLUMNS))
+            out.append((row, ref))
+        return out
+
+    def _flush_records(self) -> None:
+        # Content packs' blob rows stay staged (the blob store writes them in bulk): records
+        # and blobs meet in the same transaction, and staged blobs are known to _existing().
+        insert = self.inserts.insert
+        insert("record", RECORD_COLUMNS, self._records)
+        insert("record_capture", ("record_id", "capture_id", "captured_at"), self._links)
+        insert("attachment", ATTACHMENT_COLUMNS, self._attachments)
+        deferred = self.deferred_terms
+        if deferred is not None and len(deferred) + len(self._terms) <= DEFERRED_TERMS:
+            deferred += self._terms
+        else:
+            insert("record_terms", TERM_COLUMNS, self._terms)
+        self._records = []
+        self._links = []
+        self._attachments = []
+        self._terms = []
+
+    # -- events and the capture itself
+
+    def _add_event(self, n: int, event: ParsedEvent) -> None:
+        event_id = f"evt-{self.capture_id[4:]}-{n}"
+        detail = self._seal_bytes(canonical_json({"detail": event.detail}), event_id, "detail")
+        row = {"id": event_id, "capture_id": self.capture_id, "custodian": self.capture.custodian,
+               "conversation": event.conversation, "kind": event.kind,
+               "at": iso(event.at) if event.at else None, "detail_blob": detail.id}
+        self.conn.execute(
+            f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})",
+            tuple(row[c] for c in EVENT_COLUMNS),
+        )
+        self.ledger.append(self.captured_iso, "event", event_id, {"event": row, "detail": detail.as_payload()})
+        self.result.events += 1
+
+    def _write_capture(self, raw_ref: BlobRef, envelope_ref: BlobRef | None,
+                       keyslots: list[tuple[str, bytes]], count: int) -> None:
+        capture = self.capture
+        row = {
+            "id": self.capture_id, "custodian": capture.custodian, "channel": capture.channel,
+            "source_name": capture.source_name, "source_hash": self.source_hash,
+            "received_at": self.captured_iso, "parser": capture.parser, "size": raw_ref.size,
+            "raw_blob": raw_ref.id, "envelope_blob": envelope_ref.id if envelope_ref else None,
+            "state": capture.state, "reason": capture.reason,
+            "first_at": self._first, "last_at": self._last,
+            "exported_at": iso(capture.exported_at) if capture.exported_at else None,
+            "message_count": count, "parent_capture": capture.parent_capture,
+        }
+        self.conn.execute(
+            f"INSERT INTO capture ({', '.join(CAPTURE_COLUMNS)}) VALUES ({', '.join('?' * len(CAPTURE_COLUMNS))})",
+            tuple(row[c] for c in CAPTURE_COLUMNS),
+        )
+        if self.custodian is not None:
+            # Written only when new or changed: a REPLACE would rewrite the row for every capture.
+            self.conn.execute(
+                "INSERT INTO custodian (id, name, timezone, schedule) VALUES (?,?,?,?) "
+                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, "
+                "schedule = excluded.schedule WHERE (name, timezone, schedule) "
+                "IS NOT (excluded.name, excluded.timezone, excluded.schedule)",
+                (self.custodian.id, self.custodian.name, self.custodian.timezone, self.custodian.schedule),
+            )
+        self.ledger.append(self.captured_iso, "capture", self.capture_id,
+                           capture_payload(row, keyslots, raw_ref, envelope_ref))
+
+
+
+
+def _batched(items: Iterable[RecordDraft], size: int) -> Iterator[tuple[RecordDraft, ...]]:
+    """itertools.batched for Python 3.11."""
+    iterator = iter(items)
+    while batch := tuple(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _lookahead(pieces: Iterator[bytes]) -> Iterator[bytes | None]:
+    """Yield each following piece, then None: lets the sealer mark the last chunk."""
+    for piece in pieces:
+        if piece:
+            yield piece
+    yield None

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from twentyday.cli import cli
+from twentyday.crypto import keys
+from twentyday.crypto.envelope import DataKey
+from twentyday.errors import IntegrityError, KeyMaterialError
+
+
+def test_identity_files_are_standard_pkcs8_and_private_is_0600(tmp_path: Path) -> None:
+    path = tmp_path / "officer.key"
+    recipient = keys.generate_identity(path, "Ann Officer", b"correct horse battery")
+    text = path.read_text()
+    assert text.count("-----BEGIN ENCRYPTED PRIVATE KEY-----") == 2
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    public = keys.load_recipient(keys.public_path(path))
+    assert public.fingerprint == recipient.fingerprint
+    assert public.label == "Ann Officer"
+
+
+def test_seal_and_open_round_trip_with_the_hybrid_suite(tmp_path: Path) -> None:
+    path = tmp_path / "officer.key"
+    recipient = keys.generate_identity(path, "officer", b"correct horse battery")
+    identity = keys.load_identity(path, b"correct horse battery")
+    data_key = DataKey()
+    [(fingerprint, sealed)] = data_key.seal_for((recipient,), "cap-1")
+    assert fingerprint == recipient.fingerprint
+    # The ML-KEM-768+X25519 encapsulation is 1120 bytes, plus the 32-byte key and the 16-byte tag.
+    assert len(sealed) == 1120 + 32 + 16
+    chunk = data_key.seal_chunk(b"the record", "rec-1", "content", 0, True)
+    reopened = DataKey.open_sealed(identity, sealed, "cap-1")
+    assert reopened.open_chunk(chunk, "rec-1", "content", 0, True) == b"the record"
+
+
+def test_ciphertext_moved_to_another_record_or_slot_fails(tmp_path: Path) -> None:
+    data_key = DataKey()
+    chunk = data_key.seal_chunk(b"the record", "rec-1", "content", 0, True)
+    for owner, slot, seq, last in [("rec-2", "content", 0, True), ("rec-1", "att:0", 0, True),
+                                   ("rec-1", "content", 1, True), ("rec-1", "content", 0, False)]:
+        with pytest.raises(IntegrityError):
+            data_key.open_chunk(chunk, owner, slot, seq, last)
+
+
+def test_data_key_sealed_for_one_capture_does_not_open_for_another(tmp_path: Path) -> None:
+    path = tmp_path / "officer.key"
+    recipient = keys.generate_identity(path, "officer", None)
+    identity = keys.load_identity(path, None)
+    [(_, sealed)] = DataKey().seal_for((recipient,), "cap-1")
+    with pytest.raises(KeyMaterialError):
+        DataKey.open_sealed(identity, sealed, "cap-2")
+
+
+def test_wrong_passphrase_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "officer.key"
+    keys.generate_identity(path, "officer", b"correct horse battery")
+    with pytest.raises(KeyMaterialError, match="wrong passphrase"):
+        keys.load_identity(path, b"incorrect horse")
+    with pytest.raises(KeyMaterialError, match="passphrase-protected"):
+        keys.load_identity(path, None)
+
+
+def test_wrong_key_is_a_clear_error(tmp_path: Path) -> None:
+    recipient = keys.generate_identity(tmp_path / "a.key", "a", None)
+    keys.generate_identity(tmp_path / "b.key", "b", None)
+    other = keys.load_identity(tmp_path / "b.key", None)
+    [(_, sealed)] = DataKey().seal_for((recipient,), "cap-1")
+    with pytest.raises(KeyMaterialError, match="cannot open"):
+        DataKey.open_sealed(other, sealed, "cap-1")
+
+
+def test_a_private_key_is_refused_where_a_public_key_belongs(tmp_path: Path) -> None:
+    path = tmp_path / "officer.key"
+    keys.generate_identity(path, "officer", None)
+    with pytest.raises(KeyMaterialError, match="private key"):
+        keys.load_recipient(path)
+
+
+def test_generate_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "officer.key"
+    keys.generate_identity(path, "officer", None)
+    with pytest.raises(KeyMaterialError, match="already exists"):
+        keys.generate_identity(path, "officer", None)
+
+
+def test_keys_cli_generate_with_passphrase_file_and_fingerprint(tmp_path: Path) -> None:
+    secret = tmp_path / "pass"
+    secret.write_text("correct horse battery\n")
+    runner = CliRunner()
+    made = runner.invoke(cli, ["keys", "generate", str(tmp_path / "o.key"), "--passphrase-file", str(secret)])
+    assert made.exit_code == 0, made.output
+    fingerprint = made.output.split("fingerprint: ")[1].strip()
+    shown = runner.invoke(cli, ["keys", "fingerprint", str(tmp_path / "o.key.pub")])
+    assert shown.output.startswith(fingerprint)
+    assert keys.load_identity(tmp_path / "o.key", b"correct horse battery").recipient.fingerprint == fingerprint
+
+
+def test_a_passphrase_is_stretched_with_600000_pbkdf2_rounds_in_standard_pkcs8(tmp_path: Path) -> None:
+    # A stolen identity file is guessed at through its KDF: OpenSSL's default of 2,048 rounds
+    # lets an attacker try passphrases about 300 times faster.
+    path = tmp_path / "officer.key"
+    keys.generate_identity(path, "officer", b"correct horse battery")
+    blocks = re.findall(rb"-----BEGIN ENCRYPTED PRIVATE KEY-----\n(.*?)-----END", path.read_bytes(), re.DOTALL)
+    assert len(blocks) == 2
+    for block in blocks:
+        der = base64.b64decode(block)
+        assert bytes.fromhex("06092a864886f70d01050d") in der  # PBES2
+        assert bytes.fromhex("06092a864886f70d01050c") in der  # PBKDF2
+        assert bytes.fromhex("02030927c0") in der  # 600,000 rounds
+        assert bytes.fromhex("06096086480165030401 2a".replace(" ", "")) in der  # AES-256-CBC
+    assert keys.load_identity(path, b"correct horse battery").protected
+    if shutil.which("openssl"):  # and a common tool reads it (the X25519 block; ML-KEM needs OpenSSL 3.5)
+        x25519_block = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n" + blocks[1] + b"-----END ENCRYPTED PRIVATE KEY-----\n"
+        opened = subprocess.run(["openssl", "pkey", "-passin", "pass:correct horse battery", "-noout", "-text"],
+                                input=x25519_block, capture_output=True)
+        assert opened.returncode == 0, opened.stderr
+        assert b"X25519" in opened.stdout
