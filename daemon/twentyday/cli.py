@@ -8,8 +8,6 @@ Listing commands take ``--json`` and then print machine-readable output only.
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,12 +19,21 @@ import click
 from twentyday import __version__, logs
 from twentyday import config as config_module
 from twentyday.canonical import parse_iso
-from twentyday.crypto import keys, secrets
-from twentyday.errors import ConfigError, KeyMaterialError, NotFoundError, TwentydayError
+from twentyday.crypto import keys
+from twentyday.errors import (
+    ConfigError,
+    IntegrityError,
+    InvalidArgument,
+    KeyMaterialError,
+    NotFoundError,
+    ParseError,
+    TwentydayError,
+)
 from twentyday.pipeline import process as pipeline
 from twentyday.store import search as search_module
 from twentyday.store.alerts import open_alerts
 from twentyday.store.archive import Archive
+from twentyday.store.disclosures import require_purpose
 from twentyday.store.verify import verify as verify_archive
 
 DEFAULT_CONFIG = "/etc/twentyday/twentyday.toml"
@@ -44,10 +51,10 @@ class Cli(click.Group):
             ctx.exit(error.exit_code)
         except sqlite3.Error as error:
             click.echo(f"twentyday: index error: {error}", err=True)
-            ctx.exit(1)
+            ctx.exit(TwentydayError.exit_code)
         except OSError as error:
             click.echo(f"twentyday: {error.filename or ''}: {error.strerror or error}", err=True)
-            ctx.exit(1)
+            ctx.exit(TwentydayError.exit_code)
 
 
 def now() -> datetime:
@@ -198,12 +205,10 @@ def keys_list(ctx: click.Context) -> None:
     for path in config.recipients:
         recipient = keys.load_recipient(path)
         click.echo(f"recipient  {recipient.fingerprint}  {recipient.label}  {path}")
-    archive = Archive(config)
-    try:
-        for fingerprint, label, at in archive.conn.execute("SELECT recipient, label, at FROM escrow"):
-            click.echo(f"escrow     {fingerprint}  {label}  since {at}")
-    finally:
-        archive.close()
+    with Archive(config) as archive:
+        holders = archive.escrow_holders()
+    for holder in holders:
+        click.echo(f"escrow     {holder.fingerprint}  {holder.label}  since {holder.at}")
 
 
 @cli.command(name="smtp-user")
@@ -238,9 +243,8 @@ def serve(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, as_json: bool) -> None:
     """Ingest files once, through the same pipeline as the daemon; reports each file."""
-    archive = open_archive(ctx)
     outcomes = []
-    try:
+    with open_archive(ctx) as archive:
         if custodian is not None and archive.config.custodian(custodian) is None:
             raise NotFoundError(f"no custodian {custodian!r} in {archive.config.path}")
         for path in paths:  # all checked before any is ingested
@@ -252,13 +256,11 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
             outcomes.append(outcome)
             if not as_json:
                 click.echo(f"{outcome.state:<12} {outcome.source}  {outcome.capture_id}  {outcome.detail}")
-    finally:
-        archive.close()
     if as_json:
         click.echo(json.dumps([{"source": o.source, "state": o.state, "capture_id": o.capture_id,
                                 "detail": o.detail} for o in outcomes], indent=2))
     if any(o.state in {"quarantined", "held"} for o in outcomes):
-        ctx.exit(4)
+        ctx.exit(ParseError.exit_code)  # HeldForReview is a ParseError too
 
 
 @cli.command()
@@ -279,11 +281,8 @@ def search(ctx: click.Context, custodian: str | None, conversation: str | None, 
     """Find records by metadata and words. Shows metadata only; nothing is decrypted."""
     filters = search_module.Filters(custodian, conversation, participant, platform, status,
                                     parse_time(since, "--since"), parse_time(until, "--until"), text, limit)
-    archive = open_archive(ctx)
-    try:
+    with open_archive(ctx) as archive:
         rows = search_module.search(archive, filters)
-    finally:
-        archive.close()
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -302,17 +301,19 @@ def identity_options(function: F) -> F:
     return function
 
 
-def disclosing_actor(named: str | None) -> str:
-    """Who discloses: the operating-system account (not the environment, which the caller
-    sets), and the name given with --actor beside it."""
-    account = pwd.getpwuid(os.getuid()).pw_name
-    return account if not named or named == account else f"{named} (account {account})"
+def purpose_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a blank purpose before the archive is opened or a passphrase asked for."""
+    try:
+        return require_purpose(value)
+    except InvalidArgument as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @cli.command()
 @click.argument("record_id")
 @identity_options
-@click.option("--purpose", required=True, help="Why the record is opened (goes into the accounting of disclosures).")
+@click.option("--purpose", required=True, callback=purpose_option,
+              help="Why the record is opened (goes into the accounting of disclosures).")
 @click.option("--recipient", default="self", show_default=True, help="To whom the content is disclosed.")
 @click.option("--actor", default=None, help="Who opens it, recorded beside the account that runs the command.")
 @json_option
@@ -321,24 +322,10 @@ def show(ctx: click.Context, record_id: str, identity_path: Path, passphrase_fil
          recipient: str, actor: str | None, as_json: bool) -> None:
     """Decrypt and print one record. Every use is recorded as a disclosure first; an attempt
     that cannot open the record is recorded again as "failed"."""
-    if not purpose.strip():
-        raise click.BadParameter("say why the record is opened", param_hint="--purpose")
-    who = disclosing_actor(actor)
-    archive = open_archive(ctx)
-    try:
+    with open_archive(ctx) as archive:
         identity = load_identity(identity_path, passphrase_file)
-        archive.record_row(record_id)
-        archive.record_disclosure(actor=who, action="show", purpose=purpose, recipient=recipient,
-                                  subjects=[record_id], identity=identity.recipient.fingerprint, at=now())
-        try:
-            document = search_module.open_record(archive, record_id, identity)
-        except TwentydayError as error:
-            archive.record_disclosure(actor=who, action="failed", purpose=f"{purpose} (not opened: {error})",
-                                      recipient=recipient, subjects=[record_id],
-                                      identity=identity.recipient.fingerprint, at=now())
-            raise
-    finally:
-        archive.close()
+        document = search_module.open_record(archive, record_id, identity, purpose=purpose, recipient=recipient,
+                                             actor=actor, clock=now)
     if as_json:
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
@@ -358,20 +345,15 @@ def show(ctx: click.Context, record_id: str, identity_path: Path, passphrase_fil
 @click.pass_context
 def audit(ctx: click.Context, as_json: bool) -> None:
     """The accounting of disclosures: who opened or exported what, when, why and for whom."""
-    archive = open_archive(ctx)
-    try:
-        rows = [dict(r) for r in archive.db.query("SELECT * FROM disclosure ORDER BY at, id")]
-    finally:
-        archive.close()
-    for row in rows:
-        row["subjects"] = json.loads(row["subjects"])
+    with open_archive(ctx) as archive:
+        found = archive.disclosures()
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(json.dumps([d.as_json() for d in found], indent=2, ensure_ascii=False))
         return
-    for row in rows:
-        click.echo(f"{row['at']}  {row['action']:<7} {row['actor']}  -> {row['recipient']}  "
-                   f"purpose: {row['purpose']}  records: {', '.join(row['subjects'])}")
-    click.echo(f"{len(rows)} disclosure(s)", err=True)
+    for disclosure in found:
+        click.echo(f"{disclosure.at}  {disclosure.action:<7} {disclosure.actor}  -> {disclosure.recipient}  "
+                   f"purpose: {disclosure.purpose}  records: {', '.join(disclosure.subjects)}")
+    click.echo(f"{len(found)} disclosure(s)", err=True)
 
 
 @cli.command()
@@ -379,12 +361,8 @@ def audit(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool) -> None:
     """Prove blobs, index and ledger agree; name every missing, altered or unaccounted object."""
-    config = load_config(ctx)
-    archive = Archive(config)
-    try:
-        report = verify_archive(archive.conn, secrets.load(config.data_dir).verify_key)
-    finally:
-        archive.close()
+    with open_archive(ctx) as archive:
+        report = verify_archive(archive.conn, archive.secrets.verify_key)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
@@ -394,7 +372,7 @@ def verify(ctx: click.Context, as_json: bool) -> None:
                    f"{report.captures} captures, {report.records} records, {report.blobs} blobs, "
                    f"{report.sealed_bytes} sealed bytes; head {report.head}")
     if not report.ok:
-        ctx.exit(5)
+        ctx.exit(IntegrityError.exit_code)
 
 
 @cli.command()
@@ -403,11 +381,8 @@ def verify(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def alerts(ctx: click.Context, custodian: str | None, as_json: bool) -> None:
     """Open alerts: late captures, undated records, quarantined items, unknown custodians."""
-    archive = open_archive(ctx)
-    try:
+    with open_archive(ctx) as archive:
         found = open_alerts(archive.conn, custodian)
-    finally:
-        archive.close()
     if as_json:
         click.echo(json.dumps([a.as_json() for a in found], indent=2, ensure_ascii=False))
         return

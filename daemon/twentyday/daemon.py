@@ -34,11 +34,6 @@ HEAD_LOG_SECONDS = 3600.0
 WATCH_SECONDS = 2.0
 
 
-def ledger_head(archive: Archive) -> tuple[int, str]:
-    row = archive.conn.execute("SELECT seq, head FROM checkpoint ORDER BY seq DESC LIMIT 1").fetchone()
-    return (row[0], row[1]) if row else (0, "")
-
-
 class PipelineProcess:
     """The worker in a process of its own, restarted if it dies.
 
@@ -105,8 +100,8 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             if loop.time() >= next_head:
-                seq, head = ledger_head(archive)
-                log.info("ledger head %d %s", seq, head)
+                head = archive.ledger_head()
+                log.info("ledger head %d %s", head.seq, head.hash)
                 next_head = loop.time() + head_log_seconds
             pipeline.watch()
             with contextlib.suppress(TimeoutError):

@@ -4,6 +4,7 @@
 
     TwentydayError                 exit 1
      ├─ ConfigError                exit 2   (names the file and the key)
+     ├─ InvalidArgument            exit 2   (a request asked wrongly: names the argument)
      ├─ KeyMaterialError           exit 3   (wrong passphrase, wrong key, unreadable key file)
      ├─ ParseError                 exit 4   (the item is quarantined, never dropped)
      │   └─ HeldForReview          exit 4   (day/month order undecidable: held, alert raised)
@@ -42,6 +43,19 @@ class ConfigError(TwentydayError):
         super().__init__(f"{where}{message}")
         self.path = path
         self.key = key
+
+
+class InvalidArgument(TwentydayError):
+    """A library call was asked with a value its rules refuse (a blank purpose for a disclosure).
+
+    Exit 2, like a command-line usage error: the CLI reports it against its option.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class KeyMaterialError(TwentydayError):

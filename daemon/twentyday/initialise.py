@@ -88,11 +88,10 @@ def init_archive(directory: Path, *, passphrase: bytes | None, demo: bool, now: 
     public = keys.public_path(identity_path)
     config_path.write_text(CONFIG_TEMPLATE.format(identity=identity_path.name, public=public.name))
     config = config_module.load(config_path)
-    archive = Archive.create(config, (recipient,))
-    for custodian in config.custodians:
-        make_inbox(config.folder_path / custodian.id)
-    demo_records = _demo(archive, now) if demo else 0
-    archive.close()
+    with Archive.create(config, (recipient,)) as archive:
+        for custodian in config.custodians:
+            make_inbox(config.folder_path / custodian.id)
+        demo_records = _demo(archive, now) if demo else 0
     return InitReport(config_path, identity_path, public, config.data_dir, config.folder_path,
                       recipient.fingerprint, passphrase is not None, demo_records)
 

@@ -35,9 +35,6 @@ def add_recipient(config_path: Path, public_key: Path) -> keys.Recipient:
     if [str(p) for p in reloaded.recipients] != paths:
         config_path.write_text(text)
         raise ConfigError("the update did not read back as written; config restored", path=str(config_path))
-    archive = Archive(reloaded)
-    try:
+    with Archive(reloaded) as archive:
         archive.escrow_secrets((recipient,), archive.secrets)
-    finally:
-        archive.close()
     return recipient

@@ -83,7 +83,7 @@ def test_records_sealed_in_packs_open_one_by_one_and_are_bound_to_their_pack(
     identity = keys.load_identity(archive_dir / "officer.key", None)
     rows = archive.conn.execute("SELECT id, content_blob FROM record ORDER BY created_utc").fetchall()
     for n in (0, 17, 39):
-        document = search.open_record(archive, rows[n][0], identity)
+        document = search.open_record(archive, rows[n][0], identity, purpose="test")
         assert document["content"]["record_id"] == rows[n][0]
         assert document["content"]["body"].startswith(f"message {n} ")
     assert verify_ok(archive_dir) == []
@@ -92,7 +92,7 @@ def test_records_sealed_in_packs_open_one_by_one_and_are_bound_to_their_pack(
     moved, other = rows[0][0], next(blob for _, blob in rows if blob != rows[0][1])
     archive.conn.execute("UPDATE record SET content_blob = ? WHERE id = ?", (other, moved))
     with pytest.raises(IntegrityError, match="does not hold"):
-        search.open_record(archive, moved, identity)
+        search.open_record(archive, moved, identity, purpose="test")
     assert f"record {moved}" in [p["object"] for p in verify_ok(archive_dir)]
     # A pack's slot (its bound list of records) cannot be rewritten either.
     archive.conn.execute("UPDATE record SET content_blob = ? WHERE id = ?", (rows[0][1], moved))
@@ -101,7 +101,7 @@ def test_records_sealed_in_packs_open_one_by_one_and_are_bound_to_their_pack(
     archive.conn.execute("UPDATE blob SET slot = ? WHERE id = ?", (altered, packs[0][0]))
     pack_record = archive.conn.execute("SELECT id FROM record WHERE content_blob = ?", (packs[0][0],)).fetchone()[0]
     with pytest.raises(IntegrityError):
-        search.open_record(archive, pack_record, identity)
+        search.open_record(archive, pack_record, identity, purpose="test")
 
 
 def slow_inserts(monkeypatch: pytest.MonkeyPatch) -> None:

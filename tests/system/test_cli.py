@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from twentyday.cli import cli
+from tests.conftest import make_mail
+from twentyday import errors
+from twentyday.cli import Cli, cli
+from twentyday.crypto import keys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,3 +124,43 @@ def test_create_makes_the_archive_an_existing_config_describes(tmp_path: Path) -
     again = twentyday("--config", str(config), "create")
     assert again.returncode == 2
     assert "already exists" in again.stderr
+
+
+def error_classes(base: type[errors.TwentydayError] = errors.TwentydayError) -> list[type[errors.TwentydayError]]:
+    return [base, *(c for sub in base.__subclasses__() for c in error_classes(sub))]
+
+
+@pytest.mark.parametrize("error_class", error_classes(), ids=lambda c: c.__name__)
+def test_a_command_exits_with_the_code_of_the_error_class_it_raised(error_class: type[errors.TwentydayError]) -> None:
+    group = Cli(name="twentyday")
+
+    @group.command()
+    def fail() -> None:
+        raise error_class("refused", **({"argument": "x"} if error_class is errors.InvalidArgument else {}))
+
+    result = CliRunner().invoke(group, ["fail"])
+    assert result.exit_code == error_class.exit_code
+    assert result.output == "twentyday: refused\n"
+
+
+def test_each_failing_command_exits_with_its_error_class_code(archive_dir: Path, tmp_path: Path) -> None:
+    def run(*args: str) -> int:
+        return CliRunner().invoke(cli, ["--config", str(archive_dir / "twentyday.toml"), *args]).exit_code
+
+    officer = str(archive_dir / "officer.key")
+    keys.generate_identity(tmp_path / "stranger.key", "stranger", None)
+    (tmp_path / "m.eml").write_bytes(make_mail())
+    (tmp_path / "bad.eml").write_bytes(b"From: a@b.example\r\nTo: " + b"(" * 5000 + b")" * 5000 + b"\r\n\r\nx\r\n")
+    assert run("ingest", str(tmp_path / "m.eml")) == 0
+    [record] = re.findall(r"^(rec-\S+)", CliRunner().invoke(
+        cli, ["--config", str(archive_dir / "twentyday.toml"), "search"]).output, re.M)
+    assert CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.toml"), "search"]).exit_code == \
+        errors.ConfigError.exit_code
+    assert run("show", record, "--identity", officer, "--purpose", " ") == errors.InvalidArgument.exit_code
+    assert run("show", record, "--identity", str(tmp_path / "stranger.key"), "--purpose", "x") == \
+        errors.KeyMaterialError.exit_code
+    assert run("show", "rec-nope", "--identity", officer, "--purpose", "x") == errors.NotFoundError.exit_code
+    assert run("ingest", str(tmp_path / "bad.eml")) == errors.ParseError.exit_code  # quarantined
+    with sqlite3.connect(archive_dir / "data" / "index.db") as conn:
+        conn.execute("DELETE FROM chunk WHERE rowid = (SELECT max(rowid) FROM chunk)")
+    assert run("verify") == errors.IntegrityError.exit_code

@@ -32,24 +32,32 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from twentyday.canonical import canonical_json, iso
+from twentyday.canonical import iso
 from twentyday.config import Config
 from twentyday.crypto import keys, secrets
 from twentyday.crypto.envelope import DataKey
-from twentyday.errors import BatchRolledBack, IntakeError, KeyMaterialError, NotFoundError, TwentydayError
+from twentyday.errors import (
+    BatchRolledBack,
+    IntakeError,
+    IntegrityError,
+    KeyMaterialError,
+    NotFoundError,
+    TwentydayError,
+)
 from twentyday.records import ParsedEvent
 from twentyday.store import schema
 from twentyday.store.blobstore import BlobRef, BlobStore
-from twentyday.store.ledger import Ledger
+from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
+from twentyday.store.ledger import Ledger, LedgerHead
 from twentyday.store.rows import unpack_content
 from twentyday.store.words import tokens
 from twentyday.store.writer import TERM_COLUMNS, CaptureInput, CaptureWriter, IngestResult, RecordDraft, read_pieces
@@ -360,7 +368,7 @@ class Archive:
         for seq, sealed in enumerate(blobs.chunks(ref.id)):
             parts.append(data_key.open_chunk(sealed, ref.owner, ref.slot, seq, seq == ref.chunks - 1))
         if len(parts) != ref.chunks:
-            raise TwentydayError(f"blob {ref.id} is missing chunks (run 'twentyday verify')")
+            raise IntegrityError(f"blob {ref.id} is missing chunks (run 'twentyday verify')")
         return b"".join(parts)
 
     def open_content(self, record_id: str, blob_id: str, identity: keys.Identity) -> dict[str, Any]:
@@ -375,21 +383,40 @@ class Archive:
         return ref
 
     def record_disclosure(self, *, actor: str, action: str, purpose: str, recipient: str,
-                          subjects: list[str], identity: str, at: datetime) -> str:
-        """Account for a disclosure (Privacy Act 552a(c)) before anything is shown."""
-        stamp = iso(at)
-        disclosure_id = "dis-" + hashlib.sha256(canonical_json([stamp, actor, subjects, purpose])).hexdigest()[:20]
-        row = {"id": disclosure_id, "at": stamp, "actor": actor, "action": action, "purpose": purpose,
-               "recipient": recipient, "subjects": json.dumps(subjects), "identity": identity}
+                          subjects: list[str], identity: str, at: datetime) -> Disclosure:
+        """Account for a disclosure (Privacy Act 552a(c)) before anything is shown: the row and
+        its ledger entry, in one transaction with a signed checkpoint."""
+        disclosure = Disclosure.new(at=at, actor=actor, action=action, purpose=purpose, recipient=recipient,
+                                    subjects=subjects, identity=identity)
         with self.transaction():
             ledger = Ledger(self.conn)
             ledger.begin()
-            self.conn.execute(
-                "INSERT INTO disclosure (id, at, actor, action, purpose, recipient, subjects, identity) "
-                "VALUES (:id, :at, :actor, :action, :purpose, :recipient, :subjects, :identity)", row)
-            ledger.append(stamp, "disclosure", disclosure_id, {"disclosure": row})
-            ledger.checkpoint(stamp, self.secrets.signing_key)
-        return disclosure_id
+            insert_disclosure(self.conn, disclosure)
+            ledger.append(disclosure.at, "disclosure", disclosure.id, {"disclosure": disclosure.row()})
+            ledger.checkpoint(disclosure.at, self.secrets.signing_key)
+        return disclosure
+
+    # -- lifecycle, and what the CLI and the daemon read (no SQL outside the store) -------
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.close()
+
+    def ledger_head(self) -> LedgerHead:
+        """The last signed checkpoint (sequence 0 and no hash before the first)."""
+        row = self.conn.execute("SELECT seq, head FROM checkpoint ORDER BY seq DESC LIMIT 1").fetchone()
+        return LedgerHead(row[0], row[1]) if row else LedgerHead(0, "")
+
+    def disclosures(self) -> list[Disclosure]:
+        """The accounting of disclosures, oldest first."""
+        return accounting(self.conn)
+
+    def escrow_holders(self) -> list[EscrowHolder]:
+        """Who holds a sealed copy of the daemon secrets, in the order they were given one."""
+        return [EscrowHolder(*row) for row in self.conn.execute(
+            "SELECT recipient, label, at FROM escrow ORDER BY rowid")]
 
 
 class _Transaction:
@@ -402,3 +429,12 @@ class _Transaction:
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         self._conn.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+@dataclass(frozen=True)
+class EscrowHolder:
+    """A recipient holding an escrowed copy of the daemon secrets, since ``at``."""
+
+    fingerprint: str
+    label: str
+    at: str

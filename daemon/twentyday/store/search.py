@@ -1,17 +1,26 @@
-"""Record metadata queries for ``search`` and the opening of one record for ``show``."""
+"""Reading records: metadata queries (``search``) and the opening of one record (``show``).
+
+Searching shows metadata only and decrypts nothing. Opening a record is a disclosure:
+:func:`open_record` accounts for it (see :mod:`twentyday.store.disclosures`) before it
+decrypts anything, and accounts for an attempt that could not open the record too.
+See docs/ARCHITECTURE.md.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from twentyday.canonical import utc_key
 from twentyday.crypto import keys
+from twentyday.errors import TwentydayError
 from twentyday.store.archive import Archive
+from twentyday.store.disclosures import FAILED, SHOW, disclosing_actor, require_purpose
 
-#: What ``search --json`` prints for each record, in this order (DESIGN §6).
+#: What ``search --json`` prints for each record, in this order.
 SEARCH_FIELDS = (
     "id", "custodian", "platform", "channel", "conversation", "sender", "recipients", "direction",
     "created_at", "captured_at", "deadline_at", "status", "days_late", "capture_id", "has_attachments",
@@ -68,9 +77,38 @@ def search(archive: Archive, filters: Filters) -> list[dict[str, Any]]:
     return [_public(row) for row in archive.db.query(sql, params)]
 
 
-def open_record(archive: Archive, record_id: str, identity: keys.Identity) -> dict[str, Any]:
-    """Metadata plus the decrypted content of one record (the caller records the disclosure first)."""
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_record(archive: Archive, record_id: str, identity: keys.Identity, *, purpose: str,
+                recipient: str = "self", actor: str | None = None,
+                clock: Callable[[], datetime] = _utc_now) -> dict[str, Any]:
+    """Metadata plus the decrypted content of one record, disclosed to ``recipient`` for ``purpose``.
+
+    A blank purpose is refused (:class:`InvalidArgument`) and an unknown record is not found
+    (:class:`NotFoundError`), with nothing accounted: nothing was disclosed. Otherwise the
+    disclosure is recorded and ledgered before anything is decrypted, by the operating-system
+    account with ``actor`` (a name the person gives) beside it; when the record then cannot be
+    opened (a key it was not sealed to, an altered or missing blob), the attempt is recorded
+    again as ``failed``, with the reason, and the error raised.
+    """
+    require_purpose(purpose)
+    who = disclosing_actor(actor)
     row = archive.record_row(record_id)
+    fingerprint = identity.recipient.fingerprint
+    archive.record_disclosure(actor=who, action=SHOW, purpose=purpose, recipient=recipient,
+                              subjects=[record_id], identity=fingerprint, at=clock())
+    try:
+        return _decrypted(archive, row, identity)
+    except TwentydayError as error:
+        archive.record_disclosure(actor=who, action=FAILED, purpose=f"{purpose} (not opened: {error})",
+                                  recipient=recipient, subjects=[record_id], identity=fingerprint, at=clock())
+        raise
+
+
+def _decrypted(archive: Archive, row: dict[str, Any], identity: keys.Identity) -> dict[str, Any]:
+    record_id = row["id"]
     content = archive.open_content(record_id, row["content_blob"], identity)
     document = _public(row)
     document["time_reading"] = json.loads(row["time_reading"]) if row["time_reading"] else None
