@@ -101,6 +101,10 @@ class ParsedEvent:
     detail: str
 
 
+#: What a parser yields: a message, or an event about the conversation.
+Record = ParsedMessage | ParsedEvent
+
+
 @dataclass(frozen=True)
 class ParseHints:
     """What a pure parser may know about the custodian (no I/O, no clock).
