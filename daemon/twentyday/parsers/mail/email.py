@@ -493,7 +493,7 @@ def placeholders(text: str) -> list[str]:
 
 
 def _completeness(record: ParsedMessage) -> list[Record]:
-    """A forward without the attachments its original refers to is an incomplete copy (DESIGN section 1)."""
+    """A forward without the attachments its original refers to is an incomplete copy (docs/ARCHITECTURE.md)."""
     if record.attachments:
         return [record]
     text = record.body[:_SCAN_CHARS]
