@@ -17,7 +17,7 @@ from typing import Literal
 #: How a timestamp's day/month order (or its zone) was decided.
 DecidedBy = Literal["file", "locale", "format", "header", "custodian_zone"]
 
-#: Stable event kinds a parser can report (a subset of the alert kinds in DESIGN §2).
+#: Stable event kinds a parser can report (a subset of the alert kinds in docs/ARCHITECTURE.md).
 EventKind = Literal[
     "deleted_message",
     "disappearing_messages",
@@ -99,6 +99,10 @@ class ParsedEvent:
     conversation: str
     at: datetime | None
     detail: str
+
+
+#: What a parser yields: a message, or an event about the conversation.
+Record = ParsedMessage | ParsedEvent
 
 
 @dataclass(frozen=True)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import json
 import zipfile
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.parsers.conftest import detect_file, events, messages, utc
 from twentyday.errors import ParseError
 from twentyday.parsers import google_chat
-from twentyday.parsers.base import BytesSource, ExportSource, FileSource, ZipSource, read_head
-from twentyday.records import ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.parsers.base import BytesSource, ExportSource, FileSource, ZipSource
+from twentyday.records import ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TAKEOUT = DATA / "google_chat"
 GROUPS = TAKEOUT / "Takeout" / "Google Chat" / "Groups"
 
-Record = ParsedMessage | ParsedEvent
 
 
 def hints() -> ParseHints:
@@ -31,16 +31,10 @@ def parse(source: ExportSource) -> list[Record]:
     return list(google_chat.parse(source, hints()))
 
 
-def messages(records: list[Record], conversation: str | None = None) -> list[ParsedMessage]:
-    return [r for r in records if isinstance(r, ParsedMessage) and conversation in (None, r.conversation)]
 
 
-def events(records: list[Record], kind: str | None = None) -> list[ParsedEvent]:
-    return [r for r in records if isinstance(r, ParsedEvent) and kind in (None, r.kind)]
 
 
-def utc(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -309,15 +303,12 @@ def test_invalid_json_and_no_groups_are_parse_errors() -> None:
 # --- detection -----------------------------------------------------------------------------------
 
 
-def detect_file(path: Path) -> bool:
-    source = FileSource(path)
-    return google_chat.detect(source, read_head(source, source.name))
 
 
 def test_detects_takeout_and_lone_messages_json(takeout: ZipSource) -> None:
     assert google_chat.detect(takeout, b"PK\x03\x04")
-    assert detect_file(GROUPS / "DM 2k64eoAAAAE" / "messages.json")
-    assert detect_file(GROUPS / "Space AAAAPelican" / "messages.json")
+    assert detect_file(google_chat, GROUPS / "DM 2k64eoAAAAE" / "messages.json")
+    assert detect_file(google_chat, GROUPS / "Space AAAAPelican" / "messages.json")
 
 
 @pytest.mark.parametrize(
@@ -331,7 +322,7 @@ def test_detects_takeout_and_lone_messages_json(takeout: ZipSource) -> None:
     ids=lambda p: p.name,
 )
 def test_does_not_detect_other_formats(path: Path) -> None:
-    assert not detect_file(path)
+    assert not detect_file(google_chat, path)
 
 
 def test_does_not_detect_telegram_json() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -11,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.parsers.conftest import detect_file, events, messages, utc, zip_dir
 from twentyday.errors import ParseError
 from twentyday.parsers import messenger
-from twentyday.parsers.base import BytesSource, ExportSource, FileSource, ZipSource, read_head
-from twentyday.records import ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.parsers.base import BytesSource, ExportSource, FileSource, Limits, ZipSource
+from twentyday.records import ParsedEvent, ParseHints, Record, TimeReading
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 IG = DATA / "instagram"
@@ -23,35 +23,22 @@ IG_EXPORT = IG / "instagram_export"
 THREAD = "your_facebook_activity/messages/inbox/pelicanbudget_987"
 CHAT_MINER = IG / "chat-miner" / "test_export.json"
 
-Record = ParsedMessage | ParsedEvent
 
 
 def hints(source_name: str = "") -> ParseHints:
     return ParseHints(timezone=ZoneInfo("UTC"), zone_name="UTC", source_name=source_name)
 
 
-def zip_dir(root: Path, out: Path, prefix: str = "") -> Path:
-    with zipfile.ZipFile(out, "w") as archive:
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                archive.write(path, prefix + path.relative_to(root).as_posix())
-    return out
 
 
 def parse(source: ExportSource, source_name: str = "") -> list[Record]:
     return list(messenger.parse(source, hints(source_name)))
 
 
-def messages(records: list[Record]) -> list[ParsedMessage]:
-    return [r for r in records if isinstance(r, ParsedMessage)]
 
 
-def events(records: list[Record], kind: str | None = None) -> list[ParsedEvent]:
-    return [r for r in records if isinstance(r, ParsedEvent) and kind in (None, r.kind)]
 
 
-def utc(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -227,9 +214,9 @@ def test_repair(stored: str, shown: str) -> None:
 # --- limits and broken files ---------------------------------------------------------------
 
 
-def test_media_too_large_is_omitted_not_read(facebook_zip: ZipSource, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(messenger, "MAX_MEDIA_BYTES", 10)
-    records = parse(facebook_zip)
+def test_media_too_large_is_omitted_not_read(tmp_path: Path) -> None:
+    path = zip_dir(FB_EXPORT, tmp_path / "facebook-janedoe-2024.zip", "facebook-janedoe-2024/")
+    records = parse(ZipSource(path, limits=Limits(media_bytes=10)))
     assert all(a.omitted for m in messages(records) for a in m.attachments)
     (incomplete,) = events(records, "incomplete_copy")
     assert "účet_1.png (larger than 10 bytes)" in incomplete.detail
@@ -244,7 +231,7 @@ def test_media_uri_cannot_reach_outside_the_export() -> None:
 
 class _HugeSource(BytesSource):
     def size(self, member: str) -> int:
-        return messenger.MAX_JSON_BYTES + 1
+        return self.limits.json_bytes + 1
 
 
 @pytest.mark.parametrize(
@@ -281,16 +268,13 @@ def test_zip_without_thread_files_is_a_parse_error() -> None:
 # --- detection --------------------------------------------------------------------------------
 
 
-def detect_file(path: Path) -> bool:
-    source = FileSource(path)
-    return messenger.detect(source, read_head(source, source.name))
 
 
 def test_detects_meta_exports(facebook_zip: ZipSource, tmp_path: Path) -> None:
     assert messenger.detect(facebook_zip, b"PK\x03\x04")
     assert messenger.detect(ZipSource(zip_dir(IG_EXPORT, tmp_path / "ig.zip")), b"PK\x03\x04")
-    assert detect_file(FB_EXPORT / THREAD / "message_1.json")
-    assert detect_file(CHAT_MINER)
+    assert detect_file(messenger, FB_EXPORT / THREAD / "message_1.json")
+    assert detect_file(messenger, CHAT_MINER)
 
 
 TELEGRAM = json.dumps(
@@ -311,7 +295,7 @@ TELEGRAM = json.dumps(
     ids=lambda p: p.name,
 )
 def test_does_not_detect_other_formats(path: Path) -> None:
-    assert not detect_file(path)
+    assert not detect_file(messenger, path)
 
 
 def test_does_not_detect_telegram_json_or_garbage() -> None:

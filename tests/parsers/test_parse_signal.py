@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.parsers.conftest import detect_file, events, messages, utc
 from twentyday.errors import ParseError
 from twentyday.parsers import signal
-from twentyday.parsers.base import BytesSource, ExportSource, FileSource, ZipSource, read_head
+from twentyday.parsers.base import DEFAULT_LIMITS, BytesSource, ExportSource, FileSource, Limits, ZipSource, read_head
 from twentyday.parsers.whatsapp import looks_like_whatsapp
-from twentyday.records import ParsedEvent, ParsedMessage, ParseHints
+from twentyday.records import ParsedMessage, ParseHints, Record
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "signal"
 CHAT_MINER = DATA / "chat-miner"
@@ -32,7 +33,6 @@ WHATSAPP = Path(__file__).resolve().parents[1] / "data" / "whatsapp"
 PHOTO_NAME = "2023-03-25T10-03-00.000_00_photo_(1).jpg"
 PHOTO = b"\xff\xd8\xff\xe0 a tiny jpeg"
 
-Record = ParsedMessage | ParsedEvent
 
 
 def hints(zone: str = "Europe/Berlin", source: str = "") -> ParseHints:
@@ -43,16 +43,10 @@ def parse(source: ExportSource, zone: str = "Europe/Berlin") -> list[Record]:
     return list(signal.parse(source, hints(zone)))
 
 
-def messages(records: list[Record]) -> list[ParsedMessage]:
-    return [r for r in records if isinstance(r, ParsedMessage)]
 
 
-def events(records: list[Record]) -> list[ParsedEvent]:
-    return [r for r in records if isinstance(r, ParsedEvent)]
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def utc_time(message: ParsedMessage) -> datetime:
@@ -60,7 +54,7 @@ def utc_time(message: ParsedMessage) -> datetime:
     return message.created_at.astimezone(UTC)
 
 
-def export_zip(tmp_path: Path, *, with_photo: bool = True) -> ZipSource:
+def export_zip(tmp_path: Path, *, with_photo: bool = True, limits: Limits = DEFAULT_LIMITS) -> ZipSource:
     """signal-export's output folder, zipped as a user would, with the one media file it has."""
     path = tmp_path / "signal-export.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -69,7 +63,7 @@ def export_zip(tmp_path: Path, *, with_photo: bool = True) -> ZipSource:
                 archive.write(file, "signal-export/" + file.relative_to(EXPORT).as_posix())
         if with_photo:
             archive.writestr(f"signal-export/AliceExample/media/{PHOTO_NAME}", PHOTO)
-    return ZipSource(path)
+    return ZipSource(path, limits=limits)
 
 
 # --- chat-miner fixture (joweich/chat-miner, MIT): older "[YYYY-MM-DD, HH:MM]" layout -------------
@@ -189,9 +183,8 @@ def test_a_lone_chat_md_is_named_after_its_folder() -> None:
     assert len(messages(records)) == 8 and {m.conversation for m in messages(records)} == {"AliceExample"}
 
 
-def test_attachment_over_the_cap_is_named_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(signal, "MAX_ATTACHMENT_BYTES", 8)
-    records = parse(export_zip(tmp_path))
+def test_attachment_over_the_cap_is_named_not_read(tmp_path: Path) -> None:
+    records = parse(export_zip(tmp_path, limits=Limits(media_bytes=8)))
     photo = next(m for m in messages(records) if m.body == "Look")
     assert photo.flags == ("attachment_too_large",) and photo.attachments[0].data is None
     assert any("larger than 8 bytes" in e.detail for e in events(records))
@@ -253,16 +246,13 @@ def test_sigtop_files_in_a_zip_are_each_read(tmp_path: Path) -> None:
 # --- detection -----------------------------------------------------------------------------------------
 
 
-def detect_file(path: Path) -> bool:
-    source = FileSource(path)
-    return signal.detect(source, read_head(source, source.name))
 
 
 @pytest.mark.parametrize(
     "path", [CHAT_MINER / "test_export.txt", ALICE_MD, TEAM_MD, TEAM_JSON, SIGTOP], ids=lambda p: p.name
 )
 def test_detects_signal_exports(path: Path) -> None:
-    assert detect_file(path)
+    assert detect_file(signal, path)
     # and the WhatsApp parser leaves them alone
     assert not looks_like_whatsapp(read_head(FileSource(path), path.name))
 
@@ -287,7 +277,7 @@ def test_detects_an_export_zip_whatever_head_it_is_given(tmp_path: Path) -> None
     ids=lambda p: p.name,
 )
 def test_does_not_detect_other_formats(path: Path) -> None:
-    assert not detect_file(path)
+    assert not detect_file(signal, path)
 
 
 @pytest.mark.parametrize(
@@ -342,18 +332,17 @@ def test_text_files_that_are_not_chats_are_passed_over() -> None:
     assert len(messages(records)) == 4
 
 
-def test_overlong_lines_and_messages_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(signal, "MAX_LINE_BYTES", 64)
+def test_overlong_lines_and_messages_are_refused() -> None:
+    short_lines = Limits(signal_line_bytes=64)
     with pytest.raises(ParseError, match="line 2: longer than 64 bytes"):
-        parse(BytesSource("A/chat.md", {"A/chat.md": (HEADER + "hi\n" + "x" * 100 + "\n").encode()}))
-    monkeypatch.setattr(signal, "MAX_LINE_BYTES", 1024)
-    monkeypatch.setattr(signal, "MAX_MESSAGE_CHARS", 500)
+        parse(BytesSource("A/chat.md", {"A/chat.md": (HEADER + "hi\n" + "x" * 100 + "\n").encode()}, short_lines))
+    short_messages = Limits(signal_line_bytes=1024, message_chars=500)
     body = (HEADER + "hi\n" + ("y" * 50 + "\n") * 20).encode()
     with pytest.raises(ParseError, match="message at line 1 is longer than 500"):
-        parse(BytesSource("A/chat.md", {"A/chat.md": body}))
+        parse(BytesSource("A/chat.md", {"A/chat.md": body}, short_messages))
     sigtop = (SIGTOP_HEAD + "Sent: Sat, 25 Mar 2023 10:00:00 +0100\n\n" + ("z" * 50 + "\n") * 20).encode()
     with pytest.raises(ParseError, match="longer than 500"):
-        parse(BytesSource("s.txt", {"s.txt": sigtop}))
+        parse(BytesSource("s.txt", {"s.txt": sigtop}, short_messages))
 
 
 @pytest.mark.parametrize("path", [ALICE_MD, TEAM_JSON, SIGTOP], ids=lambda p: p.name)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.parsers.conftest import events, messages, utc
 from twentyday.errors import ParseError
 from twentyday.parsers import slack
 from twentyday.parsers.base import BytesSource, FileSource, ZipSource, read_head
-from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.records import ParsedAttachment, ParsedMessage, ParseHints, Record, TimeReading
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "slack"
 VIEWER_ZIP = DATA / "slack-export-viewer" / "testarchive.zip"
@@ -22,7 +22,6 @@ WORKSPACE = DATA / "workspace"
 WHATSAPP_TXT = Path(__file__).resolve().parents[1] / "data" / "whatsapp" / "android_iso_am.txt"
 SMS_XML = Path(__file__).resolve().parents[1] / "data" / "sms" / "backup.xml"
 
-Record = ParsedMessage | ParsedEvent
 HINTS = ParseHints(timezone=ZoneInfo("Europe/Paris"), zone_name="Europe/Paris")
 
 
@@ -53,16 +52,10 @@ def parse(source: ZipSource) -> list[Record]:
     return list(slack.parse(source, HINTS))
 
 
-def messages(records: list[Record]) -> list[ParsedMessage]:
-    return [r for r in records if isinstance(r, ParsedMessage)]
 
 
-def events(records: list[Record]) -> list[ParsedEvent]:
-    return [r for r in records if isinstance(r, ParsedEvent)]
 
 
-def utc(year: int, month: int, day: int, hour: int, minute: int, second: int, micro: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 def by_key(records: list[Record]) -> dict[str, ParsedMessage]:

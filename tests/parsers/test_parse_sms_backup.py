@@ -9,17 +9,17 @@ import time
 import tracemalloc
 import zipfile
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.parsers.conftest import events, messages, utc
 from twentyday.errors import ParseError
 from twentyday.parsers import sms_backup
-from twentyday.parsers.base import BytesSource, FileSource, ZipSource, read_head
-from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.parsers.base import BytesSource, FileSource, Limits, ZipSource, read_head
+from twentyday.records import ParsedAttachment, ParsedMessage, ParseHints, Record, TimeReading
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "sms"
 BACKUP = DATA / "backup.xml"
@@ -29,7 +29,6 @@ WHATSAPP_TXT = Path(__file__).resolve().parents[1] / "data" / "whatsapp" / "andr
 SLACK_WORKSPACE = Path(__file__).resolve().parents[1] / "data" / "slack" / "workspace"
 
 OWNER = "+441234567890"
-Record = ParsedMessage | ParsedEvent
 
 
 def hints(*self_names: str) -> ParseHints:
@@ -48,16 +47,10 @@ def parse_bytes(data: bytes, name: str = "sms-20231009.xml") -> list[Record]:
     return list(sms_backup.parse(BytesSource(name, data), hints(OWNER)))
 
 
-def messages(records: list[Record]) -> list[ParsedMessage]:
-    return [r for r in records if isinstance(r, ParsedMessage)]
 
 
-def events(records: list[Record]) -> list[ParsedEvent]:
-    return [r for r in records if isinstance(r, ParsedEvent)]
 
 
-def utc(year: int, month: int, day: int, hour: int, minute: int, second: int, micro: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 def sms(body: str = "hello", **attrs: str) -> str:
@@ -172,9 +165,8 @@ def test_insert_address_token_is_the_owner() -> None:
     assert (mms.sender, mms.recipients, mms.conversation) == (OWNER, ("+17735559876",), "+17735559876")
 
 
-def test_oversized_and_unreadable_parts_are_omitted_and_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sms_backup, "MAX_PART_BYTES", 1000)
-    group = messages(parse(BACKUP, OWNER))[6]
+def test_oversized_and_unreadable_parts_are_omitted_and_flagged() -> None:
+    group = messages(list(sms_backup.parse(FileSource(BACKUP, limits=Limits(mms_part_bytes=1000)), hints(OWNER))))[6]
     assert group.attachments == (ParsedAttachment(name="Sloth in bowl saying meh", content_type="image/png"),)
     assert "media_too_large" in group.flags
     broken = smses(

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.parsers.conftest import detect_file, events, messages, utc
 from twentyday.errors import ParseError
 from twentyday.parsers import telegram
-from twentyday.parsers.base import BytesSource, ExportSource, FileSource, ZipSource, read_head
-from twentyday.records import ParsedEvent, ParsedMessage, ParseHints
+from twentyday.parsers.base import DEFAULT_LIMITS, BytesSource, ExportSource, FileSource, Limits, ZipSource
+from twentyday.records import ParsedEvent, ParsedMessage, ParseHints, Record
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "telegram"
 CHAT_MINER = DATA / "chat-miner"
@@ -28,7 +29,6 @@ MEDIA_CHAT = DATA / "media_chat" / "result.json"
 SIGNAL = Path(__file__).resolve().parents[1] / "data" / "signal"
 WHATSAPP = Path(__file__).resolve().parents[1] / "data" / "whatsapp"
 
-Record = ParsedMessage | ParsedEvent
 
 
 def hints(zone: str = "Europe/Berlin") -> ParseHints:
@@ -39,25 +39,16 @@ def parse(source: ExportSource, zone: str = "Europe/Berlin") -> list[Record]:
     return list(telegram.parse(source, hints(zone)))
 
 
-def messages(records: list[Record]) -> list[ParsedMessage]:
-    return [r for r in records if isinstance(r, ParsedMessage)]
 
 
-def events(records: list[Record]) -> list[ParsedEvent]:
-    return [r for r in records if isinstance(r, ParsedEvent)]
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def by_key(records: list[Record]) -> dict[str, ParsedMessage]:
     return {m.message_key: m for m in messages(records)}
 
 
-def detect_file(path: Path) -> bool:
-    source = FileSource(path)
-    return telegram.detect(source, read_head(source, source.name))
 
 
 # --- chat-miner fixtures (joweich/chat-miner, MIT) -----------------------------------------
@@ -201,18 +192,18 @@ def test_unixtime_wins_over_local_date() -> None:
 # --- zips with media -------------------------------------------------------------------------
 
 
-def write_zip(path: Path, entries: dict[str, bytes]) -> ZipSource:
+def write_zip(path: Path, entries: dict[str, bytes], limits: Limits = DEFAULT_LIMITS) -> ZipSource:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
-    return ZipSource(path)
+    return ZipSource(path, limits=limits)
 
 
 PHOTO = b"\xff\xd8\xff\xe0 a tiny jpeg"
 VOICE = b"OggS voice"
 
 
-def media_zip(tmp_path: Path) -> ZipSource:
+def media_zip(tmp_path: Path, limits: Limits = DEFAULT_LIMITS) -> ZipSource:
     base = "ChatExport_2023-11-15/"
     return write_zip(
         tmp_path / "Telegram.zip",
@@ -221,6 +212,7 @@ def media_zip(tmp_path: Path) -> ZipSource:
             base + "result.json": MEDIA_CHAT.read_bytes(),
             base + "voice_messages/audio_1@14-11-2023_23-13-25.ogg": VOICE,
         },
+        limits,
     )
 
 
@@ -253,9 +245,8 @@ def test_full_export_zip_reads_chat_media_relative_to_result_json(tmp_path: Path
     assert report.flags == ()
 
 
-def test_attachment_over_the_cap_is_named_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(telegram, "MAX_ATTACHMENT_BYTES", 12)
-    records = parse(media_zip(tmp_path))
+def test_attachment_over_the_cap_is_named_not_read(tmp_path: Path) -> None:
+    records = parse(media_zip(tmp_path, Limits(media_bytes=12)))
     photo, voice, _ = messages(records)
     assert photo.flags == ("attachment_too_large",) and photo.attachments[0].data is None
     assert voice.attachments[0].data == VOICE  # 10 bytes: under the cap
@@ -273,12 +264,11 @@ def test_every_result_json_in_a_zip_is_read(tmp_path: Path) -> None:
 # --- streaming reader --------------------------------------------------------------------------
 
 
-def test_tiny_chunks_give_the_same_records(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_chunks_give_the_same_records() -> None:
     """Values split across reads (mid-string, mid-escape, mid-UTF-8) are reassembled exactly."""
     whole = parse(FileSource(FULL))
     for size in (1, 7, 64):
-        monkeypatch.setattr(telegram, "_CHUNK_BYTES", size)
-        assert parse(FileSource(FULL)) == whole
+        assert parse(FileSource(FULL, limits=Limits(telegram_chunk_bytes=size))) == whole
 
 
 def test_chat_fields_after_messages_fall_back_to_the_chat_type() -> None:
@@ -333,7 +323,7 @@ def test_streaming_keeps_memory_bounded_on_a_large_export(tmp_path: Path) -> Non
     ids=lambda p: p.parent.name + "/" + p.name,
 )
 def test_detects_telegram_exports(path: Path) -> None:
-    assert detect_file(path)
+    assert detect_file(telegram, path)
 
 
 def test_detects_a_zip_by_its_result_json(tmp_path: Path) -> None:
@@ -356,7 +346,7 @@ def test_detects_a_zip_by_its_result_json(tmp_path: Path) -> None:
     ids=lambda p: p.name,
 )
 def test_does_not_detect_other_formats(path: Path) -> None:
-    assert not detect_file(path)
+    assert not detect_file(telegram, path)
 
 
 @pytest.mark.parametrize(
@@ -416,12 +406,11 @@ def test_malformed_input_is_a_parse_error(document: bytes, message: str) -> None
     assert message in str(caught.value)
 
 
-def test_a_giant_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(telegram, "MAX_MESSAGE_CHARS", 4096)
-    monkeypatch.setattr(telegram, "_CHUNK_BYTES", 1024)
+def test_a_giant_value_is_refused() -> None:
+    limits = Limits(message_chars=4096, telegram_chunk_bytes=1024)
     document = (CHAT % (MESSAGE % json.dumps("x" * 100_000))).encode()
     with pytest.raises(ParseError, match="longer than 4096 characters"):
-        parse(BytesSource("result.json", document))
+        parse(BytesSource("result.json", document, limits))
 
 
 def test_no_result_json_in_a_zip(tmp_path: Path) -> None:

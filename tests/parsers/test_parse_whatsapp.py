@@ -11,16 +11,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.parsers.conftest import events, messages, utc
 from twentyday.errors import HeldForReview, ParseError
 from twentyday.parsers.whatsapp import MAX_LINE_BYTES, conversation_name, looks_like_whatsapp, parse_text
-from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints
+from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "whatsapp"
 CHAT_MINER = DATA / "chat-miner"
 CHAT_MINER_FILES = sorted(CHAT_MINER.glob("*.txt"))
 OWN_FILES = sorted(DATA.glob("*.txt"))
 
-Record = ParsedMessage | ParsedEvent
 
 
 def hints(
@@ -38,16 +38,10 @@ def parse(path: Path, **kwargs: Any) -> list[Record]:
         return list(parse_text(stream, hints(**kwargs)))
 
 
-def messages(records: list[Record]) -> list[ParsedMessage]:
-    return [r for r in records if isinstance(r, ParsedMessage)]
 
 
-def events(records: list[Record]) -> list[ParsedEvent]:
-    return [r for r in records if isinstance(r, ParsedEvent)]
 
 
-def utc(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def utc_times(records: list[Record]) -> list[datetime]:

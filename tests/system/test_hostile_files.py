@@ -33,7 +33,7 @@ from tests.chatgen import android_line
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.parsers import base, registry
-from twentyday.parsers.base import ParserModule, ZipSource
+from twentyday.parsers.base import DEFAULT_LIMITS, ParserModule, ZipSource
 from twentyday.store.archive import Archive
 
 #: No single case may take longer than this; a hang fails the test instead of the run.
@@ -266,22 +266,11 @@ def test_many_directory_entries_for_one_local_header_are_quarantined(archive_dir
     assert "overlap" in reason
 
 
-def test_more_entries_than_any_export_is_quarantined(
-    archive_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # MAX_ENTRIES is 200,000; lowered to 50 so the test writes 51 entries, not 200,001.
-    monkeypatch.setattr(base, "MAX_ENTRIES", 50)
-    entries: list[tuple[zipfile.ZipInfo | str, bytes]] = [("_chat.txt", chat())]
-    entries += [(f"IMG-{n:04d}.jpg", b"\xff\xd8") for n in range(50)]
-    path = write_zip(tmp_path / "WhatsApp Chat with Bob.zip", entries)
-    reason = quarantined(archive_dir, path)
-    assert "more than 50 zip entries" in reason
-
-
 def test_too_many_directory_entries_are_refused_before_zipfile_builds_them(archive_dir: Path, tmp_path: Path) -> None:
-    # No monkeypatch: 400,000 bare central-directory entries (22 MB). zipfile alone would build
-    # every ZipInfo (~250 MB) before MAX_ENTRIES could be checked; the pre-count stops at
-    # MAX_ENTRIES + 1 without building any. All entries name one local header, so a count that
+    # The real limit (Limits.zip_entries, 200,000; tests/parsers/test_formats.py refuses 51 entries
+    # against a lowered one): 400,000 bare central-directory entries (22 MB). zipfile alone would build
+    # every ZipInfo (~250 MB) before the limit could be checked; the pre-count stops at
+    # the limit + 1 without building any. All entries name one local header, so a count that
     # let them through would still be refused as overlap -- the reason tells which guard fired.
     entries = 400_000
     name = b"IMG-0001.jpg"
@@ -296,7 +285,7 @@ def test_too_many_directory_entries_are_refused_before_zipfile_builds_them(archi
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert f"more than {base.MAX_ENTRIES} zip entries" in reason
+    assert f"more than {DEFAULT_LIMITS.zip_entries} zip entries" in reason
     assert peak < 100 * 1024 * 1024, f"{peak / 1e6:.0f} MB traced while refusing it"
 
 

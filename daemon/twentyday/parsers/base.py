@@ -8,14 +8,14 @@ never extracting to disk, and treats the archive as hostile:
 
 - entry names with ``..``, absolute paths, drive letters or backslashes, and
   symlink entries are refused (zip slip);
-- more than ``MAX_ENTRIES`` entries is refused (no real export has that many);
+- more than ``Limits.zip_entries`` entries is refused (no real export has that many);
 - bytes are counted as they are actually decompressed, not as the headers
   claim, per entry and in total (zip bombs); entries whose data overlap
   another entry's are refused (overlapping-entry bombs; Python 3.11's
   ``zipfile`` does not check this).
 
 A parser module provides ``NAME``, ``detect(source, head) -> bool`` and
-``parse(source, hints) -> Iterator[ParsedMessage | ParsedEvent]``.
+``parse(source, hints) -> Iterator[Record]``.
 """
 
 from __future__ import annotations
@@ -34,23 +34,66 @@ from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, Protocol, cast
 
 from twentyday.errors import ParseError
-from twentyday.records import ParsedEvent, ParsedMessage, ParseHints
+from twentyday.records import ParseHints, Record
 
-MAX_ENTRIES = 200_000
 MAX_ENTRY_BYTES = 2 * 1024**3
 MAX_TOTAL_BYTES = 8 * 1024**3
 #: Decompressed / compressed beyond this for a large entry looks like a bomb.
 MAX_RATIO = 200
 HEAD_BYTES = 8192
+#: A zip file's first bytes (a local file header).
+ZIP_MAGIC = b"PK\x03\x04"
 
-Record = ParsedMessage | ParsedEvent
+
+
+MEBIBYTE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of an untrusted item the parsers read: every bound that is not fixed by a format.
+
+    The defaults are the daemon's. An :class:`ExportSource` carries them to the parser that
+    reads it, so a test (or a caller) lowers one by passing ``Limits(...)``, never by
+    changing a module's constant.
+    """
+
+    #: One attached or exported media file copied into a record; a larger file is named and
+    #: flagged, and stays only in the sealed raw capture.
+    media_bytes: int = 256 * MEBIBYTE
+    #: One whole JSON file (a Slack day file, a Messenger thread, a Google Chat group): real ones are a
+    #: few MB; past this it is not one, and ``json`` would hold it all. Telegram streams instead.
+    json_bytes: int = 256 * MEBIBYTE
+    #: Entries in a zip; no real export has that many.
+    zip_entries: int = 200_000
+    #: One message's text (Signal, Telegram): memory is bounded by the largest message.
+    message_chars: int = 16 * MEBIBYTE
+    #: One line of a Signal export: a longer one is not a chat line (nor a data.json record).
+    signal_line_bytes: int = 4 * MEBIBYTE
+    #: Bytes the streaming Telegram reader decodes at a time.
+    telegram_chunk_bytes: int = MEBIBYTE
+    #: Decoded size above which an MMS part of an SMS backup is left out (flagged, never silently).
+    mms_part_bytes: int = 64 * MEBIBYTE
+    #: One e-mail message (an ``.eml`` capture, or one message of an mbox).
+    mail_message_bytes: int = 64 * MEBIBYTE
+    #: Everything decoded from one e-mail message (bodies, attachments, enclosed messages).
+    mail_decoded_bytes: int = 128 * MEBIBYTE
+    #: Lines x (1 + multipart headers): the stdlib mail parser's work, estimated before it runs.
+    mail_parse_work: int = 16_000_000
+
+
+#: The daemon's limits: what every source carries unless a caller passes others.
+DEFAULT_LIMITS = Limits()
 
 
 class ExportSource(Protocol):
-    """An export as parsers see it: named members, each opened as a binary stream."""
+    """An export as parsers see it: named members, each opened as a binary stream, and the limits to read them by."""
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def limits(self) -> Limits: ...
 
     def members(self) -> list[str]: ...
 
@@ -88,13 +131,18 @@ def detect_by_heads(source: ExportSource, head: bytes, matches: Callable[[bytes]
 class FileSource:
     """A single-file export; its only member is its own name."""
 
-    def __init__(self, path: Path, name: str | None = None) -> None:
+    def __init__(self, path: Path, name: str | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self._path = path
         self._name = name or path.name
+        self._limits = limits
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
 
     def members(self) -> list[str]:
         return [self._name]
@@ -111,13 +159,18 @@ class FileSource:
 class BytesSource:
     """An export held in memory (small items, tests)."""
 
-    def __init__(self, name: str, data: bytes | dict[str, bytes]) -> None:
+    def __init__(self, name: str, data: bytes | dict[str, bytes], limits: Limits = DEFAULT_LIMITS) -> None:
         self._name = name
         self._data = data if isinstance(data, dict) else {name: data}
+        self._limits = limits
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
 
     def members(self) -> list[str]:
         return list(self._data)
@@ -246,20 +299,23 @@ def _directory_entries(handle: IO[bytes], limit: int) -> int:
 class ZipSource:
     """A zip export, checked on open and read entry by entry as streams."""
 
-    def __init__(self, zipped: Path | IO[bytes], name: str | None = None) -> None:
+    def __init__(self, zipped: Path | IO[bytes], name: str | None = None,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         """``zipped``: a file, or bytes in memory (an export mailed as an attachment)."""
         self._name = name or (zipped.name if isinstance(zipped, Path) else "export.zip")
+        self._limits = limits
+        most = limits.zip_entries
         try:
             # Counted before zipfile builds them all: see _directory_entries.
             with zipped.open("rb") if isinstance(zipped, Path) else contextlib.nullcontext(zipped) as handle:
-                entries = _directory_entries(handle, MAX_ENTRIES)
-            if entries > MAX_ENTRIES:
-                raise ParseError(f"{self._name}: more than {MAX_ENTRIES} zip entries; no real export has that many")
+                entries = _directory_entries(handle, most)
+            if entries > most:
+                raise ParseError(f"{self._name}: more than {most} zip entries; no real export has that many")
             self._zip = zipfile.ZipFile(zipped)
         except (zipfile.BadZipFile, OSError, ValueError) as error:
             raise ParseError(f"{self._name}: not a readable zip file ({error})") from None
         infos = self._zip.infolist()
-        if len(infos) > MAX_ENTRIES:
+        if len(infos) > most:
             raise ParseError(f"{self._name}: {len(infos)} zip entries is more than any export has")
         self._infos = {}
         for info in infos:
@@ -283,6 +339,10 @@ class ZipSource:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
 
     def members(self) -> list[str]:
         return list(self._infos)

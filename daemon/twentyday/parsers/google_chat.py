@@ -41,16 +41,12 @@ from twentyday.parsers.base import ExportSource, read_head
 from twentyday.parsers.common import content_type as _content_type
 from twentyday.parsers.common import json_objects as _objects
 from twentyday.parsers.common import json_string as _string
-from twentyday.parsers.common import load_json_object
-from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.parsers.common import load_json_object, read_member
+from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
-__all__ = ["MAX_JSON_BYTES", "MAX_MEDIA_BYTES", "NAME", "detect", "group_members", "parse", "read_created_date"]
+__all__ = ["NAME", "detect", "group_members", "parse", "read_created_date"]
 
 NAME = "google_chat"
-Record = ParsedMessage | ParsedEvent
-
-MAX_JSON_BYTES = 256 * 1024 * 1024
-MAX_MEDIA_BYTES = 256 * 1024 * 1024
 
 _MESSAGES_FILE = re.compile(r"(?:^|/)Groups/(?:DM|Space) [^/]+/messages\.json$")
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -216,7 +212,7 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
 def _parse_group(export: _Export, member: str) -> Iterator[Record]:
     source = export.source
     group = _group(source, member, export.index)
-    messages = load_json_object(source, member, MAX_JSON_BYTES, "Google Chat file").get("messages")
+    messages = load_json_object(source, member, source.limits.json_bytes, "Google Chat file").get("messages")
     if not isinstance(messages, list):
         raise ParseError(f'{member}: no "messages" list; not a Google Chat messages.json')
     referenced: set[str] = set()
@@ -241,7 +237,7 @@ def _group(source: ExportSource, member: str, index: frozenset[str]) -> _Group:
     info_member = prefix + "group_info.json"
     if info_member not in index or info_member == member:
         return _Group(folder, prefix, folder, ())
-    info = load_json_object(source, info_member, MAX_JSON_BYTES, "Google Chat file")
+    info = load_json_object(source, info_member, source.limits.json_bytes, "Google Chat file")
     people = tuple(_person(p, info_member) for p in _objects(info, "members", info_member))
     name = _string(info, "name", info_member)
     conversation = name or ", ".join(p.name or p.email for p in people) or folder
@@ -349,12 +345,10 @@ def _find_file(index: frozenset[str], prefix: str, export_name: str) -> str | No
 def _read_file(source: ExportSource, member: str | None) -> tuple[bytes | None, str]:
     if member is None:
         return None, "not in the export"
-    if source.size(member) > MAX_MEDIA_BYTES:
-        return None, f"larger than {MAX_MEDIA_BYTES} bytes"
-    with source.open(member) as stream:
-        data = stream.read(MAX_MEDIA_BYTES + 1)
-    if len(data) > MAX_MEDIA_BYTES:
-        return None, f"larger than {MAX_MEDIA_BYTES} bytes"
+    cap = source.limits.media_bytes
+    data = read_member(source, member, cap)
+    if data is None:
+        return None, f"larger than {cap} bytes"
     return data, ""
 
 

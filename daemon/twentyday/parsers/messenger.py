@@ -44,18 +44,12 @@ from twentyday.parsers.base import ExportSource, detect_by_heads
 from twentyday.parsers.common import content_type as _content_type
 from twentyday.parsers.common import json_objects as _objects
 from twentyday.parsers.common import json_string as _string
-from twentyday.parsers.common import load_json_object
-from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.parsers.common import load_json_object, read_member
+from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
-__all__ = ["MAX_JSON_BYTES", "MAX_MEDIA_BYTES", "NAME", "detect", "parse", "repair", "thread_members"]
+__all__ = ["NAME", "detect", "parse", "repair", "thread_members"]
 
 NAME = "messenger"
-Record = ParsedMessage | ParsedEvent
-
-#: A real thread file is a few MB; past this it is not one, and json would hold it all.
-MAX_JSON_BYTES = 256 * 1024 * 1024
-#: One media file larger than this is left out (named, flagged), not read into memory.
-MAX_MEDIA_BYTES = 256 * 1024 * 1024
 
 #: Usually ``messages/<folder>/<thread>/message_N.json``; a zip of one thread folder is read too.
 _THREAD_FILE = re.compile(r"(?:^|/)message_(?P<n>\d+)\.json$")
@@ -126,7 +120,7 @@ class _Thread:
 
 
 def _parse_thread(source: ExportSource, member: str, index: frozenset[str], hints: ParseHints) -> Iterator[Record]:
-    document = load_json_object(source, member, MAX_JSON_BYTES, "Messenger thread file")
+    document = load_json_object(source, member, source.limits.json_bytes, "Messenger thread file")
     thread = _thread(document, source, member, hints)
     messages = document.get("messages")
     if not isinstance(messages, list):
@@ -286,12 +280,10 @@ class _Media:
         member = self._find(uri)
         if member is None:
             return None, "not in the export"
-        if self._source.size(member) > MAX_MEDIA_BYTES:
-            return None, f"larger than {MAX_MEDIA_BYTES} bytes"
-        with self._source.open(member) as stream:
-            data = stream.read(MAX_MEDIA_BYTES + 1)
-        if len(data) > MAX_MEDIA_BYTES:
-            return None, f"larger than {MAX_MEDIA_BYTES} bytes"
+        cap = self._source.limits.media_bytes
+        data = read_member(self._source, member, cap)
+        if data is None:
+            return None, f"larger than {cap} bytes"
         return data, ""
 
     def _find(self, uri: str) -> str | None:

@@ -6,18 +6,26 @@ import io
 from pathlib import Path
 
 from twentyday.errors import ParseError
-from twentyday.parsers import google_chat, messenger, signal, slack, sms_backup, telegram, whatsapp
-from twentyday.parsers.base import HEAD_BYTES, BytesSource, ExportSource, FileSource, ParserModule, ZipSource, read_head
+from twentyday.parsers.base import (
+    DEFAULT_LIMITS,
+    HEAD_BYTES,
+    ZIP_MAGIC,
+    BytesSource,
+    ExportSource,
+    FileSource,
+    Limits,
+    ParserModule,
+    ZipSource,
+    read_head,
+)
+from twentyday.parsers.formats import CHAT_FORMATS
 from twentyday.parsers.mail import email, mbox
 
-#: Most specific first: formats with strong signatures before the looser text ones.
-PARSERS: tuple[ParserModule, ...] = (
-    whatsapp, telegram, signal, slack, sms_backup, messenger, google_chat, mbox, email,
-)
-ZIP_MAGIC = b"PK\x03\x04"
+#: The chat formats (most specific first), then mail, whose text signature is the loosest.
+PARSERS: tuple[ParserModule, ...] = (*CHAT_FORMATS, mbox, email)
 
 
-def open_source(path: Path | None, data: bytes | None, name: str) -> ExportSource:
+def open_source(path: Path | None, data: bytes | None, name: str, limits: Limits = DEFAULT_LIMITS) -> ExportSource:
     """The item as an export: a zip's members, or the single file/bytes itself."""
     if path is not None:
         with path.open("rb") as handle:
@@ -25,13 +33,13 @@ def open_source(path: Path | None, data: bytes | None, name: str) -> ExportSourc
         if not magic:
             # Say so, rather than "no parser recognised it": an empty file is usually a failed copy.
             raise ParseError(f"{name}: empty file (0 bytes)")
-        return ZipSource(path, name) if magic == ZIP_MAGIC else FileSource(path, name)
+        return ZipSource(path, name, limits) if magic == ZIP_MAGIC else FileSource(path, name, limits)
     if not data:
         raise ParseError(f"{name}: empty item")
     if data[:4] == ZIP_MAGIC:
         # A zip mailed as an attachment: read from memory, never written out in clear.
-        return ZipSource(io.BytesIO(data), name)
-    return BytesSource(name, data)
+        return ZipSource(io.BytesIO(data), name, limits)
+    return BytesSource(name, data, limits)
 
 
 def close_source(source: ExportSource) -> None:

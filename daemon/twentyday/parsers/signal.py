@@ -34,7 +34,7 @@ format has no other marker). Types other than ``incoming``/``outgoing``
 sigtop's text files never hold the attachment files themselves, so listed
 attachments are kept by name and reported as ``incomplete_copy``.
 
-Attachments found in the source are read up to ``MAX_ATTACHMENT_BYTES``;
+Attachments found in the source are read up to ``Limits.media_bytes``;
 missing or larger ones are kept by name with ``data=None``, a flag and an
 ``incomplete_copy`` event. Not supported: signal-export's ``index.html``,
 sigtop's ``text-short`` and ``json`` formats, signalbackup-tools output.
@@ -56,20 +56,12 @@ from twentyday.parsers import common
 from twentyday.parsers.base import ExportSource, detect_by_heads, read_head
 from twentyday.parsers.common import json_objects as _objects
 from twentyday.parsers.common import json_string as _string
-from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
-__all__ = ["MAX_ATTACHMENT_BYTES", "MAX_LINE_BYTES", "MAX_MESSAGE_CHARS", "NAME", "detect", "parse"]
+__all__ = ["NAME", "detect", "parse"]
 
 NAME = "signal"
-Record = ParsedMessage | ParsedEvent
 Kind = Literal["markdown", "jsonl", "sigtop"]
-
-#: A longer line is not a chat line (nor a data.json record); refusing it bounds memory.
-MAX_LINE_BYTES = 4 * 1024 * 1024
-#: One message longer than this (all its lines) is not a Signal message.
-MAX_MESSAGE_CHARS = 16 * 1024 * 1024
-#: A media file larger than this is named and flagged, not read into memory.
-MAX_ATTACHMENT_BYTES = 256 * 1024 * 1024
 
 _SNIFF_LINES = 20
 _DETECT_CANDIDATES = 5
@@ -211,14 +203,14 @@ def _lines(source: ExportSource, member: str) -> Iterator[tuple[int, str]]:
     """Decoded lines without their ending, numbered from 1; bounded in length."""
     try:
         with source.open(member) as stream:
-            yield from _stream_lines(stream, member)
+            yield from _stream_lines(stream, member, source.limits.signal_line_bytes)
     except common.READ_ERRORS as error:
         raise ParseError(f"{member}: cannot be read ({error})") from None
 
 
-def _stream_lines(stream: BinaryIO, member: str) -> Iterator[tuple[int, str]]:
+def _stream_lines(stream: BinaryIO, member: str, max_bytes: int) -> Iterator[tuple[int, str]]:
     try:
-        yield from common.text_lines(stream, MAX_LINE_BYTES)
+        yield from common.text_lines(stream, max_bytes)
     except ParseError as error:
         raise ParseError(f"{member}: {error}") from None
 
@@ -253,9 +245,10 @@ class _Media:
         if member is None:
             self.omitted(name, "media_omitted", f"{name} is linked by the export but is not in this copy")
             return
-        data = common.read_member(context.source, member, MAX_ATTACHMENT_BYTES)
+        cap = context.source.limits.media_bytes
+        data = common.read_member(context.source, member, cap)
         if data is None:
-            reason = f"{name} is larger than {MAX_ATTACHMENT_BYTES} bytes; not kept"
+            reason = f"{name} is larger than {cap} bytes; not kept"
             self.omitted(name, "attachment_too_large", reason)
             return
         self.attachments.append(ParsedAttachment(name=name, content_type=_content_type(name), data=data))
@@ -307,6 +300,7 @@ class _Block:
 
 def _parse_markdown(context: _Context, member: str, conversation: str) -> Iterator[Record]:
     folder = posixpath.dirname(member)
+    most = context.source.limits.message_chars
     block: _Block | None = None
     for lineno, line in _lines(context.source, member):
         header = _MD_HEADER.match(line)
@@ -317,8 +311,8 @@ def _parse_markdown(context: _Context, member: str, conversation: str) -> Iterat
         elif block is not None:
             block.lines.append(line)
             block.size += len(line) + 1
-            if block.size > MAX_MESSAGE_CHARS:
-                raise ParseError(f"{member}: message at line {block.lineno} is longer than {MAX_MESSAGE_CHARS} chars")
+            if block.size > most:
+                raise ParseError(f"{member}: message at line {block.lineno} is longer than {most} chars")
         elif line.strip():
             raise ParseError(f"{member}: line {lineno}: text before the first '[date time] Sender:' line")
     if block is not None:
@@ -527,11 +521,11 @@ def _parse_sigtop(context: _Context, member: str) -> Iterator[Record]:
     if not first.startswith("Conversation: "):
         raise ParseError(f"{member}: line 1: expected 'Conversation: …' (sigtop text export)")
     conversation = _without_detail(first.removeprefix("Conversation: "))
-    for block in _sigtop_blocks(lines, member):
+    for block in _sigtop_blocks(lines, member, context.source.limits.message_chars):
         yield from _sigtop_records(block, conversation, context.hints, member)
 
 
-def _sigtop_blocks(lines: Iterator[tuple[int, str]], member: str) -> Iterator[list[tuple[int, str]]]:
+def _sigtop_blocks(lines: Iterator[tuple[int, str]], member: str, most: int) -> Iterator[list[tuple[int, str]]]:
     """Each message's lines: a block starts at ``From:``+``Type:`` or ``Type:`` after a blank line."""
     block: list[tuple[int, str]] | None = None
     held: tuple[int, str] | None = None  # a "From:" line, until the next line says whether it starts a message
@@ -559,8 +553,8 @@ def _sigtop_blocks(lines: Iterator[tuple[int, str]], member: str) -> Iterator[li
         block = _append(block, (lineno, line), member)
         after_blank = not line.strip()
         size += len(line) + 1
-        if size > MAX_MESSAGE_CHARS:
-            raise ParseError(f"{member}: message at line {block[0][0]} is longer than {MAX_MESSAGE_CHARS} characters")
+        if size > most:
+            raise ParseError(f"{member}: message at line {block[0][0]} is longer than {most} characters")
     if held is not None:
         block = _append(block, held, member)
     if block:

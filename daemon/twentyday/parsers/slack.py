@@ -39,15 +39,12 @@ from typing import Final
 from twentyday.errors import ParseError, TwentydayError
 from twentyday.parsers.base import ExportSource
 from twentyday.parsers.common import load_json
-from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
-__all__ = ["MAX_JSON_BYTES", "NAME", "detect", "parse", "render_mrkdwn"]
+__all__ = ["NAME", "detect", "parse", "render_mrkdwn"]
 
 NAME = "slack"
 PLATFORM: Final = "slack"
-
-#: A day file or workspace file larger than this is not a real export's.
-MAX_JSON_BYTES: Final = 256 * 1024 * 1024
 
 _DAY_FILE = re.compile(r"(?P<dir>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})\.json")
 _TS = re.compile(r"(?P<s>\d{1,12})(?:\.(?P<f>\d{1,6}))?")
@@ -114,7 +111,7 @@ def detect(source: ExportSource, head: bytes) -> bool:
         return False
 
 
-def parse(source: ExportSource, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
+def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """Read a Slack export; yield messages and events channel by channel, day by day.
 
     The workspace files are read now, so a source that is not a Slack export or
@@ -183,7 +180,7 @@ def _day_files(members: list[str], root: str) -> list[tuple[str, str]]:
 
 def _load_list(source: ExportSource, member: str) -> list[dict[str, object]]:
     """A JSON array of objects; anything else is refused, naming the file."""
-    data = load_json(source, member, MAX_JSON_BYTES, "Slack export file")
+    data = load_json(source, member, source.limits.json_bytes, "Slack export file")
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise ParseError(f"{source.name}: {member}: expected a JSON array of objects")
     return data
@@ -241,7 +238,7 @@ def _add_conversation(workspace: _Workspace, entry: dict[str, object], kind: str
 
 def _records(
     source: ExportSource, workspace: _Workspace, day_files: list[tuple[str, str]]
-) -> Iterator[ParsedMessage | ParsedEvent]:
+) -> Iterator[Record]:
     for folder, member in day_files:
         conversation = workspace.folders.get(folder) or _Conversation(name=f"#{folder}", key=folder)
         for index, item in enumerate(_load_list(source, member)):
@@ -251,7 +248,7 @@ def _records(
 
 def _record(
     item: dict[str, object], conversation: _Conversation, workspace: _Workspace, where: str
-) -> list[ParsedMessage | ParsedEvent]:
+) -> list[Record]:
     raw_ts = _text(item.get("ts"))
     at = _read_ts(raw_ts, where)
     subtype = _text(item.get("subtype"))

@@ -30,7 +30,7 @@ Records:
   ``text/plain`` parts are the body (one carried only as base64 ``data``
   is kept as an attachment), ``application/smil`` is layout and ignored,
   other parts with base64 ``data`` are attachments with their bytes (a
-  part over :data:`MAX_PART_BYTES` is omitted and flagged), parts without
+  part over ``Limits.mms_part_bytes`` is omitted and flagged), parts without
   data are omitted attachments (``media_omitted``); any omission raises
   one ``incomplete_copy`` event per message.
 - ``<call>``: a ``system`` event naming the number, contact, type and duration.
@@ -57,15 +57,12 @@ from typing import BinaryIO, Final
 
 from twentyday.errors import ParseError
 from twentyday.parsers.base import ExportSource
-from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
-__all__ = ["MAX_PART_BYTES", "NAME", "RepairingReader", "detect", "parse"]
+__all__ = ["NAME", "RepairingReader", "detect", "parse"]
 
 NAME = "sms_backup"
 PLATFORM: Final = "sms"
-
-#: Decoded size above which an MMS part is left out (flagged, never silently).
-MAX_PART_BYTES: Final = 64 * 1024 * 1024
 
 _READ_BYTES: Final = 1 << 16
 _HEAD_BYTES: Final = 8192
@@ -103,7 +100,6 @@ _HIDDEN_NUMBER: Final = {"2": "(private number)", "3": "(unknown number)", "4": 
 _TRUNCATION_CODES: Final = frozenset({3, 5, 6})
 _SKIPPED_IN_EXTRA: Final = frozenset({"body", "text", "data"})
 
-Record = ParsedMessage | ParsedEvent
 
 
 # --- public API ---------------------------------------------------------------
@@ -281,14 +277,14 @@ class _Party:
 def _records(source: ExportSource, members: list[str], owner: str) -> Iterator[Record]:
     for member in members:
         with source.open(member) as stream:
-            yield from _member_records(stream, _label(source, member), owner)
+            yield from _member_records(stream, _label(source, member), owner, source.limits.mms_part_bytes)
 
 
 def _label(source: ExportSource, member: str) -> str:
     return source.name if member == source.name else f"{source.name}: {member}"
 
 
-def _member_records(stream: BinaryIO, name: str, owner: str) -> Iterator[Record]:
+def _member_records(stream: BinaryIO, name: str, owner: str, part_cap: int) -> Iterator[Record]:
     reader = RepairingReader(stream, name)
     # Safe without defusedxml: the stream reaching expat has no DTD (RepairingReader
     # refuses one), so no entity can be declared, and ElementTree never loads
@@ -306,7 +302,7 @@ def _member_records(stream: BinaryIO, name: str, owner: str) -> Iterator[Record]
                 continue
             if event != "end" or element.tag not in ("sms", "mms", "call"):
                 continue
-            for record in _element_records(element, owner):
+            for record in _element_records(element, owner, part_cap):
                 last = _time_of(record) or last
                 count += 1
                 yield record
@@ -333,11 +329,11 @@ def _time_of(record: Record) -> datetime | None:
     return record.created_at if isinstance(record, ParsedMessage) else record.at
 
 
-def _element_records(element: ET.Element, owner: str) -> list[Record]:
+def _element_records(element: ET.Element, owner: str, part_cap: int) -> list[Record]:
     if element.tag == "sms":
         return _sms(element, owner)
     if element.tag == "mms":
-        return _mms(element, owner)
+        return _mms(element, owner, part_cap)
     return [_call(element)]
 
 
@@ -390,10 +386,10 @@ class _Parts:
     flags: list[str]
 
 
-def _mms(element: ET.Element, owner: str) -> list[Record]:
+def _mms(element: ET.Element, owner: str, part_cap: int) -> list[Record]:
     box = _attr(element, "msg_box") or ""
     party = _mms_party(element, box, owner)
-    parts = _mms_parts(element)
+    parts = _mms_parts(element, part_cap)
     at, reading = _read_date(_attr(element, "date"))
     conversation = _contact(element) or _counterparts(element, party) or "(no address)"
     message = ParsedMessage(
@@ -436,16 +432,17 @@ def _counterparts(element: ET.Element, party: _Party) -> str:
     return ", ".join(sorted(set(numbers)))
 
 
-def _mms_parts(element: ET.Element) -> _Parts:
+def _mms_parts(element: ET.Element, part_cap: int) -> _Parts:
     parts = _Parts([], [], [], [])
     for index, part in enumerate(element.iterfind("parts/part")):
-        _add_part(parts, part, index)
+        _add_part(parts, part, index, part_cap)
     if parts.omitted and "media_omitted" not in parts.flags:
         parts.flags.append("media_omitted")
     return parts
 
 
-def _add_part(parts: _Parts, part: ET.Element, index: int) -> None:
+def _add_part(parts: _Parts, part: ET.Element, index: int, part_cap: int) -> None:
+    """One MMS part: text, an attachment decoded from base64, or an omission (over ``part_cap`` bytes)."""
     content_type = _attr(part, "ct") or "application/octet-stream"
     kind = content_type.lower()
     if kind == "application/smil":
@@ -459,8 +456,8 @@ def _add_part(parts: _Parts, part: ET.Element, index: int) -> None:
     if data is None:
         _omit(parts, name, content_type, "no data in the backup")
         return
-    if len(data) // 4 * 3 > MAX_PART_BYTES:
-        _omit(parts, name, content_type, f"larger than {MAX_PART_BYTES} bytes", "media_too_large")
+    if len(data) // 4 * 3 > part_cap:
+        _omit(parts, name, content_type, f"larger than {part_cap} bytes", "media_too_large")
         return
     try:
         decoded = base64.b64decode(data)

@@ -11,7 +11,7 @@ The file is never loaded whole: :class:`_JsonReader` walks the object structure
 with a small hand-written tokenizer over a sliding text buffer, and hands each
 element of a ``messages`` array (and each scalar it needs) to the stdlib's
 ``json.JSONDecoder.raw_decode``. Memory is bounded by the largest single
-message (``MAX_MESSAGE_CHARS``) plus one read chunk; everything the parser does
+message (``Limits.message_chars``) plus one read chunk; everything the parser does
 not need (contacts, sessions, profile pictures, ``other_data``) is skipped
 element by element without being built.
 
@@ -23,7 +23,7 @@ exporting machine's local time without an offset, read in the custodian's zone
 Media: ``photo``, ``file`` and ``contact_vcard`` hold either a path relative to
 ``result.json`` or a placeholder such as ``(File not included. Change data
 exporting settings to download.)``. A path found in the source is read (up to
-``MAX_ATTACHMENT_BYTES``); a placeholder, a path the source lacks, or a file
+``Limits.media_bytes``); a placeholder, a path the source lacks, or a file
 over the cap gives an attachment with ``data=None``, a flag and an
 ``incomplete_copy`` event. ``thumbnail`` is not kept.
 
@@ -54,22 +54,16 @@ from typing import Any, BinaryIO
 
 from twentyday.errors import ParseError
 from twentyday.parsers import common
-from twentyday.parsers.base import ExportSource, detect_by_heads
-from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.parsers.base import ExportSource, Limits, detect_by_heads
+from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
-__all__ = ["MAX_ATTACHMENT_BYTES", "MAX_MESSAGE_CHARS", "NAME", "detect", "parse", "plain_text"]
+__all__ = ["NAME", "detect", "parse", "plain_text"]
 
 NAME = "telegram"
-Record = ParsedMessage | ParsedEvent
 
-#: One message (or any scalar) larger than this is not a Telegram message.
-MAX_MESSAGE_CHARS = 16 * 1024 * 1024
-#: A media file larger than this is named and flagged, not read into memory.
-MAX_ATTACHMENT_BYTES = 256 * 1024 * 1024
 #: Deeper nesting than any tdesktop export has; refusing it bounds the skipper's stack.
 MAX_DEPTH = 64
 
-_CHUNK_BYTES = 1024 * 1024
 #: A decode error this close to the end of the buffer may just mean "read more".
 _TAIL_SLACK = 16
 _SMALL_VALUE_CHARS = 1024 * 1024
@@ -187,9 +181,12 @@ class _JsonReader:
     its size limit). Offsets in errors count characters from the file's start.
     """
 
-    def __init__(self, stream: BinaryIO, label: str) -> None:
+    def __init__(self, stream: BinaryIO, label: str, limits: Limits) -> None:
         self._stream = stream
         self._label = label
+        self._chunk_bytes = limits.telegram_chunk_bytes
+        #: One message (or any scalar) larger than this is not a Telegram message.
+        self.message_chars = limits.message_chars
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._json = json.JSONDecoder()
         self._buf = ""
@@ -205,7 +202,7 @@ class _JsonReader:
         if self._eof:
             return False
         try:
-            raw = self._stream.read(_CHUNK_BYTES)
+            raw = self._stream.read(self._chunk_bytes)
         except common.READ_ERRORS as error:
             raise ParseError(f"{self._label}: cannot be read ({error})") from None
         try:
@@ -336,7 +333,7 @@ class _JsonReader:
             for _ in self.array_items():
                 self.skip(depth + 1)
         else:
-            self.value(MAX_MESSAGE_CHARS)
+            self.value(self.message_chars)
 
 
 # --- walking the export ------------------------------------------------------------------
@@ -371,7 +368,7 @@ class _Context:
 def _parse_member(source: ExportSource, member: str, index: frozenset[str], hints: ParseHints) -> Iterator[Record]:
     context = _Context(source, member, posixpath.dirname(member), index, hints)
     with source.open(member) as stream:
-        reader = _JsonReader(stream, member)
+        reader = _JsonReader(stream, member, source.limits)
         if reader.peek() != "{":
             raise ParseError(f"{member}: not a JSON object; not a Telegram Desktop export")
         found = yield from _walk_chat(reader, context, top_level=True)
@@ -433,7 +430,7 @@ def _walk_messages(reader: _JsonReader, chat: _Chat, context: _Context) -> Itera
         raise ParseError(f"{context.member}: 'messages' is not an array")
     for _ in reader.array_items():
         at = reader.offset()
-        message = reader.value(MAX_MESSAGE_CHARS)
+        message = reader.value(reader.message_chars)
         if not isinstance(message, dict):
             raise ParseError(f"{context.member}: the message at character {at} is not a JSON object")
         yield from _records(message, chat, context, f"{context.member}: message {message.get('id', f'@{at}')}")
@@ -614,10 +611,11 @@ def _attachment(kind: str, value: str, message: dict[str, Any], context: _Contex
     if member not in context.index:
         attachment = ParsedAttachment(name=name, content_type=content_type)
         return attachment, "media_omitted", f"{value} is named by the export but is not in this copy"
-    data = common.read_member(context.source, member, MAX_ATTACHMENT_BYTES)
+    cap = context.source.limits.media_bytes
+    data = common.read_member(context.source, member, cap)
     if data is None:
         attachment = ParsedAttachment(name=name, content_type=content_type)
-        return attachment, "attachment_too_large", f"{value} is larger than {MAX_ATTACHMENT_BYTES} bytes; not kept"
+        return attachment, "attachment_too_large", f"{value} is larger than {cap} bytes; not kept"
     return ParsedAttachment(name=name, content_type=content_type, data=data), "", ""
 
 

@@ -47,7 +47,7 @@ from typing import BinaryIO, Literal
 from twentyday.errors import HeldForReview, ParseError
 from twentyday.parsers.base import ExportSource, open_rewindable, read_head
 from twentyday.parsers.common import content_type as _content_type
-from twentyday.parsers.common import text_lines
+from twentyday.parsers.common import read_member, text_lines
 from twentyday.records import (
     DecidedBy,
     EventKind,
@@ -55,12 +55,12 @@ from twentyday.records import (
     ParsedEvent,
     ParsedMessage,
     ParseHints,
+    Record,
     TimeReading,
 )
 
 __all__ = ["MAX_LINE_BYTES", "NAME", "conversation_name", "detect", "looks_like_whatsapp", "parse", "parse_text"]
 
-Record = ParsedMessage | ParsedEvent
 
 #: A longer line is not a chat line; refusing it bounds memory per line.
 MAX_LINE_BYTES = 1 << 20
@@ -260,7 +260,7 @@ class _Pending:
 # --- public API -------------------------------------------------------------
 
 
-def parse_text(stream: BinaryIO, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
+def parse_text(stream: BinaryIO, hints: ParseHints) -> Iterator[Record]:
     """Read a WhatsApp ``.txt`` export; yield messages and events in file order.
 
     The layout pass runs now, so an unknown layout (:class:`ParseError`) or an
@@ -652,8 +652,6 @@ def _referenced_files(first: str, body: str) -> list[str]:
 # --- the export as a whole: a .txt, or a zip with the chat and its media ----------------
 
 NAME = "whatsapp"
-#: Larger media stay in the raw capture (sealed) but are not copied into an attachment.
-MEDIA_LIMIT = 256 * 1024 * 1024
 
 
 def _chat_member(source: ExportSource) -> str | None:
@@ -675,7 +673,7 @@ def detect(source: ExportSource, head: bytes) -> bool:
     return looks_like_whatsapp(head)
 
 
-def parse(source: ExportSource, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
+def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """Parse the chat and attach the media files the zip carries to their messages."""
     member = _chat_member(source)
     if member is None:
@@ -695,14 +693,14 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[ParsedMessage | P
 
 def _with_media(
     source: ExportSource, media: dict[str, str], message: ParsedMessage
-) -> Iterator[ParsedMessage | ParsedEvent]:
+) -> Iterator[Record]:
     attachments = []
     missing = []
     for attachment in message.attachments:
         member = media.get(attachment.name)
-        if member is not None and source.size(member) <= MEDIA_LIMIT:
-            with source.open(member) as stream:
-                data = stream.read(MEDIA_LIMIT + 1)
+        # Larger media stay in the raw capture (sealed) but are not copied into an attachment.
+        data = None if member is None else read_member(source, member, source.limits.media_bytes)
+        if data is not None:
             attachments.append(ParsedAttachment(attachment.name, attachment.content_type, data))
         else:
             attachments.append(attachment)

@@ -6,23 +6,22 @@ import json
 import time
 import tracemalloc
 import zipfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.parsers.conftest import detect_file, events, messages, utc
 from twentyday.errors import ParseError
-from twentyday.parsers.base import BytesSource, ExportSource, FileSource, ZipSource, read_head
+from twentyday.parsers.base import BytesSource, ExportSource, FileSource, Limits, ZipSource
 from twentyday.parsers.mail import mbox
-from twentyday.records import ParsedEvent, ParsedMessage, ParseHints
+from twentyday.records import ParsedEvent, ParsedMessage, ParseHints, Record
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 MBOX = DATA / "mbox"
 THREE = MBOX / "three.mbox"
 
-Record = ParsedMessage | ParsedEvent
 
 
 def hints() -> ParseHints:
@@ -33,16 +32,10 @@ def parse(source: ExportSource) -> list[Record]:
     return list(mbox.parse(source, hints()))
 
 
-def messages(records: list[Record]) -> list[ParsedMessage]:
-    return [r for r in records if isinstance(r, ParsedMessage)]
 
 
-def events(records: list[Record]) -> list[ParsedEvent]:
-    return [r for r in records if isinstance(r, ParsedEvent)]
 
 
-def utc(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)
 
 
 # --- a hand-written mbox -------------------------------------------------------------------
@@ -127,9 +120,8 @@ def test_zip_of_mbox_files_reads_each(tmp_path: Path) -> None:
 # --- limits and broken files ----------------------------------------------------------------------
 
 
-def test_oversized_message_is_reported_and_the_next_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mbox, "MAX_MESSAGE_BYTES", 400)
-    records = parse(FileSource(THREE))
+def test_oversized_message_is_reported_and_the_next_one_read() -> None:
+    records = parse(FileSource(THREE, limits=Limits(mail_message_bytes=400)))
     # Message 1 is 335 bytes with its framing blank line, message 2 is 412, message 3 is 282.
     assert [type(r).__name__ for r in records] == ["ParsedMessage", "ParsedEvent", "ParsedEvent"]
     assert [e.detail for e in events(records)] == [
@@ -174,14 +166,11 @@ def test_zip_without_mbox_is_a_parse_error() -> None:
 # --- detection ------------------------------------------------------------------------------------
 
 
-def detect_file(path: Path) -> bool:
-    source = FileSource(path)
-    return mbox.detect(source, read_head(source, source.name))
 
 
 @pytest.mark.parametrize("path", [THREE, MBOX / "msg_25.txt", MBOX / "msg_43.txt"], ids=lambda p: p.name)
 def test_detects_mbox(path: Path) -> None:
-    assert detect_file(path)
+    assert detect_file(mbox, path)
 
 
 GROUPS = DATA / "google_chat" / "Takeout" / "Google Chat" / "Groups"
@@ -198,7 +187,7 @@ GROUPS = DATA / "google_chat" / "Takeout" / "Google Chat" / "Groups"
     ids=lambda p: p.name,
 )
 def test_does_not_detect_other_formats(path: Path) -> None:
-    assert not detect_file(path)
+    assert not detect_file(mbox, path)
 
 
 @pytest.mark.parametrize(

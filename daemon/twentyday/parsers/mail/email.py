@@ -39,7 +39,7 @@ undated (``created_at`` None, the raw text kept in ``time``, flag
 a message whose subject says it is a forward but in which no original is found
 (flag ``original_not_found`` too; a mail carrying a chat export is exempt, the
 export being the capture that counts), and so is a chain of attached forwards
-still relaying at :data:`~twentyday.parsers.mailfile.MAX_DEPTH` hops (flag
+still relaying at :data:`~twentyday.parsers.mail.message.MAX_DEPTH` hops (flag
 ``forward_chain_too_deep`` as well), and an original dated more than
 :data:`CLOCK_SKEW` after a forward that carried it (flag
 ``original_after_forward``, its date's text kept in ``time``). An
@@ -69,9 +69,18 @@ from datetime import datetime, timedelta
 from email.message import Message
 
 from twentyday.errors import ParseError
-from twentyday.parsers import google_chat, messenger, signal, slack, sms_backup, telegram, whatsapp
-from twentyday.parsers.base import HEAD_BYTES, BytesSource, ExportSource, ParserModule, ZipSource, read_head
+from twentyday.parsers.base import (
+    DEFAULT_LIMITS,
+    HEAD_BYTES,
+    ZIP_MAGIC,
+    BytesSource,
+    ExportSource,
+    Limits,
+    ZipSource,
+    read_head,
+)
 from twentyday.parsers.common import content_type, read_member
+from twentyday.parsers.formats import CHAT_FORMATS
 from twentyday.parsers.mail.dates import read_mail_date
 from twentyday.parsers.mail.forwarded import ForwardedOriginal, find_forwarded, strip_forward_prefix
 from twentyday.parsers.mail.message import (
@@ -93,13 +102,11 @@ from twentyday.parsers.mail.message import (
     require_headers,
 )
 from twentyday.parsers.mail.message import parse as parse_message
-from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, TimeReading
+from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
-__all__ = ["MAX_MESSAGE_BYTES", "NAME", "chat_export_attachments", "detect", "parse", "read_capture"]
+__all__ = ["NAME", "chat_export_attachments", "detect", "parse", "read_capture"]
 
 NAME = "email"
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-Record = ParsedMessage | ParsedEvent
 
 ENCLOSURE_TYPES = frozenset({"message/rfc822", "message/global", "message/news"})
 #: Reply prefixes in the languages mail clients write them (forward prefixes live in forwarded.py).
@@ -131,8 +138,6 @@ _SCAN_CHARS = 2 * 1024 * 1024
 #: A sender's clock running fast, or a zone-less time read in the custodian's zone: an original up
 #: to this much later than a forward carrying it keeps its date; any later, the date is not believed.
 CLOCK_SKEW = timedelta(days=1)
-_CHAT_DETECTORS: tuple[ParserModule, ...] = (whatsapp, telegram, sms_backup, signal, messenger, google_chat)
-ZIP_MAGIC = b"PK\x03\x04"
 
 
 def detect(source: ExportSource, head: bytes) -> bool:
@@ -144,18 +149,19 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     if len(members) != 1:
         raise ParseError(f"{source.name}: an e-mail capture is one message, not {len(members)} files")
     [member] = members
-    raw = read_member(source, member, MAX_MESSAGE_BYTES)
+    limits = source.limits
+    raw = read_member(source, member, limits.mail_message_bytes)
     if raw is None:
-        raise ParseError(f"{source.name}: larger than {MAX_MESSAGE_BYTES} bytes for one e-mail message")
-    yield from read_capture(raw, hints)
+        raise ParseError(f"{source.name}: larger than {limits.mail_message_bytes} bytes for one e-mail message")
+    yield from read_capture(raw, hints, limits)
 
 
-def read_capture(raw: bytes, hints: ParseHints) -> list[Record]:
+def read_capture(raw: bytes, hints: ParseHints, limits: Limits = DEFAULT_LIMITS) -> list[Record]:
     """The records one captured e-mail holds: the originals it forwards, or itself."""
-    message = parse_message(raw)
+    message = parse_message(raw, limits)
     require_headers(message)
     try:
-        return _Reader(hints).records(message)
+        return _Reader(hints, limits).records(message)
     except STDLIB_ERRORS as error:
         raise ParseError(f"unreadable message: {type(error).__name__}") from None
 
@@ -213,9 +219,10 @@ def _usable(message: Message) -> bool:
 class _Reader:
     """Resolves one parsed capture into records, spending one decoding budget."""
 
-    def __init__(self, hints: ParseHints) -> None:
+    def __init__(self, hints: ParseHints, limits: Limits) -> None:
         self.hints = hints
-        self.budget = Budget()
+        self.limits = limits
+        self.budget = Budget(limits.mail_decoded_bytes)
         #: An enclosed message whose transfer encoding could not be undone (e.g. cut-off base64).
         self.unreadable_enclosure = False
 
@@ -315,7 +322,7 @@ class _Reader:
             return None
         self.budget.spend(len(data))
         try:
-            return parse_message(data)
+            return parse_message(data, self.limits)
         except ParseError:
             return None
 
@@ -440,7 +447,7 @@ class _Reader:
         return _completeness(record) if inline else [record]
 
     def _with_chat_flag(self, record: ParsedMessage) -> ParsedMessage:
-        if any(a.data is not None and _looks_like_chat_export(a.name, a.data) for a in record.attachments):
+        if any(a.data is not None and _looks_like_chat_export(a.name, a.data, self.limits) for a in record.attachments):
             return dataclasses.replace(record, flags=(*record.flags, "chat_export_attached"))
         return record
 
@@ -486,7 +493,7 @@ def placeholders(text: str) -> list[str]:
 
 
 def _completeness(record: ParsedMessage) -> list[Record]:
-    """A forward without the attachments its original refers to is an incomplete copy (DESIGN section 1)."""
+    """A forward without the attachments its original refers to is an incomplete copy (docs/ARCHITECTURE.md)."""
     if record.attachments:
         return [record]
     text = record.body[:_SCAN_CHARS]
@@ -507,32 +514,32 @@ def _completeness(record: ParsedMessage) -> list[Record]:
 # --- chat exports sent by mail -------------------------------------------------------------------
 
 
-def _looks_like_chat_export(name: str, data: bytes) -> bool:
+def _looks_like_chat_export(name: str, data: bytes, limits: Limits) -> bool:
+    """Would the folder path read this file as a chat export? Asked of the same list, :data:`CHAT_FORMATS`."""
     if data[:4] == ZIP_MAGIC:
-        return _zip_looks_like_chat_export(name, data)
-    source = BytesSource(name, data)
-    return _detected(source, data[:HEAD_BYTES], _CHAT_DETECTORS)
+        return _zip_looks_like_chat_export(name, data, limits)
+    return _detected(BytesSource(name, data, limits), data[:HEAD_BYTES])
 
 
-def _zip_looks_like_chat_export(name: str, data: bytes) -> bool:
+def _zip_looks_like_chat_export(name: str, data: bytes, limits: Limits) -> bool:
     """WhatsApp-with-media, Telegram, Slack, Takeout and Messenger exports are zips; an ordinary
     zip (documents, photos) is only an attachment of its mail, sealed with it."""
     try:
-        source = ZipSource(io.BytesIO(data), name)
+        source = ZipSource(io.BytesIO(data), name, limits)
     except ParseError:
         return True  # damaged or hostile: the pipeline quarantines it with the reason, for review
     try:
         members = source.members()
         head = read_head(source, members[0]) if len(members) == 1 else b""
-        return _detected(source, head, (*_CHAT_DETECTORS, slack))
+        return _detected(source, head)
     except ParseError:
         return True
     finally:
         source.close()
 
 
-def _detected(source: ExportSource, head: bytes, detectors: tuple[ParserModule, ...]) -> bool:
-    for module in detectors:
+def _detected(source: ExportSource, head: bytes) -> bool:
+    for module in CHAT_FORMATS:
         try:
             if module.detect(source, head):
                 return True
@@ -556,7 +563,7 @@ def _files(message: Message, budget: Budget) -> Iterator[tuple[str, bytes]]:
                 yield part_name(part, number), part_bytes(part, budget)
 
 
-def chat_export_attachments(raw: bytes) -> list[tuple[str, bytes]]:
+def chat_export_attachments(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> list[tuple[str, bytes]]:
     """Attachments (at any depth) that look like chat exports, as (file name, bytes).
 
     The pipeline ingests each as a capture of its own, linked to the mail's capture;
@@ -568,8 +575,9 @@ def chat_export_attachments(raw: bytes) -> list[tuple[str, bytes]]:
         # No header can give a part a file name ("name=", "filename*0*=") or make it an
         # attachment, so no part is a file: skip parsing the message again.
         return []
-    message = parse_message(raw)
+    message = parse_message(raw, limits)
     try:
-        return [(name, data) for name, data in _files(message, Budget()) if _looks_like_chat_export(name, data)]
+        return [(name, data) for name, data in _files(message, Budget(limits.mail_decoded_bytes))
+                if _looks_like_chat_export(name, data, limits)]
     except STDLIB_ERRORS as error:
         raise ParseError(f"unreadable message: {type(error).__name__}") from None

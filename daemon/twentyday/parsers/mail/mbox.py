@@ -1,8 +1,8 @@
 """mbox mailboxes (Thunderbird, Gmail Takeout, mutt, Apple Mail export): streamed, message by message.
 
 The file is read line by line; only the current message is held, and never
-more than :data:`MAX_MESSAGE_BYTES` of it. Each message is read by
-:func:`twentyday.parsers.mailfile.read_message`, exactly as a lone ``.eml``.
+more than ``Limits.mail_message_bytes`` of it. Each message is read by
+:func:`twentyday.parsers.mail.message.read_message`, exactly as a lone ``.eml``.
 
 A message starts at a ``From_`` line: at the start of a line, ``From ``, the
 envelope sender, then a ``ctime``-style date with a weekday and a time::
@@ -37,17 +37,14 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from twentyday.errors import ParseError
-from twentyday.parsers.base import ExportSource, detect_by_heads
+from twentyday.parsers.base import DEFAULT_LIMITS, ExportSource, Limits, detect_by_heads
 from twentyday.parsers.mail.message import read_message
-from twentyday.records import ParsedEvent, ParsedMessage, ParseHints
+from twentyday.records import ParsedEvent, ParseHints, Record
 
-__all__ = ["MAX_MESSAGE_BYTES", "NAME", "detect", "is_separator", "parse", "read_mbox"]
+__all__ = ["NAME", "detect", "is_separator", "parse", "read_mbox"]
 
 NAME = "mbox"
-Record = ParsedMessage | ParsedEvent
 
-#: A message larger than this is reported, not read (the pipeline's limit for one e-mail).
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Lines are read in pieces of at most this size, so a file with no newlines stays bounded.
 _READ_BYTES = 1024 * 1024
 
@@ -100,17 +97,21 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
             raise ParseError(f"{source.name}: no .mbox file in the export")
     for member in members:
         with source.open(member) as stream:
-            yield from read_mbox(stream, member)
+            yield from read_mbox(stream, member, source.limits)
 
 
-def read_mbox(stream: BinaryIO, name: str) -> Iterator[Record]:
-    """The messages of one mbox stream; ``name`` labels events about unreadable messages."""
-    for chunk in _chunks(stream, name):
+def read_mbox(stream: BinaryIO, name: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[Record]:
+    """The messages of one mbox stream; ``name`` labels events about unreadable messages.
+
+    A message larger than ``limits.mail_message_bytes`` (the limit for one e-mail) is
+    reported, not read.
+    """
+    for chunk in _chunks(stream, name, limits.mail_message_bytes):
         if chunk.raw is None:
-            yield _unreadable(name, chunk.number, f"larger than {MAX_MESSAGE_BYTES} bytes")
+            yield _unreadable(name, chunk.number, f"larger than {limits.mail_message_bytes} bytes")
             continue
         try:
-            message = read_message(chunk.raw)
+            message = read_message(chunk.raw, limits)
         except ParseError as error:
             yield _unreadable(name, chunk.number, str(error))
             continue
@@ -124,13 +125,13 @@ def _unreadable(name: str, number: int, reason: str) -> ParsedEvent:
     )
 
 
-def _chunks(stream: BinaryIO, name: str) -> Iterator[_Chunk]:
+def _chunks(stream: BinaryIO, name: str, most: int) -> Iterator[_Chunk]:
     line = _first_line(stream, name)
     number = 0
     while line:
         number += 1
         from_line = line
-        body, oversized, line = _read_body(stream)
+        body, oversized, line = _read_body(stream, most)
         yield _Chunk(number, from_line, None if oversized else _strip_framing(body))
 
 
@@ -144,8 +145,8 @@ def _first_line(stream: BinaryIO, name: str) -> bytes:
     return line
 
 
-def _read_body(stream: BinaryIO) -> tuple[bytearray, bool, bytes]:
-    """One message's lines up to the next ``From_`` line: (bytes, too large?, that line or b"")."""
+def _read_body(stream: BinaryIO, most: int) -> tuple[bytearray, bool, bytes]:
+    """One message's lines up to the next ``From_`` line: (bytes, more than ``most``?, that line or b"")."""
     body = bytearray()
     oversized = False
     starts_line = True  # False while reading the rest of a line longer than _READ_BYTES
@@ -158,7 +159,7 @@ def _read_body(stream: BinaryIO) -> tuple[bytearray, bool, bytes]:
         starts_line = line.endswith(b"\n")
         if not oversized:
             body += line
-            if len(body) > MAX_MESSAGE_BYTES:
+            if len(body) > most:
                 oversized = True
                 body = bytearray()  # keep scanning for the next message, holding nothing
         line = stream.readline(_READ_BYTES)

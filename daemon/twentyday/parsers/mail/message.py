@@ -7,7 +7,7 @@ with a reason (the caller keeps the raw bytes sealed in quarantine):
 - before parsing: the top header block is capped, and the parser's own cost is
   estimated. CPython's feed parser checks every line against the boundary of
   every enclosing multipart, so its work is lines x nesting; a message whose
-  estimate is beyond :data:`MAX_PARSE_WORK` is refused rather than parsed for
+  estimate is beyond ``Limits.mail_parse_work`` is refused rather than parsed for
   minutes (measured: about 0.1 s per million line-levels on 3.11); and as it
   keeps one string per line, a message it would see as more than
   :data:`MAX_PARSE_LINES` lines is refused too;
@@ -23,7 +23,7 @@ with a reason (the caller keeps the raw bytes sealed in quarantine):
   is refused before parsing too (the stdlib reads parameters in quadratic time);
 - after parsing: MIME nesting deeper than :data:`MAX_DEPTH`, more than
   :data:`MAX_PARTS` parts or :data:`MAX_HEADER_FIELDS` header fields in one
-  part are refused; decoded bytes are counted against :data:`MAX_DECODED_BYTES`;
+  part are refused; decoded bytes are counted against ``Limits.mail_decoded_bytes``;
 - only the headers a record needs are decoded (From, To, Cc, Bcc, Date,
   Subject, Message-ID, References, In-Reply-To, attachment names), each capped
   at :data:`MAX_HEADER_CHARS`, with a linear RFC 2047 decoder that stops
@@ -53,6 +53,7 @@ from email.message import Message
 from email.parser import BytesParser
 
 from twentyday.errors import ParseError
+from twentyday.parsers.base import DEFAULT_LIMITS, Limits
 from twentyday.records import ParsedAttachment, ParsedMessage, TimeReading
 
 __all__ = [
@@ -94,12 +95,8 @@ MAX_COMMENT_DEPTH = 32
 MAX_ENCODED_WORDS = 10_000
 MAX_DEPTH = 20
 MAX_PARTS = 1000
-#: Everything decoded from one message (bodies, attachments, enclosed messages).
-MAX_DECODED_BYTES = 128 * 1024 * 1024
 #: Content-Type / Content-Disposition (whose parameters the stdlib reads in quadratic time).
 MAX_PARAMETER_HEADER = 8 * 1024
-#: Lines x (1 + multipart headers): the stdlib parser's work, estimated before it runs.
-MAX_PARSE_WORK = 16_000_000
 #: Lines the stdlib parser may see: it keeps one str per line (~90 bytes each), so 5 million
 #: one-character lines in a 10 MB mail take ~450 MB. The one-part shortcut is not limited.
 MAX_PARSE_LINES = 1_000_000
@@ -239,7 +236,7 @@ def _starts_multipart(data: bytes, value: int) -> bool:
     return data.startswith(b"multipart/", value)
 
 
-def _check_parse_work(raw: bytes, fields: list[_ContentField]) -> int:
+def _check_parse_work(raw: bytes, fields: list[_ContentField], most: int) -> int:
     """Refuse a message whose parse would take the stdlib parser far too long (see module doc).
 
     Returns the number of lines the stdlib parser would see.
@@ -247,10 +244,10 @@ def _check_parse_work(raw: bytes, fields: list[_ContentField]) -> int:
     lines = max(raw.count(b"\n"), raw.count(b"\r")) + 1  # the parser also ends lines at a bare CR
     multiparts = sum(field.multipart for field in fields)
     work = lines * (1 + multiparts)
-    if work > MAX_PARSE_WORK:
+    if work > most:
         raise ParseError(
             f"too costly to parse: {lines} lines inside {multiparts} multipart headers "
-            f"(more than {MAX_PARSE_WORK} line-levels)"
+            f"(more than {most} line-levels)"
         )
     return lines
 
@@ -291,11 +288,11 @@ def _check_tree(message: Message) -> None:
             stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
 
 
-def parse(raw: bytes) -> Message:
+def parse(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     """The message's structure (compat32: nothing decoded yet), after the bounds above."""
     _header_end(raw)
     fields = _content_fields(raw)
-    lines = _check_parse_work(raw, fields)
+    lines = _check_parse_work(raw, fields, limits.mail_parse_work)
     _check_parameter_headers(fields)
     try:
         message = _single_part(raw, fields)
@@ -341,14 +338,15 @@ def _single_part(raw: bytes, fields: list[_ContentField]) -> Message | None:
 
 @dataclass
 class Budget:
-    """Bytes decoded so far from one message, refused past :data:`MAX_DECODED_BYTES`."""
+    """Bytes decoded so far from one message, refused past ``most`` (``Limits.mail_decoded_bytes``)."""
 
+    most: int = DEFAULT_LIMITS.mail_decoded_bytes
     decoded: int = 0
 
     def spend(self, count: int) -> None:
         self.decoded += count
-        if self.decoded > MAX_DECODED_BYTES:
-            raise ParseError(f"decodes to more than {MAX_DECODED_BYTES} bytes")
+        if self.decoded > self.most:
+            raise ParseError(f"decodes to more than {self.most} bytes")
 
 
 # --- headers ---------------------------------------------------------------------------------------
@@ -768,11 +766,11 @@ def require_headers(message: Message) -> None:
         raise ParseError("not an e-mail message: no From, To, Date, Subject or Message-ID header")
 
 
-def read_message(raw: bytes) -> ParsedMessage:
+def read_message(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
     """One message (an .eml, or one message of an mbox) as its own headers describe it."""
-    message = parse(raw)
+    message = parse(raw, limits)
     require_headers(message)
     try:
-        return describe(message, Budget())
+        return describe(message, Budget(limits.mail_decoded_bytes))
     except STDLIB_ERRORS as error:
         raise ParseError(f"unreadable message: {type(error).__name__}") from None
