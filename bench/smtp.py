@@ -6,7 +6,7 @@ starts) and prints accepted messages/s for:
 
 - null:      aiosmtpd with a handler that answers 250 and keeps nothing;
 - the same null handler on twentyday's protocol class (its block DATA reader,
-  see ``twentyday.smtp_data``): what intake would cost without durability;
+  see ``twentyday.intake.smtp_data``): what intake would cost without durability;
 - intake:    ``twentyday serve`` answering 250 only once the message is durable
              in the spool (fsync, group-committed);
 - end-to-end: the same run, until every message is parsed, sealed, indexed and
@@ -70,7 +70,7 @@ NULL_SERVER = NULL_SERVER_PROGRAM.format(
 # and limits). Against this row, intake shows what durability costs; against the row
 # above, what the whole server costs beside stock aiosmtpd.
 NULL_ON_INTAKE_SERVER = NULL_SERVER_PROGRAM.format(
-    imports="from twentyday.smtp import ConnectionLimits, IntakeServer",
+    imports="from twentyday.intake.smtp import ConnectionLimits, IntakeServer",
     protocol="IntakeServer(Null(), ConnectionLimits(1000, 1000), data_size_limit=None, enable_SMTPUTF8=True)")
 
 

@@ -217,7 +217,7 @@ def keys_list(ctx: click.Context) -> None:
 @click.pass_context
 def smtp_user(ctx: click.Context, user: str, password_file: Path | None) -> None:
     """Add a user to smtp.auth_file (scrypt-hashed); mail then needs AUTH as that user."""
-    from twentyday.intake.smtp import add_user
+    from twentyday.intake.smtp_auth import add_user
 
     config = load_config(ctx)
     if config.smtp.auth_file is None:

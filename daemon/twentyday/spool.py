@@ -41,6 +41,7 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from twentyday.canonical import parse_iso
 from twentyday.config import Config
 from twentyday.crypto import secrets
 from twentyday.errors import IntakeError, SpoolItemDamaged
@@ -60,7 +61,7 @@ class SpoolItem:
     """One durable item: its metadata and either sealed bytes in a segment or a moved file."""
 
     id: str
-    meta: dict[str, Any]
+    meta: SpoolMeta
     segment: Path
     payload_offset: int
     payload_length: int
@@ -89,11 +90,44 @@ class _Writer:
     failed: bool = False
     closed: bool = False
 
-def spool_meta(name: str, channel: str, received_at: datetime, custodian_id: str | None,
-               envelope: dict[str, str] | None = None, refused: str = "") -> dict[str, Any]:
-    """What a source records with an item (names and times only; never content)."""
-    return {"name": name, "channel": channel, "received_at": received_at.isoformat(), "custodian": custodian_id,
-            "envelope": envelope, "refused": refused}
+@dataclass(frozen=True)
+class SpoolMeta:
+    """What a source records with an item: names and times, never content.
+
+    Kept in the clear in the frame header (and a file's sidecar) as the JSON object of
+    :meth:`to_json`, so its keys and their order on disk are those of every spool written
+    before this class existed; :meth:`from_json` reads those too.
+    """
+
+    name: str
+    channel: str  # smtp | folder
+    #: When the source received the item, from the source's clock: it decides on time or late.
+    received_at: datetime
+    custodian: str | None = None
+    #: SMTP's envelope (sender, recipients, peer, TLS, AUTH), as text.
+    envelope: dict[str, str] | None = None
+    #: Why the item was refused (a link in the inbox, a folder too large): recorded, not parsed.
+    refused: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "channel": self.channel, "received_at": self.received_at.isoformat(),
+                "custodian": self.custodian, "envelope": self.envelope, "refused": self.refused}
+
+    @classmethod
+    def from_json(cls, value: Any) -> SpoolMeta:
+        """Raises ValueError if ``value`` is not metadata a source wrote."""
+        try:
+            envelope = value.get("envelope")
+            return cls(name=str(value["name"]), channel=str(value["channel"]),
+                       received_at=parse_iso(str(value["received_at"])), custodian=value.get("custodian"),
+                       envelope=dict(envelope) if envelope is not None else None,
+                       refused=str(value.get("refused") or ""))
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"not spool item metadata ({type(error).__name__}: {error})") from None
+
+    def encoded(self) -> bytes:
+        return json.dumps(self.to_json(), sort_keys=True).encode()
+
 
 def file_kind(mode: int) -> str:
     """What an entry that is not a regular file is, in the words a refusal uses."""
@@ -156,19 +190,19 @@ class Spool:
             raise
         return _Writer(fd, path)
 
-    def put_bytes(self, data: bytes, meta: dict[str, Any]) -> str:
+    def put_bytes(self, data: bytes, meta: SpoolMeta) -> str:
         """Make ``data`` durable; returns the item id. Raises IntakeError if it cannot."""
         item_id, ticket = self.write_bytes(data, meta)
         self.sync(ticket)
         return item_id
 
-    def write_bytes(self, data: bytes, meta: dict[str, Any]) -> tuple[str, SyncTicket]:
+    def write_bytes(self, data: bytes, meta: SpoolMeta) -> tuple[str, SyncTicket]:
         """Write an item without waiting for the disk: it is durable once :meth:`sync` of the
         ticket returns. Lets an event loop write inline and wait for one shared fsync."""
         [item_id], ticket = self.write_items([meta], data)
         return item_id, ticket
 
-    def write_items(self, metas: Sequence[dict[str, Any]], data: bytes) -> tuple[list[str], SyncTicket]:
+    def write_items(self, metas: Sequence[SpoolMeta], data: bytes) -> tuple[list[str], SyncTicket]:
         """Write ``data`` as one item per entry of ``metas`` (a message for several custodians),
         all or none: if one cannot be written, none of them is in the spool."""
         ids = [uuid.uuid4().hex for _ in metas]
@@ -176,14 +210,14 @@ class Spool:
         def frames() -> Iterator[tuple[bytes, ...]]:
             # Sealed one at a time, as written: the message is held once more, not once per item.
             for item_id, meta in zip(ids, metas, strict=True):
-                header = json.dumps({"id": item_id, "meta": meta}, sort_keys=True).encode()
+                header = json.dumps({"id": item_id, "meta": meta.to_json()}, sort_keys=True).encode()
                 nonce = os.urandom(12)
                 sealed = self._aead.encrypt(nonce, data, item_id.encode())
                 yield _FRAME_HEAD.pack(MAGIC, len(header), len(nonce) + len(sealed)) + header + nonce, sealed
 
         return ids, self._write(frames())
 
-    def put_file(self, path: Path, meta: dict[str, Any]) -> str:
+    def put_file(self, path: Path, meta: SpoolMeta) -> str:
         """Move a complete file into the spool (same file system: a rename) and record it.
 
         Order matters for crashes: the metadata sidecar is durable before the rename, and
@@ -195,7 +229,7 @@ class Spool:
         target = self.files / item_id
         sidecar = self.files / f"{item_id}.meta"
         try:
-            _write_durable(sidecar, json.dumps(meta, sort_keys=True).encode())
+            _write_durable(sidecar, meta.encoded())
             _move(path, target)
             _refuse_unless_regular(target, path, sidecar)
         except OSError as error:
@@ -222,7 +256,7 @@ class Spool:
         self._frame_file(item_id, meta)
         return item_id
 
-    def put_written_file(self, write: Callable[[BinaryIO], None], meta: dict[str, Any]) -> str:
+    def put_written_file(self, write: Callable[[BinaryIO], None], meta: SpoolMeta) -> str:
         """Make a file that ``write`` produces an item (e.g. a dropped folder, packed).
 
         The same order as :meth:`put_file`: the sidecar is durable first, the file is
@@ -232,7 +266,7 @@ class Spool:
         item_id = uuid.uuid4().hex
         partial = self.files / f"{item_id}{PARTIAL_SUFFIX}"
         try:
-            _write_durable(self.files / f"{item_id}.meta", json.dumps(meta, sort_keys=True).encode())
+            _write_durable(self.files / f"{item_id}.meta", meta.encoded())
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 write(handle)
@@ -244,13 +278,13 @@ class Spool:
             partial.unlink(missing_ok=True)
             (self.files / f"{item_id}.meta").unlink(missing_ok=True)
             if isinstance(error, OSError):
-                raise IntakeError(f"{meta.get('name')}: cannot write into the spool: {error.strerror}") from None
+                raise IntakeError(f"{meta.name}: cannot write into the spool: {error.strerror}") from None
             raise
         self._frame_file(item_id, meta)
         return item_id
 
-    def _frame_file(self, item_id: str, meta: dict[str, Any]) -> None:
-        header = json.dumps({"id": item_id, "meta": meta, "file": item_id}, sort_keys=True).encode()
+    def _frame_file(self, item_id: str, meta: SpoolMeta) -> None:
+        header = json.dumps({"id": item_id, "meta": meta.to_json(), "file": item_id}, sort_keys=True).encode()
         self.sync(self._write(iter([(_FRAME_HEAD.pack(MAGIC, len(header), 0), header)])))
 
     def recover(self) -> int:
@@ -271,7 +305,12 @@ class Spool:
             except _NotRegularFile as error:  # swapped in the inbox, and the crash came before the look
                 log.warning("spool: %s was a %s, not a regular file; it was not opened", item_id, error.kind)
                 continue
-            self._frame_file(item_id, json.loads(sidecar.read_bytes()))
+            try:
+                meta = SpoolMeta.from_json(json.loads(sidecar.read_bytes()))
+            except ValueError as error:  # framed, it would stop the pipeline at an item it cannot read
+                log.warning("spool: %s has unreadable metadata (%s); it was not framed", item_id, error)
+                continue
+            self._frame_file(item_id, meta)
             count += 1
         return count
 
@@ -475,8 +514,12 @@ def _read_segment(segment: Path, start: int = 0) -> Iterator[tuple[SpoolItem, in
                 decoded = json.loads(header)
             except ValueError:
                 return
+            try:
+                meta = SpoolMeta.from_json(decoded["meta"])
+            except ValueError as error:
+                raise SpoolItemDamaged(f"spool item {decoded['id']} has unreadable metadata: {error}") from None
             file = files / decoded["file"] if decoded.get("file") else None
-            yield SpoolItem(decoded["id"], decoded["meta"], segment, payload_offset, payload_length, file), end
+            yield SpoolItem(decoded["id"], meta, segment, payload_offset, payload_length, file), end
             offset = end
 
 

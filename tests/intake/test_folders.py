@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NOW
 from twentyday.errors import IntakeError, ParseError
 from twentyday.intake import folders
-from twentyday.spool import Spool
+from twentyday.intake.folders import FolderLimits
+from twentyday.spool import Spool, SpoolMeta
 
 
 def packed(folder: Path) -> tuple[bytes, folders.Tree]:
@@ -72,15 +74,12 @@ def test_a_folder_swapped_for_a_link_after_the_survey_is_not_followed(tmp_path: 
     assert ("media/deep/b.txt", "not a regular file when read") in tree.skipped
 
 
-def test_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bounds(tmp_path: Path) -> None:
     folder = make_export(tmp_path)
-    monkeypatch.setattr(folders, "MAX_DEPTH", 1)
     with pytest.raises(ParseError, match="nested more than 1 deep"):
-        folders.survey(folder)
-    monkeypatch.setattr(folders, "MAX_DEPTH", 32)
-    monkeypatch.setattr(folders, "MAX_ENTRIES", 4)
+        folders.survey(folder, FolderLimits(max_depth=1))
     with pytest.raises(ParseError, match="more than 4 entries"):
-        folders.survey(folder)
+        folders.survey(folder, FolderLimits(max_entries=4))
 
 
 def test_odd_names_and_times_do_not_stop_the_packing(tmp_path: Path) -> None:
@@ -112,13 +111,12 @@ class ChangingWhileWritten(io.BytesIO):
 
 
 @pytest.mark.parametrize("change", ["added", "rewritten", "past the bounds"])
-def test_a_folder_changed_while_packed_is_not_taken_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       change: str) -> None:
+def test_a_folder_changed_while_packed_is_not_taken_yet(tmp_path: Path, change: str) -> None:
     # The zip would miss the change, and the folder is removed once taken: the change would be lost.
     folder = make_export(tmp_path)
-    tree = folders.survey(folder)
-    if change == "past the bounds":
-        monkeypatch.setattr(folders, "MAX_ENTRIES", 5)  # as many as it holds: one more is too many
+    # "past the bounds": as many entries as it holds, so one more is too many.
+    limits = FolderLimits(max_entries=5) if change == "past the bounds" else FolderLimits()
+    tree = folders.survey(folder, limits)
 
     def employee() -> None:
         if change == "rewritten":
@@ -127,7 +125,7 @@ def test_a_folder_changed_while_packed_is_not_taken_yet(tmp_path: Path, monkeypa
             (folder / "media" / "late.jpg").write_bytes(b"added while packing")
 
     with pytest.raises(IntakeError, match="Export: changed while it was being packed"):
-        folders.pack(folder, tree, ChangingWhileWritten(employee))
+        folders.pack(folder, tree, ChangingWhileWritten(employee), limits)
 
 
 def test_a_folder_changed_while_packed_leaves_nothing_in_the_spool(tmp_path: Path) -> None:
@@ -140,7 +138,7 @@ def test_a_folder_changed_while_packed_leaves_nothing_in_the_spool(tmp_path: Pat
         folders.pack(folder, tree, out)  # type: ignore[arg-type]
 
     with pytest.raises(IntakeError, match="changed while it was being packed"):
-        spool.put_written_file(pack_while_the_employee_adds_a_file, {"name": "Export.zip"})
+        spool.put_written_file(pack_while_the_employee_adds_a_file, SpoolMeta("Export.zip", "folder", NOW))
     assert list(spool.files.iterdir()) == [] and list(spool.pending()) == []
     assert (folder / "late.txt").exists()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -10,6 +11,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,8 +20,14 @@ from click.testing import CliRunner
 
 from tests.conftest import make_mail
 from tests.smtp_helpers import DaemonThread, configure, self_signed
+from twentyday import config as config_module
+from twentyday.canonical import iso
 from twentyday.cli import cli
-from twentyday.intake.smtp import RateLimit, add_user
+from twentyday.intake.smtp import RateLimit, start_server
+from twentyday.intake.smtp_auth import add_user
+from twentyday.pipeline.worker import Worker
+from twentyday.spool import Spool
+from twentyday.store.archive import Archive
 
 
 def wait_records(config: Path, count: int, timeout: float = 20.0) -> list[dict[str, object]]:
@@ -321,8 +329,6 @@ def test_a_failed_fsync_answers_451_and_the_retry_is_archived_once(archive_dir: 
 def _spool_of(running: DaemonThread) -> object:
     import gc
 
-    from twentyday.spool import Spool
-
     spools = [o for o in gc.get_objects() if isinstance(o, Spool) and o.root.parent == running.config.data_dir]
     assert spools
     return spools[-1]
@@ -386,3 +392,35 @@ def test_the_rate_limit_forgets_clients_whose_allowance_has_refilled() -> None:
     now[0] = 3600.0
     assert limit.allow("2001:db8::ffff:1")
     assert len(limit._buckets) == 1
+
+
+def test_the_smtp_clock_decides_the_receive_time(archive_dir: Path) -> None:
+    # Receive time decides on time or late: the item's, its envelope's and the capture's are the clock's.
+    received = datetime(2026, 11, 1, 9, 30, 15, 123456, tzinfo=UTC)
+    config_path, port = configure(archive_dir)
+    config = config_module.load(config_path)
+    spool = Spool.open(config)
+
+    def send() -> None:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.sendmail("jane.doe@gmail.com", ["records+jdoe@agency.example"], make_mail(message_id="<clock@x>"))
+
+    async def serve_one() -> None:
+        server = await start_server(config, spool, lambda: None, clock=lambda: received)
+        try:
+            await asyncio.to_thread(send)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    archive = Archive(config)
+    try:
+        asyncio.run(serve_one())
+        [item] = spool.pending()
+        assert (item.meta.name, item.meta.received_at) == ("smtp-20261101T093015123456.eml", received)
+        assert item.meta.envelope is not None and item.meta.envelope["received_at"] == received.isoformat()
+        Worker(archive, spool).run_once()
+        assert archive.conn.execute("SELECT received_at FROM capture").fetchall() == [(iso(received),)]
+    finally:
+        spool.close()
+        archive.close()

@@ -9,7 +9,7 @@ import shutil
 import time
 import zipfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,9 +17,11 @@ from click.testing import CliRunner
 
 from tests.chatgen import android_line, write_export
 from twentyday import config as config_module
+from twentyday.canonical import iso
 from twentyday.cli import cli
 from twentyday.crypto import keys
 from twentyday.intake import folders
+from twentyday.intake.folders import FolderLimits
 from twentyday.intake.watcher import InboxWatcher
 from twentyday.pipeline.worker import Worker
 from twentyday.spool import Spool
@@ -27,12 +29,13 @@ from twentyday.store.archive import Archive
 
 
 class Running:
-    def __init__(self, archive_dir: Path) -> None:
+    def __init__(self, archive_dir: Path, limits: FolderLimits = folders.DEFAULT_LIMITS) -> None:
         self.config = config_module.load(archive_dir / "twentyday.toml")
         self.archive = Archive(self.config)
         self.spool = Spool.open(self.config)
         self.worker = Worker(self.archive, self.spool)
-        self.watcher = InboxWatcher(self.config.folder_path, self.spool, self.worker.notify, settle_seconds=0.6)
+        self.watcher = InboxWatcher(self.config.folder_path, self.spool, self.worker.notify, settle_seconds=0.6,
+                                    limits=limits)
 
     def start(self) -> None:
         self.worker.start(poll_seconds=0.2)
@@ -166,19 +169,22 @@ def test_a_link_inside_a_dropped_folder_is_not_followed_and_is_recorded(running:
     assert ("ingest_failed",) in running.archive.conn.execute("SELECT kind FROM alert").fetchall()
 
 
-def test_a_folder_past_the_bounds_is_refused_once_and_left_in_place(running: Running, archive_dir: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(folders, "MAX_ENTRIES", 3)
-    dropped = running.config.folder_path / "jdoe" / "Huge"
-    dropped.mkdir()
-    for n in range(5):
-        (dropped / f"part{n}.txt").write_text("x")
-    wait_for(lambda: running.worker.processed >= 1)
-    running.watcher.scan()  # the periodic rescan finds it again
-    time.sleep(1.5)
-    assert dropped.exists() and len(list(dropped.iterdir())) == 5
-    states = running.archive.conn.execute("SELECT state, source_name FROM capture").fetchall()
-    assert states == [("quarantined", "Huge")]
+def test_a_folder_past_the_bounds_is_refused_once_and_left_in_place(archive_dir: Path) -> None:
+    running = Running(archive_dir, FolderLimits(max_entries=3))
+    running.start()
+    try:
+        dropped = running.config.folder_path / "jdoe" / "Huge"
+        dropped.mkdir()
+        for n in range(5):
+            (dropped / f"part{n}.txt").write_text("x")
+        wait_for(lambda: running.worker.processed >= 1)
+        running.watcher.scan()  # the periodic rescan finds it again
+        time.sleep(1.5)
+        assert dropped.exists() and len(list(dropped.iterdir())) == 5
+        states = running.archive.conn.execute("SELECT state, source_name FROM capture").fetchall()
+        assert states == [("quarantined", "Huge")]
+    finally:
+        running.stop()
 
 
 def test_a_writer_that_pauses_longer_than_the_settle_time_is_waited_for(running: Running, archive_dir: Path) -> None:
@@ -272,3 +278,39 @@ def test_a_file_added_to_a_folder_just_after_it_was_packed_is_taken_later_not_de
             for (blob,) in running.archive.conn.execute("SELECT raw_blob FROM capture ORDER BY rowid")]
     assert len(zips) == 2
     assert "ProjectTeam/late.txt" not in zips[0] and zips[1] == ["ProjectTeam/late.txt"]
+
+
+def test_the_watchers_clock_decides_every_receive_time(archive_dir: Path) -> None:
+    # Receive time decides on time or late, so it is the injected clock's, for what is taken
+    # (a file, a folder) and for what is refused (a link, a folder past the bounds) alike.
+    received = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    config = config_module.load(archive_dir / "twentyday.toml")
+    custodian = config.folder_path / "jdoe"
+    custodian.mkdir(parents=True, exist_ok=True)
+    write_export(custodian / "WhatsApp Chat with Clock.txt", 3)
+    (custodian / "Export").mkdir()
+    (custodian / "Export" / "chat.txt").write_text("a dropped folder")
+    (custodian / "Huge").mkdir()
+    for n in range(3):
+        (custodian / "Huge" / f"part{n}.txt").write_text("x")
+    (custodian / "link").symlink_to(custodian / "Export" / "chat.txt")
+    archive, spool = Archive(config), Spool.open(config)
+    seconds = [0.0]
+    watcher = InboxWatcher(config.folder_path, spool, lambda: None, settle_seconds=1.0,
+                           limits=FolderLimits(max_entries=2), clock=lambda: received,
+                           monotonic=lambda: seconds[0])
+    try:
+        watcher.scan()
+        watcher.check()  # the link and the folder past the bounds are refused at once
+        seconds[0] = 5.0
+        watcher.check()  # the rest has settled
+        metas = sorted((item.meta for item in spool.pending()), key=lambda meta: meta.name)
+        assert [(m.name, bool(m.refused), m.received_at) for m in metas] == [
+            ("Export.zip", False, received), ("Huge", True, received),
+            ("WhatsApp Chat with Clock.txt", False, received), ("link", True, received)]
+        Worker(archive, spool).run_once()
+        assert set(archive.conn.execute("SELECT received_at FROM capture")) == {(iso(received),)}
+        assert set(archive.conn.execute("SELECT captured_at FROM record")) == {(iso(received),)}
+    finally:
+        spool.close()
+        archive.close()

@@ -19,9 +19,9 @@ from twentyday import config as config_module
 from twentyday.canonical import iso
 from twentyday.initialise import init_archive
 from twentyday.pipeline import process as pipeline
-from twentyday.pipeline import worker
-from twentyday.pipeline.worker import ReadAhead, Worker
-from twentyday.spool import Spool, spool_meta
+from twentyday.pipeline.read_ahead import ReadAhead, ReadAheadLimits
+from twentyday.pipeline.worker import BatchLimits, Worker
+from twentyday.spool import Spool, SpoolMeta
 from twentyday.store.archive import Archive
 from twentyday.store.search import Filters, search
 from twentyday.store.verify import verify
@@ -102,11 +102,11 @@ def spool_items(archive: Archive) -> None:
     spool = Spool.open(archive.config)
     for item in items():
         assert item.data is not None
-        spool.put_bytes(item.data, spool_meta(item.name, item.channel, item.received_at, item.custodian_id))
+        spool.put_bytes(item.data, SpoolMeta(item.name, item.channel, item.received_at, item.custodian_id))
     for n in range(40):  # several chunks of read-ahead
         spool.put_bytes(make_mail(message_id=f"<bulk-{n}@x>", body=f"bulk note {n}"),
-                        spool_meta(f"bulk-{n}.eml", "smtp", datetime.now(UTC), None))
-    spool.put_bytes(b"", spool_meta("link", "folder", datetime.now(UTC), "jdoe", refused="a symbolic link"))
+                        SpoolMeta(f"bulk-{n}.eml", "smtp", datetime.now(UTC), None))
+    spool.put_bytes(b"", SpoolMeta("link", "folder", datetime.now(UTC), "jdoe", refused="a symbolic link"))
     spool.close()
 
 
@@ -212,13 +212,10 @@ def _alive(pid: int) -> bool:
     return waited == 0
 
 
-def test_a_stuck_helper_is_killed_and_its_items_are_stored_anyway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_stuck_helper_is_killed_and_its_items_are_stored_anyway(tmp_path: Path,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
-    from twentyday.pipeline import worker
-
-    monkeypatch.setattr(worker, "READ_AHEAD_SECONDS", 1.0)
     archive = fresh_archive(tmp_path / "a")
-    read_ahead = ReadAhead(archive.config)
+    read_ahead = ReadAhead(archive.config, limits=ReadAheadLimits(answer_seconds=1.0))
     try:
         spool_items(archive)
         warm = read_ahead.submit([None])
@@ -252,12 +249,11 @@ def test_a_batch_stored_again_is_stored_whole_and_in_order_so_the_first_capture_
         if n in (3, 7):
             data = make_mail(message_id="<same@example.test>", body="the same message", to=f"x{n}@partner.example")
             received = NOW if n == 3 else NOW + timedelta(days=30)
-        spool.put_bytes(data, spool_meta(f"mail-{n}", "smtp", received, "jdoe"))
+        spool.put_bytes(data, SpoolMeta(f"mail-{n}", "smtp", received, "jdoe"))
     spool.close()
     archive = Archive(config, durable=False)
     spool = Spool.open(config, writer=False)
     read_ahead = ReadAhead(config)
-    monkeypatch.setattr(worker, "BATCH_SECONDS", 0.5)
     store = pipeline.store
 
     def slow_in_a_savepoint(archive: Archive, prepared: pipeline.Prepared, *, savepoint: bool = True
@@ -276,7 +272,7 @@ def test_a_batch_stored_again_is_stored_whole_and_in_order_so_the_first_capture_
     monkeypatch.setattr(pipeline, "store", slow_in_a_savepoint)
     monkeypatch.setattr(CaptureWriter, "write", failing_write)
     try:
-        outcomes = Worker(archive, spool, read_ahead=read_ahead).run_once()
+        outcomes = Worker(archive, spool, read_ahead=read_ahead, limits=BatchLimits(seconds=0.5)).run_once()
         assert [o.source for o in outcomes] == [f"mail-{n}" for n in range(12)]
         assert list(spool.pending()) == []
         assert archive.conn.execute(

@@ -18,9 +18,9 @@ from twentyday import config as config_module
 from twentyday import spool as spool_module
 from twentyday.crypto import secrets
 from twentyday.errors import BatchRolledBack, IntakeError
-from twentyday.pipeline.worker import DONE_BATCH, Worker
+from twentyday.pipeline.worker import BatchLimits, Worker
 from twentyday.records import ParsedMessage
-from twentyday.spool import Spool, spool_meta
+from twentyday.spool import Spool, SpoolMeta
 from twentyday.store import schema
 from twentyday.store.archive import Archive
 from twentyday.store.search import Filters, search
@@ -114,12 +114,12 @@ def _spool_mails(archive_dir: Path, count: int) -> None:
     spool = Spool.open(config)
     for n in range(count):
         spool.put_bytes(make_mail(message_id=f"<batch-{n}@example.test>", body=f"note {n}"),
-                        spool_meta(f"mail-{n}", "smtp", NOW, "jdoe"))
+                        SpoolMeta(f"mail-{n}", "smtp", NOW, "jdoe"))
     spool.close()
 
 
 def test_the_worker_commits_a_batch_and_only_then_forgets_its_items(archive_dir: Path) -> None:
-    count = DONE_BATCH + 6  # more than one batch
+    count = BatchLimits().items + 6  # more than one batch
     _spool_mails(archive_dir, count)
     config = config_module.load(archive_dir / "twentyday.toml")
     archive = Archive(config, durable=False)
@@ -193,7 +193,7 @@ def test_a_full_disk_after_the_commit_keeps_the_items_and_the_worker_alive(
 def test_a_damaged_spool_item_is_kept_sealed_and_the_items_behind_it_go_on(archive_dir: Path) -> None:
     config = config_module.load(archive_dir / "twentyday.toml")
     spool = Spool.open(config)
-    spool.put_bytes(make_mail(message_id="<rotten@example.test>"), spool_meta("rotten", "smtp", NOW, "jdoe"))
+    spool.put_bytes(make_mail(message_id="<rotten@example.test>"), SpoolMeta("rotten", "smtp", NOW, "jdoe"))
     spool.close()
     [segment] = (archive_dir / "data" / "spool").glob("seg-*.log")
     damaged = bytearray(segment.read_bytes())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import resource
 import signal
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
@@ -16,9 +18,14 @@ import pytest
 
 from twentyday import spool as spool_module
 from twentyday.errors import IntakeError
-from twentyday.spool import Spool, SpoolItem
+from twentyday.spool import Spool, SpoolItem, SpoolMeta
 
 KEY = bytes(range(32))
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def meta(name: str, custodian: str | None = None) -> SpoolMeta:
+    return SpoolMeta(name, "folder", NOW, custodian)
 
 
 def recovered_once(root: Path) -> tuple[Spool, SpoolItem]:
@@ -26,15 +33,35 @@ def recovered_once(root: Path) -> tuple[Spool, SpoolItem]:
     reopened = Spool(root, KEY)
     assert reopened.recover() == 1
     [item] = reopened.pending()
-    assert item.meta == {"name": "chat.txt"}
+    assert item.meta == meta("chat.txt")
     assert item.file is not None and item.file.read_bytes() == b"chat"
     return reopened, item
 
 
+def test_item_metadata_is_framed_as_it_always_was(tmp_path: Path) -> None:
+    # The frame header holds the same JSON object as before SpoolMeta existed, so spools
+    # written by an earlier daemon read, and items written now read in an earlier one.
+    envelope = {"mail_from": "jane.doe@gmail.com", "peer": "127.0.0.1"}
+    written = SpoolMeta("smtp-1.eml", "smtp", NOW, "jdoe", envelope=envelope)
+    spool = Spool(tmp_path / "spool", KEY)
+    item_id = spool.put_bytes(b"mail", written)
+    spool.close()
+    old_header = json.dumps({"id": item_id, "meta": {
+        "name": "smtp-1.eml", "channel": "smtp", "received_at": "2026-11-22T12:00:00+00:00", "custodian": "jdoe",
+        "envelope": envelope, "refused": ""}}, sort_keys=True).encode()
+    assert old_header in (tmp_path / "spool" / "seg-00000001.log").read_bytes()
+    [item] = Spool(tmp_path / "spool", KEY).pending()
+    assert item.meta == written
+    # The worker always read the optional keys with a default: so does SpoolMeta.
+    assert SpoolMeta.from_json({"name": "a", "channel": "folder", "received_at": "2026-11-22T12:00:00Z"}) == meta("a")
+    with pytest.raises(ValueError, match="not spool item metadata"):
+        SpoolMeta.from_json({"name": "a", "channel": "folder", "received_at": "yesterday"})
+
+
 def test_items_survive_reopen_in_order_and_leave_when_done(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", KEY)
-    first = spool.put_bytes(b"message one", {"name": "a"})
-    second = spool.put_bytes(b"message two", {"name": "b"})
+    first = spool.put_bytes(b"message one", meta("a"))
+    second = spool.put_bytes(b"message two", meta("b"))
     spool.close()
 
     reopened = Spool(tmp_path / "spool", KEY)
@@ -47,7 +74,7 @@ def test_items_survive_reopen_in_order_and_leave_when_done(tmp_path: Path) -> No
 
 def test_no_plaintext_in_the_spool(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", KEY)
-    spool.put_bytes(b"the secret pelican plan", {"name": "a"})
+    spool.put_bytes(b"the secret pelican plan", meta("a"))
     spool.close()
     # Nor is anything of it open to other local users.
     assert {path.name: oct(path.stat().st_mode & 0o777) for path in (tmp_path / "spool").rglob("*")} | {
@@ -60,8 +87,8 @@ def test_no_plaintext_in_the_spool(tmp_path: Path) -> None:
 
 def test_a_torn_last_frame_is_ignored(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", KEY)
-    kept = spool.put_bytes(b"complete", {"name": "a"})
-    spool.put_bytes(b"x" * 1000, {"name": "b"})
+    kept = spool.put_bytes(b"complete", meta("a"))
+    spool.put_bytes(b"x" * 1000, meta("b"))
     segment = next((tmp_path / "spool").glob("seg-*.log"))
     spool.close()
     with segment.open("r+b") as handle:  # the crash cut the second frame short
@@ -79,7 +106,7 @@ def test_concurrent_puts_share_fsyncs(tmp_path: Path) -> None:
         real_fsync(fd)
 
     with mock.patch("twentyday.spool.os.fsync", counting_fsync):
-        threads = [threading.Thread(target=lambda: [spool.put_bytes(b"m" * 100, {"n": 1}) for _ in range(25)])
+        threads = [threading.Thread(target=lambda: [spool.put_bytes(b"m" * 100, meta("m")) for _ in range(25)])
                    for _ in range(16)]
         for thread in threads:
             thread.start()
@@ -96,7 +123,7 @@ def test_put_file_moves_and_recovers_after_a_crash_between_move_and_record(tmp_p
     export.write_bytes(b"chat")
     spool = Spool(tmp_path / "spool", KEY)
     with mock.patch.object(Spool, "_frame_file", side_effect=KeyboardInterrupt), pytest.raises(KeyboardInterrupt):
-        spool.put_file(export, {"name": "chat.txt"})
+        spool.put_file(export, meta("chat.txt"))
     assert not export.exists()
     assert list(spool.pending()) == []
     spool.close()
@@ -127,7 +154,7 @@ def test_a_file_moved_in_is_recorded_though_its_inbox_folder_cannot_be_synced(tm
     (inbox / "chat.txt").write_bytes(b"chat")
     spool = Spool(tmp_path / "spool", KEY)
     failing_fsync_dir(monkeypatch, inbox)
-    item_id = spool.put_file(inbox / "chat.txt", {"name": "chat.txt"})
+    item_id = spool.put_file(inbox / "chat.txt", meta("chat.txt"))
     assert not (inbox / "chat.txt").exists()
     assert spool.recover() == 0
     [item] = spool.pending()
@@ -142,7 +169,7 @@ def test_a_file_moved_in_whose_spool_folder_cannot_be_synced_is_recorded_at_the_
     spool = Spool(tmp_path / "spool", KEY)
     failing_fsync_dir(monkeypatch, spool.files)
     with pytest.raises(IntakeError, match="Input/output error"):
-        spool.put_file(inbox / "chat.txt", {"name": "chat.txt"})
+        spool.put_file(inbox / "chat.txt", meta("chat.txt"))
     monkeypatch.undo()
     assert not (inbox / "chat.txt").exists() and list(spool.pending()) == []
     spool.close()
@@ -173,7 +200,7 @@ def test_a_file_from_another_file_system_is_copied_whole_and_private(tmp_path: P
     (inbox / "chat.txt").chmod(0o644)
     spool = Spool(tmp_path / "spool", KEY)
     renames_cross_file_systems(monkeypatch)
-    item_id = spool.put_file(inbox / "chat.txt", {"name": "chat.txt"})
+    item_id = spool.put_file(inbox / "chat.txt", meta("chat.txt"))
     assert not (inbox / "chat.txt").exists()
     assert sorted(p.name for p in spool.files.iterdir()) == [item_id, f"{item_id}.meta"]  # no partial copy
     [item] = spool.pending()
@@ -197,7 +224,7 @@ def test_a_crash_while_copying_from_another_file_system_leaves_the_file_in_the_i
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, resource.RLIM_INFINITY))
             signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-            spool.put_file(inbox / "chat.txt", {"name": "chat.txt"})
+            spool.put_file(inbox / "chat.txt", meta("chat.txt"))
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)
@@ -248,7 +275,7 @@ def test_a_file_swapped_for_a_link_or_fifo_while_being_taken_is_never_opened(
     if cross_file_systems:
         renames_cross_file_systems(monkeypatch)
     with pytest.raises(IntakeError, match=f"was replaced by a {kind} while being taken; it was not opened"):
-        spool.put_file(export, {"name": "chat.txt"})
+        spool.put_file(export, meta("chat.txt"))
     monkeypatch.undo()
     assert list(spool.files.iterdir()) == []
     assert spool.recover() == 0 and list(spool.pending()) == []
@@ -265,7 +292,7 @@ def test_recover_frames_no_link_or_fifo_moved_in_before_a_crash(tmp_path: Path, 
     outside = tmp_path / "daemon-secret.txt"
     outside.write_bytes(b"not the employee's to archive")
     spool = Spool(tmp_path / "spool", KEY)
-    (spool.files / "0123.meta").write_text('{"name": "chat.txt"}')
+    (spool.files / "0123.meta").write_bytes(meta("chat.txt").encoded())
     (spool.files / "0123").write_bytes(b"")
     replace_by(kind, spool.files / "0123", outside)
     assert spool.recover() == 0
@@ -281,13 +308,13 @@ def test_unwritable_spool_is_an_intake_error(tmp_path: Path) -> None:
 def test_pending_resumes_after_done_items_and_still_sees_every_undone_one(tmp_path: Path) -> None:
     writer = Spool(tmp_path / "spool", KEY)
     reader = Spool(tmp_path / "spool", KEY, writer=False)
-    ids = [writer.put_bytes(f"message {n}".encode(), {"name": str(n)}) for n in range(5)]
+    ids = [writer.put_bytes(f"message {n}".encode(), meta(str(n))) for n in range(5)]
     items = list(reader.pending())
     reader.mark_done(items[0], items[1])
     assert [i.id for i in reader.pending()] == ids[2:]
     reader.mark_done(items[3])  # out of order: item 2 failed and stays
     assert [i.id for i in reader.pending()] == [ids[2], ids[4]]
-    later = writer.put_bytes(b"message 5", {"name": "5"})
+    later = writer.put_bytes(b"message 5", meta("5"))
     assert [i.id for i in reader.pending()] == [ids[2], ids[4], later]
     reader.mark_done(items[2])
     pending = list(reader.pending())
@@ -304,9 +331,9 @@ def test_a_written_file_is_an_item_only_once_complete(tmp_path: Path) -> None:
         raise OSError(28, "No space left on device")
 
     with pytest.raises(IntakeError, match="No space left"):
-        spool.put_written_file(fails, {"name": "Export.zip"})
+        spool.put_written_file(fails, meta("Export.zip"))
     assert sorted(p.name for p in (tmp_path / "spool" / "files").iterdir()) == []
-    item_id = spool.put_written_file(lambda out: out.write(b"zip bytes"), {"name": "Export.zip"})
+    item_id = spool.put_written_file(lambda out: out.write(b"zip bytes"), meta("Export.zip"))
     [item] = list(spool.pending())
     assert item.id == item_id and item.file is not None and item.file.read_bytes() == b"zip bytes"
     # A crash while writing leaves a partial file: recovery removes it and frames nothing new.
@@ -334,10 +361,10 @@ def test_a_write_that_fails_part_way_leaves_no_torn_frame_before_later_items(tmp
     # Items written after a failed one must stay readable: a torn frame left in the middle
     # of a segment would hide every frame after it (and the segment would later be collected).
     spool = Spool(tmp_path / "spool", KEY)
-    first = spool.put_bytes(b"A" * 20_000, {"name": "a"})
+    first = spool.put_bytes(b"A" * 20_000, meta("a"))
     with disk_full_after(spool._segments()[-1], spare=5_000), pytest.raises(IntakeError, match="write failed"):
-        spool.put_bytes(b"B" * 20_000, {"name": "b"})  # SMTP answers 451
-    later = [spool.put_bytes(fill * 20_000, {"name": name}) for fill, name in ((b"C", "c"), (b"D", "d"))]
+        spool.put_bytes(b"B" * 20_000, meta("b"))  # SMTP answers 451
+    later = [spool.put_bytes(fill * 20_000, meta(name)) for fill, name in ((b"C", "c"), (b"D", "d"))]
     spool.close()
 
     reader = Spool(tmp_path / "spool", KEY, writer=False)
@@ -350,17 +377,17 @@ def test_items_written_together_are_all_written_or_none(tmp_path: Path) -> None:
     # One message for two custodians: the second copy does not fit, so the message is
     # refused (451) and neither copy may be archived.
     spool = Spool(tmp_path / "spool", KEY)
-    first = spool.put_bytes(b"earlier", {"name": "earlier"})
+    first = spool.put_bytes(b"earlier", meta("earlier"))
     with disk_full_after(spool._segments()[-1], spare=30_000), pytest.raises(IntakeError):
-        spool.write_items([{"custodian": "jdoe"}, {"custodian": "asmith"}], b"M" * 20_000)
-    ids, ticket = spool.write_items([{"custodian": "jdoe"}, {"custodian": "asmith"}], b"N" * 20_000)
+        spool.write_items([meta("m", "jdoe"), meta("m", "asmith")], b"M" * 20_000)
+    ids, ticket = spool.write_items([meta("n", "jdoe"), meta("n", "asmith")], b"N" * 20_000)
     spool.sync(ticket)
     spool.close()
 
     reader = Spool(tmp_path / "spool", KEY, writer=False)
     items = list(reader.pending())
     assert [i.id for i in items] == [first, *ids]
-    assert [i.meta for i in items[1:]] == [{"custodian": "jdoe"}, {"custodian": "asmith"}]
+    assert [i.meta for i in items[1:]] == [meta("n", "jdoe"), meta("n", "asmith")]
     assert {reader.read(i) for i in items[1:]} == {b"N" * 20_000}
 
 
@@ -374,7 +401,7 @@ def test_writing_an_item_holds_one_sealed_copy_beside_the_message(tmp_path: Path
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        spool.put_bytes(message, {"name": "big"})
+        spool.put_bytes(message, meta("big"))
         extra = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()

@@ -497,13 +497,13 @@ def test_the_worker_seals_an_item_it_cannot_process(archive_dir: Path, monkeypat
     from twentyday.config import load
     from twentyday.pipeline import process as pipeline
     from twentyday.pipeline.worker import Worker
-    from twentyday.spool import Spool, spool_meta
+    from twentyday.spool import Spool, SpoolMeta
     from twentyday.store.archive import Archive
 
     config = load(archive_dir / "twentyday.toml")
     archive = Archive(config)
     spool = Spool.open(config)
-    spool.put_bytes(b"anything", spool_meta("x.txt", "smtp", datetime.now(UTC), "jdoe"))
+    spool.put_bytes(b"anything", SpoolMeta("x.txt", "smtp", datetime.now(UTC), "jdoe"))
 
     def bug(archive: object, item: object) -> object:
         raise TypeError("a bug outside the parsers")

@@ -32,12 +32,21 @@ from typing import BinaryIO
 from twentyday.errors import IntakeError, ParseError
 from twentyday.spool import file_kind
 
-MAX_ENTRIES = 100_000
-MAX_DEPTH = 32
 _COPY_BYTES = 1024 * 1024
 #: Zip can date entries from 1980 to 2107 only; times outside are clamped (UTC).
 _ZIP_FIRST = calendar.timegm((1980, 1, 1, 0, 0, 0))
 _ZIP_LAST = calendar.timegm((2107, 12, 31, 23, 59, 58))
+
+
+@dataclass(frozen=True)
+class FolderLimits:
+    """How large a dropped folder may be: past these it is refused, not walked further."""
+
+    max_entries: int = 100_000
+    max_depth: int = 32
+
+
+DEFAULT_LIMITS = FolderLimits()
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,8 @@ class Tree:
     entries: list[Entry] = field(default_factory=list)  # everything surveyed, for remove_surveyed()
 
 
-def survey(folder: Path) -> Tree:
-    """Walk ``folder`` without following links. Raises ParseError past the bounds."""
+def survey(folder: Path, limits: FolderLimits = DEFAULT_LIMITS) -> Tree:
+    """Walk ``folder`` without following links. Raises ParseError past ``limits``."""
     if not _encodable(folder.name):
         raise ParseError(f"{folder.name!r}: the folder's name is not valid UTF-8")
     tree = Tree()
@@ -76,14 +85,14 @@ def survey(folder: Path) -> Tree:
     entries = 0
     while pending:
         relative, depth = pending.pop()
-        if depth > MAX_DEPTH:
-            raise ParseError(f"{folder.name}: folders nested more than {MAX_DEPTH} deep")
+        if depth > limits.max_depth:
+            raise ParseError(f"{folder.name}: folders nested more than {limits.max_depth} deep")
         with os.scandir(folder / relative if relative else folder) as listing:
             found = sorted(listing, key=lambda entry: entry.name)
         for entry in found:
             entries += 1
-            if entries > MAX_ENTRIES:
-                raise ParseError(f"{folder.name}: more than {MAX_ENTRIES} entries")
+            if entries > limits.max_entries:
+                raise ParseError(f"{folder.name}: more than {limits.max_entries} entries")
             path = f"{relative}/{entry.name}" if relative else entry.name
             info = entry.stat(follow_symlinks=False)
             tree.entries.append(Entry(path, info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns,
@@ -114,8 +123,9 @@ def _encodable(name: str) -> bool:
 
 
 
-def pack(folder: Path, tree: Tree, out: BinaryIO) -> None:
-    """Write the surveyed regular files of ``folder`` as a zip to ``out``.
+def pack(folder: Path, tree: Tree, out: BinaryIO, limits: FolderLimits = DEFAULT_LIMITS) -> None:
+    """Write the surveyed regular files of ``folder`` as a zip to ``out`` (``limits``: the
+    survey's, for the look after packing).
 
     A file that is no longer a regular file when opened (swapped after the survey) is
     skipped and added to ``tree.skipped``. Raises IntakeError if the folder changed while
@@ -141,12 +151,12 @@ def pack(folder: Path, tree: Tree, out: BinaryIO) -> None:
                             target.write(piece)
     finally:
         os.close(root)
-    _check_unchanged(folder, tree)
+    _check_unchanged(folder, tree, limits)
 
 
-def _check_unchanged(folder: Path, tree: Tree) -> None:
+def _check_unchanged(folder: Path, tree: Tree, limits: FolderLimits) -> None:
     try:
-        signature = survey(folder).signature
+        signature = survey(folder, limits).signature
     except ParseError:  # grown past the bounds meanwhile: the next survey refuses it
         signature = ""
     if signature != tree.signature:

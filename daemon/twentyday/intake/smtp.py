@@ -16,7 +16,7 @@ archive's limits, :func:`start_server` binds it on the daemon's own loop.
   command and data line length, idle timeout (restarted while a message's
   bytes arrive), total and per-client connections (421 above them),
   messages per client per minute (451), recipients per message.
-- STARTTLS with the configured certificate; AUTH (required when an auth file
+- STARTTLS with the configured certificate; AUTH (:mod:`smtp_auth`; required when an auth file
   is configured), refused over plaintext unless explicitly allowed. Passwords
   are checked (scrypt) off the event loop; a connection is closed after
   ``AUTH_FAILURES_PER_CONNECTION`` failures, and a client past
@@ -26,26 +26,24 @@ archive's limits, :func:`start_server` binds it on the daemon's own loop.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import os
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, syntax
 
 from twentyday.config import Config, normalise_identity
 from twentyday.errors import ConfigError, IntakeError
+from twentyday.intake import utc_now
+from twentyday.intake.smtp_auth import Authenticator, load_auth_file
 from twentyday.intake.smtp_data import DataRefusal, read_data
-from twentyday.spool import Spool, SyncTicket, spool_meta
+from twentyday.spool import Spool, SpoolMeta, SyncTicket
 
 log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 100
@@ -65,15 +63,19 @@ class Route:
 class Intake:
     """The aiosmtpd handler: decides recipients, makes DATA durable, then answers."""
 
-    def __init__(self, config: Config, spool: Spool, on_item: Callable[[], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: Config, spool: Spool, on_item: Callable[[], None], *,
+                 clock: Callable[[], datetime] = utc_now,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` gives each message's receive time (it decides on time or late);
+        ``monotonic`` refills the per-client allowances."""
         self.config = config
         self.spool = spool
         self.on_item = on_item
+        self._clock = clock
         self._addresses = {a.lower() for a in config.smtp.addresses}
-        self._rate = RateLimit(config.smtp.max_messages_per_minute, clock)
+        self._rate = RateLimit(config.smtp.max_messages_per_minute, monotonic)
         #: Failed AUTH attempts per client address, shared by all its connections.
-        self.login_failures = RateLimit(AUTH_FAILURES_PER_MINUTE, clock)
+        self.login_failures = RateLimit(AUTH_FAILURES_PER_MINUTE, monotonic)
         #: Password checks (scrypt) run here: not on the event loop, and not in its default
         #: executor, where guessing clients would hold up the spool's fsyncs.
         self.password_checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="twentyday-auth")
@@ -123,7 +125,7 @@ class Intake:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
-        received_at = datetime.now(UTC)
+        received_at = self._clock()
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         details = {
             "mail_from": envelope.mail_from or "",
@@ -135,7 +137,7 @@ class Intake:
             "received_at": received_at.isoformat(),
         }
         name = f"smtp-{received_at:%Y%m%dT%H%M%S%f}.eml"
-        metas = [spool_meta(name, "smtp", received_at, custodian, envelope=details)
+        metas = [SpoolMeta(name, "smtp", received_at, custodian, envelope=details)
                  for custodian in self._custodians(envelope)]
         try:
             # Written here, one item per custodian, all or none (page cache: microseconds);
@@ -403,62 +405,6 @@ class _FixedLimits(dict[str, int]):
         pass
 
 
-# -- AUTH ---------------------------------------------------------------------------------
-
-
-def hash_password(password: str, salt: bytes) -> str:
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
-    return f"scrypt${salt.hex()}${digest.hex()}"
-
-
-def load_auth_file(path: Path) -> dict[str, str]:
-    """``user:scrypt$salt$hash`` lines (written by ``twentyday smtp-user``)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise ConfigError(f"cannot read SMTP auth file: {error.strerror}", path=str(path)) from None
-    users = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        user, sep, hashed = line.partition(":")
-        if not sep or not hashed.startswith("scrypt$"):
-            raise ConfigError(f"line {number}: expected user:scrypt$salt$hash", path=str(path))
-        users[user] = hashed
-    return users
-
-
-def add_user(path: Path, user: str, password: str) -> None:
-    if not user or ":" in user or "\n" in user:
-        raise ConfigError(f"invalid user name {user!r}", path=str(path))
-    if len(password) < 12:
-        raise ConfigError("password must be at least 12 characters", path=str(path))
-    users = load_auth_file(path) if path.exists() else {}
-    users[user] = hash_password(password, os.urandom(16))
-    text = "".join(f"{name}:{hashed}\n" for name, hashed in sorted(users.items()))
-    path.touch(mode=0o600, exist_ok=True)
-    path.write_text(text)
-
-
-class Authenticator:
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = users
-
-    def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
-                 auth_data: Any) -> AuthResult:
-        if not isinstance(auth_data, LoginPassword):
-            return AuthResult(success=False, handled=False)
-        user = auth_data.login.decode("utf-8", "replace")
-        stored = self.users.get(user)
-        if stored is None:
-            hash_password(auth_data.password.decode("utf-8", "replace"), b"\0" * 16)  # same time either way
-            return AuthResult(success=False, handled=False)
-        _, salt, _ = stored.split("$")
-        ok = hmac.compare_digest(hash_password(auth_data.password.decode("utf-8", "replace"),
-                                               bytes.fromhex(salt)), stored)
-        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
-
-
 # -- the server ---------------------------------------------------------------------------
 
 
@@ -476,10 +422,12 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]) -> asyncio.Server:
+async def start_server(config: Config, spool: Spool, on_item: Callable[[], None], *,
+                       clock: Callable[[], datetime] = utc_now) -> asyncio.Server:
+    """Listen on ``smtp.listen``; ``clock`` gives each message's receive time."""
     smtp = config.smtp
     host, _, port = smtp.listen.rpartition(":")
-    handler = Intake(config, spool, on_item)
+    handler = Intake(config, spool, on_item, clock=clock)
     limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_client)
     context = tls_context(config)
     users = load_auth_file(smtp.auth_file) if smtp.auth_file else None

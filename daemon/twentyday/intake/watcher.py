@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from watchdog.events import (
@@ -48,8 +48,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from twentyday.errors import IntakeError, ParseError
-from twentyday.intake import folders
-from twentyday.spool import Spool, spool_meta
+from twentyday.intake import folders, utc_now
+from twentyday.spool import Spool, SpoolMeta, file_kind
 
 log = logging.getLogger(__name__)
 IN_PROGRESS_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download")
@@ -72,12 +72,18 @@ class _Seen:
 
 class InboxWatcher:
     def __init__(self, inbox: Path, spool: Spool, on_item: Callable[[], None], *,
-                 settle_seconds: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 settle_seconds: float = 2.0, limits: folders.FolderLimits = folders.DEFAULT_LIMITS,
+                 clock: Callable[[], datetime] = utc_now,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` gives the receive time of what is taken (it decides on time or late);
+        ``monotonic`` times the settling and the rescans."""
         self.inbox = inbox
         self.spool = spool
         self.on_item = on_item
         self.settle_seconds = settle_seconds
+        self.limits = limits
         self._clock = clock
+        self._monotonic = monotonic
         self._candidates: dict[Path, _Seen | None] = {}
         #: Folders refused as too large, and files the daemon cannot read, by (inode, mtime):
         #: recorded once, not walked or tried again while unchanged.
@@ -138,7 +144,7 @@ class InboxWatcher:
 
     def check(self) -> int:
         """Take every candidate that is complete and stable; returns how many were taken."""
-        now = self._clock()
+        now = self._monotonic()
         with self._lock:
             paths = list(self._candidates)
         taken = 0
@@ -157,7 +163,7 @@ class InboxWatcher:
                     self._forget(path)  # a custodian folder itself
                     continue
                 try:
-                    tree = folders.survey(path)
+                    tree = folders.survey(path, self.limits)
                 except ParseError as error:
                     taken += self._refuse_folder(path, info, str(error))
                     continue
@@ -200,9 +206,12 @@ class InboxWatcher:
         with self._lock:
             self._candidates.pop(path, None)
 
-    def _custodian(self, path: Path) -> str | None:
+    def _meta(self, path: Path, name: str | None = None, refused: str = "") -> SpoolMeta:
+        """What is recorded with an item taken from (or refused at) ``path``, received now."""
         relative = path.relative_to(self.inbox)
-        return relative.parts[0] if len(relative.parts) == 2 else None
+        custodian = relative.parts[0] if len(relative.parts) == 2 else None
+        return SpoolMeta(name if name is not None else shown_name(path), "folder", self._clock(), custodian,
+                         refused=refused)
 
     def _take(self, path: Path, info: os.stat_result) -> int:
         problem = _unreadable(path)
@@ -214,9 +223,8 @@ class InboxWatcher:
                 self._forget(path)
                 return 1
             return 0
-        meta = spool_meta(shown_name(path), "folder", datetime.now(UTC), self._custodian(path))
         try:
-            self.spool.put_file(path, meta)
+            self.spool.put_file(path, self._meta(path))
         except IntakeError as error:
             log.error("cannot take %s yet: %s", path, error)
             return 0
@@ -225,9 +233,9 @@ class InboxWatcher:
         return 1
 
     def _take_folder(self, path: Path, tree: folders.Tree) -> int:
-        meta = spool_meta(f"{shown_name(path)}.zip", "folder", datetime.now(UTC), self._custodian(path))
+        meta = self._meta(path, f"{shown_name(path)}.zip")
         try:
-            self.spool.put_written_file(lambda out: folders.pack(path, tree, out), meta)
+            self.spool.put_written_file(lambda out: folders.pack(path, tree, out, self.limits), meta)
         except (IntakeError, OSError) as error:
             log.error("cannot take folder %s yet: %s", path, error)
             return 0
@@ -250,9 +258,8 @@ class InboxWatcher:
         return 1
 
     def _record_refusal(self, path: Path, reason: str) -> bool:
-        meta = spool_meta(shown_name(path), "folder", datetime.now(UTC), self._custodian(path), refused=reason)
         try:
-            self.spool.put_bytes(reason.encode(), meta)
+            self.spool.put_bytes(reason.encode(), self._meta(path, refused=reason))
         except IntakeError as error:
             log.error("cannot record refused %s: %s", path, error)
             return False
@@ -271,12 +278,10 @@ class InboxWatcher:
 
     def _refuse(self, path: Path, info: os.stat_result) -> None:
         """Never open it: record what it was, then remove it from the inbox."""
-        kind = ("symbolic link" if stat.S_ISLNK(info.st_mode) else "FIFO" if stat.S_ISFIFO(info.st_mode)
-                else "device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "socket")
-        reason = f"refused: {shown_name(path)} in the inbox is a {kind}, not a regular file; it was not opened"
-        meta = spool_meta(shown_name(path), "folder", datetime.now(UTC), self._custodian(path), refused=reason)
+        reason = (f"refused: {shown_name(path)} in the inbox is a {file_kind(info.st_mode)}, not a regular file; "
+                  "it was not opened")
         try:
-            self.spool.put_bytes(reason.encode(), meta)
+            self.spool.put_bytes(reason.encode(), self._meta(path, refused=reason))
             path.unlink()
         except (IntakeError, OSError) as error:
             log.error("cannot record refused %s: %s", path, error)
@@ -296,13 +301,13 @@ class InboxWatcher:
         self.scan()
 
         def loop() -> None:
-            rescan_at = self._clock() + 60
+            rescan_at = self._monotonic() + 60
             while not self._stop.wait(poll_seconds):
                 try:
                     self.check()
-                    if self._clock() >= rescan_at:
+                    if self._monotonic() >= rescan_at:
                         self.scan()
-                        rescan_at = self._clock() + 60
+                        rescan_at = self._monotonic() + 60
                 except Exception:  # a bug must not end the watching: log it and look again
                     log.exception("inbox watcher failed; retrying")
 

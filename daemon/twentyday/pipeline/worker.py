@@ -1,8 +1,9 @@
 """The pipeline worker: takes items out of the spool, through the pipeline, into the store.
 
 An item leaves the spool only after the store committed it durably (or sealed
-it in quarantine). Items are ingested in batches: up to ``DONE_BATCH`` items share
-one transaction, one fsync of the index and one spool update; a power loss replays
+it in quarantine). Items are ingested in batches: the items of a batch (at most
+:class:`BatchLimits`) share one transaction, one fsync of the index and one spool
+update; a power loss replays
 the batch from the spool. Each item is still all or nothing: a savepoint, or, for
 items parsed ahead, a rollback of the whole batch that is then stored again with
 a savepoint per item (see :meth:`Worker._run_batch`). If the archive itself fails
@@ -13,60 +14,43 @@ was not committed, and ingest being idempotent, the replay adds nothing twice.
 In the daemon the worker is a process of its own (:func:`worker_process`), so
 parsing and sealing use the second core instead of competing with SMTP intake
 for the interpreter lock; it dies with the daemon. On a machine with more than
-one core it also starts a helper (:class:`ReadAhead`) that parses the next
-spooled mails while the worker stores the ones before them: the parse moves out
-of the store's way, the store itself stays in one process.
+one core it also starts a helper (:mod:`twentyday.pipeline.read_ahead`) that
+parses the next spooled mails while the worker stores the ones before them.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import ctypes
 import itertools
 import logging
-import multiprocessing
 import os
 import select
 import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Protocol
 
-from twentyday.canonical import parse_iso
-from twentyday.config import Config
 from twentyday.config import load as load_config
 from twentyday.errors import BatchRolledBack, IntakeError, SpoolItemDamaged, TwentydayError
+from twentyday.logs import configure as configure_logs
 from twentyday.pipeline import process as pipeline
+from twentyday.pipeline.read_ahead import PIPELINE_NICENESS, Pending, ReadAhead, die_with_parent
 from twentyday.spool import Spool, SpoolItem
 from twentyday.store.archive import Archive
 
 log = logging.getLogger(__name__)
-#: At most this many items, or this much work, share one transaction and one fsync.
-DONE_BATCH = 256
-BATCH_SECONDS = 1.0
-PIPELINE_NICENESS = 10
-#: The read-ahead helper gets items in chunks of this many, at most this many chunks ahead.
-READ_AHEAD_ITEMS = 16
-READ_AHEAD_CHUNKS = 4
-READ_AHEAD_BYTES = 32 * 1024 * 1024
-#: After the helper fails, the worker parses everything itself this long before trying a new one.
-HELPER_REST_SECONDS = 60.0
-#: A chunk the helper has not returned in this long counts as a failure: the helper is killed.
-READ_AHEAD_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
-class _Pending:
-    """A spooled item on its way to the store, with its parse if the helper read it ahead."""
+class BatchLimits:
+    """At most this many items, or this much work, share one transaction and one fsync."""
 
-    spooled: SpoolItem
-    prepared: pipeline.Prepared | None = None
+    items: int = 256
+    seconds: float = 1.0
 
 
 class EventLike(Protocol):
@@ -79,97 +63,13 @@ class EventLike(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
-
-
-class ReadAhead:
-    """Parses spooled mail in a helper process while the worker stores the items before it.
-
-    The helper gets decrypted items over a pipe and returns :class:`pipeline.Prepared`
-    ones; it holds no secret (it gets the worker's config, not its file), opens no file
-    and writes nothing, so the store, and with it every guarantee of the spool and the
-    index, stays in the worker. If the helper dies or stops answering, it is killed, the
-    items it held are parsed by the worker itself, and a new helper starts once
-    HELPER_REST_SECONDS have passed.
-    """
-
-    def __init__(self, config: Config, log_level: str = "INFO", clock: Callable[[], float] = time.monotonic
-                 ) -> None:
-        self._config = config  # the worker's own: the helper decides with exactly what the worker would
-        self._log_level = log_level
-        self._pool: ProcessPoolExecutor | None = None
-        self._clock = clock
-        self._resting_until = 0.0
-
-    def submit(self, items: list[pipeline.Item | None]) -> Future[list[pipeline.Prepared | None]] | None:
-        """Hand items to the helper (starting it if need be); None while it rests after failing."""
-        if self._pool is None:
-            if self._clock() < self._resting_until:
-                return None
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
-                initargs=(self._config, self._log_level, os.getpid()))
-        return self._pool.submit(_prepare_items, items)
-
-    def lost(self) -> None:
-        """The helper failed: do without one for a while, so a helper that cannot start costs nothing.
-
-        Its process is killed, in case it is not dead but stuck (stopped, or in a parse that
-        does not end): the executor's own shutdown would wait for it.
-        """
-        self._resting_until = self._clock() + HELPER_REST_SECONDS
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            # ProcessPoolExecutor has no public way to kill its workers before Python 3.14.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                with contextlib.suppress(OSError, AttributeError):
-                    process.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-#: The helper's config (set once per helper process by _start_helper).
-_helper_config: Config | None = None
-
-
-def _start_helper(config: Config, log_level: str, parent: int) -> None:
-    global _helper_config
-    _die_with_parent()
-    if os.getppid() != parent:  # the worker died before the line above took effect
-        os._exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError):
-        os.nice(PIPELINE_NICENESS)
-    from twentyday.logs import configure
-
-    configure(log_level)
-    _helper_config = config
-
-
-def _prepare_items(items: list[pipeline.Item | None]) -> list[pipeline.Prepared | None]:
-    """In the helper: each item prepared, or None (the worker then does it all itself)."""
-    assert _helper_config is not None
-    prepared: list[pipeline.Prepared | None] = []
-    for item in items:
-        if item is None:
-            prepared.append(None)
-            continue
-        try:
-            prepared.append(pipeline.prepare(_helper_config, item))
-        except Exception:  # a bug: the worker's own pass quarantines the item with its reason
-            log.warning("read-ahead of an item failed; the worker parses it itself", exc_info=True)
-            prepared.append(None)
-    return prepared
-
-
 class Worker:
     def __init__(self, archive: Archive, spool: Spool, *, stop: EventLike | None = None,
-                 wake: EventLike | None = None, read_ahead: ReadAhead | None = None) -> None:
+                 wake: EventLike | None = None, read_ahead: ReadAhead | None = None,
+                 limits: BatchLimits = BatchLimits()) -> None:
         self.archive = archive
         self.spool = spool
+        self.limits = limits
         self._read_ahead = read_ahead
         self._wake: EventLike = wake if wake is not None else threading.Event()
         self._stop: EventLike = stop if stop is not None else threading.Event()
@@ -192,58 +92,24 @@ class Worker:
         self.spool.collect()
         return outcomes
 
-    def _with_items(self, pending: Iterator[SpoolItem]) -> Iterator[_Pending]:
-        """The spooled items in order, each with its parse when the helper read it ahead.
-
-        Chunks of READ_AHEAD_ITEMS go to the helper, up to READ_AHEAD_CHUNKS ahead of the
-        item being stored. An item the helper did not prepare (a file, a refused item,
-        one it failed on, all of them if it died) is processed by the worker as before.
-        """
+    def _with_items(self, pending: Iterator[SpoolItem]) -> Iterator[Pending]:
+        """The spooled items in order, each with its parse when the helper read it ahead."""
         if self._read_ahead is None:
-            yield from (_Pending(spooled) for spooled in pending)
-            return
-        read_ahead = self._read_ahead
-        in_flight: collections.deque[tuple[list[SpoolItem], Future[list[pipeline.Prepared | None]] | None]]
-        in_flight = collections.deque()
-        chunks = _chunked(pending, READ_AHEAD_ITEMS)
-        while True:
-            while (len(in_flight) < READ_AHEAD_CHUNKS and _bytes_in(in_flight) < READ_AHEAD_BYTES
-                   and (chunk := next(chunks, None)) is not None):
-                items = [self._readable(spooled) for spooled in chunk]
-                try:
-                    future = read_ahead.submit(items) if any(items) else None
-                except Exception as error:  # cannot start a process (no memory, no pids): do without
-                    log.error("cannot start the read-ahead helper (%s)", error)
-                    read_ahead.lost()
-                    future = None
-                in_flight.append((chunk, future))
-            if not in_flight:
-                return
-            chunk, future = in_flight.popleft()
-            prepared: list[pipeline.Prepared | None] = [None] * len(chunk)
-            if future is not None:
-                try:
-                    prepared = future.result(timeout=READ_AHEAD_SECONDS)
-                except Exception as error:  # the helper died (OOM killer, a crash) or is stuck: parse here
-                    log.error("read-ahead helper failed (%s); the worker parses these items itself",
-                              type(error).__name__)
-                    read_ahead.lost()
-                    # The chunks still in flight were lost with it: they are parsed here too.
-                    in_flight = collections.deque((waiting, None) for waiting, _ in in_flight)
-            yield from (_Pending(spooled, ready) for spooled, ready in zip(chunk, prepared, strict=True))
+            return (Pending(spooled) for spooled in pending)
+        return self._read_ahead.ahead(pending, self._readable)
 
     def _readable(self, spooled: SpoolItem) -> pipeline.Item | None:
         """The item to read ahead, or None: files and refused items are the worker's alone."""
-        if spooled.file is not None or spooled.meta.get("refused"):
+        if spooled.file is not None or spooled.meta.refused:
             return None
         try:
             return self._item(spooled)
         except Exception:  # reading it fails: the worker's own pass meets the error where it is handled
             return None
 
-    def _run_batch(self, pending: Iterator[_Pending], keep_going: Callable[[], bool], guarded: int = 0
+    def _run_batch(self, pending: Iterator[Pending], keep_going: Callable[[], bool], guarded: int = 0
                    ) -> tuple[list[pipeline.Outcome], bool]:
-        """Up to ``DONE_BATCH`` items (or ``BATCH_SECONDS`` of work) in one transaction.
+        """Up to ``limits.items`` items (or ``limits.seconds`` of work) in one transaction.
 
         Each item is all-or-nothing inside it; one commit, one fsync and one spool update
         cover the batch, so small items (mail) do not each pay for writing the index's
@@ -259,7 +125,7 @@ class Worker:
         if first is None:
             return [], False
         committed: list[tuple[SpoolItem, pipeline.Outcome]] = []
-        attempted: list[_Pending] = []
+        attempted: list[Pending] = []
         more = True
         began = time.monotonic()
         try:
@@ -295,7 +161,8 @@ class Worker:
                         outcome = kept
                     committed.append((spooled, outcome))
                     if len(attempted) >= guarded and (
-                            len(committed) >= DONE_BATCH or time.monotonic() - began >= BATCH_SECONDS):
+                            len(committed) >= self.limits.items
+                            or time.monotonic() - began >= self.limits.seconds):
                         break
                 else:
                     more = False
@@ -316,7 +183,7 @@ class Worker:
             else:
                 self.processed += len(committed)
         for spooled, outcome in committed:
-            log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.get("channel"),
+            log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.channel,
                      outcome.detail)
         return [outcome for _, outcome in committed], more
 
@@ -333,13 +200,13 @@ class Worker:
             log.error("item %s stays in the spool: it cannot be quarantined either", spooled.id)
             return None
 
-    def _process(self, pending: _Pending, guarded: bool) -> pipeline.Outcome:
+    def _process(self, pending: Pending, guarded: bool) -> pipeline.Outcome:
         if pending.prepared is not None:
             return pipeline.store(self.archive, pending.prepared, savepoint=guarded)
         spooled = pending.spooled
         item = self._item(spooled)
-        if spooled.meta.get("refused"):
-            return pipeline.refuse(self.archive, item, str(spooled.meta["refused"]))
+        if spooled.meta.refused:
+            return pipeline.refuse(self.archive, item, spooled.meta.refused)
         return pipeline.process(self.archive, item)
 
     def _item(self, spooled: SpoolItem, data: bytes | None = None) -> pipeline.Item:
@@ -347,13 +214,13 @@ class Worker:
         if data is None and spooled.file is None:
             data = self.spool.read(spooled)
         return pipeline.Item(
-            name=str(meta["name"]),
-            channel=str(meta["channel"]),
-            received_at=parse_iso(str(meta["received_at"])),
+            name=meta.name,
+            channel=meta.channel,
+            received_at=meta.received_at,
             path=spooled.file,
             data=data,
-            custodian_id=meta.get("custodian"),
-            envelope=meta.get("envelope"),
+            custodian_id=meta.custodian,
+            envelope=meta.envelope,
         )
 
     def loop(self, poll_seconds: float = 5.0, keep_going: Callable[[], bool] = lambda: True) -> None:
@@ -377,25 +244,6 @@ class Worker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-
-
-def _bytes_in(in_flight: Iterable[tuple[list[SpoolItem], object]]) -> int:
-    """The sealed size of the spooled bytes held for the chunks in flight (files are read later)."""
-    return sum(spooled.payload_length for chunk, _ in in_flight for spooled in chunk if spooled.file is None)
-
-
-def _chunked(items: Iterator[SpoolItem], size: int) -> Iterator[list[SpoolItem]]:
-    while chunk := list(itertools.islice(items, size)):
-        yield chunk
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this process when the daemon dies (PR_SET_PDEATHSIG)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass  # elsewhere the parent-pid check in keep_going does the same, a little later
 
 
 class PipeWake:
@@ -453,7 +301,7 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
 
     ``channel`` carries the read end of the daemon's wake-up pipe; SIGTERM asks the worker
     to stop after the item under way."""
-    _die_with_parent()
+    die_with_parent()
     # The daemon may have died before the line above ran (it is set only now): then we are
     # already an orphan, and no signal will ever come. Never run without the daemon.
     if os.getppid() != parent:
@@ -467,9 +315,7 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     stop = threading.Event()
     wake = PipeWake(channel.fileno(), -1)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    from twentyday.logs import configure
-
-    configure(log_level)
+    configure_logs(log_level)
     config = load_config(config_path)
     archive = Archive(config, durable=False)
     spool = Spool.open(config, writer=False)
