@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from twentyday.compliance.deadlines import deadline, status
+from twentyday.compliance.deadlines import Assessment, assess, deadline, status
 
 NY = ZoneInfo("America/New_York")
 
@@ -37,3 +37,16 @@ def test_status_on_time_late_copied_undated() -> None:
     assert status(copied=True, created_at=created, captured_at=due + timedelta(days=30), deadline_at=due) == (
         "copied", 0)
     assert status(copied=False, created_at=None, captured_at=due, deadline_at=None) == ("undated", None)
+
+
+def test_assess_gives_the_deadline_and_status_of_one_record() -> None:
+    created = datetime(2026, 3, 1, 14, 5, tzinfo=NY)
+    due = deadline(created, NY, "calendar", 20)
+    assert assess(created, due, NY, "calendar", 20, copied=False) == Assessment(due, "on_time", 0)
+    assert assess(created, due + timedelta(hours=1), NY, "calendar", 20, copied=False) == Assessment(due, "late", 1)
+    # A copy the custodian forwarded keeps its deadline, and is never late.
+    assert assess(created, due + timedelta(days=9), NY, "calendar", 20, copied=True) == Assessment(due, "copied", 0)
+    # Without a creation time or a custodian's zone there is no deadline.
+    assert assess(None, due, NY, "calendar", 20, copied=False) == Assessment(None, "undated", None)
+    assert assess(created, due, None, "calendar", 20, copied=False) == Assessment(None, "undated", None)
+    assert assess(created, due, None, "elapsed", 20, copied=True) == Assessment(None, "copied", 0)

@@ -20,15 +20,16 @@ from tests.conftest import NOW
 from twentyday.canonical import canonical_json
 from twentyday.cli import cli
 from twentyday.crypto import keys
+from twentyday.crypto.hashes import KeyedHash, KeyedHashes
 from twentyday.errors import IntegrityError
 from twentyday.pipeline import process as pipeline
 from twentyday.records import ParsedAttachment, ParsedMessage, TimeReading
-from twentyday.store import archive as store
 from twentyday.store import rows as entries
 from twentyday.store import schema, search
-from twentyday.store import writer as capture_writer
 from twentyday.store.archive import Archive
 from twentyday.store.writer import CaptureInput, RecordDraft
+
+from .conftest import OpenWithLimits
 
 ODD_TEXT = ['', 'plain', 'quote " and \\ backslash', 'line\nbreak\ttab\r', '\x00\x1f control', 'é ü ß 漢字 🦜',
             '\u2028 line separator \u2029', '</script>']
@@ -47,13 +48,13 @@ def ingest_export(archive: Archive, path: Path) -> pipeline.Outcome:
 
 @pytest.mark.parametrize("key", [b"", b"k", bytes(range(32)), bytes(64), bytes(range(100))])
 def test_keyed_hash_is_hmac_sha256(key: bytes) -> None:
-    keyed = store.KeyedHash(key)
+    keyed = KeyedHash(key)
     for data in (b"", b"abc", bytes(range(256)) * 5):
         assert keyed.hexdigest(data) == hmac.digest(key, data, hashlib.sha256).hex()
 
 
 @pytest.mark.parametrize("text", ODD_TEXT)
-def test_hand_written_json_is_canonical_json(archive: Archive, text: str) -> None:
+def test_hand_written_json_is_canonical_json(text: str) -> None:
     message = ParsedMessage("whatsapp", text, text, NOW, TimeReading(text, "layout " + text, None, "file", text),
                             text, subject=text, message_key=text, reply_to=text)
     record_id = "rec-" + text
@@ -61,20 +62,21 @@ def test_hand_written_json_is_canonical_json(archive: Archive, text: str) -> Non
     with_more = ParsedMessage("email", "c", "s", NOW, None, text, extra={"x": text},
                               attachments=(ParsedAttachment(text, data=b"1"),))
     assert entries.content_json("r", with_more) == canonical_json(entries.content_document("r", with_more))
-    capture = CaptureInput("jdoe", "cli", "x", b"x", "test", NOW)
-    writer = capture_writer.CaptureWriter(archive, capture, "cap-x", "x", ())
+    encoder = entries.RowEncoder()
     for day_first in (None, True, False):
         reading = TimeReading(text, "layout", day_first, "locale", "UTC")
-        assert writer._reading_json(reading) == canonical_json(reading.__dict__).decode()
-        assert writer._reading_json(reading) == canonical_json(reading.__dict__).decode()  # from its cache
+        assert encoder.reading_json(reading) == canonical_json(reading.__dict__).decode()
+        assert encoder.reading_json(reading) == canonical_json(reading.__dict__).decode()  # from its cache
+    recipients = (text, "Jane")
+    assert encoder.recipients_json(recipients) == canonical_json(list(recipients)).decode()
     identity = ("jdoe", "whatsapp", text, text, "2026", "ab")
-    assert writer._dedup_key(identity, 3) == hmac.digest(
-        archive._dedup_key, canonical_json([*identity, 3]), hashlib.sha256).hex()
+    hashes = KeyedHashes(blob_id_key=b"b", dedup_key=b"dedup", token_key=b"t", message_ref_key=b"m", source_key=b"s")
+    assert hashes.dedup(identity, 3) == hmac.digest(b"dedup", canonical_json([*identity, 3]), hashlib.sha256).hex()
 
 
 def test_records_sealed_in_packs_open_one_by_one_and_are_bound_to_their_pack(
-        archive_dir: Path, archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capture_writer, "PACK_RECORDS", 16)
+        archive_dir: Path, archive_with_limits: OpenWithLimits, tmp_path: Path) -> None:
+    archive = archive_with_limits(pack_records=16)
     export = write_export(tmp_path / "WhatsApp Chat with Counterpart.txt", 40)
     assert ingest_export(archive, export).state == "ingested"
     packs = archive.conn.execute("SELECT id, owner, slot FROM blob WHERE slot LIKE 'pack:%' ORDER BY slot").fetchall()
@@ -113,12 +115,12 @@ def slow_inserts(monkeypatch: pytest.MonkeyPatch) -> None:
         time.sleep(0.01)
         real(conn, table, columns, rows, verb)
 
-    monkeypatch.setattr(capture_writer.schema, "insert_rows", slow)
+    monkeypatch.setattr(schema, "insert_rows", slow)
 
 
-def test_duplicates_across_unwritten_batches_stay_separate_and_link(archive_dir: Path, archive: Archive,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capture_writer, "BATCH_RECORDS", 2)
+def test_duplicates_across_unwritten_batches_stay_separate_and_link(
+        archive_dir: Path, archive_with_limits: OpenWithLimits, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = archive_with_limits(batch_records=2)
     slow_inserts(monkeypatch)
     at = NOW - timedelta(days=1)
 
@@ -138,10 +140,10 @@ def test_duplicates_across_unwritten_batches_stay_separate_and_link(archive_dir:
     assert verify_ok(archive_dir) == []
 
 
-def test_overlapping_exports_link_across_batches_and_packs(archive_dir: Path, archive: Archive, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capture_writer, "BATCH_RECORDS", 64)
-    monkeypatch.setattr(capture_writer, "PACK_RECORDS", 10)
+def test_overlapping_exports_link_across_batches_and_packs(
+        archive_dir: Path, archive_with_limits: OpenWithLimits, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = archive_with_limits(batch_records=64, pack_records=10)
     slow_inserts(monkeypatch)
     first = ingest_export(archive, write_export(tmp_path / "WhatsApp Chat with A.txt", 300))
     assert first.result is not None and first.result.new_count == 300
@@ -154,9 +156,10 @@ def test_overlapping_exports_link_across_batches_and_packs(archive_dir: Path, ar
     assert verify_ok(archive_dir) == []
 
 
-def test_a_failing_background_insert_rolls_the_capture_back(archive_dir: Path, archive: Archive, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(capture_writer, "BATCH_RECORDS", 16)
+def test_a_failing_background_insert_rolls_the_capture_back(
+        archive_dir: Path, archive_with_limits: OpenWithLimits, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = archive_with_limits(batch_records=16)
     real = schema.insert_rows
 
     def failing(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -165,14 +168,14 @@ def test_a_failing_background_insert_rolls_the_capture_back(archive_dir: Path, a
             raise sqlite3.OperationalError("disk I/O error")
         real(conn, table, columns, rows, verb)
 
-    monkeypatch.setattr(capture_writer.schema, "insert_rows", failing)
+    monkeypatch.setattr(schema, "insert_rows", failing)
     export = write_export(tmp_path / "WhatsApp Chat with Counterpart.txt", 100)
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         ingest_export(archive, export)
     assert not archive.conn.in_transaction
     for table in ("capture", "record", "blob", "ledger", "record_terms"):
         assert archive.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
-    monkeypatch.setattr(capture_writer.schema, "insert_rows", real)
+    monkeypatch.setattr(schema, "insert_rows", real)
     outcome = ingest_export(archive, export)
     assert outcome.result is not None and outcome.result.new_count == 100
     assert verify_ok(archive_dir) == []

@@ -15,10 +15,10 @@ from tests.conftest import make_mail
 from twentyday.canonical import canonical_json
 from twentyday.cli import cli
 from twentyday.crypto import secrets
-from twentyday.store import writer as capture_writer
 from twentyday.store.archive import Archive
 from twentyday.store.ledger import GENESIS, Ledger, entry_hash
 
+from .conftest import OpenWithLimits
 from .test_store_packs import ingest_export
 
 
@@ -33,8 +33,8 @@ def named(archive_dir: Path) -> set[str]:
 
 
 @pytest.fixture
-def many_packs(archive_dir: Path, archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Archive:
-    monkeypatch.setattr(capture_writer, "PACK_RECORDS", 5)
+def many_packs(archive_dir: Path, archive_with_limits: OpenWithLimits, tmp_path: Path) -> Archive:
+    archive = archive_with_limits(pack_records=5)
     export = write_export(tmp_path / "WhatsApp Chat with Counterpart.txt", 200)
     assert ingest_export(archive, export).state == "ingested"
     assert problems(archive_dir) == []

@@ -17,21 +17,21 @@ Re-ingesting the same bytes is a no-op; a message already archived from an
 earlier capture is linked to the new capture, never duplicated, and keeps its
 earliest capture time.
 
-The writing itself is :mod:`capture_writer`'s; what is committed to (row columns,
-content documents and packs, ledger payloads) is :mod:`entries`'. Record contents
-are sealed in packs (:func:`entries.pack_slot`): up to ``PACK_RECORDS`` content
+The writing itself is :mod:`writer`'s, which is given the connection, the keyed
+hashes (:class:`~twentyday.crypto.hashes.KeyedHashes`), the signing key and the
+limits, never the archive; what is committed to (row columns, content documents
+and packs, ledger payloads) is :mod:`rows`'. Record contents are sealed in packs
+(:func:`rows.pack_slot`): up to ``WriterLimits.pack_records`` content
 documents, one canonical JSON line each, sealed as one blob owned by the capture,
 whose slot names the pack's number and the ordered ids of its records, so a pack
 moved to another capture or position, or a record pointed at another pack, fails
 to open. One ledger entry per pack commits to the pack's sealed digest and to each
-of its records' rows and attachments (:func:`entries.pack_payload`).
+of its records' rows and attachments (:func:`rows.pack_payload`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import os
 import sqlite3
@@ -45,6 +45,7 @@ from twentyday.canonical import iso
 from twentyday.config import Config
 from twentyday.crypto import keys, secrets
 from twentyday.crypto.envelope import DataKey
+from twentyday.crypto.hashes import KeyedHashes
 from twentyday.errors import (
     BatchRolledBack,
     IntakeError,
@@ -58,50 +59,31 @@ from twentyday.store import schema
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
 from twentyday.store.ledger import Ledger, LedgerHead
-from twentyday.store.rows import unpack_content
+from twentyday.store.rows import TERM_COLUMNS, unpack_content
 from twentyday.store.words import tokens
-from twentyday.store.writer import TERM_COLUMNS, CaptureInput, CaptureWriter, IngestResult, RecordDraft, read_pieces
+from twentyday.store.writer import (
+    DEFAULT_LIMITS,
+    CaptureInput,
+    CaptureWriter,
+    IngestResult,
+    RecordDraft,
+    WriterLimits,
+    read_pieces,
+)
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.db"
-TOKEN_CACHE_SIZE = 200_000
-
-
-_IPAD = bytes(b ^ 0x36 for b in range(256))
-_OPAD = bytes(b ^ 0x5C for b in range(256))
-
-
-class KeyedHash:
-    """HMAC-SHA256 under one key (RFC 2104), its padded key states computed once.
-
-    The same digest as ``hmac.digest(key, data, "sha256")`` at a third of the cost,
-    which matters for the several keyed hashes every archived message needs.
-    """
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > 64:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(key.translate(_IPAD))
-        self._outer = hashlib.sha256(key.translate(_OPAD))
-
-    def hexdigest(self, data: bytes) -> str:
-        inner = self._inner.copy()
-        inner.update(data)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
-
 
 class Archive:
     """An open archive. Writers need the daemon secrets and the recipients' public keys."""
 
     def __init__(self, config: Config, *, recipients: tuple[keys.Recipient, ...] | None = None,
-                 durable: bool = True) -> None:
+                 durable: bool = True, writer_limits: WriterLimits = DEFAULT_LIMITS) -> None:
         """``durable=False`` lets commits skip their fsync; the caller must :meth:`sync` before it
         forgets the items it committed (the pipeline worker does, in batches: the spool still
-        holds every item until then, so a power loss replays them and loses nothing)."""
+        holds every item until then, so a power loss replays them and loses nothing).
+        ``writer_limits``: how captures are cut into packs and batches (tests use small ones)."""
         self.config = config
         self.data_dir = config.data_dir
         path = self.data_dir / INDEX_FILE
@@ -117,17 +99,8 @@ class Archive:
             self.conn.execute("PRAGMA synchronous = NORMAL")
         self.secrets = secrets.load(self.data_dir)
         self._recipients = recipients
-        self._token_key = self.secrets.derived("token")
-        self._dedup_key = self.secrets.derived("dedup")
-        self._blob_key = self.secrets.derived("blob-id")
-        self._source_key = self.secrets.derived("source")
-        self._ref_key = self.secrets.derived("message-ref")
-        self._token_hash = KeyedHash(self._token_key)
-        self._dedup_hash = KeyedHash(self._dedup_key)
-        self._blob_hash = KeyedHash(self._blob_key)
-        self._ref_hash = KeyedHash(self._ref_key)
-        # Chat vocabularies are small and skewed: most words repeat, so their HMACs do too.
-        self._token_cache: dict[str, str] = {}
+        self.hashes = KeyedHashes.derived_from(self.secrets)
+        self.writer_limits = writer_limits
         # Search terms of the open batch's captures, inserted at its commit (see CaptureWriter);
         # None outside a batch.
         self._batch_terms: list[tuple[str, str]] | None = None
@@ -186,38 +159,12 @@ class Archive:
 
     # -- keyed hashes -------------------------------------------------------------------
 
-    def blob_id(self, plaintext: bytes) -> str:
-        return "b" + self._blob_hash.hexdigest(plaintext)[:40]
-
-    def message_ref(self, platform: str, key: str) -> str:
-        return self._ref_hash.hexdigest(f"{platform}\0{key}".encode())[:32] if key else ""
-
     def term_tokens(self, text: str) -> list[str]:
-        """HMAC'd search tokens of a text (see :func:`words.tokens`)."""
-        return self.blind(tokens(text))
-
-    def blind(self, words: Iterable[str]) -> list[str]:
-        """HMAC'd search tokens, sorted so the stored order says nothing about word order."""
-        cache = self._token_cache
-        try:
-            out = [cache[word] for word in words]
-        except KeyError:
-            out = []
-            for word in words:
-                token = cache.get(word)
-                if token is None:
-                    if len(cache) >= TOKEN_CACHE_SIZE:
-                        cache.clear()
-                    token = cache[word] = self._token_hash.hexdigest(word.encode())[:16]
-                out.append(token)
-        out.sort()
-        return out
+        """Keyed search tokens of a text (see :func:`words.tokens`)."""
+        return self.hashes.blind(tokens(text))
 
     def source_hash(self, custodian: str | None, raw: bytes | Path) -> str:
-        mac = hmac.new(self._source_key, (custodian or "").encode() + b"\0", hashlib.sha256)
-        for piece in read_pieces(raw):
-            mac.update(piece)
-        return mac.hexdigest()
+        return self.hashes.source(custodian, read_pieces(raw))
 
     # -- transactions ------------------------------------------------------------------
 
@@ -245,11 +192,14 @@ class Archive:
         source_hash = self.source_hash(capture.custodian, capture.raw)
         capture_id = "cap-" + source_hash[:24]
         recipients = self.recipients
-        writer = CaptureWriter(self, capture, capture_id, source_hash, recipients)
         in_batch = self.conn.in_transaction
-        writer.sign = not in_batch
-        if self._batch_terms is not None:  # inside batch(), which inserts them before its commit
-            writer.deferred_terms = []
+        writer = CaptureWriter(
+            self.conn, capture, capture_id=capture_id, source_hash=source_hash, captured_at=capture.received_at,
+            recipients=recipients, hashes=self.hashes, config=self.config, limits=self.writer_limits,
+            # Inside a batch, the batch signs once at its commit and inserts the deferred terms before it.
+            signing_key=None if in_batch else self.secrets.signing_key,
+            defer_terms=self._batch_terms is not None,
+        )
         # Alone: a transaction of its own. Inside a batch (see :meth:`batch`), committed with
         # it: a savepoint (rolled back alone), or none (see the module docstring).
         guarded = in_batch and savepoint

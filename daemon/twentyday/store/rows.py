@@ -1,6 +1,7 @@
 """What the archive commits to, in canonical form.
 
-The column order of its rows (one list, so the writer and ``verify`` agree), the
+The column order of its rows (one list, so the writer and ``verify`` agree) and the
+rows as typed values whose fields are those columns (a test pins them), the
 content document sealed for each record and how records share a pack, and the
 ledger payloads of captures and content packs that ``verify`` recomputes from
 the index.
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from twentyday.canonical import canonical_json, json_string
 from twentyday.errors import IntegrityError
-from twentyday.records import ParsedMessage
+from twentyday.records import ParsedMessage, TimeReading
 from twentyday.store.blobstore import BlobRef
 
 #: Record columns in ledger and verify order; one list so writer and verifier agree.
@@ -31,6 +32,117 @@ CAPTURE_COLUMNS = (
 )
 EVENT_COLUMNS = ("id", "capture_id", "custodian", "conversation", "kind", "at", "detail_blob")
 ATTACHMENT_COLUMNS = ("record_id", "n", "blob_id", "size", "content_type", "omitted")
+TERM_COLUMNS = ("record_id", "terms")
+#: Stands in for a time reading's raw text while its JSON template is made (cannot occur in one).
+_RAW_MARKER = "\0twentyday-raw\0"
+
+
+# The rows are NamedTuples, not dataclasses: a tuple goes to SQLite and canonical_json as it
+# is, and a record row is built for every archived message. Their fields are the column
+# lists above, in order (tests/store/test_rows.py), so a row is written by name, never by position.
+
+class RecordRow(NamedTuple):
+    """A record's row in the index; its canonical JSON is what the ledger commits to."""
+
+    id: str
+    dedup_key: str
+    custodian: str
+    platform: str
+    channel: str
+    conversation: str
+    sender: str
+    recipients: str
+    direction: str
+    created_at: str | None
+    created_utc: str | None
+    time_reading: str | None
+    captured_at: str
+    deadline_at: str | None
+    deadline_rule: str
+    status: str
+    days_late: int | None
+    capture_id: str
+    has_attachments: int
+    incomplete: int
+    edited: int
+    flags: str
+    message_ref: str
+    reply_ref: str
+    content_blob: str
+    schedule: str
+    retention: str
+
+
+class CaptureRow(NamedTuple):
+    id: str
+    custodian: str | None
+    channel: str
+    source_name: str
+    source_hash: str
+    received_at: str
+    parser: str
+    size: int
+    raw_blob: str
+    envelope_blob: str | None
+    state: str
+    reason: str
+    first_at: str | None
+    last_at: str | None
+    exported_at: str | None
+    message_count: int
+    parent_capture: str | None
+
+
+class EventRow(NamedTuple):
+    id: str
+    capture_id: str
+    custodian: str | None
+    conversation: str
+    kind: str
+    at: str | None
+    detail_blob: str
+
+
+class AttachmentRow(NamedTuple):
+    record_id: str
+    n: int
+    blob_id: str | None
+    size: int
+    content_type: str
+    omitted: int
+
+
+class RowEncoder:
+    """The JSON columns of a capture's record rows, each value encoded once.
+
+    A chat's participants and its time-reading shape repeat on every message, so their
+    canonical JSON is cached (bounded: a capture's own values, not the archive's).
+    """
+
+    def __init__(self) -> None:
+        self._recipients: dict[tuple[str, ...], str] = {}
+        self._readings: dict[tuple[tuple[str, Any], ...], tuple[str, str]] = {}
+
+    def recipients_json(self, recipients: tuple[str, ...]) -> str:
+        cached = self._recipients.get(recipients)
+        if cached is None:
+            if len(self._recipients) > 10_000:
+                self._recipients.clear()
+            cached = self._recipients[recipients] = canonical_json(list(recipients)).decode()
+        return cached
+
+    def reading_json(self, reading: TimeReading) -> str:
+        """canonical_json(reading.__dict__): only ``raw`` varies between a capture's messages."""
+        fields = reading.__dict__
+        shape = tuple((k, v) for k, v in fields.items() if k != "raw")
+        parts = self._readings.get(shape)
+        if parts is None:
+            if len(self._readings) > 1000:
+                self._readings.clear()
+            marker = json_string(_RAW_MARKER)
+            prefix, suffix = canonical_json({**fields, "raw": _RAW_MARKER}).decode("utf-8").split(marker)
+            parts = self._readings[shape] = (prefix, suffix)
+        return parts[0] + json_string(reading.raw) + parts[1]
 
 
 def blob_payload(ref: BlobRef | None) -> dict[str, object] | None:

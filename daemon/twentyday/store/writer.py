@@ -1,16 +1,19 @@
 """Writing one capture inside the archive's open transaction.
 
 :class:`CaptureWriter` seals the raw bytes, deduplicates and stages the records
-(their contents sealed in packs, see :func:`entries.pack_slot`), and appends the
+(their contents sealed in packs, see :func:`rows.pack_slot`), and appends the
 ledger entries; :class:`BackgroundInserts` writes the index rows of a large
 capture on a thread of its own, in multi-row INSERTs, inside the same transaction.
+
+The writer decides nothing about the rule: each record's deadline and status come
+from :func:`twentyday.compliance.deadlines.assess`. It holds no key and reads no
+clock: the archive gives it the keyed hashes, the signing key and the capture time
+(see docs/ARCHITECTURE.md, "The store").
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import itertools
 import queue
 import sqlite3
@@ -19,13 +22,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from twentyday.canonical import canonical_json, iso, json_string, utc_key
-from twentyday.compliance import deadlines as compliance
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from twentyday.canonical import canonical_json, iso, utc_key
+from twentyday.compliance import deadlines
+from twentyday.config import Config, Custodian
 from twentyday.crypto import keys
 from twentyday.crypto.envelope import CHUNK_BYTES, DataKey
-from twentyday.records import Direction, ParsedEvent, ParsedMessage, TimeReading
+from twentyday.crypto.hashes import KeyedHashes
+from twentyday.records import Direction, ParsedEvent, ParsedMessage
 from twentyday.store import schema
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.ledger import Ledger
@@ -34,29 +41,19 @@ from twentyday.store.rows import (
     CAPTURE_COLUMNS,
     EVENT_COLUMNS,
     RECORD_COLUMNS,
+    TERM_COLUMNS,
+    AttachmentRow,
+    CaptureRow,
+    EventRow,
     PackMember,
+    RecordRow,
+    RowEncoder,
     capture_payload,
     content_json,
     pack_payload,
     pack_slot,
 )
 from twentyday.store.words import search_words
-
-if TYPE_CHECKING:
-    from twentyday.store.archive import Archive
-
-_CONTENT_BLOB = RECORD_COLUMNS.index("content_blob")
-_STATUS = RECORD_COLUMNS.index("status")
-#: A capture's record contents are sealed in packs of at most this many records or bytes.
-PACK_RECORDS = 256
-PACK_BYTES = 1024 * 1024
-#: Records deduplicated with one query and written with one set of inserts.
-BATCH_RECORDS = 2000
-#: At most this many of a capture's term rows wait for its batch's end (a mail has one).
-DEFERRED_TERMS = 2000
-TERM_COLUMNS = ("record_id", "terms")
-#: Stands in for a time reading's raw text while its JSON template is made (cannot occur in one).
-_RAW_MARKER = "\0twentyday-raw\0"
 
 
 @dataclass(frozen=True)
@@ -244,57 +241,120 @@ class BackgroundInserts:
                 self._jobs.task_done()
 
 
-class CaptureWriter:
-    """Writes one capture inside the archive's open transaction."""
+@dataclass(frozen=True)
+class WriterLimits:
+    """How the writer cuts a capture into packs and batches: sizes, not rules (any value is correct)."""
 
-    def __init__(self, archive: Archive, capture: CaptureInput, capture_id: str, source_hash: str,
-                 recipients: tuple[keys.Recipient, ...]) -> None:
-        self.archive = archive
-        self.conn = archive.conn
+    #: A capture's record contents are sealed in packs of at most this many records or bytes.
+    pack_records: int = 256
+    pack_bytes: int = 1024 * 1024
+    #: Records deduplicated with one query and written with one set of inserts.
+    batch_records: int = 2000
+    #: At most this many of a capture's term rows wait for its batch's end (a mail has one).
+    deferred_terms: int = 2000
+
+
+DEFAULT_LIMITS = WriterLimits()
+
+
+class _Deadlines:
+    """The deadline columns of a capture's records, from :func:`deadlines.assess`.
+
+    Under the calendar rule the deadline depends only on the local day of creation:
+    a message read in the custodian's own zone is looked up by that day.
+    """
+
+    def __init__(self, custodian: Custodian | None, rule: str, days: int, captured_at: datetime) -> None:
+        self.label = f"{rule}/{days}d"
+        self._zone = custodian.zone if custodian else None
+        self._rule = rule
+        self._days = days
+        self._captured_at = captured_at
+        self._by_day: dict[tuple[int, int, int, bool], tuple[str | None, str, int | None]] = {}
+
+    def assess(self, created: datetime | None, copied: bool) -> tuple[str | None, str, int | None]:
+        """(deadline_at, status, days_late) of a record."""
+        day = None
+        if created is not None and self._zone is not None and self._rule == "calendar" \
+                and created.tzinfo is self._zone:
+            day = (created.year, created.month, created.day, copied)
+            cached = self._by_day.get(day)
+            if cached is not None:
+                return cached
+        found = deadlines.assess(created, self._captured_at, self._zone, self._rule, self._days, copied)
+        columns = (iso(found.deadline) if found.deadline else None, found.status, found.days_late)
+        if day is not None:
+            if len(self._by_day) > 100_000:
+                self._by_day.clear()
+            self._by_day[day] = columns
+        return columns
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A record waiting for its content pack to be sealed, which gives its row the pack's blob id."""
+
+    record_id: str
+    dedup_key: str
+    draft: RecordDraft
+    deadline: tuple[str | None, str, int | None]
+    document: bytes
+    attachments: list[tuple[dict[str, Any], BlobRef | None]]
+
+
+class CaptureWriter:
+    """Writes one capture inside the archive's open transaction.
+
+    Given everything it needs by its maker (the archive): the connection, the keyed
+    hashes, the signing key (None inside a batch, which signs once at its commit), the
+    config, the capture time and the limits. It reads no clock and no archive.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, capture: CaptureInput, *, capture_id: str, source_hash: str,
+                 captured_at: datetime, recipients: tuple[keys.Recipient, ...], hashes: KeyedHashes,
+                 signing_key: ed25519.Ed25519PrivateKey | None, config: Config,
+                 limits: WriterLimits = DEFAULT_LIMITS, defer_terms: bool = False) -> None:
+        """``defer_terms``: inside a batch, a small capture's search terms are handed to the batch
+        (:attr:`deferred_terms`) instead of inserted: the full-text index writes a segment per
+        savepoint, and merges them, so per-capture inserts cost it more than the rows."""
+        self.conn = conn
         self.capture = capture
         self.capture_id = capture_id
         self.source_hash = source_hash
         self.recipients = recipients
+        self.hashes = hashes
+        self.signing_key = signing_key
+        self.limits = limits
         self.data_key = DataKey()
-        self.inserts = BackgroundInserts(self.conn)
-        self.blobs = BlobStore(self.conn, self.inserts.insert)
-        self.ledger = Ledger(self.conn, self.inserts.insert)
-        # Keys and links of batches whose rows may not be written yet: (last insert, keys, links).
-        self._unwritten: list[tuple[int, set[str], set[str]]] = []
-        self.captured_at = capture.received_at.astimezone(UTC)
-        self.captured_iso = iso(self.captured_at)
-        self.custodian = archive.config.custodian(capture.custodian) if capture.custodian else None
+        self.inserts = BackgroundInserts(conn)
+        self.blobs = BlobStore(conn, self.inserts.insert)
+        self.ledger = Ledger(conn, self.inserts.insert)
         self.result = IngestResult(capture_id)
         self.head_hash = ""
-        #: Sign a checkpoint when done; inside a batch the batch signs once, at its commit.
-        self.sign = True
-        #: Inside a batch, a small capture's search terms are handed to the batch (see
-        #: Archive.batch) instead of inserted: the full-text index writes a segment per
-        #: savepoint, and merges them, so per-capture inserts cost it more than the rows.
-        self.deferred_terms: list[tuple[str, str]] | None = None
-        self._records: list[list[Any]] = []
-        self._links: list[tuple[str, str, str]] = []
-        self._recipient_cache: dict[tuple[str, ...], str] = {}
-        self._attachments: list[tuple[Any, ...]] = []
-        self._terms: list[tuple[str, str]] = []
-        self._first: str | None = None
-        self._last: str | None = None
-        # Records staged for the next content pack: (id, row values, content document, attachments).
-        self._pack: list[tuple[str, list[Any], bytes, list[tuple[dict[str, Any], BlobRef | None]]]] = []
-        self._pack_bytes = 0
-        self._pack_count = 0
-        self._reading_cache: dict[tuple[tuple[str, Any], ...], tuple[str, str]] = {}
+        #: The search terms handed to the batch (see ``defer_terms``); None when they are inserted.
+        self.deferred_terms: list[tuple[str, str]] | None = [] if defer_terms else None
+        self.captured_at = captured_at.astimezone(UTC)
+        self.captured_iso = iso(self.captured_at)
         # Per-capture constants of every record row.
-        config = archive.config
-        self._dedup_hash = archive._dedup_hash
-        self._custodian_id = capture.custodian or ""
-        self._deadline_rule = config.deadline_rule
-        self._deadline_days = config.deadline_days
-        self._deadline_label = f"{config.deadline_rule}/{config.deadline_days}d"
+        self.custodian = config.custodian(capture.custodian) if capture.custodian else None
         self._schedule = config.schedule(self.custodian.schedule if self.custodian else "grs-6.1-011")
         self._retention = self._schedule.describe()
-        self._zone = self.custodian.zone if self.custodian else None
-        self._deadline_cache: dict[tuple[int, int, int, bool], tuple[str | None, str, int | None]] = {}
+        self._deadlines = _Deadlines(self.custodian, config.deadline_rule, config.deadline_days, self.captured_at)
+        self._encoder = RowEncoder()
+        # Keys and links of batches whose rows may not be written yet: (last insert, keys, links).
+        self._unwritten: list[tuple[int, set[str], set[str]]] = []
+        # Rows staged for the next inserts.
+        self._records: list[RecordRow] = []
+        self._links: list[tuple[str, str, str]] = []
+        self._attachments: list[AttachmentRow] = []
+        self._terms: list[tuple[str, str]] = []
+        # The earliest and latest creation time of the capture's records (UTC keys).
+        self._first: str | None = None
+        self._last: str | None = None
+        # Records staged for the next content pack.
+        self._pack: list[_Staged] = []
+        self._pack_bytes = 0
+        self._pack_count = 0
 
     def abandon(self) -> None:
         """The capture failed: stop its index writer before the caller rolls back, forget staged blobs."""
@@ -314,7 +374,7 @@ class CaptureWriter:
             envelope_ref = self._seal_bytes(canonical_json(self.capture.envelope), self.capture_id, "envelope")
         count = 0
         try:
-            for number, batch in enumerate(_batched(drafts, BATCH_RECORDS)):
+            for number, batch in enumerate(_batched(drafts, self.limits.batch_records)):
                 if number == 1:
                     # A second batch means a large capture: overlap its index writes from now on.
                     # A single mail is one small batch, written at once without a thread.
@@ -332,8 +392,8 @@ class CaptureWriter:
         self._write_capture(raw_ref, envelope_ref, keyslots, count)
         self.blobs.flush()
         self.ledger.flush()
-        if self.sign:
-            self.head_hash = self.ledger.checkpoint(self.captured_iso, self.archive.secrets.signing_key).hash
+        if self.signing_key is not None:
+            self.head_hash = self.ledger.checkpoint(self.captured_iso, self.signing_key).hash
         else:
             self.ledger.flush()
             self.head_hash = self.ledger.head.hash
@@ -342,7 +402,7 @@ class CaptureWriter:
     # -- blobs
 
     def _seal_bytes(self, plaintext: bytes, owner: str, slot: str) -> BlobRef:
-        blob_id = self.archive.blob_id(plaintext)
+        blob_id = self.hashes.blob_id(plaintext)
         existing = self._existing(blob_id)
         if existing:
             return existing
@@ -350,7 +410,7 @@ class CaptureWriter:
 
     def _seal_new(self, plaintext: bytes, owner: str, slot: str, blob_id: str | None = None) -> BlobRef:
         """Seal content known not to be stored yet."""
-        blob_id = blob_id or self.archive.blob_id(plaintext)
+        blob_id = blob_id or self.hashes.blob_id(plaintext)
         sealed = [self.data_key.seal_chunk(plaintext[i:i + CHUNK_BYTES], owner, slot, n,
                                            i + CHUNK_BYTES >= len(plaintext))
                   for n, i in enumerate(range(0, max(len(plaintext), 1), CHUNK_BYTES))]
@@ -367,12 +427,7 @@ class CaptureWriter:
     def _seal_stream(self, raw: bytes | Path, owner: str, slot: str) -> BlobRef:
         if isinstance(raw, bytes):
             return self._seal_bytes(raw, owner, slot)
-        mac = hmac.new(self.archive._blob_key, digestmod=hashlib.sha256)
-        size = 0
-        for piece in read_pieces(raw):
-            mac.update(piece)
-            size += len(piece)
-        blob_id = "b" + mac.hexdigest()[:40]
+        blob_id, size = self.hashes.blob_id_of_pieces(read_pieces(raw))
         existing = self._existing(blob_id)
         if existing:
             return existing
@@ -390,11 +445,6 @@ class CaptureWriter:
 
     # -- records
 
-    def _dedup_key(self, identity: tuple[str, ...], occurrence: int) -> str:
-        # canonical_json([*identity, occurrence]), written out: identities are strings.
-        text = "[" + ",".join(map(json_string, identity)) + f",{occurrence}]"
-        return self._dedup_hash.hexdigest(text.encode("utf-8"))
-
     def _add_batch(self, batch: list[RecordDraft]) -> None:
         """Dedup a batch with two queries, then stage its records and links.
 
@@ -406,7 +456,8 @@ class CaptureWriter:
         :class:`BackgroundInserts`): their keys and links are checked in memory until
         their inserts are written, so the queries never need to wait for them.
         """
-        first_keys = [self._dedup_key(d.identity, 0) for d in batch]
+        dedup = self.hashes.dedup
+        first_keys = [dedup(d.identity, 0) for d in batch]
         written = self.inserts.completed  # read before the queries: what they are sure to see
         self._unwritten = [entry for entry in self._unwritten if entry[0] > written]
         unwritten_keys: set[str] = set().union(*(keys for _, keys, _ in self._unwritten))
@@ -455,7 +506,7 @@ class CaptureWriter:
                         (record_id, self.capture_id))):
                     return key, record_id
             occurrence += 1
-            key = self._dedup_key(identity, occurrence)
+            key = self.hashes.dedup(identity, occurrence)
 
     def _add_link(self, existing: str) -> None:
         self._links.append((existing, self.capture_id, self.captured_iso))
@@ -464,23 +515,23 @@ class CaptureWriter:
         self.result.add_linked(existing)
 
     def _add_record(self, draft: RecordDraft, key: str) -> None:
-        """Stage a record: its row, search terms and sealed attachments now, its content in a pack."""
+        """Stage a record: its search terms and sealed attachments now, its row and content with its pack."""
         message = draft.message
         record_id = "rec-" + key[:24]
-        values = self._record_values(record_id, key, draft)
+        deadline = self._deadlines.assess(message.created_at, draft.copied)
         attachments = self._seal_attachments(record_id, message) if message.attachments else []
         document = content_json(record_id, message)
         words = draft.words if draft.words is not None else search_words(message)
-        self._terms.append((record_id, " ".join(self.archive.blind(words))))
-        self._pack.append((record_id, values, document, attachments))
+        self._terms.append((record_id, " ".join(self.hashes.blind(words))))
+        self._pack.append(_Staged(record_id, key, draft, deadline, document, attachments))
         self._pack_bytes += len(document) + 1
         self.result.add_new(record_id)
-        status = values[_STATUS]
+        status = deadline[1]
         if status == "undated":
             self.result.undated += 1
         elif status == "late":
             self.result.late += 1
-        if len(self._pack) >= PACK_RECORDS or self._pack_bytes >= PACK_BYTES:
+        if len(self._pack) >= self.limits.pack_records or self._pack_bytes >= self.limits.pack_bytes:
             self._seal_pack()
 
     def _seal_pack(self) -> None:
@@ -489,75 +540,25 @@ class CaptureWriter:
         A pack is the records' content documents, one canonical JSON line each, sealed as
         one blob owned by the capture; its slot names the pack's number and a digest of
         the ordered record ids, so the associated data binds the records it holds. One
-        ledger entry per pack (:func:`entries.pack_payload`) commits to every record's row.
+        ledger entry per pack (:func:`rows.pack_payload`) commits to every record's row.
         """
         staged = self._pack
         if not staged:
             return
-        slot = pack_slot(self._pack_count, [record_id for record_id, _, _, _ in staged])
-        content = self._seal_new(b"\n".join(document for _, _, document, _ in staged), self.capture_id, slot)
+        slot = pack_slot(self._pack_count, [record.record_id for record in staged])
+        content = self._seal_new(b"\n".join(record.document for record in staged), self.capture_id, slot)
         self._pack_count += 1
         members: list[PackMember] = []
-        for record_id, values, _, attachments in staged:
-            values[_CONTENT_BLOB] = content.id
-            self._records.append(values)
-            members.append((record_id, canonical_json(values), attachments))
+        for record in staged:
+            row = self._record_row(record, content.id)
+            self._records.append(row)
+            members.append((record.record_id, canonical_json(row), record.attachments))
         self.ledger.append_text(self.captured_iso, "pack", content.id, pack_payload(content, members))
         staged.clear()
         self._pack_bytes = 0
 
-    def _recipients_json(self, recipients: tuple[str, ...]) -> str:
-        # A chat's participants repeat on every message: encode each list once.
-        cached = self._recipient_cache.get(recipients)
-        if cached is None:
-            if len(self._recipient_cache) > 10_000:
-                self._recipient_cache.clear()
-            cached = self._recipient_cache[recipients] = canonical_json(list(recipients)).decode()
-        return cached
-
-    def _reading_json(self, reading: TimeReading) -> str:
-        """canonical_json(reading.__dict__): only ``raw`` varies between a capture's messages."""
-        fields = reading.__dict__
-        shape = tuple((k, v) for k, v in fields.items() if k != "raw")
-        parts = self._reading_cache.get(shape)
-        if parts is None:
-            if len(self._reading_cache) > 1000:
-                self._reading_cache.clear()
-            marker = json_string(_RAW_MARKER)
-            prefix, suffix = canonical_json({**fields, "raw": _RAW_MARKER}).decode("utf-8").split(marker)
-            parts = self._reading_cache[shape] = (prefix, suffix)
-        return parts[0] + json_string(reading.raw) + parts[1]
-
-    def _deadline(self, created: datetime | None, copied: bool) -> tuple[str | None, str, int | None]:
-        """(deadline_at, status, days_late) of a record, by :mod:`compliance`.
-
-        Under the calendar rule the deadline depends only on the local day of creation:
-        a message read in the custodian's own zone is looked up by that day.
-        """
-        custodian = self.custodian
-        day = None
-        if created is not None and custodian is not None and self._deadline_rule == "calendar" \
-                and created.tzinfo is self._zone:
-            day = (created.year, created.month, created.day, copied)
-            cached = self._deadline_cache.get(day)
-            if cached is not None:
-                return cached
-        deadline_at = None
-        if created is not None and custodian is not None:
-            deadline_at = compliance.deadline(created, custodian.zone, self._deadline_rule, self._deadline_days)
-        status, days_late = compliance.status(
-            copied=copied, created_at=created, captured_at=self.captured_at, deadline_at=deadline_at,
-        )
-        found = (iso(deadline_at) if deadline_at else None, status, days_late)
-        if day is not None:
-            if len(self._deadline_cache) > 100_000:
-                self._deadline_cache.clear()
-            self._deadline_cache[day] = found
-        return found
-
-    def _record_values(self, record_id: str, key: str, draft: RecordDraft) -> list[Any]:
-        """The record's row in RECORD_COLUMNS order (content_blob is filled in when its pack is sealed)."""
-        message = draft.message
+    def _record_row(self, record: _Staged, content_blob: str) -> RecordRow:
+        message = record.draft.message
         created = message.created_at
         created_iso = created_utc = None
         if created is not None:
@@ -567,40 +568,40 @@ class CaptureWriter:
                 self._first = created_utc
             if self._last is None or created_utc > self._last:
                 self._last = created_utc
-        deadline_iso, status, days_late = self._deadline(created, draft.copied)
+        deadline_at, status, days_late = record.deadline
         reading = message.time
         attachments = message.attachments
         flags = message.flags
-        ref = self.archive.message_ref
-        return [
-            record_id,  # id
-            key,  # dedup_key
-            self._custodian_id,  # custodian
-            message.platform,  # platform
-            self.capture.channel,  # channel
-            message.conversation,  # conversation
-            message.sender,  # sender
-            self._recipients_json(message.recipients),  # recipients
-            draft.direction,  # direction
-            created_iso,  # created_at
-            created_utc,  # created_utc
-            self._reading_json(reading) if reading else None,  # time_reading
-            self.captured_iso,  # captured_at
-            deadline_iso,  # deadline_at
-            self._deadline_label,  # deadline_rule
-            status,  # status
-            days_late,  # days_late
-            self.capture_id,  # capture_id
-            int(bool(attachments)),  # has_attachments
-            int(any(a.omitted for a in attachments) or "media_omitted" in flags),  # incomplete
-            int(message.edited),  # edited
-            canonical_json(flags).decode() if flags else "[]",  # flags
-            ref(message.platform, message.message_key) if message.message_key else "",  # message_ref
-            ref(message.platform, message.reply_to) if message.reply_to else "",  # reply_ref
-            "",  # content_blob
-            self._schedule.id,  # schedule
-            self._retention,  # retention
-        ]
+        ref = self.hashes.message_ref
+        return RecordRow(
+            id=record.record_id,
+            dedup_key=record.dedup_key,
+            custodian=self.capture.custodian or "",
+            platform=message.platform,
+            channel=self.capture.channel,
+            conversation=message.conversation,
+            sender=message.sender,
+            recipients=self._encoder.recipients_json(message.recipients),
+            direction=record.draft.direction,
+            created_at=created_iso,
+            created_utc=created_utc,
+            time_reading=self._encoder.reading_json(reading) if reading else None,
+            captured_at=self.captured_iso,
+            deadline_at=deadline_at,
+            deadline_rule=self._deadlines.label,
+            status=status,
+            days_late=days_late,
+            capture_id=self.capture_id,
+            has_attachments=int(bool(attachments)),
+            incomplete=int(any(a.omitted for a in attachments) or "media_omitted" in flags),
+            edited=int(message.edited),
+            flags=canonical_json(flags).decode() if flags else "[]",
+            message_ref=ref(message.platform, message.message_key) if message.message_key else "",
+            reply_ref=ref(message.platform, message.reply_to) if message.reply_to else "",
+            content_blob=content_blob,
+            schedule=self._schedule.id,
+            retention=self._retention,
+        )
 
     def _seal_attachments(self, record_id: str, message: ParsedMessage) -> list[tuple[dict[str, Any], BlobRef | None]]:
         out = []
@@ -608,11 +609,11 @@ class CaptureWriter:
             ref = None
             if attachment.data is not None:
                 ref = self._seal_bytes(attachment.data, record_id, f"att:{n}")
-            row = {"record_id": record_id, "n": n, "blob_id": ref.id if ref else None,
-                   "size": len(attachment.data) if attachment.data is not None else 0,
-                   "content_type": attachment.content_type, "omitted": int(attachment.omitted)}
-            self._attachments.append(tuple(row[c] for c in ATTACHMENT_COLUMNS))
-            out.append((row, ref))
+            row = AttachmentRow(record_id=record_id, n=n, blob_id=ref.id if ref else None,
+                                size=len(attachment.data) if attachment.data is not None else 0,
+                                content_type=attachment.content_type, omitted=int(attachment.omitted))
+            self._attachments.append(row)
+            out.append((row._asdict(), ref))
         return out
 
     def _flush_records(self) -> None:
@@ -623,7 +624,7 @@ class CaptureWriter:
         insert("record_capture", ("record_id", "capture_id", "captured_at"), self._links)
         insert("attachment", ATTACHMENT_COLUMNS, self._attachments)
         deferred = self.deferred_terms
-        if deferred is not None and len(deferred) + len(self._terms) <= DEFERRED_TERMS:
+        if deferred is not None and len(deferred) + len(self._terms) <= self.limits.deferred_terms:
             deferred += self._terms
         else:
             insert("record_terms", TERM_COLUMNS, self._terms)
@@ -637,33 +638,28 @@ class CaptureWriter:
     def _add_event(self, n: int, event: ParsedEvent) -> None:
         event_id = f"evt-{self.capture_id[4:]}-{n}"
         detail = self._seal_bytes(canonical_json({"detail": event.detail}), event_id, "detail")
-        row = {"id": event_id, "capture_id": self.capture_id, "custodian": self.capture.custodian,
-               "conversation": event.conversation, "kind": event.kind,
-               "at": iso(event.at) if event.at else None, "detail_blob": detail.id}
-        self.conn.execute(
-            f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})",
-            tuple(row[c] for c in EVENT_COLUMNS),
-        )
-        self.ledger.append(self.captured_iso, "event", event_id, {"event": row, "detail": detail.as_payload()})
+        row = EventRow(id=event_id, capture_id=self.capture_id, custodian=self.capture.custodian,
+                       conversation=event.conversation, kind=event.kind,
+                       at=iso(event.at) if event.at else None, detail_blob=detail.id)
+        schema.insert_rows(self.conn, "event", EVENT_COLUMNS, [row])
+        self.ledger.append(self.captured_iso, "event", event_id,
+                           {"event": row._asdict(), "detail": detail.as_payload()})
         self.result.events += 1
 
     def _write_capture(self, raw_ref: BlobRef, envelope_ref: BlobRef | None,
                        keyslots: list[tuple[str, bytes]], count: int) -> None:
         capture = self.capture
-        row = {
-            "id": self.capture_id, "custodian": capture.custodian, "channel": capture.channel,
-            "source_name": capture.source_name, "source_hash": self.source_hash,
-            "received_at": self.captured_iso, "parser": capture.parser, "size": raw_ref.size,
-            "raw_blob": raw_ref.id, "envelope_blob": envelope_ref.id if envelope_ref else None,
-            "state": capture.state, "reason": capture.reason,
-            "first_at": self._first, "last_at": self._last,
-            "exported_at": iso(capture.exported_at) if capture.exported_at else None,
-            "message_count": count, "parent_capture": capture.parent_capture,
-        }
-        self.conn.execute(
-            f"INSERT INTO capture ({', '.join(CAPTURE_COLUMNS)}) VALUES ({', '.join('?' * len(CAPTURE_COLUMNS))})",
-            tuple(row[c] for c in CAPTURE_COLUMNS),
+        row = CaptureRow(
+            id=self.capture_id, custodian=capture.custodian, channel=capture.channel,
+            source_name=capture.source_name, source_hash=self.source_hash,
+            received_at=self.captured_iso, parser=capture.parser, size=raw_ref.size,
+            raw_blob=raw_ref.id, envelope_blob=envelope_ref.id if envelope_ref else None,
+            state=capture.state, reason=capture.reason,
+            first_at=self._first, last_at=self._last,
+            exported_at=iso(capture.exported_at) if capture.exported_at else None,
+            message_count=count, parent_capture=capture.parent_capture,
         )
+        schema.insert_rows(self.conn, "capture", CAPTURE_COLUMNS, [row])
         if self.custodian is not None:
             # Written only when new or changed: a REPLACE would rewrite the row for every capture.
             self.conn.execute(
@@ -674,7 +670,7 @@ class CaptureWriter:
                 (self.custodian.id, self.custodian.name, self.custodian.timezone, self.custodian.schedule),
             )
         self.ledger.append(self.captured_iso, "capture", self.capture_id,
-                           capture_payload(row, keyslots, raw_ref, envelope_ref))
+                           capture_payload(row._asdict(), keyslots, raw_ref, envelope_ref))
 
 
 
