@@ -30,7 +30,8 @@ def lint_imports(contract: Path, source_root: Path) -> subprocess.CompletedProce
 def test_the_real_tree_keeps_the_layers_contract() -> None:
     result = lint_imports(ROOT / "pyproject.toml", ROOT / "daemon")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert " kept, 0 broken" in result.stdout
+    assert "Stages of the flow import only downwards KEPT" in result.stdout
 
 
 @pytest.mark.parametrize(("module", "added", "reported"), [
@@ -39,6 +40,8 @@ def test_the_real_tree_keeps_the_layers_contract() -> None:
     # two sources of one layer that must stay independent: intake reaching into the pipeline
     ("intake/folders.py", "from twentyday.pipeline import process",
      "twentyday.intake.folders -> twentyday.pipeline.process"),
+    # inside the store: the writer reaching back into the archive that drives it (the old cycle)
+    ("store/writer.py", "from twentyday.store import archive", "twentyday.store.writer -> twentyday.store.archive"),
 ])
 def test_an_upward_import_breaks_the_contract(tmp_path: Path, module: str, added: str, reported: str) -> None:
     package = tmp_path / "src" / "twentyday"
