@@ -36,6 +36,9 @@ from twentyday.store.archive import Archive
 from twentyday.store.disclosures import require_purpose
 from twentyday.store.verify import verify as verify_archive
 
+# serve, init, create, keys add-recipient and smtp-user import their modules when they run:
+# those pull in aiosmtpd, watchdog and the whole pipeline, a start-up cost every other command
+# would pay. All of them are below the CLI (the import contract checks it): no cycle hides here.
 DEFAULT_CONFIG = "/etc/twentyday/twentyday.toml"
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,7 +1,7 @@
 """The envelope layer: per-capture data keys and AEAD-sealed chunks bound to their place.
 
 Every capture gets a fresh 256-bit data key. The key is sealed once per
-recipient with HPKE (:mod:`twentyday.keys`); the daemon forgets it when the
+recipient with HPKE (:mod:`twentyday.crypto.keys`); the daemon forgets it when the
 capture is committed, so it can write records but never read them back.
 
 Each chunk of a blob is AES-256-GCM encrypted under the data key with

@@ -1,6 +1,6 @@
 """Google Chat from Google Takeout: ``Google Chat/Groups/{DM|Space} <id>/`` folders.
 
-Each folder holds (FORMATS.md §7)::
+Each folder holds (docs/FORMATS.md §7)::
 
     group_info.json   {"name"?: ..., "members": [{"name", "email", "user_type"}]}
     messages.json     {"messages": [{"creator": {"name", "email", "user_type"},

@@ -1,6 +1,6 @@
 """Facebook Messenger and Instagram ``message_N.json`` exports: bytes in, records out.
 
-Both come from Meta's "Download your information" in the same shape (FORMATS.md §6)::
+Both come from Meta's "Download your information" in the same shape (docs/FORMATS.md §6)::
 
     {"participants": [{"name": ...}], "title": ..., "messages": [
         {"sender_name": ..., "timestamp_ms": 1579294140000, "content": ...,

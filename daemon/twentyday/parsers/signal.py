@@ -1,7 +1,7 @@
 """Signal Desktop exports (signal-export folders, sigtop text): bytes in, records out.
 
 Pure and streaming: every file is read line by line, each line and each
-message bounded in size. Two exporters are read (FORMATS.md §3):
+message bounded in size. Two exporters are read (docs/FORMATS.md §3):
 
 **signal-export** (carderne, MIT) writes one folder per chat with ``chat.md``,
 ``data.json``, ``index.html`` and ``media/``. In ``chat.md`` a message starts

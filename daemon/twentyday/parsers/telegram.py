@@ -1,7 +1,7 @@
 """Telegram Desktop JSON export (``result.json``): bytes in, messages and events out.
 
 Pure and streaming. The authority for the shape is tdesktop's
-``export_output_json.cpp`` (FORMATS.md §2):
+``export_output_json.cpp`` (docs/FORMATS.md §2):
 
 - single-chat export: ``{"name", "type", "id", "messages": [...]}``;
 - full export: ``{"about", "personal_information", ..., "chats": {"list": [chat]},

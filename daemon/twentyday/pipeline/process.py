@@ -27,7 +27,7 @@ from twentyday.errors import HeldForReview, NotFoundError, ParseError
 from twentyday.parsers import registry
 from twentyday.parsers.base import ExportSource, ParserModule
 from twentyday.parsers.mail import email as email_parser
-from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints
+from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints, Record
 from twentyday.store import alerts
 from twentyday.store.archive import Archive
 from twentyday.store.words import search_words
@@ -142,7 +142,7 @@ class _Parse:
 
     custodian_id: str
     parser: str
-    records: Iterable[ParsedMessage | ParsedEvent]
+    records: Iterable[Record]
     #: Read ahead: each record's search words (None for an event), so the store only blinds them.
     words: tuple[frozenset[str] | None, ...] = ()
 
@@ -301,7 +301,7 @@ def _attached_exports(archive: Archive, item: Item, custodian: Custodian, captur
             for number, (name, data) in enumerate(exports, start=1)]
 
 
-def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> Iterator[ParsedMessage | ParsedEvent]:
+def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """A parser bug must not lose the item: its exceptions become a ParseError (quarantine).
 
     ``parse`` is called in here, not by the caller, because parsers check their input
@@ -317,7 +317,7 @@ def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> I
 
 
 def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
-                      ) -> tuple[Custodian | None, Iterator[ParsedMessage | ParsedEvent]]:
+                      ) -> tuple[Custodian | None, Iterator[Record]]:
     """Mail carries its own addresses: route by the first message's sender or recipients."""
     # Only addresses are read from the probe; times are read again in the custodian's zone.
     probe = ParseHints(timezone=ZoneInfo("UTC"), zone_name="UTC", source_name=source.name)
@@ -332,7 +332,7 @@ def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
     return custodian, _guarded(parser, source, hints_for(custodian, source.name))
 
 
-def _drafts(custodian: Custodian, records: Iterable[ParsedMessage | ParsedEvent], events: list[ParsedEvent],
+def _drafts(custodian: Custodian, records: Iterable[Record], events: list[ParsedEvent],
             tally: _Tally, parser: str, words: tuple[frozenset[str] | None, ...] = ()) -> Iterator[RecordDraft]:
     """Messages become drafts; events are set aside for the store (it takes them after).
 

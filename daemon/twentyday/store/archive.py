@@ -1,8 +1,9 @@
 """The archive: the only write path.
 
-Layers, borg-style: :mod:`keys` (who can open) → :mod:`envelope` (data keys,
-AEAD bound to owner and slot) → :mod:`blobstore` (opaque sealed chunks) —
-with the SQLite index (:mod:`schema`) and the :mod:`ledger` beside them.
+Layers, borg-style: :mod:`twentyday.crypto.keys` (who can open) →
+:mod:`twentyday.crypto.envelope` (data keys, AEAD bound to owner and slot) →
+:mod:`blobstore` (opaque sealed chunks) — with the SQLite index (:mod:`schema`)
+and the :mod:`ledger` beside them (docs/ARCHITECTURE.md, "Security model").
 
 ``Archive.ingest(capture, drafts, events)`` commits everything of a capture
 or nothing, in one SQLite transaction: the raw bytes sealed, every record

@@ -125,7 +125,7 @@ CLOCK_WORDS = frozenset({"kl", "klo", "kello", "klockan", "o", "godz", "um", "al
 #: Zone names with one meaning in mail (RFC 5322 section 4.3 for the US ones), by offset
 #: in minutes east of UTC. Names with several meanings are left out on purpose, so a date
 #: in such a zone stays unread: IST, BST, AST, and CST (US Central or China Standard Time;
-#: RFC 5322 gives "CST" one meaning only in Date headers, which mailfile reads, not in the
+#: RFC 5322 gives "CST" one meaning only in Date headers, which mail.message reads, not in the
 #: text a client writes into a forward).
 ZONE_NAMES_BY_OFFSET: Mapping[int, str] = {
     0: "utc gmt ut z wet wez",

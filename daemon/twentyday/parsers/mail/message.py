@@ -16,7 +16,7 @@ with a reason (the caller keeps the raw bytes sealed in quarantine):
   for with a recursive-descent parser: on a 10 KB message (CPython 3.11) it
   reads ~330 messages/s with the needed headers and body, against ~5,600/s for
   compat32's split alone and ~2,900/s for :func:`read_message` as a whole
-  (``tests/test_parse_email.py`` prints both rates); and it recurses once per
+  (``tests/parsers/mail/test_parse_email.py`` prints both rates); and it recurses once per
   nested comment, so a ``To:`` of a thousand nested parentheses raises
   RecursionError;
 - a Content-Type or Content-Disposition longer than :data:`MAX_PARAMETER_HEADER`
@@ -32,7 +32,7 @@ with a reason (the caller keeps the raw bytes sealed in quarantine):
   recurses), and comments nested deeper than :data:`MAX_COMMENT_DEPTH` are refused.
 
 :func:`read_message` describes a message as its own headers do; forwards are
-resolved by :mod:`twentyday.parsers.email`.
+resolved by :mod:`twentyday.parsers.mail.email`.
 """
 
 from __future__ import annotations
