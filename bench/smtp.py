@@ -70,8 +70,10 @@ NULL_SERVER = NULL_SERVER_PROGRAM.format(
 # and limits). Against this row, intake shows what durability costs; against the row
 # above, what the whole server costs beside stock aiosmtpd.
 NULL_ON_INTAKE_SERVER = NULL_SERVER_PROGRAM.format(
-    imports="from twentyday.intake.smtp import ConnectionLimits, IntakeServer",
-    protocol="IntakeServer(Null(), ConnectionLimits(1000, 1000), data_size_limit=None, enable_SMTPUTF8=True)")
+    imports="from twentyday.intake.smtp import ConnectionLimits, IntakeServer\n"
+            "from twentyday.intake.smtp_data import InFlight",
+    protocol="IntakeServer(Null(), ConnectionLimits(1000, 1000), InFlight(1 << 40), data_size_limit=None, "
+             "enable_SMTPUTF8=True)")
 
 
 # A private Postfix instance. Everything a stock main.cf would take from the system

@@ -54,6 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp.timeout_seconds", int, 30, "Idle and command timeout per connection."),
     Setting("smtp.max_connections", int, 1000, "Connections at once, kept below the file-descriptor limit."),
     Setting("smtp.max_connections_per_client", int, 50, "Connections at once from one address."),
+    Setting("smtp.max_bytes_in_flight", int, 200 * 1024 * 1024,
+            "Message bytes held in memory by all connections together (451 4.3.1 past it)."),
     Setting("smtp.max_messages_per_minute", int, 600, "Messages one client address may send per minute (451 above)."),
     Setting("folder.path", str, "", "Watched export folder, one subfolder per custodian id ('' = <data_dir>/inbox)."),
     Setting("keys.recipients", list, REQUIRED,
@@ -157,6 +159,7 @@ class SmtpConfig:
     max_connections: int
     max_connections_per_client: int
     max_messages_per_minute: int
+    max_bytes_in_flight: int
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,9 @@ def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
     for key in ("timeout_seconds", "max_connections", "max_connections_per_client", "max_messages_per_minute"):
         if smtp[key] < 1:
             raise ConfigError("must be at least 1", path=str(file), key=f"smtp.{key}")
+    if smtp["max_bytes_in_flight"] < smtp["max_message_bytes"]:
+        # Else the largest message allowed could never be taken, and its sender would retry for ever.
+        raise ConfigError("must be at least smtp.max_message_bytes", path=str(file), key="smtp.max_bytes_in_flight")
     return SmtpConfig(
         enabled=smtp["enabled"], listen=smtp["listen"], hostname=smtp["hostname"],
         addresses=tuple(a.lower() for a in smtp["addresses"]), max_message_bytes=smtp["max_message_bytes"],
@@ -328,6 +334,7 @@ def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
         timeout_seconds=smtp["timeout_seconds"], max_connections=smtp["max_connections"],
         max_connections_per_client=smtp["max_connections_per_client"],
         max_messages_per_minute=smtp["max_messages_per_minute"],
+        max_bytes_in_flight=smtp["max_bytes_in_flight"],
     )
 
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from twentyday.intake.smtp_data import DataRefusal, DataSection, read_data
+from twentyday.intake.smtp_data import DataRefusal, DataSection, InFlight, Reservation, read_data
 
 LINE_LIMIT = 64
 
@@ -71,9 +71,14 @@ async def run_reader(read: object, stream: bytes, pieces: list[int], size_limit:
     return section, await reader.read()
 
 
+async def read_unbudgeted(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int) -> DataSection:
+    with InFlight(1 << 62).reserve() as reservation:
+        return await read_data(reader, size_limit, line_limit, reservation)
+
+
 def both(stream: bytes, pieces: list[int], size_limit: int | None,
          line_limit: int = LINE_LIMIT) -> tuple[tuple[DataSection, bytes], tuple[DataSection, bytes]]:
-    ours = asyncio.run(run_reader(read_data, stream, pieces, size_limit, line_limit))
+    ours = asyncio.run(run_reader(read_unbudgeted, stream, pieces, size_limit, line_limit))
     theirs = asyncio.run(run_reader(aiosmtpd_reference, stream, pieces, size_limit, line_limit))
     return ours, theirs
 
@@ -163,7 +168,7 @@ async def peak_while_reading(lines: int, size_limit: int) -> tuple[DataSection, 
     tracemalloc.start()
     try:
         feeder = asyncio.ensure_future(feed())
-        section = await read_data(reader, size_limit, 1024)
+        section = await read_unbudgeted(reader, size_limit, 1024)
         await feeder
         return section, tracemalloc.get_traced_memory()[1]
     finally:
@@ -178,3 +183,42 @@ def test_data_is_held_at_most_twice_the_limit_accepted_or_refused() -> None:
     refused, peak = asyncio.run(peak_while_reading(lines=409_600, size_limit=limit))  # 40 MB
     assert refused.refusal is DataRefusal.TOO_MUCH
     assert peak < 1.2 * limit
+
+
+def test_a_message_past_the_budget_in_flight_is_refused_busy_and_drained() -> None:
+    in_flight = InFlight(10_000)
+    stream = b"x" * 48 + b"\r\n"
+    message = stream * 400 + b".\r\nQUIT\r\n"  # 20,000 bytes: twice the budget
+
+    async def read() -> tuple[DataSection, bytes, int]:
+        reader = asyncio.StreamReader(limit=1024)
+        reader.feed_data(message)
+        reader.feed_eof()
+        with in_flight.reserve() as reservation:
+            section = await read_data(reader, None, 1024, reservation)
+            held_after_refusal = in_flight.held
+        return section, await reader.read(), held_after_refusal
+
+    section, rest, held = asyncio.run(read())
+    assert section == DataSection(b"", DataRefusal.BUSY)
+    assert rest == b"QUIT\r\n"  # the section was read to its end; the next command is intact
+    assert held == 0  # what it had taken was given back at once
+    assert in_flight.held == 0
+
+
+def test_each_message_in_flight_holds_its_share_until_its_reservation_ends() -> None:
+    in_flight = InFlight(10_000)
+
+    async def read(line: bytes, reservation: Reservation) -> DataSection:
+        reader = asyncio.StreamReader(limit=1024)
+        reader.feed_data(line * 120 + b".\r\n")  # 6,000 bytes
+        reader.feed_eof()
+        return await read_data(reader, None, 1024, reservation)
+
+    with in_flight.reserve() as first:
+        assert asyncio.run(read(b"a" * 48 + b"\r\n", first)).refusal is None
+        assert in_flight.held == 6000
+        with in_flight.reserve() as second:  # another connection, while the first is not yet stored
+            assert asyncio.run(read(b"b" * 48 + b"\r\n", second)).refusal is DataRefusal.BUSY
+        assert in_flight.held == 6000
+    assert in_flight.held == 0 and not in_flight.full()

@@ -42,7 +42,7 @@ from twentyday.config import Config, normalise_identity
 from twentyday.errors import ConfigError, IntakeError
 from twentyday.intake import utc_now
 from twentyday.intake.smtp_auth import Authenticator, load_auth_file
-from twentyday.intake.smtp_data import DataRefusal, read_data
+from twentyday.intake.smtp_data import DataRefusal, InFlight, read_data
 from twentyday.spool import Spool, SpoolMeta, SyncTicket
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ AUTH_FAILURES_PER_CONNECTION = 3
 AUTH_FAILURES_PER_MINUTE = 10
 #: MAIL's line limit with the SIZE and SMTPUTF8 parameters we offer (aiosmtpd's 512 + 26 + 10).
 MAIL_LINE_LIMIT = 548
+#: RFC 3463 4.3.1, "mail system full": a transient refusal, so the sender keeps the message and retries.
+_BUSY = "451 4.3.1 Insufficient system resources; try again later"
 
 
 @dataclass(frozen=True)
@@ -261,13 +263,14 @@ class IntakeServer(SMTP):
     # megabyte "command" is refused with 500 after being drained, not buffered.
     line_length_limit = 64 * 1024
 
-    def __init__(self, handler: Intake, limits: ConnectionLimits, **kwargs: Any) -> None:
+    def __init__(self, handler: Intake, limits: ConnectionLimits, in_flight: InFlight, **kwargs: Any) -> None:
         # aiosmtpd keeps command line limits in a dict shared by every connection and raises
         # MAIL's on every EHLO: 2,000 EHLOs would let a 72 KB MAIL command through.
         self.command_size_limits = _FixedLimits(lambda: SMTP.command_size_limit, MAIL=MAIL_LINE_LIMIT)
         super().__init__(handler, **kwargs)
         self._intake = handler
         self._limits = limits
+        self._in_flight = in_flight
         self._client: str | None = None
         self._auth_failures = 0
 
@@ -320,26 +323,35 @@ class IntakeServer(SMTP):
         if arg:
             await self.push("501 Syntax: DATA")
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        self._receiving_data = True
-        try:
-            section = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
-        except (asyncio.CancelledError, asyncio.IncompleteReadError):
-            log.info("connection lost during DATA")
-            self._writer.close()
-            raise asyncio.CancelledError from None
-        finally:
-            self._receiving_data = False
-        if section.refusal is DataRefusal.TOO_LONG:
-            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
-        elif section.refusal is DataRefusal.TOO_MUCH:
-            await self.push("552 Error: Too much mail data")
-        if section.refusal is not None:
-            self.envelope = self._create_envelope()  # aiosmtpd's _set_post_data_state(), which is untyped
+        if self._in_flight.full():
+            await self.push(_BUSY)
             return
-        self.envelope.content = self.envelope.original_content = section.content
-        status = await self._call_handler_hook("DATA")
-        self.envelope = self._create_envelope()
+        # The message's bytes count against the budget until it is in the spool (or dropped).
+        with self._in_flight.reserve() as reservation:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            self._receiving_data = True
+            try:
+                section = await read_data(self._reader, self.data_size_limit, self.line_length_limit, reservation)
+            except (asyncio.CancelledError, asyncio.IncompleteReadError):
+                log.info("connection lost during DATA")
+                self._writer.close()
+                raise asyncio.CancelledError from None
+            finally:
+                self._receiving_data = False
+            if section.refusal is DataRefusal.TOO_LONG:
+                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            elif section.refusal is DataRefusal.TOO_MUCH:
+                await self.push("552 Error: Too much mail data")
+            elif section.refusal is DataRefusal.BUSY:
+                log.warning("message refused: the bytes in flight would pass smtp.max_bytes_in_flight")
+                await self.push(_BUSY)
+            if section.refusal is not None:
+                self.envelope = self._create_envelope()  # aiosmtpd's _set_post_data_state(), which is untyped
+                return
+            self.envelope.content = self.envelope.original_content = section.content
+            del section  # the envelope holds the only copy; it is dropped with the envelope below
+            status = await self._call_handler_hook("DATA")
+            self.envelope = self._create_envelope()
         await self.push("250 OK" if status is MISSING else status)
 
     @syntax("AUTH <mechanism>")
@@ -429,13 +441,14 @@ async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]
     host, _, port = smtp.listen.rpartition(":")
     handler = Intake(config, spool, on_item, clock=clock)
     limits = ConnectionLimits(smtp.max_connections, smtp.max_connections_per_client)
+    in_flight = InFlight(smtp.max_bytes_in_flight)  # one budget for every connection
     context = tls_context(config)
     users = load_auth_file(smtp.auth_file) if smtp.auth_file else None
     loop = asyncio.get_running_loop()
 
     def protocol() -> IntakeServer:
         return IntakeServer(
-            handler, limits,
+            handler, limits, in_flight,
             data_size_limit=smtp.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

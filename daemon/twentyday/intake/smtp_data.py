@@ -18,12 +18,20 @@ per line that ends in a dot, and gives the same result:
 
 When one message breaks both limits, which refusal is reported may differ from
 aiosmtpd's (its order is line by line, ours block by block); both refuse it.
+
+Memory: every connection's DATA charges the bytes it keeps to one :class:`InFlight`
+budget as they arrive. A message that would take the budget past its size is refused
+"busy" (the server answers 451 4.3.1, so its sender retries later) and the rest of its
+section is drained, never held: a crowd of clients that send large messages and never
+finish cannot hold more than the budget between them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _CRLF = b"\r\n"
@@ -33,6 +41,50 @@ _DOT_LINE = b".\r\n"
 class DataRefusal(enum.Enum):
     TOO_LONG = "too long"
     TOO_MUCH = "too much"
+    BUSY = "busy"  # the bytes in flight, all connections together, would pass their budget
+
+
+class InFlight:
+    """Message bytes held by every connection's DATA together, against one budget.
+
+    The server runs on one event loop, so plain counters are enough: no lock.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+
+    def full(self) -> bool:
+        return self.held >= self.budget
+
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[Reservation]:
+        """One message's share: whatever it took is given back when the block ends, however."""
+        reservation = Reservation(self)
+        try:
+            yield reservation
+        finally:
+            reservation.give_back()
+
+
+class Reservation:
+    """The bytes one message holds out of an :class:`InFlight` budget."""
+
+    def __init__(self, in_flight: InFlight) -> None:
+        self._in_flight = in_flight
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` more bytes, unless that would pass the budget."""
+        if self._in_flight.held + size > self._in_flight.budget:
+            return False
+        self._in_flight.held += size
+        self.held += size
+        return True
+
+    def give_back(self) -> None:
+        self._in_flight.held -= self.held
+        self.held = 0
 
 
 @dataclass(frozen=True)
@@ -82,11 +134,13 @@ class _Lines:
         return exceeded
 
 
-async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int) -> DataSection:
+async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int,
+                    reservation: Reservation) -> DataSection:
     """Read one DATA section from ``reader`` (after the 354), up to and including its end line.
 
-    ``reader``'s own limit bounds each read (aiosmtpd makes it ``line_limit``). Raises
-    ``asyncio.IncompleteReadError`` if the connection ends first.
+    ``reader``'s own limit bounds each read (aiosmtpd makes it ``line_limit``). The bytes kept
+    are charged to ``reservation``; the caller gives them back once the message is stored or
+    dropped. Raises ``asyncio.IncompleteReadError`` if the connection ends first.
     """
     kept = bytearray()
     size = 0  # bytes sent before the end line, as aiosmtpd counts them
@@ -109,10 +163,13 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
                 refusal = DataRefusal.TOO_LONG
             elif size_limit and size > size_limit:
                 refusal = DataRefusal.TOO_MUCH
+            elif not reservation.take(len(body)):
+                refusal = DataRefusal.BUSY
             if refusal is None:
                 kept += body
             else:
                 kept.clear()  # the rest is read only to find the end, and dropped
+                reservation.give_back()
         if ended:
             break
         tail = (tail + block)[-2:]
