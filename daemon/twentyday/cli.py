@@ -176,8 +176,21 @@ def keys_generate(path: Path, label: str, no_passphrase: bool, passphrase_file: 
     click.echo(f"identity:    {path}")
     click.echo(f"public key:  {keys.public_path(path)}")
     click.echo(f"fingerprint: {recipient.fingerprint}")
+    click.echo(f"signing key: {recipient.signer}  (signs this officer's disclosures)")
     if passphrase is None:
         click.echo("WARNING: UNPROTECTED identity (no passphrase): whoever reads the file can open every record.")
+
+
+@keys_group.command(name="add-signing")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--passphrase-file", type=click.Path(path_type=Path), help="Read the passphrase from a file.")
+def keys_add_signing(path: Path, passphrase_file: Path | None) -> None:
+    """Add a disclosure-signing key (Ed25519) to an identity made before them; rewrites PATH.pub."""
+    passphrase = read_passphrase(passphrase_file, confirm=False) if keys.is_protected(path) else None
+    recipient = keys.add_signing_key(path, passphrase)
+    click.echo(f"identity:    {path}  ({recipient.fingerprint})")
+    click.echo(f"signing key: {recipient.signer}")
+    click.echo(f"public key:  {keys.public_path(path)}: copy it where keys.recipients names this officer's key")
 
 
 @keys_group.command(name="fingerprint")
@@ -324,8 +337,9 @@ def purpose_option(ctx: click.Context, param: click.Parameter, value: str) -> st
 def show(ctx: click.Context, record_id: str, identity_path: Path, passphrase_file: Path | None, purpose: str,
          recipient: str, actor: str | None, as_json: bool) -> None:
     """Decrypt and print one record. Every use is recorded as a disclosure first; an attempt
-    that cannot open the record is recorded again as "failed"."""
-    with open_archive(ctx) as archive:
+    that cannot open the record is recorded again as "failed". Needs the officer identity and
+    the archive's index only, never the daemon's secrets; the disclosure is signed with the identity."""
+    with Archive(load_config(ctx), officer=True) as archive:
         identity = load_identity(identity_path, passphrase_file)
         document = search_module.open_record(archive, record_id, identity, purpose=purpose, recipient=recipient,
                                              actor=actor, clock=now)
@@ -365,7 +379,7 @@ def audit(ctx: click.Context, as_json: bool) -> None:
 def verify(ctx: click.Context, as_json: bool) -> None:
     """Prove blobs, index and ledger agree; name every missing, altered or unaccounted object."""
     with open_archive(ctx) as archive:
-        report = verify_archive(archive.conn, archive.secrets.verify_key)
+        report = verify_archive(archive.conn, archive.secrets.verify_key, keys.signers(archive.recipients))
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:

@@ -21,11 +21,17 @@ def test_identity_files_are_standard_pkcs8_and_private_is_0600(tmp_path: Path) -
     path = tmp_path / "officer.key"
     recipient = keys.generate_identity(path, "Ann Officer", b"correct horse battery")
     text = path.read_text()
-    assert text.count("-----BEGIN ENCRYPTED PRIVATE KEY-----") == 2
+    # ML-KEM-768 and X25519 (the hybrid HPKE key), then Ed25519 (signs disclosures).
+    assert text.count("-----BEGIN ENCRYPTED PRIVATE KEY-----") == 3
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     public = keys.load_recipient(keys.public_path(path))
+    assert keys.public_path(path).read_text().count("-----BEGIN PUBLIC KEY-----") == 3
     assert public.fingerprint == recipient.fingerprint
+    assert public.signer == recipient.signer != "" and public.signer != public.fingerprint
     assert public.label == "Ann Officer"
+    identity = keys.load_identity(path, b"correct horse battery")
+    assert identity.signing_key is not None and identity.recipient.signer == recipient.signer
+    assert keys.signers((public,)) == {public.signer: public.verify_key}
 
 
 def test_seal_and_open_round_trip_with_the_hybrid_suite(tmp_path: Path) -> None:
@@ -98,7 +104,7 @@ def test_keys_cli_generate_with_passphrase_file_and_fingerprint(tmp_path: Path) 
     runner = CliRunner()
     made = runner.invoke(cli, ["keys", "generate", str(tmp_path / "o.key"), "--passphrase-file", str(secret)])
     assert made.exit_code == 0, made.output
-    fingerprint = made.output.split("fingerprint: ")[1].strip()
+    fingerprint = made.output.split("fingerprint: ")[1].split()[0]
     shown = runner.invoke(cli, ["keys", "fingerprint", str(tmp_path / "o.key.pub")])
     assert shown.output.startswith(fingerprint)
     assert keys.load_identity(tmp_path / "o.key", b"correct horse battery").recipient.fingerprint == fingerprint
@@ -110,7 +116,7 @@ def test_a_passphrase_is_stretched_with_600000_pbkdf2_rounds_in_standard_pkcs8(t
     path = tmp_path / "officer.key"
     keys.generate_identity(path, "officer", b"correct horse battery")
     blocks = re.findall(rb"-----BEGIN ENCRYPTED PRIVATE KEY-----\n(.*?)-----END", path.read_bytes(), re.DOTALL)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for block in blocks:
         der = base64.b64decode(block)
         assert bytes.fromhex("06092a864886f70d01050d") in der  # PBES2
@@ -124,3 +130,44 @@ def test_a_passphrase_is_stretched_with_600000_pbkdf2_rounds_in_standard_pkcs8(t
                                 input=x25519_block, capture_output=True)
         assert opened.returncode == 0, opened.stderr
         assert b"X25519" in opened.stdout
+
+
+def two_block_identity(path: Path, passphrase: bytes | None) -> None:
+    """An identity as the code before signing keys wrote it (ML-KEM-768 and X25519 only)."""
+    keys.generate_identity(path, "old officer", passphrase)
+    for file in (path, keys.public_path(path)):
+        text = file.read_text()
+        blocks = list(re.finditer(r"-----BEGIN ([A-Z ]+)-----\n.*?-----END \1-----\n", text, re.DOTALL))
+        file.write_text(text[:blocks[2].start()] + text[blocks[2].end():])
+
+
+def test_add_signing_gives_an_old_identity_an_ed25519_block_under_its_own_passphrase(tmp_path: Path) -> None:
+    path = tmp_path / "old.key"
+    two_block_identity(path, b"correct horse battery")
+    old = keys.load_identity(path, b"correct horse battery")
+    assert old.signing_key is None and keys.load_recipient(keys.public_path(path)).verify_key is None
+    with pytest.raises(KeyMaterialError, match="wrong passphrase"):
+        keys.add_signing_key(path, b"incorrect horse")
+    added = keys.add_signing_key(path, b"correct horse battery")
+    assert path.read_text().count("-----BEGIN ENCRYPTED PRIVATE KEY-----") == 3
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    new = keys.load_identity(path, b"correct horse battery")
+    assert new.recipient.fingerprint == old.recipient.fingerprint  # captures sealed to it still open
+    assert new.recipient.signer == added.signer == keys.load_recipient(keys.public_path(path)).signer
+    assert keys.load_recipient(keys.public_path(path)).fingerprint == old.recipient.fingerprint
+    with pytest.raises(KeyMaterialError, match="already has a signing key"):
+        keys.add_signing_key(path, b"correct horse battery")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.key", "old.key.pub"]  # no temporary left
+
+
+def test_keys_cli_add_signing(tmp_path: Path) -> None:
+    secret = tmp_path / "pass"
+    secret.write_text("correct horse battery\n")
+    two_block_identity(tmp_path / "o.key", b"correct horse battery")
+    made = CliRunner().invoke(cli, ["keys", "add-signing", str(tmp_path / "o.key"), "--passphrase-file", str(secret)])
+    assert made.exit_code == 0, made.output
+    signer = made.output.split("signing key: ")[1].split()[0]
+    assert keys.load_recipient(tmp_path / "o.key.pub").signer == signer
+    again = CliRunner().invoke(cli, ["keys", "add-signing", str(tmp_path / "o.key"), "--passphrase-file", str(secret)])
+    assert again.exit_code == KeyMaterialError.exit_code
+    assert again.output.startswith("twentyday: ") and "already has a signing key" in again.output

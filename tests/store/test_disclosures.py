@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
+import re
 import sqlite3
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,11 @@ from twentyday import config as config_module
 from twentyday.crypto import keys
 from twentyday.errors import IntegrityError, InvalidArgument, KeyMaterialError, NotFoundError
 from twentyday.pipeline import process as pipeline
+from twentyday.recipients import add_recipient
+from twentyday.store import schema
 from twentyday.store.archive import Archive
 from twentyday.store.disclosures import Disclosure
+from twentyday.store.ledger import Ledger
 from twentyday.store.search import open_record
 from twentyday.store.verify import verify
 
@@ -35,6 +41,20 @@ def ingest_mail(archive: Archive, tmp_path: Path, body: str) -> str:
 
 def clock() -> datetime:
     return NOW + timedelta(days=1)
+
+
+def verified(archive: Archive) -> list[str]:
+    """The problems verify names, with the officers' signing keys the config names."""
+    return [str(p) for p in verify(archive.conn, archive.secrets.verify_key,
+                                   keys.signers(archive.recipients)).problems]
+
+
+def strip_signing_key(identity_path: Path) -> None:
+    """Make an identity (and its .pub) as the code before signing keys wrote them: two blocks."""
+    for path in (identity_path, keys.public_path(identity_path)):
+        text = path.read_text()
+        blocks = list(re.finditer(r"-----BEGIN ([A-Z ]+)-----\n.*?-----END \1-----\n", text, re.DOTALL))
+        path.write_text(text[:blocks[2].start()] + text[blocks[2].end():])
 
 
 @pytest.fixture
@@ -59,18 +79,27 @@ def test_opening_a_record_accounts_for_it_before_anything_is_decrypted(
     expected = Disclosure.new(at=clock(), actor=f"rofficer (account {ACCOUNT})", action="show",
                               purpose="FOIA 2026-0042", recipient="FOIA office", subjects=[record_id],
                               identity=officer.recipient.fingerprint)
-    assert accounted_when_decrypting == archive.disclosures() == [expected]
-    # Ledgered: the head moved to a checkpoint over the disclosure, and verify accounts for it.
-    assert archive.conn.execute("SELECT subject FROM ledger WHERE kind = 'disclosure'").fetchall() == [
-        (expected.id,)]
-    assert verify(archive.conn, archive.secrets.verify_key).ok
+    [accounted] = accounting = archive.disclosures()
+    assert accounted_when_decrypting == accounting
+    assert accounted == dataclasses.replace(expected, signer=officer.recipient.signer,
+                                            signature=accounted.signature)
+    # Ledgered, and signed by the officer over the ledger hash it extends; verify accepts it
+    # although no daemon checkpoint covers it yet (the officer's side has no daemon key).
+    [(seq, prev)] = archive.conn.execute("SELECT seq, prev FROM ledger WHERE kind = 'disclosure'").fetchall()
+    assert officer.recipient.verify_key is not None and accounted.signature_ok(officer.recipient.verify_key, prev)
+    assert archive.ledger_head().seq < seq
+    assert verified(archive) == []
 
 
 def test_an_attempt_that_cannot_open_the_record_is_accounted_as_failed(
-        archive: Archive, tmp_path: Path) -> None:
-    record_id = ingest_mail(archive, tmp_path, "Not for strangers.")
-    keys.generate_identity(tmp_path / "stranger.key", "stranger", None)
-    stranger = keys.load_identity(tmp_path / "stranger.key", None)
+        archive_dir: Path, tmp_path: Path) -> None:
+    config_path = archive_dir / "twentyday.toml"
+    with Archive(config_module.load(config_path)) as archive:
+        record_id = ingest_mail(archive, tmp_path, "Sealed before the new officer came.")
+    keys.generate_identity(tmp_path / "newcomer.key", "newcomer", None)
+    add_recipient(config_path, keys.public_path(tmp_path / "newcomer.key"))
+    stranger = keys.load_identity(tmp_path / "newcomer.key", None)
+    archive = Archive(config_module.load(config_path), officer=True)
     with pytest.raises(KeyMaterialError, match="was not sealed to") as raised:
         open_record(archive, record_id, stranger, purpose="curiosity")
     attempt, outcome = archive.disclosures()
@@ -79,6 +108,42 @@ def test_an_attempt_that_cannot_open_the_record_is_accounted_as_failed(
     assert (outcome.action, outcome.purpose) == ("failed", f"curiosity (not opened: {raised.value})")
     assert outcome.subjects == attempt.subjects == (record_id,)
     assert outcome.identity == attempt.identity == stranger.recipient.fingerprint
+    assert outcome.signer == attempt.signer == stranger.recipient.signer
+    archive.close()
+    with Archive(config_module.load(config_path)) as daemon_side:
+        assert verified(daemon_side) == []
+
+
+def test_an_identity_the_config_does_not_name_is_refused_before_anything_is_accounted(
+        archive: Archive, tmp_path: Path) -> None:
+    record_id = ingest_mail(archive, tmp_path, "Not for strangers.")
+    keys.generate_identity(tmp_path / "stranger.key", "stranger", None)
+    stranger = keys.load_identity(tmp_path / "stranger.key", None)
+    with pytest.raises(KeyMaterialError, match=r"in no public key keys\.recipients names"):
+        open_record(archive, record_id, stranger, purpose="curiosity")
+    assert archive.disclosures() == []
+
+
+def test_an_identity_without_a_signing_key_opens_nothing_until_add_signing(archive_dir: Path, tmp_path: Path) -> None:
+    strip_signing_key(archive_dir / "officer.key")
+    config = config_module.load(archive_dir / "twentyday.toml")
+    with Archive(config) as archive:
+        record_id = ingest_mail(archive, tmp_path, "Sealed to a two-block identity.")
+    old = keys.load_identity(archive_dir / "officer.key", None)
+    assert old.signing_key is None
+    with Archive(config, officer=True) as archive:
+        with pytest.raises(KeyMaterialError, match="run 'twentyday keys add-signing KEY'"):
+            open_record(archive, record_id, old, purpose="review")
+        assert archive.disclosures() == []
+        # It still decrypts (escrow, recovery): only the disclosure needs the signing key.
+        assert archive.open_content(record_id, archive.record_row(record_id)["content_blob"], old)["body"]
+    added = keys.add_signing_key(archive_dir / "officer.key", None)
+    officer = keys.load_identity(archive_dir / "officer.key", None)
+    assert officer.recipient.fingerprint == old.recipient.fingerprint and officer.recipient.signer == added.signer
+    with Archive(config, officer=True) as archive:
+        assert open_record(archive, record_id, officer, purpose="review")["content"]["body"]
+    with Archive(config) as archive:
+        assert verified(archive) == []
 
 
 def test_a_blob_missing_chunks_is_an_integrity_error_and_the_attempt_is_accounted(
@@ -120,3 +185,83 @@ def test_archive_is_a_context_manager_with_its_ledger_head_and_escrow_holders(
         assert (holder.fingerprint, holder.label) == (officer.recipient.fingerprint, "records officer")
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         archive.conn.execute("SELECT 1")
+
+
+def test_an_archive_opened_for_an_officer_holds_no_daemon_secret(archive_dir: Path) -> None:
+    with Archive(config_module.load(archive_dir / "twentyday.toml"), officer=True) as archive:
+        with pytest.raises(KeyMaterialError, match="opened for an officer"):
+            archive.secrets  # noqa: B018
+        with pytest.raises(KeyMaterialError, match="opened for an officer"):
+            archive.term_tokens("pelican")
+
+
+def test_disclosures_and_daemon_commits_at_once_keep_one_chain(archive_dir: Path, officer: keys.Identity,
+                                                               tmp_path: Path) -> None:
+    config = config_module.load(archive_dir / "twentyday.toml")
+    with Archive(config) as archive:
+        record_id = ingest_mail(archive, tmp_path, "Opened while the daemon writes.")
+    failures: list[BaseException] = []
+
+    def daemon() -> None:
+        try:
+            with Archive(config) as writer:
+                for n in range(12):
+                    path = tmp_path / f"d{n}.eml"
+                    path.write_bytes(make_mail(body=f"daemon mail {n}", message_id=f"<d{n}@x>"))
+                    item = pipeline.Item(path.name, "cli", NOW, path=path, custodian_id="jdoe")
+                    if n % 2:
+                        with writer.batch():
+                            pipeline.process(writer, item)
+                    else:
+                        pipeline.process(writer, item)
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    thread = threading.Thread(target=daemon)
+    thread.start()
+    with Archive(config, officer=True) as reader:
+        for n in range(12):
+            open_record(reader, record_id, officer, purpose=f"review {n}")
+    thread.join()
+    assert failures == []
+    with Archive(config) as archive:
+        seqs = [seq for (seq,) in archive.conn.execute("SELECT seq FROM ledger ORDER BY seq")]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert len(archive.disclosures()) == 12
+        assert verified(archive) == []
+
+
+def old_style_disclosure(archive: Archive, record_id: str, at: datetime, *, checkpoint: bool) -> str:
+    """A disclosure as the code before officer signatures wrote it: eight columns, daemon checkpoint."""
+    disclosure = Disclosure.new(at=at, actor="legacy", action="show", purpose="before signing",
+                                recipient="self", subjects=[record_id], identity="SHA256:x")
+    row = {k: v for k, v in disclosure.row().items() if k not in ("signer", "signature")}
+    with archive.transaction():
+        ledger = Ledger(archive.conn)
+        ledger.begin()
+        archive.conn.execute(f"INSERT INTO disclosure ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             list(row.values()))
+        ledger.append(disclosure.at, "disclosure", disclosure.id, {"disclosure": row})
+        if checkpoint:
+            ledger.checkpoint(disclosure.at, archive.secrets.signing_key)
+        else:
+            ledger.flush()
+    return disclosure.id
+
+
+def test_disclosures_from_before_the_migration_verify_and_unsigned_ones_after_it_are_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twentyday.initialise import init_archive
+
+    with monkeypatch.context() as before:
+        before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+        init_archive(tmp_path / "old", passphrase=None, demo=False, now=NOW)
+        config = config_module.load(tmp_path / "old" / "twentyday.toml")
+        with Archive(config) as archive:
+            record_id = ingest_mail(archive, tmp_path, "Disclosed long ago.")
+            legacy = old_style_disclosure(archive, record_id, NOW, checkpoint=True)
+    with Archive(config) as archive:  # migrated now
+        assert verified(archive) == []
+        assert [(d.id, d.signer, d.signature) for d in archive.disclosures()] == [(legacy, "", "")]
+        forged = old_style_disclosure(archive, record_id, NOW + timedelta(hours=1), checkpoint=True)
+        assert verified(archive) == [f"signature: disclosure {forged}: not signed by an officer key"]

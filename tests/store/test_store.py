@@ -188,6 +188,13 @@ def test_show_with_the_wrong_identity_fails_clearly_but_is_still_accounted(archi
     ingest(archive_dir, tmp_path, "m.eml", make_mail())
     [record] = search(archive_dir)
     keys.generate_identity(tmp_path / "stranger.key", "stranger", None)
+    # A key the config does not name is refused before anything is accounted (its disclosure
+    # would be signed by a key verify does not know); one named only after the capture is not.
+    code, output = run(archive_dir, "show", str(record["id"]), "--identity", str(tmp_path / "stranger.key"),
+                       "--purpose", "curiosity")
+    assert code == 3 and "in no public key keys.recipients names" in output
+    assert json.loads(run(archive_dir, "audit", "--json")[1]) == []
+    assert run(archive_dir, "keys", "add-recipient", str(tmp_path / "stranger.key.pub"))[0] == 0
     code, output = run(archive_dir, "show", str(record["id"]), "--identity", str(tmp_path / "stranger.key"),
                        "--purpose", "curiosity")
     assert code == 3

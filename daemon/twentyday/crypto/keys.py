@@ -1,4 +1,4 @@
-"""Officer identities: HPKE (RFC 9180) with the ML-KEM-768 + X25519 hybrid KEM.
+"""Officer identities: HPKE (RFC 9180) with the ML-KEM-768 + X25519 hybrid KEM, and an Ed25519 signing key.
 
 Suite: KEM ML-KEM-768+X25519, KDF HKDF-SHA256, AEAD AES-256-GCM, as shipped by
 ``cryptography``. The hybrid key is two ordinary keys, so it is stored as two
@@ -7,6 +7,13 @@ officer's passphrase (PBES2: PBKDF2-HMAC-SHA256, 600,000 rounds, AES-256-CBC;
 see :mod:`pbes2`) — readable by OpenSSL 3.5+ and any PKCS#8 tool for decades.
 The public half is a small text file of two SubjectPublicKeyInfo blocks with a
 comment header (name, suite, fingerprint).
+
+A third PKCS#8 block, Ed25519 under the same passphrase, signs the officer's
+disclosures (see :mod:`twentyday.store.disclosures`), and its SubjectPublicKeyInfo
+is the third block of the public file: so the accounting of disclosures is
+authenticated by the officer who disclosed, not by the daemon host. Identities
+written before it have two blocks; they still open records, and
+:func:`add_signing_key` gives them the third.
 
 The daemon only ever loads public keys (:func:`load_recipient`); private keys
 stay with the officers (:func:`load_identity`).
@@ -18,11 +25,12 @@ import base64
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hpke, serialization
-from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from twentyday.crypto import pbes2
 from twentyday.errors import KeyMaterialError
@@ -39,11 +47,17 @@ def suite() -> hpke.Suite:
 
 @dataclass(frozen=True)
 class Recipient:
-    """A public key the daemon seals to."""
+    """A public key the daemon seals to, and (when the file has one) the officer's disclosure-signing key."""
 
     public_key: hpke.MLKEM768X25519PublicKey
     fingerprint: str
     label: str
+    verify_key: ed25519.Ed25519PublicKey | None = None
+
+    @property
+    def signer(self) -> str:
+        """Fingerprint of the signing key ('' without one)."""
+        return signer_fingerprint(self.verify_key) if self.verify_key is not None else ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class Identity:
     private_key: hpke.MLKEM768X25519PrivateKey
     recipient: Recipient
     protected: bool
+    signing_key: ed25519.Ed25519PrivateKey | None = None
 
 
 def fingerprint(mlkem_public: mlkem.MLKEM768PublicKey, x_public: x25519.X25519PublicKey) -> str:
@@ -61,6 +76,17 @@ def fingerprint(mlkem_public: mlkem.MLKEM768PublicKey, x_public: x25519.X25519Pu
         b"twentyday-recipient-v1\0" + mlkem_public.public_bytes_raw() + x_public.public_bytes_raw()
     ).digest()
     return "SHA256:" + base64.b32encode(digest[:20]).decode().lower()
+
+
+def signer_fingerprint(verify_key: ed25519.Ed25519PublicKey) -> str:
+    """Short, stable name of an officer's signing key (its own domain: never equal to a recipient's)."""
+    digest = hashlib.sha256(b"twentyday-signer-v1\0" + verify_key.public_bytes_raw()).digest()
+    return "SHA256:" + base64.b32encode(digest[:20]).decode().lower()
+
+
+def signers(recipients: tuple[Recipient, ...]) -> dict[str, ed25519.Ed25519PublicKey]:
+    """The signing keys among ``recipients``, by fingerprint (what ``verify`` checks disclosures with)."""
+    return {r.signer: r.verify_key for r in recipients if r.verify_key is not None}
 
 
 def generate_identity(path: Path, label: str, passphrase: bytes | None) -> Recipient:
@@ -74,21 +100,69 @@ def generate_identity(path: Path, label: str, passphrase: bytes | None) -> Recip
         raise KeyMaterialError("passphrase must be at least 8 characters")
     ml_private = mlkem.MLKEM768PrivateKey.generate()
     x_private = x25519.X25519PrivateKey.generate()
-    blocks = [_private_block(k, passphrase) for k in (ml_private, x_private)]
+    signing = ed25519.Ed25519PrivateKey.generate()
+    blocks = [_private_block(k, passphrase) for k in (ml_private, x_private, signing)]
     fp = fingerprint(ml_private.public_key(), x_private.public_key())
     warning = "" if passphrase else "# UNPROTECTED DEMO IDENTITY: no passphrase. Never use for real records.\n"
     header = (
         f"# twentyday officer identity: {label}\n{warning}"
         f"# suite: {SUITE_NAME}\n# fingerprint: {fp}\n"
         "# Two PKCS#8 keys (ML-KEM-768, then X25519) that together form the hybrid HPKE key.\n"
+        f"# {_SIGNING_COMMENT}\n"
     ).encode()
     write_private_file(path, header + b"".join(blocks))
-    recipient = Recipient(hpke.MLKEM768X25519PublicKey(ml_private.public_key(), x_private.public_key()), fp, label)
-    public_path(path).write_bytes(public_text(ml_private.public_key(), x_private.public_key(), label))
+    recipient = Recipient(hpke.MLKEM768X25519PublicKey(ml_private.public_key(), x_private.public_key()), fp, label,
+                          signing.public_key())
+    public_path(path).write_bytes(public_text(ml_private.public_key(), x_private.public_key(), label,
+                                              signing.public_key()))
     return recipient
 
 
-def _private_block(key: mlkem.MLKEM768PrivateKey | x25519.X25519PrivateKey, passphrase: bytes | None) -> bytes:
+_SIGNING_COMMENT = "The third PKCS#8 key (Ed25519) signs this officer's disclosures."
+
+
+def add_signing_key(path: Path, passphrase: bytes | None) -> Recipient:
+    """Give an identity written before signing keys its Ed25519 block, and rewrite its ``.pub``.
+
+    The passphrase must open the identity as it is, so the new block is under the same one.
+    Each file is replaced whole (written beside, fsynced, renamed): never left half-written.
+    """
+    keys = _private_keys(path, passphrase)
+    if keys.signing is not None:
+        raise KeyMaterialError(f"{path}: already has a signing key ({signer_fingerprint(keys.signing.public_key())})")
+    signing = ed25519.Ed25519PrivateKey.generate()
+    block = _private_block(signing, passphrase if keys.protected else None)
+    _replace_file(path, keys.text.rstrip(b"\n") + f"\n# {_SIGNING_COMMENT}\n".encode() + block, 0o600)
+    label = _label(keys.text)
+    ml_public, x_public = keys.ml.public_key(), keys.x.public_key()
+    public = public_path(path)
+    mode = stat.S_IMODE(public.stat().st_mode) if public.exists() else 0o644
+    _replace_file(public, public_text(ml_public, x_public, label, signing.public_key()), mode)
+    return Recipient(hpke.MLKEM768X25519PublicKey(ml_public, x_public), fingerprint(ml_public, x_public), label,
+                     signing.public_key())
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _private_block(key: mlkem.MLKEM768PrivateKey | x25519.X25519PrivateKey | ed25519.Ed25519PrivateKey,
+                   passphrase: bytes | None) -> bytes:
     """One PKCS#8 PEM block; with a passphrase, PBES2 at :data:`pbes2.PBKDF2_ROUNDS` (see there why)."""
     if not passphrase:
         return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -102,14 +176,18 @@ def public_path(identity_path: Path) -> Path:
     return identity_path.with_name(identity_path.name + ".pub")
 
 
-def public_text(ml_public: mlkem.MLKEM768PublicKey, x_public: x25519.X25519PublicKey, label: str) -> bytes:
-    spki = [
-        k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        for k in (ml_public, x_public)
-    ]
+def public_text(ml_public: mlkem.MLKEM768PublicKey, x_public: x25519.X25519PublicKey, label: str,
+                verify_key: ed25519.Ed25519PublicKey | None = None) -> bytes:
+    public_keys: list[mlkem.MLKEM768PublicKey | x25519.X25519PublicKey | ed25519.Ed25519PublicKey] = [
+        ml_public, x_public]
+    if verify_key is not None:
+        public_keys.append(verify_key)
+    spki = [k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            for k in public_keys]
+    signer = f"# signing key (disclosures): {signer_fingerprint(verify_key)}\n" if verify_key is not None else ""
     header = (
         f"# twentyday officer public key: {label}\n# suite: {SUITE_NAME}\n"
-        f"# fingerprint: {fingerprint(ml_public, x_public)}\n"
+        f"# fingerprint: {fingerprint(ml_public, x_public)}\n{signer}"
     ).encode()
     return header + b"".join(spki)
 
@@ -146,6 +224,7 @@ def load_recipient(path: Path) -> Recipient:
     blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text)]
     ml_public: mlkem.MLKEM768PublicKey | None = None
     x_public: x25519.X25519PublicKey | None = None
+    verify_key: ed25519.Ed25519PublicKey | None = None
     for block in blocks:
         try:
             key = serialization.load_pem_public_key(block)
@@ -155,10 +234,12 @@ def load_recipient(path: Path) -> Recipient:
             ml_public = key
         elif isinstance(key, x25519.X25519PublicKey):
             x_public = key
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            verify_key = key
     if ml_public is None or x_public is None:
         raise KeyMaterialError(f"{path}: not a twentyday public key (needs ML-KEM-768 and X25519 keys)")
     return Recipient(
-        hpke.MLKEM768X25519PublicKey(ml_public, x_public), fingerprint(ml_public, x_public), _label(text)
+        hpke.MLKEM768X25519PublicKey(ml_public, x_public), fingerprint(ml_public, x_public), _label(text), verify_key
     )
 
 
@@ -166,17 +247,26 @@ def is_protected(path: Path) -> bool:
     return b"ENCRYPTED PRIVATE KEY" in _read(path)
 
 
-def load_identity(path: Path, passphrase: bytes | None) -> Identity:
-    """Load an officer identity. Wrong passphrase, wrong file: a clear KeyMaterialError."""
+@dataclass(frozen=True)
+class _PrivateKeys:
+    text: bytes
+    protected: bool
+    ml: mlkem.MLKEM768PrivateKey
+    x: x25519.X25519PrivateKey
+    signing: ed25519.Ed25519PrivateKey | None
+
+
+def _private_keys(path: Path, passphrase: bytes | None) -> _PrivateKeys:
     text = _read(path)
     blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text) if b"PRIVATE KEY" in m.group(1)]
-    if len(blocks) != 2:
-        raise KeyMaterialError(f"{path}: not a twentyday identity (expected two PKCS#8 private keys)")
+    if len(blocks) not in (2, 3):
+        raise KeyMaterialError(f"{path}: not a twentyday identity (expected two or three PKCS#8 private keys)")
     protected = all(b"ENCRYPTED" in b.split(b"\n", 1)[0] for b in blocks)
     if protected and not passphrase:
         raise KeyMaterialError(f"{path}: the identity is passphrase-protected; give the passphrase")
     ml_private: mlkem.MLKEM768PrivateKey | None = None
     x_private: x25519.X25519PrivateKey | None = None
+    signing: ed25519.Ed25519PrivateKey | None = None
     for block in blocks:
         try:
             key = serialization.load_pem_private_key(block, passphrase if protected else None)
@@ -186,12 +276,24 @@ def load_identity(path: Path, passphrase: bytes | None) -> Identity:
             ml_private = key
         elif isinstance(key, x25519.X25519PrivateKey):
             x_private = key
-    if ml_private is None or x_private is None:
-        raise KeyMaterialError(f"{path}: not a twentyday identity (needs ML-KEM-768 and X25519 keys)")
-    fp = fingerprint(ml_private.public_key(), x_private.public_key())
-    recipient = Recipient(hpke.MLKEM768X25519PublicKey(ml_private.public_key(), x_private.public_key()), fp,
-                          _label(text))
-    return Identity(hpke.MLKEM768X25519PrivateKey(ml_private, x_private), recipient, protected)
+        elif isinstance(key, ed25519.Ed25519PrivateKey):
+            signing = key
+    if ml_private is None or x_private is None or (len(blocks) == 3 and signing is None):
+        raise KeyMaterialError(f"{path}: not a twentyday identity (needs ML-KEM-768 and X25519 keys, "
+                               "and Ed25519 as a third)")
+    return _PrivateKeys(text, protected, ml_private, x_private, signing)
+
+
+def load_identity(path: Path, passphrase: bytes | None) -> Identity:
+    """Load an officer identity. Wrong passphrase, wrong file: a clear KeyMaterialError.
+
+    An identity written before signing keys (two blocks) loads with ``signing_key=None``:
+    it opens records, but cannot sign a disclosure (see :func:`add_signing_key`)."""
+    keys = _private_keys(path, passphrase)
+    ml_public, x_public = keys.ml.public_key(), keys.x.public_key()
+    recipient = Recipient(hpke.MLKEM768X25519PublicKey(ml_public, x_public), fingerprint(ml_public, x_public),
+                          _label(keys.text), keys.signing.public_key() if keys.signing is not None else None)
+    return Identity(hpke.MLKEM768X25519PrivateKey(keys.ml, keys.x), recipient, keys.protected, keys.signing)
 
 
 def seal(recipient: Recipient, plaintext: bytes, info: bytes) -> bytes:

@@ -47,6 +47,7 @@ from twentyday.config import Config
 from twentyday.crypto import keys, secrets
 from twentyday.crypto.envelope import DataKey
 from twentyday.crypto.hashes import KeyedHashes
+from twentyday.crypto.secrets import DaemonSecrets
 from twentyday.errors import (
     BatchRolledBack,
     IntakeError,
@@ -75,16 +76,23 @@ from twentyday.store.writer import (
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.db"
+NO_SIGNING_KEY = ("this identity has no signing key, so it cannot sign the disclosure: run "
+                  "'twentyday keys add-signing KEY', then give the config the .pub it rewrites")
 
 class Archive:
     """An open archive. Writers need the daemon secrets and the recipients' public keys."""
 
     def __init__(self, config: Config, *, recipients: tuple[keys.Recipient, ...] | None = None,
-                 durable: bool = True, writer_limits: WriterLimits = DEFAULT_LIMITS) -> None:
+                 durable: bool = True, writer_limits: WriterLimits = DEFAULT_LIMITS,
+                 officer: bool = False) -> None:
         """``durable=False`` lets commits skip their fsync; the caller must :meth:`sync` before it
         forgets the items it committed (the pipeline worker does, in batches: the spool still
         holds every item until then, so a power loss replays them and loses nothing).
-        ``writer_limits``: how captures are cut into packs and batches (tests use small ones)."""
+        ``writer_limits``: how captures are cut into packs and batches (tests use small ones).
+        ``officer=True`` opens the archive for an officer's side (``show``): the daemon's
+        secrets are never read (``secrets/`` may be unreadable to the officer's account), so
+        nothing that needs them (ingest, keyed hashes, checkpoints) is available; opening a
+        record and recording its disclosure need only the officer's identity."""
         self.config = config
         self.data_dir = config.data_dir
         path = self.data_dir / INDEX_FILE
@@ -98,9 +106,9 @@ class Archive:
         self.conn = self.db.conn
         if not durable:
             self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.secrets = secrets.load(self.data_dir)
+        self._secrets = None if officer else secrets.load(self.data_dir)
         self._recipients = recipients
-        self.hashes = KeyedHashes.derived_from(self.secrets)
+        self._hashes = None if self._secrets is None else KeyedHashes.derived_from(self._secrets)
         self.writer_limits = writer_limits
         # Search terms of the open batch's captures, inserted at its commit (see CaptureWriter);
         # None outside a batch.
@@ -140,13 +148,24 @@ class Archive:
     # -- keys -------------------------------------------------------------------------
 
     @property
+    def secrets(self) -> DaemonSecrets:
+        if self._secrets is None:
+            raise KeyMaterialError("the archive was opened for an officer: the daemon's secrets are not loaded")
+        return self._secrets
+
+    @property
+    def hashes(self) -> KeyedHashes:
+        if self._hashes is None:
+            raise KeyMaterialError("the archive was opened for an officer: the daemon's keyed hashes are not loaded")
+        return self._hashes
+
+    @property
     def recipients(self) -> tuple[keys.Recipient, ...]:
         if self._recipients is None:
             self._recipients = tuple(keys.load_recipient(p) for p in self.config.recipients)
         return self._recipients
 
-    def escrow_secrets(self, recipients: tuple[keys.Recipient, ...], daemon_secrets: secrets.DaemonSecrets
-                       ) -> None:
+    def escrow_secrets(self, recipients: tuple[keys.Recipient, ...], daemon_secrets: DaemonSecrets) -> None:
         """Seal the daemon's secrets to each recipient that does not hold a copy yet."""
         now = iso(datetime.now(UTC))
         payload = daemon_secrets.escrow_payload()
@@ -334,17 +353,25 @@ class Archive:
         return ref
 
     def record_disclosure(self, *, actor: str, action: str, purpose: str, recipient: str,
-                          subjects: list[str], identity: str, at: datetime) -> Disclosure:
+                          subjects: list[str], identity: keys.Identity, at: datetime) -> Disclosure:
         """Account for a disclosure (Privacy Act 552a(c)) before anything is shown: the row and
-        its ledger entry, in one transaction with a signed checkpoint."""
-        disclosure = Disclosure.new(at=at, actor=actor, action=action, purpose=purpose, recipient=recipient,
-                                    subjects=subjects, identity=identity)
+        its ledger entry, in one transaction, signed with the officer's own key.
+
+        The entry extends the head read inside ``BEGIN IMMEDIATE``, as the daemon's commits
+        do, so the two cannot fork the chain; the daemon's next checkpoint covers it, and
+        until then ``verify`` accepts it on the officer's signature."""
+        signing_key = identity.signing_key
+        if signing_key is None:
+            raise KeyMaterialError(NO_SIGNING_KEY)
+        unsigned = Disclosure.new(at=at, actor=actor, action=action, purpose=purpose, recipient=recipient,
+                                  subjects=subjects, identity=identity.recipient.fingerprint)
         with self.transaction():
             ledger = Ledger(self.conn)
             ledger.begin()
+            disclosure = unsigned.signed(signing_key, identity.recipient.signer, ledger.head.hash)
             insert_disclosure(self.conn, disclosure)
             ledger.append(disclosure.at, "disclosure", disclosure.id, {"disclosure": disclosure.row()})
-            ledger.checkpoint(disclosure.at, self.secrets.signing_key)
+            ledger.flush()
         return disclosure
 
     # -- lifecycle, and what the CLI and the daemon read (no SQL outside the store) -------

@@ -9,10 +9,18 @@ is not. The purpose must not be blank.
 This module is the row itself and its table; :meth:`Archive.record_disclosure` writes a
 row together with its ledger entry, so ``verify`` finds a disclosure removed or altered,
 and :func:`twentyday.store.search.open_record` is the one way to open a record.
+
+Each disclosure is signed with the disclosing officer's own Ed25519 key (the identity's
+third block), over who, when, what, to whom, why, the result (``action``), the officer
+keys and the ledger hash the entry extends (:meth:`Disclosure.message`): neither the
+daemon host's keys nor anyone who holds the disk can write or alter one that ``verify``
+accepts. Rows written before signing (``signer`` and ``signature`` NULL) rest on the
+daemon's checkpoints alone.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -23,6 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json, iso
 from twentyday.errors import InvalidArgument
@@ -44,6 +55,10 @@ class Disclosure:
     recipient: str
     subjects: tuple[str, ...]
     identity: str
+    #: Fingerprint of the officer's signing key, and the base64 Ed25519 signature of :meth:`message`
+    #: ('' on a disclosure not signed yet, and on rows written before disclosures were signed).
+    signer: str = ""
+    signature: str = ""
 
     @classmethod
     def new(cls, *, at: datetime, actor: str, action: str, purpose: str, recipient: str,
@@ -52,6 +67,34 @@ class Disclosure:
         disclosure_id = "dis-" + hashlib.sha256(
             canonical_json([stamp, actor, list(subjects), purpose])).hexdigest()[:20]
         return cls(disclosure_id, stamp, actor, action, purpose, recipient, tuple(subjects), identity)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Disclosure:
+        """A stored row (``subjects`` as JSON text; NULL ``signer``/``signature`` before signing)."""
+        values: dict[str, Any] = {name: row.get(name) for name in COLUMNS}
+        values["subjects"] = tuple(json.loads(values["subjects"] or "[]"))
+        values["signer"] = values["signer"] or ""
+        values["signature"] = values["signature"] or ""
+        return cls(**values)
+
+    def message(self, prev: str) -> bytes:
+        """What the officer signs: every field but the signature, and ``prev``, the ledger hash the
+        disclosure's entry extends (so a signed disclosure cannot be moved to another place in the chain)."""
+        return canonical_json(["twentyday/v1/disclosure", prev, self.id, self.at, self.actor, self.action,
+                               self.purpose, self.recipient, list(self.subjects), self.identity, self.signer])
+
+    def signed(self, signing_key: ed25519.Ed25519PrivateKey, signer: str, prev: str) -> Disclosure:
+        """This disclosure signed by the officer key ``signer`` names, as the entry after ``prev``."""
+        named = dataclasses.replace(self, signer=signer, signature="")
+        signature = base64.b64encode(signing_key.sign(named.message(prev))).decode()
+        return dataclasses.replace(named, signature=signature)
+
+    def signature_ok(self, verify_key: ed25519.Ed25519PublicKey, prev: str) -> bool:
+        try:
+            verify_key.verify(base64.b64decode(self.signature, validate=True), self.message(prev))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
 
     def row(self) -> dict[str, str]:
         """The stored row (and the ledger entry's payload): ``subjects`` as a JSON list."""
@@ -85,9 +128,5 @@ def insert_disclosure(conn: sqlite3.Connection, disclosure: Disclosure) -> None:
 
 def accounting(conn: sqlite3.Connection) -> list[Disclosure]:
     """Every disclosure, oldest first (what ``twentyday audit`` lists)."""
-    found = []
-    for row in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM disclosure ORDER BY at, id"):
-        values: dict[str, Any] = dict(zip(COLUMNS, row, strict=True))
-        values["subjects"] = tuple(json.loads(values["subjects"]))
-        found.append(Disclosure(**values))
-    return found
+    return [Disclosure.from_row(dict(zip(COLUMNS, row, strict=True)))
+            for row in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM disclosure ORDER BY at, id")]

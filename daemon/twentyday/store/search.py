@@ -3,7 +3,9 @@
 Searching shows metadata only and decrypts nothing. Opening a record is a disclosure:
 :func:`open_record` accounts for it (see :mod:`twentyday.store.disclosures`) before it
 decrypts anything, and accounts for an attempt that could not open the record too.
-See docs/ARCHITECTURE.md.
+Opening needs the officer's identity and the archive's index alone: it works on an
+archive opened for an officer (``Archive(config, officer=True)``), which never reads
+the daemon's secrets. See docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 
 from twentyday.canonical import utc_key
 from twentyday.crypto import keys
-from twentyday.errors import TwentydayError
-from twentyday.store.archive import Archive
+from twentyday.errors import KeyMaterialError, TwentydayError
+from twentyday.store.archive import NO_SIGNING_KEY, Archive
 from twentyday.store.disclosures import FAILED, SHOW, disclosing_actor, require_purpose
 
 #: What ``search --json`` prints for each record, in this order.
@@ -86,8 +88,10 @@ def open_record(archive: Archive, record_id: str, identity: keys.Identity, *, pu
                 clock: Callable[[], datetime] = _utc_now) -> dict[str, Any]:
     """Metadata plus the decrypted content of one record, disclosed to ``recipient`` for ``purpose``.
 
-    A blank purpose is refused (:class:`InvalidArgument`) and an unknown record is not found
-    (:class:`NotFoundError`), with nothing accounted: nothing was disclosed. Otherwise the
+    A blank purpose is refused (:class:`InvalidArgument`), an identity that cannot sign a
+    disclosure the config's officers would accept is refused (:class:`KeyMaterialError`: no
+    signing key, or one no public key in ``keys.recipients`` carries) and an unknown record is
+    not found (:class:`NotFoundError`), with nothing accounted: nothing was disclosed. Otherwise the
     disclosure is recorded and ledgered before anything is decrypted, by the operating-system
     account with ``actor`` (a name the person gives) beside it; when the record then cannot be
     opened (a key it was not sealed to, an altered or missing blob), the attempt is recorded
@@ -95,16 +99,27 @@ def open_record(archive: Archive, record_id: str, identity: keys.Identity, *, pu
     """
     require_purpose(purpose)
     who = disclosing_actor(actor)
+    require_configured_signer(archive, identity)
     row = archive.record_row(record_id)
-    fingerprint = identity.recipient.fingerprint
     archive.record_disclosure(actor=who, action=SHOW, purpose=purpose, recipient=recipient,
-                              subjects=[record_id], identity=fingerprint, at=clock())
+                              subjects=[record_id], identity=identity, at=clock())
     try:
         return _decrypted(archive, row, identity)
     except TwentydayError as error:
         archive.record_disclosure(actor=who, action=FAILED, purpose=f"{purpose} (not opened: {error})",
-                                  recipient=recipient, subjects=[record_id], identity=fingerprint, at=clock())
+                                  recipient=recipient, subjects=[record_id], identity=identity, at=clock())
         raise
+
+
+def require_configured_signer(archive: Archive, identity: keys.Identity) -> None:
+    """Refuse an identity whose disclosures ``verify`` would not accept: one without a signing
+    key, or whose signing key is in no public key the config names (``verify`` checks against those)."""
+    if identity.signing_key is None:
+        raise KeyMaterialError(NO_SIGNING_KEY)
+    if identity.recipient.signer not in keys.signers(archive.recipients):
+        raise KeyMaterialError(
+            f"signing key {identity.recipient.signer} is in no public key keys.recipients names "
+            f"({archive.config.path}); only a configured officer can disclose (name this identity's .pub there)")
 
 
 def _decrypted(archive: Archive, row: dict[str, Any], identity: keys.Identity) -> dict[str, Any]:

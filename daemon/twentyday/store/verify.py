@@ -27,7 +27,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json
 from twentyday.store.blobstore import BlobRef
+from twentyday.store.disclosures import Disclosure
 from twentyday.store.ledger import GENESIS, entry_hash, signature_ok
 from twentyday.store.rows import (
     ATTACHMENT_COLUMNS,
@@ -94,7 +95,10 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> I
         yield dict(zip(names, values, strict=True))
 
 
-def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey) -> VerifyReport:
+def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
+           signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None) -> VerifyReport:
+    """``signers``: the officers' disclosure-signing keys by fingerprint (:func:`keys.signers` of the
+    config's ``keys.recipients``); a disclosure signed by any other key is named."""
     report = VerifyReport()
     conn.create_function("sha256", 1, _sha256_text, deterministic=True)
     # One read transaction: every check on this connection sees the same state, also while
@@ -113,6 +117,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey) -> Ve
         _check_captures(conn, report)
         _check_records(conn, report, upper_packs)
         _check_small_tables(conn, report)
+        check_disclosures(conn, report, signers or {})
         _check_orphan_entries(conn, report)
         _check_blob_references(conn, report)
         hashed = sealed.result()
@@ -406,8 +411,6 @@ def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
     for row in _rows(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM event"):
         payload = {"event": row, "detail": blob_payload(_blob_ref(conn, row["detail_blob"]))}
         _compare(conn, report, "event", row["id"], payload, f"event {row['id']}")
-    for row in _rows(conn, "SELECT * FROM disclosure"):
-        _compare(conn, report, "disclosure", row["id"], {"disclosure": row}, f"disclosure {row['id']}")
     for row in _rows(conn, "SELECT * FROM hold"):
         _compare(conn, report, "hold", row["id"], {"hold": row}, f"hold {row['id']}")
 
@@ -477,3 +480,55 @@ def _finish_blob(report: VerifyReport, blob: tuple[str, str, str, int, str] | No
     if digest.hexdigest() != expected or count != chunks:
         report.problems.append(Problem("altered", f"blob {blob_id}",
                                        f"{owner}/{slot}: sealed bytes differ from the ledger"))
+
+
+#: The mark migration 3 left: disclosures whose ledger entry is at or after it must be signed.
+DISCLOSURES_SIGNED_FROM = "disclosures_signed_from"
+_TRAILING = "entries after the last signed checkpoint"
+
+
+def check_disclosures(conn: sqlite3.Connection, report: VerifyReport,
+                      signers: Mapping[str, ed25519.Ed25519PublicKey]) -> None:
+    """Every disclosure row equals its ledger entry and is signed by an officer key the config names.
+
+    The signature (:meth:`Disclosure.message`) covers the row and the ledger hash its entry
+    extends, so neither the daemon's key nor the disk is enough to forge, alter or move one.
+    Named: a signature that does not verify, a signer not in ``signers``, and an unsigned row
+    whose entry is at or after the migration's mark or after any signed disclosure (rows from
+    before signing rest on the daemon's checkpoints). Entries after the last checkpoint are
+    accepted when each is a disclosure whose signature verified: an officer's ``show`` appends
+    them and the daemon's next checkpoint covers them.
+    """
+    mark = conn.execute("SELECT value FROM meta WHERE key = ?", (DISCLOSURES_SIGNED_FROM,)).fetchone()
+    signed_from = int(mark[0]) if mark and str(mark[0]).isdigit() else 1
+    entries = {subject: (seq, prev) for seq, subject, prev in conn.execute(
+        "SELECT seq, subject, prev FROM ledger WHERE kind = 'disclosure' ORDER BY seq")}
+    rows = sorted(_rows(conn, "SELECT * FROM disclosure"), key=lambda r: entries.get(r["id"], (0, ""))[0])
+    first_signed = min((entries[r["id"]][0] for r in rows if r["signature"] and r["id"] in entries), default=None)
+    authenticated: set[int] = set()
+    for row in rows:
+        label = f"disclosure {row['id']}"
+        before_signing = row["signer"] is None and row["signature"] is None
+        stored = {k: v for k, v in row.items() if not (before_signing and k in ("signer", "signature"))}
+        _compare(conn, report, "disclosure", row["id"], {"disclosure": stored}, label)
+        if row["id"] not in entries:
+            continue  # named just above: no entry, so no place in the chain for a signature to cover
+        seq, prev = entries[row["id"]]
+        disclosure = Disclosure.from_row(row)
+        if not disclosure.signature:
+            if seq >= signed_from or (first_signed is not None and seq > first_signed):
+                report.problems.append(Problem("signature", label, "not signed by an officer key"))
+            continue
+        key = signers.get(disclosure.signer)
+        if key is None:
+            report.problems.append(Problem("signature", label, f"signed by {disclosure.signer or '(none)'}, "
+                                           "a key no public key in keys.recipients carries"))
+        elif not disclosure.signature_ok(key, prev):
+            report.problems.append(Problem("signature", label, "the officer's signature does not verify "
+                                           "(altered after it was signed, or moved in the ledger)"))
+        elif not any(p.object == label for p in report.problems):  # and its entry equals the row
+            authenticated.add(seq)
+    last_checkpoint = conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoint").fetchone()[0]
+    trailing = {seq for (seq,) in conn.execute("SELECT seq FROM ledger WHERE seq > ?", (last_checkpoint,))}
+    if trailing and trailing <= authenticated:
+        report.problems = [p for p in report.problems if not (p.kind == "unaccounted" and p.detail == _TRAILING)]
