@@ -133,6 +133,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX record_content ON record (content_blob);
     """,
+    # 3: who delivered each capture and the mail's authentication results (NULL: captured before)
+    """
+    ALTER TABLE capture ADD COLUMN delivered_by TEXT;  -- auth:<user> | relay:<address> | folder | cli
+    ALTER TABLE capture ADD COLUMN origin_auth TEXT;   -- e.g. dkim=pass header.d=...; arc=none
+    """,
 )
 
 
