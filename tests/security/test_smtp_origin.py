@@ -258,6 +258,12 @@ def test_dkim_signed_tampered_and_unsigned_forwards(archive: Archive, dns: Keys)
                             domain=b"mailer.example")
     assert archived(archive, forward(own_domain, "own")) == (
         "dkim=pass header.d=mailer.example (not aligned with From); arc=none", ["origin_unauthenticated"])
+    # A forged ARC set (a seal that does not verify) is a failed chain, not a pass.
+    arc = (b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=gmail.example; s=sel; t=1; b=AAAA\n"
+           b"ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=gmail.example; s=sel; h=from; "
+           b"bh=AAAA; b=AAAA\nARC-Authentication-Results: i=1; gmail.example; dkim=pass\n")
+    assert archived(archive, forward(arc + make_mail(sender="jane.doe@gmail.example", message_id="<arc@x>"), "arc")) \
+        == ("dkim=none; arc=fail", ["origin_unauthenticated"])
     assert "sel._domainkey.gmail.example" in dns.lookups  # the key came from the (dict) DNS
     result = CliRunner().invoke(cli, ["--config", str(archive.config.path), "verify"])
     assert result.exit_code == 0, result.output
