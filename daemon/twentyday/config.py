@@ -12,9 +12,11 @@ self-contained archive made by ``twentyday init DIR`` can be moved as a whole.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,7 +51,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp.tls_cert", str, "", "PEM certificate (chain) for STARTTLS ('' = no STARTTLS)."),
     Setting("smtp.tls_key", str, "", "PEM private key of tls_cert."),
     Setting("smtp.require_tls", bool, False, "Refuse mail before STARTTLS (needs tls_cert)."),
-    Setting("smtp.auth_file", str, "", "user:scrypt$salt$hash lines; when set, AUTH is required."),
+    Setting("smtp.auth_file", str, "", "user:scrypt$salt$hash lines; when set, AUTH is offered (and required "
+            "outside relay_networks). A user files only for the custodians whose smtp_users name it."),
     Setting("smtp.allow_plaintext_auth", bool, False, "Allow AUTH without TLS (never on an open network)."),
     Setting("smtp.timeout_seconds", int, 30, "Idle and command timeout per connection."),
     Setting("smtp.max_connections", int, 1000, "Connections at once, kept below the file-descriptor limit."),
@@ -57,6 +60,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp.max_bytes_in_flight", int, 200 * 1024 * 1024,
             "Message bytes held in memory by all connections together (451 4.3.1 past it)."),
     Setting("smtp.max_messages_per_minute", int, 600, "Messages one client address may send per minute (451 above)."),
+    Setting("smtp.relay_networks", list, ["127.0.0.0/8", "::1/128"],
+            "Client networks (CIDR) whose mail is taken without AUTH (530/550 at MAIL elsewhere)."),
+    Setting("smtp.dkim", str, "verify",
+            "'verify': check the DKIM signatures and ARC chain of each mail (keys from DNS); 'off': do not."),
+    Setting("smtp.trusted_authserv_id", str, "",
+            "authserv-id of the MTA in front (in relay_networks) whose topmost Authentication-Results "
+            "header is taken instead ('' = none)."),
     Setting("folder.path", str, "", "Watched export folder, one subfolder per custodian id ('' = <data_dir>/inbox)."),
     Setting("keys.recipients", list, REQUIRED,
             "Officer public key files the daemon seals every capture to (officer, escrow, ...). "
@@ -70,6 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Official e-mail addresses: a copy to one of them makes a record 'copied'."),
     Setting("custodians.personal", list, [], "Registered personal accounts: e-mail addresses, phone numbers, handles."),
     Setting("custodians.chat_names", list, [], "Display names the custodian appears under in chat exports."),
+    Setting("custodians.smtp_users", list, [], "SMTP AUTH users (smtp.auth_file) that may file for this custodian."),
     Setting("custodians.locale", str, "", "e.g. en_US; decides day/month order when an export cannot."),
     Setting("custodians.schedule", str, "grs-6.1-011", "Retention schedule id (see [[schedules]])."),
     Setting("schedules.id", str, REQUIRED, "Schedule id referred to by custodians.schedule."),
@@ -87,6 +98,7 @@ _MONTH_FIRST_LOCALES = frozenset(
     {"en_US", "es_US", "en_PH", "en_AS", "en_GU", "en_MP", "en_PR", "en_UM", "en_VI", "en_FM", "en_MH", "en_PW"}
 )
 _LOCALE_RE = re.compile(r"^[a-z]{2,3}_[A-Z]{2}$")
+_AUTHSERV_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class Custodian:
     chat_names: tuple[str, ...]
     locale: str
     schedule: str
+    smtp_users: tuple[str, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -160,6 +173,9 @@ class SmtpConfig:
     max_connections_per_client: int
     max_messages_per_minute: int
     max_bytes_in_flight: int
+    relay_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    dkim: str = "verify"
+    trusted_authserv_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,10 @@ class Config:
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
+
+    def custodians_of_user(self, user: str) -> tuple[str, ...]:
+        """The ids of the custodians an SMTP AUTH user may file for (``custodians.smtp_users``)."""
+        return tuple(c.id for c in self.custodians if user in c.smtp_users)
 
     def schedule(self, schedule_id: str) -> Schedule:
         found = next((s for s in self.schedules if s.id == schedule_id), None)
@@ -320,6 +340,18 @@ def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
         raise ConfigError("tls_cert and tls_key go together", path=str(file), key="smtp.tls_key")
     if smtp["require_tls"] and not smtp["tls_cert"]:
         raise ConfigError("require_tls needs tls_cert and tls_key", path=str(file), key="smtp.require_tls")
+    if smtp["dkim"] not in {"verify", "off"}:
+        raise ConfigError(f"must be 'verify' or 'off', not {smtp['dkim']!r}", path=str(file), key="smtp.dkim")
+    networks = []
+    for network in smtp["relay_networks"]:
+        try:
+            networks.append(ipaddress.ip_network(network))
+        except ValueError:
+            raise ConfigError(f"expected a network like 10.0.0.0/8, got {network!r}", path=str(file),
+                              key="smtp.relay_networks") from None
+    if smtp["trusted_authserv_id"] and not _AUTHSERV_RE.match(smtp["trusted_authserv_id"]):
+        raise ConfigError(f"expected a host name, got {smtp['trusted_authserv_id']!r}", path=str(file),
+                          key="smtp.trusted_authserv_id")
     for key in ("timeout_seconds", "max_connections", "max_connections_per_client", "max_messages_per_minute"):
         if smtp[key] < 1:
             raise ConfigError("must be at least 1", path=str(file), key=f"smtp.{key}")
@@ -335,6 +367,7 @@ def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
         max_connections_per_client=smtp["max_connections_per_client"],
         max_messages_per_minute=smtp["max_messages_per_minute"],
         max_bytes_in_flight=smtp["max_bytes_in_flight"],
+        relay_networks=tuple(networks), dkim=smtp["dkim"], trusted_authserv_id=smtp["trusted_authserv_id"].lower(),
     )
 
 
@@ -378,5 +411,8 @@ def _custodians(file: Path, entries: list[dict[str, Any]], schedule_ids: set[str
         if entry["schedule"] not in schedule_ids:
             raise ConfigError(f"unknown schedule {entry['schedule']!r}", path=str(file), key=f"{label}.schedule")
         entry["official"] = tuple(a.lower() for a in entry["official"])
+        if any(not user or ":" in user for user in entry["smtp_users"]):
+            raise ConfigError("an SMTP user name is not empty and has no ':'", path=str(file),
+                              key=f"{label}.smtp_users")
         custodians.append(Custodian(**entry))
     return tuple(custodians)

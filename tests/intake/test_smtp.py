@@ -173,7 +173,11 @@ def test_starttls_and_auth(archive_dir: Path, tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     auth = tmp_path / "smtp-users"
     add_user(auth, "jdoe-phone", "a long enough password")
-    config, port = configure(archive_dir, tls_cert=str(cert), tls_key=str(key), auth_file=str(auth))
+    # No relay network: every client must log in, loopback included.
+    config, port = configure(archive_dir, tls_cert=str(cert), tls_key=str(key), auth_file=str(auth),
+                             relay_networks=[])
+    text = config.read_text()
+    config.write_text(text.replace('id = "jdoe"\n', 'id = "jdoe"\nsmtp_users = ["jdoe-phone"]\n'))
     running = DaemonThread(config).start()
     try:
         context = ssl.create_default_context(cafile=str(cert))

@@ -53,7 +53,7 @@ def test_eml_becomes_one_record_routed_from_its_headers(archive_dir: Path, tmp_p
     assert isinstance(record["days_late"], int) and record["days_late"] >= 10
     assert set(record) == {"id", "custodian", "platform", "channel", "conversation", "sender", "recipients",
                            "direction", "created_at", "captured_at", "deadline_at", "status", "days_late",
-                           "capture_id", "has_attachments"}
+                           "capture_id", "has_attachments", "flags"}
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d.*[+-]\d\d:\d\d$", str(record["deadline_at"]))
 
 

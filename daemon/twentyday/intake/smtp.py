@@ -16,7 +16,12 @@ archive's limits, :func:`start_server` binds it on the daemon's own loop.
   command and data line length, idle timeout (restarted while a message's
   bytes arrive), total and per-client connections (421 above them),
   messages per client per minute (451), recipients per message.
-- STARTTLS with the configured certificate; AUTH (:mod:`smtp_auth`; required when an auth file
+- Who may deliver: a client in ``smtp.relay_networks`` (the agency's MTA; loopback by
+  default) without AUTH, anyone else only after AUTH (530 at MAIL, or 550 when no auth file
+  is configured). An AUTH user files only for the custodians whose ``smtp_users`` name it
+  (550 5.7.1 for any other recipient), and its mail is never routed by content. Each
+  spooled item names who delivered it (``delivered_by``: ``auth:<user>`` or ``relay:<address>``).
+- STARTTLS with the configured certificate; AUTH (:mod:`smtp_auth`; offered when an auth file
   is configured), refused over plaintext unless explicitly allowed. Passwords
   are checked (scrypt) off the event loop; a connection is closed after
   ``AUTH_FAILURES_PER_CONNECTION`` failures, and a client past
@@ -26,6 +31,7 @@ archive's limits, :func:`start_server` binds it on the daemon's own loop.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 import time
@@ -38,7 +44,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session, syntax
 
-from twentyday.config import Config, normalise_identity
+from twentyday.config import Config, SmtpConfig, normalise_identity
 from twentyday.errors import ConfigError, IntakeError
 from twentyday.intake import utc_now
 from twentyday.intake.smtp_auth import Authenticator, load_auth_file
@@ -82,6 +88,12 @@ class Intake:
         #: executor, where guessing clients would hold up the spool's fsyncs.
         self.password_checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="twentyday-auth")
         self._durable = GroupSync(spool)
+        #: Whether AUTH is offered at all (an auth file is configured): decides 530 or 550.
+        self.auth_offered = config.smtp.auth_file is not None
+
+    def from_relay(self, session: Session) -> bool:
+        """The client is in ``smtp.relay_networks``: its mail is taken without AUTH."""
+        return in_relay_networks(self.config.smtp, _peer(session))
 
     def route(self, address: str) -> Route | None:
         local, at, domain = address.lower().rpartition("@")
@@ -94,9 +106,39 @@ class Intake:
             return Route(tag)
         return None
 
+    def refusal(self, session: Session) -> str | None:
+        """Why this session may not deliver at all (neither authenticated nor a relay), or None."""
+        if session.authenticated or self.from_relay(session):
+            return None
+        if self.auth_offered:
+            return "530 5.7.0 Authentication required"
+        return "550 5.7.1 Mail is not taken from your network"
+
+    def custodian_for_user(self, user: str, route: Route, mail_from: str) -> str | None:
+        """The custodian an AUTH user's recipient files for, or None when the user may not.
+
+        A plus-address must name a custodian bound to the user; the shared address files
+        for the user's one custodian, or, when it has several, the one whose own identities
+        hold the envelope sender. Never by the message's content: its addresses are the
+        user's to write.
+        """
+        bound = self.config.custodians_of_user(user)
+        if route.custodian:
+            return route.custodian if route.custodian in bound else None
+        if len(bound) == 1:
+            return bound[0]
+        sender = normalise_identity(mail_from)
+        if not sender:
+            return None
+        matching = [c.id for c in self.config.custodians if c.id in bound and sender in c.own_identities]
+        return matching[0] if len(matching) == 1 else None
+
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
-        client = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        refused = self.refusal(session)
+        if refused is not None:
+            return refused
+        client = _peer(session)
         if not self._rate.allow(client):
             return "451 4.7.1 Too many messages from your address; try again later"
         envelope.mail_from = address
@@ -105,17 +147,27 @@ class Intake:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
-        if self.route(address) is None:
+        refused = self.refusal(session)
+        if refused is not None:
+            return refused
+        route = self.route(address)
+        if route is None:
             # The address is not echoed: it is the client's, in any bytes (not valid UTF-8
             # would fail to encode, and the client would be told to retry instead).
             return "550 5.1.1 Not an archive address (this server relays nothing)"
+        if session.authenticated and self.custodian_for_user(_user(session), route, envelope.mail_from or "") is None:
+            return "550 5.7.1 Your login may not file records for this recipient"
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    def _custodians(self, envelope: Envelope) -> list[str | None]:
+    def _custodians(self, session: Session, envelope: Envelope) -> list[str | None]:
         """One spool item per custodian the envelope names; None: route by the message itself."""
+        if session.authenticated:  # every recipient was checked at RCPT
+            user, sender = _user(session), envelope.mail_from or ""
+            return [*sorted({c for a in envelope.rcpt_tos
+                             if (r := self.route(a)) and (c := self.custodian_for_user(user, r, sender))})]
         named = sorted({r.custodian for a in envelope.rcpt_tos if (r := self.route(a)) and r.custodian})
         if named:
             return list(named)
@@ -128,7 +180,10 @@ class Intake:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         received_at = self._clock()
-        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        peer = _peer(session)
+        refused = self.refusal(session)
+        if refused is not None:  # checked at MAIL and RCPT already; DATA is where bytes become items
+            return refused
         details = {
             "mail_from": envelope.mail_from or "",
             "rcpt_tos": ", ".join(envelope.rcpt_tos),
@@ -137,10 +192,12 @@ class Intake:
             "auth": str(session.auth_data) if session.authenticated and session.auth_data else "",
             "helo": session.host_name or "",
             "received_at": received_at.isoformat(),
+            # Who handed it over: an AUTH user, or the relay it came through (its address).
+            "delivered_by": f"auth:{_user(session)}" if session.authenticated else f"relay:{peer}",
         }
         name = f"smtp-{received_at:%Y%m%dT%H%M%S%f}.eml"
         metas = [SpoolMeta(name, "smtp", received_at, custodian, envelope=details)
-                 for custodian in self._custodians(envelope)]
+                 for custodian in self._custodians(session, envelope)]
         try:
             # Written here, one item per custodian, all or none (page cache: microseconds);
             # only the fsync leaves the loop.
@@ -155,6 +212,25 @@ class Intake:
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session failed: %s: %s", type(error).__name__, error)
         return "451 4.3.0 Internal error; try again later"
+
+
+def _peer(session: Session) -> str:
+    return str(session.peer[0]) if isinstance(session.peer, tuple) else str(session.peer)
+
+
+def _user(session: Session) -> str:
+    return str(session.auth_data) if session.auth_data else ""
+
+
+def in_relay_networks(smtp: SmtpConfig, client: str) -> bool:
+    """Whether ``client`` (an address as the socket gives it) is in one of the relay networks."""
+    try:
+        address = ipaddress.ip_address(client.split("%", 1)[0])
+    except ValueError:  # a Unix socket path, or nothing: not a network client we know
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in smtp.relay_networks)
 
 
 class GroupSync:
@@ -457,13 +533,19 @@ async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]
             tls_context=context,
             require_starttls=smtp.require_tls and context is not None,
             timeout=smtp.timeout_seconds,
-            auth_required=users is not None,
+            # Required outside the relay networks only: Intake.refusal answers MAIL and RCPT.
+            auth_required=False,
             auth_require_tls=not smtp.allow_plaintext_auth,
             authenticator=Authenticator(users) if users is not None else None,
             loop=loop,
         )
 
     server = await loop.create_server(protocol, host.strip("[]"), int(port))
-    log.info("SMTP listening on %s (TLS %s, AUTH %s)", smtp.listen, "on" if context else "off",
-             "required" if users is not None else "off")
+    log.info("SMTP listening on %s (TLS %s, AUTH %s, without AUTH from %s)", smtp.listen,
+             "on" if context else "off", "offered" if users is not None else "off",
+             ", ".join(str(n) for n in smtp.relay_networks) or "nowhere")
+    if users is not None:
+        unbound = sorted(u for u in users if not config.custodians_of_user(u))
+        if unbound:
+            log.warning("SMTP users bound to no custodian (every recipient refused): %s", ", ".join(unbound))
     return server

@@ -12,6 +12,7 @@ item and tries again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import sqlite3
@@ -27,6 +28,7 @@ from twentyday.errors import HeldForReview, NotFoundError, ParseError
 from twentyday.parsers import registry
 from twentyday.parsers.base import ExportSource, ParserModule
 from twentyday.parsers.mail import email as email_parser
+from twentyday.pipeline.origin import Origin, origin_of, unchecked_origin
 from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints, Record
 from twentyday.store import alerts
 from twentyday.store.archive import Archive
@@ -61,6 +63,8 @@ class Item:
     #: The capture's name in the index, when ``name`` is content: a mailed attachment's file
     #: name is sealed with its mail, and is only given to the parsers (a WhatsApp chat's name).
     label: str | None = None
+    #: Who delivered it and what vouches for the mail (:mod:`origin`); set by :func:`with_origin`.
+    origin: Origin | None = None
 
     @property
     def shown(self) -> str:
@@ -104,7 +108,11 @@ def route_message(config: Config, message: ParsedMessage) -> Custodian | None:
     return None
 
 
-def draft(custodian: Custodian, message: ParsedMessage, words: frozenset[str] | None = None) -> RecordDraft:
+def draft(custodian: Custodian, message: ParsedMessage, words: frozenset[str] | None = None,
+          flags: tuple[str, ...] = ()) -> RecordDraft:
+    """``flags``: facts about how the item came (:attr:`Origin.flags`), added to the message's own."""
+    if flags:
+        message = dataclasses.replace(message, flags=(*message.flags, *flags))
     own = custodian.own_identities
     direction: Direction = "sent" if normalise_identity(message.sender) in own else "received"
     copied = any(normalise_identity(r) in custodian.official_identities for r in message.recipients)
@@ -164,9 +172,24 @@ ALREADY_ARCHIVED = "already archived (same bytes)"
 PREPARE_MAX_BYTES = 4 * 1024 * 1024
 
 
+def with_origin(config: Config, item: Item) -> Item:
+    """The item with its origin facts: who delivered it, and the mail's DKIM/ARC results.
+
+    Checked before parsing, from the bytes as they arrived; may wait on DNS (bounded, see
+    :mod:`origin`), so it runs here in the pipeline, never in the SMTP session.
+    """
+    if item.origin is not None:
+        return item
+    raw = b""
+    if item.channel == "smtp":
+        raw = item.data if item.data is not None else item.path.read_bytes() if item.path is not None else b""
+    return dataclasses.replace(item, origin=origin_of(config, item.channel, item.envelope, raw))
+
+
 def process(archive: Archive, item: Item) -> Outcome:
     """Ingest one item. Never raises for bad content: it quarantines, holds or keeps unrouted."""
     config = archive.config
+    item = with_origin(config, item)
     custodian = config.custodian(item.custodian_id) if item.custodian_id else None
     if item.custodian_id and custodian is None:
         return _store_plan(archive, item, _unknown_custodian(item))
@@ -189,6 +212,7 @@ def prepare(config: Config, item: Item) -> Prepared | None:
     """
     if item.data is None or len(item.data) > PREPARE_MAX_BYTES:
         return None
+    item = with_origin(config, item)
     custodian = config.custodian(item.custodian_id) if item.custodian_id else None
     if item.custodian_id and custodian is None:
         return Prepared(item, _unknown_custodian(item))
@@ -267,7 +291,8 @@ def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: b
         _raise_alerts(conn, owner, result, tally, item.received_at)
 
     try:
-        drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words)
+        flags = item.origin.flags if item.origin is not None else ()
+        drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words, flags)
         result = archive.ingest(_capture(item, owner.id, plan.parser), drafts, events, before_commit=raise_alerts,
                                 savepoint=savepoint)
     except (HeldForReview, ParseError) as error:
@@ -297,7 +322,7 @@ def _attached_exports(archive: Archive, item: Item, custodian: Custodian, captur
         return []  # the mail was readable enough to archive; its attachments are sealed with it
     return [process(archive, Item(name=name, channel=item.channel, received_at=item.received_at, data=data,
                                   custodian_id=custodian.id, parent_capture=capture_id,
-                                  label=f"attachment {number} of {capture_id}"))
+                                  label=f"attachment {number} of {capture_id}", origin=item.origin))
             for number, (name, data) in enumerate(exports, start=1)]
 
 
@@ -333,10 +358,12 @@ def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
 
 
 def _drafts(custodian: Custodian, records: Iterable[Record], events: list[ParsedEvent],
-            tally: _Tally, parser: str, words: tuple[frozenset[str] | None, ...] = ()) -> Iterator[RecordDraft]:
+            tally: _Tally, parser: str, words: tuple[frozenset[str] | None, ...] = (),
+            flags: tuple[str, ...] = ()) -> Iterator[RecordDraft]:
     """Messages become drafts; events are set aside for the store (it takes them after).
 
-    ``words``, when the records were read ahead, holds each record's search words.
+    ``words``, when the records were read ahead, holds each record's search words;
+    ``flags``, the origin's facts every record of the item carries.
     """
     for number, record in enumerate(records):
         if isinstance(record, ParsedEvent):
@@ -347,7 +374,7 @@ def _drafts(custodian: Custodian, records: Iterable[Record], events: list[Parsed
         tally.conversation = tally.conversation or record.conversation
         if record.attachments:
             tally.with_media += 1
-        yield draft(custodian, record, words[number] if words else None)
+        yield draft(custodian, record, words[number] if words else None, flags)
     limit = WHATSAPP_MEDIA_LIMIT if tally.with_media else WHATSAPP_LIMIT
     if parser == "whatsapp" and tally.messages >= limit:
         event = ParsedEvent("truncated_export", tally.conversation, None,
@@ -373,6 +400,8 @@ def _raise_alerts(conn: sqlite3.Connection, custodian: Custodian, result: Ingest
 
 def refuse(archive: Archive, item: Item, reason: str) -> Outcome:
     """A source refused the item (a symlink, FIFO or device in the inbox): keep what it knows."""
+    if item.origin is None:  # its bytes are not looked at: they may be what broke the pipeline
+        item = dataclasses.replace(item, origin=unchecked_origin(item.channel, item.envelope))
     custodian = archive.config.custodian(item.custodian_id or "")
     return _keep(archive, item, custodian.id if custodian else None, "quarantined", reason, "ingest_failed")
 
@@ -386,8 +415,11 @@ def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "in
         raw = item.data
     else:
         raise NotFoundError(f"{item.name}: item has no content")
+    origin = item.origin
     return CaptureInput(custodian_id, item.channel, item.shown, raw, parser, item.received_at,
-                        envelope=item.envelope, state=state, reason=reason, parent_capture=item.parent_capture)
+                        envelope=item.envelope, state=state, reason=reason, parent_capture=item.parent_capture,
+                        delivered_by=origin.delivered_by if origin else None,
+                        origin_auth=origin.auth if origin else None)
 
 
 def _keep(archive: Archive, item: Item, custodian_id: str | None, state: str, reason: str,

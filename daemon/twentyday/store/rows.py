@@ -28,8 +28,11 @@ RECORD_COLUMNS = (
 CAPTURE_COLUMNS = (
     "id", "custodian", "channel", "source_name", "source_hash", "received_at", "parser", "size",
     "raw_blob", "envelope_blob", "state", "reason", "first_at", "last_at", "exported_at",
-    "message_count", "parent_capture",
+    "message_count", "parent_capture", "delivered_by", "origin_auth",
 )
+#: Capture columns added later: NULL in captures written before them, whose ledger payloads
+#: do not name them (:func:`capture_payload` leaves them out then, so verify still agrees).
+LATER_CAPTURE_COLUMNS = frozenset({"delivered_by", "origin_auth"})
 EVENT_COLUMNS = ("id", "capture_id", "custodian", "conversation", "kind", "at", "detail_blob")
 ATTACHMENT_COLUMNS = ("record_id", "n", "blob_id", "size", "content_type", "omitted")
 TERM_COLUMNS = ("record_id", "terms")
@@ -91,6 +94,8 @@ class CaptureRow(NamedTuple):
     exported_at: str | None
     message_count: int
     parent_capture: str | None
+    delivered_by: str | None = None
+    origin_auth: str | None = None
 
 
 class EventRow(NamedTuple):
@@ -247,7 +252,7 @@ def row_digest(row: dict[str, Any]) -> str:
 def capture_payload(row: dict[str, Any], keyslots: list[tuple[str, bytes]], raw_ref: BlobRef,
                     envelope_ref: BlobRef | None) -> dict[str, Any]:
     return {
-        "capture": {c: row[c] for c in CAPTURE_COLUMNS},
+        "capture": {c: row[c] for c in CAPTURE_COLUMNS if row[c] is not None or c not in LATER_CAPTURE_COLUMNS},
         "keyslots": sorted([fp, hashlib.sha256(sealed).hexdigest()] for fp, sealed in keyslots),
         "raw": raw_ref.as_payload(),
         "envelope": blob_payload(envelope_ref),

@@ -141,6 +141,11 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR REPLACE INTO meta (key, value)
         SELECT 'disclosures_signed_from', coalesce(max(seq), 0) + 1 FROM ledger;
     """,
+    # 4: who delivered each capture and the mail's authentication results (NULL: captured before)
+    """
+    ALTER TABLE capture ADD COLUMN delivered_by TEXT;  -- auth:<user> | relay:<address> | folder | cli
+    ALTER TABLE capture ADD COLUMN origin_auth TEXT;   -- e.g. dkim=pass header.d=...; arc=none
+    """,
 )
 
 

@@ -26,6 +26,7 @@ from twentyday.store.disclosures import FAILED, SHOW, disclosing_actor, require_
 SEARCH_FIELDS = (
     "id", "custodian", "platform", "channel", "conversation", "sender", "recipients", "direction",
     "created_at", "captured_at", "deadline_at", "status", "days_late", "capture_id", "has_attachments",
+    "flags",
 )
 
 
@@ -46,6 +47,7 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     out = {name: row[name] for name in SEARCH_FIELDS}
     out["recipients"] = json.loads(row["recipients"])
     out["has_attachments"] = bool(row["has_attachments"])
+    out["flags"] = json.loads(row["flags"])  # facts such as origin_unauthenticated, media_omitted
     return out
 
 
@@ -128,6 +130,10 @@ def _decrypted(archive: Archive, row: dict[str, Any], identity: keys.Identity) -
     document = _public(row)
     document["time_reading"] = json.loads(row["time_reading"]) if row["time_reading"] else None
     document["retention"] = row["retention"]
+    # Who delivered the record's first capture, and what vouched for the mail (NULL: not recorded then).
+    origin = archive.conn.execute("SELECT delivered_by, origin_auth FROM capture WHERE id = ?",
+                                  (row["capture_id"],)).fetchone()
+    document["origin"] = {"delivered_by": origin[0], "origin_auth": origin[1]} if origin else None
     # The first capture is the record's own; record_capture lists the later ones.
     document["captures"] = [{"capture_id": row["capture_id"], "captured_at": row["captured_at"]}] + [
         {"capture_id": c, "captured_at": t}

@@ -71,6 +71,10 @@ class CaptureInput:
     reason: str = ""
     exported_at: datetime | None = None
     parent_capture: str | None = None
+    #: Who handed the item over (``auth:<user>``, ``relay:<address>``, ``folder``, ``cli``).
+    delivered_by: str | None = None
+    #: The mail's authentication results ('' for items that are not mail by SMTP).
+    origin_auth: str | None = None
 
 
 @dataclass(frozen=True)
@@ -658,6 +662,7 @@ class CaptureWriter:
             first_at=self._first, last_at=self._last,
             exported_at=iso(capture.exported_at) if capture.exported_at else None,
             message_count=count, parent_capture=capture.parent_capture,
+            delivered_by=capture.delivered_by, origin_auth=capture.origin_auth,
         )
         schema.insert_rows(self.conn, "capture", CAPTURE_COLUMNS, [row])
         if self.custodian is not None:
