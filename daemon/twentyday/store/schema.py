@@ -133,18 +133,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX record_content ON record (content_blob);
     """,
-    # 3: disclosures signed by the officer's own key (store/disclosures.py); verify requires a
+    # 3: who delivered each capture and the mail's authentication results (NULL: captured before)
+    """
+    ALTER TABLE capture ADD COLUMN delivered_by TEXT;  -- auth:<user> | relay:<address> | folder | cli
+    ALTER TABLE capture ADD COLUMN origin_auth TEXT;   -- e.g. dkim=pass header.d=...; arc=none
+    """,
+    # 4: disclosures signed by the officer's own key (store/disclosures.py); verify requires a
     # signature on every disclosure whose ledger entry is at or after the mark (an empty ledger: 1)
     """
     ALTER TABLE disclosure ADD COLUMN signer TEXT;
     ALTER TABLE disclosure ADD COLUMN signature TEXT;
     INSERT OR REPLACE INTO meta (key, value)
         SELECT 'disclosures_signed_from', coalesce(max(seq), 0) + 1 FROM ledger;
-    """,
-    # 4: who delivered each capture and the mail's authentication results (NULL: captured before)
-    """
-    ALTER TABLE capture ADD COLUMN delivered_by TEXT;  -- auth:<user> | relay:<address> | folder | cli
-    ALTER TABLE capture ADD COLUMN origin_auth TEXT;   -- e.g. dkim=pass header.d=...; arc=none
     """,
 )
 
