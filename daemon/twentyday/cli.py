@@ -19,7 +19,7 @@ import click
 from twentyday import __version__, logs
 from twentyday import config as config_module
 from twentyday.canonical import parse_iso
-from twentyday.crypto import keys
+from twentyday.crypto import keys, secrets
 from twentyday.errors import (
     ConfigError,
     IntegrityError,
@@ -29,11 +29,13 @@ from twentyday.errors import (
     ParseError,
     TwentydayError,
 )
+from twentyday.hardening import forbid_core_dumps
 from twentyday.pipeline import process as pipeline
 from twentyday.store import search as search_module
 from twentyday.store.alerts import open_alerts
-from twentyday.store.archive import Archive
+from twentyday.store.archive import INDEX_FILE, Archive
 from twentyday.store.disclosures import require_purpose
+from twentyday.store.verify import open_read_only
 from twentyday.store.verify import verify as verify_archive
 
 # serve, init, create, keys add-recipient and smtp-user import their modules when they run:
@@ -125,6 +127,7 @@ def init(directory: Path, no_passphrase: bool, passphrase_file: Path | None, dem
     """Create a self-contained local archive in DIRECTORY: config, officer identity, data, inbox."""
     from twentyday.initialise import init_archive
 
+    forbid_core_dumps()  # the new identity, the passphrase and the daemon's secrets are in memory
     passphrase = None if no_passphrase else read_passphrase(passphrase_file, confirm=True)
     report = init_archive(directory, passphrase=passphrase, demo=demo, now=now())
     click.echo(f"config:    {report.config_path}")
@@ -171,6 +174,7 @@ def keys_group() -> None:
 @click.option("--passphrase-file", type=click.Path(path_type=Path), help="Read the passphrase from a file.")
 def keys_generate(path: Path, label: str, no_passphrase: bool, passphrase_file: Path | None) -> None:
     """Generate an officer identity at PATH (PKCS#8, 0600) and its public key at PATH.pub."""
+    forbid_core_dumps()  # the new private key and its passphrase are in this process's memory
     passphrase = None if no_passphrase else read_passphrase(passphrase_file, confirm=True)
     recipient = keys.generate_identity(path, label, passphrase)
     click.echo(f"identity:    {path}")
@@ -339,6 +343,7 @@ def show(ctx: click.Context, record_id: str, identity_path: Path, passphrase_fil
     """Decrypt and print one record. Every use is recorded as a disclosure first; an attempt
     that cannot open the record is recorded again as "failed". Needs the officer identity and
     the archive's index only, never the daemon's secrets; the disclosure is signed with the identity."""
+    forbid_core_dumps()  # the decrypted identity and the record's plaintext stay in this process
     with Archive(load_config(ctx), officer=True) as archive:
         identity = load_identity(identity_path, passphrase_file)
         document = search_module.open_record(archive, record_id, identity, purpose=purpose, recipient=recipient,
@@ -378,8 +383,15 @@ def audit(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool) -> None:
     """Prove blobs, index and ledger agree; name every missing, altered or unaccounted object."""
-    with open_archive(ctx) as archive:
-        report = verify_archive(archive.conn, archive.secrets.verify_key, keys.signers(archive.recipients))
+    # Read-only, and without the daemon's secrets: the verify timer's user may not write the
+    # archive (systemd/twentyday-verify.service).
+    config = load_config(ctx)
+    signers = keys.signers(tuple(keys.load_recipient(path) for path in config.recipients))
+    conn = open_read_only(config.data_dir / INDEX_FILE)
+    try:
+        report = verify_archive(conn, secrets.load_verify_key(config.data_dir), signers)
+    finally:
+        conn.close()
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:

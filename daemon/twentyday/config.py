@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twentyday.errors import ConfigError
+from twentyday.permissions import require_trusted
 
 REQUIRED = object()
 
@@ -228,7 +229,12 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"not valid TOML: {error}", path=str(file)) from None
     except OSError as error:
         raise ConfigError(f"cannot read: {error.strerror}", path=str(file)) from None
-    return _build(file, raw)
+    # Whoever can write the config can point the daemon at their own key (see permissions).
+    require_trusted(file, "the configuration", ConfigError)
+    config = _build(file, raw)
+    if config.smtp.auth_file is not None and config.smtp.auth_file.exists():
+        require_trusted(config.smtp.auth_file, "smtp.auth_file", ConfigError)
+    return config
 
 
 def _settings_under(prefix: str) -> dict[str, Setting]:

@@ -23,6 +23,7 @@ from multiprocessing.process import BaseProcess
 
 from twentyday.config import Config
 from twentyday.crypto import keys
+from twentyday.hardening import forbid_core_dumps
 from twentyday.intake.smtp import start_server
 from twentyday.intake.watcher import InboxWatcher
 from twentyday.pipeline.worker import PipeWake, worker_process
@@ -118,6 +119,10 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
 
 
 def serve(config: Config) -> None:
+    # The daemon's secrets and each capture's data key and plaintext are in this process:
+    # no core file, no /proc/<pid>/mem for the same user (hardening; the unit sets LimitCORE=0 too).
+    forbid_core_dumps()
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

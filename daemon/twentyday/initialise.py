@@ -86,7 +86,9 @@ def init_archive(directory: Path, *, passphrase: bytes | None, demo: bool, now: 
     identity_path = directory / "officer.key"
     recipient = keys.generate_identity(identity_path, "records officer", passphrase)
     public = keys.public_path(identity_path)
-    config_path.write_text(CONFIG_TEMPLATE.format(identity=identity_path.name, public=public.name))
+    # 0644 whatever the umask: the config is checked like a public key (nobody else may write it).
+    keys.write_public_file(config_path, CONFIG_TEMPLATE.format(identity=identity_path.name,
+                                                               public=public.name).encode())
     config = config_module.load(config_path)
     with Archive.create(config, (recipient,)) as archive:
         for custodian in config.custodians:

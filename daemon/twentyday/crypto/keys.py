@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from twentyday.crypto import pbes2
 from twentyday.errors import KeyMaterialError
+from twentyday.permissions import require_secret, require_trusted
 
 SUITE_NAME = "HPKE ML-KEM-768+X25519 / HKDF-SHA256 / AES-256-GCM (RFC 9180)"
 _PEM_BLOCK = re.compile(
@@ -113,8 +114,8 @@ def generate_identity(path: Path, label: str, passphrase: bytes | None) -> Recip
     write_private_file(path, header + b"".join(blocks))
     recipient = Recipient(hpke.MLKEM768X25519PublicKey(ml_private.public_key(), x_private.public_key()), fp, label,
                           signing.public_key())
-    public_path(path).write_bytes(public_text(ml_private.public_key(), x_private.public_key(), label,
-                                              signing.public_key()))
+    write_public_file(public_path(path), public_text(ml_private.public_key(), x_private.public_key(), label,
+                                                     signing.public_key()))
     return recipient
 
 
@@ -202,6 +203,15 @@ def write_private_file(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def write_public_file(path: Path, data: bytes) -> None:
+    """Write ``path`` 0644 whatever the umask (a public key, a config): others may read it, only
+    its owner write it, which is what :func:`~twentyday.permissions.require_trusted` asks."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    os.fchmod(fd, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
 def _label(text: bytes) -> str:
     match = re.search(rb"^# twentyday officer (?:identity|public key): (.*)$", text, re.MULTILINE)
     return match.group(1).decode("utf-8", "replace").strip() if match else ""
@@ -215,8 +225,12 @@ def _read(path: Path) -> bytes:
 
 
 def load_recipient(path: Path) -> Recipient:
-    """Load a public key file. A private key here is refused: the daemon must not hold one."""
+    """Load a public key file. A private key here is refused: the daemon must not hold one.
+
+    Whoever can write it could put their own key here and read every future capture, so
+    a file (or a folder above it) that others can write is refused."""
     text = _read(path)
+    require_trusted(path, "a public key", KeyMaterialError)
     if b"PRIVATE KEY" in text:
         raise KeyMaterialError(
             f"{path}: this is a private key; the daemon's config must name public keys (.pub) only"
@@ -258,6 +272,7 @@ class _PrivateKeys:
 
 def _private_keys(path: Path, passphrase: bytes | None) -> _PrivateKeys:
     text = _read(path)
+    require_secret(path, "an officer identity", KeyMaterialError)
     blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text) if b"PRIVATE KEY" in m.group(1)]
     if len(blocks) not in (2, 3):
         raise KeyMaterialError(f"{path}: not a twentyday identity (expected two or three PKCS#8 private keys)")

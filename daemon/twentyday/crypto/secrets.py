@@ -20,8 +20,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from twentyday.crypto.keys import write_private_file
+from twentyday.crypto.keys import write_private_file, write_public_file
 from twentyday.errors import KeyMaterialError
+from twentyday.permissions import require_secret, require_trusted
 
 INDEX_KEY_FILE = "index.key"
 SIGNING_KEY_FILE = "ledger-signing.pem"
@@ -70,14 +71,18 @@ def generate(data_dir: Path) -> DaemonSecrets:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
-    (folder / VERIFY_KEY_FILE).write_bytes(
-        secrets.verify_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    write_public_file(
+        folder / VERIFY_KEY_FILE,
+        secrets.verify_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     return secrets
 
 
 def load(data_dir: Path) -> DaemonSecrets:
+    """Both secrets; refused if group or others may read or change them (see permissions)."""
     folder = secrets_dir(data_dir)
+    for name in (INDEX_KEY_FILE, SIGNING_KEY_FILE):
+        require_secret(folder / name, "a daemon secret", KeyMaterialError)
     try:
         index_key = bytes.fromhex((folder / INDEX_KEY_FILE).read_text().strip())
         signing_key = serialization.load_pem_private_key((folder / SIGNING_KEY_FILE).read_bytes(), None)
@@ -90,3 +95,23 @@ def load(data_dir: Path) -> DaemonSecrets:
     if len(index_key) != 32 or not isinstance(signing_key, ed25519.Ed25519PrivateKey):
         raise KeyMaterialError(f"{folder}: damaged daemon secrets")
     return DaemonSecrets(index_key, signing_key)
+
+
+def load_verify_key(data_dir: Path) -> ed25519.Ed25519PublicKey:
+    """The ledger's public verification key alone: what ``verify`` needs, without the secrets.
+
+    Read from ``secrets/ledger-signing.pub``, which the verify user may be let read
+    (``chmod g+x secrets``, ``chmod g+r`` the file) while the secrets stay the daemon's.
+    """
+    path = secrets_dir(data_dir) / VERIFY_KEY_FILE
+    try:
+        daemon_user = data_dir.stat().st_uid  # the daemon writes the archive: it may own the key
+        require_trusted(path, "the ledger's verification key", KeyMaterialError, also_owner=daemon_user)
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except FileNotFoundError:
+        raise KeyMaterialError(f"{path}: missing (was the archive made with 'twentyday init'?)") from None
+    except (OSError, ValueError) as error:
+        raise KeyMaterialError(f"{path}: unreadable verification key: {error}") from None
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise KeyMaterialError(f"{path}: not an Ed25519 public key")
+    return key

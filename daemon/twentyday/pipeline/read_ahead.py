@@ -26,6 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from twentyday.config import Config
+from twentyday.hardening import forbid_core_dumps
 from twentyday.logs import configure as configure_logs
 from twentyday.pipeline import process as pipeline
 from twentyday.spool import SpoolItem
@@ -146,6 +147,7 @@ _helper_config: Config | None = None
 def _start_helper(config: Config, log_level: str, parent: int) -> None:
     global _helper_config
     die_with_parent()
+    forbid_core_dumps()  # it holds no secret, but the mail it parses is in clear in its memory
     if os.getppid() != parent:  # the worker died before the line above took effect
         os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

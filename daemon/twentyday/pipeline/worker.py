@@ -36,6 +36,7 @@ from typing import Protocol
 
 from twentyday.config import load as load_config
 from twentyday.errors import BatchRolledBack, IntakeError, SpoolItemDamaged, TwentydayError
+from twentyday.hardening import forbid_core_dumps
 from twentyday.logs import configure as configure_logs
 from twentyday.pipeline import process as pipeline
 from twentyday.pipeline.read_ahead import PIPELINE_NICENESS, Pending, ReadAhead, die_with_parent
@@ -302,6 +303,7 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     ``channel`` carries the read end of the daemon's wake-up pipe; SIGTERM asks the worker
     to stop after the item under way."""
     die_with_parent()
+    forbid_core_dumps()  # exec reset the daemon's dumpable flag; this process holds the secrets too
     # The daemon may have died before the line above ran (it is set only now): then we are
     # already an orphan, and no signal will ever come. Never run without the daemon.
     if os.getppid() != parent:

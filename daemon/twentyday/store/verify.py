@@ -35,6 +35,7 @@ from typing import Any, Generic, TypeVar
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json
+from twentyday.errors import NotFoundError
 from twentyday.store.blobstore import BlobRef
 from twentyday.store.disclosures import Disclosure
 from twentyday.store.ledger import GENESIS, entry_hash, signature_ok
@@ -129,6 +130,30 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
         if own_transaction and conn.in_transaction:
             conn.execute("ROLLBACK")  # nothing was written: end the snapshot
     return report
+
+
+def open_read_only(index: Path) -> sqlite3.Connection:
+    """The index as ``verify`` reads it: read-only (``mode=ro``), so it runs as a user who may
+    read the archive but not write it, and nothing it does can change what it checks.
+
+    A WAL database read-only needs its ``-wal`` and ``-shm`` beside it, which exist while
+    the daemon has the index open. When they do not (the daemon is stopped) and the verify
+    user cannot create them, the index is opened ``immutable``: nobody writes it then, and
+    should the daemon start meanwhile, it writes to a new ``-wal`` that verify does not read.
+    """
+    if not index.is_file():
+        raise NotFoundError(f"{index}: no archive here (run 'twentyday init' first)")
+    uri = index.resolve().as_uri()
+    conn = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        if index.with_name(index.name + "-wal").exists():
+            raise
+        conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None,
+                               check_same_thread=False)
+    return conn
 
 
 T = TypeVar("T")
@@ -482,7 +507,7 @@ def _finish_blob(report: VerifyReport, blob: tuple[str, str, str, int, str] | No
                                        f"{owner}/{slot}: sealed bytes differ from the ledger"))
 
 
-#: The mark migration 3 left: disclosures whose ledger entry is at or after it must be signed.
+#: The mark migration 4 left: disclosures whose ledger entry is at or after it must be signed.
 DISCLOSURES_SIGNED_FROM = "disclosures_signed_from"
 _TRAILING = "entries after the last signed checkpoint"
 
