@@ -153,7 +153,10 @@ def create(ctx: click.Context) -> None:
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     Archive.create(config, recipients).close()
     ledger_key = archive_ledger_key(config)
-    pin_ledger_key(config.path, ledger_key, replace=True)  # a new archive: its key is the one to pin
+    try:
+        pin_ledger_key(config.path, ledger_key, replace=True)  # a new archive: its key is the one to pin
+    except PermissionError:  # a config the daemon's account cannot write: better so, the officer pins it
+        click.echo(f"pin it:    add to [keys] in {config.path}: ledger_key = \"{ledger_key}\"")
     for custodian in config.custodians:
         make_inbox(config.folder_path / custodian.id)
     click.echo(f"archive:   {config.data_dir}")

@@ -238,6 +238,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
     finally:
         if own_transaction and conn.in_transaction:
             conn.execute("ROLLBACK")  # nothing was written: end the snapshot
+    report.problems = list(dict.fromkeys(report.problems))  # two checks may meet the same difference
     return report
 
 
@@ -404,10 +405,17 @@ def _placed(conn: sqlite3.Connection, blob_id: str, capture_id: str, owner: str,
         return exists("SELECT 1 FROM attachment WHERE record_id = ? AND blob_id = ? AND 'att:' || n = ?",
                       owner, blob_id, slot)
     if slot.startswith("pack:") and owner == capture_id:
-        number = slot.split(":")[1]
-        payload = _latest_payload(conn, "pack", blob_id)
-        return number.isdigit() and payload is not None and \
-            pack_slot(int(number), list(_pack_members(payload))) == slot
+        # A capture's entries are contiguous, its packs' before its own: the pack's number is how
+        # many pack entries precede it since the capture before.
+        found = conn.execute("SELECT seq, payload FROM ledger WHERE kind = 'pack' AND subject = ?",
+                             (blob_id,)).fetchone()
+        if found is None:
+            return False
+        number = conn.execute(
+            "SELECT count(*) FROM ledger WHERE kind = 'pack' AND seq < :seq AND seq > coalesce("
+            "(SELECT max(seq) FROM ledger WHERE kind = 'capture' AND seq < :seq), 0)", {"seq": found[0]}
+        ).fetchone()[0]
+        return bool(pack_slot(number, list(_pack_members(found[1]))) == slot)
     return False
 
 
@@ -602,50 +610,100 @@ def _attachments_from_db(conn: sqlite3.Connection, record_id: str) -> list[dict[
         (record_id,))])
 
 
-# Per content pack whose entry commits to its records' blind-word rows: their digest inside
-# SQLite (the rows joined by newlines in the pack's order, as rows.pack_payload hashed them)
-# against the entry's. Term rows of no record come back under a NULL pack. The ordered
-# subquery gives each group its rows in order (SQLite 3.40 has no ORDER BY in aggregates);
-# should it not, the pack is only looked at record by record, which decides.
-_TERMS_MISMATCH = """
-SELECT p.content_blob, l.payload FROM (
-    SELECT content_blob, sha256(group_concat(terms, char(10))) AS terms_sha256 FROM (
-        SELECT r.content_blob, t.terms FROM record_terms t LEFT JOIN record r ON r.id = t.record_id
-        ORDER BY r.content_blob, r.rowid)
-    GROUP BY content_blob) p
-LEFT JOIN ledger l ON l.kind = 'pack' AND l.subject = p.content_blob
-WHERE p.content_blob IS NULL
-   OR (l.seq IS NOT NULL AND json_extract(l.payload, '$.terms_sha256') IS NOT NULL
-       AND p.terms_sha256 IS NOT json_extract(l.payload, '$.terms_sha256'))
-UNION ALL
-SELECT l.subject, l.payload FROM ledger l
-WHERE l.kind = 'pack' AND json_extract(l.payload, '$.terms_sha256') IS NOT NULL
-  AND l.subject IN (SELECT content_blob FROM record)
-  AND l.subject NOT IN (SELECT r.content_blob FROM record_terms t JOIN record r ON r.id = t.record_id)
+# The blind-word digest each pack's entry commits to (rows.pack_payload): canonical JSON sorts
+# its keys, so "terms_sha256" is the entry's last field, read from the end of the text without
+# parsing a payload that lists up to 256 records.
+_TERMS_SHA256_SUFFIX = '"terms_sha256":"'
+_COMMITTED_TERMS = f"""
+SELECT subject, substr(payload, -66, 64) FROM ledger
+WHERE kind = 'pack' AND substr(payload, -82, 16) = '{_TERMS_SHA256_SUFFIX}'
 """
 
 
-def _terms_mismatches(conn: sqlite3.Connection) -> list[tuple[str | None, str | None]]:
-    return [(blob, payload) for blob, payload in conn.execute(_TERMS_MISMATCH)]
+def _term_rows(conn: sqlite3.Connection) -> Iterator[tuple[str | None, str]]:
+    """Every blind-word row with its record's pack (None: no such record), in the order the rows
+    were written: a pack's rows were written together, in the pack's order.
+
+    Records and their term rows are written in the same order, so both tables are read in
+    storage order side by side, instead of looking up each record by its (random) id; a record
+    read ahead waits in memory until its term row comes (only as many as the two orders differ).
+    """
+    records = conn.cursor().execute("SELECT id, content_blob FROM record ORDER BY rowid")
+    waiting: dict[str, str] = {}
+    for record_id, terms in conn.execute("SELECT record_id, terms FROM record_terms ORDER BY rowid"):
+        pack = waiting.pop(record_id, None)
+        while pack is None:
+            row = records.fetchone()
+            if row is None:
+                break
+            if row[0] == record_id:
+                pack = row[1]
+            else:
+                waiting[row[0]] = row[1]
+        yield pack, terms
+
+
+def _terms_mismatches(conn: sqlite3.Connection) -> list[str | None]:
+    """The packs whose blind-word rows differ from their entry's digest (None: rows of no record).
+
+    One pass in storage order, hashing each pack's run of rows; a pack whose rows are not one
+    run (or are none) is only looked at record by record, which decides (:func:`_check_terms`).
+    """
+    committed = dict(conn.execute(_COMMITTED_TERMS).fetchall())
+    differ: list[str | None] = []
+    finished: set[str] = set()
+    current: str | None = None
+    digest = hashlib.sha256()
+    for content_blob, terms in _term_rows(conn):
+        if content_blob is None:
+            if None not in differ:
+                differ.append(None)
+            continue
+        if content_blob != current:
+            _finish_terms(current, digest, committed, differ, finished)
+            current, digest = content_blob, hashlib.sha256(terms.encode("utf-8"))
+        else:
+            digest.update(b"\n" + terms.encode("utf-8"))
+    _finish_terms(current, digest, committed, differ, finished)
+    return differ + list(committed)  # what is left committed to rows that are not there
+
+
+def _finish_terms(pack: str | None, digest: Any, committed: dict[str, str], differ: list[str | None],
+                  finished: set[str]) -> None:
+    if pack is None:
+        return
+    if pack in finished:  # a second run of the same pack: its rows are out of order or added
+        differ.append(pack)
+        return
+    finished.add(pack)
+    expected = committed.pop(pack, None)
+    if expected is not None and digest.hexdigest() != expected:
+        differ.append(pack)
 
 
 def _check_terms(conn: sqlite3.Connection, report: VerifyReport,
-                 mismatches: _OnSecondConnection[list[tuple[str | None, str | None]]]) -> None:
+                 mismatches: _OnSecondConnection[list[str | None]]) -> None:
     """Name each record whose blind-word row was altered, removed or added (search would lie about it)."""
-    for content_blob, payload in mismatches.result():
+    for content_blob in dict.fromkeys(mismatches.result()):
         if content_blob is None:
             for (record_id,) in conn.execute(
                     "SELECT DISTINCT record_id FROM record_terms WHERE record_id NOT IN (SELECT id FROM record)"):
                 report.problems.append(Problem("unaccounted", f"search terms of {record_id}", "no such record"))
+            # A row read after its record's: a second row for a record (its pack's own run was intact).
+            for record_id, count in conn.execute(
+                    "SELECT record_id, count(*) FROM record_terms GROUP BY record_id HAVING count(*) > 1"):
+                report.problems.append(Problem("unaccounted", f"record {record_id}", f"{count} rows of search terms"))
             continue
-        members = _pack_members(payload or "")
+        present = {r for (r,) in conn.execute("SELECT id FROM record WHERE content_blob = ?", (content_blob,))}
+        payload = _latest_payload(conn, "pack", content_blob)
+        if not present or payload is None:
+            continue  # the records themselves are gone, or were never ledgered: _check_pack named them
         rows: dict[str, list[str]] = {}
         for record_id, terms in conn.execute(
                 "SELECT record_id, terms FROM record_terms WHERE record_id IN "
                 "(SELECT id FROM record WHERE content_blob = ?)", (content_blob,)):
             rows.setdefault(str(record_id), []).append(str(terms))
-        present = {r for (r,) in conn.execute("SELECT id FROM record WHERE content_blob = ?", (content_blob,))}
-        for record_id, member in members.items():
+        for record_id, member in _pack_members(payload).items():
             if record_id not in present:
                 continue  # the record itself is gone: _check_pack named it
             found = rows.pop(record_id, [])
