@@ -19,7 +19,7 @@ import click
 from twentyday import __version__, logs
 from twentyday import config as config_module
 from twentyday.canonical import parse_iso
-from twentyday.crypto import keys, secrets
+from twentyday.crypto import keys
 from twentyday.errors import (
     ConfigError,
     IntegrityError,
@@ -33,10 +33,9 @@ from twentyday.hardening import forbid_core_dumps
 from twentyday.pipeline import process as pipeline
 from twentyday.store import search as search_module
 from twentyday.store.alerts import open_alerts
-from twentyday.store.archive import INDEX_FILE, Archive
+from twentyday.store.archive import Archive
 from twentyday.store.disclosures import require_purpose
-from twentyday.store.verify import open_read_only
-from twentyday.store.verify import verify as verify_archive
+from twentyday.store.verify import verify_archive
 
 # serve, init, create, keys add-recipient and smtp-user import their modules when they run:
 # those pull in aiosmtpd, watchdog and the whole pipeline, a start-up cost every other command
@@ -148,18 +147,24 @@ def init(directory: Path, no_passphrase: bool, passphrase_file: Path | None, dem
 @click.pass_context
 def create(ctx: click.Context) -> None:
     """Create the archive the config describes (data_dir, daemon secrets, index, inbox folders)."""
-    from twentyday.initialise import make_inbox
+    from twentyday.initialise import archive_ledger_key, make_inbox, pin_ledger_key
 
     config = load_config(ctx)
     if (config.data_dir / "index.db").exists():
         raise ConfigError("an archive already exists there", path=str(config.path), key="data_dir")
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     Archive.create(config, recipients).close()
+    ledger_key = archive_ledger_key(config)
+    try:
+        pin_ledger_key(config.path, ledger_key, replace=True)  # a new archive: its key is the one to pin
+    except PermissionError:  # a config the daemon's account cannot write: better so, the officer pins it
+        click.echo(f"pin it:    add to [keys] in {config.path}: ledger_key = \"{ledger_key}\"")
     for custodian in config.custodians:
         make_inbox(config.folder_path / custodian.id)
     click.echo(f"archive:   {config.data_dir}")
     click.echo(f"inbox:     {config.folder_path}/<custodian-id>/")
     click.echo(f"sealed to: {', '.join(r.fingerprint for r in recipients)}")
+    click.echo(f"pinned:    keys.ledger_key = {ledger_key}")
 
 
 @cli.group(name="keys")
@@ -229,6 +234,30 @@ def keys_list(ctx: click.Context) -> None:
         holders = archive.escrow_holders()
     for holder in holders:
         click.echo(f"escrow     {holder.fingerprint}  {holder.label}  since {holder.at}")
+
+
+@keys_group.command(name="pin-ledger")
+@click.option("--write", is_flag=True, help="Write the key into the config's [keys] table (when none is pinned).")
+@click.pass_context
+def keys_pin_ledger(ctx: click.Context, write: bool) -> None:
+    """Show the archive's ledger key, to pin it in the config (keys.ledger_key) for verify."""
+    from twentyday.initialise import archive_ledger_key, pin_ledger_key
+
+    config = load_config(ctx)
+    key = archive_ledger_key(config)
+    click.echo(f"ledger key: {key}")
+    if config.ledger_key == key:
+        click.echo("already pinned in the config")
+    elif config.ledger_key:
+        raise IntegrityError(f"the config pins {config.ledger_key}: the archive's ledger key was replaced, "
+                             "or the config names another archive")
+    elif write:
+        pin_ledger_key(config.path, key)
+        click.echo(f"pinned in {config.path}")
+    else:
+        click.echo("Pin it only from a copy of the archive you trust (compare it with the key the officer "
+                   "recorded at init); then rerun with --write, or add to [keys]:")
+        click.echo(f'ledger_key = "{key}"')
 
 
 @cli.command(name="smtp-user")
@@ -379,27 +408,30 @@ def audit(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--head", "head", metavar="HEAD",
+              help="A signed head the daemon published (seq:hash:time:signature), or a file of them "
+                   "(one per line, or the daemon's log): fails when the archive does not contain it.")
 @json_option
 @click.pass_context
-def verify(ctx: click.Context, as_json: bool) -> None:
-    """Prove blobs, index and ledger agree; name every missing, altered or unaccounted object."""
-    # Read-only, and without the daemon's secrets: the verify timer's user may not write the
-    # archive (systemd/twentyday-verify.service).
+def verify(ctx: click.Context, head: str | None, as_json: bool) -> None:
+    """Prove blobs, index and ledger agree; name every missing, altered or unaccounted object.
+
+    Signatures are checked with the key pinned in the config (keys.ledger_key), never the archive's own.
+    Reads the index read-only and no secret: the verify timer's user may not write the archive."""
     config = load_config(ctx)
     signers = keys.signers(tuple(keys.load_recipient(path) for path in config.recipients))
-    conn = open_read_only(config.data_dir / INDEX_FILE)
-    try:
-        report = verify_archive(conn, secrets.load_verify_key(config.data_dir), signers)
-    finally:
-        conn.close()
+    report = verify_archive(config, head, signers)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
         for problem in report.problems:
             click.echo(str(problem))
+        checked = f", {report.heads_checked} published head(s) found in it" if head is not None else ""
         click.echo(f"{'OK' if report.ok else 'FAILED'}: {report.ledger_entries} ledger entries, "
                    f"{report.captures} captures, {report.records} records, {report.blobs} blobs, "
-                   f"{report.sealed_bytes} sealed bytes; head {report.head}")
+                   f"{report.sealed_bytes} sealed bytes{checked}; head {report.head or '(none)'}")
     if not report.ok:
         ctx.exit(IntegrityError.exit_code)
 

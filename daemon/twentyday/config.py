@@ -72,6 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keys.recipients", list, REQUIRED,
             "Officer public key files the daemon seals every capture to (officer, escrow, ...). "
             "Public keys only: serve refuses a private key here."),
+    Setting("keys.ledger_key", str, "",
+            "The ledger's verification key, pinned outside the archive: 'ed25519:' and 64 hex digits, "
+            "written by init and create (or 'twentyday keys pin-ledger'). verify refuses to run without it."),
     Setting("alerts.remind_after_days", int, 14, "Remind a custodian when a conversation's coverage is this old."),
     Setting("alerts.silent_after_days", int, 30, "Alert when a custodian has sent nothing for this long."),
     Setting("custodians.id", str, REQUIRED, "Short id: lower-case letters, digits, '.', '_' or '-'."),
@@ -100,6 +103,8 @@ _MONTH_FIRST_LOCALES = frozenset(
 )
 _LOCALE_RE = re.compile(r"^[a-z]{2,3}_[A-Z]{2}$")
 _AUTHSERV_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+#: A pinned Ed25519 public key: the raw 32 bytes in hex.
+LEDGER_KEY_RE = re.compile(r"^ed25519:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,8 @@ class Config:
     smtp: SmtpConfig
     folder_path: Path
     recipients: tuple[Path, ...]
+    #: keys.ledger_key: '' when not pinned (see :data:`LEDGER_KEY_RE`).
+    ledger_key: str
     remind_after_days: int
     silent_after_days: int
     custodians: tuple[Custodian, ...]
@@ -315,6 +322,9 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         raise ConfigError(f"unknown level {top['log_level']!r}", path=str(file), key="log_level")
     if not keys["recipients"]:
         raise ConfigError("name at least one officer public key", path=str(file), key="keys.recipients")
+    if keys["ledger_key"] and not LEDGER_KEY_RE.match(keys["ledger_key"]):
+        raise ConfigError("expected 'ed25519:' and 64 hex digits (see 'twentyday keys pin-ledger')",
+                          path=str(file), key="keys.ledger_key")
     if smtp["max_message_bytes"] < 1024:
         raise ConfigError("must be at least 1024", path=str(file), key="smtp.max_message_bytes")
     _check_listen(file, smtp["listen"])
@@ -331,6 +341,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         smtp=_smtp(file, base, smtp),
         folder_path=_resolve(base, folder["path"]) if folder["path"] else data_dir / "inbox",
         recipients=tuple(_resolve(base, p) for p in keys["recipients"]),
+        ledger_key=keys["ledger_key"],
         remind_after_days=alerts["remind_after_days"],
         silent_after_days=alerts["silent_after_days"],
         custodians=custodians,

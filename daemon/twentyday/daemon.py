@@ -5,9 +5,11 @@ starts what exists: the spool, the pipeline worker (a process of its own,
 restarted if it dies), the watched export folder, and (when enabled) the SMTP
 forwarding address. It runs until
 SIGTERM or SIGINT, then stops the sources first and lets the worker finish
-the item it holds. Every ``HEAD_LOG_SECONDS`` it logs the ledger's signed
-head, so a copy of the chain head lives outside the archive (journald) and a
-rewrite of history shows.
+the item it holds. It logs the ledger's signed head at start and every
+``HEAD_LOG_SECONDS`` (the pipeline logs it after every batch it commits), so a
+copy of the chain head lives outside the archive (journald) and ``verify --head``
+finds a rewrite, a truncation or a rollback. It refuses to sign with a ledger key
+other than the one pinned in the config (``keys.ledger_key``).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from multiprocessing.process import BaseProcess
 
 from twentyday.config import Config
 from twentyday.crypto import keys
+from twentyday.errors import IntegrityError
 from twentyday.hardening import forbid_core_dumps
 from twentyday.intake.smtp import start_server
 from twentyday.intake.watcher import InboxWatcher
 from twentyday.pipeline.worker import PipeWake, worker_process
 from twentyday.spool import Spool
 from twentyday.store.archive import Archive
+from twentyday.store.ledger import ledger_key_text, signed_head
 
 log = logging.getLogger(__name__)
 HEAD_LOG_SECONDS = 3600.0
@@ -82,6 +86,14 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
               settle_seconds: float = 2.0) -> None:
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     archive = Archive(config, recipients=recipients)
+    own_key = ledger_key_text(archive.secrets.verify_key)
+    if config.ledger_key and config.ledger_key != own_key:
+        archive.close()
+        raise IntegrityError(f"{config.data_dir}/secrets: the ledger signing key ({own_key}) is not the one "
+                             f"pinned in keys.ledger_key; refusing to sign with it")
+    if not config.ledger_key:
+        log.warning("keys.ledger_key is not set: nothing outside the archive pins its ledger key, and verify "
+                    "refuses to run; run 'twentyday keys pin-ledger'")
     spool = Spool.open(config)
     recovered = spool.recover()
     pipeline = PipelineProcess(config)
@@ -101,8 +113,8 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             if loop.time() >= next_head:
-                head = archive.ledger_head()
-                log.info("ledger head %d %s", head.seq, head.hash)
+                head = signed_head(archive.conn)
+                log.info("ledger head %s", head.text() if head is not None else "(none yet)")
                 next_head = loop.time() + head_log_seconds
             pipeline.watch()
             with contextlib.suppress(TimeoutError):

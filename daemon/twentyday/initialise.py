@@ -11,6 +11,7 @@ Layout::
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,11 +19,15 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from twentyday import config as config_module
 from twentyday.crypto import keys
-from twentyday.errors import ConfigError
+from twentyday.errors import ConfigError, IntegrityError, KeyMaterialError
 from twentyday.pipeline import process as pipeline
 from twentyday.store.archive import Archive
+from twentyday.store.ledger import ledger_key_text
 
 CONFIG_TEMPLATE = """\
 # twentyday configuration, written by 'twentyday init'.
@@ -91,6 +96,7 @@ def init_archive(directory: Path, *, passphrase: bytes | None, demo: bool, now: 
                                                                public=public.name).encode())
     config = config_module.load(config_path)
     with Archive.create(config, (recipient,)) as archive:
+        pin_ledger_key(config_path, ledger_key_text(archive.secrets.verify_key))
         for custodian in config.custodians:
             make_inbox(config.folder_path / custodian.id)
         demo_records = _demo(archive, now) if demo else 0
@@ -132,3 +138,52 @@ def _demo(archive: Archive, now: datetime) -> int:
             outcome = pipeline.process(archive, item)
             count += outcome.result.new_count if outcome.result else 0
     return count
+
+
+# -- the ledger key, pinned in the config (outside the archive it checks) ---------------------
+
+_KEYS_TABLE = re.compile(r"(?m)^\[keys\][ \t]*(#.*)?$")
+_LEDGER_KEY_LINE = re.compile(r"(?m)^[ \t]*ledger_key[ \t]*=.*$")
+
+
+def archive_ledger_key(config: config_module.Config) -> str:
+    """The ledger key the archive's own secrets hold (``ed25519:…``): what ``keys pin-ledger`` shows."""
+    path = config.data_dir / "secrets" / "ledger-signing.pub"
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except OSError as error:
+        raise KeyMaterialError(f"{path}: cannot read the archive's ledger key: {error.strerror}") from None
+    except ValueError:
+        key = None
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise KeyMaterialError(f"{path}: not an Ed25519 public key")
+    return ledger_key_text(key)
+
+
+def pin_ledger_key(config_path: Path, key: str, *, replace: bool = False) -> None:
+    """Write ``keys.ledger_key = key`` into the config (a new line under ``[keys]``, or the old one replaced).
+
+    A different key already pinned is refused unless ``replace`` (a new archive made for this config):
+    a pin that changes by itself would be no pin.
+    """
+    text = config_path.read_text()
+    current = config_module.load(config_path).ledger_key
+    if current == key:
+        return
+    if current and not replace:
+        raise IntegrityError(f"{config_path}: keys.ledger_key pins {current}, but the archive's key is {key}: "
+                             "the archive's key was replaced, or the config names another archive")
+    line = f'ledger_key = "{key}"'
+    if _LEDGER_KEY_LINE.search(text):
+        updated = _LEDGER_KEY_LINE.sub(line, text, count=1)
+    else:
+        table = _KEYS_TABLE.search(text)
+        if table is None:
+            updated = text.rstrip("\n") + f"\n\n[keys]\n{line}\n"
+        else:
+            updated = text[:table.end()] + "\n" + line + text[table.end():]
+    config_path.write_text(updated)
+    if config_module.load(config_path).ledger_key != key:
+        config_path.write_text(text)
+        raise ConfigError("the pin did not read back as written; config restored (add keys.ledger_key by hand)",
+                          path=str(config_path))

@@ -74,7 +74,8 @@ def test_serve_runs_until_sigterm_and_logs_the_ledger_head(tmp_path: Path) -> No
         lines.append(line)
         if "ledger head" in line:
             break
-    assert re.search(r"ledger head \d+ [0-9a-f]{64}", "".join(lines))
+    # The signed head, as verify --head reads it: seq, hash, time and signature.
+    assert re.search(r"ledger head \d+:[0-9a-f]{64}:\S+:[A-Za-z0-9+/]{86}==$", "".join(lines).rstrip("\n"))
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
     assert "Traceback" not in process.stderr.read()

@@ -42,6 +42,7 @@ from twentyday.pipeline import process as pipeline
 from twentyday.pipeline.read_ahead import PIPELINE_NICENESS, Pending, ReadAhead, die_with_parent
 from twentyday.spool import Spool, SpoolItem
 from twentyday.store.archive import Archive
+from twentyday.store.ledger import signed_head
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +184,19 @@ class Worker:
                 more = False
             else:
                 self.processed += len(committed)
+                self._publish_head()
         for spooled, outcome in committed:
             log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.channel,
                      outcome.detail)
         return [outcome for _, outcome in committed], more
+
+    def _publish_head(self) -> None:
+        """Log the signed head of the batch just made durable: a copy outside the archive (the journal)
+        that ``verify --head`` holds the archive to, so entries removed later, or an older copy put
+        back, are found."""
+        head = signed_head(self.archive.conn)
+        if head is not None:
+            log.info("ledger head %s", head.text())
 
     def _quarantine(self, spooled: SpoolItem, reason: str) -> pipeline.Outcome | None:
         """A bug or a damaged item must neither lose the item nor wedge the spool behind it:

@@ -2,6 +2,11 @@
 
 Kinds and their severities are :mod:`twentyday.compliance.alerts`. Alert details are written by
 twentyday itself from metadata (counts, names, times): never message content.
+
+An alert is evidence (a late capture, a deleted message): each change of its row is a ledger
+entry (kind ``alert``, subject its id, payload the whole row), written in the caller's
+transaction before its checkpoint, so ``verify`` names an alert deleted, edited or added by
+hand, and the entries are its history.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from typing import Any
 
 from twentyday.canonical import iso
 from twentyday.compliance.alerts import SEVERITY
+from twentyday.store.ledger import Ledger
+
+#: An alert row's columns, in the order its ledger payload lists them.
+ALERT_COLUMNS = ("id", "kind", "severity", "custodian", "conversation", "opened_at", "updated_at",
+                 "resolved_at", "count", "detail")
 
 
 @dataclass(frozen=True)
@@ -34,17 +44,27 @@ def raise_alert(conn: sqlite3.Connection, kind: str, custodian: str, conversatio
                 at: datetime) -> None:
     """Open the alert, or bump the one already open for the same kind, custodian and conversation."""
     stamp = iso(at)
-    updated = conn.execute(
+    returning = f" RETURNING {', '.join(ALERT_COLUMNS)}"
+    row = conn.execute(
         "UPDATE alert SET count = count + 1, updated_at = ?, detail = ? "
-        "WHERE kind = ? AND custodian = ? AND conversation = ? AND resolved_at IS NULL",
+        "WHERE kind = ? AND custodian = ? AND conversation = ? AND resolved_at IS NULL" + returning,
         (stamp, detail, kind, custodian, conversation),
-    ).rowcount
-    if not updated:
-        conn.execute(
+    ).fetchone()
+    if row is None:
+        row = conn.execute(
             "INSERT INTO alert (kind, severity, custodian, conversation, opened_at, updated_at, count, detail) "
-            "VALUES (?,?,?,?,?,?,1,?)",
+            "VALUES (?,?,?,?,?,?,1,?)" + returning,
             (kind, SEVERITY[kind], custodian, conversation, stamp, stamp, detail),
-        )
+        ).fetchone()
+    ledger = Ledger(conn)
+    ledger.begin()
+    ledger.append(stamp, "alert", str(row[0]), alert_payload(dict(zip(ALERT_COLUMNS, row, strict=True))))
+    ledger.flush()
+
+
+def alert_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """What an alert's ledger entry commits to: the whole row (verify recomputes it from the index)."""
+    return {"alert": {c: row[c] for c in ALERT_COLUMNS}}
 
 
 def open_alerts(conn: sqlite3.Connection, custodian: str | None = None) -> list[Alert]:

@@ -61,7 +61,7 @@ from twentyday.store import schema
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
 from twentyday.store.ledger import Ledger, LedgerHead
-from twentyday.store.rows import TERM_COLUMNS, unpack_content
+from twentyday.store.rows import TERM_COLUMNS, escrow_payload, unpack_content
 from twentyday.store.words import tokens
 from twentyday.store.writer import (
     DEFAULT_LIMITS,
@@ -170,12 +170,20 @@ class Archive:
         now = iso(datetime.now(UTC))
         payload = daemon_secrets.escrow_payload()
         with self.transaction():
+            ledger = Ledger(self.conn)
+            ledger.begin()
             for recipient in recipients:
                 sealed = keys.seal(recipient, payload, b"twentyday/v1\0escrow")
-                self.conn.execute(
+                if self.conn.execute(
                     "INSERT OR IGNORE INTO escrow (recipient, label, sealed, at) VALUES (?,?,?,?)",
                     (recipient.fingerprint, recipient.label, sealed, now),
-                )
+                ).rowcount:
+                    # Who can recover the daemon's secrets is evidence: ledgered, and checked by verify.
+                    ledger.append(now, "escrow", recipient.fingerprint,
+                                  escrow_payload(recipient.fingerprint, recipient.label, sealed, now))
+            if ledger.head.seq and self.conn.execute("SELECT max(seq) FROM checkpoint").fetchone()[0] \
+                    != ledger.head.seq:
+                ledger.checkpoint(now, daemon_secrets.signing_key)
 
     # -- keyed hashes -------------------------------------------------------------------
 
@@ -216,8 +224,9 @@ class Archive:
         writer = CaptureWriter(
             self.conn, capture, capture_id=capture_id, source_hash=source_hash, captured_at=capture.received_at,
             recipients=recipients, hashes=self.hashes, config=self.config, limits=self.writer_limits,
-            # Inside a batch, the batch signs once at its commit and inserts the deferred terms before it.
-            signing_key=None if in_batch else self.secrets.signing_key,
+            # The checkpoint is signed after before_commit, whose alerts are ledgered too: by the
+            # batch at its commit (which inserts the deferred terms before it), or below.
+            signing_key=None,
             defer_terms=self._batch_terms is not None,
         )
         # Alone: a transaction of its own. Inside a batch (see :meth:`batch`), committed with
@@ -242,6 +251,8 @@ class Archive:
             result = writer.write(drafts, events)
             if before_commit is not None:
                 before_commit(self.conn, result)
+            if not in_batch:
+                self._sign_head()
             if end:
                 self.conn.execute(end)
             if writer.deferred_terms and self._batch_terms is not None:

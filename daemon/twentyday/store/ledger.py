@@ -5,18 +5,22 @@ subject | payload)``. The payload is the canonical JSON of what the entry is
 about (a capture, a content pack and its records, a link, an event, a hold,
 a disclosure; archives written before packs have an entry per record). Every
 commit that appends entries ends with a checkpoint: the head hash signed with
-the daemon's ledger key. The head is also logged, so a copy of it lives
-outside the archive (journald) and a rewrite of the whole chain shows.
+the daemon's ledger key. The signed head is published outside the archive
+(:class:`SignedHead`, logged by ``serve`` after every batch), and the key that
+checks it is pinned in the config (``keys.ledger_key``), so neither a rewrite
+of the whole chain nor a truncation or rollback goes unseen by ``verify --head``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import sqlite3
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json
@@ -107,3 +111,70 @@ def signature_ok(verify_key: ed25519.Ed25519PublicKey, seq: int, head: str, at: 
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# -- the signed head, published outside the archive ----------------------------------------
+
+#: A published head: ``seq:hash:at:signature`` (``at`` is an ISO time, so it holds colons; the
+#: signature is base64, which holds none, so the text splits unambiguously from both ends).
+_HEAD_TEXT = re.compile(r"(\d{1,19}):([0-9a-f]{64}):([0-9T:.+\-Z]{10,40}):([A-Za-z0-9+/]{86}==)")
+LEDGER_KEY_PREFIX = "ed25519:"
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    """A checkpoint as the daemon publishes it: enough to check its signature with the pinned key alone."""
+
+    seq: int
+    hash: str
+    at: str
+    signature: str
+
+    def text(self) -> str:
+        return f"{self.seq}:{self.hash}:{self.at}:{self.signature}"
+
+    def signed_by(self, verify_key: ed25519.Ed25519PublicKey) -> bool:
+        return signature_ok(verify_key, self.seq, self.hash, self.at, self.signature)
+
+
+def parse_head(text: str) -> SignedHead | None:
+    """A head as :meth:`SignedHead.text` writes it, or None when ``text`` is not one."""
+    match = _HEAD_TEXT.fullmatch(text.strip())
+    if match is None:
+        return None
+    seq, digest, at, signature = match.groups()
+    return SignedHead(int(seq), digest, at, signature)
+
+
+def published_heads(text: str) -> list[tuple[int, SignedHead]]:
+    """(line number, head) of every head published in ``text``: a daemon log, or one head per line.
+
+    Only a line that *ends* with ``ledger head <head>`` (or is a head by itself) counts; the
+    signature decides whether it is genuine (log lines are escaped, see :mod:`twentyday.logs`,
+    so input cannot start a line of its own).
+    """
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        candidate = stripped.rpartition("ledger head ")[2] if "ledger head " in stripped else stripped
+        head = parse_head(candidate)
+        if head is not None:
+            found.append((number, head))
+    return found
+
+
+def signed_head(conn: sqlite3.Connection) -> SignedHead | None:
+    """The last signed checkpoint, as it is published (None before the first)."""
+    row = conn.execute("SELECT seq, head, at, signature FROM checkpoint ORDER BY seq DESC LIMIT 1").fetchone()
+    return SignedHead(int(row[0]), str(row[1]), str(row[2]), str(row[3])) if row else None
+
+
+def ledger_key_text(verify_key: ed25519.Ed25519PublicKey) -> str:
+    """How the config pins the ledger's verification key (``keys.ledger_key``): the raw public key."""
+    return LEDGER_KEY_PREFIX + verify_key.public_bytes(serialization.Encoding.Raw,
+                                                       serialization.PublicFormat.Raw).hex()
+
+
+def parse_ledger_key(text: str) -> ed25519.Ed25519PublicKey:
+    """The public key of a ``keys.ledger_key`` value (the config checked its form already)."""
+    return ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(text.removeprefix(LEDGER_KEY_PREFIX)))

@@ -36,6 +36,8 @@ LATER_CAPTURE_COLUMNS = frozenset({"delivered_by", "origin_auth"})
 EVENT_COLUMNS = ("id", "capture_id", "custodian", "conversation", "kind", "at", "detail_blob")
 ATTACHMENT_COLUMNS = ("record_id", "n", "blob_id", "size", "content_type", "omitted")
 TERM_COLUMNS = ("record_id", "terms")
+#: A blob row's columns as a capture's ledger entry commits to them (see :func:`blobs_digest`).
+BLOB_COLUMNS = ("id", "owner", "slot", "size", "chunks", "digest")
 #: Stands in for a time reading's raw text while its JSON template is made (cannot occur in one).
 _RAW_MARKER = "\0twentyday-raw\0"
 
@@ -196,7 +198,7 @@ def record_payload(row: dict[str, Any], content: BlobRef,
 PackMember = tuple[str, bytes, list[tuple[dict[str, Any], BlobRef | None]]]
 
 
-def pack_payload(content: BlobRef, members: list[PackMember]) -> str:
+def pack_payload(content: BlobRef, members: list[PackMember], terms: list[str] | None = None) -> str:
     """The ledger payload of a content pack, as canonical JSON text.
 
     ``members`` are (record id, the record's row as canonical JSON, its attachments), in
@@ -204,13 +206,37 @@ def pack_payload(content: BlobRef, members: list[PackMember]) -> str:
     its row and its attachments; ``rows_sha256`` hashes the rows themselves joined by
     newlines, so verify can check a whole pack with one digest computed inside SQLite
     and only look at single records when that digest differs.
+
+    ``terms``: each record's row of the blind-word index (``record_terms.terms``), in the
+    pack's order. ``terms_sha256`` commits to all of them (joined by newlines); each record
+    carries a short digest of its own (``terms``), which only names the record that differs.
     """
-    records = [{"attachments": attachment_payloads(attachments) if attachments else [],
-                "id": record_id, "row_sha256": hashlib.sha256(row).hexdigest()}
-               for record_id, row, attachments in members]
-    rows_sha256 = hashlib.sha256(b"\n".join(row for _, row, _ in members)).hexdigest()
-    return canonical_json({"content": content.as_payload(), "records": records,
-                           "rows_sha256": rows_sha256}).decode("utf-8")
+    records: list[dict[str, Any]] = [
+        {"attachments": attachment_payloads(attachments) if attachments else [],
+         "id": record_id, "row_sha256": hashlib.sha256(row).hexdigest()}
+        for record_id, row, attachments in members]
+    document: dict[str, Any] = {"content": content.as_payload(), "records": records,
+                                "rows_sha256": hashlib.sha256(b"\n".join(row for _, row, _ in members)).hexdigest()}
+    if terms is not None:
+        for record, text in zip(records, terms, strict=True):
+            record["terms"] = terms_digest(text)
+        document["terms_sha256"] = hashlib.sha256("\n".join(terms).encode("utf-8")).hexdigest()
+    return canonical_json(document).decode("utf-8")
+
+
+def terms_digest(text: str) -> str:
+    """A record's short digest of its blind-word row: names the record; the pack's digest is the proof."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def blobs_digest(refs: list[BlobRef]) -> str:
+    """SHA-256 of the blob rows a capture sealed (:data:`BLOB_COLUMNS`), one JSON list a line, by id.
+
+    verify recomputes it inside SQLite (``json_array`` over the same columns), so a blob moved
+    to another capture, owner or slot — which no longer opens — is named, not only a changed byte.
+    """
+    lines = sorted(canonical_json([ref.id, ref.owner, ref.slot, ref.size, ref.chunks, ref.digest]) for ref in refs)
+    return hashlib.sha256(b"\n".join(lines)).hexdigest()
 
 
 def attachment_payloads(attachments: list[tuple[dict[str, Any], BlobRef | None]]) -> list[dict[str, Any]]:
@@ -250,10 +276,20 @@ def row_digest(row: dict[str, Any]) -> str:
 
 
 def capture_payload(row: dict[str, Any], keyslots: list[tuple[str, bytes]], raw_ref: BlobRef,
-                    envelope_ref: BlobRef | None) -> dict[str, Any]:
-    return {
+                    envelope_ref: BlobRef | None, blobs_sha256: str | None = None) -> dict[str, Any]:
+    """``blobs_sha256``: :func:`blobs_digest` of the blobs the capture sealed (absent in older archives)."""
+    payload: dict[str, Any] = {
         "capture": {c: row[c] for c in CAPTURE_COLUMNS if row[c] is not None or c not in LATER_CAPTURE_COLUMNS},
         "keyslots": sorted([fp, hashlib.sha256(sealed).hexdigest()] for fp, sealed in keyslots),
         "raw": raw_ref.as_payload(),
         "envelope": blob_payload(envelope_ref),
     }
+    if blobs_sha256 is not None:
+        payload["blobs_sha256"] = blobs_sha256
+    return payload
+
+
+def escrow_payload(recipient: str, label: str, sealed: bytes, at: str) -> dict[str, Any]:
+    """The ledger payload of an ``escrow`` row: who holds a sealed copy of the daemon's secrets, since when."""
+    return {"escrow": {"recipient": recipient, "label": label, "at": at,
+                       "sealed_sha256": hashlib.sha256(sealed).hexdigest()}}

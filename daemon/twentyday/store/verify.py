@@ -1,16 +1,24 @@
 """``verify``: prove that blobs, index and ledger agree, and name every difference.
 
-Checks, none of which needs an officer key:
+It trusts nothing it reads from the archive it checks: the key that checks the
+signatures is pinned in the config (``keys.ledger_key``), and the heads the daemon
+published outside the archive (``verify --head``) must be in the chain it proves.
+Checks, none of which needs an officer key or the daemon's secrets:
 
 1. the ledger chain: consecutive sequence numbers, each entry's hash over its
    predecessor and its own payload (streamed: memory does not grow with the archive);
-2. checkpoints: each signature valid under the archive's ledger key, each head
+2. checkpoints: each signature valid under the pinned ledger key, each head
    equal to the chain at that point, and the last checkpoint at the chain's end;
-3. index ↔ ledger: every capture, link, event, disclosure and hold row equals
-   the payload of its ledger entry (canonical JSON); every record row is the one
-   its content pack's entry lists (by the SHA-256 of the row), and every entry
-   has its rows;
-4. blobs: every sealed chunk hashes to the digest the ledger recorded; no blob
+   a different key in the archive's ``secrets/`` is named too;
+3. published heads: each one given, signed under the pinned key, is an entry of
+   the chain (so the archive was neither truncated nor rolled back past it);
+4. index ↔ ledger: every capture, link, event, disclosure, hold, alert, custodian
+   and escrow row equals the payload of its latest ledger entry (canonical JSON);
+   every record row is the one its content pack's entry lists (by the SHA-256 of
+   the row), and so is its row of the blind-word index (``record_terms``); every
+   blob row (owner, slot, capture) is the one its capture's entry lists; and every
+   entry has its rows;
+5. blobs: every sealed chunk hashes to the digest the ledger recorded; no blob
    or chunk exists that no entry accounts for.
 
 Records are compared a pack at a time inside SQLite (the SHA-256 of the pack's
@@ -32,29 +40,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json
-from twentyday.errors import NotFoundError
+from twentyday.config import Config
+from twentyday.errors import ConfigError, InvalidArgument, NotFoundError
+from twentyday.store.alerts import ALERT_COLUMNS, alert_payload
 from twentyday.store.blobstore import BlobRef
 from twentyday.store.disclosures import Disclosure
-from twentyday.store.ledger import GENESIS, entry_hash, signature_ok
+from twentyday.store.ledger import (
+    GENESIS,
+    SignedHead,
+    entry_hash,
+    parse_head,
+    parse_ledger_key,
+    published_heads,
+    signature_ok,
+    signed_head,
+)
 from twentyday.store.rows import (
     ATTACHMENT_COLUMNS,
+    BLOB_COLUMNS,
     CAPTURE_COLUMNS,
     EVENT_COLUMNS,
     RECORD_COLUMNS,
     attachment_payloads,
     blob_payload,
+    blobs_digest,
     capture_payload,
+    escrow_payload,
+    pack_slot,
     record_payload,
     row_digest,
+    terms_digest,
 )
+
+#: Where the archive keeps its own copy of the ledger key (compared with the pinned one).
+_SECRETS_KEYS = ("secrets/ledger-signing.pem", "secrets/ledger-signing.pub")
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # altered | missing | unaccounted | chain | signature
+    kind: str  # altered | missing | unaccounted | chain | signature | truncated
     object: str
     detail: str
 
@@ -70,7 +98,11 @@ class VerifyReport:
     captures: int = 0
     blobs: int = 0
     sealed_bytes: int = 0
-    head: str = GENESIS
+    #: The signed head proved (:meth:`SignedHead.text`), '' when the archive has none.
+    head: str = ""
+    #: Published heads checked against the chain, and lines of a head file passed over (why).
+    heads_checked: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -85,6 +117,8 @@ class VerifyReport:
             "blobs": self.blobs,
             "sealed_bytes": self.sealed_bytes,
             "head": self.head,
+            "heads_checked": self.heads_checked,
+            "notes": self.notes,
             "problems": [p.__dict__ for p in self.problems],
         }
 
@@ -96,10 +130,87 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> I
         yield dict(zip(names, values, strict=True))
 
 
-def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
+def verify_archive(config: Config, head: str | None = None,
+                   signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None) -> VerifyReport:
+    """``twentyday verify [--head HEAD]``: the archive the config names, checked with the pinned key.
+
+    ``head``: a published head (:meth:`SignedHead.text`), or a file of them — one per line,
+    or the daemon's log, whose ``ledger head`` lines are read. Refuses to run without a pin:
+    a key read from the archive it checks proves nothing to whoever can rewrite that archive.
+    ``signers``: the officers' disclosure-signing keys by fingerprint (:func:`keys.signers` of the
+    config's ``keys.recipients``); a disclosure signed by any other key is named. Opens the index
+    read-only and reads no secret: the verify timer's user may read the archive but not write it.
+    """
+    if not config.ledger_key:
+        raise ConfigError("not set: verify checks the ledger with a key pinned outside the archive; "
+                          "run 'twentyday keys pin-ledger' on a copy you trust, then add what it prints "
+                          "(or run it with --write)", path=str(config.path), key="keys.ledger_key")
+    verify_key = parse_ledger_key(config.ledger_key)
+    heads, notes = _given_heads(head, verify_key) if head is not None else ([], [])
+    path = config.data_dir / "index.db"
+    if not path.exists():
+        raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
+    conn = open_read_only(path)
+    try:
+        report = verify(conn, verify_key, heads, signers)
+    finally:
+        conn.close()
+    report.notes += notes
+    _check_archive_key(config, verify_key, report)
+    return report
+
+
+def _given_heads(given: str, verify_key: ed25519.Ed25519PublicKey) -> tuple[list[SignedHead], list[str]]:
+    """The heads to check: one head (its signature must verify) or every genuine head of a file."""
+    single = parse_head(given)
+    if single is not None:
+        return [single], []
+    source = Path(given)
+    if not source.is_file():
+        raise InvalidArgument(f"{given!r} is neither a head (seq:hash:time:signature) nor a file of them",
+                              argument="--head")
+    try:
+        text = source.read_text(errors="replace")
+    except OSError as error:
+        raise InvalidArgument(f"{source}: cannot read: {error.strerror}", argument="--head") from None
+    heads, notes = [], []
+    for line, found in published_heads(text):
+        if found.signed_by(verify_key):
+            heads.append(found)
+        else:  # a log line is no proof: only a signature under the pinned key makes a head
+            notes.append(f"{source}:{line}: head {found.seq} ignored: not signed by the pinned ledger key")
+    if not heads:
+        raise InvalidArgument(f"{source}: no head signed by the pinned ledger key", argument="--head")
+    return heads, notes
+
+
+def _check_archive_key(config: Config, verify_key: ed25519.Ed25519PublicKey, report: VerifyReport) -> None:
+    """Name a ledger key in the archive's secrets that is not the pinned one (a key swapped on the disk)."""
+    pinned = verify_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    for name in _SECRETS_KEYS:
+        try:
+            data = (config.data_dir / name).read_bytes()
+        except OSError:
+            continue  # absent, or not readable by this account (verify needs neither)
+        try:
+            if name.endswith(".pem"):
+                private = serialization.load_pem_private_key(data, None)
+                public = private.public_key() if isinstance(private, ed25519.Ed25519PrivateKey) else None
+            else:
+                loaded = serialization.load_pem_public_key(data)
+                public = loaded if isinstance(loaded, ed25519.Ed25519PublicKey) else None
+        except (ValueError, TypeError):
+            public = None
+        if public is None or public.public_bytes(serialization.Encoding.Raw,
+                                                 serialization.PublicFormat.Raw) != pinned:
+            report.problems.append(Problem("signature", name, "the archive's ledger key is not the pinned "
+                                                              "keys.ledger_key (a key replaced on the disk?)"))
+
+
+def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, heads: list[SignedHead] | None = None,
            signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None) -> VerifyReport:
-    """``signers``: the officers' disclosure-signing keys by fingerprint (:func:`keys.signers` of the
-    config's ``keys.recipients``); a disclosure signed by any other key is named."""
+    """Check the archive on ``conn`` with ``verify_key``; ``heads``: published heads it must contain;
+    ``signers``: the officer keys disclosures may be signed with (see :func:`verify_archive`)."""
     report = VerifyReport()
     conn.create_function("sha256", 1, _sha256_text, deterministic=True)
     # One read transaction: every check on this connection sees the same state, also while
@@ -113,10 +224,13 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
     # its own snapshot (sealed blobs never change; a pack commits with its entry).
     sealed = _OnSecondConnection(conn, _hash_sealed_chunks)
     upper_packs = _OnSecondConnection(conn, lambda other: _pack_mismatches(other, upper=True))
+    terms = _OnSecondConnection(conn, _terms_mismatches)
     try:
         _check_chain(conn, verify_key, report)
+        _check_heads(conn, verify_key, heads or [], report)
         _check_captures(conn, report)
         _check_records(conn, report, upper_packs)
+        _check_terms(conn, report, terms)
         _check_small_tables(conn, report)
         check_disclosures(conn, report, signers or {})
         _check_orphan_entries(conn, report)
@@ -129,6 +243,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
     finally:
         if own_transaction and conn.in_transaction:
             conn.execute("ROLLBACK")  # nothing was written: end the snapshot
+    report.problems = list(dict.fromkeys(report.problems))  # two checks may meet the same difference
     return report
 
 
@@ -227,12 +342,32 @@ def _check_chain(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
             last_checkpoint = seq
         prev, expected_seq = stored_hash, seq + 1
         report.ledger_entries += 1
-    report.head = prev
+    last = signed_head(conn)
+    report.head = last.text() if last is not None and last.hash == prev else ""
     for seq in checkpoints:
         report.problems.append(Problem("unaccounted", f"checkpoint {seq}", "no ledger entry at that point"))
     if report.ledger_entries and last_checkpoint != expected_seq - 1:
         report.problems.append(Problem("unaccounted", f"ledger entry {expected_seq - 1}",
                                        "entries after the last signed checkpoint"))
+
+
+def _check_heads(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, heads: list[SignedHead],
+                 report: VerifyReport) -> None:
+    """Each published head must be an entry of this chain: else it was truncated, rolled back or rewritten."""
+    end = conn.execute("SELECT max(seq) FROM ledger").fetchone()[0] or 0
+    for head in {(h.seq, h.hash): h for h in heads}.values():
+        label = f"published head {head.seq}"
+        if not head.signed_by(verify_key):
+            report.problems.append(Problem("signature", label, "not signed by the pinned ledger key"))
+            continue
+        report.heads_checked += 1
+        row = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (head.seq,)).fetchone()
+        if row is None:
+            report.problems.append(Problem("truncated", label, f"the ledger ends at entry {end}: entries were "
+                                                               "removed, or the archive is an earlier copy"))
+        elif row[0] != head.hash:
+            report.problems.append(Problem("altered", label, f"ledger entry {head.seq} differs from the "
+                                                             "published head: history was rewritten"))
 
 
 def _latest_payload(conn: sqlite3.Connection, kind: str, subject: str) -> str | None:
@@ -267,6 +402,52 @@ def _difference(stored: str, payload: dict[str, Any]) -> str:
     return "index row differs from the ledger" + (f" ({', '.join(changed)})" if changed else "")
 
 
+def _name_blobs(conn: sqlite3.Connection, report: VerifyReport, capture_id: str) -> None:
+    """A capture's blob rows differ from its entry: name each blob whose row no longer says where
+    its sealed bytes belong (what the AEAD binds: the capture's key, the owner and the slot)."""
+    named = False
+    for blob_id, owner, slot in conn.execute("SELECT id, owner, slot FROM blob WHERE capture_id = ?",
+                                             (capture_id,)).fetchall():
+        if not _placed(conn, blob_id, capture_id, owner, slot):
+            report.problems.append(Problem("altered", f"blob {blob_id}",
+                                           f"its row ({capture_id}, {owner}/{slot}) differs from the ledger"))
+            named = True
+    if not named:
+        report.problems.append(Problem("altered", f"capture {capture_id}",
+                                       "the rows of the blobs it sealed differ from the ledger (owner, slot "
+                                       "or capture)"))
+
+
+def _placed(conn: sqlite3.Connection, blob_id: str, capture_id: str, owner: str, slot: str) -> bool:
+    """Whether a blob row's owner and slot are the ones its first user sealed it for."""
+    def exists(sql: str, *params: object) -> bool:
+        return conn.execute(sql, params).fetchone() is not None
+
+    if slot == "raw":
+        return owner == capture_id and exists("SELECT 1 FROM capture WHERE id = ? AND raw_blob = ?", owner, blob_id)
+    if slot == "envelope":
+        return owner == capture_id and exists("SELECT 1 FROM capture WHERE id = ? AND envelope_blob = ?",
+                                              owner, blob_id)
+    if slot == "detail":
+        return exists("SELECT 1 FROM event WHERE id = ? AND detail_blob = ?", owner, blob_id)
+    if slot.startswith("att:"):
+        return exists("SELECT 1 FROM attachment WHERE record_id = ? AND blob_id = ? AND 'att:' || n = ?",
+                      owner, blob_id, slot)
+    if slot.startswith("pack:") and owner == capture_id:
+        # A capture's entries are contiguous, its packs' before its own: the pack's number is how
+        # many pack entries precede it since the capture before.
+        found = conn.execute("SELECT seq, payload FROM ledger WHERE kind = 'pack' AND subject = ?",
+                             (blob_id,)).fetchone()
+        if found is None:
+            return False
+        number = conn.execute(
+            "SELECT count(*) FROM ledger WHERE kind = 'pack' AND seq < :seq AND seq > coalesce("
+            "(SELECT max(seq) FROM ledger WHERE kind = 'capture' AND seq < :seq), 0)", {"seq": found[0]}
+        ).fetchone()[0]
+        return bool(pack_slot(number, list(_pack_members(found[1]))) == slot)
+    return False
+
+
 def _blob_ref(conn: sqlite3.Connection, blob_id: str | None) -> BlobRef | None:
     if not blob_id:
         return None
@@ -287,13 +468,39 @@ def _record_payload_from_db(conn: sqlite3.Connection, record_id: str) -> dict[st
     return record_payload(row, _ref(conn, row["content_blob"]), attachments)
 
 
+# Per capture, the digest of the blob rows it sealed (rows.blobs_digest), inside SQLite: the
+# ordered subquery hands each group its lines sorted (SQLite 3.40 has no ORDER BY in aggregates).
+_BLOB_DIGESTS = f"""
+SELECT capture_id, sha256(group_concat(line, char(10))) FROM (
+    SELECT capture_id, json_array({", ".join(BLOB_COLUMNS)}) AS line FROM blob ORDER BY capture_id, line)
+GROUP BY capture_id
+"""
+_NO_BLOBS = blobs_digest([])
+
+
 def _check_captures(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    sealed_by = dict(conn.execute(_BLOB_DIGESTS).fetchall())
     for row in _rows(conn, f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture"):
         report.captures += 1
+        label = f"capture {row['id']}"
         slots = [(r, bytes(s)) for r, s in conn.execute(
             "SELECT recipient, sealed FROM keyslot WHERE capture_id = ?", (row["id"],))]
-        payload = capture_payload(row, slots, _ref(conn, row["raw_blob"]), _blob_ref(conn, row["envelope_blob"]))
-        _compare(conn, report, "capture", row["id"], payload, f"capture {row['id']}")
+        stored = _latest_payload(conn, "capture", row["id"])
+        blobs = sealed_by.pop(row["id"], _NO_BLOBS)
+        payload = capture_payload(row, slots, _ref(conn, row["raw_blob"]), _blob_ref(conn, row["envelope_blob"]),
+                                  blobs if stored is not None and '"blobs_sha256":' in stored else None)
+        if stored is None:
+            report.problems.append(Problem("unaccounted", label, "in the index but not in the ledger"))
+        elif canonical_json(payload).decode("utf-8") != stored:
+            difference = _difference(stored, payload)
+            if difference.endswith("(blobs_sha256)"):  # only the blob rows: name them, not the capture
+                _name_blobs(conn, report, row["id"])
+            else:
+                report.problems.append(Problem("altered", label, difference))
+    for capture_id in sealed_by:
+        for (blob_id,) in conn.execute("SELECT id FROM blob WHERE capture_id = ?", (capture_id,)):
+            report.problems.append(Problem("unaccounted", f"blob {blob_id}",
+                                           f"sealed by capture {capture_id}, which is not in the index"))
     for (capture_id,) in conn.execute(
             "SELECT DISTINCT capture_id FROM keyslot WHERE capture_id NOT IN (SELECT id FROM capture)"):
         report.problems.append(Problem("unaccounted", f"keyslot {capture_id}", "no capture owns it"))
@@ -432,12 +639,128 @@ def _attachments_from_db(conn: sqlite3.Connection, record_id: str) -> list[dict[
         (record_id,))])
 
 
+# The blind-word digest each pack's entry commits to (rows.pack_payload): canonical JSON sorts
+# its keys, so "terms_sha256" is the entry's last field, read from the end of the text without
+# parsing a payload that lists up to 256 records.
+_TERMS_SHA256_SUFFIX = '"terms_sha256":"'
+_COMMITTED_TERMS = f"""
+SELECT subject, substr(payload, -66, 64) FROM ledger
+WHERE kind = 'pack' AND substr(payload, -82, 16) = '{_TERMS_SHA256_SUFFIX}'
+"""
+
+
+def _term_rows(conn: sqlite3.Connection) -> Iterator[tuple[str | None, str]]:
+    """Every blind-word row with its record's pack (None: no such record), in the order the rows
+    were written: a pack's rows were written together, in the pack's order.
+
+    Records and their term rows are written in the same order, so both tables are read in
+    storage order side by side, instead of looking up each record by its (random) id; a record
+    read ahead waits in memory until its term row comes (only as many as the two orders differ).
+    """
+    records = conn.cursor().execute("SELECT id, content_blob FROM record ORDER BY rowid")
+    waiting: dict[str, str] = {}
+    for record_id, terms in conn.execute("SELECT record_id, terms FROM record_terms ORDER BY rowid"):
+        pack = waiting.pop(record_id, None)
+        while pack is None:
+            row = records.fetchone()
+            if row is None:
+                break
+            if row[0] == record_id:
+                pack = row[1]
+            else:
+                waiting[row[0]] = row[1]
+        yield pack, terms
+
+
+def _terms_mismatches(conn: sqlite3.Connection) -> list[str | None]:
+    """The packs whose blind-word rows differ from their entry's digest (None: rows of no record).
+
+    One pass in storage order, hashing each pack's run of rows; a pack whose rows are not one
+    run (or are none) is only looked at record by record, which decides (:func:`_check_terms`).
+    """
+    committed = dict(conn.execute(_COMMITTED_TERMS).fetchall())
+    differ: list[str | None] = []
+    finished: set[str] = set()
+    current: str | None = None
+    digest = hashlib.sha256()
+    for content_blob, terms in _term_rows(conn):
+        if content_blob is None:
+            if None not in differ:
+                differ.append(None)
+            continue
+        if content_blob != current:
+            _finish_terms(current, digest, committed, differ, finished)
+            current, digest = content_blob, hashlib.sha256(terms.encode("utf-8"))
+        else:
+            digest.update(b"\n" + terms.encode("utf-8"))
+    _finish_terms(current, digest, committed, differ, finished)
+    return differ + list(committed)  # what is left committed to rows that are not there
+
+
+def _finish_terms(pack: str | None, digest: Any, committed: dict[str, str], differ: list[str | None],
+                  finished: set[str]) -> None:
+    if pack is None:
+        return
+    if pack in finished:  # a second run of the same pack: its rows are out of order or added
+        differ.append(pack)
+        return
+    finished.add(pack)
+    expected = committed.pop(pack, None)
+    if expected is not None and digest.hexdigest() != expected:
+        differ.append(pack)
+
+
+def _check_terms(conn: sqlite3.Connection, report: VerifyReport,
+                 mismatches: _OnSecondConnection[list[str | None]]) -> None:
+    """Name each record whose blind-word row was altered, removed or added (search would lie about it)."""
+    for content_blob in dict.fromkeys(mismatches.result()):
+        if content_blob is None:
+            for (record_id,) in conn.execute(
+                    "SELECT DISTINCT record_id FROM record_terms WHERE record_id NOT IN (SELECT id FROM record)"):
+                report.problems.append(Problem("unaccounted", f"search terms of {record_id}", "no such record"))
+            # A row read after its record's: a second row for a record (its pack's own run was intact).
+            for record_id, count in conn.execute(
+                    "SELECT record_id, count(*) FROM record_terms GROUP BY record_id HAVING count(*) > 1"):
+                report.problems.append(Problem("unaccounted", f"record {record_id}", f"{count} rows of search terms"))
+            continue
+        present = {r for (r,) in conn.execute("SELECT id FROM record WHERE content_blob = ?", (content_blob,))}
+        payload = _latest_payload(conn, "pack", content_blob)
+        if not present or payload is None:
+            continue  # the records themselves are gone, or were never ledgered: _check_pack named them
+        rows: dict[str, list[str]] = {}
+        for record_id, terms in conn.execute(
+                "SELECT record_id, terms FROM record_terms WHERE record_id IN "
+                "(SELECT id FROM record WHERE content_blob = ?)", (content_blob,)):
+            rows.setdefault(str(record_id), []).append(str(terms))
+        for record_id, member in _pack_members(payload).items():
+            if record_id not in present:
+                continue  # the record itself is gone: _check_pack named it
+            found = rows.pop(record_id, [])
+            label = f"record {record_id}"
+            if not found:
+                report.problems.append(Problem("missing", label, "its search terms are not in the index"))
+            elif len(found) > 1:
+                report.problems.append(Problem("unaccounted", label, f"{len(found)} rows of search terms"))
+            elif terms_digest(found[0]) != member.get("terms"):
+                report.problems.append(Problem("altered", label, "search terms differ from the ledger"))
+        for record_id in rows:
+            report.problems.append(Problem("unaccounted", f"search terms of {record_id}",
+                                           f"not in the entry of pack {content_blob}"))
+
+
 def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
     for row in _rows(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM event"):
         payload = {"event": row, "detail": blob_payload(_blob_ref(conn, row["detail_blob"]))}
         _compare(conn, report, "event", row["id"], payload, f"event {row['id']}")
     for row in _rows(conn, "SELECT * FROM hold"):
         _compare(conn, report, "hold", row["id"], {"hold": row}, f"hold {row['id']}")
+    for row in _rows(conn, f"SELECT {', '.join(ALERT_COLUMNS)} FROM alert"):
+        _compare(conn, report, "alert", str(row["id"]), alert_payload(row), f"alert {row['id']}")
+    for row in _rows(conn, "SELECT id, name, timezone, schedule FROM custodian"):
+        _compare(conn, report, "custodian", row["id"], {"custodian": row}, f"custodian {row['id']}")
+    for recipient, label, sealed, at in conn.execute("SELECT recipient, label, sealed, at FROM escrow"):
+        _compare(conn, report, "escrow", recipient, escrow_payload(recipient, label, bytes(sealed), at),
+                 f"escrow {recipient}")
 
 
 _ORPHAN_ENTRIES = """
@@ -448,6 +771,9 @@ OR (l.kind = 'event' AND l.subject NOT IN (SELECT id FROM event))
 OR (l.kind = 'disclosure' AND l.subject NOT IN (SELECT id FROM disclosure))
 OR (l.kind = 'hold' AND l.subject NOT IN (SELECT id FROM hold))
 OR (l.kind = 'link' AND l.subject NOT IN (SELECT record_id || '/' || capture_id FROM record_capture))
+OR (l.kind = 'alert' AND l.subject NOT IN (SELECT CAST(id AS TEXT) FROM alert))
+OR (l.kind = 'custodian' AND l.subject NOT IN (SELECT id FROM custodian))
+OR (l.kind = 'escrow' AND l.subject NOT IN (SELECT recipient FROM escrow))
 """
 
 

@@ -48,6 +48,7 @@ from twentyday.store.rows import (
     PackMember,
     RecordRow,
     RowEncoder,
+    blobs_digest,
     capture_payload,
     content_json,
     pack_payload,
@@ -304,6 +305,8 @@ class _Staged:
     deadline: tuple[str | None, str, int | None]
     document: bytes
     attachments: list[tuple[dict[str, Any], BlobRef | None]]
+    #: Its row of the blind-word index (``record_terms.terms``), committed to by its pack's entry.
+    terms: str
 
 
 class CaptureWriter:
@@ -359,6 +362,8 @@ class CaptureWriter:
         self._pack: list[_Staged] = []
         self._pack_bytes = 0
         self._pack_count = 0
+        #: Every blob this capture sealed: its entry commits to their rows (:func:`rows.blobs_digest`).
+        self._sealed: list[BlobRef] = []
 
     def abandon(self) -> None:
         """The capture failed: stop its index writer before the caller rolls back, forget staged blobs."""
@@ -418,7 +423,9 @@ class CaptureWriter:
         sealed = [self.data_key.seal_chunk(plaintext[i:i + CHUNK_BYTES], owner, slot, n,
                                            i + CHUNK_BYTES >= len(plaintext))
                   for n, i in enumerate(range(0, max(len(plaintext), 1), CHUNK_BYTES))]
-        return self.blobs.put(blob_id, self.capture_id, owner, slot, len(plaintext), sealed)
+        ref = self.blobs.put(blob_id, self.capture_id, owner, slot, len(plaintext), sealed)
+        self._sealed.append(ref)
+        return ref
 
     def _existing(self, blob_id: str) -> BlobRef | None:
         self.inserts.drain()  # the blob store reads the connection itself
@@ -445,7 +452,9 @@ class CaptureWriter:
                     return
                 current = following
 
-        return self.blobs.put(blob_id, self.capture_id, owner, slot, size, sealed_pieces())
+        ref = self.blobs.put(blob_id, self.capture_id, owner, slot, size, sealed_pieces())
+        self._sealed.append(ref)
+        return ref
 
     # -- records
 
@@ -526,8 +535,9 @@ class CaptureWriter:
         attachments = self._seal_attachments(record_id, message) if message.attachments else []
         document = content_json(record_id, message)
         words = draft.words if draft.words is not None else search_words(message)
-        self._terms.append((record_id, " ".join(self.hashes.blind(words))))
-        self._pack.append(_Staged(record_id, key, draft, deadline, document, attachments))
+        terms = " ".join(self.hashes.blind(words))
+        self._terms.append((record_id, terms))
+        self._pack.append(_Staged(record_id, key, draft, deadline, document, attachments, terms))
         self._pack_bytes += len(document) + 1
         self.result.add_new(record_id)
         status = deadline[1]
@@ -557,7 +567,8 @@ class CaptureWriter:
             row = self._record_row(record, content.id)
             self._records.append(row)
             members.append((record.record_id, canonical_json(row), record.attachments))
-        self.ledger.append_text(self.captured_iso, "pack", content.id, pack_payload(content, members))
+        self.ledger.append_text(self.captured_iso, "pack", content.id,
+                                pack_payload(content, members, [record.terms for record in staged]))
         staged.clear()
         self._pack_bytes = 0
 
@@ -667,15 +678,18 @@ class CaptureWriter:
         schema.insert_rows(self.conn, "capture", CAPTURE_COLUMNS, [row])
         if self.custodian is not None:
             # Written only when new or changed: a REPLACE would rewrite the row for every capture.
-            self.conn.execute(
-                "INSERT INTO custodian (id, name, timezone, schedule) VALUES (?,?,?,?) "
+            custodian = {"id": self.custodian.id, "name": self.custodian.name,
+                         "timezone": self.custodian.timezone, "schedule": self.custodian.schedule}
+            changed = self.conn.execute(
+                "INSERT INTO custodian (id, name, timezone, schedule) VALUES (:id,:name,:timezone,:schedule) "
                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, "
                 "schedule = excluded.schedule WHERE (name, timezone, schedule) "
-                "IS NOT (excluded.name, excluded.timezone, excluded.schedule)",
-                (self.custodian.id, self.custodian.name, self.custodian.timezone, self.custodian.schedule),
-            )
+                "IS NOT (excluded.name, excluded.timezone, excluded.schedule)", custodian).rowcount
+            if changed:  # the custodian row is evidence too (its schedule): each version is ledgered
+                self.ledger.append(self.captured_iso, "custodian", self.custodian.id, {"custodian": custodian})
         self.ledger.append(self.captured_iso, "capture", self.capture_id,
-                           capture_payload(row._asdict(), keyslots, raw_ref, envelope_ref))
+                           capture_payload(row._asdict(), keyslots, raw_ref, envelope_ref,
+                                           blobs_digest(self._sealed)))
 
 
 
