@@ -46,7 +46,7 @@ def clock() -> datetime:
 def verified(archive: Archive) -> list[str]:
     """The problems verify names, with the officers' signing keys the config names."""
     return [str(p) for p in verify(archive.conn, archive.secrets.verify_key,
-                                   keys.signers(archive.recipients)).problems]
+                                   signers=keys.signers(archive.recipients)).problems]
 
 
 def strip_signing_key(identity_path: Path) -> None:

@@ -152,7 +152,7 @@ def verify_archive(config: Config, head: str | None = None,
         raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
     conn = open_read_only(path)
     try:
-        report = verify(conn, verify_key, heads, signers)
+        report = verify(conn, verify_key, heads=heads, signers=signers)
     finally:
         conn.close()
     report.notes += notes
@@ -207,7 +207,7 @@ def _check_archive_key(config: Config, verify_key: ed25519.Ed25519PublicKey, rep
                                                               "keys.ledger_key (a key replaced on the disk?)"))
 
 
-def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, heads: list[SignedHead] | None = None,
+def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *, heads: list[SignedHead] | None = None,
            signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None) -> VerifyReport:
     """Check the archive on ``conn`` with ``verify_key``; ``heads``: published heads it must contain;
     ``signers``: the officer keys disclosures may be signed with (see :func:`verify_archive`)."""
