@@ -7,24 +7,53 @@ idempotent (same bytes → same capture), a replay creates no duplicates.
 
 Layout under ``<data_dir>/spool/``::
 
-    seg-00000001.log   append-only segments of framed items (group-committed)
-    files/<item-id>    whole files moved in from the watched folder
+    seg-00000001.log   a segment: its own key (sealed), then framed, sealed items
+    files/<item-id>    a file taken from the watched folder, sealed under its own key
     done.log           ids of items the store has committed
+
+**The spool forgets** (docs/ARCHITECTURE.md, "Security model"). Every segment and
+every taken file is sealed (AES-256-GCM) under a fresh random key of its own. That
+key is kept in the container's first bytes, itself sealed under a key derived from
+the daemon's index key, because it must survive a crash until the container's
+items are committed. Once they are, the container is destroyed: its key is
+overwritten with zeros and fsynced, then the file is unlinked. What is left on the
+disk, or in its free blocks, is ciphertext under a key that no longer exists. A
+segment takes the writes of one group commit: the writer closes it after the
+fsync that makes them durable, so a segment's items are taken by the worker
+together and the segment is destroyed as soon as they are done, instead of
+waiting for 64 MiB of later mail. The worker destroys a segment only once the
+writer has let go of it (an exclusive ``flock``, held by the writer while the
+segment is current).
+
+**Authenticated headers.** A frame's clear header (item id, custodian, receive
+time, name, refused flag) is the associated data of its sealed payload, and a
+taken file's metadata is sealed inside it: a header edited on the disk makes the
+item fail authentication (:class:`SpoolItemDamaged`), never re-routed or re-dated.
+
+**Taken once.** A file from the watched folder is read once, from a descriptor
+opened without following links, and sealed into the spool as it is read; the
+employee's file is then removed from the inbox. Every later digest, id and
+ciphertext of the capture reads the daemon's sealed copy (:class:`SealedFile`),
+which the employee cannot change (a hard link or an open descriptor to the
+original reaches only the original).
 
 Group commit: writers append their frame under a lock and wait until an fsync
 covers their offset; whoever finds no fsync in flight does one for everybody
-waiting. Under concurrent load one fsync makes many items durable (one fsync'd
-file per item caps at about 800 items/s on this disk).
+waiting. Under concurrent load one fsync makes many items durable.
 
-Item bytes in segments are sealed with AES-256-GCM under a key derived from the
-daemon's index key, so the spool holds no plaintext message content; files
-moved in from the watched folder stay as the employee wrote them until they are
-sealed into the archive and removed.
+A spool written by the version before this format (segments without a key of
+their own, taken files in clear) is converted at start-up by :meth:`Spool.recover`:
+each pending item is sealed again as a new item, and the old segment and clear
+files are removed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import fcntl
+import functools
+import io
 import json
 import logging
 import os
@@ -36,7 +65,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -48,17 +77,30 @@ from twentyday.errors import IntakeError, SpoolItemDamaged
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"TDSP"
-#: A file being written into ``files/`` by :meth:`Spool.put_written_file`, not yet an item.
+MAGIC = b"TDSP"  # a frame
+SEGMENT_MAGIC = b"TDSS0002"  # a segment of this format (one of the earlier format starts with a frame)
+FILE_MAGIC = b"TDSF0002"  # a taken file, sealed
+#: A file being written into ``files/``, not yet an item (a crash leaves it: recover() removes it).
 PARTIAL_SUFFIX = ".partial"
+#: A segment being created: the worker never looks at it (see :meth:`Spool._open_segment`).
+NEW_SUFFIX = ".new"
+#: A group commit this large closes its segment early (a segment is normally one group commit).
 SEGMENT_BYTES = 64 * 1024 * 1024
+#: Plaintext bytes per sealed chunk of a taken file.
+FILE_CHUNK = 1024 * 1024
 _COPY_BYTES = 1024 * 1024
 _FRAME_HEAD = struct.Struct(">4sII")  # magic, header length, sealed payload length
+_NONCE = 12
+_TAG = 16
+_SEALED_KEY = _NONCE + 32 + _TAG
+SEGMENT_HEADER = len(SEGMENT_MAGIC) + _SEALED_KEY
+_FILE_STRIDE = _NONCE + FILE_CHUNK + _TAG
+_AD = b"twentyday/spool/v2\0"
 
 
 @dataclass(frozen=True)
 class SpoolItem:
-    """One durable item: its metadata and either sealed bytes in a segment or a moved file."""
+    """One durable item: its metadata and either sealed bytes in a segment or a taken file."""
 
     id: str
     meta: SpoolMeta
@@ -66,6 +108,8 @@ class SpoolItem:
     payload_offset: int
     payload_length: int
     file: Path | None = None
+    #: The frame's header as written: the associated data its payload is sealed with.
+    header: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -80,8 +124,11 @@ class SyncTicket:
 class _Writer:
     fd: int  # written with os.write: a failed write leaves nothing in a buffer to come out later
     path: Path
+    aead: AESGCM  # the segment's own key
     written: int = 0  # the end of the last whole frame
     durable: int = 0
+    #: The segment's name is on disk (its folder fsynced since it was created).
+    named: bool = False
     syncing: bool = False
     #: Written to no more: full, or a failed write could not be cut off (a frame after a
     #: torn one would be unreadable, and its segment collected with it unread).
@@ -90,13 +137,13 @@ class _Writer:
     failed: bool = False
     closed: bool = False
 
+
 @dataclass(frozen=True)
 class SpoolMeta:
     """What a source records with an item: names and times, never content.
 
-    Kept in the clear in the frame header (and a file's sidecar) as the JSON object of
-    :meth:`to_json`, so its keys and their order on disk are those of every spool written
-    before this class existed; :meth:`from_json` reads those too.
+    Kept in the frame header (authenticated as the payload's associated data) as the
+    JSON object of :meth:`to_json`; a taken file holds it sealed too.
     """
 
     name: str
@@ -142,18 +189,142 @@ def file_kind(mode: int) -> str:
     return "socket"
 
 
+class SealedFile:
+    """A file taken into the spool: its bytes, readable only through its key.
+
+    :meth:`open` gives a seekable binary stream of the plaintext, checked chunk by chunk
+    (each chunk's position and whether it is the last are its associated data, so a
+    chunk moved, dropped or cut short fails). It reads the daemon's copy, never the
+    employee's file: every pass of the pipeline over it sees the same bytes.
+    """
+
+    def __init__(self, path: Path, item_id: str, key: bytes, data_offset: int, stored: int) -> None:
+        self.path = path
+        self.item_id = item_id
+        self._aead = AESGCM(key)
+        self.data_offset = data_offset
+        rest = stored - data_offset
+        self.chunks = max(1, -(-rest // _FILE_STRIDE))
+        self.size = rest - self.chunks * (_NONCE + _TAG)
+        if self.size < 0 or rest - (self.chunks - 1) * _FILE_STRIDE < _NONCE + _TAG:
+            raise SpoolItemDamaged(f"spool item {item_id} is damaged (its sealed file is cut short)")
+
+    def open(self) -> BinaryIO:
+        return cast(BinaryIO, io.BufferedReader(_SealedReader(self), buffer_size=FILE_CHUNK))
+
+    def read_all(self) -> bytes:
+        with self.open() as handle:
+            return handle.read()
+
+    def chunk(self, fd: int, number: int) -> bytes:
+        last = number == self.chunks - 1
+        sealed = os.pread(fd, _FILE_STRIDE, self.data_offset + number * _FILE_STRIDE)
+        try:
+            return self._aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], _chunk_ad(self.item_id, number, last))
+        except InvalidTag:
+            raise SpoolItemDamaged(f"spool item {self.item_id} is damaged (chunk {number} of its sealed file "
+                                   "fails authentication)") from None
+
+
+class _SealedReader(io.RawIOBase):
+    def __init__(self, sealed: SealedFile) -> None:
+        self._sealed = sealed
+        self._fd = os.open(sealed.path, os.O_RDONLY | os.O_NOFOLLOW)
+        self._position = 0
+        self._cached: tuple[int, bytes] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._sealed.size}[whence]
+        if base + offset < 0:
+            raise OSError(errno.EINVAL, "negative seek position")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        if self._position >= self._sealed.size:
+            return 0
+        number, within = divmod(self._position, FILE_CHUNK)
+        if self._cached is None or self._cached[0] != number:
+            self._cached = (number, self._sealed.chunk(self._fd, number))
+        piece = self._cached[1][within:within + len(buffer)]
+        buffer[:len(piece)] = piece
+        self._position += len(piece)
+        return len(piece)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+class _SealingWriter(io.RawIOBase):
+    """Seals what is written to it into ``out`` in chunks of FILE_CHUNK (not seekable: a zip
+    written to it uses data descriptors)."""
+
+    def __init__(self, out: BinaryIO, item_id: str, key: bytes) -> None:
+        self._out = out
+        self._item_id = item_id
+        self._aead = AESGCM(key)
+        self._pending = bytearray()
+        self._number = 0
+        self._count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._count
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._pending += view
+        self._count += len(view)
+        # A full chunk is sealed once more follows: only the last one is marked last.
+        while len(self._pending) > FILE_CHUNK:
+            self._seal(bytes(self._pending[:FILE_CHUNK]), last=False)
+            del self._pending[:FILE_CHUNK]
+        return len(view)
+
+    def finish(self) -> None:
+        self._seal(bytes(self._pending), last=True)
+        self._pending.clear()
+
+    def _seal(self, plaintext: bytes, last: bool) -> None:
+        nonce = os.urandom(_NONCE)
+        self._out.write(nonce + self._aead.encrypt(nonce, plaintext, _chunk_ad(self._item_id, self._number, last)))
+        self._number += 1
+
+
+def _chunk_ad(item_id: str, number: int, last: bool) -> bytes:
+    return _AD + b"file\0" + item_id.encode() + struct.pack(">Q?", number, last)
+
+
 class Spool:
     @classmethod
     def open(cls, config: Config, *, writer: bool = True) -> Spool:
-        """The spool of ``config``'s archive, its key derived from the daemon's secrets."""
+        """The spool of ``config``'s archive; containers' keys are sealed under a key derived
+        from the daemon's secrets."""
         return cls(config.data_dir / "spool", secrets.load(config.data_dir).derived("spool"), writer=writer)
 
     def __init__(self, root: Path, key: bytes, *, writer: bool = True) -> None:
         """``writer=False``: the pipeline's view (read, mark done, collect), e.g. in the worker process."""
         self.root = root
         self.files = root / "files"
-        self._aead = AESGCM(key)
+        #: Seals each container's own key (and, in the earlier format, the items themselves).
+        self._daemon = AESGCM(key)
+        self._keys: dict[Path, AESGCM] = {}
         self._lock = threading.Condition()
+        self._writes = writer
+        self._writer: _Writer | None = None
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.files.mkdir(exist_ok=True, mode=0o700)
@@ -162,7 +333,6 @@ class Spool:
             self._done_read = 0
             #: (segment, offset): every item before it is done (see :meth:`pending`).
             self._watermark: tuple[Path, int] | None = None
-            self._writer = self._open_segment() if writer else None
         except OSError as error:
             raise IntakeError(f"{root}: spool is not writable: {error.strerror}") from None
 
@@ -173,22 +343,64 @@ class Spool:
                 os.close(self._writer.fd)
             self._done.close()
 
+    # -- keys --------------------------------------------------------------------------
+
+    def _seal_key(self, key: bytes, kind: bytes, name: str) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._daemon.encrypt(nonce, key, _AD + kind + b"\0" + name.encode())
+
+    def _open_key(self, sealed: bytes, kind: bytes, name: str) -> bytes:
+        try:
+            return self._daemon.decrypt(sealed[:_NONCE], sealed[_NONCE:], _AD + kind + b"\0" + name.encode())
+        except InvalidTag:
+            raise SpoolItemDamaged(f"spool {kind.decode()} {name} is damaged, or its key was destroyed "
+                                   "(its key fails authentication)") from None
+
+    def _segment_key(self, segment: Path) -> AESGCM:
+        aead = self._keys.get(segment)
+        if aead is None:
+            try:
+                with segment.open("rb") as handle:
+                    head = handle.read(SEGMENT_HEADER)
+            except FileNotFoundError:
+                raise SpoolItemDamaged(f"spool segment {segment.name} is gone") from None
+            if head[:len(SEGMENT_MAGIC)] != SEGMENT_MAGIC or len(head) < SEGMENT_HEADER:
+                raise SpoolItemDamaged(f"spool segment {segment.name} has no key")
+            aead = self._keys[segment] = AESGCM(self._open_key(head[len(SEGMENT_MAGIC):], b"segment", segment.name))
+        return aead
+
     # -- writing ---------------------------------------------------------------------
 
     def _segments(self) -> list[Path]:
         return sorted(self.root.glob("seg-*.log"))
 
     def _open_segment(self) -> _Writer:
-        existing = self._segments()
-        number = int(existing[-1].stem[4:]) + 1 if existing else 1
-        path = self.root / f"seg-{number:08d}.log"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        """A new segment with a fresh key, held (flock) until the writer closes it.
+
+        It is created under a ``.new`` name, locked, given its sealed key and only then
+        renamed, so the worker never sees a segment the writer does not hold yet (it would
+        find it empty, so done, and destroy it under the writer).
+        """
+        names = [p.name.split(".")[0] for p in self.root.glob("seg-*")]
+        number = max((int(name[4:]) for name in names if name[4:].isdigit()), default=0) + 1
+        while True:
+            path = self.root / f"seg-{number:08d}.log"
+            try:
+                fd = os.open(path.with_name(path.name + NEW_SUFFIX), os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                             | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:  # another writer's
+                number += 1
         try:
-            _fsync_dir(self.root)
-        except OSError:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            key = AESGCM.generate_key(256)
+            _write_all(fd, SEGMENT_MAGIC + self._seal_key(key, b"segment", path.name))
+            os.rename(path.with_name(path.name + NEW_SUFFIX), path)
+        except BaseException:
             os.close(fd)
+            path.with_name(path.name + NEW_SUFFIX).unlink(missing_ok=True)
             raise
-        return _Writer(fd, path)
+        return _Writer(fd, path, AESGCM(key), written=SEGMENT_HEADER)
 
     def put_bytes(self, data: bytes, meta: SpoolMeta) -> str:
         """Make ``data`` durable; returns the item id. Raises IntakeError if it cannot."""
@@ -207,121 +419,227 @@ class Spool:
         all or none: if one cannot be written, none of them is in the spool."""
         ids = [uuid.uuid4().hex for _ in metas]
 
-        def frames() -> Iterator[tuple[bytes, ...]]:
+        def frames(aead: AESGCM) -> Iterator[tuple[bytes, ...]]:
             # Sealed one at a time, as written: the message is held once more, not once per item.
             for item_id, meta in zip(ids, metas, strict=True):
-                header = json.dumps({"id": item_id, "meta": meta.to_json()}, sort_keys=True).encode()
-                nonce = os.urandom(12)
-                sealed = self._aead.encrypt(nonce, data, item_id.encode())
-                yield _FRAME_HEAD.pack(MAGIC, len(header), len(nonce) + len(sealed)) + header + nonce, sealed
+                yield _frame(aead, {"id": item_id, "meta": meta.to_json()}, data)
 
-        return ids, self._write(frames())
+        return ids, self._write(frames)
 
     def put_file(self, path: Path, meta: SpoolMeta) -> str:
-        """Move a complete file into the spool (same file system: a rename) and record it.
+        """Take a complete file into the spool: read it once, sealing it as it is read.
 
-        Order matters for crashes: the metadata sidecar is durable before the rename, and
-        the rename before the frame; a file found without a frame at start-up is framed
-        again from its sidecar (:meth:`recover`). So once the file is in ``files/`` its
-        sidecar stays, whatever fails: without it the file would be in no one's hands.
+        The file is opened without following a link or blocking on a FIFO, and only a
+        regular file is read; what the spool holds is the daemon's sealed copy, durable
+        before the original is removed from the inbox. A crash before the copy is complete
+        leaves the original in the inbox; after it, :meth:`recover` frames the copy (should
+        the original still be there, it is taken again, and the same bytes make the same
+        capture).
         """
         item_id = uuid.uuid4().hex
-        target = self.files / item_id
-        sidecar = self.files / f"{item_id}.meta"
         try:
-            _write_durable(sidecar, meta.encoded())
-            _move(path, target)
-            _refuse_unless_regular(target, path, sidecar)
+            source = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as error:
-            if not os.path.lexists(target):  # still in the inbox: the watcher takes it again
-                sidecar.unlink(missing_ok=True)
-            if isinstance(error, _NotRegularFile):
-                raise IntakeError(f"{path} was replaced by a {error.kind} while being taken; "
+            if error.errno == errno.ELOOP:  # O_NOFOLLOW's answer for a symbolic link
+                raise IntakeError(f"{path} was replaced by a symbolic link while being taken; "
                                   "it was not opened") from None
-            raise IntakeError(f"{path}: cannot move into the spool: {error.strerror}") from None
+            raise IntakeError(f"{path}: cannot take into the spool: {error.strerror}") from None
+        try:
+            taken = os.fstat(source)
+            if not stat.S_ISREG(taken.st_mode):
+                raise IntakeError(f"{path} was replaced by a {file_kind(taken.st_mode)} while being taken; "
+                                  "it was not opened")
+
+            def copy(out: BinaryIO) -> None:
+                while piece := os.read(source, _COPY_BYTES):
+                    out.write(piece)
+
+            try:
+                target = self._write_sealed_file(item_id, meta, copy)
+            except OSError as error:
+                raise IntakeError(f"{path}: cannot take into the spool: {error.strerror}") from None
+        finally:
+            os.close(source)
         try:
             _fsync_dir(self.files)
         except OSError as error:
-            # The move may not be on disk, so the item must not be framed yet: the file and
-            # its sidecar wait for recover() at the next start (or the file is back in the inbox).
-            raise IntakeError(f"{path}: moved into the spool, but the spool could not be synced "
-                              f"({error.strerror}); it is recorded at the next start") from None
+            # The copy may not be on disk: the original stays in the inbox, and the copy, if it
+            # survives, is framed at the next start (the same bytes: the same capture).
+            raise IntakeError(f"{path}: taken into the spool, but the spool could not be synced "
+                              f"({error.strerror}); it is taken again") from None
+        try:
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) == (taken.st_dev, taken.st_ino):
+                os.unlink(path)  # not whatever the employee put at that name since
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            self._destroy(target, _file_header_length(target))  # left in the inbox: taken once, later
+            raise IntakeError(f"{path}: cannot remove it from the inbox: {error.strerror}") from None
         try:
             _fsync_dir(path.parent)
         except OSError as error:
             # The item is durable in the spool: frame it. Should the removal from the inbox be
             # lost in a crash, the file is taken again and, being the same bytes, makes the
             # same capture (ingest is idempotent), not a second one.
-            log.warning("%s: moved into the spool, but its folder could not be synced: %s", path, error.strerror)
+            log.warning("%s: taken into the spool, but its folder could not be synced: %s", path, error.strerror)
         self._frame_file(item_id, meta)
         return item_id
 
     def put_written_file(self, write: Callable[[BinaryIO], None], meta: SpoolMeta) -> str:
-        """Make a file that ``write`` produces an item (e.g. a dropped folder, packed).
-
-        The same order as :meth:`put_file`: the sidecar is durable first, the file is
-        written under a temporary name, fsynced and renamed, then framed; a crash before
-        the rename leaves nothing that :meth:`recover` would frame.
-        """
+        """Make a file that ``write`` produces an item (e.g. a dropped folder, packed), sealed
+        as it is written; a crash before it is complete leaves nothing that :meth:`recover`
+        would frame."""
         item_id = uuid.uuid4().hex
-        partial = self.files / f"{item_id}{PARTIAL_SUFFIX}"
         try:
-            _write_durable(self.files / f"{item_id}.meta", meta.encoded())
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(partial, self.files / item_id)
+            self._write_sealed_file(item_id, meta, write)
             _fsync_dir(self.files)
-        except BaseException as error:
-            partial.unlink(missing_ok=True)
-            (self.files / f"{item_id}.meta").unlink(missing_ok=True)
-            if isinstance(error, OSError):
-                raise IntakeError(f"{meta.name}: cannot write into the spool: {error.strerror}") from None
+        except OSError as error:
+            self._discard(self.files / item_id)
+            raise IntakeError(f"{meta.name}: cannot write into the spool: {error.strerror}") from None
+        except BaseException:
+            self._discard(self.files / item_id)
             raise
         self._frame_file(item_id, meta)
         return item_id
 
+    def _write_sealed_file(self, item_id: str, meta: SpoolMeta, write: Callable[[BinaryIO], None]) -> Path:
+        """``files/<item_id>``: the file's sealed key, its sealed metadata, then its sealed chunks;
+        written under a temporary name, fsynced, and renamed (the caller fsyncs the folder)."""
+        target = self.files / item_id
+        partial = target.with_name(item_id + PARTIAL_SUFFIX)
+        key = AESGCM.generate_key(256)
+        nonce = os.urandom(_NONCE)
+        sealed_meta = nonce + AESGCM(key).encrypt(nonce, meta.encoded(), _AD + b"meta\0" + item_id.encode())
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(FILE_MAGIC + self._seal_key(key, b"file", item_id)
+                             + struct.pack(">I", len(sealed_meta)) + sealed_meta)
+                sealing = _SealingWriter(cast(BinaryIO, handle), item_id, key)
+                write(cast(BinaryIO, sealing))
+                sealing.finish()
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return target
+
     def _frame_file(self, item_id: str, meta: SpoolMeta) -> None:
-        header = json.dumps({"id": item_id, "meta": meta.to_json(), "file": item_id}, sort_keys=True).encode()
-        self.sync(self._write(iter([(_FRAME_HEAD.pack(MAGIC, len(header), 0), header)])))
+        header = {"id": item_id, "meta": meta.to_json(), "file": item_id}
+        self.sync(self._write(lambda aead: iter([_frame(aead, header, b"")])))
+
+    def sealed_file(self, item: SpoolItem) -> SealedFile:
+        """The taken file of ``item``, to read (raises SpoolItemDamaged if it fails authentication)."""
+        if item.file is None:
+            raise ValueError(f"spool item {item.id} is not a file")
+        sealed, meta = self._open_file(item.file)
+        if meta != item.meta:  # its frame was sealed with other metadata than the file was
+            raise SpoolItemDamaged(f"spool item {item.id} is damaged (its frame and its file disagree)")
+        return sealed
+
+    def _open_file(self, path: Path) -> tuple[SealedFile, SpoolMeta]:
+        item_id = path.name
+        try:
+            with path.open("rb") as handle:
+                stored = os.fstat(handle.fileno()).st_size
+                head = handle.read(len(FILE_MAGIC) + _SEALED_KEY + 4)
+                if len(head) < len(FILE_MAGIC) + _SEALED_KEY + 4 or not head.startswith(FILE_MAGIC):
+                    raise SpoolItemDamaged(f"spool item {item_id} is damaged (not a sealed file)")
+                key = self._open_key(head[len(FILE_MAGIC):-4], b"file", item_id)
+                (length,) = struct.unpack(">I", head[-4:])
+                sealed_meta = handle.read(min(length, 1024 * 1024))
+        except FileNotFoundError:
+            raise SpoolItemDamaged(f"spool item {item_id} is damaged (its file is gone)") from None
+        try:
+            encoded = AESGCM(key).decrypt(sealed_meta[:_NONCE], sealed_meta[_NONCE:],
+                                          _AD + b"meta\0" + item_id.encode())
+            meta = SpoolMeta.from_json(json.loads(encoded))
+        except (InvalidTag, ValueError):
+            raise SpoolItemDamaged(f"spool item {item_id} is damaged (its metadata fails authentication)"
+                                   ) from None
+        return SealedFile(path, item_id, key, len(head) + len(sealed_meta), stored), meta
 
     def recover(self) -> int:
-        """Frame files that were moved in but not recorded before a crash; returns how many."""
+        """At start-up: frame files taken but not recorded before a crash, and convert a spool of
+        the earlier format; returns how many items were framed or converted."""
+        for leftover in [*self.files.glob(f"*{PARTIAL_SUFFIX}"), *self.root.glob(f"seg-*{NEW_SUFFIX}")]:
+            leftover.unlink()  # cut short by a crash: its source is still in the inbox, or it held nothing
+        count = self._convert_earlier_format()
+        done = self._done_ids()
         framed = {item.file.name for item in self.pending() if item.file is not None}
-        for partial in self.files.glob(f"*{PARTIAL_SUFFIX}"):
-            partial.unlink()  # a packing cut short: its source is still in the inbox
-        count = 0
-        for sidecar in sorted(self.files.glob("*.meta")):
-            item_id = sidecar.stem
-            if item_id in framed:
+        for path in sorted(self.files.iterdir()):
+            if path.name in framed or "." in path.name:
+                continue
+            if path.name in done:  # committed; the crash came before it was destroyed
+                self._destroy(path, _file_header_length(path))
+                continue
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                log.warning("spool: %s is not a regular file; it was not opened", path.name)
                 continue
             try:
-                _refuse_unless_regular(self.files / item_id, None, sidecar)
-            except FileNotFoundError:
-                sidecar.unlink()  # crashed before the rename: the file is still in the inbox
+                _, meta = self._open_file(path)
+            except SpoolItemDamaged as error:  # framed, it would stop the pipeline at an item it cannot read
+                log.warning("%s; it was not framed", error)
                 continue
-            except _NotRegularFile as error:  # swapped in the inbox, and the crash came before the look
-                log.warning("spool: %s was a %s, not a regular file; it was not opened", item_id, error.kind)
-                continue
-            try:
-                meta = SpoolMeta.from_json(json.loads(sidecar.read_bytes()))
-            except ValueError as error:  # framed, it would stop the pipeline at an item it cannot read
-                log.warning("spool: %s has unreadable metadata (%s); it was not framed", item_id, error)
-                continue
-            self._frame_file(item_id, meta)
+            self._frame_file(path.name, meta)
             count += 1
         return count
 
+    def _convert_earlier_format(self) -> int:
+        """Seal the pending items of a spool written by the earlier format again, in this one.
 
-    def _write(self, frames: Iterator[tuple[bytes, ...]]) -> SyncTicket:
+        That format sealed every segment under the daemon's derived key and kept taken
+        files in clear beside a ``.meta`` sidecar. Each pending item becomes a new item
+        (a new id); then the old segment and files are removed. A crash part-way converts
+        again at the next start: an item then pending twice makes one capture (same bytes).
+        """
+        old = [segment for segment in self._segments() if _is_earlier_format(segment)]
+        sidecars = sorted(self.files.glob("*.meta"))
+        if not old and not sidecars:
+            return 0
+        done = self._done_ids()
+        count = 0
+        for segment in old:
+            for item, _ in _read_segment(segment):
+                if item.id in done or item.file is not None:
+                    continue  # a file is converted from its sidecar below
+                sealed = self.read_sealed(item)
+                try:
+                    data = self._daemon.decrypt(sealed[:_NONCE], sealed[_NONCE:], item.id.encode())
+                    self.put_bytes(data, item.meta)
+                except InvalidTag:
+                    reason = f"spool item {item.id} of the earlier format is damaged (fails authentication)"
+                    self.put_bytes(sealed, SpoolMeta(item.meta.name, item.meta.channel, item.meta.received_at,
+                                                     None, refused=reason))
+                count += 1
+        for sidecar in sidecars:
+            clear = self.files / sidecar.stem
+            if sidecar.stem not in done and os.path.lexists(clear):
+                if not stat.S_ISREG(os.lstat(clear).st_mode):
+                    log.warning("spool: %s was not a regular file; it was not opened", clear.name)
+                else:
+                    meta = SpoolMeta.from_json(json.loads(sidecar.read_bytes()))
+                    with clear.open("rb") as handle:
+                        self.put_written_file(functools.partial(_copy, handle), meta)
+                    count += 1
+            _discard_clear(clear)
+            sidecar.unlink()
+        for segment in old:
+            segment.unlink()
+        log.warning("spool: %d pending item(s) of the earlier spool format sealed again under keys of their own",
+                    count)
+        return count
+
+    def _write(self, frames: Callable[[AESGCM], Iterator[tuple[bytes, ...]]]) -> SyncTicket:
         """Append whole frames, all or none: a failure cuts the segment back to where it was."""
         with self._lock:
             writer = self._current_writer()
             end = writer.written
             try:
-                for frame in frames:
+                for frame in frames(writer.aead):
                     for part in frame:
                         _write_all(writer.fd, part)
                         end += len(part)
@@ -336,11 +654,13 @@ class Spool:
             return SyncTicket(writer, writer.written)
 
     def _current_writer(self) -> _Writer:
-        writer = self._writer
-        if writer is None:
+        if not self._writes:
             raise IntakeError("this spool was opened read-only")
-        if writer.retired:
+        writer = self._writer
+        if writer is not None and writer.retired:
             self._close_retired(writer)
+            writer = None
+        if writer is None or writer.closed:
             try:
                 writer = self._writer = self._open_segment()
             except OSError as error:
@@ -363,6 +683,8 @@ class Spool:
             return
         try:
             if writer.durable < writer.written and not writer.failed:
+                if not writer.named:
+                    _fsync_dir(self.root)
                 os.fsync(writer.fd)
                 writer.durable = writer.written
         except OSError:
@@ -373,9 +695,17 @@ class Spool:
 
     def sync(self, ticket: SyncTicket) -> None:
         """Return once everything up to ``ticket`` is on disk (group commit: one fsync serves
-        every writer waiting at the time). Raises IntakeError if the disk refuses."""
+        every writer waiting at the time). Raises IntakeError if the disk refuses.
+
+        A segment whose writes are all on disk is closed: the next write starts a new one,
+        so each segment holds about one group commit and is destroyed once it is done."""
         with self._lock:
             self._sync_locked(ticket)
+            writer = ticket.writer
+            if (not writer.closed and not writer.syncing and not writer.failed
+                    and writer.durable >= writer.written):
+                writer.closed = True
+                os.close(writer.fd)  # lets go of its flock: the worker may destroy it once it is done
 
     def _sync_locked(self, ticket: SyncTicket) -> None:
         writer = ticket.writer
@@ -392,6 +722,9 @@ class Spool:
             failure: OSError | None = None
             self._lock.release()
             try:
+                if not writer.named:  # a new segment: its name must be on disk before its frames count
+                    _fsync_dir(self.root)
+                    writer.named = True
                 os.fsync(writer.fd)
             except OSError as error:
                 failure = error
@@ -427,6 +760,10 @@ class Spool:
         """
         done = self._done_ids()
         mark = self._watermark
+        if mark is not None and not mark[0].exists():
+            # Destroyed: every segment after it has a higher number, unless all were destroyed
+            # and numbering began again; either way a scan from the start misses nothing.
+            mark = self._watermark = None
         advancing = True
         for segment in self._segments():
             if mark is not None and segment.name < mark[0].name:
@@ -441,12 +778,14 @@ class Spool:
                 yield item
 
     def read(self, item: SpoolItem) -> bytes:
+        """The item's bytes (empty for a taken file), once its payload and header authenticate."""
+        aead = self._segment_key(item.segment)
         sealed = self.read_sealed(item)
         try:
-            return self._aead.decrypt(sealed[:12], sealed[12:], item.id.encode())
+            return aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], _AD + b"frame\0" + item.header)
         except InvalidTag:
-            raise SpoolItemDamaged(f"spool item {item.id} is damaged (its sealed bytes fail authentication)"
-                                   ) from None
+            raise SpoolItemDamaged(f"spool item {item.id} is damaged (its sealed bytes or its header fail "
+                                   "authentication)") from None
 
     def read_sealed(self, item: SpoolItem) -> bytes:
         """The item's payload as it is on disk, still sealed."""
@@ -455,44 +794,147 @@ class Spool:
             return handle.read(item.payload_length)
 
     def mark_done(self, *items: SpoolItem) -> None:
-        """The store durably committed these items: forget them (one fsync for all)."""
+        """The store durably committed these items: forget them (one fsync for all), and destroy
+        every container all of whose items are now done."""
         with self._lock:
             self._done.write(b"".join(item.id.encode() + b"\n" for item in items))
             self._done.flush()
             os.fsync(self._done.fileno())
-        for item in items:
-            if item.file is not None:
-                item.file.unlink(missing_ok=True)
-                item.file.with_name(f"{item.file.name}.meta").unlink(missing_ok=True)
+        done = self._done_ids()
+        finished = [(item.file, _file_header_length(item.file)) for item in items if item.file is not None]
+        finished += [(segment, SEGMENT_HEADER) for segment in sorted({item.segment for item in items})
+                     if segment.exists() and all(i.id in done for i, _ in _read_segment(segment))]
+        self._destroy_all(finished)
 
     def collect(self) -> None:
-        """Drop segments whose items are all done (the worker calls this when it is idle)."""
-        segments = self._segments()
-        if len(segments) < 2 and self._watermark is not None:
-            # Only the segment being written, and it still holds items: nothing to drop
-            # (and done.log may only be emptied once no segment holds any item).
-            return
+        """Destroy every container whose items are all done (the worker calls this when idle:
+        a segment the writer still held at mark_done is destroyed here, once it let go)."""
         done = self._done_ids()
-        current = segments[-1] if segments else None  # the one being written, in any process
-        live: set[str] = set()
-        for segment in segments:
-            items = [item for item, _ in _read_segment(segment)]
-            if segment != current and all(i.id in done for i in items):
-                segment.unlink(missing_ok=True)
-            else:
-                live.update(i.id for i in items)
-        if not live:
+        finished = [(segment, SEGMENT_HEADER) for segment in self._segments()
+                    if all(i.id in done for i, _ in _read_segment(segment))]
+        finished += [(path, _file_header_length(path)) for path in self.files.iterdir() if path.name in done]
+        destroyed = self._destroy_all(finished)
+        live = len(destroyed) < len(finished) or any(
+            path not in destroyed for path in [*self._segments(), *self.files.iterdir()])
+        if not live:  # done.log may only be emptied once no container holds an item
             with self._lock:
                 self._done.seek(0)
                 self._done.truncate()
                 self._done_cache, self._done_read, self._watermark = set(), 0, None
 
+    def _destroy(self, path: Path, key_bytes: int) -> bool:
+        return path in self._destroy_all([(path, key_bytes)]) or not os.path.lexists(path)
+
+    def _destroy_all(self, containers: Sequence[tuple[Path, int]]) -> set[Path]:
+        """Overwrite each container's sealed key with zeros, make that durable, then unlink it:
+        what is left of it (on the disk or in its free blocks) is ciphertext under a key that no
+        longer exists. One ``syncfs`` covers a batch of them (an fsync each where there is none).
+        A container a writer still holds is skipped (:meth:`collect` destroys it later).
+        Returns those destroyed."""
+        opened: list[tuple[Path, int]] = []
+        try:
+            for path, key_bytes in containers:
+                try:
+                    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+                except OSError:  # gone already, or a link or something else that is no container of ours
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    size = os.fstat(fd)
+                    if not stat.S_ISREG(size.st_mode):
+                        raise BlockingIOError
+                    for offset in range(0, min(key_bytes, size.st_size), _COPY_BYTES):
+                        os.pwrite(fd, bytes(min(_COPY_BYTES, key_bytes - offset, size.st_size - offset)), offset)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                except BaseException:
+                    os.close(fd)
+                    raise
+                opened.append((path, fd))
+            if opened and not _syncfs(opened[0][1]):
+                for _, fd in opened:
+                    os.fsync(fd)
+            for path, _ in opened:
+                os.unlink(path)
+                self._keys.pop(path, None)
+        finally:
+            for _, fd in opened:
+                os.close(fd)
+        return {path for path, _ in opened}
+
+    def _discard(self, path: Path) -> None:
+        if path.exists():
+            self._destroy(path, _file_header_length(path))
+
+
+def _syncfs(fd: int) -> bool:
+    """Linux: flush the file system holding ``fd`` (one call for many files); False elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.syncfs(fd) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _frame(aead: AESGCM, header: dict[str, Any], data: bytes) -> tuple[bytes, ...]:
+    """A frame: its clear header, and its payload sealed with the header as associated data."""
+    encoded = json.dumps(header, sort_keys=True).encode()
+    nonce = os.urandom(_NONCE)
+    sealed = aead.encrypt(nonce, data, _AD + b"frame\0" + encoded)
+    return _FRAME_HEAD.pack(MAGIC, len(encoded), _NONCE + len(sealed)) + encoded + nonce, sealed
+
+
+def _file_header_length(path: Path) -> int:
+    """How many first bytes of a taken file hold its key (all of them, if it is not one)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(FILE_MAGIC))
+    except OSError:
+        return 0
+    return len(FILE_MAGIC) + _SEALED_KEY if head == FILE_MAGIC else 1 << 40
+
+
+def _is_earlier_format(segment: Path) -> bool:
+    with segment.open("rb") as handle:
+        return handle.read(len(SEGMENT_MAGIC)) != SEGMENT_MAGIC
+
+
+def _copy(source: BinaryIO, out: BinaryIO) -> None:
+    while piece := source.read(_COPY_BYTES):
+        out.write(piece)
+
+
+def _discard_clear(path: Path) -> None:
+    """Remove a file of the earlier format (in clear), its content overwritten first."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    except OSError:
+        path.unlink(missing_ok=True)
+        return
+    try:
+        size = os.fstat(fd).st_size
+        for offset in range(0, size, _COPY_BYTES):
+            os.pwrite(fd, bytes(min(_COPY_BYTES, size - offset)), offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    path.unlink()
+
 
 def _read_segment(segment: Path, start: int = 0) -> Iterator[tuple[SpoolItem, int]]:
     """The items framed in a segment from offset ``start``, each with the offset after it."""
     files = segment.parent / "files"
-    with segment.open("rb") as handle:
+    try:
+        handle = segment.open("rb")
+    except FileNotFoundError:  # destroyed meanwhile
+        return
+    with handle:
         size = os.fstat(handle.fileno()).st_size  # a frame past this is torn, or still being written
+        if start == 0 and handle.read(len(SEGMENT_MAGIC)) == SEGMENT_MAGIC:
+            start = SEGMENT_HEADER
         offset = start
         handle.seek(start)
         while True:
@@ -519,7 +961,7 @@ def _read_segment(segment: Path, start: int = 0) -> Iterator[tuple[SpoolItem, in
             except ValueError as error:
                 raise SpoolItemDamaged(f"spool item {decoded['id']} has unreadable metadata: {error}") from None
             file = files / decoded["file"] if decoded.get("file") else None
-            yield SpoolItem(decoded["id"], meta, segment, payload_offset, payload_length, file), end
+            yield SpoolItem(decoded["id"], meta, segment, payload_offset, payload_length, file, header), end
             offset = end
 
 
@@ -527,93 +969,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-class _NotRegularFile(OSError):
-    """What was to be taken is a link, FIFO, device, socket or folder: it was not opened."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(errno.EINVAL, f"not a regular file but a {kind}")
-        self.kind = kind
-
-
-def _refuse_unless_regular(target: Path, source: Path | None, sidecar: Path) -> None:
-    """Check that what was moved to ``target`` is a regular file, without opening it.
-
-    The watcher looked at the inbox entry before the move, so it can have been swapped in
-    between: a link moved into the spool would be followed by the worker, a FIFO would
-    block it. Such an entry is removed with its sidecar; a folder is the employee's, so it
-    goes back to ``source`` (or stays, if that is unknown) for the watcher to take as one.
-    """
-    mode = os.lstat(target).st_mode
-    if stat.S_ISREG(mode):
-        return
-    if not stat.S_ISDIR(mode):
-        target.unlink()
-    elif source is not None:
-        os.rename(target, source)
-    else:
-        raise _NotRegularFile(file_kind(mode))  # kept with its sidecar: never framed, but not lost
-    sidecar.unlink()
-    raise _NotRegularFile(file_kind(mode))
-
-
-def _move(source: Path, target: Path) -> None:
-    """Rename; across file systems, copy durably and then remove the original."""
-    try:
-        os.rename(source, target)
-    except OSError as error:
-        if error.errno != errno.EXDEV:
-            raise
-        _copy_durably(source, target)
-        try:
-            source.unlink()
-        except OSError:
-            target.unlink()  # the original stays: take back the copy, so it is taken once, later
-            raise
-
-
-def _copy_durably(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target``, whole or not at all.
-
-    The copy is written under ``<target>.partial`` (which :meth:`Spool.recover` removes:
-    a crash mid-copy leaves the original in the inbox and no truncated item) and renamed
-    once on disk. The source is opened without following a link or blocking on a FIFO,
-    and only a regular file is read; the copy is 0600, like the rest of the spool.
-    """
-    partial = target.with_name(f"{target.name}{PARTIAL_SUFFIX}")
-    try:
-        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as error:
-        if error.errno == errno.ELOOP:  # O_NOFOLLOW's answer for a symbolic link
-            raise _NotRegularFile("symbolic link") from None
-        raise
-    try:
-        mode = os.fstat(source_fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _NotRegularFile(file_kind(mode))
-        out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(out, "wb") as handle:
-                while piece := os.read(source_fd, _COPY_BYTES):
-                    _write_all(handle.fileno(), piece)
-                os.fsync(handle.fileno())
-            os.rename(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    finally:
-        os.close(source_fd)
-    _fsync_dir(target.parent)
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -283,8 +283,9 @@ def test_spool_failure_answers_451_and_stores_nothing(archive_dir: Path) -> None
     config, port = configure(archive_dir)
     running = DaemonThread(config).start()
     try:
-        segment = next((archive_dir / "data" / "spool").glob("seg-*.log"))
         spool = _spool_of(running)
+        spool._writer = spool._open_segment()  # segments open at the first write: open one now
+        segment = spool._writer.path
         os.close(spool._writer.fd)
         spool._writer.fd = os.open(segment, os.O_RDONLY)  # the disk refuses writes from now on
         with smtplib.SMTP("127.0.0.1", port) as client, pytest.raises(smtplib.SMTPDataError) as refused:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import resource
@@ -17,7 +16,7 @@ from unittest import mock
 import pytest
 
 from twentyday import spool as spool_module
-from twentyday.errors import IntakeError
+from twentyday.errors import IntakeError, SpoolItemDamaged
 from twentyday.spool import Spool, SpoolItem, SpoolMeta
 
 KEY = bytes(range(32))
@@ -34,7 +33,7 @@ def recovered_once(root: Path) -> tuple[Spool, SpoolItem]:
     assert reopened.recover() == 1
     [item] = reopened.pending()
     assert item.meta == meta("chat.txt")
-    assert item.file is not None and item.file.read_bytes() == b"chat"
+    assert item.file is not None and reopened.sealed_file(item).read_all() == b"chat"
     return reopened, item
 
 
@@ -49,7 +48,8 @@ def test_item_metadata_is_framed_as_it_always_was(tmp_path: Path) -> None:
     old_header = json.dumps({"id": item_id, "meta": {
         "name": "smtp-1.eml", "channel": "smtp", "received_at": "2026-11-22T12:00:00+00:00", "custodian": "jdoe",
         "envelope": envelope, "refused": ""}}, sort_keys=True).encode()
-    assert old_header in (tmp_path / "spool" / "seg-00000001.log").read_bytes()
+    [segment] = (tmp_path / "spool").glob("seg-*.log")
+    assert old_header in segment.read_bytes()
     [item] = Spool(tmp_path / "spool", KEY).pending()
     assert item.meta == written
     # The worker always read the optional keys with a default: so does SpoolMeta.
@@ -87,9 +87,9 @@ def test_no_plaintext_in_the_spool(tmp_path: Path) -> None:
 
 def test_a_torn_last_frame_is_ignored(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", KEY)
-    kept = spool.put_bytes(b"complete", meta("a"))
-    spool.put_bytes(b"x" * 1000, meta("b"))
-    segment = next((tmp_path / "spool").glob("seg-*.log"))
+    kept, _ = spool.write_bytes(b"complete", meta("a"))
+    spool.sync(spool.write_bytes(b"x" * 1000, meta("b"))[1])  # one group commit: one segment
+    [segment] = (tmp_path / "spool").glob("seg-*.log")
     spool.close()
     with segment.open("r+b") as handle:  # the crash cut the second frame short
         handle.truncate(segment.stat().st_size - 100)
@@ -116,7 +116,7 @@ def test_concurrent_puts_share_fsyncs(tmp_path: Path) -> None:
     assert len(calls) < 400  # grouped: fewer fsyncs than items
 
 
-def test_put_file_moves_and_recovers_after_a_crash_between_move_and_record(tmp_path: Path) -> None:
+def test_put_file_seals_a_copy_and_recovers_after_a_crash_between_copy_and_record(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     export = inbox / "chat.txt"
@@ -145,10 +145,10 @@ def failing_fsync_dir(monkeypatch: pytest.MonkeyPatch, failing: Path) -> None:
     monkeypatch.setattr(spool_module, "_fsync_dir", fsync_dir)
 
 
-def test_a_file_moved_in_is_recorded_though_its_inbox_folder_cannot_be_synced(tmp_path: Path,
-                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    # The move is done and the spool's side of it durable: the item must not be orphaned
-    # in files/ (the watcher no longer sees it in the inbox, so nobody would take it again).
+def test_a_file_taken_is_recorded_though_its_inbox_folder_cannot_be_synced(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The copy is durable in the spool: the item must not be orphaned in files/ (the watcher
+    # no longer sees it in the inbox, so nobody would take it again).
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "chat.txt").write_bytes(b"chat")
@@ -158,10 +158,10 @@ def test_a_file_moved_in_is_recorded_though_its_inbox_folder_cannot_be_synced(tm
     assert not (inbox / "chat.txt").exists()
     assert spool.recover() == 0
     [item] = spool.pending()
-    assert item.id == item_id and item.file is not None and item.file.read_bytes() == b"chat"
+    assert item.id == item_id and spool.sealed_file(item).read_all() == b"chat"
 
 
-def test_a_file_moved_in_whose_spool_folder_cannot_be_synced_is_recorded_at_the_next_start(
+def test_a_file_whose_spool_folder_cannot_be_synced_stays_in_the_inbox_and_its_copy_is_framed_at_the_next_start(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -171,53 +171,55 @@ def test_a_file_moved_in_whose_spool_folder_cannot_be_synced_is_recorded_at_the_
     with pytest.raises(IntakeError, match="Input/output error"):
         spool.put_file(inbox / "chat.txt", meta("chat.txt"))
     monkeypatch.undo()
-    assert not (inbox / "chat.txt").exists() and list(spool.pending()) == []
+    # Taken again by the watcher: the same bytes make the same capture.
+    assert (inbox / "chat.txt").read_bytes() == b"chat" and list(spool.pending()) == []
     spool.close()
 
     recovered_once(tmp_path / "spool")
 
 
-def renames_cross_file_systems(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first rename fails as it does when the inbox is on another file system than the spool."""
-    real = os.rename
-    calls = []
-
-    def rename(source: object, target: object) -> None:
-        calls.append(source)
-        if len(calls) == 1:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        real(source, target)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(spool_module.os, "rename", rename)
-
-
-def test_a_file_from_another_file_system_is_copied_whole_and_private(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_file_is_sealed_in_chunks_and_read_back_whole_and_at_any_offset(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     content = os.urandom(3 * 1024 * 1024 + 5)
     (inbox / "chat.txt").write_bytes(content)
-    (inbox / "chat.txt").chmod(0o644)
     spool = Spool(tmp_path / "spool", KEY)
-    renames_cross_file_systems(monkeypatch)
     item_id = spool.put_file(inbox / "chat.txt", meta("chat.txt"))
-    assert not (inbox / "chat.txt").exists()
-    assert sorted(p.name for p in spool.files.iterdir()) == [item_id, f"{item_id}.meta"]  # no partial copy
+    assert sorted(p.name for p in spool.files.iterdir()) == [item_id]  # no sidecar, no partial copy
     [item] = spool.pending()
-    assert item.file is not None and item.file.read_bytes() == content
-    assert oct(item.file.stat().st_mode & 0o777) == "0o600"  # as private as the rest of the spool
+    assert item.file is not None and oct(item.file.stat().st_mode & 0o777) == "0o600"
+    assert content[:64] not in item.file.read_bytes()
+    sealed = spool.sealed_file(item)
+    assert sealed.size == len(content) and sealed.read_all() == content
+    with sealed.open() as handle:
+        handle.seek(2 * 1024 * 1024 - 3)
+        assert handle.read(10) == content[2 * 1024 * 1024 - 3:2 * 1024 * 1024 + 7]
+        handle.seek(-4, os.SEEK_END)
+        assert handle.read() == content[-4:]
 
 
-def test_a_crash_while_copying_from_another_file_system_leaves_the_file_in_the_inbox(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A truncated copy under the item's name would be framed by recover() (a truncated
-    # capture), and the original, still in the inbox, taken again (a second capture).
+def test_a_sealed_file_cut_short_or_with_a_chunk_changed_fails_authentication(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "chat.txt").write_bytes(os.urandom(2 * 1024 * 1024 + 10))
+    spool = Spool(tmp_path / "spool", KEY)
+    spool.put_file(inbox / "chat.txt", meta("chat.txt"))
+    [item] = spool.pending()
+    assert item.file is not None
+    with item.file.open("r+b") as handle:  # the last chunk dropped: the one before is not marked last
+        handle.truncate(item.file.stat().st_size - (10 + 28))
+    with pytest.raises(SpoolItemDamaged):
+        spool.sealed_file(item).read_all()
+
+
+def test_a_crash_while_copying_leaves_the_file_in_the_inbox(tmp_path: Path) -> None:
+    # A truncated copy framed by recover() would be a truncated capture, and the original,
+    # still in the inbox, taken again (a second capture).
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     content = os.urandom(4 * 1024 * 1024)
     (inbox / "chat.txt").write_bytes(content)
     spool = Spool(tmp_path / "spool", KEY)
-    renames_cross_file_systems(monkeypatch)
     pid = os.fork()
     if pid == 0:  # the daemon, killed by the kernel part-way through the copy
         try:
@@ -229,9 +231,8 @@ def test_a_crash_while_copying_from_another_file_system_leaves_the_file_in_the_i
             os._exit(0)
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXFSZ
-    monkeypatch.undo()
     left = sorted(p.suffix for p in spool.files.iterdir())
-    assert left == [".meta", ".partial"]
+    assert left == [".partial"]
     spool.close()
 
     reopened = Spool(tmp_path / "spool", KEY)
@@ -252,12 +253,9 @@ def replace_by(kind: str, path: Path, outside: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["symbolic link", "FIFO", "folder"])
-@pytest.mark.parametrize("cross_file_systems", [False, True])
-def test_a_file_swapped_for_a_link_or_fifo_while_being_taken_is_never_opened(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, cross_file_systems: bool) -> None:
-    # The watcher saw a regular file; the employee swaps it between that look and the move.
-    # A link moved into the spool would be followed by the worker (a file from outside the
-    # inbox archived), a FIFO would block it.
+def test_a_file_swapped_for_a_link_or_fifo_while_being_taken_is_never_opened(tmp_path: Path, kind: str) -> None:
+    # The watcher saw a regular file; the employee swaps it between that look and the take.
+    # A link followed would archive a file from outside the inbox; a FIFO would block.
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     export = inbox / "chat.txt"
@@ -265,38 +263,25 @@ def test_a_file_swapped_for_a_link_or_fifo_while_being_taken_is_never_opened(
     outside = tmp_path / "daemon-secret.txt"
     outside.write_bytes(b"not the employee's to archive")
     spool = Spool(tmp_path / "spool", KEY)
-    real_write_durable = spool_module._write_durable
-
-    def write_durable_then_swap(path: Path, data: bytes) -> None:
-        real_write_durable(path, data)
-        replace_by(kind, export, outside)
-
-    monkeypatch.setattr(spool_module, "_write_durable", write_durable_then_swap)
-    if cross_file_systems:
-        renames_cross_file_systems(monkeypatch)
+    replace_by(kind, export, outside)
     with pytest.raises(IntakeError, match=f"was replaced by a {kind} while being taken; it was not opened"):
         spool.put_file(export, meta("chat.txt"))
-    monkeypatch.undo()
     assert list(spool.files.iterdir()) == []
     assert spool.recover() == 0 and list(spool.pending()) == []
-    if kind == "folder":  # the employee's: back in the inbox, for the watcher to take as a folder
-        assert (export / "chat.txt").read_bytes() == b"chat"
-    else:  # moved in, it is removed (the watcher sees it gone); left in the inbox, the watcher refuses it
-        assert os.path.lexists(export) == cross_file_systems
+    assert os.path.lexists(export)  # left in the inbox: the watcher refuses it, or takes the folder as one
     assert outside.read_bytes() == b"not the employee's to archive"
 
 
 @pytest.mark.parametrize("kind", ["symbolic link", "FIFO"])
-def test_recover_frames_no_link_or_fifo_moved_in_before_a_crash(tmp_path: Path, kind: str) -> None:
-    # The crash fell between the move and the look at what was moved.
+def test_recover_frames_no_link_or_fifo_found_in_the_spool(tmp_path: Path, kind: str) -> None:
     outside = tmp_path / "daemon-secret.txt"
     outside.write_bytes(b"not the employee's to archive")
     spool = Spool(tmp_path / "spool", KEY)
-    (spool.files / "0123.meta").write_bytes(meta("chat.txt").encoded())
     (spool.files / "0123").write_bytes(b"")
     replace_by(kind, spool.files / "0123", outside)
     assert spool.recover() == 0
-    assert list(spool.files.iterdir()) == [] and list(spool.pending()) == []
+    assert list(spool.pending()) == []
+    assert outside.read_bytes() == b"not the employee's to archive"
 
 
 def test_unwritable_spool_is_an_intake_error(tmp_path: Path) -> None:
@@ -335,7 +320,7 @@ def test_a_written_file_is_an_item_only_once_complete(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "spool" / "files").iterdir()) == []
     item_id = spool.put_written_file(lambda out: out.write(b"zip bytes"), meta("Export.zip"))
     [item] = list(spool.pending())
-    assert item.id == item_id and item.file is not None and item.file.read_bytes() == b"zip bytes"
+    assert item.id == item_id and spool.sealed_file(item).read_all() == b"zip bytes"
     # A crash while writing leaves a partial file: recovery removes it and frames nothing new.
     (tmp_path / "spool" / "files" / "cut-short.partial").write_bytes(b"half a zip")
     assert spool.recover() == 0
@@ -361,7 +346,7 @@ def test_a_write_that_fails_part_way_leaves_no_torn_frame_before_later_items(tmp
     # Items written after a failed one must stay readable: a torn frame left in the middle
     # of a segment would hide every frame after it (and the segment would later be collected).
     spool = Spool(tmp_path / "spool", KEY)
-    first = spool.put_bytes(b"A" * 20_000, meta("a"))
+    first, _ = spool.write_bytes(b"A" * 20_000, meta("a"))  # not synced yet: its segment is still current
     with disk_full_after(spool._segments()[-1], spare=5_000), pytest.raises(IntakeError, match="write failed"):
         spool.put_bytes(b"B" * 20_000, meta("b"))  # SMTP answers 451
     later = [spool.put_bytes(fill * 20_000, meta(name)) for fill, name in ((b"C", "c"), (b"D", "d"))]
@@ -406,3 +391,44 @@ def test_writing_an_item_holds_one_sealed_copy_beside_the_message(tmp_path: Path
     finally:
         tracemalloc.stop()
     assert extra < 1.2 * len(message)
+
+
+def test_a_spool_of_the_earlier_format_is_sealed_again_at_start_up(tmp_path: Path) -> None:
+    # Written by the version before keys of their own: the daemon key sealed the items (the
+    # id as associated data), and a file moved in stayed in clear beside a .meta sidecar.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    root = tmp_path / "spool"
+    (root / "files").mkdir(parents=True)
+    header = json.dumps({"id": "old-mail", "meta": meta("mail.eml", "jdoe").to_json()}, sort_keys=True).encode()
+    sealed = b"n" * 12 + AESGCM(KEY).encrypt(b"n" * 12, b"the old pelican mail", b"old-mail")
+    file_header = json.dumps({"id": "old-file", "meta": meta("chat.txt").to_json(), "file": "old-file"},
+                             sort_keys=True).encode()
+    (root / "seg-00000001.log").write_bytes(
+        spool_module._FRAME_HEAD.pack(b"TDSP", len(header), len(sealed)) + header + sealed
+        + spool_module._FRAME_HEAD.pack(b"TDSP", len(file_header), 0) + file_header)
+    (root / "files" / "old-file").write_bytes(b"the old pelican chat")
+    (root / "files" / "old-file.meta").write_bytes(meta("chat.txt").encoded())
+    spool = Spool(root, KEY)
+    assert spool.recover() == 2
+    items = list(spool.pending())
+    assert [(i.meta, i.file is not None) for i in items] == [
+        (meta("mail.eml", "jdoe"), False), (meta("chat.txt"), True)]
+    assert spool.read(items[0]) == b"the old pelican mail"
+    assert spool.sealed_file(items[1]).read_all() == b"the old pelican chat"
+    for path in root.rglob("*"):
+        assert not path.is_file() or b"pelican" not in path.read_bytes()
+
+
+def test_a_segment_is_destroyed_once_its_items_are_done_and_its_key_with_it(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", KEY)
+    spool.put_bytes(b"the pelican mail", meta("a"))
+    [item] = spool.pending()
+    segment = item.segment
+    with segment.open("rb") as handle:  # what a thief copies, or finds in the free blocks afterwards
+        copied = handle.read()
+    spool.mark_done(item)
+    assert not segment.exists()
+    segment.write_bytes(bytes(spool_module.SEGMENT_HEADER) + copied[spool_module.SEGMENT_HEADER:])
+    with pytest.raises(SpoolItemDamaged):  # the key, overwritten in place, is zeros now
+        Spool(tmp_path / "spool", KEY).read(item)

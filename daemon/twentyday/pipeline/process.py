@@ -17,23 +17,33 @@ import hashlib
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from twentyday.config import Config, Custodian, normalise_identity
 from twentyday.errors import HeldForReview, NotFoundError, ParseError
 from twentyday.parsers import registry
-from twentyday.parsers.base import ExportSource, ParserModule
+from twentyday.parsers.base import (
+    DEFAULT_LIMITS,
+    ZIP_MAGIC,
+    ExportSource,
+    FileSource,
+    Limits,
+    ParserModule,
+    ZipSource,
+)
 from twentyday.parsers.mail import email as email_parser
 from twentyday.pipeline.origin import Origin, origin_of, unchecked_origin
 from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints, Record
+from twentyday.spool import SealedFile
 from twentyday.store import alerts
 from twentyday.store.archive import Archive
 from twentyday.store.words import search_words
-from twentyday.store.writer import CaptureInput, IngestResult, RecordDraft
+from twentyday.store.writer import CaptureInput, IngestResult, RawBytes, RecordDraft
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,9 @@ class Item:
     label: str | None = None
     #: Who delivered it and what vouches for the mail (:mod:`origin`); set by :func:`with_origin`.
     origin: Origin | None = None
+    #: A file taken into the spool: the daemon's sealed copy, read as often as needed (detection,
+    #: parsing, hashing, sealing), never the employee's file (docs/ARCHITECTURE.md, "Security model").
+    sealed: SealedFile | None = None
 
     @property
     def shown(self) -> str:
@@ -194,13 +207,55 @@ def process(archive: Archive, item: Item) -> Outcome:
     if item.custodian_id and custodian is None:
         return _store_plan(archive, item, _unknown_custodian(item))
     try:
-        source = registry.open_source(item.path, item.data, item.name)
+        source, close = _open_source(item)
     except ParseError as error:
         return _store_plan(archive, item, _Keep(item.custodian_id, "quarantined", str(error), "ingest_failed"))
     try:
         return _store_plan(archive, item, _plan(config, item, custodian, source))
     finally:
-        registry.close_source(source)
+        close()
+
+
+def _open_source(item: Item) -> tuple[ExportSource, Callable[[], None]]:
+    """The item as an export, and how to close it when done."""
+    if item.sealed is None:
+        source = registry.open_source(item.path, item.data, item.name)
+        return source, lambda: registry.close_source(source)
+    handle = item.sealed.open()
+    try:
+        magic = handle.read(4)
+        if not magic:
+            raise ParseError(f"{item.name}: empty file (0 bytes)")
+        if magic != ZIP_MAGIC:
+            handle.close()
+            return _SealedFileSource(item.sealed, item.name), lambda: None
+        handle.seek(0)
+        zipped = ZipSource(handle, item.name)
+    except BaseException:
+        handle.close()
+        raise
+
+    def close() -> None:
+        registry.close_source(zipped)
+        handle.close()
+
+    return zipped, close
+
+
+class _SealedFileSource(FileSource):
+    """A single-file export taken into the spool: read through its key, never from its path."""
+
+    def __init__(self, sealed: SealedFile, name: str, limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__(sealed.path, name, limits)
+        self._sealed = sealed
+
+    def open(self, member: str) -> BinaryIO:
+        if member != self.name:
+            raise ParseError(f"{self.name}: no member {member!r}")
+        return self._sealed.open()
+
+    def size(self, member: str) -> int:
+        return self._sealed.size
 
 
 def prepare(config: Config, item: Item) -> Prepared | None:
@@ -315,7 +370,12 @@ def _attached_exports(archive: Archive, item: Item, custodian: Custodian, captur
     Run even when the mail itself was a duplicate: a crash after the mail's commit
     replays the item, and the exports are then ingested (once) on the replay.
     """
-    raw = item.data if item.data is not None else item.path.read_bytes() if item.path is not None else b""
+    if item.data is not None:
+        raw = item.data
+    elif item.sealed is not None:
+        raw = item.sealed.read_all()
+    else:
+        raw = item.path.read_bytes() if item.path is not None else b""
     try:
         exports = email_parser.chat_export_attachments(raw)
     except ParseError:
@@ -408,8 +468,10 @@ def refuse(archive: Archive, item: Item, reason: str) -> Outcome:
 
 def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "ingested",
              reason: str = "") -> CaptureInput:
-    raw: bytes | Path
-    if item.path is not None:
+    raw: RawBytes
+    if item.sealed is not None:
+        raw = item.sealed
+    elif item.path is not None:
         raw = item.path
     elif item.data is not None:
         raw = item.data

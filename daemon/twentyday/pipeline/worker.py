@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Protocol
 
@@ -205,12 +206,24 @@ class Worker:
             try:
                 item = self._item(spooled)
             except SpoolItemDamaged:
-                item = self._item(spooled, data=self.spool.read_sealed(spooled))
+                item = self._damaged(spooled)
             return pipeline.refuse(self.archive, item, reason)
         except Exception:  # the archive itself fails: keep the item in the spool
             log.error("item %s stays in the spool: it cannot be quarantined either", spooled.id)
             return None
 
+    def _damaged(self, spooled: SpoolItem) -> pipeline.Item:
+        """A damaged item, as the sealed bytes it is. Its header failed authentication with it,
+        so nothing in it is trusted: no custodian (never re-routed), received when found (never
+        re-dated to a time the disk's owner chose)."""
+        taken = spooled.file if spooled.file is not None and spooled.file.is_file() else None
+        return pipeline.Item(
+            name=f"damaged spool item {spooled.id}",
+            channel=spooled.meta.channel if spooled.meta.channel in ("smtp", "folder") else "folder",
+            received_at=datetime.now(UTC),
+            path=taken,
+            data=None if taken is not None else self.spool.read_sealed(spooled),
+        )
     def _process(self, pending: Pending, guarded: bool) -> pipeline.Outcome:
         if pending.prepared is not None:
             return pipeline.store(self.archive, pending.prepared, savepoint=guarded)
@@ -220,16 +233,20 @@ class Worker:
             return pipeline.refuse(self.archive, item, spooled.meta.refused)
         return pipeline.process(self.archive, item)
 
-    def _item(self, spooled: SpoolItem, data: bytes | None = None) -> pipeline.Item:
+    def _item(self, spooled: SpoolItem) -> pipeline.Item:
+        """The item as the pipeline reads it; raises SpoolItemDamaged if its bytes or its header
+        (custodian, times, refusal) fail authentication."""
         meta = spooled.meta
-        if data is None and spooled.file is None:
-            data = self.spool.read(spooled)
+        data: bytes | None = self.spool.read(spooled)
+        sealed = None
+        if spooled.file is not None:
+            sealed, data = self.spool.sealed_file(spooled), None
         return pipeline.Item(
             name=meta.name,
             channel=meta.channel,
             received_at=meta.received_at,
-            path=spooled.file,
             data=data,
+            sealed=sealed,
             custodian_id=meta.custodian,
             envelope=meta.envelope,
         )

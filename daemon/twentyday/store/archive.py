@@ -39,7 +39,6 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from twentyday.canonical import iso
@@ -68,6 +67,7 @@ from twentyday.store.writer import (
     CaptureInput,
     CaptureWriter,
     IngestResult,
+    RawBytes,
     RecordDraft,
     WriterLimits,
     read_pieces,
@@ -191,7 +191,7 @@ class Archive:
         """Keyed search tokens of a text (see :func:`words.tokens`)."""
         return self.hashes.blind(tokens(text))
 
-    def source_hash(self, custodian: str | None, raw: bytes | Path) -> str:
+    def source_hash(self, custodian: str | None, raw: RawBytes) -> str:
         return self.hashes.source(custodian, read_pieces(raw))
 
     # -- transactions ------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -57,6 +57,17 @@ from twentyday.store.rows import (
 from twentyday.store.words import search_words
 
 
+class Reopenable(Protocol):
+    """Bytes the daemon owns and may read as often as it needs, always the same (a file taken
+    into the spool, sealed: see :class:`twentyday.spool.SealedFile`)."""
+
+    def open(self) -> BinaryIO: ...
+
+
+#: A capture's raw bytes: in memory, a file given to ``twentyday ingest``, or a daemon-owned copy.
+RawBytes = bytes | Path | Reopenable
+
+
 @dataclass(frozen=True)
 class CaptureInput:
     """One item as received: the raw bytes (in memory or a file) and how they came."""
@@ -64,7 +75,7 @@ class CaptureInput:
     custodian: str | None
     channel: str
     source_name: str
-    raw: bytes | Path
+    raw: RawBytes
     parser: str
     received_at: datetime
     envelope: dict[str, str] | None = None
@@ -123,12 +134,12 @@ class IngestResult:
 
 
 
-def read_pieces(raw: bytes | Path) -> Iterator[bytes]:
+def read_pieces(raw: RawBytes) -> Iterator[bytes]:
     if isinstance(raw, bytes):
         for start in range(0, max(len(raw), 1), CHUNK_BYTES):
             yield raw[start:start + CHUNK_BYTES]
         return
-    with raw.open("rb") as handle:
+    with raw.open("rb") if isinstance(raw, Path) else raw.open() as handle:
         first = True
         while True:
             piece = handle.read(CHUNK_BYTES)
@@ -435,7 +446,7 @@ class CaptureWriter:
         self.inserts.drain()
         return self.blobs.get_ref(blob_id)
 
-    def _seal_stream(self, raw: bytes | Path, owner: str, slot: str) -> BlobRef:
+    def _seal_stream(self, raw: RawBytes, owner: str, slot: str) -> BlobRef:
         if isinstance(raw, bytes):
             return self._seal_bytes(raw, owner, slot)
         blob_id, size = self.hashes.blob_id_of_pieces(read_pieces(raw))
