@@ -30,13 +30,12 @@ from twentyday.hardening import forbid_core_dumps
 from twentyday.intake.smtp import start_server
 from twentyday.intake.watcher import InboxWatcher
 from twentyday.pipeline.worker import PipeWake, worker_process
-from twentyday.spool import Spool
+from twentyday.spool import ROLL_SECONDS, Spool
 from twentyday.store.archive import Archive
 from twentyday.store.ledger import ledger_key_text, signed_head
 
 log = logging.getLogger(__name__)
 HEAD_LOG_SECONDS = 3600.0
-WATCH_SECONDS = 2.0
 
 
 class PipelineProcess:
@@ -117,8 +116,10 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
                 log.info("ledger head %s", head.text() if head is not None else "(none yet)")
                 next_head = loop.time() + head_log_seconds
             pipeline.watch()
+            if spool.retire_idle():  # its items may all be done: the worker destroys it on its next round
+                pipeline.wake.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=WATCH_SECONDS)
+                await asyncio.wait_for(stop.wait(), timeout=ROLL_SECONDS)
     finally:
         if server is not None:  # sources first: nothing new arrives while the worker finishes
             server.close()

@@ -29,7 +29,7 @@ def meta(name: str, custodian: str | None = None) -> SpoolMeta:
 
 def recovered_once(root: Path) -> tuple[Spool, SpoolItem]:
     """The spool reopened as after a crash: recover() frames the one file moved in, chat.txt."""
-    reopened = Spool(root, KEY)
+    reopened = Spool(root, KEY, roll_seconds=0)
     assert reopened.recover() == 1
     [item] = reopened.pending()
     assert item.meta == meta("chat.txt")
@@ -42,7 +42,7 @@ def test_item_metadata_is_framed_as_it_always_was(tmp_path: Path) -> None:
     # written by an earlier daemon read, and items written now read in an earlier one.
     envelope = {"mail_from": "jane.doe@gmail.com", "peer": "127.0.0.1"}
     written = SpoolMeta("smtp-1.eml", "smtp", NOW, "jdoe", envelope=envelope)
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     item_id = spool.put_bytes(b"mail", written)
     spool.close()
     old_header = json.dumps({"id": item_id, "meta": {
@@ -50,7 +50,7 @@ def test_item_metadata_is_framed_as_it_always_was(tmp_path: Path) -> None:
         "envelope": envelope, "refused": ""}}, sort_keys=True).encode()
     [segment] = (tmp_path / "spool").glob("seg-*.log")
     assert old_header in segment.read_bytes()
-    [item] = Spool(tmp_path / "spool", KEY).pending()
+    [item] = Spool(tmp_path / "spool", KEY, roll_seconds=0).pending()
     assert item.meta == written
     # The worker always read the optional keys with a default: so does SpoolMeta.
     assert SpoolMeta.from_json({"name": "a", "channel": "folder", "received_at": "2026-11-22T12:00:00Z"}) == meta("a")
@@ -59,12 +59,12 @@ def test_item_metadata_is_framed_as_it_always_was(tmp_path: Path) -> None:
 
 
 def test_items_survive_reopen_in_order_and_leave_when_done(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     first = spool.put_bytes(b"message one", meta("a"))
     second = spool.put_bytes(b"message two", meta("b"))
     spool.close()
 
-    reopened = Spool(tmp_path / "spool", KEY)
+    reopened = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     items = list(reopened.pending())
     assert [i.id for i in items] == [first, second]
     assert reopened.read(items[0]) == b"message one"
@@ -73,7 +73,7 @@ def test_items_survive_reopen_in_order_and_leave_when_done(tmp_path: Path) -> No
 
 
 def test_no_plaintext_in_the_spool(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     spool.put_bytes(b"the secret pelican plan", meta("a"))
     spool.close()
     # Nor is anything of it open to other local users.
@@ -86,18 +86,18 @@ def test_no_plaintext_in_the_spool(tmp_path: Path) -> None:
 
 
 def test_a_torn_last_frame_is_ignored(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     kept, _ = spool.write_bytes(b"complete", meta("a"))
     spool.sync(spool.write_bytes(b"x" * 1000, meta("b"))[1])  # one group commit: one segment
     [segment] = (tmp_path / "spool").glob("seg-*.log")
     spool.close()
     with segment.open("r+b") as handle:  # the crash cut the second frame short
         handle.truncate(segment.stat().st_size - 100)
-    assert [i.id for i in Spool(tmp_path / "spool", KEY).pending()] == [kept]
+    assert [i.id for i in Spool(tmp_path / "spool", KEY, roll_seconds=0).pending()] == [kept]
 
 
 def test_concurrent_puts_share_fsyncs(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     calls = []
     real_fsync = os.fsync
 
@@ -121,7 +121,7 @@ def test_put_file_seals_a_copy_and_recovers_after_a_crash_between_copy_and_recor
     inbox.mkdir()
     export = inbox / "chat.txt"
     export.write_bytes(b"chat")
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     with mock.patch.object(Spool, "_frame_file", side_effect=KeyboardInterrupt), pytest.raises(KeyboardInterrupt):
         spool.put_file(export, meta("chat.txt"))
     assert not export.exists()
@@ -152,7 +152,7 @@ def test_a_file_taken_is_recorded_though_its_inbox_folder_cannot_be_synced(tmp_p
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "chat.txt").write_bytes(b"chat")
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     failing_fsync_dir(monkeypatch, inbox)
     item_id = spool.put_file(inbox / "chat.txt", meta("chat.txt"))
     assert not (inbox / "chat.txt").exists()
@@ -166,7 +166,7 @@ def test_a_file_whose_spool_folder_cannot_be_synced_stays_in_the_inbox_and_its_c
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "chat.txt").write_bytes(b"chat")
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     failing_fsync_dir(monkeypatch, spool.files)
     with pytest.raises(IntakeError, match="Input/output error"):
         spool.put_file(inbox / "chat.txt", meta("chat.txt"))
@@ -183,7 +183,7 @@ def test_a_large_file_is_sealed_in_chunks_and_read_back_whole_and_at_any_offset(
     inbox.mkdir()
     content = os.urandom(3 * 1024 * 1024 + 5)
     (inbox / "chat.txt").write_bytes(content)
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     item_id = spool.put_file(inbox / "chat.txt", meta("chat.txt"))
     assert sorted(p.name for p in spool.files.iterdir()) == [item_id]  # no sidecar, no partial copy
     [item] = spool.pending()
@@ -202,7 +202,7 @@ def test_a_sealed_file_cut_short_or_with_a_chunk_changed_fails_authentication(tm
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "chat.txt").write_bytes(os.urandom(2 * 1024 * 1024 + 10))
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     spool.put_file(inbox / "chat.txt", meta("chat.txt"))
     [item] = spool.pending()
     assert item.file is not None
@@ -219,7 +219,7 @@ def test_a_crash_while_copying_leaves_the_file_in_the_inbox(tmp_path: Path) -> N
     inbox.mkdir()
     content = os.urandom(4 * 1024 * 1024)
     (inbox / "chat.txt").write_bytes(content)
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     pid = os.fork()
     if pid == 0:  # the daemon, killed by the kernel part-way through the copy
         try:
@@ -235,7 +235,7 @@ def test_a_crash_while_copying_leaves_the_file_in_the_inbox(tmp_path: Path) -> N
     assert left == [".partial"]
     spool.close()
 
-    reopened = Spool(tmp_path / "spool", KEY)
+    reopened = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     assert reopened.recover() == 0
     assert list(reopened.files.iterdir()) == [] and list(reopened.pending()) == []
     assert (inbox / "chat.txt").read_bytes() == content  # taken again, whole, once
@@ -262,7 +262,7 @@ def test_a_file_swapped_for_a_link_or_fifo_while_being_taken_is_never_opened(tmp
     export.write_bytes(b"chat")
     outside = tmp_path / "daemon-secret.txt"
     outside.write_bytes(b"not the employee's to archive")
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     replace_by(kind, export, outside)
     with pytest.raises(IntakeError, match=f"was replaced by a {kind} while being taken; it was not opened"):
         spool.put_file(export, meta("chat.txt"))
@@ -276,7 +276,7 @@ def test_a_file_swapped_for_a_link_or_fifo_while_being_taken_is_never_opened(tmp
 def test_recover_frames_no_link_or_fifo_found_in_the_spool(tmp_path: Path, kind: str) -> None:
     outside = tmp_path / "daemon-secret.txt"
     outside.write_bytes(b"not the employee's to archive")
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     (spool.files / "0123").write_bytes(b"")
     replace_by(kind, spool.files / "0123", outside)
     assert spool.recover() == 0
@@ -287,11 +287,11 @@ def test_recover_frames_no_link_or_fifo_found_in_the_spool(tmp_path: Path, kind:
 def test_unwritable_spool_is_an_intake_error(tmp_path: Path) -> None:
     (tmp_path / "spool").write_text("not a directory")
     with pytest.raises(IntakeError, match="not writable"):
-        Spool(tmp_path / "spool", KEY)
+        Spool(tmp_path / "spool", KEY, roll_seconds=0)
 
 
 def test_pending_resumes_after_done_items_and_still_sees_every_undone_one(tmp_path: Path) -> None:
-    writer = Spool(tmp_path / "spool", KEY)
+    writer = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     reader = Spool(tmp_path / "spool", KEY, writer=False)
     ids = [writer.put_bytes(f"message {n}".encode(), meta(str(n))) for n in range(5)]
     items = list(reader.pending())
@@ -310,7 +310,7 @@ def test_pending_resumes_after_done_items_and_still_sees_every_undone_one(tmp_pa
 
 
 def test_a_written_file_is_an_item_only_once_complete(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
 
     def fails(out: object) -> None:
         raise OSError(28, "No space left on device")
@@ -345,7 +345,7 @@ def disk_full_after(path: Path, spare: int) -> Iterator[None]:
 def test_a_write_that_fails_part_way_leaves_no_torn_frame_before_later_items(tmp_path: Path) -> None:
     # Items written after a failed one must stay readable: a torn frame left in the middle
     # of a segment would hide every frame after it (and the segment would later be collected).
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     first, _ = spool.write_bytes(b"A" * 20_000, meta("a"))  # not synced yet: its segment is still current
     with disk_full_after(spool._segments()[-1], spare=5_000), pytest.raises(IntakeError, match="write failed"):
         spool.put_bytes(b"B" * 20_000, meta("b"))  # SMTP answers 451
@@ -361,7 +361,7 @@ def test_a_write_that_fails_part_way_leaves_no_torn_frame_before_later_items(tmp
 def test_items_written_together_are_all_written_or_none(tmp_path: Path) -> None:
     # One message for two custodians: the second copy does not fit, so the message is
     # refused (451) and neither copy may be archived.
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     first = spool.put_bytes(b"earlier", meta("earlier"))
     with disk_full_after(spool._segments()[-1], spare=30_000), pytest.raises(IntakeError):
         spool.write_items([meta("m", "jdoe"), meta("m", "asmith")], b"M" * 20_000)
@@ -381,7 +381,7 @@ def test_writing_an_item_holds_one_sealed_copy_beside_the_message(tmp_path: Path
     # not a sealed copy, a nonce-prefixed copy and a framed copy on top.
     import tracemalloc
 
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     message = b"x" * (16 * 1024 * 1024)
     tracemalloc.start()
     try:
@@ -409,7 +409,7 @@ def test_a_spool_of_the_earlier_format_is_sealed_again_at_start_up(tmp_path: Pat
         + spool_module._FRAME_HEAD.pack(b"TDSP", len(file_header), 0) + file_header)
     (root / "files" / "old-file").write_bytes(b"the old pelican chat")
     (root / "files" / "old-file.meta").write_bytes(meta("chat.txt").encoded())
-    spool = Spool(root, KEY)
+    spool = Spool(root, KEY, roll_seconds=0)
     assert spool.recover() == 2
     items = list(spool.pending())
     assert [(i.meta, i.file is not None) for i in items] == [
@@ -421,7 +421,7 @@ def test_a_spool_of_the_earlier_format_is_sealed_again_at_start_up(tmp_path: Pat
 
 
 def test_a_segment_is_destroyed_once_its_items_are_done_and_its_key_with_it(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "spool", KEY)
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     spool.put_bytes(b"the pelican mail", meta("a"))
     [item] = spool.pending()
     segment = item.segment
@@ -431,4 +431,25 @@ def test_a_segment_is_destroyed_once_its_items_are_done_and_its_key_with_it(tmp_
     assert not segment.exists()
     segment.write_bytes(bytes(spool_module.SEGMENT_HEADER) + copied[spool_module.SEGMENT_HEADER:])
     with pytest.raises(SpoolItemDamaged):  # the key, overwritten in place, is zeros now
-        Spool(tmp_path / "spool", KEY).read(item)
+        Spool(tmp_path / "spool", KEY, roll_seconds=0).read(item)
+
+
+def test_a_segment_takes_the_group_commits_of_roll_seconds_and_an_idle_one_is_closed(tmp_path: Path) -> None:
+    # A new segment per group commit costs a file and a folder fsync each time: segments take
+    # ROLL_SECONDS of commits, and retire_idle (the daemon's loop) closes the last one.
+    spool = Spool(tmp_path / "spool", KEY, roll_seconds=60)
+    first = spool.put_bytes(b"the pelican mail", meta("a"))
+    second = spool.put_bytes(b"the heron mail", meta("b"))
+    items = {i.id: i for i in spool.pending()}
+    assert items[first].segment == items[second].segment  # one segment for both commits
+    spool.mark_done(*items.values())
+    assert items[first].segment.exists()  # still the writer's: it may take more
+    assert not spool.retire_idle()  # not ROLL_SECONDS old yet
+
+    spool._roll_seconds = 0
+    assert spool.retire_idle()
+    spool.collect()  # what the worker does on its next round
+    assert not items[first].segment.exists()
+    third = spool.put_bytes(b"the egret mail", meta("c"))
+    [item] = spool.pending()
+    assert item.id == third  # in a new segment with a key of its own (the old name may come again)

@@ -77,16 +77,22 @@ def origin_of(config: Config, channel: str, envelope: dict[str, str] | None, raw
     if channel != "smtp":
         return Origin(channel, "", True)
     delivered_by = _delivered_by(envelope or {})
-    headers = _headers(raw)
-    from_domain = _from_domain(headers)
+    # Header names start lines (folded lines start with white space), so a name absent from the
+    # line starts is absent from the parse: most forwards carry no signature, and parsing their
+    # headers again cost a fifth of the worker's time per mail.
+    line_starts = b"\n" + _header_block(raw).lower()
     trusted = config.smtp.trusted_authserv_id
-    if trusted and delivered_by.startswith("relay:"):
-        found = _trusted_results(headers, trusted, from_domain)
+    if trusted and delivered_by.startswith("relay:") and b"\nauthentication-results" in line_starts:
+        headers = _headers(raw)
+        found = _trusted_results(headers, trusted, _from_domain(headers))
         if found is not None:
             return Origin(delivered_by, *found)
     if config.smtp.dkim == "off":
         return Origin(delivered_by, "unchecked", False)
-    return Origin(delivered_by, *_verify(raw, headers, from_domain, _resolver()))
+    if b"\ndkim-signature" not in line_starts and b"\narc-seal" not in line_starts:
+        return Origin(delivered_by, "dkim=none; arc=none", False)  # what _verify says of such a mail
+    headers = _headers(raw)
+    return Origin(delivered_by, *_verify(raw, headers, _from_domain(headers), _resolver()))
 
 
 def unchecked_origin(channel: str, envelope: dict[str, str] | None) -> Origin:
@@ -203,15 +209,19 @@ def _without_comments(text: str) -> str:
 # -- headers and domains -------------------------------------------------------------------
 
 
-def _headers(raw: bytes) -> Message:
-    """The top-level header section (bounded), parsed leniently."""
+def _header_block(raw: bytes) -> bytes:
+    """The top-level header section, bounded."""
     head = raw[:MAX_HEADER_BYTES]
     for separator in (b"\r\n\r\n", b"\n\n"):
         end = head.find(separator)
         if end >= 0:
-            head = head[:end + len(separator)]
-            break
-    return BytesHeaderParser(policy=compat32).parsebytes(head)
+            return head[:end + len(separator)]
+    return head
+
+
+def _headers(raw: bytes) -> Message:
+    """The top-level header section (bounded), parsed leniently."""
+    return BytesHeaderParser(policy=compat32).parsebytes(_header_block(raw))
 
 
 def _from_domain(headers: Message) -> str:
