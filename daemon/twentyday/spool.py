@@ -18,10 +18,10 @@ the daemon's index key, because it must survive a crash until the container's
 items are committed. Once they are, the container is destroyed: its key is
 overwritten with zeros and fsynced, then the file is unlinked. What is left on the
 disk, or in its free blocks, is ciphertext under a key that no longer exists. A
-segment takes the writes of one group commit: the writer closes it after the
-fsync that makes them durable, so a segment's items are taken by the worker
-together and the segment is destroyed as soon as they are done, instead of
-waiting for 64 MiB of later mail. The worker destroys a segment only once the
+segment takes the group commits of ROLL_SECONDS: the writer closes it after the
+first fsync past that age (or :meth:`Spool.retire_idle` does, when no write comes),
+so it is destroyed soon after its items are done, instead of waiting for 64 MiB
+of later mail. The worker destroys a segment only once the
 writer has let go of it (an exclusive ``flock``, held by the writer while the
 segment is current).
 
@@ -85,7 +85,7 @@ FILE_MAGIC = b"TDSF0002"  # a taken file, sealed
 PARTIAL_SUFFIX = ".partial"
 #: A segment being created: the worker never looks at it (see :meth:`Spool._open_segment`).
 NEW_SUFFIX = ".new"
-#: A group commit this large closes its segment early (a segment is normally one group commit).
+#: A segment this large is closed early (a segment normally takes ROLL_SECONDS of group commits).
 SEGMENT_BYTES = 64 * 1024 * 1024
 #: A segment takes the group commits of at most this long, then the next write starts a new one
 #: (and an idle one is closed by :meth:`Spool.retire_idle`). A new segment per group commit would
