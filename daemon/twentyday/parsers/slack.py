@@ -121,7 +121,8 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     members = source.members()
     root = _export_root(members)
     if root is None:
-        raise ParseError(f"{source.name}: not a Slack export (no users.json, channels.json and day files)")
+        raise ParseError(f"{source.name}: not a Slack export (no users.json, channels.json and day files)",
+                         code="not_this_format")
     workspace = _load_workspace(source, root, set(members))
     return _records(source, workspace, _day_files(members, root))
 
@@ -182,7 +183,7 @@ def _load_list(source: ExportSource, member: str) -> list[dict[str, object]]:
     """A JSON array of objects; anything else is refused, naming the file."""
     data = load_json(source, member, source.limits.json_bytes, "Slack export file")
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise ParseError(f"{source.name}: {member}: expected a JSON array of objects")
+        raise ParseError(f"{source.name}: {member}: expected a JSON array of objects", code="bad_json")
     return data
 
 
@@ -305,13 +306,13 @@ def _message(
 def _read_ts(raw: str, where: str) -> datetime:
     match = _TS.fullmatch(raw)
     if match is None:
-        raise ParseError(f"{where}: 'ts' {raw!r} is not a Slack timestamp")
+        raise ParseError(f"{where}: 'ts' {raw!r} is not a Slack timestamp", code="bad_date")
     # Integer arithmetic: a float would round the microseconds of large epochs.
     micros = int((match["f"] or "0").ljust(6, "0"))
     try:
         return _EPOCH + timedelta(seconds=int(match["s"]), microseconds=micros)
     except OverflowError:
-        raise ParseError(f"{where}: 'ts' {raw!r} is out of range") from None
+        raise ParseError(f"{where}: 'ts' {raw!r} is out of range", code="bad_date") from None
 
 
 def _sender(item: dict[str, object], workspace: _Workspace, subtype: str) -> tuple[str, str]:
