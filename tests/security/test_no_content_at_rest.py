@@ -5,7 +5,8 @@ drops an export): every field they control carries a canary of its own. Through 
 ``twentyday serve`` (SMTP and the watched folder):
 
 - a mail whose From and To display names, Subject, Message-ID, References, body and an
-  attachment's file name and media type are canaries; a mail forwarding an original inline
+  attachment's file name and media type are canaries; a mail starting a thread (its
+  Message-ID names the conversation); a mail forwarding an original inline
   whose From display name, Subject, body and unreadable ``Date:`` text are canaries;
 - a WhatsApp zip whose file name (the chat's name: WhatsApp names a chat by its export's
   file), chat file's member name, a participant, a line and a media member's name are
@@ -53,6 +54,7 @@ def canary(field: str) -> str:
 
 FIELDS = (
     "from_name", "to_name", "subject", "message_id", "references", "body", "attachment", "media_type",
+    "thread_root",
     "fwd_subject", "orig_name", "orig_subject", "orig_body", "orig_date",
     "chat_name", "chat_member", "participant", "media_member", "line_body",
     "bad_chat_name", "bad_member", "folder", "symlink", "fifo",
@@ -79,6 +81,18 @@ def direct_mail() -> bytes:
     message.set_content(f"We agreed on the pelican schedule {C['body']}.")
     message.add_attachment(b"%PDF-1.4 minutes", maintype="application", subtype=f"x-{C['media_type']}",
                            filename=f"{C['attachment']}.pdf")
+    return bytes(message)
+
+
+def thread_starting_mail() -> bytes:
+    """A mail that starts its thread: its own Message-ID names the conversation."""
+    message = EmailMessage()
+    message["From"] = "jane.doe@gmail.com"
+    message["To"] = "counterpart@partner.example"
+    message["Date"] = format_datetime(NOW)
+    message["Subject"] = "Kickoff"
+    message["Message-ID"] = f"<{C['thread_root']}@gmail.com>"
+    message.set_content("Let us start.")
     return bytes(message)
 
 
@@ -167,6 +181,8 @@ def show(archive_dir: Path, capture_id: str) -> dict[str, object]:
 
 def test_no_attacker_field_is_at_rest_or_in_the_log(archive_dir: Path, tmp_path: Path) -> None:
     data_dir = archive_dir / "data"
+    settings = archive_dir / "twentyday.toml"
+    settings.write_text('log_level = "debug"\n' + settings.read_text())  # the most the log ever says
     log = tmp_path / "serve.log"
     staging = tmp_path / "staging"
     staging.mkdir()
@@ -174,10 +190,11 @@ def test_no_attacker_field_is_at_rest_or_in_the_log(archive_dir: Path, tmp_path:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
             client.sendmail("jane.doe@gmail.com", ["records@agency.example"], direct_mail())
             client.sendmail("jane.doe@gmail.com", ["records@agency.example"], forwarding_mail())
+            client.sendmail("jane.doe@gmail.com", ["records@agency.example"], thread_starting_mail())
         dropped = drop_everything(archive_dir / "inbox" / "jdoe", staging)
-        # Two mails, two zips, the folder's files and the record of what in it was refused.
+        # Three mails, two zips, the folder's files and the record of what in it was refused.
         try:
-            wait_for(lambda: len(captures(data_dir)) >= 6 and not any(p.exists() for p in dropped), seconds=120)
+            wait_for(lambda: len(captures(data_dir)) >= 7 and not any(p.exists() for p in dropped), seconds=120)
         except AssertionError:
             states = [(row["state"], row["reason"], row["parser"]) for row in captures(data_dir)]
             raise AssertionError(f"not all taken: {states}, inbox {[p.name for p in dropped if p.exists()]}, "
