@@ -68,6 +68,15 @@ _SYSTEM_SUBTYPES: Final = frozenset(
         "sh_room_created", "sh_room_shared",
     }
 )  # fmt: skip
+#: Subtypes Slack documents for messages: a record's flags (in clear) name only these; any other
+#: is the export's text, flagged ``subtype_unlisted`` and kept sealed (``extra["slack_subtype"]``).
+_LISTED_SUBTYPES: Final = _DELETED_SUBTYPES | _SYSTEM_SUBTYPES | frozenset(
+    {
+        "bot_message", "me_message", "message_changed", "message_replied", "thread_broadcast",
+        "file_share", "file_comment", "file_mention", "ekm_access_denied", "huddle_thread",
+        "joiner_notification", "joiner_notification_for_inviter", "slackbot_response",
+    }
+)  # fmt: skip
 #: Workspace files naming conversations, and how their folders are named.
 _CONVERSATION_FILES: Final = (
     ("channels.json", "channel"),
@@ -284,6 +293,9 @@ def _message(
     sender_id, sender = _sender(item, workspace, subtype)
     attachments = _files(item, subtype)
     extra = _extra(item, workspace)
+    if subtype and subtype not in _LISTED_SUBTYPES:
+        extra = {**extra, "slack_subtype": subtype}
+        subtype = "subtype_unlisted"
     flags = tuple(f for f in (subtype, "media_omitted" if attachments else "") if f)
     thread_ts = _text(item.get("thread_ts"))
     return ParsedMessage(
