@@ -369,15 +369,16 @@ def purpose_option(ctx: click.Context, param: click.Parameter, value: str) -> st
 @click.pass_context
 def show(ctx: click.Context, record_id: str, identity_path: Path, passphrase_file: Path | None, purpose: str,
          recipient: str, actor: str | None, as_json: bool) -> None:
-    """Decrypt and print one record. Every use is recorded as a disclosure first; an attempt
-    that cannot open the record is recorded again as "failed". Needs the officer identity and
-    the archive's index only, never the daemon's secrets; the disclosure is signed with the identity."""
+    """Decrypt and print one record (or, given a cap-… id, what is sealed about a capture: its own
+    name, the full reason it was kept, its SMTP envelope). Every use is recorded as a disclosure
+    first; an attempt that cannot open it is recorded again as "failed". Needs the officer identity
+    and the archive's index only, never the daemon's secrets; the disclosure is signed with the identity."""
     forbid_core_dumps()  # the decrypted identity and the record's plaintext stay in this process
+    opener = search_module.open_capture if record_id.startswith("cap-") else search_module.open_record
     with Archive(load_config(ctx), officer=True) as archive:
         identity = load_identity(identity_path, passphrase_file)
-        document = search_module.open_record(archive, record_id, identity, purpose=purpose, recipient=recipient,
-                                             actor=actor, clock=now)
-    if as_json:
+        document = opener(archive, record_id, identity, purpose=purpose, recipient=recipient, actor=actor, clock=now)
+    if as_json or "content" not in document:
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     content = document.pop("content")

@@ -65,9 +65,21 @@ class KeyMaterialError(TwentydayError):
 
 
 class ParseError(TwentydayError):
-    """An item could not be parsed; it is kept sealed in quarantine with this reason."""
+    """An item could not be parsed; it is kept sealed in quarantine with this reason.
+
+    The message is for a person and may quote the item (a zip member's name, a line of a
+    chat): it is sealed with the capture. ``code`` is a stable name for what went wrong
+    (``zip_entry_unreadable``, ``bad_json``, ``too_large``): it is what the index, the
+    ledger, alerts and logs keep in clear (docs/ARCHITECTURE.md, "Security model"), so it
+    never holds anything taken from the item.
+    """
 
     exit_code = 4
+    default_code = "parse_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code or self.default_code
 
 
 class HeldForReview(ParseError):
@@ -76,6 +88,8 @@ class HeldForReview(ParseError):
     Example: a WhatsApp export whose dates never exceed 12 in either field, for
     a custodian with no configured locale. Never resolved by guessing.
     """
+
+    default_code = "held_for_review"
 
 
 class IntegrityError(TwentydayError):

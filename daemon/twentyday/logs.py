@@ -1,7 +1,8 @@
 """Logging set-up shared by the CLI and the pipeline process.
 
 Logs go to stderr (journald under systemd). twentyday's own messages carry
-ids, counts, names and reasons, never message content. aiosmtpd logs every
+ids, counts and reason codes, never message content or a name that came with
+an item (an inbox entry is named by its inode). aiosmtpd logs every
 command line at INFO and, at DEBUG, every DATA line — message content — so
 its logger is held at WARNING whatever ``log_level`` says.
 

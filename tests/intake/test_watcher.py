@@ -16,13 +16,14 @@ import pytest
 from click.testing import CliRunner
 
 from tests.chatgen import android_line, write_export
+from tests.sealed_detail import capture_names, sealed_detail
 from twentyday import config as config_module
 from twentyday.canonical import iso
 from twentyday.cli import cli
 from twentyday.crypto import keys
 from twentyday.intake import folders
 from twentyday.intake.folders import FolderLimits
-from twentyday.intake.watcher import InboxWatcher
+from twentyday.intake.watcher import InboxWatcher, skipped_summary
 from twentyday.pipeline.worker import Worker
 from twentyday.spool import Spool
 from twentyday.store.archive import Archive
@@ -131,9 +132,15 @@ def test_unknown_custodian_folder_is_kept_sealed_with_an_alert(running: Running)
 SIGNAL_EXPORT = Path(__file__).resolve().parents[1] / "data" / "signal" / "signal-export"
 
 
+def _capture_named(running: Running, archive_dir: Path, name: str) -> str:
+    """The capture of the item named ``name``: the index holds a name twentyday made, the item's own is sealed."""
+    [found] = [c for c, n in capture_names(running.archive, archive_dir).items() if n == name]
+    return found
+
+
 def _raw_capture_names(running: Running, archive_dir: Path, source_name: str) -> list[str]:
-    raw_blob = running.archive.conn.execute("SELECT raw_blob FROM capture WHERE source_name = ?",
-                                            (source_name,)).fetchone()[0]
+    raw_blob = running.archive.conn.execute("SELECT raw_blob FROM capture WHERE id = ?",
+                                            (_capture_named(running, archive_dir, source_name),)).fetchone()[0]
     identity = keys.load_identity(archive_dir / "officer.key", None)
     raw = running.archive.open_blob(running.archive.blob_ref(raw_blob), identity)
     return zipfile.ZipFile(io.BytesIO(raw)).namelist()
@@ -144,7 +151,8 @@ def test_a_dropped_export_folder_is_taken_whole(running: Running, archive_dir: P
     shutil.copytree(SIGNAL_EXPORT / "ProjectTeam", dropped)
     wait_for(lambda: running.worker.processed >= 1 and not dropped.exists())
     parser, count = running.archive.conn.execute(
-        "SELECT parser, message_count FROM capture WHERE source_name = 'ProjectTeam.zip'").fetchone()
+        "SELECT parser, message_count FROM capture WHERE id = ?",
+        (_capture_named(running, archive_dir, "ProjectTeam.zip"),)).fetchone()
     assert (parser, count) == ("signal", 4)
     assert len(records(archive_dir, "--conversation", "ProjectTeam")) == 4
     assert sorted(_raw_capture_names(running, archive_dir, "ProjectTeam.zip")) == [
@@ -164,8 +172,13 @@ def test_a_link_inside_a_dropped_folder_is_not_followed_and_is_recorded(running:
     wait_for(lambda: running.worker.processed >= 2 and not dropped.exists())
     assert _raw_capture_names(running, archive_dir, "AliceExample.zip") == ["AliceExample/chat.md"]
     assert secret.exists()
-    refused = running.archive.conn.execute("SELECT state, source_name FROM capture WHERE parser != 'signal'").fetchall()
-    assert refused == [("quarantined", "AliceExample")]
+    refused = running.archive.conn.execute(
+        "SELECT id, state, reason FROM capture WHERE parser != 'signal'").fetchall()
+    assert [(state, reason) for _, state, reason in refused] == [
+        ("quarantined", "not_regular_files: 1 entry skipped: 1 symbolic link")]
+    # The names are sealed: the officer reads them, the index does not hold them.
+    reason = sealed_detail(running.archive, archive_dir, refused[0][0])["reason"]
+    assert "AliceExample" in reason and "media/photo.jpg (symbolic link)" in reason
     assert ("ingest_failed",) in running.archive.conn.execute("SELECT kind FROM alert").fetchall()
 
 
@@ -181,8 +194,8 @@ def test_a_folder_past_the_bounds_is_refused_once_and_left_in_place(archive_dir:
         running.watcher.scan()  # the periodic rescan finds it again
         time.sleep(1.5)
         assert dropped.exists() and len(list(dropped.iterdir())) == 5
-        states = running.archive.conn.execute("SELECT state, source_name FROM capture").fetchall()
-        assert states == [("quarantined", "Huge")]
+        states = running.archive.conn.execute("SELECT state, reason FROM capture").fetchall()
+        assert states == [("quarantined", "folder_refused: too_many_entries")]
     finally:
         running.stop()
 
@@ -209,8 +222,10 @@ def test_a_file_named_in_bytes_that_are_not_utf8_is_taken_and_the_rest_go_on(run
     os.symlink(b"/etc/hostname", folder + b"/link\xff.txt")
     write_export(running.config.folder_path / "jdoe" / "WhatsApp Chat with Team.txt", 7)
     wait_for(lambda: running.worker.processed >= 3)
-    names = sorted(n for (n,) in running.archive.conn.execute("SELECT source_name FROM capture"))
-    assert names == ["WhatsApp Chat with Caf\\xe9.txt", "WhatsApp Chat with Team.txt", "link\\xff.txt"]
+    names = sorted(capture_names(running.archive, archive_dir).values())
+    assert names == ["WhatsApp Chat with Caf\\xe9.txt", "WhatsApp Chat with Team.txt", "refusal.txt"]
+    [refusal] = running.archive.conn.execute("SELECT id FROM capture WHERE reason LIKE 'not_regular_file:%'")
+    assert "link\\xff.txt" in sealed_detail(running.archive, archive_dir, refusal[0])["reason"]
     assert os.listdir(folder) == []
 
 
@@ -233,7 +248,7 @@ def test_a_file_the_daemon_cannot_read_is_recorded_once_and_left_for_an_administ
     assert target.exists()
     rows = running.archive.conn.execute("SELECT state, reason FROM capture ORDER BY state").fetchall()
     assert [state for state, _ in rows] == ["ingested", "quarantined"]
-    assert "cannot be read by the daemon (Permission denied)" in rows[1][1]
+    assert rows[1][1] == "unreadable_by_daemon: Permission denied"
 
 
 def test_a_custodian_folder_that_cannot_be_listed_does_not_stop_the_others(
@@ -305,12 +320,19 @@ def test_the_watchers_clock_decides_every_receive_time(archive_dir: Path) -> Non
         seconds[0] = 5.0
         watcher.check()  # the rest has settled
         metas = sorted((item.meta for item in spool.pending()), key=lambda meta: meta.name)
+        # A refusal is spooled under a name of twentyday's: what it refused is named in its sealed bytes.
         assert [(m.name, bool(m.refused), m.received_at) for m in metas] == [
-            ("Export.zip", False, received), ("Huge", True, received),
-            ("WhatsApp Chat with Clock.txt", False, received), ("link", True, received)]
+            ("Export.zip", False, received), ("WhatsApp Chat with Clock.txt", False, received),
+            ("refusal.txt", True, received), ("refusal.txt", True, received)]
         Worker(archive, spool).run_once()
         assert set(archive.conn.execute("SELECT received_at FROM capture")) == {(iso(received),)}
         assert set(archive.conn.execute("SELECT captured_at FROM record")) == {(iso(received),)}
     finally:
         spool.close()
         archive.close()
+
+
+def test_a_refusal_in_clear_counts_kinds_and_names_nothing() -> None:
+    skipped = [("media/RIF list - Smith.pdf", "symbolic link"), ("pipe", "FIFO"), ("b", "symbolic link")]
+    assert skipped_summary(skipped) == "3 entries skipped: 1 FIFO, 2 symbolic links"
+    assert skipped_summary([("x", folders.UNDECODABLE)]) == "1 entry skipped: 1 name not valid UTF-8"

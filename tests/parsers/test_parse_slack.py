@@ -323,3 +323,20 @@ def test_render_mrkdwn_keeps_unknown_ids_and_special_mentions() -> None:
     assert slack.render_mrkdwn(text, users, channels) == (
         "@Alice Moreau @olduser #general #random @channel @ops http://a.example a <b> &amp;"
     )
+
+
+def test_an_unlisted_subtype_is_flagged_as_such_and_kept_sealed(tmp_path: Path) -> None:
+    # A flag is in clear in the index: the export's own text (anyone can edit it) never is one.
+    export = tmp_path / "odd.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        archive.write(WORKSPACE / "users.json", "users.json")
+        archive.write(WORKSPACE / "channels.json", "channels.json")
+        archive.writestr("general/2023-03-15.json", '[{"type": "message", "ts": "1678924800.0007", '
+                                                    '"subtype": "budget_cuts_for_smith", "text": "hi"}]')
+    source = ZipSource(export)
+    try:
+        [message] = [r for r in parse(source) if isinstance(r, ParsedMessage)]
+    finally:
+        source.close()
+    assert message.flags == ("subtype_unlisted",)
+    assert message.extra["slack_subtype"] == "budget_cuts_for_smith"

@@ -39,10 +39,13 @@ personal = ["other.person@gmail.com"]
 
 
 @contextlib.contextmanager
-def serving(archive_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def serving(archive_dir: Path, log: Path | None = None) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A real ``twentyday serve``; ``log``: a file that gets its stdout and stderr (else discarded)."""
     config, port = configure(archive_dir)
+    output = log.open("wb") if log is not None else None
     daemon = subprocess.Popen([sys.executable, "-m", "twentyday", "--config", str(config), "serve"],
-                              stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                              stdout=output, stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
         for _ in range(300):
             try:
@@ -59,6 +62,8 @@ def serving(archive_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
                 os.kill(pid, signal.SIGCONT)
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(60)
+        if output is not None:
+            output.close()
 
 
 def pipeline_processes(pid: int) -> list[int]:

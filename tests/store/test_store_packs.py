@@ -65,8 +65,10 @@ def test_hand_written_json_is_canonical_json(text: str) -> None:
     encoder = entries.RowEncoder()
     for day_first in (None, True, False):
         reading = TimeReading(text, "layout", day_first, "locale", "UTC")
-        assert encoder.reading_json(reading) == canonical_json(reading.__dict__).decode()
-        assert encoder.reading_json(reading) == canonical_json(reading.__dict__).decode()  # from its cache
+        # How the time was read, without the text it was read from (sealed with the content).
+        shape = {k: v for k, v in reading.__dict__.items() if k != "raw"}
+        assert encoder.reading_json(reading) == canonical_json(shape).decode()
+        assert encoder.reading_json(reading) == canonical_json(shape).decode()  # from its cache
     recipients = (text, "Jane")
     assert encoder.recipients_json(recipients) == canonical_json(list(recipients)).decode()
     identity = ("jdoe", "whatsapp", text, text, "2026", "ab")
@@ -181,3 +183,9 @@ def test_a_failing_background_insert_rolls_the_capture_back(
     outcome = ingest_export(archive, export)
     assert outcome.result is not None and outcome.result.new_count == 100
     assert verify_ok(archive_dir) == []
+
+
+def test_an_attachments_media_type_is_in_clear_only_when_listed() -> None:
+    assert entries.clear_content_type("image/jpeg") == "image/jpeg"
+    assert entries.clear_content_type("application/x-budget-cuts-for-smith") == "application/unlisted"
+    assert entries.clear_content_type("smith/budget") == "unlisted"

@@ -30,6 +30,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.chatgen import android_line
+from tests.sealed_detail import sealed_detail
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.parsers import base, registry
@@ -91,7 +92,8 @@ def snapshot(root: Path, data_dir: Path) -> set[Path]:
 
 
 def quarantined(archive_dir: Path, path: Path) -> str:
-    """Ingest ``path`` as jdoe; check the whole quarantine contract; return the capture's reason."""
+    """Ingest ``path`` as jdoe; check the whole quarantine contract; return the capture's reason:
+    its code (the index's), then the full text only the officer reads (sealed), ``code: text``."""
     tmp_root = archive_dir.parent
     data_dir = archive_dir / "data"
     before = snapshot(tmp_root, data_dir)
@@ -110,12 +112,16 @@ def quarantined(archive_dir: Path, path: Path) -> str:
         row = archive.conn.execute(
             "SELECT state, reason, custodian, size, raw_blob FROM capture WHERE id = ?", (capture_id,)
         ).fetchone()
+        detail = sealed_detail(archive, archive_dir, capture_id)
     finally:
         archive.close()
     assert row is not None, f"no capture {capture_id}"
     state, reason, custodian, size, raw_blob = row
     assert (state, custodian) == ("quarantined", "jdoe")
     assert reason and reason in output  # the officer sees the same reason the archive keeps
+    # In clear, a code only (the item's names are in the text, sealed with it, with its own name).
+    assert re.fullmatch(r"[a-z0-9_]+", reason), reason
+    assert detail["name"] == path.name and detail["reason"], detail
     assert size == path.stat().st_size and raw_blob  # the item itself is sealed, whatever it is
 
     code, alerts_json = run(archive_dir, "alerts", "--json")
@@ -129,7 +135,7 @@ def quarantined(archive_dir: Path, path: Path) -> str:
     assert snapshot(tmp_root, data_dir) == before
     for target in ABSOLUTE_TARGETS:
         assert not target.exists(), target
-    return str(reason)
+    return f"{reason}: {detail['reason']}"
 
 
 def write_zip(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
@@ -147,7 +153,7 @@ def test_zip_slip_entry_is_quarantined(archive_dir: Path, tmp_path: Path, name: 
     # A real WhatsApp export with one extra entry aimed outside: without the guard it would parse.
     path = write_zip(tmp_path / "WhatsApp Chat with Bob.zip", [("_chat.txt", chat()), (name, b"pwned\n")])
     reason = quarantined(archive_dir, path)
-    assert "zip slip" in reason
+    assert reason.startswith("zip_slip: ") and "zip slip" in reason
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "cwd" / "evil.txt").exists()
     assert not (tmp_path / "evil").exists()
 
@@ -158,7 +164,7 @@ def test_symlink_entry_is_quarantined(archive_dir: Path, tmp_path: Path) -> None
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
     path = write_zip(tmp_path / "WhatsApp Chat with Bob.zip", [("_chat.txt", chat()), (link, b"/etc/passwd")])
     reason = quarantined(archive_dir, path)
-    assert "symbolic link" in reason
+    assert reason.startswith("zip_entry_symlink: ") and "symbolic link" in reason
 
 
 # --- zip bombs ----------------------------------------------------------------------------------
@@ -338,7 +344,7 @@ def test_entry_with_a_wrong_crc_is_quarantined(archive_dir: Path, tmp_path: Path
     assert raw.count(good) == 2  # local header and central directory
     path.write_bytes(bytes(raw).replace(good, struct.pack("<L", zlib.crc32(data) ^ 1)))
     reason = quarantined(archive_dir, path)
-    assert "Bad CRC-32" in reason
+    assert reason.startswith("zip_entry_unreadable: ") and "Bad CRC-32" in reason
 
 
 @WHEN
@@ -360,7 +366,7 @@ def test_encrypted_entry_is_quarantined(archive_dir: Path, tmp_path: Path) -> No
     raw[central + 8] |= 1
     path.write_bytes(bytes(raw))
     reason = quarantined(archive_dir, path)
-    assert "encrypt" in reason
+    assert reason.startswith("zip_entry_encrypted: ") and "encrypt" in reason
 
 
 # --- WhatsApp text, and single files with nothing readable in them --------------------------------
@@ -379,14 +385,14 @@ def test_whatsapp_invalid_utf8_in_the_middle_is_quarantined(archive_dir: Path, t
     path = tmp_path / "WhatsApp Chat with Bob.txt"
     path.write_bytes(b"".join(lines))
     reason = quarantined(archive_dir, path)
-    assert "line 500: not valid UTF-8" in reason
+    assert reason.startswith("not_utf8: ") and "line 500: not valid UTF-8" in reason
 
 
 def test_file_of_nul_bytes_is_quarantined(archive_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "WhatsApp Chat with Bob.txt"
     path.write_bytes(b"\x00" * (1024 * 1024))
     reason = quarantined(archive_dir, path)
-    assert "not a format twentyday reads" in reason
+    assert reason.startswith("unrecognised_format: ") and "not a format twentyday reads" in reason
 
 
 def test_zero_byte_file_is_quarantined(archive_dir: Path, tmp_path: Path) -> None:
@@ -487,7 +493,7 @@ def test_a_parser_bug_quarantines_the_item_instead_of_crashing(archive_dir: Path
     result = CliRunner().invoke(cli, ["--config", str(archive_dir / "twentyday.toml"), "ingest",
                                       "--custodian", "jdoe", str(path)])
     assert result.exit_code == 4, result.output
-    assert "whatsapp parser failed: KeyError" in result.output
+    assert "parser_failed" in result.output
     assert "Traceback" not in result.output
 
 

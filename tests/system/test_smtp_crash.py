@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from tests.conftest import make_mail
 from tests.smtp_helpers import configure
 from twentyday.cli import cli
+from twentyday.config import load
+from twentyday.store.archive import Archive
 
 
 def serve(config: Path) -> subprocess.Popen[bytes]:
@@ -51,6 +53,15 @@ def pipeline_children(pid: int) -> list[int]:
 def conversations(config: Path) -> list[str]:
     result = CliRunner().invoke(cli, ["--config", str(config), "search", "--json", "--limit", "100000"])
     return [str(r["conversation"]) for r in json.loads(result.output)]
+
+
+def thread_names(config: Path, message_ids: list[str]) -> list[str]:
+    """The conversations mails with these Message-IDs (and no References) are kept under: a keyed hash."""
+    archive = Archive(load(config))
+    try:
+        return [f"thread:{archive.hashes.message_ref('email', message_id)}" for message_id in message_ids]
+    finally:
+        archive.close()
 
 
 def test_sigkill_with_messages_in_flight(archive_dir: Path) -> None:
@@ -92,12 +103,13 @@ def test_sigkill_with_messages_in_flight(archive_dir: Path) -> None:
     daemon = serve(config)
     wait_port(port)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not set(accepted) <= set(conversations(config)):
+    expected = set(thread_names(config, accepted))
+    while time.monotonic() < deadline and not expected <= set(conversations(config)):
         time.sleep(0.2)
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(30) == 0
     archived = conversations(config)
-    assert set(accepted) <= set(archived)
+    assert expected <= set(archived)
     assert len(archived) == len(set(archived))  # none twice
     result = CliRunner().invoke(cli, ["--config", str(config), "verify"])
     assert result.exit_code == 0, result.output
@@ -119,9 +131,10 @@ def test_the_daemon_survives_its_pipeline_process_being_killed(archive_dir: Path
             client.sendmail("jane.doe@gmail.com", ["records@agency.example"], make_mail(message_id="<after@kill>"))
         assert time.monotonic() - began < 5
         deadline = time.monotonic() + 30
-        while "<after@kill>" not in conversations(config) and time.monotonic() < deadline:
+        [after] = thread_names(config, ["<after@kill>"])
+        while after not in conversations(config) and time.monotonic() < deadline:
             time.sleep(0.2)  # the daemon restarts its pipeline process, which takes the message
-        assert "<after@kill>" in conversations(config)
+        assert after in conversations(config)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
     finally:

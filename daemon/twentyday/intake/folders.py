@@ -33,6 +33,9 @@ from twentyday.errors import IntakeError, ParseError
 from twentyday.spool import file_kind
 
 _COPY_BYTES = 1024 * 1024
+#: Kinds of skipped entries besides :func:`spool.file_kind`'s.
+UNDECODABLE = "name not valid UTF-8"
+SWAPPED = "not a regular file when read"
 #: Zip can date entries from 1980 to 2107 only; times outside are clamped (UTC).
 _ZIP_FIRST = calendar.timegm((1980, 1, 1, 0, 0, 0))
 _ZIP_LAST = calendar.timegm((2107, 12, 31, 23, 59, 58))
@@ -78,7 +81,7 @@ class Tree:
 def survey(folder: Path, limits: FolderLimits = DEFAULT_LIMITS) -> Tree:
     """Walk ``folder`` without following links. Raises ParseError past ``limits``."""
     if not _encodable(folder.name):
-        raise ParseError(f"{folder.name!r}: the folder's name is not valid UTF-8")
+        raise ParseError(f"{folder.name!r}: the folder's name is not valid UTF-8", code="name_not_utf8")
     tree = Tree()
     digest = hashlib.sha256()
     pending: list[tuple[str, int]] = [("", 0)]
@@ -86,13 +89,14 @@ def survey(folder: Path, limits: FolderLimits = DEFAULT_LIMITS) -> Tree:
     while pending:
         relative, depth = pending.pop()
         if depth > limits.max_depth:
-            raise ParseError(f"{folder.name}: folders nested more than {limits.max_depth} deep")
+            raise ParseError(f"{folder.name}: folders nested more than {limits.max_depth} deep",
+                             code="nested_too_deep")
         with os.scandir(folder / relative if relative else folder) as listing:
             found = sorted(listing, key=lambda entry: entry.name)
         for entry in found:
             entries += 1
             if entries > limits.max_entries:
-                raise ParseError(f"{folder.name}: more than {limits.max_entries} entries")
+                raise ParseError(f"{folder.name}: more than {limits.max_entries} entries", code="too_many_entries")
             path = f"{relative}/{entry.name}" if relative else entry.name
             info = entry.stat(follow_symlinks=False)
             tree.entries.append(Entry(path, info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns,
@@ -101,7 +105,7 @@ def survey(folder: Path, limits: FolderLimits = DEFAULT_LIMITS) -> Tree:
                                                                                               "surrogateescape"))
             if not _encodable(entry.name):  # a zip entry name must be text
                 tree.skipped.append((path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-                                     "name not valid UTF-8"))
+                                     UNDECODABLE))
             elif stat.S_ISDIR(info.st_mode):
                 pending.append((path, depth + 1))
             elif stat.S_ISREG(info.st_mode):
@@ -138,7 +142,7 @@ def pack(folder: Path, tree: Tree, out: BinaryIO, limits: FolderLimits = DEFAULT
             for path, _ in tree.files:
                 fd = _open_beneath(root, path)
                 if fd is None:
-                    tree.skipped.append((path, "not a regular file when read"))
+                    tree.skipped.append((path, SWAPPED))
                     continue
                 with os.fdopen(fd, "rb") as handle:
                     info = os.fstat(handle.fileno())

@@ -14,7 +14,11 @@ never moved into the spool, where it would stop the pipeline.
 
 The inbox is writable by employees and so is untrusted: a symlink, FIFO,
 device or socket is never opened; it is removed and recorded (sealed, with an
-``ingest_failed`` alert) so the attempt is visible. Names that look like
+``ingest_failed`` alert) so the attempt is visible. Names in the inbox are the
+employees' too, and may say what a file holds: a refusal's record keeps them in
+its sealed bytes, while its reason in clear (the index, the alert, the log) is a
+code and counts (``not_regular_files: 3 entries skipped: 2 symbolic links, 1
+FIFO``); the daemon's log names an entry by its inode, never by its name. Names that look like
 downloads in progress (``.part``, ``.crdownload``, ``.tmp``, dot-files) wait.
 
 A folder dropped in a custodian folder (a signal-export chat, a Telegram Desktop
@@ -62,6 +66,38 @@ OPEN_WRITER_GRACE_SECONDS = 300.0
 def shown_name(path: Path) -> str:
     """The file's name as text that always encodes: bytes that are not UTF-8 as ``\\xff``."""
     return os.fsencode(path.name).decode("utf-8", "backslashreplace")
+
+
+#: The name a refusal's record is spooled under: what was refused is named in its sealed bytes.
+REFUSAL_NAME = "refusal.txt"
+#: Plurals of the kinds of entries a folder's survey skips (:func:`spool.file_kind`, :mod:`folders`).
+_PLURALS = {"symbolic link": "symbolic links", "FIFO": "FIFOs", "device": "devices", "socket": "sockets",
+            "folder": "folders", folders.UNDECODABLE: "names not valid UTF-8",
+            folders.SWAPPED: "not regular files when read"}
+
+
+def entry_label(path: Path) -> str:
+    """An inbox entry as the log names it: by its inode (``find -inum``), never by its name."""
+    try:
+        return f"inbox entry (inode {path.lstat().st_ino})"
+    except OSError:
+        return "an inbox entry (gone)"
+
+
+def skipped_summary(skipped: list[tuple[str, str]]) -> str:
+    """``3 entries skipped: 2 symbolic links, 1 FIFO``: counts and kinds, no names."""
+    kinds: dict[str, int] = {}
+    for _, kind in skipped:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    counted = ", ".join(f"{n} {_PLURALS.get(kind, kind) if n > 1 else kind}" for kind, n in sorted(kinds.items()))
+    return f"{len(skipped)} {'entries' if len(skipped) > 1 else 'entry'} skipped: {counted}"
+
+
+def _why(error: BaseException, path: Path) -> str:
+    """An error's text for the log, without the entry's name (an OSError's filename, a spool error's item)."""
+    if isinstance(error, OSError) and not isinstance(error, IntakeError):
+        return error.strerror or type(error).__name__
+    return str(error).replace(shown_name(path), "…").replace(str(path), "…")
 
 
 @dataclass
@@ -165,10 +201,10 @@ class InboxWatcher:
                 try:
                     tree = folders.survey(path, self.limits)
                 except ParseError as error:
-                    taken += self._refuse_folder(path, info, str(error))
+                    taken += self._refuse_folder(path, info, error)
                     continue
                 except OSError as error:  # e.g. still being moved in, or unreadable: look again later
-                    log.warning("cannot read folder %s yet: %s", path, error)
+                    log.warning("cannot read folder %s yet: %s", entry_label(path), _why(error, path))
                     self._forget(path)
                     continue
                 state: object = tree.signature
@@ -197,7 +233,7 @@ class InboxWatcher:
             return False
         if unchanged_for < OPEN_WRITER_GRACE_SECONDS:
             return True
-        log.warning("%s: unchanged for %.0f s but never seen closed; taking it", path, unchanged_for)
+        log.warning("%s: unchanged for %.0f s but never seen closed; taking it", entry_label(path), unchanged_for)
         with self._lock:
             self._writing.difference_update(open_files)
         return False
@@ -207,6 +243,8 @@ class InboxWatcher:
             self._candidates.pop(path, None)
 
     def _meta(self, path: Path, name: str | None = None, refused: str = "") -> SpoolMeta:
+        # ``name`` is the file's own: the parsers read it (a WhatsApp chat's name), and it is sealed
+        # with the capture; the index keeps a name twentyday made (pipeline ``Item.indexed``).
         """What is recorded with an item taken from (or refused at) ``path``, received now."""
         relative = path.relative_to(self.inbox)
         custodian = relative.parts[0] if len(relative.parts) == 2 else None
@@ -217,8 +255,9 @@ class InboxWatcher:
         problem = _unreadable(path)
         if problem:
             # Moved into the spool, it would stop the pipeline at an item it cannot read.
-            if self._record_refusal(path, f"refused: {shown_name(path)} cannot be read by the daemon "
-                                          f"({problem}); it was not taken and stays in the inbox"):
+            if self._record_refusal(path, f"unreadable_by_daemon: {problem}",
+                                    f"refused: {shown_name(path)} cannot be read by the daemon "
+                                    f"({problem}); it was not taken and stays in the inbox"):
                 self._refused[path] = (info.st_ino, info.st_mtime_ns)
                 self._forget(path)
                 return 1
@@ -226,7 +265,7 @@ class InboxWatcher:
         try:
             self.spool.put_file(path, self._meta(path))
         except IntakeError as error:
-            log.error("cannot take %s yet: %s", path, error)
+            log.error("cannot take %s yet: %s", entry_label(path), _why(error, path))
             return 0
         self._forget(path)
         self.taken += 1
@@ -237,33 +276,38 @@ class InboxWatcher:
         try:
             self.spool.put_written_file(lambda out: folders.pack(path, tree, out, self.limits), meta)
         except (IntakeError, OSError) as error:
-            log.error("cannot take folder %s yet: %s", path, error)
+            log.error("cannot take folder %s yet: %s", entry_label(path), _why(error, path))
             return 0
         if tree.skipped:
             names = ", ".join(f"{name} ({kind})" for name, kind in tree.skipped[:20])
             more = f" and {len(tree.skipped) - 20} more" if len(tree.skipped) > 20 else ""
-            self._record_refusal(path, f"refused: in folder {shown_name(path)}, {names}{more}: not regular files; "
-                                       "they were not opened (the folder's files were taken)")
+            self._record_refusal(path, f"not_regular_files: {skipped_summary(tree.skipped)}",
+                                 f"refused: in folder {shown_name(path)}, {names}{more}: not regular files; "
+                                 "they were not opened (the folder's files were taken)")
         self._remove_folder(path, tree)
         self.taken += 1
         return 1
 
-    def _refuse_folder(self, path: Path, info: os.stat_result, reason: str) -> int:
+    def _refuse_folder(self, path: Path, info: os.stat_result, error: ParseError) -> int:
         """Record a folder too large to take, once; it stays in the inbox for a person to deal with."""
-        if not self._record_refusal(path, f"refused: folder {shown_name(path)}: {reason}; it was not taken "
-                                          "and stays in the inbox (zip it, or split it)"):
+        if not self._record_refusal(path, f"folder_refused: {error.code}",
+                                    f"refused: folder {shown_name(path)}: {error}; it was not taken "
+                                    "and stays in the inbox (zip it, or split it)"):
             return 0
         self._refused[path] = (info.st_ino, info.st_mtime_ns)
         self._forget(path)
         return 1
 
-    def _record_refusal(self, path: Path, reason: str) -> bool:
+    def _record_refusal(self, path: Path, code: str, text: str) -> bool:
+        """Spool a record of a refusal: ``text`` (which names what was refused) as its sealed bytes,
+        ``code`` (codes and counts, no names) as its reason in clear."""
+        label = entry_label(path)
         try:
-            self.spool.put_bytes(reason.encode(), self._meta(path, refused=reason))
+            self.spool.put_bytes(text.encode(), self._meta(path, REFUSAL_NAME, refused=code))
         except IntakeError as error:
-            log.error("cannot record refused %s: %s", path, error)
+            log.error("cannot record refused %s: %s", label, _why(error, path))
             return False
-        log.warning("%s", reason)
+        log.warning("refused %s: %s", label, code)
         return True
 
     def _remove_folder(self, path: Path, tree: folders.Tree) -> None:
@@ -272,22 +316,24 @@ class InboxWatcher:
             self._forget(path)
             return
         log.warning("%s: taken, but what changed in it since stays in the inbox, to be taken once it settles",
-                    path)
+                    entry_label(path))
         with self._lock:
             self._candidates[path] = None  # looked at again from the start
 
     def _refuse(self, path: Path, info: os.stat_result) -> None:
         """Never open it: record what it was, then remove it from the inbox."""
-        reason = (f"refused: {shown_name(path)} in the inbox is a {file_kind(info.st_mode)}, not a regular file; "
-                  "it was not opened")
+        kind = file_kind(info.st_mode)
+        code = f"not_regular_file: a {kind}"
+        text = f"refused: {shown_name(path)} in the inbox is a {kind}, not a regular file; it was not opened"
+        label = entry_label(path)
         try:
-            self.spool.put_bytes(reason.encode(), self._meta(path, refused=reason))
+            self.spool.put_bytes(text.encode(), self._meta(path, REFUSAL_NAME, refused=code))
             path.unlink()
         except (IntakeError, OSError) as error:
-            log.error("cannot record refused %s: %s", path, error)
+            log.error("cannot record refused %s: %s", label, _why(error, path))
             return
         self._forget(path)
-        log.warning("%s", reason)
+        log.warning("refused %s: %s", label, code)
 
     # -- as threads of the daemon
 
@@ -346,17 +392,20 @@ class _Handler(FileSystemEventHandler):
 
 
 def _empty(path: str) -> bool:
+    """An empty regular file: about to be written. (A FIFO or socket is empty too, and never written:
+    counted as being written, it would hold its folder back for the whole grace period.)"""
     try:
-        return os.lstat(path).st_size == 0
+        info = os.lstat(path)
     except OSError:
         return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
 
 
 def _listing(folder: Path) -> list[Path]:
     try:
         return list(folder.iterdir())
     except OSError as error:
-        log.error("cannot list %s: %s", folder, error.strerror)
+        log.error("cannot list %s: %s", entry_label(folder), error.strerror)
         return []
 
 

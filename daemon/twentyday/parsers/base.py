@@ -149,7 +149,7 @@ class FileSource:
 
     def open(self, member: str) -> BinaryIO:
         if member != self._name:
-            raise ParseError(f"{self._name}: no member {member!r}")
+            raise ParseError(f"{self._name}: no member {member!r}", code="no_member")
         return self._path.open("rb")
 
     def size(self, member: str) -> int:
@@ -177,7 +177,7 @@ class BytesSource:
 
     def open(self, member: str) -> BinaryIO:
         if member not in self._data:
-            raise ParseError(f"{self._name}: no member {member!r}")
+            raise ParseError(f"{self._name}: no member {member!r}", code="no_member")
         return io.BytesIO(self._data[member])
 
     def size(self, member: str) -> int:
@@ -208,21 +208,23 @@ class _CountingReader(io.RawIOBase):
         except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as error:
             # Damaged entry data (bad CRC, corrupt or truncated stream) is a fault of the item:
             # it must quarantine like any other unreadable content, not escape the parser.
-            raise ParseError(f"zip entry {self._member!r} cannot be read ({error})") from None
+            raise ParseError(f"zip entry {self._member!r} cannot be read ({error})",
+                             code="zip_entry_unreadable") from None
         except OSError as error:
             if error.errno is not None:
                 raise  # a real I/O error reading the item: the caller keeps it and tries again
             # bz2 reports a corrupt stream as an OSError without an errno.
-            raise ParseError(f"zip entry {self._member!r} cannot be read ({error})") from None
+            raise ParseError(f"zip entry {self._member!r} cannot be read ({error})",
+                             code="zip_entry_unreadable") from None
         count = len(data)
         self._read += count
         self._budget.total += count
         if self._read > MAX_ENTRY_BYTES:
-            raise ParseError(f"zip entry {self._member!r} decompresses past {MAX_ENTRY_BYTES} bytes")
+            raise ParseError(f"zip entry {self._member!r} decompresses past {MAX_ENTRY_BYTES} bytes", code="zip_bomb")
         if self._budget.total > MAX_TOTAL_BYTES:
-            raise ParseError(f"zip decompresses past {MAX_TOTAL_BYTES} bytes in total (zip bomb?)")
+            raise ParseError(f"zip decompresses past {MAX_TOTAL_BYTES} bytes in total (zip bomb?)", code="zip_bomb")
         if self._read > 64 * 1024 * 1024 and self._read > MAX_RATIO * self._compressed:
-            raise ParseError(f"zip entry {self._member!r} expands more than {MAX_RATIO}x (zip bomb?)")
+            raise ParseError(f"zip entry {self._member!r} expands more than {MAX_RATIO}x (zip bomb?)", code="zip_bomb")
         buffer[:count] = data
         return count
 
@@ -310,19 +312,23 @@ class ZipSource:
             with zipped.open("rb") if isinstance(zipped, Path) else contextlib.nullcontext(zipped) as handle:
                 entries = _directory_entries(handle, most)
             if entries > most:
-                raise ParseError(f"{self._name}: more than {most} zip entries; no real export has that many")
+                raise ParseError(f"{self._name}: more than {most} zip entries; no real export has that many",
+                                 code="too_many_zip_entries")
             self._zip = zipfile.ZipFile(zipped)
         except (zipfile.BadZipFile, OSError, ValueError) as error:
-            raise ParseError(f"{self._name}: not a readable zip file ({error})") from None
+            raise ParseError(f"{self._name}: not a readable zip file ({error})", code="zip_unreadable") from None
         infos = self._zip.infolist()
         if len(infos) > most:
-            raise ParseError(f"{self._name}: {len(infos)} zip entries is more than any export has")
+            raise ParseError(f"{self._name}: {len(infos)} zip entries is more than any export has",
+                             code="too_many_zip_entries")
         self._infos = {}
         for info in infos:
             if _unsafe_name(info.filename):
-                raise ParseError(f"{self._name}: zip entry name {info.filename!r} escapes the archive (zip slip)")
+                raise ParseError(f"{self._name}: zip entry name {info.filename!r} escapes the archive (zip slip)",
+                                 code="zip_slip")
             if stat.S_ISLNK(info.external_attr >> 16):
-                raise ParseError(f"{self._name}: zip entry {info.filename!r} is a symbolic link")
+                raise ParseError(f"{self._name}: zip entry {info.filename!r} is a symbolic link",
+                                 code="zip_entry_symlink")
             if not info.is_dir():
                 self._infos[info.filename] = info
         self._check_overlap(infos)
@@ -334,7 +340,8 @@ class ZipSource:
                        for i in infos)
         for (_, end, name), (start, _, following) in itertools.pairwise(spans):
             if start < end:
-                raise ParseError(f"{self._name}: zip entries {name!r} and {following!r} overlap (zip bomb)")
+                raise ParseError(f"{self._name}: zip entries {name!r} and {following!r} overlap (zip bomb)",
+                                 code="zip_entries_overlap")
 
     @property
     def name(self) -> str:
@@ -350,14 +357,15 @@ class ZipSource:
     def open(self, member: str) -> BinaryIO:
         info = self._infos.get(member)
         if info is None:
-            raise ParseError(f"{self._name}: no member {member!r}")
+            raise ParseError(f"{self._name}: no member {member!r}", code="no_member")
         if info.flag_bits & 0x1:
             # zipfile's own message for this embeds the ZipInfo repr; say it plainly.
-            raise ParseError(f"{self._name}: zip entry {member!r} is encrypted (password-protected); cannot read it")
+            raise ParseError(f"{self._name}: zip entry {member!r} is encrypted (password-protected); cannot read it",
+                             code="zip_entry_encrypted")
         try:
             inner = self._zip.open(info)
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError) as error:
-            raise ParseError(f"{self._name}: cannot read {member!r} ({error})") from None
+            raise ParseError(f"{self._name}: cannot read {member!r} ({error})", code="zip_entry_unreadable") from None
         reader = _CountingReader(inner, member, info.compress_size, self._budget)
         return cast(BinaryIO, io.BufferedReader(reader, buffer_size=256 * 1024))
 

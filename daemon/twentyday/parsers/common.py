@@ -27,7 +27,7 @@ def json_string(obj: dict[str, Any], key: str, where: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ParseError(f"{where}: {key} is {type(value).__name__}, not text")
+        raise ParseError(f"{where}: {key} is {type(value).__name__}, not text", code="bad_field")
     return value
 
 
@@ -37,7 +37,7 @@ def json_objects(obj: dict[str, Any], key: str, where: str) -> list[dict[str, An
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise ParseError(f"{where}: {key} is not a list of JSON objects")
+        raise ParseError(f"{where}: {key} is not a list of JSON objects", code="bad_field")
     return value
 
 
@@ -53,7 +53,7 @@ def read_member(source: ExportSource, member: str, limit: int) -> bytes | None:
         with source.open(member) as stream:
             data = stream.read(limit + 1)
     except READ_ERRORS as error:
-        raise ParseError(f"{member}: cannot be read ({error})") from None
+        raise ParseError(f"{member}: cannot be read ({error})", code="entry_unreadable") from None
     return None if len(data) > limit else data
 
 
@@ -61,18 +61,18 @@ def load_json(source: ExportSource, member: str, limit: int, what: str) -> Any:
     """A whole JSON member of at most ``limit`` bytes; ``what`` names the format in errors."""
     data = read_member(source, member, limit)
     if data is None:
-        raise ParseError(f"{member}: larger than {limit} bytes; not a {what}")
+        raise ParseError(f"{member}: larger than {limit} bytes; not a {what}", code="too_large")
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ParseError(f"{member}: not valid JSON ({error})") from None
+        raise ParseError(f"{member}: not valid JSON ({error})", code="bad_json") from None
 
 
 def load_json_object(source: ExportSource, member: str, limit: int, what: str) -> dict[str, Any]:
     """A whole JSON member that must be an object; ``what`` names the format in errors."""
     document = load_json(source, member, limit, what)
     if not isinstance(document, dict):
-        raise ParseError(f"{member}: top level is not a JSON object; not a {what}")
+        raise ParseError(f"{member}: top level is not a JSON object; not a {what}", code="bad_json")
     return document
 
 
@@ -91,13 +91,13 @@ def text_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, str]]:
         if raw.endswith(b"\n"):
             raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
         if len(raw) > max_bytes:
-            raise ParseError(f"line {lineno}: longer than {max_bytes} bytes; not a chat line")
+            raise ParseError(f"line {lineno}: longer than {max_bytes} bytes; not a chat line", code="line_too_long")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise ParseError(
                 f"line {lineno}: not valid UTF-8 (byte 0x{raw[error.start]:02x}"
-                f" at byte {error.start + 1} of the line)"
+                f" at byte {error.start + 1} of the line)", code="not_utf8"
             ) from None
         if text.startswith("\ufeff"):
             text = text.lstrip("\ufeff")

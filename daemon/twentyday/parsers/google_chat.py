@@ -203,7 +203,7 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """Every message of every group folder, each followed by the events it raises."""
     members = group_members(source)
     if not members:
-        raise ParseError(f"{source.name}: no Google Chat Groups/…/messages.json file")
+        raise ParseError(f"{source.name}: no Google Chat Groups/…/messages.json file", code="not_this_format")
     export = _Export.of(source)
     for member in members:
         yield from _parse_group(export, member)
@@ -214,12 +214,12 @@ def _parse_group(export: _Export, member: str) -> Iterator[Record]:
     group = _group(source, member, export.index)
     messages = load_json_object(source, member, source.limits.json_bytes, "Google Chat file").get("messages")
     if not isinstance(messages, list):
-        raise ParseError(f'{member}: no "messages" list; not a Google Chat messages.json')
+        raise ParseError(f'{member}: no "messages" list; not a Google Chat messages.json', code="not_this_format")
     referenced: set[str] = set()
     for position, entry in enumerate(messages, start=1):
         where = f"{member}: message {position}"
         if not isinstance(entry, dict):
-            raise ParseError(f"{where} is not a JSON object")
+            raise ParseError(f"{where} is not a JSON object", code="bad_field")
         yield from _records(export, group, entry, where, referenced)
     unreferenced = sorted(m[len(group.prefix) :] for m in export.files.get(group.prefix, ()) if m not in referenced)
     if unreferenced:
@@ -249,7 +249,7 @@ def _records(
 ) -> Iterator[Record]:
     creator = entry.get("creator")
     if creator is not None and not isinstance(creator, dict):
-        raise ParseError(f"{where}: creator is not a JSON object")
+        raise ParseError(f"{where}: creator is not a JSON object", code="bad_field")
     sender = _person(creator or {}, where)
     message_id = _string(entry, "message_id", where)
     if _string(entry, "message_state", where) == "DELETED":

@@ -105,7 +105,8 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """Every message of every thread file in the export, each followed by the events it raises."""
     members = thread_members(source)
     if not members:
-        raise ParseError(f"{source.name}: no Messenger or Instagram messages/…/message_N.json file")
+        raise ParseError(f"{source.name}: no Messenger or Instagram messages/…/message_N.json file",
+                         code="not_this_format")
     index = frozenset(source.members())
     for member in members:
         yield from _parse_thread(source, member, index, hints)
@@ -124,12 +125,13 @@ def _parse_thread(source: ExportSource, member: str, index: frozenset[str], hint
     thread = _thread(document, source, member, hints)
     messages = document.get("messages")
     if not isinstance(messages, list):
-        raise ParseError(f'{member}: no "messages" list; not a Messenger or Instagram thread file')
+        raise ParseError(f'{member}: no "messages" list; not a Messenger or Instagram thread file',
+                         code="not_this_format")
     media = _Media(source, index, member)
     for position, entry in enumerate(messages, start=1):
         where = f"{member}: message {position}"
         if not isinstance(entry, dict):
-            raise ParseError(f"{where} is not a JSON object")
+            raise ParseError(f"{where} is not a JSON object", code="bad_field")
         yield from _records(entry, thread, media, where)
 
 
@@ -190,7 +192,7 @@ def _time(entry: dict[str, Any], where: str) -> tuple[datetime | None, TimeReadi
     raw = entry.get("timestamp_ms")
     # Meta stamps every message; a file without them is some other JSON.
     if not isinstance(raw, int) or isinstance(raw, bool):
-        raise ParseError(f"{where}: timestamp_ms is {raw!r}, not a whole number of milliseconds")
+        raise ParseError(f"{where}: timestamp_ms is {raw!r}, not a whole number of milliseconds", code="bad_date")
     reading = TimeReading(raw=str(raw), layout="epoch-ms", day_first=None, decided_by="format", zone="UTC")
     try:
         # Integer arithmetic: a float of milliseconds would round some of them.
@@ -204,7 +206,7 @@ def _call_event(
 ) -> ParsedEvent:
     duration = entry.get("call_duration")
     if not isinstance(duration, int) or isinstance(duration, bool):
-        raise ParseError(f"{where}: call_duration is {duration!r}, not a number of seconds")
+        raise ParseError(f"{where}: call_duration is {duration!r}, not a number of seconds", code="bad_field")
     detail = f"call from {sender or '(no name)'}, {duration} seconds"
     if entry.get("missed") is True:
         detail += ", missed"
@@ -218,7 +220,7 @@ def _extra(entry: dict[str, Any], where: str) -> dict[str, str]:
     share = entry.get("share")
     if share is not None:
         if not isinstance(share, dict):
-            raise ParseError(f"{where}: share is not a JSON object")
+            raise ParseError(f"{where}: share is not a JSON object", code="bad_field")
         for key in ("link", "share_text"):
             value = repair(_string(share, key, where))
             if value:
@@ -272,7 +274,7 @@ class _Media:
         sticker = entry.get("sticker")
         if sticker is not None:
             if not isinstance(sticker, dict):
-                raise ParseError(f"{where}: sticker is not a JSON object")
+                raise ParseError(f"{where}: sticker is not a JSON object", code="bad_field")
             uris.append(repair(_string(sticker, "uri", where)))
         return [u for u in uris if u]
 

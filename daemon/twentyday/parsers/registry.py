@@ -32,10 +32,10 @@ def open_source(path: Path | None, data: bytes | None, name: str, limits: Limits
             magic = handle.read(4)
         if not magic:
             # Say so, rather than "no parser recognised it": an empty file is usually a failed copy.
-            raise ParseError(f"{name}: empty file (0 bytes)")
+            raise ParseError(f"{name}: empty file (0 bytes)", code="empty")
         return ZipSource(path, name, limits) if magic == ZIP_MAGIC else FileSource(path, name, limits)
     if not data:
-        raise ParseError(f"{name}: empty item")
+        raise ParseError(f"{name}: empty item", code="empty")
     if data[:4] == ZIP_MAGIC:
         # A zip mailed as an attachment: read from memory, never written out in clear.
         return ZipSource(io.BytesIO(data), name, limits)

@@ -102,7 +102,8 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """Every message and event of every chat file in the source, chat by chat, in file order."""
     plan = _plan(source, hints)
     if not plan:
-        raise ParseError(f"{source.name}: no signal-export chat.md/data.json or sigtop text export in the source")
+        raise ParseError(f"{source.name}: no signal-export chat.md/data.json or sigtop text export in the source",
+                         code="not_this_format")
     context = _Context(source, frozenset(source.members()), hints)
     for kind, member, conversation in plan:
         if kind == "markdown":
@@ -205,14 +206,14 @@ def _lines(source: ExportSource, member: str) -> Iterator[tuple[int, str]]:
         with source.open(member) as stream:
             yield from _stream_lines(stream, member, source.limits.signal_line_bytes)
     except common.READ_ERRORS as error:
-        raise ParseError(f"{member}: cannot be read ({error})") from None
+        raise ParseError(f"{member}: cannot be read ({error})", code="entry_unreadable") from None
 
 
 def _stream_lines(stream: BinaryIO, member: str, max_bytes: int) -> Iterator[tuple[int, str]]:
     try:
         yield from common.text_lines(stream, max_bytes)
     except ParseError as error:
-        raise ParseError(f"{member}: {error}") from None
+        raise ParseError(f"{member}: {error}", code=error.code) from None
 
 
 # --- shared: context, times, attachments ------------------------------------------------------
@@ -312,9 +313,11 @@ def _parse_markdown(context: _Context, member: str, conversation: str) -> Iterat
             block.lines.append(line)
             block.size += len(line) + 1
             if block.size > most:
-                raise ParseError(f"{member}: message at line {block.lineno} is longer than {most} chars")
+                raise ParseError(f"{member}: message at line {block.lineno} is longer than {most} chars",
+                                 code="line_too_long")
         elif line.strip():
-            raise ParseError(f"{member}: line {lineno}: text before the first '[date time] Sender:' line")
+            raise ParseError(f"{member}: line {lineno}: text before the first '[date time] Sender:' line",
+                             code="bad_layout")
     if block is not None:
         yield from _markdown_records(context, block, member, folder, conversation)
 
@@ -350,7 +353,7 @@ def _markdown_time(header: re.Match[str], hints: ParseHints, where: str) -> tupl
     try:
         wall = datetime.fromisoformat(f"{header['date']}T{header['time']}")
     except ValueError:
-        raise ParseError(f"{where}: {raw!r} is not a valid date and time") from None
+        raise ParseError(f"{where}: {raw!r} is not a valid date and time", code="bad_date") from None
     return _local_time(wall, raw, layout, hints)
 
 
@@ -436,9 +439,9 @@ def _parse_jsonl(context: _Context, member: str, conversation: str) -> Iterator[
         try:
             entry = json.loads(line)
         except (json.JSONDecodeError, RecursionError) as error:
-            raise ParseError(f"{where}: not a JSON object ({error})") from None
+            raise ParseError(f"{where}: not a JSON object ({error})", code="bad_json") from None
         if not isinstance(entry, dict):
-            raise ParseError(f"{where}: not a JSON object")
+            raise ParseError(f"{where}: not a JSON object", code="bad_json")
         yield from _jsonl_records(context, entry, folder, conversation, where)
 
 
@@ -449,7 +452,7 @@ def _jsonl_records(
     try:
         wall = datetime.fromisoformat(raw)
     except ValueError:
-        raise ParseError(f"{where}: date {raw[:40]!r} is not an ISO date") from None
+        raise ParseError(f"{where}: date {raw[:40]!r} is not an ISO date", code="bad_date") from None
     if wall.tzinfo is None:
         at, reading = _local_time(wall, raw, "signal-export-json iso8601", context.hints)
     else:
@@ -519,7 +522,7 @@ def _parse_sigtop(context: _Context, member: str) -> Iterator[Record]:
     lines = _lines(context.source, member)
     first = next(lines, (1, ""))[1]
     if not first.startswith("Conversation: "):
-        raise ParseError(f"{member}: line 1: expected 'Conversation: …' (sigtop text export)")
+        raise ParseError(f"{member}: line 1: expected 'Conversation: …' (sigtop text export)", code="bad_layout")
     conversation = _without_detail(first.removeprefix("Conversation: "))
     for block in _sigtop_blocks(lines, member, context.source.limits.message_chars):
         yield from _sigtop_records(block, conversation, context.hints, member)
@@ -554,7 +557,8 @@ def _sigtop_blocks(lines: Iterator[tuple[int, str]], member: str, most: int) -> 
         after_blank = not line.strip()
         size += len(line) + 1
         if size > most:
-            raise ParseError(f"{member}: message at line {block[0][0]} is longer than {most} characters")
+            raise ParseError(f"{member}: message at line {block[0][0]} is longer than {most} characters",
+                             code="line_too_long")
     if held is not None:
         block = _append(block, held, member)
     if block:
@@ -563,7 +567,7 @@ def _sigtop_blocks(lines: Iterator[tuple[int, str]], member: str, most: int) -> 
 
 def _append(block: list[tuple[int, str]] | None, line: tuple[int, str], member: str) -> list[tuple[int, str]]:
     if block is None:
-        raise ParseError(f"{member}: line {line[0]}: expected a message's 'From:' or 'Type:' line")
+        raise ParseError(f"{member}: line {line[0]}: expected a message's 'From:' or 'Type:' line", code="bad_layout")
     block.append(line)
     return block
 
@@ -652,11 +656,11 @@ def _sigtop_time(section: _Section, where: str) -> tuple[datetime | None, TimeRe
         if raw is None or raw == "unknown":
             continue
         if not _RFC2822.match(raw):
-            raise ParseError(f"{where}: {key}: {raw[:60]!r} is not an RFC 2822 date")
+            raise ParseError(f"{where}: {key}: {raw[:60]!r} is not an RFC 2822 date", code="bad_date")
         try:
             at = email.utils.parsedate_to_datetime(raw)
         except (ValueError, TypeError):
-            raise ParseError(f"{where}: {key}: {raw!r} is not a valid date") from None
+            raise ParseError(f"{where}: {key}: {raw!r} is not a valid date", code="bad_date") from None
         return at, TimeReading(raw, layout, None, "format", _offset_name(at))
     return None, None
 

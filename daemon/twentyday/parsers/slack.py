@@ -68,6 +68,15 @@ _SYSTEM_SUBTYPES: Final = frozenset(
         "sh_room_created", "sh_room_shared",
     }
 )  # fmt: skip
+#: Subtypes Slack documents for messages: a record's flags (in clear) name only these; any other
+#: is the export's text, flagged ``subtype_unlisted`` and kept sealed (``extra["slack_subtype"]``).
+_LISTED_SUBTYPES: Final = _DELETED_SUBTYPES | _SYSTEM_SUBTYPES | frozenset(
+    {
+        "bot_message", "me_message", "message_changed", "message_replied", "thread_broadcast",
+        "file_share", "file_comment", "file_mention", "ekm_access_denied", "huddle_thread",
+        "joiner_notification", "joiner_notification_for_inviter", "slackbot_response",
+    }
+)  # fmt: skip
 #: Workspace files naming conversations, and how their folders are named.
 _CONVERSATION_FILES: Final = (
     ("channels.json", "channel"),
@@ -121,7 +130,8 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     members = source.members()
     root = _export_root(members)
     if root is None:
-        raise ParseError(f"{source.name}: not a Slack export (no users.json, channels.json and day files)")
+        raise ParseError(f"{source.name}: not a Slack export (no users.json, channels.json and day files)",
+                         code="not_this_format")
     workspace = _load_workspace(source, root, set(members))
     return _records(source, workspace, _day_files(members, root))
 
@@ -182,7 +192,7 @@ def _load_list(source: ExportSource, member: str) -> list[dict[str, object]]:
     """A JSON array of objects; anything else is refused, naming the file."""
     data = load_json(source, member, source.limits.json_bytes, "Slack export file")
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise ParseError(f"{source.name}: {member}: expected a JSON array of objects")
+        raise ParseError(f"{source.name}: {member}: expected a JSON array of objects", code="bad_json")
     return data
 
 
@@ -283,6 +293,9 @@ def _message(
     sender_id, sender = _sender(item, workspace, subtype)
     attachments = _files(item, subtype)
     extra = _extra(item, workspace)
+    if subtype and subtype not in _LISTED_SUBTYPES:
+        extra = {**extra, "slack_subtype": subtype}
+        subtype = "subtype_unlisted"
     flags = tuple(f for f in (subtype, "media_omitted" if attachments else "") if f)
     thread_ts = _text(item.get("thread_ts"))
     return ParsedMessage(
@@ -305,13 +318,13 @@ def _message(
 def _read_ts(raw: str, where: str) -> datetime:
     match = _TS.fullmatch(raw)
     if match is None:
-        raise ParseError(f"{where}: 'ts' {raw!r} is not a Slack timestamp")
+        raise ParseError(f"{where}: 'ts' {raw!r} is not a Slack timestamp", code="bad_date")
     # Integer arithmetic: a float would round the microseconds of large epochs.
     micros = int((match["f"] or "0").ljust(6, "0"))
     try:
         return _EPOCH + timedelta(seconds=int(match["s"]), microseconds=micros)
     except OverflowError:
-        raise ParseError(f"{where}: 'ts' {raw!r} is out of range") from None
+        raise ParseError(f"{where}: 'ts' {raw!r} is out of range", code="bad_date") from None
 
 
 def _sender(item: dict[str, object], workspace: _Workspace, subtype: str) -> tuple[str, str]:

@@ -119,7 +119,8 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     heads = {member: _head(source, member) for member in source.members()}
     members = [m for m, head in heads.items() if _looks_like_backup(head)]
     if not members:
-        raise ParseError(f"{source.name}: not an SMS Backup & Restore file (no <smses> or <calls> root)")
+        raise ParseError(f"{source.name}: not an SMS Backup & Restore file (no <smses> or <calls> root)",
+                         code="not_this_format")
     for member in members:
         _refuse_dtd(heads[member], _label(source, member), 0)
     owner = _owner(hints.self_names)
@@ -190,7 +191,8 @@ def _refuse_dtd(data: bytes, name: str, offset: int) -> None:
         at = data.find(marker)
         if at >= 0:
             raise ParseError(
-                f"{name}: XML entity declarations are not allowed ({marker.decode()} at byte {offset + at + 1})"
+                f"{name}: XML entity declarations are not allowed ({marker.decode()} at byte {offset + at + 1})",
+                code="xml_entities",
             )
 
 
@@ -313,7 +315,8 @@ def _member_records(stream: BinaryIO, name: str, owner: str, part_cap: int) -> I
 
 def _check_root(element: ET.Element, name: str) -> ET.Element:
     if element.tag not in ("smses", "calls"):
-        raise ParseError(f"{name}: not an SMS Backup & Restore file (root element <{element.tag}>)")
+        raise ParseError(f"{name}: not an SMS Backup & Restore file (root element <{element.tag}>)",
+                         code="not_this_format")
     return element
 
 
@@ -322,7 +325,8 @@ def _truncated(error: ET.ParseError, reader: RepairingReader, name: str, count: 
     if reader.eof and count and error.code in _TRUNCATION_CODES:
         detail = f"{name}: file ends mid-record after {count} records (line {line}): the backup looks cut short"
         return ParsedEvent(kind="truncated_export", conversation="", at=last, detail=detail)
-    raise ParseError(f"{name}: not well-formed XML at line {line}, column {column}: {error.msg}") from None
+    raise ParseError(f"{name}: not well-formed XML at line {line}, column {column}: {error.msg}",
+                     code="bad_xml") from None
 
 
 def _time_of(record: Record) -> datetime | None:

@@ -124,7 +124,8 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """
     members = _result_members(source)
     if not members:
-        raise ParseError(f"{source.name}: no result.json (Telegram Desktop JSON export) in the source")
+        raise ParseError(f"{source.name}: no result.json (Telegram Desktop JSON export) in the source",
+                         code="not_this_format")
     index = frozenset(source.members())
     for member in members:
         yield from _parse_member(source, member, index, hints)
@@ -137,7 +138,7 @@ def plain_text(value: object, where: str) -> str:
     if isinstance(value, str):
         return value
     if not isinstance(value, list):
-        raise ParseError(f"{where}: text is {type(value).__name__}, not a string or an array")
+        raise ParseError(f"{where}: text is {type(value).__name__}, not a string or an array", code="bad_field")
     parts: list[str] = []
     for part in value:
         if isinstance(part, str):
@@ -145,7 +146,8 @@ def plain_text(value: object, where: str) -> str:
         elif isinstance(part, dict) and isinstance(part.get("text", ""), str):
             parts.append(part.get("text", ""))
         else:
-            raise ParseError(f"{where}: text array holds {type(part).__name__}, not a string or an entity")
+            raise ParseError(f"{where}: text array holds {type(part).__name__}, not a string or an entity",
+                             code="bad_field")
     return "".join(parts)
 
 
@@ -204,11 +206,12 @@ class _JsonReader:
         try:
             raw = self._stream.read(self._chunk_bytes)
         except common.READ_ERRORS as error:
-            raise ParseError(f"{self._label}: cannot be read ({error})") from None
+            raise ParseError(f"{self._label}: cannot be read ({error})", code="entry_unreadable") from None
         try:
             text = self._decoder.decode(raw, final=not raw)
         except UnicodeDecodeError as error:
-            raise ParseError(f"{self._label}: not valid UTF-8 near byte {error.start} of a chunk") from None
+            raise ParseError(f"{self._label}: not valid UTF-8 near byte {error.start} of a chunk",
+                             code="not_utf8") from None
         if not self._started:
             self._started = True
             text = text.removeprefix("\ufeff")
@@ -233,7 +236,8 @@ class _JsonReader:
 
     def _error(self, what: str, at: int | None = None) -> ParseError:
         where = self.offset() if at is None else at
-        return ParseError(f"{self._label}: {what} at character {where}; not a readable Telegram export")
+        return ParseError(f"{self._label}: {what} at character {where}; not a readable Telegram export",
+                          code="bad_json")
 
     def expect(self, char: str) -> None:
         found = self.peek()
@@ -370,12 +374,14 @@ def _parse_member(source: ExportSource, member: str, index: frozenset[str], hint
     with source.open(member) as stream:
         reader = _JsonReader(stream, member, source.limits)
         if reader.peek() != "{":
-            raise ParseError(f"{member}: not a JSON object; not a Telegram Desktop export")
+            raise ParseError(f"{member}: not a JSON object; not a Telegram Desktop export", code="not_this_format")
         found = yield from _walk_chat(reader, context, top_level=True)
         if reader.peek():
-            raise ParseError(f"{member}: text after the end of the JSON object at character {reader.offset()}")
+            raise ParseError(f"{member}: text after the end of the JSON object at character {reader.offset()}",
+                             code="bad_json")
     if not found:
-        raise ParseError(f"{member}: no 'messages', 'chats' or 'left_chats'; not a Telegram chat export")
+        raise ParseError(f"{member}: no 'messages', 'chats' or 'left_chats'; not a Telegram chat export",
+                         code="not_this_format")
 
 
 def _walk_chat(reader: _JsonReader, context: _Context, *, top_level: bool) -> Generator[Record, None, bool]:
@@ -401,38 +407,38 @@ def _set_chat_field(chat: _Chat, key: str, value: object, member: str) -> None:
         if isinstance(value, str) or value is None:
             chat.name = value
         else:
-            raise ParseError(f"{member}: chat name is {type(value).__name__}, not a string")
+            raise ParseError(f"{member}: chat name is {type(value).__name__}, not a string", code="bad_field")
     elif key == "type":
         chat.kind = value if isinstance(value, str) else ""
     elif isinstance(value, int | str) and not isinstance(value, bool):
         chat.chat_id = str(value)
     else:
-        raise ParseError(f"{member}: chat id is {type(value).__name__}, not a number")
+        raise ParseError(f"{member}: chat id is {type(value).__name__}, not a number", code="bad_field")
 
 
 def _walk_chat_list(reader: _JsonReader, context: _Context, key: str) -> Iterator[Record]:
     if reader.peek() != "{":
-        raise ParseError(f"{context.member}: '{key}' is not a JSON object")
+        raise ParseError(f"{context.member}: '{key}' is not a JSON object", code="bad_field")
     for inner in reader.object_keys():
         if inner != "list":
             reader.skip()
             continue
         if reader.peek() != "[":
-            raise ParseError(f"{context.member}: '{key}.list' is not an array")
+            raise ParseError(f"{context.member}: '{key}.list' is not an array", code="bad_field")
         for _ in reader.array_items():
             if reader.peek() != "{":
-                raise ParseError(f"{context.member}: an element of '{key}.list' is not a chat object")
+                raise ParseError(f"{context.member}: an element of '{key}.list' is not a chat object", code="bad_field")
             yield from _walk_chat(reader, context, top_level=False)
 
 
 def _walk_messages(reader: _JsonReader, chat: _Chat, context: _Context) -> Iterator[Record]:
     if reader.peek() != "[":
-        raise ParseError(f"{context.member}: 'messages' is not an array")
+        raise ParseError(f"{context.member}: 'messages' is not an array", code="bad_field")
     for _ in reader.array_items():
         at = reader.offset()
         message = reader.value(reader.message_chars)
         if not isinstance(message, dict):
-            raise ParseError(f"{context.member}: the message at character {at} is not a JSON object")
+            raise ParseError(f"{context.member}: the message at character {at} is not a JSON object", code="bad_field")
         yield from _records(message, chat, context, f"{context.member}: message {message.get('id', f'@{at}')}")
 
 
@@ -482,11 +488,11 @@ def _time(message: dict[str, Any], hints: ParseHints, where: str) -> tuple[datet
     if local is None:
         return None, None
     if not isinstance(local, str) or len(local) > 64:
-        raise ParseError(f"{where}: date is not an ISO date string")
+        raise ParseError(f"{where}: date is not an ISO date string", code="bad_date")
     try:
         wall = datetime.fromisoformat(local)
     except ValueError:
-        raise ParseError(f"{where}: date {local!r} is not an ISO date") from None
+        raise ParseError(f"{where}: date {local!r} is not an ISO date", code="bad_date") from None
     if wall.tzinfo is not None:
         zone = wall.strftime("%z")
         return wall, TimeReading(local, "telegram-local", None, "format", f"{zone[:3]}:{zone[3:]}")
@@ -498,13 +504,13 @@ def _time(message: dict[str, Any], hints: ParseHints, where: str) -> tuple[datet
 def _unix_time(unix: object, where: str) -> tuple[datetime, TimeReading]:
     raw = str(unix)
     if isinstance(unix, bool) or not (isinstance(unix, int) or (isinstance(unix, str) and raw.isdigit())):
-        raise ParseError(f"{where}: date_unixtime {raw[:40]!r} is not a number of seconds")
+        raise ParseError(f"{where}: date_unixtime {raw[:40]!r} is not a number of seconds", code="bad_date")
     if len(raw) > 12:
-        raise ParseError(f"{where}: date_unixtime {raw[:40]!r} is out of range")
+        raise ParseError(f"{where}: date_unixtime {raw[:40]!r} is out of range", code="bad_date")
     try:
         at = datetime.fromtimestamp(int(raw), UTC)
     except (OverflowError, OSError, ValueError):
-        raise ParseError(f"{where}: date_unixtime {raw!r} is out of range") from None
+        raise ParseError(f"{where}: date_unixtime {raw!r} is out of range", code="bad_date") from None
     return at, TimeReading(raw, "telegram-unixtime", None, "format", "UTC")
 
 
@@ -514,7 +520,7 @@ def _sender(message: dict[str, Any], key: str, where: str) -> str:
     if isinstance(name, str) and name:
         return name
     if name is not None and not isinstance(name, str):
-        raise ParseError(f"{where}: {key} is {type(name).__name__}, not a string")
+        raise ParseError(f"{where}: {key} is {type(name).__name__}, not a string", code="bad_field")
     ident = message.get(f"{key}_id")
     return str(ident) if ident is not None else ""
 
@@ -588,7 +594,7 @@ def _media(
         if value is None:
             continue
         if not isinstance(value, str):
-            raise ParseError(f"{where}: {name} is {type(value).__name__}, not a path")
+            raise ParseError(f"{where}: {name} is {type(value).__name__}, not a path", code="bad_field")
         attachment, flag, reason = _attachment(name, value, message, context)
         attachments.append(attachment)
         if flag and flag not in flags:

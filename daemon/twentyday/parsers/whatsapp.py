@@ -332,7 +332,7 @@ def _layout_pass(stream: BinaryIO, hints: ParseHints) -> tuple[_Layout, _Order]:
         return layout, _Order(hints.day_first, "locale")
     raise HeldForReview(
         "cannot tell day/month order: no date in the file has a field above 12"
-        " and custodian has no locale"
+        " and custodian has no locale", code="day_month_ambiguous"
     )
 
 
@@ -343,13 +343,13 @@ def _find_layout(lines: Iterator[tuple[int, str]]) -> tuple[_Layout, tuple[int, 
         if _NO_YEAR.match(clean):
             raise ParseError(
                 f"line {lineno}: legacy WhatsApp layout without a year; "
-                "its dates cannot be established without guessing"
+                "its dates cannot be established without guessing", code="no_year"
             )
         layout = _detect_layout(clean)
         if layout is not None:
             return layout, (lineno, line)
     raise ParseError(
-        f"not a WhatsApp chat export: no message header in the first {_DETECT_LINES} lines"
+        f"not a WhatsApp chat export: no message header in the first {_DETECT_LINES} lines", code="not_this_format"
     )
 
 
@@ -436,7 +436,7 @@ class _Clock:
         second = int(match["S"]) if self.layout.seconds else 0
         if self.layout.twelve_hour:
             if hour > 12:
-                raise ParseError(f"line {lineno}: {raw!r} has an hour above 12 on a 12-hour clock")
+                raise ParseError(f"line {lineno}: {raw!r} has an hour above 12 on a 12-hour clock", code="bad_date")
             hour = hour % 12 + (12 if match["ap"][0] in _PM_FIRST_CHARS else 0)
         try:
             # Wall time in the custodian's zone with fold=0: a time that does not
@@ -444,7 +444,7 @@ class _Clock:
             # the offset in force before the transition, as zoneinfo does.
             at = datetime(year, month, day, hour, minute, second, tzinfo=self.zone)
         except ValueError:
-            raise ParseError(f"line {lineno}: {raw!r} is not a valid {self._reading()}") from None
+            raise ParseError(f"line {lineno}: {raw!r} is not a valid {self._reading()}", code="bad_date") from None
         reading = TimeReading(
             raw=raw,
             layout=self.name,
@@ -677,7 +677,7 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """Parse the chat and attach the media files the zip carries to their messages."""
     member = _chat_member(source)
     if member is None:
-        raise ParseError(f"{source.name}: no single chat text file in the export")
+        raise ParseError(f"{source.name}: no single chat text file in the export", code="not_this_format")
     media = {m.rsplit("/", 1)[-1]: m for m in source.members() if m != member}
     named = ParseHints(hints.timezone, hints.zone_name, hints.day_first, hints.self_names, source.name)
     stream = open_rewindable(source, member)

@@ -58,6 +58,10 @@ EVENT_ALERTS = {
 }
 
 
+#: A capture's name in the index for an item whose own name is sealed, by channel.
+UNNAMED = {"folder": "file from the watched folder", "cli": "file given to twentyday ingest"}
+
+
 @dataclass(frozen=True)
 class Item:
     """One thing to ingest: a file on disk or bytes in memory, and how it came."""
@@ -81,12 +85,21 @@ class Item:
 
     @property
     def shown(self) -> str:
-        """The name kept in clear: in the index, the ledger, outcomes and logs."""
+        """The name the caller knows the item by, for its report (``ingest`` prints the file's name)."""
         return self.label or self.name
 
-    def in_clear(self, text: str) -> str:
-        """``text`` (a reason from a parser) with the item's own name replaced by its label."""
-        return text.replace(self.name, self.label) if self.label else text
+    @property
+    def indexed(self) -> str:
+        """The capture's name in the index and the ledger: one twentyday made, never the item's own.
+
+        A file's name is the employee's (and may name the chat, the person, the matter): it is
+        sealed with the capture (:func:`_sealed_detail`). SMTP items are named by the SMTP intake.
+        """
+        if self.label:
+            return self.label
+        if self.channel == "smtp":
+            return self.name
+        return UNNAMED.get(self.channel, "item")
 
 
 @dataclass(frozen=True)
@@ -145,11 +158,17 @@ def hints_for(custodian: Custodian, source_name: str) -> ParseHints:
 
 @dataclass(frozen=True)
 class _Keep:
-    """Keep the item sealed with no records, for this reason, raising this alert."""
+    """Keep the item sealed with no records, for this reason, raising this alert.
+
+    ``code`` is the reason in clear (the capture row, its ledger entry, the alert, the log): a
+    stable name such as ``zip_entry_unreadable``, never text from the item. ``detail`` is the
+    reason for a person, which may quote the item (a member's name, a line): sealed with it.
+    """
 
     custodian_id: str | None
     state: str  # quarantined | held | unrouted
-    reason: str
+    code: str
+    detail: str
     alert: str
 
 
@@ -209,7 +228,7 @@ def process(archive: Archive, item: Item) -> Outcome:
     try:
         source, close = _open_source(item)
     except ParseError as error:
-        return _store_plan(archive, item, _Keep(item.custodian_id, "quarantined", str(error), "ingest_failed"))
+        return _store_plan(archive, item, _kept_after(error, item.custodian_id))
     try:
         return _store_plan(archive, item, _plan(config, item, custodian, source))
     finally:
@@ -225,7 +244,7 @@ def _open_source(item: Item) -> tuple[ExportSource, Callable[[], None]]:
     try:
         magic = handle.read(4)
         if not magic:
-            raise ParseError(f"{item.name}: empty file (0 bytes)")
+            raise ParseError(f"{item.name}: empty file (0 bytes)", code="empty")
         if magic != ZIP_MAGIC:
             handle.close()
             return _SealedFileSource(item.sealed, item.name), lambda: None
@@ -251,7 +270,7 @@ class _SealedFileSource(FileSource):
 
     def open(self, member: str) -> BinaryIO:
         if member != self.name:
-            raise ParseError(f"{self.name}: no member {member!r}")
+            raise ParseError(f"{self.name}: no member {member!r}", code="no_member")
         return self._sealed.open()
 
     def size(self, member: str) -> int:
@@ -274,7 +293,7 @@ def prepare(config: Config, item: Item) -> Prepared | None:
     try:
         source = registry.open_source(None, item.data, item.name)
     except ParseError as error:
-        return Prepared(item, _Keep(item.custodian_id, "quarantined", str(error), "ingest_failed"))
+        return Prepared(item, _kept_after(error, item.custodian_id))
     try:
         plan = _plan(config, item, custodian, source)
         if isinstance(plan, _Parse):
@@ -300,13 +319,19 @@ def store(archive: Archive, prepared: Prepared, *, savepoint: bool = True) -> Ou
 
 
 def _unknown_custodian(item: Item) -> _Keep:
-    return _Keep(None, "unrouted", f"no custodian {item.custodian_id!r} is configured", "unknown_custodian")
+    return _unknown(item.custodian_id)
+
+
+def _unknown(custodian_id: str | None) -> _Keep:
+    # The id came with the item (an inbox folder's name, a plus-address): sealed, not in clear.
+    return _Keep(None, "unrouted", "unknown_custodian", f"no custodian {custodian_id!r} is configured",
+                 "unknown_custodian")
 
 
 def _kept_after(error: HeldForReview | ParseError, custodian_id: str | None) -> _Keep:
     if isinstance(error, HeldForReview):
-        return _Keep(custodian_id, "held", f"held for review: {error}", "ingest_failed")
-    return _Keep(custodian_id, "quarantined", str(error), "ingest_failed")
+        return _Keep(custodian_id, "held", error.code, f"held for review: {error}", "ingest_failed")
+    return _Keep(custodian_id, "quarantined", error.code, str(error), "ingest_failed")
 
 
 def _plan(config: Config, item: Item, custodian: Custodian | None, source: ExportSource) -> _Keep | _Parse:
@@ -315,16 +340,16 @@ def _plan(config: Config, item: Item, custodian: Custodian | None, source: Expor
     try:
         parser = registry.choose(source, email_parser if item.channel == "smtp" else None)
     except ParseError as error:  # detection reads the item too: a damaged entry fails here
-        return _Keep(custodian_id, "quarantined", str(error), "ingest_failed")
+        return _kept_after(error, custodian_id)
     if parser is None:
-        return _Keep(custodian_id, "quarantined", "not a format twentyday reads (no parser recognised it)",
-                     "ingest_failed")
+        return _Keep(custodian_id, "quarantined", "unrecognised_format",
+                     "not a format twentyday reads (no parser recognised it)", "ingest_failed")
     try:
         if custodian is None:
             custodian, records = _route_by_content(config, source, parser)
             if custodian is None:
-                return _Keep(None, "unrouted", "no configured custodian matches its senders or recipients",
-                             "unknown_custodian")
+                return _Keep(None, "unrouted", "no_custodian_matches",
+                             "no configured custodian matches its senders or recipients", "unknown_custodian")
         else:
             records = _guarded(parser, source, hints_for(custodian, item.name))
     except (HeldForReview, ParseError) as error:
@@ -334,11 +359,10 @@ def _plan(config: Config, item: Item, custodian: Custodian | None, source: Expor
 
 def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: bool = True) -> Outcome:
     if isinstance(plan, _Keep):
-        return _keep(archive, item, plan.custodian_id, plan.state, plan.reason, plan.alert, savepoint)
+        return _keep(archive, item, plan, savepoint)
     owner = archive.config.custodian(plan.custodian_id)
     if owner is None:  # the config changed between prepare and store
-        return _keep(archive, item, None, "unrouted", f"no custodian {plan.custodian_id!r} is configured",
-                     "unknown_custodian", savepoint)
+        return _keep(archive, item, _unknown(plan.custodian_id), savepoint)
     tally = _Tally()
     events: list[ParsedEvent] = []
 
@@ -347,12 +371,12 @@ def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: b
 
     try:
         flags = item.origin.flags if item.origin is not None else ()
-        drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words, flags)
+        thread = _thread_names(archive) if plan.parser in MAIL_PARSERS else None
+        drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words, flags, thread)
         result = archive.ingest(_capture(item, owner.id, plan.parser), drafts, events, before_commit=raise_alerts,
                                 savepoint=savepoint)
     except (HeldForReview, ParseError) as error:
-        kept = _kept_after(error, owner.id)
-        return _keep(archive, item, kept.custodian_id, kept.state, kept.reason, kept.alert)
+        return _keep(archive, item, _kept_after(error, owner.id))
     children = _attached_exports(archive, item, owner, result.capture_id) if plan.parser == "email" else []
     if result.duplicate:
         return Outcome(item.shown, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
@@ -398,7 +422,7 @@ def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> I
         raise
     except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             UnicodeError, LookupError, OverflowError, AssertionError) as error:
-        raise ParseError(f"{parser.NAME} parser failed: {type(error).__name__}") from None
+        raise ParseError(f"{parser.NAME} parser failed: {type(error).__name__}", code="parser_failed") from None
 
 
 def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
@@ -419,28 +443,56 @@ def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
 
 def _drafts(custodian: Custodian, records: Iterable[Record], events: list[ParsedEvent],
             tally: _Tally, parser: str, words: tuple[frozenset[str] | None, ...] = (),
-            flags: tuple[str, ...] = ()) -> Iterator[RecordDraft]:
+            flags: tuple[str, ...] = (), thread: Callable[[str], str] | None = None) -> Iterator[RecordDraft]:
     """Messages become drafts; events are set aside for the store (it takes them after).
 
     ``words``, when the records were read ahead, holds each record's search words;
-    ``flags``, the origin's facts every record of the item carries.
+    ``flags``, the origin's facts every record of the item carries; ``thread``, the name a
+    mail thread is kept under in clear (:func:`_thread_names`), given after the draft's
+    identity is made, so a record's dedup key is what it always was.
     """
     for number, record in enumerate(records):
         if isinstance(record, ParsedEvent):
+            if thread is not None:
+                record = dataclasses.replace(record, conversation=thread(record.conversation))
             events.append(record)
             tally.events[(record.kind, record.conversation)] += 1
             continue
+        made = draft(custodian, record, words[number] if words else None, flags)
+        if thread is not None:
+            record = dataclasses.replace(made.message, conversation=thread(record.conversation))
+            made = dataclasses.replace(made, message=record)
         tally.messages += 1
         tally.conversation = tally.conversation or record.conversation
         if record.attachments:
             tally.with_media += 1
-        yield draft(custodian, record, words[number] if words else None, flags)
+        yield made
     limit = WHATSAPP_MEDIA_LIMIT if tally.with_media else WHATSAPP_LIMIT
     if parser == "whatsapp" and tally.messages >= limit:
         event = ParsedEvent("truncated_export", tally.conversation, None,
                             f"{tally.messages} messages: WhatsApp may have cut older history from this export")
         events.append(event)
         tally.events[(event.kind, event.conversation)] += 1
+
+
+#: Parsers whose conversation is a mail thread, named by its first Message-ID (:func:`_thread_names`).
+MAIL_PARSERS = frozenset({"email", "mbox"})
+NO_THREAD = "(no thread)"
+
+
+def _thread_names(archive: Archive) -> Callable[[str], str]:
+    """A mail thread's name in clear: a keyed hash of the Message-ID that names it.
+
+    A Message-ID is the sender's text (it can carry a name, a matter, a canary) and an mbox's
+    events are named by its file: neither is kept in clear. The hash still groups a thread's
+    records as the rule needs, and is the ``message_ref`` of the thread's first message.
+    """
+    message_ref = archive.hashes.message_ref
+
+    def name(conversation: str) -> str:
+        return conversation if conversation in ("", NO_THREAD) else "thread:" + message_ref("email", conversation)
+
+    return name
 
 
 def _raise_alerts(conn: sqlite3.Connection, custodian: Custodian, result: IngestResult, tally: _Tally,
@@ -458,16 +510,22 @@ def _raise_alerts(conn: sqlite3.Connection, custodian: Custodian, result: Ingest
                            f"{result.late} record(s) captured after the deadline in {result.capture_id}", now)
 
 
-def refuse(archive: Archive, item: Item, reason: str) -> Outcome:
-    """A source refused the item (a symlink, FIFO or device in the inbox): keep what it knows."""
+def refuse(archive: Archive, item: Item, reason: str, detail: str = "") -> Outcome:
+    """A source refused the item (a symlink, FIFO or device in the inbox): keep what it knows.
+
+    ``reason`` is kept in clear, so the source makes it of codes and counts only (the watcher:
+    ``not_regular_file: 3 entries skipped: 2 symbolic links, 1 FIFO``); ``detail``, sealed,
+    may name what was refused (the watcher puts that in the item's own bytes instead).
+    """
     if item.origin is None:  # its bytes are not looked at: they may be what broke the pipeline
         item = dataclasses.replace(item, origin=unchecked_origin(item.channel, item.envelope))
     custodian = archive.config.custodian(item.custodian_id or "")
-    return _keep(archive, item, custodian.id if custodian else None, "quarantined", reason, "ingest_failed")
+    return _keep(archive, item, _Keep(custodian.id if custodian else None, "quarantined", reason, detail,
+                                      "ingest_failed"))
 
 
 def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "ingested",
-             reason: str = "") -> CaptureInput:
+             reason: str = "", detail: str = "") -> CaptureInput:
     raw: RawBytes
     if item.sealed is not None:
         raw = item.sealed
@@ -478,24 +536,38 @@ def _capture(item: Item, custodian_id: str | None, parser: str, state: str = "in
     else:
         raise NotFoundError(f"{item.name}: item has no content")
     origin = item.origin
-    return CaptureInput(custodian_id, item.channel, item.shown, raw, parser, item.received_at,
+    return CaptureInput(custodian_id, item.channel, item.indexed, raw, parser, item.received_at,
                         envelope=item.envelope, state=state, reason=reason, parent_capture=item.parent_capture,
                         delivered_by=origin.delivered_by if origin else None,
-                        origin_auth=origin.auth if origin else None)
+                        origin_auth=origin.auth if origin else None, detail=_sealed_detail(item, detail))
 
 
-def _keep(archive: Archive, item: Item, custodian_id: str | None, state: str, reason: str,
-          alert_kind: str, savepoint: bool = True) -> Outcome:
-    """Seal the raw item with no records, and raise the alert that says why."""
-    reason = item.in_clear(reason)
+def _sealed_detail(item: Item, reason: str) -> dict[str, str] | None:
+    """What the index must not hold of the item: its own name, the full reason it was kept.
+
+    Sealed with the capture (:attr:`CaptureInput.detail`), for an officer's ``show``."""
+    detail = {}
+    if item.name != item.indexed:
+        detail["name"] = item.name
+    if reason:
+        detail["reason"] = reason
+    return detail or None
+
+
+def _keep(archive: Archive, item: Item, kept: _Keep, savepoint: bool = True) -> Outcome:
+    """Seal the raw item with no records, and raise the alert that says why.
+
+    The reason's code is what the index, the ledger, the alert, the log and the outcome say;
+    its text is sealed with the capture (:func:`_sealed_detail`)."""
+    custodian_id, code = kept.custodian_id, kept.code
 
     def raise_alert(conn: sqlite3.Connection, result: IngestResult) -> None:
-        alerts.raise_alert(conn, alert_kind, custodian_id or "", "", f"{result.capture_id}: {reason}",
+        alerts.raise_alert(conn, kept.alert, custodian_id or "", "", f"{result.capture_id}: {code}",
                            item.received_at)
 
-    result = archive.ingest(_capture(item, custodian_id, "none", state, reason), before_commit=raise_alert,
-                            savepoint=savepoint)
+    result = archive.ingest(_capture(item, custodian_id, "none", kept.state, code, kept.detail),
+                            before_commit=raise_alert, savepoint=savepoint)
     if result.duplicate:  # said when it was first kept; how far a parse got this time is no news
         return Outcome(item.shown, "duplicate", result.capture_id, ALREADY_ARCHIVED, result)
-    log.warning("%s %s: %s", state, result.capture_id, reason)
-    return Outcome(item.shown, state, result.capture_id, reason, result)
+    log.warning("%s %s: %s", kept.state, result.capture_id, code)
+    return Outcome(item.shown, kept.state, result.capture_id, code, result)

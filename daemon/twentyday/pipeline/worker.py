@@ -230,7 +230,9 @@ class Worker:
         spooled = pending.spooled
         item = self._item(spooled)
         if spooled.meta.refused:
-            return pipeline.refuse(self.archive, item, spooled.meta.refused)
+            # A refusal's bytes are the source's words about what it refused (names): sealed as its detail.
+            words = (item.data or b"").decode("utf-8", "replace")
+            return pipeline.refuse(self.archive, item, spooled.meta.refused, words)
         return pipeline.process(self.archive, item)
 
     def _item(self, spooled: SpoolItem) -> pipeline.Item:

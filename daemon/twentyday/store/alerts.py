@@ -1,7 +1,8 @@
 """The alert table: one open alert per (kind, custodian, conversation); repeats raise its count.
 
 Kinds and their severities are :mod:`twentyday.compliance.alerts`. Alert details are written by
-twentyday itself from metadata (counts, names, times): never message content.
+twentyday itself from metadata (counts, capture ids, reason codes): never message content, nor a
+name that came with an item (a file's, a zip member's: sealed with its capture).
 
 An alert is evidence (a late capture, a deleted message): each change of its row is a ledger
 entry (kind ``alert``, subject its id, payload the whole row), written in the caller's

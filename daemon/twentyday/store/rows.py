@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mimetypes
 from typing import Any, NamedTuple
 
 from twentyday.canonical import canonical_json, json_string
@@ -38,8 +39,26 @@ ATTACHMENT_COLUMNS = ("record_id", "n", "blob_id", "size", "content_type", "omit
 TERM_COLUMNS = ("record_id", "terms")
 #: A blob row's columns as a capture's ledger entry commits to them (see :func:`blobs_digest`).
 BLOB_COLUMNS = ("id", "owner", "slot", "size", "chunks", "digest")
-#: Stands in for a time reading's raw text while its JSON template is made (cannot occur in one).
-_RAW_MARKER = "\0twentyday-raw\0"
+#: The slot of a capture's sealed detail: its own name and the full reason it was kept, when the
+#: index holds a name twentyday made and a reason's code instead (docs/ARCHITECTURE.md, "Security model").
+DETAIL_SLOT = "capture-detail"
+
+
+#: Media types an attachment's row names in clear: the standard library's own table (never the
+#: host's /etc/mime.types, so every host writes the same row). Any other is the sender's text.
+_LISTED_TYPES = frozenset(mimetypes.MimeTypes().types_map[True].values())
+_TOP_LEVEL_TYPES = frozenset({"application", "audio", "font", "image", "message", "model", "multipart", "text",
+                              "video"})
+
+
+def clear_content_type(content_type: str) -> str:
+    """An attachment's media type as its index row keeps it: a listed type as it is, any other as its
+    top-level type (``application/unlisted``), since a mail's Content-Type is whatever the sender
+    wrote. The type as sent is sealed with the content (:func:`content_document`)."""
+    if content_type in _LISTED_TYPES:
+        return content_type
+    top = content_type.split("/", 1)[0]
+    return f"{top}/unlisted" if top in _TOP_LEVEL_TYPES else "unlisted"
 
 
 # The rows are NamedTuples, not dataclasses: a tuple goes to SQLite and canonical_json as it
@@ -128,7 +147,7 @@ class RowEncoder:
 
     def __init__(self) -> None:
         self._recipients: dict[tuple[str, ...], str] = {}
-        self._readings: dict[tuple[tuple[str, Any], ...], tuple[str, str]] = {}
+        self._readings: dict[tuple[tuple[str, Any], ...], str] = {}
 
     def recipients_json(self, recipients: tuple[str, ...]) -> str:
         cached = self._recipients.get(recipients)
@@ -139,17 +158,17 @@ class RowEncoder:
         return cached
 
     def reading_json(self, reading: TimeReading) -> str:
-        """canonical_json(reading.__dict__): only ``raw`` varies between a capture's messages."""
+        """How a record's time was read, without the text it was read from: layout, day/month
+        order, zone, what decided. The text (``raw``) is the sender's, so it is sealed with the
+        content (:func:`content_document`); a capture's messages share a few shapes, encoded once."""
         fields = reading.__dict__
         shape = tuple((k, v) for k, v in fields.items() if k != "raw")
-        parts = self._readings.get(shape)
-        if parts is None:
+        encoded = self._readings.get(shape)
+        if encoded is None:
             if len(self._readings) > 1000:
                 self._readings.clear()
-            marker = json_string(_RAW_MARKER)
-            prefix, suffix = canonical_json({**fields, "raw": _RAW_MARKER}).decode("utf-8").split(marker)
-            parts = self._readings[shape] = (prefix, suffix)
-        return parts[0] + json_string(reading.raw) + parts[1]
+            encoded = self._readings[shape] = canonical_json(dict(shape)).decode("utf-8")
+        return encoded
 
 
 def blob_payload(ref: BlobRef | None) -> dict[str, object] | None:
@@ -171,6 +190,8 @@ def content_document(record_id: str, message: ParsedMessage) -> dict[str, Any]:
         "message_key": message.message_key,
         "reply_to": message.reply_to,
         "extra": message.extra,
+        # The original time's text as it appeared: the index keeps only how it was read.
+        "time_raw": message.time.raw if message.time else "",
     }
 
 
@@ -179,10 +200,11 @@ def content_json(record_id: str, message: ParsedMessage) -> bytes:
     attachments or extra fields (most chat messages)."""
     if message.attachments or message.extra:
         return canonical_json(content_document(record_id, message))
+    raw = message.time.raw if message.time else ""
     return (f'{{"attachments":[],"body":{json_string(message.body)},"extra":{{}},'
             f'"message_key":{json_string(message.message_key)},"record_id":{json_string(record_id)},'
-            f'"reply_to":{json_string(message.reply_to)},"subject":{json_string(message.subject)}}}'
-            ).encode()
+            f'"reply_to":{json_string(message.reply_to)},"subject":{json_string(message.subject)},'
+            f'"time_raw":{json_string(raw)}}}').encode()
 
 
 def record_payload(row: dict[str, Any], content: BlobRef,

@@ -18,9 +18,10 @@ from typing import Any
 
 from twentyday.canonical import utc_key
 from twentyday.crypto import keys
-from twentyday.errors import KeyMaterialError, TwentydayError
+from twentyday.errors import KeyMaterialError, NotFoundError, TwentydayError
 from twentyday.store.archive import NO_SIGNING_KEY, Archive
 from twentyday.store.disclosures import FAILED, SHOW, disclosing_actor, require_purpose
+from twentyday.store.rows import DETAIL_SLOT
 
 #: What ``search --json`` prints for each record, in this order.
 SEARCH_FIELDS = (
@@ -113,6 +114,44 @@ def open_record(archive: Archive, record_id: str, identity: keys.Identity, *, pu
         raise
 
 
+#: What ``show CAPTURE-ID`` prints of a capture's row, in this order (all of it is in clear already).
+CAPTURE_FIELDS = ("id", "custodian", "channel", "source_name", "received_at", "parser", "size", "state",
+                  "reason", "message_count", "parent_capture", "delivered_by", "origin_auth")
+
+
+def open_capture(archive: Archive, capture_id: str, identity: keys.Identity, *, purpose: str,
+                 recipient: str = "self", actor: str | None = None,
+                 clock: Callable[[], datetime] = _utc_now) -> dict[str, Any]:
+    """A capture's row plus what is sealed about it: its ``detail`` (the item's own name, the full
+    reason it was kept, when the index holds a code) and its SMTP ``envelope``.
+
+    The raw item itself is not opened. A disclosure like :func:`open_record`'s, of the capture."""
+    require_purpose(purpose)
+    who = disclosing_actor(actor)
+    require_configured_signer(archive, identity)
+    rows = list(archive.db.query("SELECT * FROM capture WHERE id = ?", [capture_id]))
+    if not rows:
+        raise NotFoundError(f"no capture {capture_id!r}")
+    row = rows[0]
+    archive.record_disclosure(actor=who, action=SHOW, purpose=purpose, recipient=recipient,
+                              subjects=[capture_id], identity=identity, at=clock())
+    try:
+        document: dict[str, Any] = {name: row[name] for name in CAPTURE_FIELDS}
+        found = archive.conn.execute("SELECT id FROM blob WHERE owner = ? AND slot = ?",
+                                     (capture_id, DETAIL_SLOT)).fetchone()
+        detail = json.loads(archive.open_blob(archive.blob_ref(found[0]), identity)) if found else {}
+        detail.pop("capture_id", None)
+        document["detail"] = detail
+        envelope = row["envelope_blob"]
+        document["envelope"] = json.loads(archive.open_blob(archive.blob_ref(envelope), identity)) \
+            if envelope else None
+        return document
+    except TwentydayError as error:
+        archive.record_disclosure(actor=who, action=FAILED, purpose=f"{purpose} (not opened: {error})",
+                                  recipient=recipient, subjects=[capture_id], identity=identity, at=clock())
+        raise
+
+
 def require_configured_signer(archive: Archive, identity: keys.Identity) -> None:
     """Refuse an identity whose disclosures ``verify`` would not accept: one without a signing
     key, or whose signing key is in no public key the config names (``verify`` checks against those)."""
@@ -129,6 +168,9 @@ def _decrypted(archive: Archive, row: dict[str, Any], identity: keys.Identity) -
     content = archive.open_content(record_id, row["content_blob"], identity)
     document = _public(row)
     document["time_reading"] = json.loads(row["time_reading"]) if row["time_reading"] else None
+    if document["time_reading"] is not None and "raw" not in document["time_reading"]:
+        # Sealed with the content since the index keeps only how the time was read.
+        document["time_reading"]["raw"] = content.pop("time_raw", "")
     document["retention"] = row["retention"]
     # Who delivered the record's first capture, and what vouched for the mail (NULL: not recorded then).
     origin = archive.conn.execute("SELECT delivered_by, origin_auth FROM capture WHERE id = ?",
@@ -141,5 +183,6 @@ def _decrypted(archive: Archive, row: dict[str, Any], identity: keys.Identity) -
             "SELECT capture_id, captured_at FROM record_capture WHERE record_id = ? ORDER BY captured_at", (record_id,)
         )
     ]
+    content.pop("time_raw", None)
     document["content"] = content
     return document

@@ -63,6 +63,7 @@ from twentyday.store.rows import (
     ATTACHMENT_COLUMNS,
     BLOB_COLUMNS,
     CAPTURE_COLUMNS,
+    DETAIL_SLOT,
     EVENT_COLUMNS,
     RECORD_COLUMNS,
     attachment_payloads,
@@ -430,6 +431,8 @@ def _placed(conn: sqlite3.Connection, blob_id: str, capture_id: str, owner: str,
                                               owner, blob_id)
     if slot == "detail":
         return exists("SELECT 1 FROM event WHERE id = ? AND detail_blob = ?", owner, blob_id)
+    if slot == DETAIL_SLOT:  # a capture's own name and full reason, found by owner and slot
+        return owner == capture_id and exists("SELECT 1 FROM capture WHERE id = ?", owner)
     if slot.startswith("att:"):
         return exists("SELECT 1 FROM attachment WHERE record_id = ? AND blob_id = ? AND 'att:' || n = ?",
                       owner, blob_id, slot)
@@ -782,11 +785,12 @@ def _check_orphan_entries(conn: sqlite3.Connection, report: VerifyReport) -> Non
         report.problems.append(Problem("missing", f"{kind} {subject}", "in the ledger but not in the index"))
 
 
-_UNREFERENCED_BLOBS = """
+_UNREFERENCED_BLOBS = f"""
 SELECT id, owner, slot FROM blob WHERE id NOT IN (
     SELECT raw_blob FROM capture UNION SELECT envelope_blob FROM capture WHERE envelope_blob IS NOT NULL
     UNION SELECT content_blob FROM record UNION SELECT blob_id FROM attachment WHERE blob_id IS NOT NULL
-    UNION SELECT detail_blob FROM event)
+    UNION SELECT detail_blob FROM event
+    UNION SELECT blob.id FROM blob JOIN capture ON capture.id = blob.owner WHERE blob.slot = '{DETAIL_SLOT}')
 """
 
 

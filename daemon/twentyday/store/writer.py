@@ -39,6 +39,7 @@ from twentyday.store.ledger import Ledger
 from twentyday.store.rows import (
     ATTACHMENT_COLUMNS,
     CAPTURE_COLUMNS,
+    DETAIL_SLOT,
     EVENT_COLUMNS,
     RECORD_COLUMNS,
     TERM_COLUMNS,
@@ -50,6 +51,7 @@ from twentyday.store.rows import (
     RowEncoder,
     blobs_digest,
     capture_payload,
+    clear_content_type,
     content_json,
     pack_payload,
     pack_slot,
@@ -87,6 +89,9 @@ class CaptureInput:
     delivered_by: str | None = None
     #: The mail's authentication results ('' for items that are not mail by SMTP).
     origin_auth: str | None = None
+    #: What the index must not hold in clear: the item's own name, the full text of the reason it
+    #: was kept. Sealed with the capture as its ``detail`` blob (:data:`rows.DETAIL_SLOT`).
+    detail: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -392,6 +397,11 @@ class CaptureWriter:
         envelope_ref = None
         if self.capture.envelope is not None:
             envelope_ref = self._seal_bytes(canonical_json(self.capture.envelope), self.capture_id, "envelope")
+        if self.capture.detail:
+            # Found by its owner and slot (no column); its row is in the capture's blobs_sha256. The
+            # capture id inside makes it the capture's own blob, never one shared by equal text.
+            self._seal_bytes(canonical_json({**self.capture.detail, "capture_id": self.capture_id}),
+                             self.capture_id, DETAIL_SLOT)
         count = 0
         try:
             for number, batch in enumerate(_batched(drafts, self.limits.batch_records)):
@@ -637,7 +647,8 @@ class CaptureWriter:
                 ref = self._seal_bytes(attachment.data, record_id, f"att:{n}")
             row = AttachmentRow(record_id=record_id, n=n, blob_id=ref.id if ref else None,
                                 size=len(attachment.data) if attachment.data is not None else 0,
-                                content_type=attachment.content_type, omitted=int(attachment.omitted))
+                                content_type=clear_content_type(attachment.content_type),
+                                omitted=int(attachment.omitted))
             self._attachments.append(row)
             out.append((row._asdict(), ref))
         return out

@@ -147,12 +147,14 @@ def detect(source: ExportSource, head: bytes) -> bool:
 def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     members = source.members()
     if len(members) != 1:
-        raise ParseError(f"{source.name}: an e-mail capture is one message, not {len(members)} files")
+        raise ParseError(f"{source.name}: an e-mail capture is one message, not {len(members)} files",
+                         code="not_this_format")
     [member] = members
     limits = source.limits
     raw = read_member(source, member, limits.mail_message_bytes)
     if raw is None:
-        raise ParseError(f"{source.name}: larger than {limits.mail_message_bytes} bytes for one e-mail message")
+        raise ParseError(f"{source.name}: larger than {limits.mail_message_bytes} bytes for one e-mail message",
+                         code="too_large")
     yield from read_capture(raw, hints, limits)
 
 
@@ -163,7 +165,7 @@ def read_capture(raw: bytes, hints: ParseHints, limits: Limits = DEFAULT_LIMITS)
     try:
         return _Reader(hints, limits).records(message)
     except STDLIB_ERRORS as error:
-        raise ParseError(f"unreadable message: {type(error).__name__}") from None
+        raise ParseError(f"unreadable message: {type(error).__name__}", code="unreadable_message") from None
 
 
 # --- forwards ------------------------------------------------------------------------------------
@@ -580,4 +582,4 @@ def chat_export_attachments(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> list
         return [(name, data) for name, data in _files(message, Budget(limits.mail_decoded_bytes))
                 if _looks_like_chat_export(name, data, limits)]
     except STDLIB_ERRORS as error:
-        raise ParseError(f"unreadable message: {type(error).__name__}") from None
+        raise ParseError(f"unreadable message: {type(error).__name__}", code="unreadable_message") from None

@@ -94,7 +94,7 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     if len(members) != 1:
         members = sorted(m for m in members if m.lower().endswith(".mbox"))
         if not members:
-            raise ParseError(f"{source.name}: no .mbox file in the export")
+            raise ParseError(f"{source.name}: no .mbox file in the export", code="not_this_format")
     for member in members:
         with source.open(member) as stream:
             yield from read_mbox(stream, member, source.limits)
@@ -141,7 +141,8 @@ def _first_line(stream: BinaryIO, name: str) -> bytes:
     while line in (b"\n", b"\r\n"):
         line = stream.readline(_READ_BYTES)
     if line and not is_separator(line):
-        raise ParseError(f"{name}: not an mbox file: the first line is not a 'From ' line with a date")
+        raise ParseError(f"{name}: not an mbox file: the first line is not a 'From ' line with a date",
+                         code="not_this_format")
     return line
 
 

@@ -165,7 +165,7 @@ def _header_end(raw: bytes) -> int:
         if at >= 0:
             return at
     if len(raw) > MAX_HEADER_BYTES:
-        raise ParseError(f"header block larger than {MAX_HEADER_BYTES} bytes")
+        raise ParseError(f"header block larger than {MAX_HEADER_BYTES} bytes", code="too_large")
     return len(raw)
 
 
@@ -247,7 +247,7 @@ def _check_parse_work(raw: bytes, fields: list[_ContentField], most: int) -> int
     if work > most:
         raise ParseError(
             f"too costly to parse: {lines} lines inside {multiparts} multipart headers "
-            f"(more than {most} line-levels)"
+            f"(more than {most} line-levels)", code="too_costly"
         )
     return lines
 
@@ -255,7 +255,7 @@ def _check_parse_work(raw: bytes, fields: list[_ContentField], most: int) -> int
 def _check_parse_memory(lines: int) -> None:
     """Refuse a message the stdlib parser would hold as too many line strings (see MAX_PARSE_LINES)."""
     if lines > MAX_PARSE_LINES:
-        raise ParseError(f"too large to parse: {lines} lines (more than {MAX_PARSE_LINES} lines)")
+        raise ParseError(f"too large to parse: {lines} lines (more than {MAX_PARSE_LINES} lines)", code="too_large")
 
 
 def _check_parameter_headers(fields: list[_ContentField]) -> None:
@@ -268,7 +268,7 @@ def _check_parameter_headers(fields: list[_ContentField]) -> None:
     for field in fields:
         if field.length > MAX_PARAMETER_HEADER:
             name = "-".join(part.capitalize() for part in field.name.decode("ascii").split("-"))
-            raise ParseError(f"{name} header longer than {MAX_PARAMETER_HEADER} bytes")
+            raise ParseError(f"{name} header longer than {MAX_PARAMETER_HEADER} bytes", code="header_too_long")
 
 
 def _check_tree(message: Message) -> None:
@@ -278,11 +278,11 @@ def _check_tree(message: Message) -> None:
         part, depth = stack.pop()
         parts += 1
         if parts > MAX_PARTS:
-            raise ParseError(f"more than {MAX_PARTS} MIME parts")
+            raise ParseError(f"more than {MAX_PARTS} MIME parts", code="too_many_parts")
         if depth > MAX_DEPTH:
-            raise ParseError(f"MIME parts nested more than {MAX_DEPTH} deep")
+            raise ParseError(f"MIME parts nested more than {MAX_DEPTH} deep", code="nested_too_deep")
         if len(part) > MAX_HEADER_FIELDS:
-            raise ParseError(f"more than {MAX_HEADER_FIELDS} header fields in one part")
+            raise ParseError(f"more than {MAX_HEADER_FIELDS} header fields in one part", code="too_many_headers")
         payload = part.get_payload()
         if isinstance(payload, list):
             stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
@@ -301,7 +301,7 @@ def parse(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
             message = BytesParser(policy=policy.compat32).parsebytes(raw)
         _check_tree(message)
     except STDLIB_ERRORS as error:
-        raise ParseError(f"unreadable message: {type(error).__name__}") from None
+        raise ParseError(f"unreadable message: {type(error).__name__}", code="unreadable_message") from None
     return message
 
 
@@ -346,7 +346,7 @@ class Budget:
     def spend(self, count: int) -> None:
         self.decoded += count
         if self.decoded > self.most:
-            raise ParseError(f"decodes to more than {self.most} bytes")
+            raise ParseError(f"decodes to more than {self.most} bytes", code="too_large")
 
 
 # --- headers ---------------------------------------------------------------------------------------
@@ -374,7 +374,7 @@ def _raw_values(message: Message, name: str) -> list[str]:
         if key.lower() == lowered:
             text = _as_text(value if isinstance(value, str) else str(value), message)
             if len(text) > MAX_HEADER_CHARS:
-                raise ParseError(f"{name} header longer than {MAX_HEADER_CHARS} characters")
+                raise ParseError(f"{name} header longer than {MAX_HEADER_CHARS} characters", code="header_too_long")
             values.append(text)
     return values
 
@@ -460,7 +460,8 @@ def _without_comments(text: str, name: str) -> str:
         elif ch == "(":
             depth += 1
             if depth > MAX_COMMENT_DEPTH:
-                raise ParseError(f"{name} header: comments nested more than {MAX_COMMENT_DEPTH} deep")
+                raise ParseError(f"{name} header: comments nested more than {MAX_COMMENT_DEPTH} deep",
+                                 code="nested_too_deep")
         elif ch == ")" and depth:
             depth -= 1
             if not depth:
@@ -481,7 +482,7 @@ def addresses(message: Message, *names: str) -> tuple[str, ...]:
             else:
                 found += _address_list(value, name)
             if len(found) > MAX_ADDRESSES:
-                raise ParseError(f"more than {MAX_ADDRESSES} addresses")
+                raise ParseError(f"more than {MAX_ADDRESSES} addresses", code="too_many_addresses")
     return tuple(found)
 
 
@@ -489,7 +490,7 @@ def _address_list(value: str, name: str) -> tuple[str, ...]:
     try:
         pairs = email.utils.getaddresses([_without_comments(value, name)])
     except STDLIB_ERRORS as error:
-        raise ParseError(f"unreadable {name} header: {type(error).__name__}") from None
+        raise ParseError(f"unreadable {name} header: {type(error).__name__}", code="unreadable_header") from None
     return tuple(address.lower() for _, address in pairs if address)
 
 
@@ -609,7 +610,7 @@ def _text(part: Message, budget: Budget) -> str:
         codecs.lookup(charset)
     except LookupError:
         # An unknown character set is reported, not guessed (mbox reports it per message).
-        raise ParseError("unreadable message body: LookupError") from None
+        raise ParseError("unreadable message body: LookupError", code="unreadable_message") from None
     return data.decode(charset, "replace")
 
 
@@ -763,7 +764,8 @@ def describe(message: Message, budget: Budget, body: tuple[str, Message | None] 
 def require_headers(message: Message) -> None:
     """Refuse bytes that parse (anything does) but name no sender, recipient, date, subject or id."""
     if not any(message.get(name) is not None for name in ("From", "To", "Date", "Subject", "Message-ID")):
-        raise ParseError("not an e-mail message: no From, To, Date, Subject or Message-ID header")
+        raise ParseError("not an e-mail message: no From, To, Date, Subject or Message-ID header",
+                         code="not_this_format")
 
 
 def read_message(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
@@ -773,4 +775,4 @@ def read_message(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
     try:
         return describe(message, Budget(limits.mail_decoded_bytes))
     except STDLIB_ERRORS as error:
-        raise ParseError(f"unreadable message: {type(error).__name__}") from None
+        raise ParseError(f"unreadable message: {type(error).__name__}", code="unreadable_message") from None
