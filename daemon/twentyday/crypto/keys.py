@@ -25,7 +25,6 @@ import base64
 import hashlib
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,9 +135,8 @@ def add_signing_key(path: Path, passphrase: bytes | None) -> Recipient:
     _replace_file(path, keys.text.rstrip(b"\n") + f"\n# {_SIGNING_COMMENT}\n".encode() + block, 0o600)
     label = _label(keys.text)
     ml_public, x_public = keys.ml.public_key(), keys.x.public_key()
-    public = public_path(path)
-    mode = stat.S_IMODE(public.stat().st_mode) if public.exists() else 0o644
-    _replace_file(public, public_text(ml_public, x_public, label, signing.public_key()), mode)
+    # 0644 like every public key twentyday writes (write_public_file): only its owner may change it.
+    _replace_file(public_path(path), public_text(ml_public, x_public, label, signing.public_key()), 0o644)
     return Recipient(hpke.MLKEM768X25519PublicKey(ml_public, x_public), fingerprint(ml_public, x_public), label,
                      signing.public_key())
 
@@ -147,6 +145,7 @@ def _replace_file(path: Path, data: bytes, mode: int) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
+        os.fchmod(fd, mode)  # whatever the umask: the mode is what the permission checks expect
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
