@@ -25,10 +25,14 @@ of later mail. The worker destroys a segment only once the
 writer has let go of it (an exclusive ``flock``, held by the writer while the
 segment is current).
 
-**Authenticated headers.** A frame's clear header (item id, custodian, receive
-time, name, refused flag) is the associated data of its sealed payload, and a
-taken file's metadata is sealed inside it: a header edited on the disk makes the
-item fail authentication (:class:`SpoolItemDamaged`), never re-routed or re-dated.
+**Sealed, authenticated headers.** A frame's header holds only the item's id in
+clear; its metadata (custodian, receive time, the file's or the envelope's names,
+refused flag) is sealed under the segment's key, like the payload, so it is gone
+with that key. The header is the associated data of the sealed payload, and a
+taken file's metadata is sealed inside the file too: a header edited on the disk
+makes the item fail authentication (:class:`SpoolItemDamaged`), never re-routed or
+re-dated. (Frames of the previous format kept the metadata in clear; they are
+still read.)
 
 **Taken once.** A file from the watched folder is read once, from a descriptor
 opened without following links, and sealed into the spool as it is read; the
@@ -49,6 +53,7 @@ files are removed.
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import errno
 import fcntl
@@ -64,7 +69,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -116,6 +121,9 @@ class SpoolItem:
     file: Path | None = None
     #: The frame's header as written: the associated data its payload is sealed with.
     header: bytes = b""
+    #: Why its sealed metadata could not be opened ('' if it could): ``meta`` is then a stand-in
+    #: and reading the item raises SpoolItemDamaged, so the worker keeps it for review.
+    damaged: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,8 +158,8 @@ class _Writer:
 class SpoolMeta:
     """What a source records with an item: names and times, never content.
 
-    Kept in the frame header (authenticated as the payload's associated data) as the
-    JSON object of :meth:`to_json`; a taken file holds it sealed too.
+    Sealed in the frame header (under the segment's key, and authenticated as the payload's
+    associated data) as the JSON object of :meth:`to_json`; a taken file holds it sealed too.
     """
 
     name: str
@@ -432,7 +440,7 @@ class Spool:
         def frames(aead: AESGCM) -> Iterator[tuple[bytes, ...]]:
             # Sealed one at a time, as written: the message is held once more, not once per item.
             for item_id, meta in zip(ids, metas, strict=True):
-                yield _frame(aead, {"id": item_id, "meta": meta.to_json()}, data)
+                yield _frame(aead, item_id, meta, data)
 
         return ids, self._write(frames)
 
@@ -538,13 +546,14 @@ class Spool:
         return target
 
     def _frame_file(self, item_id: str, meta: SpoolMeta) -> None:
-        header = {"id": item_id, "meta": meta.to_json(), "file": item_id}
-        self.sync(self._write(lambda aead: iter([_frame(aead, header, b"")])))
+        self.sync(self._write(lambda aead: iter([_frame(aead, item_id, meta, b"", file=True)])))
 
     def sealed_file(self, item: SpoolItem) -> SealedFile:
         """The taken file of ``item``, to read (raises SpoolItemDamaged if it fails authentication)."""
         if item.file is None:
             raise ValueError(f"spool item {item.id} is not a file")
+        if item.damaged:
+            raise SpoolItemDamaged(item.damaged)
         sealed, meta = self._open_file(item.file)
         if meta != item.meta:  # its frame was sealed with other metadata than the file was
             raise SpoolItemDamaged(f"spool item {item.id} is damaged (its frame and its file disagree)")
@@ -613,7 +622,7 @@ class Spool:
         done = self._done_ids()
         count = 0
         for segment in old:
-            for item, _ in _read_segment(segment):
+            for item, _ in _read_segment(segment, functools.partial(self._segment_key, segment)):
                 if item.id in done or item.file is not None:
                     continue  # a file is converted from its sidecar below
                 sealed = self.read_sealed(item)
@@ -792,7 +801,7 @@ class Spool:
             if mark is not None and segment.name < mark[0].name:
                 continue
             start = mark[1] if mark is not None and segment == mark[0] else 0
-            for item, end in _read_segment(segment, start):
+            for item, end in _read_segment(segment, functools.partial(self._segment_key, segment), start):
                 if item.id in done:
                     if advancing:
                         self._watermark = (segment, end)
@@ -802,6 +811,8 @@ class Spool:
 
     def read(self, item: SpoolItem) -> bytes:
         """The item's bytes (empty for a taken file), once its payload and header authenticate."""
+        if item.damaged:
+            raise SpoolItemDamaged(item.damaged)
         aead = self._segment_key(item.segment)
         sealed = self.read_sealed(item)
         try:
@@ -826,7 +837,7 @@ class Spool:
         done = self._done_ids()
         finished = [(item.file, _file_header_length(item.file)) for item in items if item.file is not None]
         finished += [(segment, SEGMENT_HEADER) for segment in sorted({item.segment for item in items})
-                     if segment.exists() and all(i.id in done for i, _ in _read_segment(segment))]
+                     if segment.exists() and all(i in done for i in _segment_ids(segment))]
         self._destroy_all(finished)
 
     def collect(self) -> None:
@@ -834,7 +845,7 @@ class Spool:
         a segment the writer still held at mark_done is destroyed here, once it let go)."""
         done = self._done_ids()
         finished = [(segment, SEGMENT_HEADER) for segment in self._segments()
-                    if all(i.id in done for i, _ in _read_segment(segment))]
+                    if all(i in done for i in _segment_ids(segment))]
         finished += [(path, _file_header_length(path)) for path in self.files.iterdir() if path.name in done]
         destroyed = self._destroy_all(finished)
         live = len(destroyed) < len(finished) or any(
@@ -900,8 +911,14 @@ def _syncfs(fd: int) -> bool:
         return False
 
 
-def _frame(aead: AESGCM, header: dict[str, Any], data: bytes) -> tuple[bytes, ...]:
-    """A frame: its clear header, and its payload sealed with the header as associated data."""
+def _frame(aead: AESGCM, item_id: str, meta: SpoolMeta, data: bytes, *, file: bool = False) -> tuple[bytes, ...]:
+    """A frame: its header (the id in clear, the metadata sealed), and its payload sealed with
+    the header as associated data."""
+    nonce = os.urandom(_NONCE)
+    sealed_meta = nonce + aead.encrypt(nonce, meta.encoded(), _AD + b"meta\0" + item_id.encode())
+    header: dict[str, Any] = {"id": item_id, "sealed_meta": base64.b64encode(sealed_meta).decode()}
+    if file:
+        header["file"] = item_id
     encoded = json.dumps(header, sort_keys=True).encode()
     nonce = os.urandom(_NONCE)
     sealed = aead.encrypt(nonce, data, _AD + b"frame\0" + encoded)
@@ -947,9 +964,9 @@ def _discard_clear(path: Path) -> None:
     path.unlink()
 
 
-def _read_segment(segment: Path, start: int = 0) -> Iterator[tuple[SpoolItem, int]]:
-    """The items framed in a segment from offset ``start``, each with the offset after it."""
-    files = segment.parent / "files"
+def _frames(segment: Path, start: int = 0) -> Iterator[tuple[dict[str, Any], bytes, int, int]]:
+    """The frames of a segment from offset ``start``: each one's decoded header, the header as
+    written, where its payload starts, and the offset after it."""
     try:
         handle = segment.open("rb")
     except FileNotFoundError:  # destroyed meanwhile
@@ -979,13 +996,40 @@ def _read_segment(segment: Path, start: int = 0) -> Iterator[tuple[SpoolItem, in
                 decoded = json.loads(header)
             except ValueError:
                 return
-            try:
-                meta = SpoolMeta.from_json(decoded["meta"])
-            except ValueError as error:
-                raise SpoolItemDamaged(f"spool item {decoded['id']} has unreadable metadata: {error}") from None
-            file = files / decoded["file"] if decoded.get("file") else None
-            yield SpoolItem(decoded["id"], meta, segment, payload_offset, payload_length, file, header), end
+            yield decoded, header, payload_offset, end
             offset = end
+
+
+def _segment_ids(segment: Path) -> Iterator[str]:
+    """The ids of the items framed in a segment (no key needed)."""
+    return (str(decoded["id"]) for decoded, _, _, _ in _frames(segment))
+
+
+def _read_segment(segment: Path, key: Callable[[], AESGCM], start: int = 0) -> Iterator[tuple[SpoolItem, int]]:
+    """The items framed in a segment from offset ``start``, each with the offset after it; their
+    sealed metadata is opened with the segment's key (``key`` is asked for it only when a frame
+    has some: frames of the previous format kept it in clear). An item whose metadata cannot be
+    opened is still yielded, marked damaged, so it is kept for review rather than stopping the
+    items behind it."""
+    files = segment.parent / "files"
+    for decoded, header, payload_offset, end in _frames(segment, start):
+        item_id = str(decoded["id"])
+        file = files / decoded["file"] if decoded.get("file") else None
+        damaged = ""
+        try:
+            if "sealed_meta" in decoded:
+                sealed = base64.b64decode(decoded["sealed_meta"], validate=True)
+                encoded = key().decrypt(sealed[:_NONCE], sealed[_NONCE:], _AD + b"meta\0" + item_id.encode())
+                meta = SpoolMeta.from_json(json.loads(encoded))
+            else:
+                meta = SpoolMeta.from_json(decoded["meta"])
+        except (InvalidTag, ValueError, KeyError, SpoolItemDamaged) as error:
+            # Nothing of it is trusted: no custodian, received when found (the worker's _damaged).
+            # A stable phrase: the reason is kept in clear, and what failed to parse may be a name.
+            detail = "it fails authentication" if isinstance(error, InvalidTag) else "not spool item metadata"
+            damaged = f"spool item {item_id} is damaged (its metadata is unreadable: {detail})"
+            meta = SpoolMeta(f"damaged spool item {item_id}", "folder" if file else "smtp", datetime.now(UTC))
+        yield SpoolItem(item_id, meta, segment, payload_offset, end - payload_offset, file, header, damaged), end
 
 
 def _write_all(fd: int, data: bytes) -> None:

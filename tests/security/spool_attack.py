@@ -4,6 +4,7 @@ pipeline process stopped and continued at will, and what the disk's owner can re
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -117,7 +118,9 @@ def what_the_disk_gives(data_dir: Path, canary: bytes) -> list[str]:
     opener = spool_module.Spool(spool, key, writer=False)
     try:
         for segment in sorted(spool.glob("seg-*")):
-            for item, _ in spool_module._read_segment(segment):
+            for item, _ in spool_module._read_segment(segment, functools.partial(opener._segment_key, segment)):
+                if not item.damaged and canary in item.meta.encoded():
+                    found.append(f"{segment.name}: item {item.id}'s metadata opened with its segment's key")
                 sealed = opener.read_sealed(item)
                 with contextlib.suppress(InvalidTag, ValueError):  # the earlier format: the daemon key, the id as AD
                     if canary in AESGCM(key).decrypt(sealed[:12], sealed[12:], item.id.encode()):

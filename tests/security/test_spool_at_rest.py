@@ -14,7 +14,14 @@ import uuid
 from pathlib import Path
 
 from tests.conftest import make_mail
-from tests.security.spool_attack import captures, serving, wait_for, what_the_disk_gives
+from tests.security.spool_attack import (
+    captures,
+    continue_pipeline,
+    serving,
+    stop_pipeline,
+    wait_for,
+    what_the_disk_gives,
+)
 
 
 def test_a_committed_mail_and_file_cannot_be_read_back_from_the_spool(archive_dir: Path) -> None:
@@ -34,3 +41,28 @@ def test_a_committed_mail_and_file_cannot_be_read_back_from_the_spool(archive_di
             wait_for(lambda: not what_the_disk_gives(data_dir, canary.encode()), seconds=10)
         assert what_the_disk_gives(data_dir, canary.encode()) == []
     assert what_the_disk_gives(data_dir, canary.encode()) == []
+
+
+def test_a_queued_item_shows_no_name_or_address_on_the_disk(archive_dir: Path) -> None:
+    # Before its commit an item must be readable by the daemon (with index.key), but what its
+    # frame shows without that key is its id alone: not the dropped file's name, not the envelope.
+    canary = f"CANARY{uuid.uuid4().hex}"
+    data_dir = archive_dir / "data"
+    with serving(archive_dir) as (daemon, port):
+        stopped = stop_pipeline(daemon)
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+                client.sendmail(f"{canary}@gmail.com", ["records+jdoe@agency.example"],
+                                make_mail(message_id="<queued@spool.test>"))
+            dropped = archive_dir / "inbox" / "jdoe" / f"notes {canary}.txt"
+            dropped.write_bytes(b"12/01/2025, 10:00 - Jane Doe: hello\n")
+            wait_for(lambda: not dropped.exists() and len(list((data_dir / "spool").glob("seg-*"))) >= 2)
+            in_clear = [path for path in data_dir.rglob("*") if path.is_file() and canary.encode() in path.read_bytes()]
+            assert in_clear == []
+        finally:
+            continue_pipeline(stopped)
+        wait_for(lambda: len(captures(data_dir)) >= 2)
+    # Committed: nothing opens from the spool. (A chat's conversation is named after its file,
+    # and that is in the index in clear by design: DESIGN §4, docs/THREAT_MODEL.md.)
+    index = str(data_dir / "index.db")
+    assert [found for found in what_the_disk_gives(data_dir, canary.encode()) if not found.startswith(index)] == []

@@ -37,21 +37,33 @@ def recovered_once(root: Path) -> tuple[Spool, SpoolItem]:
     return reopened, item
 
 
-def test_item_metadata_is_framed_as_it_always_was(tmp_path: Path) -> None:
-    # The frame header holds the same JSON object as before SpoolMeta existed, so spools
-    # written by an earlier daemon read, and items written now read in an earlier one.
+def test_item_metadata_is_sealed_and_frames_of_the_previous_format_still_read(tmp_path: Path) -> None:
+    # A frame's header shows only its id: the names, custodian, envelope and times are sealed
+    # under the segment's key, which is destroyed with the segment.
     envelope = {"mail_from": "jane.doe@gmail.com", "peer": "127.0.0.1"}
     written = SpoolMeta("smtp-1.eml", "smtp", NOW, "jdoe", envelope=envelope)
     spool = Spool(tmp_path / "spool", KEY, roll_seconds=0)
     item_id = spool.put_bytes(b"mail", written)
-    spool.close()
-    old_header = json.dumps({"id": item_id, "meta": {
-        "name": "smtp-1.eml", "channel": "smtp", "received_at": "2026-11-22T12:00:00+00:00", "custodian": "jdoe",
-        "envelope": envelope, "refused": ""}}, sort_keys=True).encode()
     [segment] = (tmp_path / "spool").glob("seg-*.log")
-    assert old_header in segment.read_bytes()
-    [item] = Spool(tmp_path / "spool", KEY, roll_seconds=0).pending()
-    assert item.meta == written
+    for clear in (b"smtp-1.eml", b"jdoe", b"jane.doe@gmail.com", b"127.0.0.1", b"2026-11-22"):
+        assert clear not in segment.read_bytes()
+    # A frame the previous version wrote (the same JSON object, in clear) in a pending segment
+    # still reads after an upgrade.
+    old_id, aead = "0" * 32, spool._segment_key(segment)
+    old_header = json.dumps({"id": old_id, "meta": {
+        "name": "smtp-0.eml", "channel": "smtp", "received_at": "2026-11-22T12:00:00+00:00", "custodian": "jdoe",
+        "envelope": envelope, "refused": ""}}, sort_keys=True).encode()
+    nonce = os.urandom(12)
+    sealed = aead.encrypt(nonce, b"old mail", spool_module._AD + b"frame\0" + old_header)
+    spool.close()
+    with segment.open("ab") as handle:
+        handle.write(spool_module._FRAME_HEAD.pack(spool_module.MAGIC, len(old_header), 12 + len(sealed))
+                     + old_header + nonce + sealed)
+    reopened = Spool(tmp_path / "spool", KEY, roll_seconds=0)
+    new, old = reopened.pending()
+    assert (new.id, new.meta, reopened.read(new)) == (item_id, written, b"mail")
+    assert (old.id, old.meta.name, old.meta.custodian) == (old_id, "smtp-0.eml", "jdoe")
+    assert reopened.read(old) == b"old mail"
     # The worker always read the optional keys with a default: so does SpoolMeta.
     assert SpoolMeta.from_json({"name": "a", "channel": "folder", "received_at": "2026-11-22T12:00:00Z"}) == meta("a")
     with pytest.raises(ValueError, match="not spool item metadata"):
