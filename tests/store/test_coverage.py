@@ -1,0 +1,60 @@
+"""The coverage timeline read from a real archive: what each capture holds of each conversation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from tests.conftest import make_mail
+from twentyday.compliance.coverage import coverage
+from twentyday.pipeline import process as pipeline
+from twentyday.store.archive import Archive
+from twentyday.store.coverage import capture_spans
+
+NY = ZoneInfo("America/New_York")
+
+
+def export(path: Path, lines: list[tuple[datetime, str]]) -> Path:
+    path.write_text("".join(f"{t:%m/%d/%y}, {t:%H:%M} - Jane Doe: {text}\n" for t, text in lines))
+    return path
+
+
+def ingest(archive: Archive, path: Path, received: datetime) -> None:
+    outcome = pipeline.process(archive, pipeline.Item(path.name, "cli", received, path=path, custodian_id="jdoe"))
+    assert outcome.state == "ingested", outcome.detail
+
+
+def test_two_exports_a_month_apart_with_a_gap_and_a_later_one_that_closes_it(archive: Archive, tmp_path: Path
+                                                                            ) -> None:
+    day = datetime(2026, 9, 1, 9, 0)
+    march = [(day + timedelta(days=n), f"first {n}") for n in range(5)]
+    april = [(day + timedelta(days=30 + n), f"second {n}") for n in range(5)]
+    chat = "WhatsApp Chat with Budget Team.txt"
+    for folder in "abc":
+        (tmp_path / folder).mkdir()
+    ingest(archive, export(tmp_path / "a" / chat, march), datetime(2026, 9, 6, 12, tzinfo=UTC))
+    ingest(archive, export(tmp_path / "b" / chat, april), datetime(2026, 10, 6, 12, tzinfo=UTC))
+    [budget] = coverage(capture_spans(archive.conn), {"jdoe": NY}, "calendar", 20)
+    assert budget.conversation == "Budget Team"
+    assert [(s.start.astimezone(NY).date().isoformat(), s.end.astimezone(NY).date().isoformat())
+            for s in budget.spans] == [("2026-09-01", "2026-09-05"), ("2026-10-01", "2026-10-05")]
+    assert len(budget.holes) == 1
+    assert budget.export_by == datetime(2026, 10, 25, 23, 59, 59, 999999, tzinfo=NY)
+    # As the archive stood before the second export arrived: one span, no hole.
+    [before] = coverage(capture_spans(archive.conn, as_of=datetime(2026, 10, 1, tzinfo=UTC)), {"jdoe": NY},
+                        "calendar", 20)
+    assert (len(before.spans), before.holes) == (1, ())
+    # A third export with the whole history closes the hole.
+    ingest(archive, export(tmp_path / "c" / chat, [*march, (day + timedelta(days=15), "middle"), *april]),
+           datetime(2026, 10, 7, 12, tzinfo=UTC))
+    [budget] = coverage(capture_spans(archive.conn), {"jdoe": NY}, "calendar", 20)
+    assert (len(budget.spans), budget.holes, budget.captures) == (1, (), 3)
+
+
+def test_forwarded_mail_has_no_coverage(archive: Archive, tmp_path: Path) -> None:
+    mail = tmp_path / "m.eml"
+    mail.write_bytes(make_mail())
+    ingest(archive, mail, datetime(2026, 11, 22, 12, tzinfo=UTC))
+    assert list(capture_spans(archive.conn)) == []
+    assert [span.platform for span in capture_spans(archive.conn, chat_only=False)] == ["email"]
