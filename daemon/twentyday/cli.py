@@ -31,6 +31,7 @@ from twentyday.errors import (
 )
 from twentyday.hardening import forbid_core_dumps
 from twentyday.pipeline import process as pipeline
+from twentyday.store import schema
 from twentyday.store import search as search_module
 from twentyday.store.alerts import open_alerts
 from twentyday.store.archive import Archive
@@ -429,12 +430,37 @@ def verify(ctx: click.Context, head: str | None, as_json: bool) -> None:
             click.echo(f"note: {note}", err=True)
         for problem in report.problems:
             click.echo(str(problem))
+        if report.adopted is not None:
+            click.echo(f"adopted: {report.adopted.text()}")
         checked = f", {report.heads_checked} published head(s) found in it" if head is not None else ""
+        past = (f" ({report.past_checkpoint} entr{'y' if report.past_checkpoint == 1 else 'ies'} after the last "
+                "signed checkpoint, each an officer-signed disclosure)"
+                if report.past_checkpoint and report.head and report.head != report.checkpoint else "")
         click.echo(f"{'OK' if report.ok else 'FAILED'}: {report.ledger_entries} ledger entries, "
                    f"{report.captures} captures, {report.records} records, {report.blobs} blobs, "
-                   f"{report.sealed_bytes} sealed bytes{checked}; head {report.head or '(none)'}")
+                   f"{report.sealed_bytes} sealed bytes{checked}; head {report.head or '(none)'}{past}")
     if not report.ok:
         ctx.exit(IntegrityError.exit_code)
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def migrate(ctx: click.Context, as_json: bool) -> None:
+    """Upgrade an archive written by an earlier twentyday (serve does the same at start).
+
+    Rows of tables the ledger did not cover then are adopted into it, in the migration's
+    transaction, signed with the daemon's key: verify holds them to the ledger from then on."""
+    with open_archive(ctx) as archive:
+        before, adoption, head = archive.opened_at_version, archive.adoption, archive.ledger_head()
+    after = len(schema.MIGRATIONS)
+    if as_json:
+        click.echo(json.dumps({"from_schema": before, "schema": after, "head_seq": head.seq,
+                               "adopted": adoption.as_json() if adoption is not None else None}, indent=2))
+        return
+    click.echo(f"schema {after}" + (f" (migrated from {before})" if before != after else ", nothing to migrate"))
+    if adoption is not None:
+        click.echo(f"adopted: {adoption.text()}; signed at ledger entry {head.seq}")
 
 
 @cli.command()

@@ -12,7 +12,8 @@
      │   └─ SpoolItemDamaged       exit 5   (a spooled item fails authentication: kept as it is)
      ├─ IntakeError                exit 6   (spool not writable: SMTP answers 451)
      │   └─ BatchRolledBack        exit 6   (a batch lost all its captures: store them again)
-     └─ NotFoundError              exit 7   (no such record, capture or file)
+     ├─ NotFoundError              exit 7   (no such record, capture or file)
+     └─ ArchiveVersionError        exit 8   (the index is at another schema: migrate it first)
 
 The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``;
 nothing in this tree is ever shown as a traceback.
@@ -126,3 +127,14 @@ class NotFoundError(TwentydayError):
     """No record, capture or file by that name."""
 
     exit_code = 7
+
+
+class ArchiveVersionError(TwentydayError):
+    """The index was written at another schema version than this code reads.
+
+    An earlier one: ``twentyday migrate`` (or ``serve``) upgrades it and adopts its rows into the
+    ledger, which needs the daemon's key, so a reader (``verify``, the officer's ``show``) says so
+    instead of reading it. A later one: this code cannot read it.
+    """
+
+    exit_code = 8

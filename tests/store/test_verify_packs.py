@@ -15,6 +15,7 @@ from tests.conftest import make_mail
 from twentyday.canonical import canonical_json
 from twentyday.cli import cli
 from twentyday.crypto import secrets
+from twentyday.store.adopt import adopt_unledgered
 from twentyday.store.archive import Archive
 from twentyday.store.ledger import GENESIS, Ledger, entry_hash
 
@@ -115,9 +116,9 @@ def _as_written_before_packs(archive: Archive) -> None:
         digest = entry_hash(prev, seq, at, kind, subject, payload)
         conn.execute("INSERT INTO ledger VALUES (?,?,?,?,?,?,?)", (seq, at, kind, subject, payload, prev, digest))
         prev = digest
-    ledger = Ledger(conn)
-    ledger.begin()
-    ledger.checkpoint(rewritten[-1][0], secrets.load(archive.data_dir).signing_key)
+    # Such an archive reaches today's schema only through the upgrade that adopts the search terms
+    # its per-record entries do not commit to (store/adopt.py): so does this one.
+    adopt_unledgered(conn, secrets.load(archive.data_dir).signing_key, rewritten[-1][0])
     conn.execute("COMMIT")
 
 

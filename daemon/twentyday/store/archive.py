@@ -57,6 +57,7 @@ from twentyday.errors import (
 )
 from twentyday.records import ParsedEvent
 from twentyday.store import schema
+from twentyday.store.adopt import Adoption, adopt_unledgered
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
 from twentyday.store.ledger import Ledger, LedgerHead
@@ -98,21 +99,33 @@ class Archive:
         path = self.data_dir / INDEX_FILE
         if not path.exists():
             raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
+        self._secrets = None if officer else secrets.load(self.data_dir)
+        #: What opening this archive adopted into the ledger (see :mod:`adopt`); None: nothing.
+        self.adoption: Adoption | None = None
         try:
             self.db = schema.connect(str(path))
-            schema.migrate(self.db)
+            #: The schema version the index was at when opened (below the current one: migrated now).
+            self.opened_at_version = schema.version(self.db.conn)
+            # The officer's side holds no signing key: it cannot adopt, so it refuses an old archive.
+            schema.migrate(self.db, adopt=None if self._secrets is None else self._adopt)
         except sqlite3.DatabaseError as error:
             raise TwentydayError(f"{path}: cannot open the index: {error}") from None
         self.conn = self.db.conn
         if not durable:
             self.conn.execute("PRAGMA synchronous = NORMAL")
-        self._secrets = None if officer else secrets.load(self.data_dir)
         self._recipients = recipients
         self._hashes = None if self._secrets is None else KeyedHashes.derived_from(self._secrets)
         self.writer_limits = writer_limits
         # Search terms of the open batch's captures, inserted at its commit (see CaptureWriter);
         # None outside a batch.
         self._batch_terms: list[tuple[str, str]] | None = None
+
+    def _adopt(self, conn: sqlite3.Connection, from_version: int) -> None:
+        """Inside the migration's transaction: account for the rows written before their tables were ledgered."""
+        adoption = adopt_unledgered(conn, self.secrets.signing_key, iso(datetime.now(UTC)))
+        if adoption.entries:
+            self.adoption = adoption
+            log.info("archive upgraded from schema %d: %s", from_version, adoption.text())
 
     @classmethod
     def create(cls, config: Config, recipients: tuple[keys.Recipient, ...]) -> Archive:

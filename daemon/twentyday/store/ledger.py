@@ -48,6 +48,10 @@ class LedgerHead:
     seq: int
     hash: str
 
+    def text(self) -> str:
+        """``seq:hash``: an entry no checkpoint signs yet (an officer's disclosure), as ``verify`` reports it."""
+        return f"{self.seq}:{self.hash}"
+
 
 class Ledger:
     """Appends to the ledger inside the caller's transaction."""
@@ -144,6 +148,15 @@ def parse_head(text: str) -> SignedHead | None:
         return None
     seq, digest, at, signature = match.groups()
     return SignedHead(int(seq), digest, at, signature)
+
+
+_ENTRY_TEXT = re.compile(r"(\d{1,19}):([0-9a-f]{64})")
+
+
+def parse_entry_head(text: str) -> LedgerHead | None:
+    """A head as :meth:`LedgerHead.text` writes it (no signature), or None when ``text`` is not one."""
+    match = _ENTRY_TEXT.fullmatch(text.strip())
+    return LedgerHead(int(match.group(1)), match.group(2)) if match else None
 
 
 def published_heads(text: str) -> list[tuple[int, SignedHead]]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import sqlite_utils
 
+from twentyday.errors import ArchiveVersionError
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the archive
     """
@@ -146,7 +148,16 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR REPLACE INTO meta (key, value)
         SELECT 'disclosures_signed_from', coalesce(max(seq), 0) + 1 FROM ledger;
     """,
+    # 5: no schema change. Rows of the tables issue 12 put under the ledger (alerts, custodians,
+    # escrow, each capture's blob rows, the blind-word index) written before that have no entry:
+    # the writer that migrates across this step adopts them (store/adopt.py) in its transaction.
+    """
+    -- adoption: see store/adopt.py
+    """,
 )
+
+#: An archive migrated across this step needs the daemon's signing key (:func:`migrate`'s ``adopt``).
+ADOPTION_MIGRATION = next(n for n, script in enumerate(MIGRATIONS, start=1) if "adoption: see store/adopt.py" in script)
 
 
 def connect(path: str) -> sqlite_utils.Database:
@@ -193,24 +204,58 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
         conn.execute(head + ",".join([one] * len(part)), [value for row in part for value in row])
 
 
-def migrate(db: sqlite_utils.Database) -> int:
-    """Apply every migration not yet applied; returns the schema version."""
+#: Adopts the unledgered rows of an archive migrated from ``version`` (before
+#: :data:`ADOPTION_MIGRATION`), inside the migration's transaction.
+Adopter = Callable[[sqlite3.Connection, int], None]
+
+
+def version(conn: sqlite3.Connection) -> int:
+    """The schema version the index is at (0: a new file)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def check_current(conn: sqlite3.Connection) -> None:
+    """Refuse an index at another schema version than this code's: one line that says what to run."""
+    found = version(conn)
+    if found < len(MIGRATIONS):
+        raise ArchiveVersionError(f"the archive is at schema {found}, written by an earlier twentyday; this one "
+                                  f"reads schema {len(MIGRATIONS)}: run 'twentyday migrate' (or start "
+                                  "'twentyday serve') first")
+    if found > len(MIGRATIONS):
+        raise ArchiveVersionError(f"the archive is at schema {found}, written by a later twentyday; this one "
+                                  f"reads schema {len(MIGRATIONS)} at most")
+
+
+def migrate(db: sqlite_utils.Database, adopt: Adopter | None = None) -> int:
+    """Apply every migration not yet applied, in one transaction; returns the schema version.
+
+    Crossing :data:`ADOPTION_MIGRATION` on an archive that holds data calls ``adopt`` inside the
+    same transaction, so the upgrade and the ledger entries that account for its old rows commit
+    together or not at all. Without ``adopt`` (a side that holds no signing key: the officer's)
+    an archive that needs migrating is refused (:func:`check_current`'s error).
+    """
     conn = db.conn
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS, start=1):
-        if number <= version:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    if version(conn) == len(MIGRATIONS):
+        return len(MIGRATIONS)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        start = version(conn)  # again, under the write lock: another process may have migrated meanwhile
+        if start > len(MIGRATIONS) or (start and start < len(MIGRATIONS) and adopt is None):
+            check_current(conn)
+        for number, script in enumerate(MIGRATIONS, start=1):
+            if number <= start:
+                continue
             for statement in _statements(script):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
+        if adopt is not None and 0 < start < ADOPTION_MIGRATION:
+            adopt(conn, start)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
             conn.execute("ROLLBACK")
-            raise
-        version = number
-    return version
+        raise
+    return len(MIGRATIONS)
 
 
 def _statements(script: str) -> list[str]:

@@ -21,6 +21,12 @@ Checks, none of which needs an officer key or the daemon's secrets:
 5. blobs: every sealed chunk hashes to the digest the ledger recorded; no blob
    or chunk exists that no entry accounts for.
 
+Rows written before their table was ledgered are held to the ``adopt`` entry the upgrade
+wrote for them (:mod:`adopt`), and the report says how many were adopted and when. An index
+at an earlier schema is refused in one line (:func:`schema.check_current`): migrating is the
+writer's, who signs the adoption. The head reported is the newest entry proved: the last
+checkpoint, or past it the officer-signed disclosures an officer's ``show`` appended.
+
 Records are compared a pack at a time inside SQLite (the SHA-256 of the pack's
 rows, each rendered by ``json_array``, against the digest in the pack's entry);
 only packs that differ come back to Python, which then names each record that
@@ -35,7 +41,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -46,13 +52,18 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twentyday.canonical import canonical_json
 from twentyday.config import Config
 from twentyday.errors import ConfigError, InvalidArgument, NotFoundError
+from twentyday.store import schema
+from twentyday.store.adopt import ADOPT, BLOBS, TERMS, WHOLE_ROW_TABLES, Adoption, adoption_summary
+from twentyday.store.adopt import subject as adopted
 from twentyday.store.alerts import ALERT_COLUMNS, alert_payload
 from twentyday.store.blobstore import BlobRef
 from twentyday.store.disclosures import Disclosure
 from twentyday.store.ledger import (
     GENESIS,
+    LedgerHead,
     SignedHead,
     entry_hash,
+    parse_entry_head,
     parse_head,
     parse_ledger_key,
     published_heads,
@@ -99,8 +110,16 @@ class VerifyReport:
     captures: int = 0
     blobs: int = 0
     sealed_bytes: int = 0
-    #: The signed head proved (:meth:`SignedHead.text`), '' when the archive has none.
+    #: The newest entry proved: the last signed checkpoint (:meth:`SignedHead.text`) when it is the
+    #: chain's end, else the end itself (:meth:`LedgerHead.text`) when every entry after the checkpoint
+    #: is an officer-signed disclosure (:attr:`past_checkpoint`); '' when the archive has none.
     head: str = ""
+    #: The last signed checkpoint (:meth:`SignedHead.text`), '' before the first.
+    checkpoint: str = ""
+    #: Entries after the last signed checkpoint (officer-signed disclosures, until the daemon's next).
+    past_checkpoint: int = 0
+    #: What an upgrade adopted into the ledger (rows not vouched for before its time); None: nothing.
+    adopted: Adoption | None = None
     #: Published heads checked against the chain, and lines of a head file passed over (why).
     heads_checked: int = 0
     notes: list[str] = field(default_factory=list)
@@ -118,6 +137,9 @@ class VerifyReport:
             "blobs": self.blobs,
             "sealed_bytes": self.sealed_bytes,
             "head": self.head,
+            "checkpoint": self.checkpoint,
+            "past_checkpoint": self.past_checkpoint,
+            "adopted": self.adopted.as_json() if self.adopted is not None else None,
             "heads_checked": self.heads_checked,
             "notes": self.notes,
             "problems": [p.__dict__ for p in self.problems],
@@ -153,6 +175,7 @@ def verify_archive(config: Config, head: str | None = None,
         raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
     conn = open_read_only(path)
     try:
+        schema.check_current(conn)  # an earlier schema: one line saying what to run, not its rows named
         report = verify(conn, verify_key, heads=heads, signers=signers)
     finally:
         conn.close()
@@ -161,9 +184,11 @@ def verify_archive(config: Config, head: str | None = None,
     return report
 
 
-def _given_heads(given: str, verify_key: ed25519.Ed25519PublicKey) -> tuple[list[SignedHead], list[str]]:
-    """The heads to check: one head (its signature must verify) or every genuine head of a file."""
-    single = parse_head(given)
+def _given_heads(given: str, verify_key: ed25519.Ed25519PublicKey
+                 ) -> tuple[list[SignedHead | LedgerHead], list[str]]:
+    """The heads to check: one head (a signed one's signature must verify; ``seq:hash`` is held to the
+    chain as given) or every genuine signed head of a file."""
+    single: SignedHead | LedgerHead | None = parse_head(given) or parse_entry_head(given)
     if single is not None:
         return [single], []
     source = Path(given)
@@ -174,7 +199,8 @@ def _given_heads(given: str, verify_key: ed25519.Ed25519PublicKey) -> tuple[list
         text = source.read_text(errors="replace")
     except OSError as error:
         raise InvalidArgument(f"{source}: cannot read: {error.strerror}", argument="--head") from None
-    heads, notes = [], []
+    heads: list[SignedHead | LedgerHead] = []
+    notes = []
     for line, found in published_heads(text):
         if found.signed_by(verify_key):
             heads.append(found)
@@ -208,7 +234,8 @@ def _check_archive_key(config: Config, verify_key: ed25519.Ed25519PublicKey, rep
                                                               "keys.ledger_key (a key replaced on the disk?)"))
 
 
-def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *, heads: list[SignedHead] | None = None,
+def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
+           heads: Sequence[SignedHead | LedgerHead] | None = None,
            signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None) -> VerifyReport:
     """Check the archive on ``conn`` with ``verify_key``; ``heads``: published heads it must contain;
     ``signers``: the officer keys disclosures may be signed with (see :func:`verify_archive`)."""
@@ -234,6 +261,8 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *, he
         _check_terms(conn, report, terms)
         _check_small_tables(conn, report)
         check_disclosures(conn, report, signers or {})
+        _settle_head(report)
+        report.adopted = adoption_summary(conn)
         _check_orphan_entries(conn, report)
         _check_blob_references(conn, report)
         hashed = sealed.result()
@@ -344,7 +373,12 @@ def _check_chain(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
         prev, expected_seq = stored_hash, seq + 1
         report.ledger_entries += 1
     last = signed_head(conn)
-    report.head = last.text() if last is not None and last.hash == prev else ""
+    if last is not None and not any(p.object == f"checkpoint {last.seq}" for p in report.problems):
+        report.checkpoint = last.text()
+    report.past_checkpoint = expected_seq - 1 - last_checkpoint
+    report.head = report.checkpoint if report.checkpoint and last is not None and last.hash == prev else ""
+    if report.ledger_entries and report.past_checkpoint:
+        report.head = LedgerHead(expected_seq - 1, prev).text()  # until _settle_head decides
     for seq in checkpoints:
         report.problems.append(Problem("unaccounted", f"checkpoint {seq}", "no ledger entry at that point"))
     if report.ledger_entries and last_checkpoint != expected_seq - 1:
@@ -352,13 +386,23 @@ def _check_chain(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
                                        "entries after the last signed checkpoint"))
 
 
-def _check_heads(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, heads: list[SignedHead],
-                 report: VerifyReport) -> None:
-    """Each published head must be an entry of this chain: else it was truncated, rolled back or rewritten."""
+def _settle_head(report: VerifyReport) -> None:
+    """The head proved: entries after the last checkpoint count only when each is an officer-signed
+    disclosure (check_disclosures then dropped the problem that names them); else the checkpoint."""
+    if report.past_checkpoint and any(p.detail == _TRAILING for p in report.problems):
+        report.head = report.checkpoint
+
+
+def _check_heads(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
+                 heads: Sequence[SignedHead | LedgerHead], report: VerifyReport) -> None:
+    """Each published head must be an entry of this chain: else it was truncated, rolled back or rewritten.
+
+    A signed head must verify under the pinned key; a ``seq:hash`` head (one ``verify`` reported past
+    the last checkpoint) is the caller's own record, held to the chain as it is."""
     end = conn.execute("SELECT max(seq) FROM ledger").fetchone()[0] or 0
     for head in {(h.seq, h.hash): h for h in heads}.values():
         label = f"published head {head.seq}"
-        if not head.signed_by(verify_key):
+        if isinstance(head, SignedHead) and not head.signed_by(verify_key):
             report.problems.append(Problem("signature", label, "not signed by the pinned ledger key"))
             continue
         report.heads_checked += 1
@@ -372,9 +416,22 @@ def _check_heads(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
 
 
 def _latest_payload(conn: sqlite3.Connection, kind: str, subject: str) -> str | None:
-    row = conn.execute("SELECT payload FROM ledger WHERE kind = ? AND subject = ? ORDER BY seq DESC LIMIT 1",
-                       (kind, subject)).fetchone()
+    """The payload of the newest entry about a row: its table's own, or the one that adopted it."""
+    if kind in WHOLE_ROW_TABLES:
+        row = conn.execute("SELECT payload FROM ledger WHERE (kind = ? AND subject = ?) OR (kind = ? AND subject = ?) "
+                           "ORDER BY seq DESC LIMIT 1", (kind, subject, ADOPT, adopted(kind, subject))).fetchone()
+    else:
+        row = conn.execute("SELECT payload FROM ledger WHERE kind = ? AND subject = ? ORDER BY seq DESC LIMIT 1",
+                           (kind, subject)).fetchone()
     return str(row[0]) if row else None
+
+
+def _adopted_payload(conn: sqlite3.Connection, table: str, key: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT payload FROM ledger WHERE kind = ? AND subject = ? ORDER BY seq DESC LIMIT 1",
+                       (ADOPT, adopted(table, key))).fetchone()
+    if row is None:
+        return None
+    return _pack_entry(str(row[0]))
 
 
 def _compare(conn: sqlite3.Connection, report: VerifyReport, kind: str, subject: str,
@@ -481,6 +538,15 @@ GROUP BY capture_id
 _NO_BLOBS = blobs_digest([])
 
 
+def _check_adopted_blobs(conn: sqlite3.Connection, report: VerifyReport, capture_id: str, blobs: str) -> None:
+    adopted_blobs = _adopted_payload(conn, BLOBS, capture_id)
+    if adopted_blobs is None:
+        report.problems.append(Problem("unaccounted", f"capture {capture_id}", "the rows of the blobs it sealed "
+                                       "are in no ledger entry (written before they were ledgered, never adopted)"))
+    elif adopted_blobs.get("blobs_sha256") != blobs:
+        _name_blobs(conn, report, capture_id)
+
+
 def _check_captures(conn: sqlite3.Connection, report: VerifyReport) -> None:
     sealed_by = dict(conn.execute(_BLOB_DIGESTS).fetchall())
     for row in _rows(conn, f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture"):
@@ -490,8 +556,11 @@ def _check_captures(conn: sqlite3.Connection, report: VerifyReport) -> None:
             "SELECT recipient, sealed FROM keyslot WHERE capture_id = ?", (row["id"],))]
         stored = _latest_payload(conn, "capture", row["id"])
         blobs = sealed_by.pop(row["id"], _NO_BLOBS)
+        own = stored is not None and '"blobs_sha256":' in stored
         payload = capture_payload(row, slots, _ref(conn, row["raw_blob"]), _blob_ref(conn, row["envelope_blob"]),
-                                  blobs if stored is not None and '"blobs_sha256":' in stored else None)
+                                  blobs if own else None)
+        if stored is not None and not own:  # an entry from before it listed the blob rows: adopted since
+            _check_adopted_blobs(conn, report, row["id"], blobs)
         if stored is None:
             report.problems.append(Problem("unaccounted", label, "in the index but not in the ledger"))
         elif canonical_json(payload).decode("utf-8") != stored:
@@ -646,9 +715,13 @@ def _attachments_from_db(conn: sqlite3.Connection, record_id: str) -> list[dict[
 # its keys, so "terms_sha256" is the entry's last field, read from the end of the text without
 # parsing a payload that lists up to 256 records.
 _TERMS_SHA256_SUFFIX = '"terms_sha256":"'
+# Adopted terms (adopt.py) end with the same field.
 _COMMITTED_TERMS = f"""
 SELECT subject, substr(payload, -66, 64) FROM ledger
 WHERE kind = 'pack' AND substr(payload, -82, 16) = '{_TERMS_SHA256_SUFFIX}'
+UNION ALL
+SELECT substr(subject, 7), substr(payload, -66, 64) FROM ledger
+WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} ' AND substr(payload, -82, 16) = '{_TERMS_SHA256_SUFFIX}'
 """
 
 
@@ -709,7 +782,7 @@ def _finish_terms(pack: str | None, digest: Any, committed: dict[str, str], diff
         return
     finished.add(pack)
     expected = committed.pop(pack, None)
-    if expected is not None and digest.hexdigest() != expected:
+    if digest.hexdigest() != expected:  # None: no entry commits to these rows
         differ.append(pack)
 
 
@@ -727,15 +800,20 @@ def _check_terms(conn: sqlite3.Connection, report: VerifyReport,
                 report.problems.append(Problem("unaccounted", f"record {record_id}", f"{count} rows of search terms"))
             continue
         present = {r for (r,) in conn.execute("SELECT id FROM record WHERE content_blob = ?", (content_blob,))}
-        payload = _latest_payload(conn, "pack", content_blob)
-        if not present or payload is None:
-            continue  # the records themselves are gone, or were never ledgered: _check_pack named them
+        if not present:
+            continue  # the records themselves are gone: _check_pack named them
         rows: dict[str, list[str]] = {}
         for record_id, terms in conn.execute(
                 "SELECT record_id, terms FROM record_terms WHERE record_id IN "
                 "(SELECT id FROM record WHERE content_blob = ?)", (content_blob,)):
             rows.setdefault(str(record_id), []).append(str(terms))
-        for record_id, member in _pack_members(payload).items():
+        expected = _committed_term_digests(conn, content_blob)
+        if expected is None:
+            for record_id in rows:
+                report.problems.append(Problem("unaccounted", f"search terms of {record_id}",
+                                               "in the index but not in the ledger"))
+            continue
+        for record_id, digest in expected.items():
             if record_id not in present:
                 continue  # the record itself is gone: _check_pack named it
             found = rows.pop(record_id, [])
@@ -744,11 +822,23 @@ def _check_terms(conn: sqlite3.Connection, report: VerifyReport,
                 report.problems.append(Problem("missing", label, "its search terms are not in the index"))
             elif len(found) > 1:
                 report.problems.append(Problem("unaccounted", label, f"{len(found)} rows of search terms"))
-            elif terms_digest(found[0]) != member.get("terms"):
+            elif terms_digest(found[0]) != digest:
                 report.problems.append(Problem("altered", label, "search terms differ from the ledger"))
         for record_id in rows:
             report.problems.append(Problem("unaccounted", f"search terms of {record_id}",
                                            f"not in the entry of pack {content_blob}"))
+
+
+def _committed_term_digests(conn: sqlite3.Connection, content_blob: str) -> dict[str, Any] | None:
+    """Each record's digest of its term row, as its pack's entry (or, before packs listed them, the
+    entry that adopted them) commits to; None when no entry does."""
+    payload = _latest_payload(conn, "pack", content_blob)
+    if payload is not None and f',{_TERMS_SHA256_SUFFIX}' in payload:
+        return {record_id: member.get("terms") for record_id, member in _pack_members(payload).items()}
+    adopted_terms = _adopted_payload(conn, TERMS, content_blob)
+    if adopted_terms is not None and isinstance(adopted_terms.get("records"), dict):
+        return dict(adopted_terms["records"])
+    return None
 
 
 def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
@@ -778,10 +868,18 @@ OR (l.kind = 'alert' AND l.subject NOT IN (SELECT CAST(id AS TEXT) FROM alert))
 OR (l.kind = 'custodian' AND l.subject NOT IN (SELECT id FROM custodian))
 OR (l.kind = 'escrow' AND l.subject NOT IN (SELECT recipient FROM escrow))
 """
+# Adopted rows that are gone (a capture's blob rows and a pack's terms: its own entry names them).
+_ORPHAN_ADOPTED = f"""
+SELECT DISTINCT substr(subject, 1, instr(subject, ' ') - 1), substr(subject, instr(subject, ' ') + 1)
+FROM ledger WHERE kind = '{ADOPT}' AND (
+   (substr(subject, 1, 6) = 'alert ' AND substr(subject, 7) NOT IN (SELECT CAST(id AS TEXT) FROM alert))
+OR (substr(subject, 1, 10) = 'custodian ' AND substr(subject, 11) NOT IN (SELECT id FROM custodian))
+OR (substr(subject, 1, 7) = 'escrow ' AND substr(subject, 8) NOT IN (SELECT recipient FROM escrow)))
+"""
 
 
 def _check_orphan_entries(conn: sqlite3.Connection, report: VerifyReport) -> None:
-    for kind, subject in conn.execute(_ORPHAN_ENTRIES):
+    for kind, subject in [*conn.execute(_ORPHAN_ENTRIES), *conn.execute(_ORPHAN_ADOPTED)]:
         report.problems.append(Problem("missing", f"{kind} {subject}", "in the ledger but not in the index"))
 
 
