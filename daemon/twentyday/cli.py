@@ -31,14 +31,14 @@ from twentyday.errors import (
 )
 from twentyday.hardening import forbid_core_dumps
 from twentyday.pipeline import process as pipeline
-from twentyday.store import schema
+from twentyday.store import outbox, schema
 from twentyday.store import search as search_module
 from twentyday.store.alerts import open_alerts
 from twentyday.store.archive import Archive
 from twentyday.store.disclosures import require_purpose
 from twentyday.store.verify import verify_archive
 
-# serve, init, create, keys add-recipient and smtp-user import their modules when they run:
+# serve, init, create, keys add-recipient, smtp-user and alerts deliver import their modules when they run:
 # those pull in aiosmtpd, watchdog and the whole pipeline, a start-up cost every other command
 # would pay. All of them are below the CLI (the import contract checks it): no cycle hides here.
 DEFAULT_CONFIG = "/etc/twentyday/twentyday.toml"
@@ -463,14 +463,22 @@ def migrate(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"adopted: {adoption.text()}; signed at ledger entry {head.seq}")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--custodian", help="Only this custodian's alerts.")
 @json_option
 @click.pass_context
 def alerts(ctx: click.Context, custodian: str | None, as_json: bool) -> None:
-    """Open alerts: late captures, undated records, quarantined items, unknown custodians."""
+    """Open alerts: late captures, undated records, quarantined items, unknown custodians.
+
+    'alerts deliveries' shows what was sent where; 'alerts deliver' sends what is due now."""
+    if ctx.invoked_subcommand is not None:
+        return
     with open_archive(ctx) as archive:
         found = open_alerts(archive.conn, custodian)
+        disabled = outbox.disabled_endpoints(archive.conn)
+    for sink, endpoint, since in disabled:  # a fact, on stderr so that --json stays machine-readable
+        click.echo(f"{sink} endpoint {endpoint} answered HTTP 410 at {since}: disabled, alerts not sent to it",
+                   err=True)
     if as_json:
         click.echo(json.dumps([a.as_json() for a in found], indent=2, ensure_ascii=False))
         return
@@ -478,6 +486,44 @@ def alerts(ctx: click.Context, custodian: str | None, as_json: bool) -> None:
         click.echo(f"{alert.id:>5} {alert.severity:<8} {alert.kind:<20} {alert.custodian or '-':<8} "
                    f"{alert.conversation or '-'}  {alert.detail} (x{alert.count})")
     click.echo(f"{len(found)} open alert(s)", err=True)
+
+
+@alerts.command(name="deliveries")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
+@json_option
+@click.pass_context
+def alerts_deliveries(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """The alert outbox, newest first: each delivery's sink, recipient, state, attempts and last error."""
+    with open_archive(ctx) as archive:
+        rows = outbox.deliveries(archive.conn, limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    header = ("id", "alert", "event", "sink", "recipient", "state", "tries", "last error", "created", "settled")
+    table = [tuple(str(v) for v in (r["id"], r["alert_id"] or "-", r["event"], r["sink"], r["recipient"],
+                                    r["state"], r["attempts"], r["last_error"] or "-", r["created_at"][:19],
+                                    (r["settled_at"] or f"next {r['next_attempt_at'] or '-'}")[:24])) for r in rows]
+    widths = [max(len(line[n]) for line in (header, *table)) for n in range(len(header))]
+    for line in (header, *table):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    click.echo(f"{len(rows)} deliveries")
+
+
+@alerts.command(name="deliver")
+@click.option("--as-of", "as_of", help="Deliver as if it were this time (ISO 8601 with offset): due retries, digests.")
+@click.pass_context
+def alerts_deliver(ctx: click.Context, as_of: str | None) -> None:
+    """Send the alert deliveries due now, once (what 'serve' does every few seconds)."""
+    from twentyday.notify.deliver import Deliverer
+
+    moment = parse_time(as_of, "--as-of")
+    with open_archive(ctx) as archive:
+        done = Deliverer(archive, clock=(lambda: moment) if moment is not None else now).drain()
+    click.echo(f"{done.fanned_out} alert event(s) fanned out, {done.digests} digest(s) queued; "
+               f"{done.attempted} attempt(s): {done.delivered} delivered, {done.retried} to retry, "
+               f"{done.failed} failed, {done.disabled} disabled")
+    if done.failed:  # a retry to come is no failure; a delivery given up is
+        ctx.exit(TwentydayError.exit_code)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twentyday.errors import ConfigError
-from twentyday.permissions import require_trusted
+from twentyday.permissions import require_secret, require_trusted
 
 REQUIRED = object()
 
@@ -77,6 +77,23 @@ SETTINGS: tuple[Setting, ...] = (
             "written by init and create (or 'twentyday keys pin-ledger'). verify refuses to run without it."),
     Setting("alerts.remind_after_days", int, 14, "Remind a custodian when a conversation's coverage is this old."),
     Setting("alerts.silent_after_days", int, 30, "Alert when a custodian has sent nothing for this long."),
+    Setting("alerts.max_attempts", int, 20, "Attempts per delivery before it is marked failed (ledgered)."),
+    Setting("alerts.retry_initial_seconds", int, 30, "Wait before a failed delivery's first retry; doubles each time."),
+    Setting("alerts.retry_max_seconds", int, 3600, "Longest wait between retries (each wait has random jitter)."),
+    Setting("alerts.email.relay", str, "", "host:port of the mail relay alerts are sent through ('' = no e-mail)."),
+    Setting("alerts.email.from_address", str, "", "From address of alert mail (needed with relay)."),
+    Setting("alerts.email.starttls", bool, True, "Require STARTTLS with the relay (certificate checked)."),
+    Setting("alerts.email.user", str, "", "SMTP AUTH user at the relay ('' = no AUTH)."),
+    Setting("alerts.email.password_file", str, "", "File holding the relay password (0600, like a secret)."),
+    Setting("alerts.email.officers", list, [], "Records officers' addresses: escalations, officer-only kinds, digest."),
+    Setting("alerts.email.digest_hour", int, 7, "Hour (0-23) of the officers' daily digest of open alerts; -1 = none."),
+    Setting("alerts.email.digest_timezone", str, "UTC", "IANA zone digest_hour is read in."),
+    Setting("alerts.email.timeout_seconds", int, 30, "Timeout of one conversation with the relay."),
+    Setting("alerts.journal.enabled", bool, True, "Write each alert event to the systemd journal (else stderr)."),
+    Setting("alerts.journal.socket", str, "/run/systemd/journal/socket", "The journal's native socket."),
+    Setting("alerts.webhook.url", str, "", "http(s) URL alert events are POSTed to as signed JSON ('' = none)."),
+    Setting("alerts.webhook.secret_file", str, "", "File holding the whsec_... signing secret (0600)."),
+    Setting("alerts.webhook.timeout_seconds", int, 10, "Timeout of one POST."),
     Setting("custodians.id", str, REQUIRED, "Short id: lower-case letters, digits, '.', '_' or '-'."),
     Setting("custodians.name", str, REQUIRED, "Full name (36 CFR 1236.22(a)(3))."),
     Setting("custodians.timezone", str, "UTC", "IANA zone for local-time exports and the calendar deadline."),
@@ -94,7 +111,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("schedules.retain_years", int, 0, "Temporary records: years to keep after the calendar-year cutoff."),
 )
 
-_TABLE_ARRAYS = ("custodians", "schedules")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # Locales whose short dates put the month first; every other xx_YY locale is day-first
 # (year-first locales write y/m/d, which an export decides by itself).
@@ -185,6 +201,44 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class EmailSink:
+    relay: str
+    from_address: str
+    starttls: bool
+    user: str
+    password_file: Path | None
+    officers: tuple[str, ...]
+    digest_hour: int
+    digest_timezone: str
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class JournalSink:
+    enabled: bool = True
+    socket: Path = Path("/run/systemd/journal/socket")
+
+
+@dataclass(frozen=True)
+class WebhookSink:
+    url: str
+    secret_file: Path
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """``[alerts]``: where alert events go (notify) and how often a failed delivery is retried."""
+
+    max_attempts: int = 20
+    retry_initial_seconds: int = 30
+    retry_max_seconds: int = 3600
+    email: EmailSink | None = None
+    journal: JournalSink = JournalSink()
+    webhook: WebhookSink | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     data_dir: Path
@@ -200,6 +254,7 @@ class Config:
     silent_after_days: int
     custodians: tuple[Custodian, ...]
     schedules: tuple[Schedule, ...]
+    delivery: AlertDelivery = AlertDelivery()
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -241,6 +296,12 @@ def load(path: str | Path) -> Config:
     config = _build(file, raw)
     if config.smtp.auth_file is not None and config.smtp.auth_file.exists():
         require_trusted(config.smtp.auth_file, "smtp.auth_file", ConfigError)
+    # Whoever reads these can sign webhooks or send mail as the daemon: secrets, like its keys.
+    email, webhook = config.delivery.email, config.delivery.webhook
+    if email is not None and email.password_file is not None and email.password_file.exists():
+        require_secret(email.password_file, "alerts.email.password_file", ConfigError)
+    if webhook is not None and webhook.secret_file.exists():
+        require_secret(webhook.secret_file, "alerts.webhook.secret_file", ConfigError)
     return config
 
 
@@ -262,7 +323,7 @@ def _read_table(file: Path, table: dict[str, Any], prefix: str, label: str) -> d
         where = f"{label}.{key}" if label else key
         if key in known:
             values[key] = _check_type(file, where, value, known[key].kind)
-        elif not prefix and key in {"smtp", "folder", "keys", "alerts", *_TABLE_ARRAYS}:
+        elif _is_table(prefix, key):  # read by its own _section
             continue
         else:
             raise ConfigError("unknown key", path=str(file), key=where)
@@ -272,6 +333,12 @@ def _read_table(file: Path, table: dict[str, Any], prefix: str, label: str) -> d
                 raise ConfigError("required key is missing", path=str(file), key=f"{label}.{key}" if label else key)
             values[key] = list(setting.default) if isinstance(setting.default, list) else setting.default
     return values
+
+
+def _is_table(prefix: str, key: str) -> bool:
+    """Whether settings live below ``prefix.key`` (``smtp``, ``custodians``, ``alerts.email``)."""
+    start = f"{prefix}.{key}." if prefix else f"{key}."
+    return any(s.name.startswith(start) for s in SETTINGS)
 
 
 def _check_type(file: Path, where: str, value: Any, kind: type) -> Any:
@@ -286,11 +353,12 @@ def _check_type(file: Path, where: str, value: Any, kind: type) -> Any:
     return value
 
 
-def _section(file: Path, raw: dict[str, Any], name: str) -> dict[str, Any]:
+def _section(file: Path, raw: dict[str, Any], name: str, parent: str = "") -> dict[str, Any]:
     table = raw.get(name, {})
+    full = f"{parent}.{name}" if parent else name
     if not isinstance(table, dict):
-        raise ConfigError("expected a table", path=str(file), key=name)
-    return _read_table(file, table, name, name)
+        raise ConfigError("expected a table", path=str(file), key=full)
+    return _read_table(file, table, full, full)
 
 
 def _entries(file: Path, raw: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -346,7 +414,70 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         silent_after_days=alerts["silent_after_days"],
         custodians=custodians,
         schedules=schedules,
+        delivery=_delivery(file, base, alerts, raw.get("alerts", {})),
     )
+
+
+def _delivery(file: Path, base: Path, alerts: dict[str, Any], raw_alerts: Any) -> AlertDelivery:
+    raw = raw_alerts if isinstance(raw_alerts, dict) else {}
+    email = _section(file, raw, "email", "alerts")
+    journal = _section(file, raw, "journal", "alerts")
+    webhook = _section(file, raw, "webhook", "alerts")
+    for key in ("max_attempts", "retry_initial_seconds"):
+        if alerts[key] < 1:
+            raise ConfigError("must be at least 1", path=str(file), key=f"alerts.{key}")
+    if alerts["retry_max_seconds"] < alerts["retry_initial_seconds"]:
+        raise ConfigError("must be at least alerts.retry_initial_seconds", path=str(file),
+                          key="alerts.retry_max_seconds")
+    for key, table in (("email", email), ("webhook", webhook)):
+        if table["timeout_seconds"] < 1:
+            raise ConfigError("must be at least 1", path=str(file), key=f"alerts.{key}.timeout_seconds")
+    return AlertDelivery(
+        max_attempts=alerts["max_attempts"], retry_initial_seconds=alerts["retry_initial_seconds"],
+        retry_max_seconds=alerts["retry_max_seconds"], email=_email_sink(file, base, email),
+        journal=JournalSink(journal["enabled"], _resolve(base, journal["socket"])),
+        webhook=_webhook_sink(file, base, webhook),
+    )
+
+
+def _email_sink(file: Path, base: Path, email: dict[str, Any]) -> EmailSink | None:
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(message, path=str(file), key=f"alerts.email.{key}")
+
+    if not email["relay"]:
+        return None
+    host, sep, port = email["relay"].rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise fail("relay", f"expected host:port, got {email['relay']!r}")
+    if not email["from_address"]:
+        raise fail("from_address", "needed with alerts.email.relay")
+    for key, addresses in (("from_address", [email["from_address"]]), ("officers", email["officers"])):
+        if any(not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", a) for a in addresses):
+            raise fail(key, "expected plain addresses like name@agency.example")
+    if email["user"] and not email["password_file"]:
+        raise fail("password_file", "a relay user needs a password_file")
+    if not -1 <= email["digest_hour"] <= 23:
+        raise fail("digest_hour", "must be an hour from 0 to 23, or -1 for no digest")
+    try:
+        ZoneInfo(email["digest_timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail("digest_timezone", f"unknown time zone {email['digest_timezone']!r}") from None
+    return EmailSink(
+        relay=email["relay"], from_address=email["from_address"], starttls=email["starttls"], user=email["user"],
+        password_file=_resolve(base, email["password_file"]) if email["password_file"] else None,
+        officers=tuple(a.lower() for a in email["officers"]), digest_hour=email["digest_hour"],
+        digest_timezone=email["digest_timezone"], timeout_seconds=email["timeout_seconds"],
+    )
+
+
+def _webhook_sink(file: Path, base: Path, webhook: dict[str, Any]) -> WebhookSink | None:
+    if not webhook["url"]:
+        return None
+    if not re.match(r"^https?://[^/\s]+", webhook["url"]):
+        raise ConfigError("expected an http:// or https:// URL", path=str(file), key="alerts.webhook.url")
+    if not webhook["secret_file"]:  # an unsigned alert could be forged by anyone who can reach the receiver
+        raise ConfigError("a webhook needs a secret_file (whsec_...)", path=str(file), key="alerts.webhook.secret_file")
+    return WebhookSink(webhook["url"], _resolve(base, webhook["secret_file"]), webhook["timeout_seconds"])
 
 
 def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:

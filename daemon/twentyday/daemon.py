@@ -2,8 +2,8 @@
 
 It checks that the config names public keys only, opens the archive, and
 starts what exists: the spool, the pipeline worker (a process of its own,
-restarted if it dies), the watched export folder, and (when enabled) the SMTP
-forwarding address. It runs until
+restarted if it dies), the alert deliverer (a thread of its own, notify/deliver.py),
+the watched export folder, and (when enabled) the SMTP forwarding address. It runs until
 SIGTERM or SIGINT, then stops the sources first and lets the worker finish
 the item it holds. It logs the ledger's signed head at start and every
 ``HEAD_LOG_SECONDS`` (the pipeline logs it after every batch it commits), so a
@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -29,6 +30,7 @@ from twentyday.errors import IntegrityError
 from twentyday.hardening import forbid_core_dumps
 from twentyday.intake.smtp import start_server
 from twentyday.intake.watcher import InboxWatcher
+from twentyday.notify.deliver import POLL_SECONDS, Deliverer
 from twentyday.pipeline.worker import PipeWake, worker_process
 from twentyday.spool import ROLL_SECONDS, Spool
 from twentyday.store.archive import Archive
@@ -82,7 +84,7 @@ class PipelineProcess:
 
 
 async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = HEAD_LOG_SECONDS,
-              settle_seconds: float = 2.0) -> None:
+              settle_seconds: float = 2.0, deliver_seconds: float = POLL_SECONDS) -> None:
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     archive = Archive(config, recipients=recipients)
     own_key = ledger_key_text(archive.secrets.verify_key)
@@ -93,6 +95,13 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
     if not config.ledger_key:
         log.warning("keys.ledger_key is not set: nothing outside the archive pins its ledger key, and verify "
                     "refuses to run; run 'twentyday keys pin-ledger'")
+    # Alert delivery: a thread with its own connection, so a slow sink never holds up intake.
+    # Its sinks are built here, so an unreadable relay password or webhook secret stops serve at start.
+    delivery_archive = Archive(config, recipients=recipients)
+    deliverer = Deliverer(delivery_archive)
+    delivery_stop = threading.Event()
+    delivery = threading.Thread(target=deliverer.run, args=(delivery_stop, deliver_seconds),
+                                name="twentyday-delivery", daemon=True)
     spool = Spool.open(config)
     recovered = spool.recover()
     pipeline = PipelineProcess(config)
@@ -104,6 +113,7 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         if recovered:
             log.warning("recovered %d item(s) moved into the spool before a crash", recovered)
         pipeline.start()
+        delivery.start()
         watcher.start()
         log.info("watching %s", config.folder_path)
         if config.smtp.enabled:
@@ -126,6 +136,11 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
             await server.wait_closed()
         watcher.stop()
         pipeline.stop()
+        delivery_stop.set()  # a send under way ends by its own timeout; its delivery is retried on restart
+        if delivery.is_alive():
+            delivery.join(timeout=5.0)
+        if not delivery.is_alive():
+            delivery_archive.close()
         spool.close()
         archive.close()
         log.info("twentyday stopped")

@@ -107,6 +107,8 @@ def truncate(archive_dir: Path, keep: int) -> None:
                 conn.execute("DELETE FROM record WHERE content_blob = ?", (subject,))
             elif kind == "link":
                 conn.execute("DELETE FROM record_capture WHERE record_id || '/' || capture_id = ?", (subject,))
+            elif kind in {"alert_event", "delivery"}:  # the outbox: rows made after the cut go with it
+                conn.execute(f"DELETE FROM {kind} WHERE id = ?", (int(subject),))
             elif kind in {"alert", "custodian"}:
                 restore.add((kind, subject))
         conn.execute("DELETE FROM ledger WHERE seq > ?", (keep,))

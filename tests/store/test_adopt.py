@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from tests.conftest import make_mail
 from twentyday.cli import cli
 from twentyday.errors import ArchiveVersionError, IntegrityError
+from twentyday.store import schema
 
 FIXTURE = Path(__file__).parents[1] / "data" / "pre_issue12" / "archive.tar.gz"
 #: What the old archive holds that no ledger entry covered (see the fixture's README).
@@ -69,8 +70,8 @@ def test_verify_on_an_archive_that_needs_migrating_says_what_to_run_in_one_line(
     code, output = run(old_archive, "verify")
     assert code == ArchiveVersionError.exit_code == 8
     assert output.splitlines() == [
-        "twentyday: the archive is at schema 2, written by an earlier twentyday; this one reads schema 5: "
-        "run 'twentyday migrate' (or start 'twentyday serve') first"]
+        "twentyday: the archive is at schema 2, written by an earlier twentyday; this one reads schema "
+        f"{len(schema.MIGRATIONS)}: run 'twentyday migrate' (or start 'twentyday serve') first"]
     assert schema_version(old_archive) == 2  # verify is read-only: it migrated nothing
     # The officer's side holds no signing key: it cannot adopt, so it does not migrate either.
     code, output = run(old_archive, "show", "rec-x", "--identity", str(old_archive.parent / "officer.key"),
@@ -84,7 +85,7 @@ def test_migrate_adopts_every_unledgered_row_once_and_verify_then_passes(old_arc
     code, output = run(old_archive, "migrate", "--json")
     assert code == 0, output
     migrated = json.loads(output[output.index("{"):])
-    assert migrated["from_schema"] == 2 and migrated["schema"] == 5
+    assert migrated["from_schema"] == 2 and migrated["schema"] == len(schema.MIGRATIONS)
     adopted = migrated["adopted"]
     assert adopted["tables"] == ADOPTED_ROWS
     assert adopted["rows"] == 35
@@ -105,7 +106,7 @@ def test_migrate_adopts_every_unledgered_row_once_and_verify_then_passes(old_arc
 
     # Once only: the next open (any writer) adopts nothing more.
     code, output = run(old_archive, "migrate")
-    assert code == 0 and output.splitlines() == ["schema 5, nothing to migrate"]
+    assert code == 0 and output.splitlines() == [f"schema {len(schema.MIGRATIONS)}, nothing to migrate"]
     conn = index(old_archive)
     assert conn.execute("SELECT count(*) FROM ledger WHERE kind = 'adopt'").fetchone()[0] == adopted["entries"]
     conn.close()
@@ -116,7 +117,7 @@ def test_serve_side_ingest_migrates_too_and_new_captures_verify(old_archive: Pat
     mail.write_bytes(make_mail(body="After the upgrade.", message_id="<after-upgrade@x>"))
     code, output = run(old_archive, "ingest", "--custodian", "jdoe", str(mail))
     assert code == 0, output
-    assert schema_version(old_archive) == 5
+    assert schema_version(old_archive) == len(schema.MIGRATIONS)
     code, report = verify_json(old_archive)
     assert code == 0, report
     assert report["captures"] == 5 and report["records"] == 14

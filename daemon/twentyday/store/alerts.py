@@ -7,7 +7,9 @@ name that came with an item (a file's, a zip member's: sealed with its capture).
 An alert is evidence (a late capture, a deleted message): each change of its row is a ledger
 entry (kind ``alert``, subject its id, payload the whole row), written in the caller's
 transaction before its checkpoint, so ``verify`` names an alert deleted, edited or added by
-hand, and the entries are its history.
+hand, and the entries are its history. Opening one also queues its notice in the outbox
+(:func:`twentyday.store.outbox.note_alert_event`, same transaction); whoever escalates,
+resolves or reminds calls that function too, with the same ledger.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from twentyday.canonical import iso
 from twentyday.compliance.alerts import SEVERITY
 from twentyday.store.ledger import Ledger
+from twentyday.store.outbox import note_alert_event
 
 #: An alert row's columns, in the order its ledger payload lists them.
 ALERT_COLUMNS = ("id", "kind", "severity", "custodian", "conversation", "opened_at", "updated_at",
@@ -51,6 +54,7 @@ def raise_alert(conn: sqlite3.Connection, kind: str, custodian: str, conversatio
         "WHERE kind = ? AND custodian = ? AND conversation = ? AND resolved_at IS NULL" + returning,
         (stamp, detail, kind, custodian, conversation),
     ).fetchone()
+    opened = row is None
     if row is None:
         row = conn.execute(
             "INSERT INTO alert (kind, severity, custodian, conversation, opened_at, updated_at, count, detail) "
@@ -60,6 +64,8 @@ def raise_alert(conn: sqlite3.Connection, kind: str, custodian: str, conversatio
     ledger = Ledger(conn)
     ledger.begin()
     ledger.append(stamp, "alert", str(row[0]), alert_payload(dict(zip(ALERT_COLUMNS, row, strict=True))))
+    if opened:  # people hear of a new alert, not of each repeat (its count says how often)
+        note_alert_event(conn, ledger, int(row[0]), "opened", stamp)
     ledger.flush()
 
 

@@ -154,6 +154,34 @@ MIGRATIONS: tuple[str, ...] = (
     """
     -- adoption: see store/adopt.py
     """,
+    # 6: the alert outbox (store/outbox.py). The store writes an alert_event in the transaction
+    # that changes the alert; notify fans it out into one delivery per sink and recipient and
+    # drains those. Both are ledgered; next_attempt_at is scheduling only (not ledgered).
+    """
+    CREATE TABLE alert_event (
+        id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, event TEXT NOT NULL, at TEXT NOT NULL,
+        fanned_out_at TEXT              -- NULL until notify has made its deliveries
+    );
+    CREATE INDEX alert_event_waiting ON alert_event (id) WHERE fanned_out_at IS NULL;
+    CREATE TABLE delivery (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,       -- ev:<alert_event>:<sink>:<recipient> | digest:<day>:<recipient>
+        alert_event INTEGER,            -- NULL for a digest
+        alert_id INTEGER,
+        event TEXT NOT NULL,            -- opened | escalated | resolved | reminder | digest
+        sink TEXT NOT NULL,             -- email | journal | webhook
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,       -- stable across retries: webhook-id, Message-ID
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL,            -- pending | delivered | failed | disabled
+        attempts INTEGER NOT NULL,
+        last_attempt_at TEXT,
+        last_error TEXT NOT NULL,       -- a stable code (http_500, timeout, smtp_451), '' if none
+        settled_at TEXT,
+        next_attempt_at TEXT
+    );
+    CREATE INDEX delivery_due ON delivery (next_attempt_at) WHERE state = 'pending';
+    """,
 )
 
 #: An archive migrated across this step needs the daemon's signing key (:func:`migrate`'s ``adopt``).

@@ -12,8 +12,8 @@ Checks, none of which needs an officer key or the daemon's secrets:
    a different key in the archive's ``secrets/`` is named too;
 3. published heads: each one given, signed under the pinned key, is an entry of
    the chain (so the archive was neither truncated nor rolled back past it);
-4. index ↔ ledger: every capture, link, event, disclosure, hold, alert, custodian
-   and escrow row equals the payload of its latest ledger entry (canonical JSON);
+4. index ↔ ledger: every capture, link, event, disclosure, hold, alert, alert event,
+   delivery, custodian and escrow row equals the payload of its latest ledger entry (canonical JSON);
    every record row is the one its content pack's entry lists (by the SHA-256 of
    the row), and so is its row of the blind-word index (``record_terms``); every
    blob row (owner, slot, capture) is the one its capture's entry lists; and every
@@ -69,6 +69,12 @@ from twentyday.store.ledger import (
     published_heads,
     signature_ok,
     signed_head,
+)
+from twentyday.store.outbox import (
+    ALERT_EVENT_COLUMNS,
+    DELIVERY_COLUMNS,
+    alert_event_payload,
+    delivery_payload,
 )
 from twentyday.store.rows import (
     ATTACHMENT_COLUMNS,
@@ -849,6 +855,10 @@ def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
         _compare(conn, report, "hold", row["id"], {"hold": row}, f"hold {row['id']}")
     for row in _rows(conn, f"SELECT {', '.join(ALERT_COLUMNS)} FROM alert"):
         _compare(conn, report, "alert", str(row["id"]), alert_payload(row), f"alert {row['id']}")
+    for row in _rows(conn, f"SELECT {', '.join(ALERT_EVENT_COLUMNS)} FROM alert_event"):
+        _compare(conn, report, "alert_event", str(row["id"]), alert_event_payload(row), f"alert event {row['id']}")
+    for row in _rows(conn, f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM delivery"):
+        _compare(conn, report, "delivery", str(row["id"]), delivery_payload(row), f"delivery {row['id']}")
     for row in _rows(conn, "SELECT id, name, timezone, schedule FROM custodian"):
         _compare(conn, report, "custodian", row["id"], {"custodian": row}, f"custodian {row['id']}")
     for recipient, label, sealed, at in conn.execute("SELECT recipient, label, sealed, at FROM escrow"):
@@ -865,6 +875,8 @@ OR (l.kind = 'disclosure' AND l.subject NOT IN (SELECT id FROM disclosure))
 OR (l.kind = 'hold' AND l.subject NOT IN (SELECT id FROM hold))
 OR (l.kind = 'link' AND l.subject NOT IN (SELECT record_id || '/' || capture_id FROM record_capture))
 OR (l.kind = 'alert' AND l.subject NOT IN (SELECT CAST(id AS TEXT) FROM alert))
+OR (l.kind = 'alert_event' AND l.subject NOT IN (SELECT CAST(id AS TEXT) FROM alert_event))
+OR (l.kind = 'delivery' AND l.subject NOT IN (SELECT CAST(id AS TEXT) FROM delivery))
 OR (l.kind = 'custodian' AND l.subject NOT IN (SELECT id FROM custodian))
 OR (l.kind = 'escrow' AND l.subject NOT IN (SELECT recipient FROM escrow))
 """
