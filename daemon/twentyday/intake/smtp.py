@@ -386,7 +386,10 @@ class IntakeServer(SMTP):
     # megabyte "command" is refused with 500 after being drained, not buffered.
     line_length_limit = 64 * 1024
 
-    def __init__(self, handler: Intake, limits: ConnectionLimits, in_flight: InFlight, **kwargs: Any) -> None:
+    def __init__(self, handler: Intake, limits: ConnectionLimits, in_flight: InFlight, *,
+                 spill_at: int | None = None, **kwargs: Any) -> None:
+        """``spill_at``: a message past this many bytes is written into the spool as it arrives
+        (``smtp.spool_to_disk_bytes``; None: every message is held in memory)."""
         # aiosmtpd keeps command line limits in a dict shared by every connection and raises
         # MAIL's on every EHLO: 2,000 EHLOs would let a 72 KB MAIL command through.
         self.command_size_limits = _FixedLimits(lambda: SMTP.command_size_limit, MAIL=MAIL_LINE_LIMIT)
@@ -394,6 +397,7 @@ class IntakeServer(SMTP):
         self._intake = handler
         self._limits = limits
         self._in_flight = in_flight
+        self._spill_at = spill_at
         self._client: str | None = None
         self._auth_failures = 0
 
@@ -464,7 +468,7 @@ class IntakeServer(SMTP):
             self._receiving_data = True
             try:
                 section = await read_data(self._reader, self.data_size_limit, self.line_length_limit, reservation,
-                                          spill_at=self._intake.config.smtp.spool_to_disk_bytes, open_spill=spill)
+                                          spill_at=self._spill_at, open_spill=spill)
             except (asyncio.CancelledError, asyncio.IncompleteReadError):
                 log.info("connection lost during DATA")
                 for incoming in spilled:  # no 250: the sender retries; what it sent so far is destroyed
@@ -593,6 +597,7 @@ async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]
     def protocol() -> IntakeServer:
         return IntakeServer(
             handler, limits, in_flight,
+            spill_at=smtp.spool_to_disk_bytes,
             data_size_limit=smtp.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,
