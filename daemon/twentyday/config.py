@@ -60,6 +60,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp.max_connections_per_client", int, 50, "Connections at once from one address."),
     Setting("smtp.max_bytes_in_flight", int, 200 * 1024 * 1024,
             "Message bytes held in memory by all connections together (451 4.3.1 past it)."),
+    Setting("smtp.spool_to_disk_bytes", int, 1024 * 1024,
+            "A message past this size is sealed into the spool as it arrives, not held in memory "
+            "(at least 65536; at least max_message_bytes: never)."),
     Setting("smtp.max_messages_per_minute", int, 600, "Messages one client address may send per minute (451 above)."),
     Setting("smtp.relay_networks", list, ["127.0.0.0/8", "::1/128"],
             "Client networks (CIDR) whose mail is taken without AUTH (530/550 at MAIL elsewhere)."),
@@ -195,6 +198,8 @@ class SmtpConfig:
     max_connections_per_client: int
     max_messages_per_minute: int
     max_bytes_in_flight: int
+    #: Past it, a message is sealed into the spool as it arrives (memory held: about a chunk).
+    spool_to_disk_bytes: int = 1024 * 1024
     relay_networks: tuple[IPv4Network | IPv6Network, ...] = ()
     dkim: str = "verify"
     trusted_authserv_id: str = ""
@@ -503,6 +508,8 @@ def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
     for key in ("timeout_seconds", "max_connections", "max_connections_per_client", "max_messages_per_minute"):
         if smtp[key] < 1:
             raise ConfigError("must be at least 1", path=str(file), key=f"smtp.{key}")
+    if smtp["spool_to_disk_bytes"] < 65536:
+        raise ConfigError("must be at least 65536", path=str(file), key="smtp.spool_to_disk_bytes")
     if smtp["max_bytes_in_flight"] < smtp["max_message_bytes"]:
         # Else the largest message allowed could never be taken, and its sender would retry for ever.
         raise ConfigError("must be at least smtp.max_message_bytes", path=str(file), key="smtp.max_bytes_in_flight")
@@ -514,7 +521,7 @@ def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
         timeout_seconds=smtp["timeout_seconds"], max_connections=smtp["max_connections"],
         max_connections_per_client=smtp["max_connections_per_client"],
         max_messages_per_minute=smtp["max_messages_per_minute"],
-        max_bytes_in_flight=smtp["max_bytes_in_flight"],
+        max_bytes_in_flight=smtp["max_bytes_in_flight"], spool_to_disk_bytes=smtp["spool_to_disk_bytes"],
         relay_networks=tuple(networks), dkim=smtp["dkim"], trusted_authserv_id=smtp["trusted_authserv_id"].lower(),
     )
 

@@ -8,7 +8,8 @@ idempotent (same bytes → same capture), a replay creates no duplicates.
 Layout under ``<data_dir>/spool/``::
 
     seg-00000001.log   a segment: its own key (sealed), then framed, sealed items
-    files/<item-id>    a file taken from the watched folder, sealed under its own key
+    files/<item-id>    a file taken from the watched folder, or a large SMTP message written
+                       as it arrived, sealed under its own key (``.partial`` until complete)
     done.log           ids of items the store has committed
 
 **The spool forgets** (docs/ARCHITECTURE.md, "Security model"). Every segment and
@@ -41,6 +42,12 @@ ciphertext of the capture reads the daemon's sealed copy (:class:`SealedFile`),
 which the employee cannot change (a hard link or an open descriptor to the
 original reaches only the original).
 
+**Large messages are written as they arrive.** An SMTP message past
+``smtp.spool_to_disk_bytes`` is sealed into ``files/`` chunk by chunk while its DATA is read
+(:class:`IncomingFile`, one file per custodian it is for), so the intake holds no more than
+a chunk of it in memory; it is framed, all its items or none, once it has ended and its files
+are durable. A refused or cut-off message's files are destroyed like a committed item's.
+
 Group commit: writers append their frame under a lock and wait until an fsync
 covers their offset; whoever finds no fsync in flight does one for everybody
 waiting. Under concurrent load one fsync makes many items durable.
@@ -54,6 +61,7 @@ files are removed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -99,6 +107,9 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 ROLL_SECONDS = 0.5
 #: Plaintext bytes per sealed chunk of a taken file.
 FILE_CHUNK = 1024 * 1024
+#: Room for a file's sealed metadata beyond its draft's size, in a file written as its bytes
+#: arrive (:class:`IncomingFile`): only the receive time, known when the message ends, differs.
+META_SLACK = 1024
 _COPY_BYTES = 1024 * 1024
 _FRAME_HEAD = struct.Struct(">4sII")  # magic, header length, sealed payload length
 _NONCE = 12
@@ -322,6 +333,141 @@ class _SealingWriter(io.RawIOBase):
 
 def _chunk_ad(item_id: str, number: int, last: bool) -> bytes:
     return _AD + b"file\0" + item_id.encode() + struct.pack(">Q?", number, last)
+
+
+@dataclass
+class _IncomingPart:
+    """One item of an :class:`IncomingFile`: its sealed file under a ``.partial`` name."""
+
+    item_id: str
+    path: Path  # ``files/<id>.partial`` until committed, then ``files/<id>``
+    fd: int  # -1 once closed
+    aead: AESGCM  # the file's own key
+    meta_offset: int  # where its sealed metadata goes once the message has ended
+    meta_room: int  # the bytes kept there for it
+    chunks: int = 0
+
+
+class IncomingFile:
+    """Items whose bytes arrive over time (a large SMTP message), sealed into ``files/`` as they
+    are written, so no more than a chunk of them is held in memory.
+
+    One sealed file per item (a message for several custodians: one item each), in the format
+    of a taken file, each under a key of its own and a ``.partial`` name. The metadata is sealed
+    at the head of each file, in room kept for it when the file is started, since the receive
+    time is known only when the message ends; the room is the draft's size plus META_SLACK.
+    :meth:`commit` frames them all, or none; :meth:`discard` destroys them (keys zeroed, then
+    unlinked). A crash before the commit leaves only ``.partial`` files, which
+    :meth:`Spool.recover` destroys: no 250 was sent, so the sender retries.
+
+    Not thread-safe: one connection writes it, then commits or discards it once.
+    """
+
+    def __init__(self, spool: Spool, drafts: Sequence[SpoolMeta]) -> None:
+        self._spool = spool
+        self._parts: list[_IncomingPart] = []
+        self._pending = bytearray()
+        self._finished = False
+        with self._or_discard("start a file for a message"):
+            for draft in drafts:
+                self._start(draft)
+
+    @property
+    def ids(self) -> list[str]:
+        return [part.item_id for part in self._parts]
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written and held in memory, not sealed yet (less than a chunk and a write)."""
+        return len(self._pending)
+
+    def _start(self, draft: SpoolMeta) -> None:
+        item_id = uuid.uuid4().hex
+        path = self._spool.files / (item_id + PARTIAL_SUFFIX)
+        key = AESGCM.generate_key(256)
+        room = _NONCE + len(draft.encoded()) + META_SLACK + _TAG
+        head = FILE_MAGIC + self._spool._seal_key(key, b"file", item_id) + struct.pack(">I", room)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        self._parts.append(_IncomingPart(item_id, path, fd, AESGCM(key), len(head), room))  # discard() sees it
+        _write_all(fd, head + bytes(room))  # the metadata's room, filled when the message ends
+
+    def write(self, data: bytes) -> None:
+        """Seal ``data`` into every item's file as whole chunks fill. Raises IntakeError."""
+        if self._finished:
+            raise IntakeError("spool: this message was committed or discarded already")
+        self._pending += data
+        try:
+            # A full chunk is sealed once more follows: only the last one is marked last.
+            while len(self._pending) > FILE_CHUNK:
+                self._seal(bytes(self._pending[:FILE_CHUNK]), last=False)
+                del self._pending[:FILE_CHUNK]
+        except OSError as error:
+            raise IntakeError(f"spool write failed: {error.strerror}") from None
+
+    def _seal(self, plaintext: bytes, last: bool) -> None:
+        for part in self._parts:
+            nonce = os.urandom(_NONCE)
+            _write_all(part.fd, nonce + part.aead.encrypt(nonce, plaintext,
+                                                          _chunk_ad(part.item_id, part.chunks, last)))
+            part.chunks += 1
+
+    def commit(self, metas: Sequence[SpoolMeta]) -> tuple[list[str], SyncTicket]:
+        """The message has ended: seal its last chunk and each item's metadata (``metas``, one
+        per draft, in order), make every file durable (fsync, rename, folder fsync), then frame
+        them all at once. Durable once :meth:`Spool.sync` of the ticket returns. All or none:
+        on failure every file is destroyed and IntakeError raised. Blocks on the disk (run it
+        off the event loop)."""
+        if self._finished or len(metas) != len(self._parts):
+            self.discard()
+            raise IntakeError("spool: a message's items do not match the files written for it")
+        with self._or_discard("make a message durable"):
+            self._seal(bytes(self._pending), last=True)
+            self._pending = bytearray()
+            for part, meta in zip(self._parts, metas, strict=True):
+                encoded = meta.encoded()
+                if len(encoded) > part.meta_room - _NONCE - _TAG:
+                    raise IntakeError("spool: a message's metadata outgrew the room kept for it")
+                # JSON allows trailing spaces: the sealed metadata fills its room exactly.
+                padded = encoded + b" " * (part.meta_room - _NONCE - _TAG - len(encoded))
+                nonce = os.urandom(_NONCE)
+                sealed = nonce + part.aead.encrypt(nonce, padded, _AD + b"meta\0" + part.item_id.encode())
+                os.pwrite(part.fd, sealed, part.meta_offset)
+                os.fsync(part.fd)
+                os.close(part.fd)
+                part.fd = -1
+                target = self._spool.files / part.item_id
+                os.rename(part.path, target)
+                part.path = target
+            _fsync_dir(self._spool.files)
+            ticket = self._spool._write(lambda aead: iter([
+                _frame(aead, part.item_id, meta, b"", file=True)
+                for part, meta in zip(self._parts, metas, strict=True)]))
+        self._finished = True
+        return self.ids, ticket
+
+    @contextlib.contextmanager
+    def _or_discard(self, doing: str) -> Iterator[None]:
+        """Whatever fails inside destroys every file of the message (all or none); a failure
+        of the disk is an IntakeError."""
+        try:
+            yield
+        except OSError as error:
+            self.discard()
+            raise IntakeError(f"spool: cannot {doing}: {error.strerror}") from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Destroy every file written for the message (keys zeroed and made durable, then
+        unlinked): it was refused, or its connection was lost. Blocks on the disk."""
+        self._finished = True
+        self._pending = bytearray()
+        for part in self._parts:
+            if part.fd >= 0:
+                os.close(part.fd)
+                part.fd = -1
+        self._spool._destroy_all([(part.path, part.meta_offset) for part in self._parts])
 
 
 class Spool:
@@ -548,6 +694,14 @@ class Spool:
     def _frame_file(self, item_id: str, meta: SpoolMeta) -> None:
         self.sync(self._write(lambda aead: iter([_frame(aead, item_id, meta, b"", file=True)])))
 
+    def receive_file(self, drafts: Sequence[SpoolMeta]) -> IncomingFile:
+        """Start items whose bytes will arrive over time, one per entry of ``drafts`` (their
+        metadata as known now; :meth:`IncomingFile.commit` gives the final one). Raises
+        IntakeError if the spool cannot start them."""
+        if not self._writes:
+            raise IntakeError("this spool was opened read-only")
+        return IncomingFile(self, drafts)
+
     def sealed_file(self, item: SpoolItem) -> SealedFile:
         """The taken file of ``item``, to read (raises SpoolItemDamaged if it fails authentication)."""
         if item.file is None:
@@ -584,8 +738,12 @@ class Spool:
     def recover(self) -> int:
         """At start-up: frame files taken but not recorded before a crash, and convert a spool of
         the earlier format; returns how many items were framed or converted."""
-        for leftover in [*self.files.glob(f"*{PARTIAL_SUFFIX}"), *self.root.glob(f"seg-*{NEW_SUFFIX}")]:
-            leftover.unlink()  # cut short by a crash: its source is still in the inbox, or it held nothing
+        for leftover in self.files.glob(f"*{PARTIAL_SUFFIX}"):
+            # Cut short by a crash: its source is still in the inbox, or its sender had no 250
+            # and retries. It may hold a large message's first chunks: its key is destroyed.
+            self._destroy(leftover, _file_header_length(leftover))
+        for leftover in self.root.glob(f"seg-*{NEW_SUFFIX}"):
+            leftover.unlink()  # it held nothing yet
         count = self._convert_earlier_format()
         done = self._done_ids()
         framed = {item.file.name for item in self.pending() if item.file is not None}

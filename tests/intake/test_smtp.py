@@ -298,24 +298,29 @@ def test_spool_failure_answers_451_and_stores_nothing(archive_dir: Path) -> None
     assert json.loads(result.output) == []
 
 
-def test_a_failed_fsync_answers_451_and_the_retry_is_archived_once(archive_dir: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def break_fsync(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """The disk's edge: the spool's writes are accepted, then fail to flush while ``["on"]``."""
     import errno
-    import os
 
     from twentyday import spool as spool_module
 
-    config, port = configure(archive_dir)
-    running = DaemonThread(config).start()
     real_fsync = os.fsync
     broken = {"on": True}
 
-    def fsync(fd: int) -> None:  # the disk's edge: it accepts the write, then fails to flush it
+    def fsync(fd: int) -> None:
         if broken["on"]:
             raise OSError(errno.EIO, "Input/output error")
         real_fsync(fd)
 
     monkeypatch.setattr(spool_module.os, "fsync", fsync)
+    return broken
+
+
+def test_a_failed_fsync_answers_451_and_the_retry_is_archived_once(archive_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    config, port = configure(archive_dir)
+    running = DaemonThread(config).start()
+    broken = break_fsync(monkeypatch)
     try:
         mail = make_mail(message_id="<fsync@x>")
         with smtplib.SMTP("127.0.0.1", port) as client:
@@ -429,3 +434,60 @@ def test_the_smtp_clock_decides_the_receive_time(archive_dir: Path) -> None:
     finally:
         spool.close()
         archive.close()
+
+
+def crlf(mail: bytes) -> bytes:
+    """Mail as it is sent (smtplib sends bytes as they are: a bare LF would make one long line)."""
+    return mail.replace(b"\n", b"\r\n")
+
+
+def test_a_message_past_spool_to_disk_bytes_is_written_as_it_arrives_and_refusals_leave_nothing(
+        archive_dir: Path) -> None:
+    config, port = configure(archive_dir, spool_to_disk_bytes=65536, max_message_bytes=400_000)
+    running = DaemonThread(config).start()
+    files = running.config.data_dir / "spool" / "files"
+    try:
+        too_big = crlf(make_mail(body="a line of the quarterly report\n" * 15_000, message_id="<big@x>"))  # 480 KB
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.ehlo()
+            client.mail("jane.doe@gmail.com")
+            client.rcpt("records@agency.example")
+            code, _ = client.data(too_big)
+            assert code == 552  # it went to disk past 64 KiB; past 400 KB it is refused, and destroyed
+            assert client.noop()[0] == 250
+            assert list(files.iterdir()) == []
+            # Lines that start with a dot are stuffed by smtplib and unstuffed block by block.
+            body = ".leading dot\n" + "a line of the quarterly report\n" * 8_000 + ".\n..two\nLastwordzebra\n"
+            mail = crlf(make_mail(body=body, message_id="<spooled@x>"))
+            client.sendmail("jane.doe@gmail.com", ["records@agency.example"], mail)
+        [row] = wait_records(config, 1)
+        assert row["channel"] == "smtp" and row["custodian"] == "jdoe"
+        found = CliRunner().invoke(cli, ["--config", str(config), "search", "--json", "--text", "lastwordzebra"])
+        assert len(json.loads(found.output)) == 1
+        shown = CliRunner().invoke(cli, ["--config", str(config), "show", str(row["id"]), "--identity",
+                                         str(archive_dir / "officer.key"), "--purpose", "test"])
+        assert shown.exit_code == 0, shown.output
+        assert ".leading dot" in shown.output and "\n.\n..two\nLastwordzebra" in shown.output.replace("\r", "")
+    finally:
+        running.stop()
+
+
+def test_a_failed_fsync_of_a_message_written_as_it_arrived_answers_451_and_keeps_nothing(
+        archive_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, port = configure(archive_dir, spool_to_disk_bytes=65536)
+    running = DaemonThread(config).start()
+    files = running.config.data_dir / "spool" / "files"
+    broken = break_fsync(monkeypatch)
+    try:
+        mail = crlf(make_mail(body="a line of the quarterly report\n" * 8_000, message_id="<large-fsync@x>"))
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.sendmail("jane.doe@gmail.com", ["records+jdoe@agency.example"], mail)
+            assert refused.value.smtp_code == 451
+            assert list(files.iterdir()) == []  # its file destroyed; no frame names it
+            assert list(_spool_of(running).pending()) == []  # type: ignore[attr-defined]
+            broken["on"] = False
+            client.sendmail("jane.doe@gmail.com", ["records+jdoe@agency.example"], mail)  # the sender retries
+        assert len(wait_records(config, 1)) == 1
+    finally:
+        running.stop()

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from twentyday.errors import IntakeError
 from twentyday.intake.smtp_data import DataRefusal, DataSection, InFlight, Reservation, read_data
 
 LINE_LIMIT = 64
@@ -222,3 +223,116 @@ def test_each_message_in_flight_holds_its_share_until_its_reservation_ends() -> 
             assert asyncio.run(read(b"b" * 48 + b"\r\n", second)).refusal is DataRefusal.BUSY
         assert in_flight.held == 6000
     assert in_flight.held == 0 and not in_flight.full()
+
+
+class Collected:
+    """A spill that keeps what it is given, holding ``hold`` bytes of it "in memory" at most."""
+
+    def __init__(self, hold: int = 0, fail_after: int | None = None) -> None:
+        self.pieces: list[bytes] = []
+        self.hold = hold
+        self.fail_after = fail_after
+        self.opened = 0
+
+    @property
+    def written(self) -> bytes:
+        return b"".join(self.pieces)
+
+    @property
+    def buffered(self) -> int:
+        return min(self.hold, len(self.written))
+
+    def write(self, data: bytes) -> None:
+        if self.fail_after is not None and len(self.written) + len(data) > self.fail_after:
+            raise IntakeError("spool write failed: No space left on device")
+        self.pieces.append(data)
+
+
+async def read_spilling(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int,
+                        spill_at: int) -> DataSection:
+    """Our reader spilling past ``spill_at``: its section's content is what the spill was given."""
+    spill = Collected()
+
+    def open_spill() -> Collected:
+        spill.opened += 1
+        return spill
+
+    with InFlight(1 << 62).reserve() as reservation:
+        section = await read_data(reader, size_limit, line_limit, reservation, spill_at=spill_at,
+                                  open_spill=open_spill)
+    assert spill.opened <= 1
+    if section.spilled:
+        return DataSection(spill.written)
+    return section
+
+
+def test_random_streams_spilled_past_a_threshold_read_exactly_as_aiosmtpd_reads_them() -> None:
+    # Spilled block by block, dot-stuffing is undone across block boundaries as it is whole.
+    rng = random.Random(44)
+    spilled = 0
+    for _ in range(2000):
+        stream = random_stream(rng)
+        pieces = [rng.randrange(1, 20) for _ in range(rng.randrange(0, 12))]
+        spill_at = rng.choice([0, 1, 5, 40])
+
+        async def ours(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int,
+                       spill_at: int = spill_at) -> DataSection:
+            return await read_spilling(reader, size_limit, line_limit, spill_at)
+
+        mine, my_rest = asyncio.run(run_reader(ours, stream, pieces, None, LINE_LIMIT))
+        theirs, their_rest = asyncio.run(run_reader(aiosmtpd_reference, stream, pieces, None, LINE_LIMIT))
+        assert my_rest == their_rest, stream
+        if theirs.refusal is None:
+            assert mine == theirs, stream
+            spilled += len(theirs.content) > spill_at
+        else:
+            assert mine.refusal == theirs.refusal, stream
+    assert spilled > 500  # many did spill (the rest were refused or shorter than the threshold)
+
+
+def test_a_spilled_message_charges_the_budget_only_what_its_spill_holds_in_memory() -> None:
+    in_flight = InFlight(10_000)
+    line = b"y" * 98 + b"\r\n"
+    spill = Collected(hold=3000)
+    peak = 0
+
+    async def read() -> DataSection:
+        nonlocal peak
+        reader = asyncio.StreamReader(limit=1024)
+        with in_flight.reserve() as reservation:
+            async def feed() -> None:
+                nonlocal peak
+                for _ in range(500):  # 50,000 bytes: five times the budget
+                    reader.feed_data(line)
+                    await asyncio.sleep(0)
+                    peak = max(peak, in_flight.held)
+                reader.feed_data(b".\r\nQUIT\r\n")
+                reader.feed_eof()
+
+            feeder = asyncio.ensure_future(feed())
+            section = await read_data(reader, None, 1024, reservation, spill_at=5000, open_spill=lambda: spill)
+            await feeder
+            assert in_flight.held == 3000  # what the spill still holds, until the message is stored
+            return section
+
+    section = asyncio.run(read())
+    assert section == DataSection(b"", spilled=True)
+    assert spill.written == line * 500
+    assert 3000 <= peak <= 5000 + 1024  # the threshold and a block, never the message
+    assert in_flight.held == 0
+
+
+def test_a_spill_that_cannot_take_the_message_refuses_it_unavailable_and_drains() -> None:
+    spill = Collected(fail_after=20_000)
+
+    async def read() -> tuple[DataSection, bytes]:
+        reader = asyncio.StreamReader(limit=1024)
+        reader.feed_data((b"z" * 98 + b"\r\n") * 500 + b".\r\nQUIT\r\n")
+        reader.feed_eof()
+        with InFlight(1 << 30).reserve() as reservation:
+            section = await read_data(reader, None, 1024, reservation, spill_at=5000, open_spill=lambda: spill)
+        return section, await reader.read()
+
+    section, rest = asyncio.run(read())
+    assert section == DataSection(b"", DataRefusal.UNAVAILABLE)
+    assert rest == b"QUIT\r\n"

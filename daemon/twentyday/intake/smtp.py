@@ -12,6 +12,9 @@ archive's limits, :func:`start_server` binds it on the daemon's own loop.
 - DATA is read in blocks (:mod:`smtp_data`), not aiosmtpd's line at a time,
   with aiosmtpd's rules: it ends only at ``<CRLF>.<CRLF>``, so a bare
   ``\\n.\\n`` cannot smuggle a second message.
+- A message past ``smtp.spool_to_disk_bytes`` is sealed into the spool as it arrives
+  (:meth:`Spool.receive_file`), so memory per connection stays about a chunk; smaller
+  ones stay in memory and share the group commit. Either way 250 only once durable.
 - Limits: message size (552, without holding more than the limit in memory),
   command and data line length, idle timeout (restarted while a message's
   bytes arrive), total and per-client connections (421 above them),
@@ -36,7 +39,7 @@ import logging
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,7 +52,7 @@ from twentyday.errors import ConfigError, IntakeError
 from twentyday.intake import utc_now
 from twentyday.intake.smtp_auth import Authenticator, load_auth_file
 from twentyday.intake.smtp_data import DataRefusal, InFlight, read_data
-from twentyday.spool import Spool, SpoolMeta, SyncTicket
+from twentyday.spool import IncomingFile, Spool, SpoolMeta, SyncTicket
 
 log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 100
@@ -184,6 +187,55 @@ class Intake:
         refused = self.refusal(session)
         if refused is not None:  # checked at MAIL and RCPT already; DATA is where bytes become items
             return refused
+        metas = self._metas(session, envelope, received_at)
+
+        async def written() -> tuple[list[str], SyncTicket]:
+            # Written here, one item per custodian, all or none (page cache: microseconds);
+            # only the fsync leaves the loop.
+            return self.spool.write_items(metas, data)
+
+        return await self._durable_reply(peer, written())
+
+    def receive(self, session: Session, envelope: Envelope) -> IncomingFile:
+        """A message past ``smtp.spool_to_disk_bytes``: its items, sealed into the spool as its
+        bytes arrive (the metadata drafted now; :meth:`handle_spooled_DATA` gives the final one).
+        Raises IntakeError if the spool cannot start them."""
+        return self.spool.receive_file(self._metas(session, envelope, self._clock()))
+
+    async def handle_spooled_DATA(self, session: Session, envelope: Envelope, incoming: IncomingFile) -> str:
+        """The end of a message written as it arrived: frame its items once durable, then 250."""
+        received_at = self._clock()
+        peer = _peer(session)
+        refused = self.refusal(session)
+        if refused is not None:
+            await self.discard(incoming)
+            return refused
+        metas = self._metas(session, envelope, received_at)
+        # The files' fsyncs leave the loop; the frames share the group commit.
+        return await self._durable_reply(
+            peer, asyncio.get_running_loop().run_in_executor(None, incoming.commit, metas))
+
+    async def _durable_reply(self, peer: str, written: Awaitable[tuple[list[str], SyncTicket]]) -> str:
+        """250 once what ``written`` wrote is on disk (group commit); 451 if it cannot be."""
+        try:
+            ids, ticket = await written
+            await self._durable.wait(ticket)
+        except IntakeError as error:
+            log.error("451 for a message from %s: %s", peer, error)
+            return "451 4.3.0 Archive temporarily unavailable; try again later"
+        self.on_item()
+        return f"250 2.0.0 OK: archived as {' '.join(ids)}"
+
+    def discard(self, incoming: IncomingFile) -> asyncio.Future[None]:
+        """Destroy a message written as it arrived that will not be archived (refused, or its
+        connection lost: no 250, so its sender retries), off the event loop; awaiting is optional."""
+        future = asyncio.get_running_loop().run_in_executor(None, incoming.discard)
+        future.add_done_callback(_log_discard_failure)
+        return future
+
+    def _metas(self, session: Session, envelope: Envelope, received_at: datetime) -> list[SpoolMeta]:
+        """The spool metadata of a message: one item per custodian, with the SMTP envelope."""
+        peer = _peer(session)
         details = {
             "mail_from": envelope.mail_from or "",
             "rcpt_tos": ", ".join(envelope.rcpt_tos),
@@ -196,22 +248,17 @@ class Intake:
             "delivered_by": f"auth:{_user(session)}" if session.authenticated else f"relay:{peer}",
         }
         name = f"smtp-{received_at:%Y%m%dT%H%M%S%f}.eml"
-        metas = [SpoolMeta(name, "smtp", received_at, custodian, envelope=details)
-                 for custodian in self._custodians(session, envelope)]
-        try:
-            # Written here, one item per custodian, all or none (page cache: microseconds);
-            # only the fsync leaves the loop.
-            ids, ticket = self.spool.write_items(metas, data)
-            await self._durable.wait(ticket)
-        except IntakeError as error:
-            log.error("451 for a message from %s: %s", peer, error)
-            return "451 4.3.0 Archive temporarily unavailable; try again later"
-        self.on_item()
-        return f"250 2.0.0 OK: archived as {' '.join(ids)}"
+        return [SpoolMeta(name, "smtp", received_at, custodian, envelope=details)
+                for custodian in self._custodians(session, envelope)]
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session failed: %s: %s", type(error).__name__, error)
         return "451 4.3.0 Internal error; try again later"
+
+
+def _log_discard_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("spool: a refused message's files could not be destroyed: %s", future.exception())
 
 
 def _peer(session: Session) -> str:
@@ -339,7 +386,10 @@ class IntakeServer(SMTP):
     # megabyte "command" is refused with 500 after being drained, not buffered.
     line_length_limit = 64 * 1024
 
-    def __init__(self, handler: Intake, limits: ConnectionLimits, in_flight: InFlight, **kwargs: Any) -> None:
+    def __init__(self, handler: Intake, limits: ConnectionLimits, in_flight: InFlight, *,
+                 spill_at: int | None = None, **kwargs: Any) -> None:
+        """``spill_at``: a message past this many bytes is written into the spool as it arrives
+        (``smtp.spool_to_disk_bytes``; None: every message is held in memory)."""
         # aiosmtpd keeps command line limits in a dict shared by every connection and raises
         # MAIL's on every EHLO: 2,000 EHLOs would let a 72 KB MAIL command through.
         self.command_size_limits = _FixedLimits(lambda: SMTP.command_size_limit, MAIL=MAIL_LINE_LIMIT)
@@ -347,6 +397,7 @@ class IntakeServer(SMTP):
         self._intake = handler
         self._limits = limits
         self._in_flight = in_flight
+        self._spill_at = spill_at
         self._client: str | None = None
         self._auth_failures = 0
 
@@ -402,18 +453,33 @@ class IntakeServer(SMTP):
         if self._in_flight.full():
             await self.push(_BUSY)
             return
+        # A large message is written into the spool as it arrives: the file it was given.
+        spilled: list[IncomingFile] = []
+        session, envelope = self.session, self.envelope
+        assert session is not None
+
+        def spill() -> IncomingFile:
+            spilled.append(self._intake.receive(session, envelope))
+            return spilled[-1]
+
         # The message's bytes count against the budget until it is in the spool (or dropped).
         with self._in_flight.reserve() as reservation:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self._receiving_data = True
             try:
-                section = await read_data(self._reader, self.data_size_limit, self.line_length_limit, reservation)
+                section = await read_data(self._reader, self.data_size_limit, self.line_length_limit, reservation,
+                                          spill_at=self._spill_at, open_spill=spill)
             except (asyncio.CancelledError, asyncio.IncompleteReadError):
                 log.info("connection lost during DATA")
+                for incoming in spilled:  # no 250: the sender retries; what it sent so far is destroyed
+                    self._intake.discard(incoming)
                 self._writer.close()
                 raise asyncio.CancelledError from None
             finally:
                 self._receiving_data = False
+            if section.refusal is not None:
+                for incoming in spilled:
+                    await self._intake.discard(incoming)
             if section.refusal is DataRefusal.TOO_LONG:
                 await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
             elif section.refusal is DataRefusal.TOO_MUCH:
@@ -421,12 +487,18 @@ class IntakeServer(SMTP):
             elif section.refusal is DataRefusal.BUSY:
                 log.warning("message refused: the bytes in flight would pass smtp.max_bytes_in_flight")
                 await self.push(_BUSY)
+            elif section.refusal is DataRefusal.UNAVAILABLE:
+                await self.push("451 4.3.0 Archive temporarily unavailable; try again later")
             if section.refusal is not None:
                 self.envelope = self._create_envelope()  # aiosmtpd's _set_post_data_state(), which is untyped
                 return
-            self.envelope.content = self.envelope.original_content = section.content
-            del section  # the envelope holds the only copy; it is dropped with the envelope below
-            status = await self._call_handler_hook("DATA")
+            status: Any
+            if section.spilled:
+                status = await self._intake.handle_spooled_DATA(session, envelope, spilled[0])
+            else:
+                self.envelope.content = self.envelope.original_content = section.content
+                del section  # the envelope holds the only copy; it is dropped with the envelope below
+                status = await self._call_handler_hook("DATA")
             self.envelope = self._create_envelope()
         await self.push("250 OK" if status is MISSING else status)
 
@@ -525,6 +597,7 @@ async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]
     def protocol() -> IntakeServer:
         return IntakeServer(
             handler, limits, in_flight,
+            spill_at=smtp.spool_to_disk_bytes,
             data_size_limit=smtp.max_message_bytes,
             enable_SMTPUTF8=True,
             decode_data=False,

@@ -24,6 +24,11 @@ budget as they arrive. A message that would take the budget past its size is ref
 "busy" (the server answers 451 4.3.1, so its sender retries later) and the rest of its
 section is drained, never held: a crowd of clients that send large messages and never
 finish cannot hold more than the budget between them.
+
+Large messages: once a message passes ``spill_at`` bytes, what was kept and everything after
+it goes to a :class:`Spill` as it arrives (the spool seals it into a file), dot-stuffing undone
+block by block; the message then holds in memory only what the spill has not sealed yet, and
+that is all it charges to the budget.
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
+
+from twentyday.errors import IntakeError
 
 _CRLF = b"\r\n"
 _DOT_LINE = b".\r\n"
@@ -42,6 +50,20 @@ class DataRefusal(enum.Enum):
     TOO_LONG = "too long"
     TOO_MUCH = "too much"
     BUSY = "busy"  # the bytes in flight, all connections together, would pass their budget
+    UNAVAILABLE = "unavailable"  # the spill (the spool) could not take the message
+
+
+class Spill(Protocol):
+    """Where a large message's bytes go as they arrive (the spool's :class:`IncomingFile`)."""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written to it and still held in memory."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Take the next bytes of the message; raises IntakeError if it cannot."""
+        ...
 
 
 class InFlight:
@@ -82,6 +104,14 @@ class Reservation:
         self.held += size
         return True
 
+    def hold(self, size: int) -> bool:
+        """Hold exactly ``size`` bytes (fewer: the rest is given back), unless that would pass the budget."""
+        if size > self.held:
+            return self.take(size - self.held)
+        self._in_flight.held -= self.held - size
+        self.held = size
+        return True
+
     def give_back(self) -> None:
         self._in_flight.held -= self.held
         self.held = 0
@@ -93,6 +123,35 @@ class DataSection:
 
     content: bytes
     refusal: DataRefusal | None = None
+    #: The message went to the spill as it arrived (``content`` is then empty).
+    spilled: bool = False
+
+
+class _Unstuffer:
+    """Undoes dot-stuffing of a section given in pieces: one leading dot comes off every line.
+
+    A piece's trailing CR or CRLF is held back until the next one, so a CRLF-dot that
+    straddles two pieces is seen whole (the pattern cannot overlap itself, so pieces give
+    what one ``replace`` over the whole section gives).
+    """
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._first = True
+
+    def feed(self, raw: bytes) -> bytes:
+        data = self._held + raw
+        if self._first and data:
+            self._first = False
+            if data[:1] == b".":
+                data = data[1:]
+        keep = 2 if data.endswith(_CRLF) else 1 if data.endswith(b"\r") else 0
+        self._held = data[len(data) - keep:]
+        return data[:len(data) - keep].replace(b"\r\n.", _CRLF)
+
+    def end(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
 
 
 class _Lines:
@@ -135,18 +194,25 @@ class _Lines:
 
 
 async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int,
-                    reservation: Reservation) -> DataSection:
+                    reservation: Reservation, *, spill_at: int | None = None,
+                    open_spill: Callable[[], Spill] | None = None) -> DataSection:
     """Read one DATA section from ``reader`` (after the 354), up to and including its end line.
 
     ``reader``'s own limit bounds each read (aiosmtpd makes it ``line_limit``). The bytes kept
     are charged to ``reservation``; the caller gives them back once the message is stored or
     dropped. Raises ``asyncio.IncompleteReadError`` if the connection ends first.
+
+    A message past ``spill_at`` bytes goes to the spill ``open_spill`` gives (once) as it
+    arrives, unstuffed, and the section says ``spilled``. Whatever happens to it after that
+    (refused, cut off, or taken), the spill is the caller's to commit or discard.
     """
     kept = bytearray()
     size = 0  # bytes sent before the end line, as aiosmtpd counts them
     lines = _Lines(line_limit)
     tail = b""  # the last two bytes read, to see whether a dot starts a line
     refusal: DataRefusal | None = None
+    spill: Spill | None = None
+    unstuffer = _Unstuffer()
     while True:
         try:
             block = await reader.readuntil(_DOT_LINE)
@@ -163,11 +229,26 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
                 refusal = DataRefusal.TOO_LONG
             elif size_limit and size > size_limit:
                 refusal = DataRefusal.TOO_MUCH
+            elif spill is None and open_spill is not None and spill_at is not None and len(kept) + len(body) > spill_at:
+                try:
+                    spill = open_spill()
+                    spill.write(unstuffer.feed(bytes(kept)))
+                    kept.clear()
+                    spill.write(unstuffer.feed(body))
+                except IntakeError:
+                    refusal = DataRefusal.UNAVAILABLE
+            elif spill is not None:
+                try:
+                    spill.write(unstuffer.feed(body))
+                except IntakeError:
+                    refusal = DataRefusal.UNAVAILABLE
             elif not reservation.take(len(body)):
                 refusal = DataRefusal.BUSY
-            if refusal is None:
+            if refusal is None and spill is not None and not reservation.hold(spill.buffered):
+                refusal = DataRefusal.BUSY
+            if refusal is None and spill is None:
                 kept += body
-            else:
+            elif refusal is not None:
                 kept.clear()  # the rest is read only to find the end, and dropped
                 reservation.give_back()
         if ended:
@@ -175,6 +256,12 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_l
         tail = (tail + block)[-2:]
     if refusal is not None:
         return DataSection(b"", refusal)
+    if spill is not None:
+        try:
+            spill.write(unstuffer.end())
+        except IntakeError:
+            return DataSection(b"", DataRefusal.UNAVAILABLE)
+        return DataSection(b"", spilled=True)
     # Undone in steps that each hold at most two copies of the message (the limit allows for two).
     if kept.startswith(b"."):
         del kept[0]

@@ -214,7 +214,12 @@ def with_origin(config: Config, item: Item) -> Item:
         return item
     raw = b""
     if item.channel == "smtp":
-        raw = item.data if item.data is not None else item.path.read_bytes() if item.path is not None else b""
+        if item.data is not None:
+            raw = item.data
+        elif item.sealed is not None:  # a large message, sealed into the spool as it arrived
+            raw = item.sealed.read_all()  # DKIM hashes the message whole (dkimpy takes bytes)
+        elif item.path is not None:
+            raw = item.path.read_bytes()
     return dataclasses.replace(item, origin=origin_of(config, item.channel, item.envelope, raw))
 
 
