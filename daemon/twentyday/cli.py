@@ -33,7 +33,6 @@ from twentyday.errors import (
     TwentydayError,
 )
 from twentyday.hardening import forbid_core_dumps
-from twentyday.pipeline import process as pipeline
 from twentyday.store import search as search_module
 from twentyday.store.alerts import open_alerts
 from twentyday.store.archive import Archive
@@ -41,7 +40,7 @@ from twentyday.store.disclosures import require_purpose
 from twentyday.store.summary import Window, compliance_summary
 from twentyday.store.verify import verify_archive
 
-# serve, init, create, keys add-recipient and smtp-user import their modules when they run:
+# serve, ingest, init, create, keys add-recipient, smtp-user and report import their modules when they run:
 # those pull in aiosmtpd, watchdog and the whole pipeline, a start-up cost every other command
 # would pay. All of them are below the CLI (the import contract checks it): no cycle hides here.
 DEFAULT_CONFIG = "/etc/twentyday/twentyday.toml"
@@ -325,6 +324,8 @@ def serve(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, as_json: bool) -> None:
     """Ingest files once, through the same pipeline as the daemon; reports each file."""
+    from twentyday.pipeline import process as pipeline
+
     outcomes = []
     with open_archive(ctx) as archive:
         if custodian is not None and archive.config.custodian(custodian) is None:

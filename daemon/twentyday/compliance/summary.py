@@ -15,13 +15,45 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from twentyday.compliance.coverage import Coverage
+from twentyday.compliance.coverage import export_by
 
 STATUSES = ("copied", "on_time", "late", "undated")
 DIRECTIONS = ("sent", "received")
+
+
+class Ending(Protocol):
+    """Where a conversation's coverage ends and when its next export is due: a
+    :class:`~twentyday.compliance.coverage.Coverage`, or just its end (:class:`ConversationEnd`)."""
+
+    @property
+    def custodian(self) -> str: ...
+    @property
+    def conversation(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def covered_until(self) -> datetime: ...
+    @property
+    def export_by(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEnd:
+    """The end of a conversation's coverage: all the summary needs of it (the newest message held)."""
+
+    custodian: str
+    conversation: str
+    platform: str
+    covered_until: datetime
+    export_by: datetime
+
+    @classmethod
+    def at(cls, custodian: str, conversation: str, platform: str, covered_until: datetime, zone: ZoneInfo,
+           rule: str, days: int) -> ConversationEnd:
+        return cls(custodian, conversation, platform, covered_until, export_by(covered_until, zone, rule, days))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +112,12 @@ class Person:
 
 def summarise(people: Iterable[Person], tallies: Iterable[tuple[str, str, str, int]],
               lateness: Iterable[tuple[str, int, int]], open_alerts: Mapping[str, int],
-              coverages: Iterable[Coverage], *, as_of: datetime, remind_after_days: int) -> list[CustodianSummary]:
+              ends: Iterable[Ending], *, as_of: datetime, remind_after_days: int) -> list[CustodianSummary]:
     """One summary per custodian, ordered by id.
 
     ``tallies``: (custodian, status, direction, records); ``lateness``: (custodian, days late,
-    records) of the late records; ``open_alerts``: open alerts by custodian. A custodian the
+    records) of the late records; ``open_alerts``: open alerts by custodian; ``ends``: where each
+    chat conversation's coverage ends. A custodian the
     tallies name but ``people`` does not (no longer configured) is summarised under its id.
     """
     known = {person.id: person for person in people}
@@ -101,7 +134,7 @@ def summarise(people: Iterable[Person], tallies: Iterable[tuple[str, str, str, i
         histogram = late.setdefault(custodian, {})
         histogram[days_late] = histogram.get(days_late, 0) + count
     risks: dict[str, list[AtRisk]] = {}
-    for held in coverages:
+    for held in ends:
         risk = at_risk(held, as_of, remind_after_days)
         if risk is not None:
             risks.setdefault(held.custodian, []).append(risk)
@@ -121,7 +154,7 @@ def summarise(people: Iterable[Person], tallies: Iterable[tuple[str, str, str, i
     return summaries
 
 
-def at_risk(held: Coverage, as_of: datetime, remind_after_days: int) -> AtRisk | None:
+def at_risk(held: Ending, as_of: datetime, remind_after_days: int) -> AtRisk | None:
     """The conversation as at risk at ``as_of``, or None while its reminder is not yet due."""
     remind_from = held.covered_until + timedelta(days=remind_after_days)
     if as_of < min(remind_from, held.export_by):
