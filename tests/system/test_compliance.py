@@ -121,3 +121,37 @@ def test_a_control_character_in_a_name_is_shown_escaped_and_cannot_break_a_row(a
     ingest(archive, export, AS_OF)
     found = run(archive_dir, "search").splitlines()
     assert len(found) == 3 and "Team\\nfake 0 record(s)" in found[1] and found[2] == "1 record(s)"
+
+
+def test_the_evidence_pack_states_what_arrived_how_late_the_holes_and_deletions(archive: Archive,
+                                                                                archive_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    import html
+    import re
+
+    from twentyday import errors
+    from twentyday.report import NOT_A_FINDING
+
+    captures = autumn(archive, tmp_path / "exports")
+    page = tmp_path / "evidence.html"
+    run(archive_dir, "report", "--html", str(page), "--as-of", AS_OF.isoformat(), "--evidence", "jdoe")
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text()))
+    words = " ".join(text.split())
+    assert words.count(NOT_A_FINDING) == 2  # under the title and in the evidence pack
+    # What arrived, in the order it arrived: id, received, channel, format, state, reason, messages, new, late.
+    assert f"{captures['b']} 2026-10-24 08:00 EDT cli whatsapp ingested – 10 10 3" in words
+    assert f"{captures['late_mail']} 2026-10-28 06:00 EDT cli email ingested – 1 1 1" in words
+    # How late, by conversation; the hole; the deletion recorded by export A.
+    assert "Budget Team whatsapp 15 3 0 3 2026-10-01 09:00 EDT 2026-10-03 09:00 EDT" in words
+    assert (f"Budget Team 2026-09-05 09:00 EDT 2026-10-01 09:00 EDT {captures['a']} {captures['b']}") in words
+    assert f"Budget Team deleted message 2026-09-03 09:00 EDT {captures['a']} 2026-09-06 08:00 EDT" in words
+    for verdict in ("violation", "intentional", "suspicious", "guilty"):
+        assert verdict not in words.lower()
+
+    def code(*args: str) -> int:
+        return CliRunner().invoke(cli, ["--config", str(archive_dir / "twentyday.toml"), "report", "--html",
+                                        str(tmp_path / "x.html"), *args]).exit_code
+
+    assert code("--evidence", "nobody") == errors.NotFoundError.exit_code
+    assert code("--custodian", "jdoe", "--evidence", "other") == errors.InvalidArgument.exit_code
+    assert not (tmp_path / "x.html").exists()
