@@ -8,11 +8,14 @@ Listing commands take ``--json`` and then print machine-readable output only.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -30,15 +33,16 @@ from twentyday.errors import (
     TwentydayError,
 )
 from twentyday.hardening import forbid_core_dumps
-from twentyday.pipeline import process as pipeline
 from twentyday.store import outbox, schema
 from twentyday.store import search as search_module
 from twentyday.store.alerts import open_alerts
 from twentyday.store.archive import Archive
 from twentyday.store.disclosures import require_purpose
+from twentyday.store.summary import Window, compliance_summary
 from twentyday.store.verify import verify_archive
 
-# serve, init, create, keys add-recipient, smtp-user and alerts deliver import their modules when they run:
+# serve, ingest, init, create, keys add-recipient, smtp-user, report and alerts deliver import their modules
+# when they run:
 # those pull in aiosmtpd, watchdog and the whole pipeline, a start-up cost every other command
 # would pay. All of them are below the CLI (the import contract checks it): no cycle hides here.
 DEFAULT_CONFIG = "/etc/twentyday/twentyday.toml"
@@ -105,6 +109,35 @@ def parse_time(value: str | None, option: str) -> datetime | None:
     except ValueError:
         raise click.BadParameter("expected ISO 8601 with an offset, e.g. 2026-03-01T00:00:00-05:00",
                                  param_hint=option) from None
+
+
+def _cell(value: object) -> str:
+    """A table cell on one line: a control character from input is shown escaped, never obeyed."""
+    text = "" if value is None else str(value)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def echo_table(headers: Sequence[str], rows: Sequence[Sequence[object]], count: str,
+               right: frozenset[int] = frozenset()) -> None:
+    """An aligned table with a header row, then ``count`` on a line of its own.
+
+    ``right``: the columns (by position) of numbers, aligned to the right."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([_width(header), *(_width(row[n]) for row in cells)]) for n, header in enumerate(headers)]
+
+    def line(row: Sequence[str]) -> str:
+        padded = [(" " * (width - _width(text)) + text) if n in right else (text + " " * (width - _width(text)))
+                  for n, (text, width) in enumerate(zip(row, widths, strict=True))]
+        return "  ".join(padded).rstrip()
+
+    click.echo(line(headers))
+    for row in cells:
+        click.echo(line(row))
+    click.echo(count)
 
 
 @click.group(cls=Cli)
@@ -293,6 +326,8 @@ def serve(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, as_json: bool) -> None:
     """Ingest files once, through the same pipeline as the daemon; reports each file."""
+    from twentyday.pipeline import process as pipeline
+
     outcomes = []
     with open_archive(ctx) as archive:
         if custodian is not None and archive.config.custodian(custodian) is None:
@@ -336,11 +371,11 @@ def search(ctx: click.Context, custodian: str | None, conversation: str | None, 
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    for row in rows:
-        late = f" +{row['days_late']}d" if row["status"] == "late" else ""
-        click.echo(f"{row['id']}  {row['custodian']:<8} {row['platform']:<8} {row['created_at'] or '(undated)':<25} "
-                   f"{row['status']}{late}  {row['direction']:<8} {row['sender']}")
-    click.echo(f"{len(rows)} record(s)", err=True)
+    echo_table(("ID", "CUSTODIAN", "PLATFORM", "CONVERSATION", "CREATED", "STATUS", "DAYS LATE", "DIRECTION",
+                "SENDER"),
+               [(row["id"], row["custodian"], row["platform"], row["conversation"], row["created_at"] or "(undated)",
+                 row["status"], row["days_late"] if row["status"] == "late" else "", row["direction"], row["sender"])
+                for row in rows], f"{len(rows)} record(s)", right=frozenset({6}))
 
 
 def identity_options(function: F) -> F:
@@ -403,10 +438,9 @@ def audit(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([d.as_json() for d in found], indent=2, ensure_ascii=False))
         return
-    for disclosure in found:
-        click.echo(f"{disclosure.at}  {disclosure.action:<7} {disclosure.actor}  -> {disclosure.recipient}  "
-                   f"purpose: {disclosure.purpose}  records: {', '.join(disclosure.subjects)}")
-    click.echo(f"{len(found)} disclosure(s)", err=True)
+    echo_table(("AT", "ACTION", "ACTOR", "RECIPIENT", "PURPOSE", "RECORDS"),
+               [(d.at, d.action, d.actor, d.recipient, d.purpose, ", ".join(d.subjects)) for d in found],
+               f"{len(found)} disclosure(s)")
 
 
 @cli.command()
@@ -482,10 +516,79 @@ def alerts(ctx: click.Context, custodian: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([a.as_json() for a in found], indent=2, ensure_ascii=False))
         return
-    for alert in found:
-        click.echo(f"{alert.id:>5} {alert.severity:<8} {alert.kind:<20} {alert.custodian or '-':<8} "
-                   f"{alert.conversation or '-'}  {alert.detail} (x{alert.count})")
-    click.echo(f"{len(found)} open alert(s)", err=True)
+    echo_table(("ID", "SEVERITY", "KIND", "CUSTODIAN", "CONVERSATION", "OPENED", "COUNT", "DETAIL"),
+               [(a.id, a.severity, a.kind, a.custodian or "-", a.conversation or "-", a.opened_at, a.count, a.detail)
+                for a in found], f"{len(found)} open alert(s)", right=frozenset({0, 6}))
+
+
+def local_time(moment: datetime, zone: ZoneInfo) -> str:
+    """A time as people read it: in the custodian's zone, to the minute, with the zone's abbreviation."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@cli.command()
+@click.option("--custodian", help="Only this custodian.")
+@click.option("--since", help="Records created at or after (ISO 8601 with offset).")
+@click.option("--until", help="Records created before (ISO 8601 with offset).")
+@click.option("--as-of", "as_of", help="The archive as it stood then (ISO 8601 with offset; default now).")
+@json_option
+@click.pass_context
+def compliance(ctx: click.Context, custodian: str | None, since: str | None, until: str | None, as_of: str | None,
+               as_json: bool) -> None:
+    """Per custodian: records by status and direction, days late, open alerts, conversations at risk
+    with the date by which each must be exported. Metadata only; needs no key."""
+    window = Window(parse_time(as_of, "--as-of") or now(), parse_time(since, "--since"),
+                    parse_time(until, "--until"), custodian)
+    with Archive(load_config(ctx), officer=True) as archive:
+        if custodian is not None and archive.config.custodian(custodian) is None:
+            raise NotFoundError(f"no custodian {custodian!r} in {archive.config.path}")
+        summaries = compliance_summary(archive.conn, archive.config, window)
+        rule = f"{archive.config.deadline_rule}/{archive.config.deadline_days}d"
+    if as_json:
+        click.echo(json.dumps({"as_of": window.as_of.isoformat(),
+                               "since": window.since.isoformat() if window.since else None,
+                               "until": window.until.isoformat() if window.until else None,
+                               "deadline_rule": rule, "custodians": [s.as_json() for s in summaries]},
+                              indent=2, ensure_ascii=False))
+        return
+    click.echo(f"As of {window.as_of.isoformat()}; deadline rule {rule}.")
+    echo_table(("CUSTODIAN", "NAME", "RECORDS", "COPIED", "ON TIME", "LATE", "UNDATED", "SENT", "RECEIVED",
+                "MAX LATE", "MEDIAN LATE", "OPEN ALERTS", "AT RISK"),
+               [(s.custodian, s.name, s.records, *(s.by_status[k] for k in ("copied", "on_time", "late", "undated")),
+                 s.by_direction["sent"], s.by_direction["received"],
+                 "" if s.max_days_late is None else f"{s.max_days_late}d",
+                 "" if s.median_days_late is None else f"{s.median_days_late:g}d", s.open_alerts, len(s.at_risk))
+                for s in summaries], f"{len(summaries)} custodian(s)", right=frozenset(range(2, 13)))
+    risks = [(s, risk) for s in summaries for risk in s.at_risk]
+    if risks:
+        click.echo("")
+        echo_table(("CUSTODIAN", "CONVERSATION", "PLATFORM", "COVERED UNTIL", "EXPORT BY", "STATE"),
+                   [(s.custodian, r.conversation, r.platform, local_time(r.covered_until, s.zone),
+                     local_time(r.export_by, s.zone), "passed" if r.passed else "due")
+                    for s, r in risks], f"{len(risks)} conversation(s) at risk")
+
+
+@cli.command()
+@click.option("--html", "html_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the report here: one self-contained HTML page (no script, no network).")
+@click.option("--as-of", "as_of", help="The archive as it stood then (ISO 8601 with offset; default now).")
+@click.option("--custodian", help="Only this custodian.")
+@click.option("--evidence", metavar="CUSTODIAN", help="Add the factual evidence pack of this custodian.")
+@click.pass_context
+def report(ctx: click.Context, html_path: Path, as_of: str | None, custodian: str | None,
+           evidence: str | None) -> None:
+    """A page a records officer hands to a supervisor: per custodian the counts and a timeline of each
+    chat conversation's coverage (holes, late records and deletions marked). Metadata only; needs no key."""
+    from twentyday.report import gather, render
+
+    moment = parse_time(as_of, "--as-of") or now()
+    with Archive(load_config(ctx), officer=True) as archive:
+        page = render(gather(archive, as_of=moment, custodian=custodian, evidence=evidence))
+    # Names and times of people: readable by its owner only, like the index it comes from.
+    descriptor = os.open(html_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(page)
+    click.echo(f"report:    {html_path}")
 
 
 @alerts.command(name="deliveries")
@@ -499,14 +602,11 @@ def alerts_deliveries(ctx: click.Context, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    header = ("id", "alert", "event", "sink", "recipient", "state", "tries", "last error", "created", "settled")
-    table = [tuple(str(v) for v in (r["id"], r["alert_id"] or "-", r["event"], r["sink"], r["recipient"],
-                                    r["state"], r["attempts"], r["last_error"] or "-", r["created_at"][:19],
-                                    (r["settled_at"] or f"next {r['next_attempt_at'] or '-'}")[:24])) for r in rows]
-    widths = [max(len(line[n]) for line in (header, *table)) for n in range(len(header))]
-    for line in (header, *table):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-    click.echo(f"{len(rows)} deliveries")
+    echo_table(("ID", "ALERT", "EVENT", "SINK", "RECIPIENT", "STATE", "TRIES", "LAST ERROR", "CREATED", "SETTLED"),
+               [(r["id"], r["alert_id"] or "-", r["event"], r["sink"], r["recipient"], r["state"], r["attempts"],
+                 r["last_error"] or "-", r["created_at"][:19],
+                 (r["settled_at"] or f"next {r['next_attempt_at'] or '-'}")[:24]) for r in rows],
+               f"{len(rows)} deliveries", right=frozenset({0, 1, 6}))
 
 
 @alerts.command(name="deliver")

@@ -36,16 +36,18 @@ def capture_spans(conn: sqlite3.Connection, *, custodian: str | None = None, as_
     if chat_only:
         where.append(f"r.platform NOT IN ({', '.join('?' for _ in FORWARDED_PLATFORMS)})")
         params.extend(FORWARDED_PLATFORMS)
+    # One custodian's records are found by index before the union (the later captures' links are few).
+    own = " WHERE custodian = ?" if custodian is not None else ""
     rows = conn.execute(
         "WITH held (record_id, capture_id, captured_at) AS ("
-        " SELECT id, capture_id, captured_at FROM record"
+        f" SELECT id, capture_id, captured_at FROM record{own}"
         " UNION ALL SELECT record_id, capture_id, captured_at FROM record_capture) "
         "SELECT r.custodian, r.conversation, max(r.platform), held.capture_id, min(r.created_utc), "
         "max(r.created_utc), c.received_at, count(*), "
         "EXISTS (SELECT 1 FROM event e WHERE e.capture_id = held.capture_id AND e.kind = 'truncated_export') "
         "FROM held JOIN record r ON r.id = held.record_id JOIN capture c ON c.id = held.capture_id "
         f"WHERE {' AND '.join(where)} GROUP BY r.custodian, r.conversation, held.capture_id",
-        params,
+        ([custodian] if custodian is not None else []) + params,
     )
     for custodian_id, conversation, platform, capture_id, first, last, received, count, truncated in rows:
         yield CaptureSpan(custodian_id, conversation, platform, capture_id, parse_iso(first), parse_iso(last),

@@ -182,6 +182,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX delivery_due ON delivery (next_attempt_at) WHERE state = 'pending';
     """,
+    # 7: the compliance summary reads covering indexes, never the table (store/summary.py): counts
+    # by custodian, status, direction and days late in index order, and where each conversation's
+    # coverage ends. The second replaces record_conversation, a prefix of it.
+    """
+    CREATE INDEX record_summary ON record (custodian, status, direction, days_late, captured_at);
+    CREATE INDEX record_conversation_end ON record (custodian, conversation, platform, created_utc, captured_at);
+    DROP INDEX record_conversation;
+    """,
 )
 
 #: An archive migrated across this step needs the daemon's signing key (:func:`migrate`'s ``adopt``).
