@@ -19,6 +19,7 @@ import click
 from twentyday import __version__, logs
 from twentyday import config as config_module
 from twentyday.canonical import parse_iso
+from twentyday.compliance.evaluate import Policy
 from twentyday.crypto import keys
 from twentyday.errors import (
     ConfigError,
@@ -31,10 +32,12 @@ from twentyday.errors import (
 )
 from twentyday.hardening import forbid_core_dumps
 from twentyday.pipeline import process as pipeline
+from twentyday.store import alerts as alerts_module
+from twentyday.store import clock
 from twentyday.store import search as search_module
-from twentyday.store.alerts import open_alerts
+from twentyday.store.alerts import Scope
 from twentyday.store.archive import Archive
-from twentyday.store.disclosures import require_purpose
+from twentyday.store.disclosures import disclosing_actor, require_purpose
 from twentyday.store.verify import verify_archive
 
 # serve, init, create, keys add-recipient and smtp-user import their modules when they run:
@@ -305,6 +308,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
             outcomes.append(outcome)
             if not as_json:
                 click.echo(f"{outcome.state:<12} {outcome.source}  {outcome.capture_id}  {outcome.detail}")
+        # The alerts of what was ingested, as serve's scheduler re-evaluates them after each batch.
+        archive.evaluate_alerts(now(), Scope.touched(o.result for o in outcomes))
     if as_json:
         click.echo(json.dumps([{"source": o.source, "state": o.state, "capture_id": o.capture_id,
                                 "detail": o.detail} for o in outcomes], indent=2))
@@ -437,21 +442,54 @@ def verify(ctx: click.Context, head: str | None, as_json: bool) -> None:
         ctx.exit(IntegrityError.exit_code)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--custodian", help="Only this custodian's alerts.")
+@click.option("--as-of", "as_of", metavar="TIME",
+              help="What was (or will be) open at TIME (ISO 8601 with offset): evaluated against the archive "
+                   "as it stood then; nothing is written.")
+@click.option("--all", "show_all", is_flag=True, help="Resolved and closed alerts too, with their facts.")
 @json_option
 @click.pass_context
-def alerts(ctx: click.Context, custodian: str | None, as_json: bool) -> None:
-    """Open alerts: late captures, undated records, quarantined items, unknown custodians."""
+def alerts(ctx: click.Context, custodian: str | None, as_of: str | None, show_all: bool, as_json: bool) -> None:
+    """Open alerts: late captures, gaps, reminders, deletions, undated records, quarantined items.
+
+    'twentyday alerts close ID --note TEXT' closes an event alert with a note."""
+    if ctx.invoked_subcommand is not None:
+        return
+    at = parse_time(as_of, "--as-of")
     with open_archive(ctx) as archive:
-        found = open_alerts(archive.conn, custodian)
+        if at is not None:
+            found = alerts_module.alerts_as_of(archive.conn, clock.findings(archive.conn, archive.config, at, as_of=at,
+                                                                            custodian=custodian),
+                                               at, Policy.from_config(archive.config), custodian)
+        else:
+            found = alerts_module.open_alerts(archive.conn, custodian, include_resolved=show_all)
+    full = show_all or at is not None
     if as_json:
-        click.echo(json.dumps([a.as_json() for a in found], indent=2, ensure_ascii=False))
+        click.echo(json.dumps([a.as_json(full) for a in found], indent=2, ensure_ascii=False))
         return
     for alert in found:
-        click.echo(f"{alert.id:>5} {alert.severity:<8} {alert.kind:<20} {alert.custodian or '-':<8} "
-                   f"{alert.conversation or '-'}  {alert.detail} (x{alert.count})")
-    click.echo(f"{len(found)} open alert(s)", err=True)
+        state = ""
+        if alert.resolved_at is not None:
+            state = f" [{'closed' if alert.closed_by else 'resolved'} {alert.resolved_at}]"
+        elif alert.escalated_at is not None:
+            state = " [escalated]"
+        click.echo(f"{alert.id if alert.id is not None else '-':>5} {alert.severity:<8} {alert.kind:<20} "
+                   f"{alert.custodian or '-':<8} {alert.conversation or '-'}  {alert.detail} (x{alert.count}){state}")
+    what = "alert(s)" if show_all else "open alert(s)"
+    click.echo(f"{len(found)} {what}{f' as of {at.isoformat()}' if at is not None else ''}", err=True)
+
+
+@alerts.command("close")
+@click.argument("alert_id", type=int)
+@click.option("--note", required=True, help="Why it is closed, in your own words (kept with the alert, ledgered).")
+@click.option("--actor", default=None, help="Who closes it, recorded beside the account that runs the command.")
+@click.pass_context
+def alerts_close(ctx: click.Context, alert_id: int, note: str, actor: str | None) -> None:
+    """Close an event alert (a late capture, a deleted message, ...) with a note; ledgered with who closed it."""
+    with open_archive(ctx) as archive:
+        closed = archive.close_alert(alert_id, note, disclosing_actor(actor), now())
+    click.echo(f"closed alert {closed.id} ({closed.kind}) by {closed.closed_by}")
 
 
 def main() -> None:

@@ -77,6 +77,11 @@ SETTINGS: tuple[Setting, ...] = (
             "written by init and create (or 'twentyday keys pin-ledger'). verify refuses to run without it."),
     Setting("alerts.remind_after_days", int, 14, "Remind a custodian when a conversation's coverage is this old."),
     Setting("alerts.silent_after_days", int, 30, "Alert when a custodian has sent nothing for this long."),
+    Setting("alerts.escalate_after_days", int, 7,
+            "Escalate an alert to the records officers once open this many days (or once its export-by "
+            "date has passed)."),
+    Setting("alerts.evaluate_every_minutes", int, 15,
+            "serve re-evaluates every alert on this timer (and what each batch touched after it)."),
     Setting("custodians.id", str, REQUIRED, "Short id: lower-case letters, digits, '.', '_' or '-'."),
     Setting("custodians.name", str, REQUIRED, "Full name (36 CFR 1236.22(a)(3))."),
     Setting("custodians.timezone", str, "UTC", "IANA zone for local-time exports and the calendar deadline."),
@@ -200,6 +205,8 @@ class Config:
     silent_after_days: int
     custodians: tuple[Custodian, ...]
     schedules: tuple[Schedule, ...]
+    escalate_after_days: int = 7
+    evaluate_every_minutes: int = 15
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -325,6 +332,9 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
     if keys["ledger_key"] and not LEDGER_KEY_RE.match(keys["ledger_key"]):
         raise ConfigError("expected 'ed25519:' and 64 hex digits (see 'twentyday keys pin-ledger')",
                           path=str(file), key="keys.ledger_key")
+    for key in ("remind_after_days", "silent_after_days", "escalate_after_days", "evaluate_every_minutes"):
+        if alerts[key] < 1:
+            raise ConfigError("must be at least 1", path=str(file), key=f"alerts.{key}")
     if smtp["max_message_bytes"] < 1024:
         raise ConfigError("must be at least 1024", path=str(file), key="smtp.max_message_bytes")
     _check_listen(file, smtp["listen"])
@@ -344,6 +354,8 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         ledger_key=keys["ledger_key"],
         remind_after_days=alerts["remind_after_days"],
         silent_after_days=alerts["silent_after_days"],
+        escalate_after_days=alerts["escalate_after_days"],
+        evaluate_every_minutes=alerts["evaluate_every_minutes"],
         custodians=custodians,
         schedules=schedules,
     )

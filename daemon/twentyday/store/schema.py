@@ -146,6 +146,18 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR REPLACE INTO meta (key, value)
         SELECT 'disclosures_signed_from', coalesce(max(seq), 0) + 1 FROM ledger;
     """,
+    # 5: the alert lifecycle (store/alerts.py: reconcile, escalate, close) and what the clock reads:
+    # replies whose message is missing (partial indexes: most records reply to nothing, and chat
+    # exports without message ids have no ref), and each custodian's newest capture
+    """
+    ALTER TABLE alert ADD COLUMN escalated_at TEXT;  -- sent on to the records officers
+    ALTER TABLE alert ADD COLUMN facts TEXT;         -- JSON: ids, dates, counts that justify it
+    ALTER TABLE alert ADD COLUMN closed_by TEXT;     -- an officer closed it (resolved_at set too)
+    ALTER TABLE alert ADD COLUMN note TEXT;          -- the officer's note when closing
+    CREATE INDEX record_replies ON record (custodian, conversation) WHERE reply_ref != '';
+    CREATE INDEX record_message_ref ON record (custodian, message_ref) WHERE message_ref != '';
+    CREATE INDEX capture_custodian ON capture (custodian, received_at);
+    """,
 )
 
 
