@@ -175,6 +175,8 @@ def main() -> None:
             "SELECT custodian, status, count(*) FROM record NOT INDEXED GROUP BY custodian, status").fetchall())
         held = archive.conn.execute("SELECT count(*) FROM record").fetchone()[0]
         library, summaries = timed(lambda: compliance_summary(archive.conn, config, Window(AS_OF)))
+    with Archive(config) as writer:  # the alert evaluation serve's timer runs (it writes: the daemon's side)
+        alerts, _ = timed(lambda: writer.evaluate_alerts(AS_OF))
     assert isinstance(counted, list) and isinstance(summaries, list)
     total = sum(s.records for s in summaries)
     at_risk = sum(len(s.at_risk) for s in summaries)
@@ -189,7 +191,8 @@ def main() -> None:
     print(f"{'  the same as a table scan (NOT INDEXED)':<40} {scan:8.3f} s")
     print(f"{'compliance (library)':<40} {library:8.3f} s   {library / baseline:5.1f}x the baseline")
     print(f"{'twentyday compliance --json (process)':<40} {cli:8.3f} s   {cli / baseline:5.1f}x the baseline")
-    verdict = "met" if max(library, cli) < 2.0 else "NOT met"
+    print(f"{'alerts, full evaluation (serve timer)':<40} {alerts:8.3f} s   {alerts / baseline:5.1f}x the baseline")
+    verdict = "met" if max(library, cli, alerts) < 2.0 else "NOT met"
     print(f"target under 2 s each: {verdict}")
 
 

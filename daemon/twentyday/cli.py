@@ -22,6 +22,7 @@ import click
 from twentyday import __version__, logs
 from twentyday import config as config_module
 from twentyday.canonical import parse_iso
+from twentyday.compliance.evaluate import Policy
 from twentyday.crypto import keys
 from twentyday.errors import (
     ConfigError,
@@ -33,11 +34,12 @@ from twentyday.errors import (
     TwentydayError,
 )
 from twentyday.hardening import forbid_core_dumps
-from twentyday.store import outbox, schema
+from twentyday.store import alerts as alerts_module
+from twentyday.store import clock, outbox, schema
 from twentyday.store import search as search_module
-from twentyday.store.alerts import open_alerts
+from twentyday.store.alerts import Scope
 from twentyday.store.archive import Archive
-from twentyday.store.disclosures import require_purpose
+from twentyday.store.disclosures import disclosing_actor, require_purpose
 from twentyday.store.summary import Window, compliance_summary
 from twentyday.store.verify import verify_archive
 
@@ -341,6 +343,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
             outcomes.append(outcome)
             if not as_json:
                 click.echo(f"{outcome.state:<12} {outcome.source}  {outcome.capture_id}  {outcome.detail}")
+        # The alerts of what was ingested, as serve's scheduler re-evaluates them after each batch.
+        archive.evaluate_alerts(now(), Scope.touched(o.result for o in outcomes))
     if as_json:
         click.echo(json.dumps([{"source": o.source, "state": o.state, "capture_id": o.capture_id,
                                 "detail": o.detail} for o in outcomes], indent=2))
@@ -499,26 +503,45 @@ def migrate(ctx: click.Context, as_json: bool) -> None:
 
 @cli.group(invoke_without_command=True)
 @click.option("--custodian", help="Only this custodian's alerts.")
+@click.option("--as-of", "as_of", metavar="TIME",
+              help="What was (or will be) open at TIME (ISO 8601 with offset): evaluated against the archive "
+                   "as it stood then; nothing is written.")
+@click.option("--all", "show_all", is_flag=True, help="Resolved and closed alerts too, with their facts.")
 @json_option
 @click.pass_context
-def alerts(ctx: click.Context, custodian: str | None, as_json: bool) -> None:
-    """Open alerts: late captures, undated records, quarantined items, unknown custodians.
+def alerts(ctx: click.Context, custodian: str | None, as_of: str | None, show_all: bool, as_json: bool) -> None:
+    """Open alerts: late captures, gaps, reminders, deletions, undated records, quarantined items.
 
-    'alerts deliveries' shows what was sent where; 'alerts deliver' sends what is due now."""
+    'alerts close ID --note TEXT' closes an event alert with a note; 'alerts deliveries' shows what
+    was sent where; 'alerts deliver' sends what is due now."""
     if ctx.invoked_subcommand is not None:
         return
+    at = parse_time(as_of, "--as-of")
     with open_archive(ctx) as archive:
-        found = open_alerts(archive.conn, custodian)
+        if at is not None:
+            found = alerts_module.alerts_as_of(archive.conn, clock.findings(archive.conn, archive.config, at, as_of=at,
+                                                                            custodian=custodian),
+                                               at, Policy.from_config(archive.config), custodian)
+        else:
+            found = alerts_module.open_alerts(archive.conn, custodian, include_resolved=show_all)
         disabled = outbox.disabled_endpoints(archive.conn)
     for sink, endpoint, since in disabled:  # a fact, on stderr so that --json stays machine-readable
         click.echo(f"{sink} endpoint {endpoint} answered HTTP 410 at {since}: disabled, alerts not sent to it",
                    err=True)
+    full = show_all or at is not None
     if as_json:
-        click.echo(json.dumps([a.as_json() for a in found], indent=2, ensure_ascii=False))
+        click.echo(json.dumps([a.as_json(full) for a in found], indent=2, ensure_ascii=False))
         return
-    echo_table(("ID", "SEVERITY", "KIND", "CUSTODIAN", "CONVERSATION", "OPENED", "COUNT", "DETAIL"),
-               [(a.id, a.severity, a.kind, a.custodian or "-", a.conversation or "-", a.opened_at, a.count, a.detail)
-                for a in found], f"{len(found)} open alert(s)", right=frozenset({0, 6}))
+    def state(alert: alerts_module.Alert) -> str:
+        if alert.resolved_at is not None:
+            return f"{'closed' if alert.closed_by else 'resolved'} {alert.resolved_at}"
+        return "escalated" if alert.escalated_at is not None else "open"
+
+    what = "alert(s)" if show_all else "open alert(s)"
+    echo_table(("ID", "SEVERITY", "KIND", "CUSTODIAN", "CONVERSATION", "OPENED", "STATE", "COUNT", "DETAIL"),
+               [(a.id if a.id is not None else "-", a.severity, a.kind, a.custodian or "-", a.conversation or "-",
+                 a.opened_at, state(a), a.count, a.detail) for a in found],
+               f"{len(found)} {what}{f' as of {at.isoformat()}' if at is not None else ''}", right=frozenset({0, 7}))
 
 
 def local_time(moment: datetime, zone: ZoneInfo) -> str:
@@ -624,6 +647,18 @@ def alerts_deliver(ctx: click.Context, as_of: str | None) -> None:
                f"{done.failed} failed, {done.disabled} disabled")
     if done.failed:  # a retry to come is no failure; a delivery given up is
         ctx.exit(TwentydayError.exit_code)
+
+
+@alerts.command("close")
+@click.argument("alert_id", type=int)
+@click.option("--note", required=True, help="Why it is closed, in your own words (kept with the alert, ledgered).")
+@click.option("--actor", default=None, help="Who closes it, recorded beside the account that runs the command.")
+@click.pass_context
+def alerts_close(ctx: click.Context, alert_id: int, note: str, actor: str | None) -> None:
+    """Close an event alert (a late capture, a deleted message, ...) with a note; ledgered with who closed it."""
+    with open_archive(ctx) as archive:
+        closed = archive.close_alert(alert_id, note, disclosing_actor(actor), now())
+    click.echo(f"closed alert {closed.id} ({closed.kind}) by {closed.closed_by}")
 
 
 def main() -> None:

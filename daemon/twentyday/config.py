@@ -97,6 +97,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alerts.webhook.url", str, "", "http(s) URL alert events are POSTed to as signed JSON ('' = none)."),
     Setting("alerts.webhook.secret_file", str, "", "File holding the whsec_... signing secret (0600)."),
     Setting("alerts.webhook.timeout_seconds", int, 10, "Timeout of one POST."),
+    Setting("alerts.escalate_after_days", int, 7,
+            "Escalate an alert to the records officers once open this many days (or once its export-by "
+            "date has passed)."),
+    Setting("alerts.evaluate_every_minutes", int, 15,
+            "serve re-evaluates every alert on this timer (and what each batch touched after it)."),
     Setting("custodians.id", str, REQUIRED, "Short id: lower-case letters, digits, '.', '_' or '-'."),
     Setting("custodians.name", str, REQUIRED, "Full name (36 CFR 1236.22(a)(3))."),
     Setting("custodians.timezone", str, "UTC", "IANA zone for local-time exports and the calendar deadline."),
@@ -260,6 +265,8 @@ class Config:
     custodians: tuple[Custodian, ...]
     schedules: tuple[Schedule, ...]
     delivery: AlertDelivery = AlertDelivery()
+    escalate_after_days: int = 7
+    evaluate_every_minutes: int = 15
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -398,6 +405,9 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
     if keys["ledger_key"] and not LEDGER_KEY_RE.match(keys["ledger_key"]):
         raise ConfigError("expected 'ed25519:' and 64 hex digits (see 'twentyday keys pin-ledger')",
                           path=str(file), key="keys.ledger_key")
+    for key in ("remind_after_days", "silent_after_days", "escalate_after_days", "evaluate_every_minutes"):
+        if alerts[key] < 1:
+            raise ConfigError("must be at least 1", path=str(file), key=f"alerts.{key}")
     if smtp["max_message_bytes"] < 1024:
         raise ConfigError("must be at least 1024", path=str(file), key="smtp.max_message_bytes")
     _check_listen(file, smtp["listen"])
@@ -417,6 +427,8 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         ledger_key=keys["ledger_key"],
         remind_after_days=alerts["remind_after_days"],
         silent_after_days=alerts["silent_after_days"],
+        escalate_after_days=alerts["escalate_after_days"],
+        evaluate_every_minutes=alerts["evaluate_every_minutes"],
         custodians=custodians,
         schedules=schedules,
         delivery=_delivery(file, base, alerts, raw.get("alerts", {})),

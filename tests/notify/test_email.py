@@ -177,3 +177,33 @@ def test_relay_down_is_retried_with_backoff_then_delivered(tmp_path: Path, opene
     assert len(sink.mails) == 1
     [row] = outbox.deliveries(archive.conn)
     assert (row["state"], row["attempts"]) == ("delivered", 2)
+
+
+def test_the_clock_opens_the_reminder_and_a_later_export_resolves_it_both_mailed(
+        tmp_path: Path, relay: Relay, opened: Callable[[str], Archive]) -> None:
+    # No alert opened by hand: the scheduler's evaluation finds the conversation whose coverage
+    # ended 13 Oct (over 14 days before 30 Oct), and the reminder carries its facts.
+    archive = opened(email_config(tmp_path, relay.port))
+    conversation = ingest_whatsapp(archive, tmp_path)
+    archive.evaluate_alerts(NOW)
+    [(alert_id,)] = archive.conn.execute(
+        "SELECT id FROM alert WHERE kind = 'deadline_approaching' AND resolved_at IS NULL").fetchall()
+    Deliverer(archive, clock=Clock()).drain()
+    [(rcpt, mail)] = [(r, m) for r, m in relay.mails if "Export by" in str(m["Subject"])]
+    assert rcpt == ["jane.doe@agency.example"]
+    assert mail["Subject"] == f"Export by Mon 2 Nov 2026: {conversation} (whatsapp)"
+    assert "Last message we have:  Tue 13 Oct 2026, 08:02 EDT" in body(mail)
+    # She exports again, with newer messages: that reminder resolves (a new one names the new end of
+    # coverage, still over 14 days old), and she is told it is resolved.
+    relay.mails.clear()
+    later = tmp_path / "later"
+    later.mkdir()
+    ingest_whatsapp(archive, later, count=60)  # one message a minute: coverage now ends at 08:59
+    archive.evaluate_alerts(NOW + timedelta(hours=1))
+    assert archive.conn.execute("SELECT resolved_at IS NOT NULL FROM alert WHERE id = ?", (alert_id,)).fetchone() \
+        == (1,)
+    Deliverer(archive, clock=Clock(NOW + timedelta(hours=1))).drain()
+    events = [(row["alert_id"], row["event"], row["sink"], row["state"]) for row in outbox.deliveries(archive.conn)
+              if row["alert_id"] == alert_id]
+    assert sorted(events) == [(alert_id, "opened", "email", "delivered"), (alert_id, "resolved", "email", "delivered")]
+    assert any(rcpt == ["jane.doe@agency.example"] for rcpt, _ in relay.mails)

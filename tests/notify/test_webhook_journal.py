@@ -145,8 +145,8 @@ def test_webhook_410_disables_the_endpoint_and_alerts_say_so(
     assert "webhook endpoint 127.0.0.1#" in result.stderr and "answered HTTP 410" in result.stderr
     listing = CliRunner().invoke(cli, ["--config", str(archive.config.path), "alerts", "deliveries"])
     lines = listing.stdout.splitlines()
-    assert lines[0].split() == ["id", "alert", "event", "sink", "recipient", "state", "tries", "last", "error",
-                                "created", "settled"]
+    assert lines[0].split() == ["ID", "ALERT", "EVENT", "SINK", "RECIPIENT", "STATE", "TRIES", "LAST", "ERROR",
+                                "CREATED", "SETTLED"]
     assert lines[-1] == "2 deliveries"
     verified = CliRunner().invoke(cli, ["--config", str(archive.config.path), "verify"])
     assert verified.exit_code == 0, verified.output

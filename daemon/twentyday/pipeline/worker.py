@@ -42,8 +42,10 @@ from twentyday.logs import configure as configure_logs
 from twentyday.pipeline import process as pipeline
 from twentyday.pipeline.read_ahead import PIPELINE_NICENESS, Pending, ReadAhead, die_with_parent
 from twentyday.spool import Spool, SpoolItem
+from twentyday.store.alerts import Scope
 from twentyday.store.archive import Archive
 from twentyday.store.ledger import signed_head
+from twentyday.store.writer import IngestResult
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ class BatchLimits:
 
     items: int = 256
     seconds: float = 1.0
+
+
+#: After a failed full evaluation of the alerts, try again this soon (seconds).
+RETRY_EVALUATION_SECONDS = 60.0
 
 
 class EventLike(Protocol):
@@ -69,7 +75,10 @@ class EventLike(Protocol):
 class Worker:
     def __init__(self, archive: Archive, spool: Spool, *, stop: EventLike | None = None,
                  wake: EventLike | None = None, read_ahead: ReadAhead | None = None,
-                 limits: BatchLimits = BatchLimits()) -> None:
+                 limits: BatchLimits = BatchLimits(), evaluate_every: float | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """``evaluate_every``: the alert scheduler (``serve``'s): the conversations each committed batch
+        touched are re-evaluated with it, and every alert every ``evaluate_every`` seconds."""
         self.archive = archive
         self.spool = spool
         self.limits = limits
@@ -78,6 +87,9 @@ class Worker:
         self._stop: EventLike = stop if stop is not None else threading.Event()
         self._thread: threading.Thread | None = None
         self.processed = 0
+        self._evaluate_every = evaluate_every
+        self._clock = clock
+        self._next_evaluation = 0.0  # monotonic: the first pass evaluates every alert
 
     def notify(self) -> None:
         """A source put something in the spool."""
@@ -169,6 +181,7 @@ class Worker:
                         break
                 else:
                     more = False
+                self._evaluate_touched([outcome.result for _, outcome in committed])
         except BatchRolledBack as error:
             log.warning("%s; storing its %d item(s) again, each in a savepoint", error, len(attempted))
             return self._run_batch(itertools.chain(attempted, pending), keep_going, guarded=len(attempted))
@@ -190,6 +203,41 @@ class Worker:
             log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.channel,
                      outcome.detail)
         return [outcome for _, outcome in committed], more
+
+    def _evaluate_touched(self, results: list[IngestResult | None]) -> None:
+        """Re-evaluate the alerts of what the batch touched, committed with it (a savepoint: a failure
+        undoes only the evaluation, is logged, and the timer's full evaluation comes sooner)."""
+        if self._evaluate_every is None:
+            return
+        scope = Scope.touched(results)
+        if not scope.custodians:
+            return
+        try:
+            changes = self.archive.evaluate_alerts(self._clock(), scope)
+        except Exception as error:  # never the intake's problem: the full evaluation retries it
+            log.error("alert evaluation after a batch failed (%s); retrying with the next full evaluation",
+                      type(error).__name__, exc_info=not isinstance(error, TwentydayError | sqlite3.Error))
+            self._next_evaluation = 0.0
+            return
+        if changes.any:
+            log.info("alerts: %s", changes.summary())
+
+    def evaluate_due(self) -> None:
+        """The scheduler's timer: every alert re-evaluated when ``evaluate_every`` has passed, so a
+        reminder opens on its day with no new input. A failure is logged and tried again next pass."""
+        if self._evaluate_every is None or time.monotonic() < self._next_evaluation:
+            return
+        try:
+            changes = self.archive.evaluate_alerts(self._clock())
+        except Exception as error:
+            log.error("alert evaluation failed (%s); trying again in %.0f s", type(error).__name__,
+                      RETRY_EVALUATION_SECONDS, exc_info=not isinstance(error, TwentydayError | sqlite3.Error))
+            self._next_evaluation = time.monotonic() + RETRY_EVALUATION_SECONDS
+            return
+        self._next_evaluation = time.monotonic() + self._evaluate_every
+        if changes.any:
+            log.info("alerts: %s", changes.summary())
+            self._publish_head()  # its own commit: a new signed head to publish
 
     def _publish_head(self) -> None:
         """Log the signed head of the batch just made durable: a copy outside the archive (the journal)
@@ -259,6 +307,7 @@ class Worker:
                 self.run_once(keep_going)
             except (TwentydayError, OSError) as error:  # e.g. the spool unreadable: try again later
                 log.error("pipeline: %s", error)
+            self.evaluate_due()
             self._wake.wait(poll_seconds)
             self._wake.clear()
 
@@ -353,7 +402,8 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     # With a second core, mail is parsed in a helper while the items before it are stored.
     read_ahead = ReadAhead(config, log_level) if (os.cpu_count() or 1) > 1 else None
     try:
-        Worker(archive, spool, stop=stop, wake=wake, read_ahead=read_ahead).loop(
+        Worker(archive, spool, stop=stop, wake=wake, read_ahead=read_ahead,
+               evaluate_every=config.evaluate_every_minutes * 60.0).loop(
             keep_going=lambda: os.getppid() == parent)
     finally:
         if read_ahead is not None:

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from twentyday.canonical import iso
+from twentyday.compliance.evaluate import Policy
 from twentyday.config import Config
 from twentyday.crypto import keys, secrets
 from twentyday.crypto.envelope import DataKey
@@ -56,8 +57,9 @@ from twentyday.errors import (
     TwentydayError,
 )
 from twentyday.records import ParsedEvent
-from twentyday.store import schema
+from twentyday.store import clock, schema
 from twentyday.store.adopt import Adoption, adopt_unledgered
+from twentyday.store.alerts import Alert, Changes, Scope, close_alert, reconcile
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
 from twentyday.store.ledger import Ledger, LedgerHead
@@ -329,6 +331,38 @@ class Archive:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise IntakeError(f"cannot commit the batch: {error}") from None
+
+    def evaluate_alerts(self, now: datetime, scope: Scope | None = None) -> Changes:
+        """Evaluate the condition alerts at ``now`` (those of ``scope``, else all) and reconcile the
+        alert table with them, escalating what is due: ledgered, in a transaction of its own signed
+        like a capture's, or inside an open batch a savepoint (undone alone if it fails)."""
+        guarded = self.conn.in_transaction
+        try:
+            self.conn.execute("SAVEPOINT alerts" if guarded else "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise IntakeError(f"index is not writable: {error}") from None
+        try:
+            changes = reconcile(self.conn, clock.findings(self.conn, self.config, now, scope=scope), now,
+                                Policy.from_config(self.config), scope)
+            if guarded:
+                self.conn.execute("RELEASE alerts")
+            else:
+                self._sign_head()
+                self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK TO alerts" if guarded else "ROLLBACK")
+                if guarded:
+                    self.conn.execute("RELEASE alerts")
+            raise
+        return changes
+
+    def close_alert(self, alert_id: int, note: str, closed_by: str, now: datetime) -> Alert:
+        """An officer closes an event alert with a note: the change ledgered and signed."""
+        with self.transaction():
+            closed = close_alert(self.conn, alert_id, note, closed_by, now)
+            self._sign_head()
+        return closed
 
     def _sign_head(self) -> None:
         """Sign the ledger's head if entries follow the last checkpoint (the batch's captures)."""

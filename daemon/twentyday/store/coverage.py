@@ -10,8 +10,9 @@ coverage to keep (thread gaps are found by reference instead), so ``chat_only`` 
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 
 from twentyday.canonical import iso, parse_iso
@@ -22,33 +23,59 @@ FORWARDED_PLATFORMS = ("email",)
 
 
 def capture_spans(conn: sqlite3.Connection, *, custodian: str | None = None, as_of: datetime | None = None,
-                  chat_only: bool = True) -> Iterator[CaptureSpan]:
+                  chat_only: bool = True, conversations: Collection[tuple[str, str]] | None = None
+                  ) -> Iterator[CaptureSpan]:
     """Each (capture, conversation) with its first and last dated message; ``as_of``: only captures
-    received by then (the archive as it stood at that time)."""
+    received by then (the archive as it stood at that time); ``conversations``: only these
+    (custodian, conversation) pairs."""
     where = ["r.created_utc IS NOT NULL"]
     params: list[str] = []
     if custodian is not None:
         where.append("r.custodian = ?")
         params.append(custodian)
-    if as_of is not None:
-        where.append("held.captured_at <= ?")  # ISO in UTC, as the writer keeps it: sorts as text
-        params.append(iso(as_of.astimezone(UTC)))
+    if conversations is not None:
+        if not conversations:
+            return
+        where.append(f"(r.custodian, r.conversation) IN (VALUES {', '.join('(?, ?)' for _ in conversations)})")
+        params.extend(value for pair in sorted(conversations) for value in pair)
     if chat_only:
         where.append(f"r.platform NOT IN ({', '.join('?' for _ in FORWARDED_PLATFORMS)})")
         params.extend(FORWARDED_PLATFORMS)
-    # One custodian's records are found by index before the union (the later captures' links are few).
-    own = " WHERE custodian = ?" if custodian is not None else ""
-    rows = conn.execute(
-        "WITH held (record_id, capture_id, captured_at) AS ("
-        f" SELECT id, capture_id, captured_at FROM record{own}"
-        " UNION ALL SELECT record_id, capture_id, captured_at FROM record_capture) "
-        "SELECT r.custodian, r.conversation, max(r.platform), held.capture_id, min(r.created_utc), "
-        "max(r.created_utc), c.received_at, count(*), "
-        "EXISTS (SELECT 1 FROM event e WHERE e.capture_id = held.capture_id AND e.kind = 'truncated_export') "
-        "FROM held JOIN record r ON r.id = held.record_id JOIN capture c ON c.id = held.capture_id "
-        f"WHERE {' AND '.join(where)} GROUP BY r.custodian, r.conversation, held.capture_id",
-        ([custodian] if custodian is not None else []) + params,
-    )
-    for custodian_id, conversation, platform, capture_id, first, last, received, count, truncated in rows:
-        yield CaptureSpan(custodian_id, conversation, platform, capture_id, parse_iso(first), parse_iso(last),
-                          parse_iso(received), count, bool(truncated))
+    cutoff = [] if as_of is None else [iso(as_of.astimezone(UTC))]  # ISO in UTC as the writer keeps it: sorts as text
+    # Two grouped reads merged here (a record's earliest capture, then its later ones): each walks the
+    # record table by an index of its own, where one UNION of both would be materialised first.
+    earliest = conn.execute(
+        "SELECT r.custodian, r.conversation, max(r.platform), r.capture_id, min(r.created_utc), max(r.created_utc), "
+        f"count(*) FROM record r WHERE {' AND '.join(where)}{' AND r.captured_at <= ?' if cutoff else ''} "
+        "GROUP BY r.custodian, r.conversation, r.capture_id", [*params, *cutoff])
+    later = conn.execute(
+        "SELECT r.custodian, r.conversation, max(r.platform), l.capture_id, min(r.created_utc), max(r.created_utc), "
+        f"count(*) FROM record_capture l JOIN record r ON r.id = l.record_id WHERE {' AND '.join(where)}"
+        f"{' AND l.captured_at <= ?' if cutoff else ''} GROUP BY r.custodian, r.conversation, l.capture_id",
+        [*params, *cutoff])
+    merged: dict[tuple[str, str, str], list[str | int]] = {}
+    for row in itertools.chain(earliest, later):
+        key = (row[0], row[1], row[3])
+        held = merged.get(key)
+        if held is None:
+            merged[key] = [row[2], row[4], row[5], row[6]]
+        else:
+            held[0] = max(str(held[0]), row[2])
+            held[1] = min(str(held[1]), row[4])
+            held[2] = max(str(held[2]), row[5])
+            held[3] = int(held[3]) + row[6]
+    if not merged:
+        return
+    captures = sorted({key[2] for key in merged})
+    received: dict[str, str] = {}
+    truncated: set[str] = set()
+    for at in range(0, len(captures), 500):
+        chunk = captures[at:at + 500]
+        marks = ", ".join("?" * len(chunk))
+        received.update(conn.execute(f"SELECT id, received_at FROM capture WHERE id IN ({marks})", chunk))
+        truncated.update(c for (c,) in conn.execute(
+            "SELECT DISTINCT capture_id FROM event WHERE kind = 'truncated_export' "
+            f"AND capture_id IN ({marks})", chunk))
+    for (custodian_id, conversation, capture_id), (platform, first, last, count) in sorted(merged.items()):
+        yield CaptureSpan(custodian_id, conversation, str(platform), capture_id, parse_iso(str(first)),
+                          parse_iso(str(last)), parse_iso(received[capture_id]), int(count), capture_id in truncated)

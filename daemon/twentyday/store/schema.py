@@ -190,6 +190,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX record_conversation_end ON record (custodian, conversation, platform, created_utc, captured_at);
     DROP INDEX record_conversation;
     """,
+    # 8: the alert lifecycle (store/alerts.py: reconcile, escalate, close) and what the clock reads:
+    # replies whose message is missing (partial indexes: most records reply to nothing, and chat
+    # exports without message ids have no ref), and each custodian's newest capture
+    """
+    ALTER TABLE alert ADD COLUMN escalated_at TEXT;  -- sent on to the records officers
+    ALTER TABLE alert ADD COLUMN facts TEXT;         -- JSON: ids, dates, counts that justify it
+    ALTER TABLE alert ADD COLUMN closed_by TEXT;     -- an officer closed it (resolved_at set too)
+    ALTER TABLE alert ADD COLUMN note TEXT;          -- the officer's note when closing
+    CREATE INDEX record_replies ON record (custodian, conversation) WHERE reply_ref != '';
+    CREATE INDEX record_message_ref ON record (custodian, message_ref) WHERE message_ref != '';
+    CREATE INDEX capture_custodian ON capture (custodian, received_at);
+    """,
 )
 
 #: An archive migrated across this step needs the daemon's signing key (:func:`migrate`'s ``adopt``).

@@ -117,6 +117,7 @@ RESULT_ID_SAMPLE = 10_000
 @dataclass
 class IngestResult:
     capture_id: str
+    custodian: str | None = None
     duplicate: bool = False
     new_count: int = 0
     linked_count: int = 0
@@ -126,6 +127,8 @@ class IngestResult:
     events: int = 0
     undated: int = 0
     late: int = 0
+    #: The conversations the capture's records and events belong to (the alerts it may change).
+    conversations: set[str] = field(default_factory=set)
 
     def add_new(self, record_id: str) -> None:
         self.new_count += 1
@@ -352,7 +355,7 @@ class CaptureWriter:
         self.inserts = BackgroundInserts(conn)
         self.blobs = BlobStore(conn, self.inserts.insert)
         self.ledger = Ledger(conn, self.inserts.insert)
-        self.result = IngestResult(capture_id)
+        self.result = IngestResult(capture_id, custodian=capture.custodian)
         self.head_hash = ""
         #: The search terms handed to the batch (see ``defer_terms``); None when they are inserted.
         self.deferred_terms: list[tuple[str, str]] | None = [] if defer_terms else None
@@ -506,6 +509,7 @@ class CaptureWriter:
                 f"({','.join('?' * len(older))})", [self.capture_id, *older]))
         created_here: set[str] = set()
         links_here: set[str] = set()
+        self.result.conversations.update(draft.message.conversation for draft in batch)
         for draft, first_key in zip(batch, first_keys, strict=True):
             key, existing = self._resolve(draft.identity, first_key, archived, created_here, unwritten_keys,
                                           linked_here)
