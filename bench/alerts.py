@@ -4,7 +4,8 @@
 about 200 custodians x 20 conversations, dated over a year, each conversation exported every
 few weeks (so captures overlap, leave holes, and some records were captured again), a tenth
 of the records forwarded mail with message ids and replies (some replying to mail never
-archived), some late and some undated. Rows are inserted directly, not through the pipeline:
+archived), some late and some undated. Rows are inserted directly, not through the pipeline
+(then ``capture_span``, which the writer keeps, is recomputed from them):
 sealing a million records one by one takes far too long for a benchmark, and the evaluation
 reads only the index's metadata (no sealed blob, no ledger entry of a record is read).
 ``bench/compliance.py`` times the ``compliance`` command (and the evaluation once more) on an
@@ -36,6 +37,7 @@ from twentyday.canonical import utc_key
 from twentyday.config import load
 from twentyday.initialise import init_archive
 from twentyday.store.archive import Archive
+from twentyday.store.coverage import rebuild_capture_spans
 
 CUSTODIANS = 200
 CONVERSATIONS = 20
@@ -111,6 +113,8 @@ def build_index(path: Path, records: int, *, seed: int = 13) -> Path:
                          "size, raw_blob, state, reason, message_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", capture_rows)
         conn.executemany(f"INSERT INTO record VALUES ({', '.join('?' * 27)})", record_rows)
         conn.executemany("INSERT INTO record_capture VALUES (?,?,?)", link_rows)
+        # What the writer keeps as each capture is written (derived from the rows above).
+        rebuild_capture_spans(conn)
     conn.execute("ANALYZE")
     conn.close()
     return config_path

@@ -41,6 +41,7 @@ from twentyday.canonical import iso, utc_key
 from twentyday.initialise import init_archive
 from twentyday.store import schema
 from twentyday.store.archive import Archive
+from twentyday.store.coverage import rebuild_capture_spans
 from twentyday.store.summary import Window, compliance_summary
 
 CUSTODIANS = 200
@@ -135,6 +136,7 @@ def build_index(path: Path, records: int, seed: int = 13) -> Path:
                        events)
     conn.executemany("INSERT INTO alert (kind, severity, custodian, conversation, opened_at, updated_at, count, "
                      "detail) VALUES (?,?,?,?,?,?,?,?)", alerts)
+    rebuild_capture_spans(conn)  # what the writer keeps as each capture is written, derived from the rows above
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()

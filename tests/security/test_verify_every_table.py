@@ -132,3 +132,17 @@ def test_verify_names_each_change_to_an_evidence_table(filled: Path, tamper: Tam
     code, output = run(filled / "twentyday.toml", "verify")
     assert code == 5, output
     assert expected in output, output
+
+
+def test_verify_names_a_capture_span_that_no_longer_matches_the_records(filled: Path) -> None:
+    # Derived data, not evidence: no ledger entry, but verify recomputes it from the records and links.
+    conn = index(filled)
+    try:
+        capture_id = conn.execute("SELECT min(capture_id) FROM capture_span").fetchone()[0]
+        conn.execute("UPDATE capture_span SET messages = messages + 1 WHERE capture_id = ?", (capture_id,))
+    finally:
+        conn.close()
+    code, output = run(filled / "twentyday.toml", "verify")
+    assert code == 5, output
+    assert (f"altered: capture_span: the rows of {capture_id} differ from the records and links they derive from"
+            in output), output

@@ -97,7 +97,7 @@ def truncate(archive_dir: Path, keep: int) -> None:
                 blobs = "SELECT id FROM blob WHERE capture_id = ?"
                 conn.execute(f"DELETE FROM chunk WHERE blob_id IN ({blobs})", (subject,))
                 conn.execute("DELETE FROM blob WHERE capture_id = ?", (subject,))
-                for table in ("keyslot", "event", "record_capture"):
+                for table in ("keyslot", "event", "record_capture", "capture_span"):  # capture_span: derived
                     conn.execute(f"DELETE FROM {table} WHERE capture_id = ?", (subject,))
                 conn.execute("DELETE FROM capture WHERE id = ?", (subject,))
             elif kind == "pack":

@@ -6,11 +6,13 @@ record arrived in counts (its earliest, ``record.capture_id``, and every later o
 ``record_capture``), so a later export that repeats older messages spans them too. Undated
 records hold no span. Mail is forwarded message by message, not exported: its threads have no
 coverage to keep (thread gaps are found by reference instead), so ``chat_only`` leaves them out.
+
+The spans are read from ``capture_span``, which the writer keeps as each capture is written
+(store/writer.py): one row per capture and conversation, instead of grouping every record.
 """
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
@@ -21,6 +23,32 @@ from twentyday.compliance.coverage import CaptureSpan
 #: Platforms whose records arrive one forwarded message at a time, not as exports of a conversation.
 FORWARDED_PLATFORMS = ("email",)
 
+#: ``capture_span`` recomputed from the records and their links: what the writer keeps as each capture
+#: is written (the table is derived data, see migration 9 in store/schema.py).
+SPANS_FROM_RECORDS = (
+    "SELECT capture_id, custodian, conversation, platform, min(created_utc), max(created_utc), count(*) FROM ("
+    "SELECT r.capture_id, r.custodian, r.conversation, r.platform, r.created_utc FROM record r "
+    "WHERE r.created_utc IS NOT NULL UNION ALL "
+    "SELECT l.capture_id, r.custodian, r.conversation, r.platform, r.created_utc "
+    "FROM record_capture l JOIN record r ON r.id = l.record_id WHERE r.created_utc IS NOT NULL"
+    ") GROUP BY capture_id, custodian, conversation, platform")
+SPAN_COLUMNS = "capture_id, custodian, conversation, platform, first_utc, last_utc, messages"
+
+
+def rebuild_capture_spans(conn: sqlite3.Connection) -> None:
+    """Recompute ``capture_span`` from the index (for rows written with SQL, not through the writer)."""
+    conn.execute("DELETE FROM capture_span")
+    conn.execute(f"INSERT INTO capture_span ({SPAN_COLUMNS}) {SPANS_FROM_RECORDS}")
+
+
+def span_differences(conn: sqlite3.Connection) -> list[str]:
+    """The captures whose ``capture_span`` rows differ from their recomputation (rows on either side)."""
+    stored = f"SELECT {SPAN_COLUMNS} FROM capture_span"
+    return [capture_id for (capture_id,) in conn.execute(
+        f"SELECT capture_id FROM ({SPANS_FROM_RECORDS} EXCEPT {stored}) UNION "
+        f"SELECT capture_id FROM ({stored} EXCEPT {SPANS_FROM_RECORDS}) ORDER BY 1")]
+
+
 
 def capture_spans(conn: sqlite3.Connection, *, custodian: str | None = None, as_of: datetime | None = None,
                   chat_only: bool = True, conversations: Collection[tuple[str, str]] | None = None
@@ -28,54 +56,33 @@ def capture_spans(conn: sqlite3.Connection, *, custodian: str | None = None, as_
     """Each (capture, conversation) with its first and last dated message; ``as_of``: only captures
     received by then (the archive as it stood at that time); ``conversations``: only these
     (custodian, conversation) pairs."""
-    where = ["r.created_utc IS NOT NULL"]
+    where: list[str] = []
     params: list[str] = []
     if custodian is not None:
-        where.append("r.custodian = ?")
+        where.append("s.custodian = ?")
         params.append(custodian)
     if conversations is not None:
         if not conversations:
             return
-        where.append(f"(r.custodian, r.conversation) IN (VALUES {', '.join('(?, ?)' for _ in conversations)})")
+        where.append(f"(s.custodian, s.conversation) IN (VALUES {', '.join('(?, ?)' for _ in conversations)})")
         params.extend(value for pair in sorted(conversations) for value in pair)
     if chat_only:
-        where.append(f"r.platform NOT IN ({', '.join('?' for _ in FORWARDED_PLATFORMS)})")
+        where.append(f"s.platform NOT IN ({', '.join('?' for _ in FORWARDED_PLATFORMS)})")
         params.extend(FORWARDED_PLATFORMS)
-    cutoff = [] if as_of is None else [iso(as_of.astimezone(UTC))]  # ISO in UTC as the writer keeps it: sorts as text
-    # Two grouped reads merged here (a record's earliest capture, then its later ones): each walks the
-    # record table by an index of its own, where one UNION of both would be materialised first.
-    earliest = conn.execute(
-        "SELECT r.custodian, r.conversation, max(r.platform), r.capture_id, min(r.created_utc), max(r.created_utc), "
-        f"count(*) FROM record r WHERE {' AND '.join(where)}{' AND r.captured_at <= ?' if cutoff else ''} "
-        "GROUP BY r.custodian, r.conversation, r.capture_id", [*params, *cutoff])
-    later = conn.execute(
-        "SELECT r.custodian, r.conversation, max(r.platform), l.capture_id, min(r.created_utc), max(r.created_utc), "
-        f"count(*) FROM record_capture l JOIN record r ON r.id = l.record_id WHERE {' AND '.join(where)}"
-        f"{' AND l.captured_at <= ?' if cutoff else ''} GROUP BY r.custodian, r.conversation, l.capture_id",
-        [*params, *cutoff])
-    merged: dict[tuple[str, str, str], list[str | int]] = {}
-    for row in itertools.chain(earliest, later):
-        key = (row[0], row[1], row[3])
-        held = merged.get(key)
-        if held is None:
-            merged[key] = [row[2], row[4], row[5], row[6]]
-        else:
-            held[0] = max(str(held[0]), row[2])
-            held[1] = min(str(held[1]), row[4])
-            held[2] = max(str(held[2]), row[5])
-            held[3] = int(held[3]) + row[6]
-    if not merged:
-        return
-    captures = sorted({key[2] for key in merged})
-    received: dict[str, str] = {}
-    truncated: set[str] = set()
-    for at in range(0, len(captures), 500):
-        chunk = captures[at:at + 500]
-        marks = ", ".join("?" * len(chunk))
-        received.update(conn.execute(f"SELECT id, received_at FROM capture WHERE id IN ({marks})", chunk))
-        truncated.update(c for (c,) in conn.execute(
-            "SELECT DISTINCT capture_id FROM event WHERE kind = 'truncated_export' "
-            f"AND capture_id IN ({marks})", chunk))
-    for (custodian_id, conversation, capture_id), (platform, first, last, count) in sorted(merged.items()):
-        yield CaptureSpan(custodian_id, conversation, str(platform), capture_id, parse_iso(str(first)),
-                          parse_iso(str(last)), parse_iso(received[capture_id]), int(count), capture_id in truncated)
+    if as_of is not None:
+        # A span row holds what its capture brought (its new records and its links), so the archive
+        # as it stood then is the rows of the captures received by then.
+        where.append("c.received_at <= ?")
+        params.append(iso(as_of.astimezone(UTC)))  # ISO in UTC as the writer keeps it: sorts as text
+    # One row per (capture, conversation, platform) in the derived table (see migration 9); a
+    # conversation seen on two platforms in one capture is one span, as the grouped read made it.
+    rows = conn.execute(
+        "SELECT s.custodian, s.conversation, max(s.platform), s.capture_id, min(s.first_utc), max(s.last_utc), "
+        "sum(s.messages), c.received_at, EXISTS (SELECT 1 FROM event e WHERE e.capture_id = s.capture_id "
+        "AND e.kind = 'truncated_export') FROM capture_span s JOIN capture c ON c.id = s.capture_id"
+        f"{' WHERE ' + ' AND '.join(where) if where else ''} "
+        "GROUP BY s.custodian, s.conversation, s.capture_id ORDER BY s.custodian, s.conversation, s.capture_id",
+        params)
+    for custodian_id, conversation, platform, capture_id, first, last, count, received, truncated in rows:
+        yield CaptureSpan(custodian_id, conversation, platform, capture_id, parse_iso(first), parse_iso(last),
+                          parse_iso(received), int(count), bool(truncated))

@@ -202,6 +202,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX record_message_ref ON record (custodian, message_ref) WHERE message_ref != '';
     CREATE INDEX capture_custodian ON capture (custodian, received_at);
     """,
+    # 9: what each capture holds of each conversation (store/coverage.py), kept by the writer as each
+    # capture is written, so the clock reads a row per (capture, conversation) instead of grouping every
+    # record and link. Derived data, not evidence: recomputed from record and record_capture (as here,
+    # which fills it for an upgraded archive), never ledgered; verify compares it with that recomputation.
+    # Dated records only (undated ones hold no span). Keyed by platform too, so a read that leaves
+    # forwarded mail out sees exactly the records the old grouped read saw.
+    """
+    CREATE TABLE capture_span (
+        capture_id TEXT NOT NULL, custodian TEXT NOT NULL, conversation TEXT NOT NULL, platform TEXT NOT NULL,
+        first_utc TEXT NOT NULL, last_utc TEXT NOT NULL, messages INTEGER NOT NULL,
+        PRIMARY KEY (custodian, conversation, capture_id, platform)
+    ) WITHOUT ROWID;
+    INSERT INTO capture_span (capture_id, custodian, conversation, platform, first_utc, last_utc, messages)
+    SELECT capture_id, custodian, conversation, platform, min(created_utc), max(created_utc), count(*) FROM (
+        SELECT r.capture_id, r.custodian, r.conversation, r.platform, r.created_utc FROM record r
+        WHERE r.created_utc IS NOT NULL
+        UNION ALL
+        SELECT l.capture_id, r.custodian, r.conversation, r.platform, r.created_utc
+        FROM record_capture l JOIN record r ON r.id = l.record_id WHERE r.created_utc IS NOT NULL
+    ) GROUP BY capture_id, custodian, conversation, platform;
+    """,
 )
 
 #: An archive migrated across this step needs the daemon's signing key (:func:`migrate`'s ``adopt``).

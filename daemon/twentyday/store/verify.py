@@ -57,6 +57,7 @@ from twentyday.store.adopt import ADOPT, BLOBS, TERMS, WHOLE_ROW_TABLES, Adoptio
 from twentyday.store.adopt import subject as adopted
 from twentyday.store.alerts import ALERT_COLUMNS, alert_payload
 from twentyday.store.blobstore import BlobRef
+from twentyday.store.coverage import span_differences
 from twentyday.store.disclosures import Disclosure
 from twentyday.store.ledger import (
     GENESIS,
@@ -266,6 +267,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         _check_records(conn, report, upper_packs)
         _check_terms(conn, report, terms)
         _check_small_tables(conn, report)
+        _check_capture_spans(conn, report)
         check_disclosures(conn, report, signers or {})
         _settle_head(report)
         report.adopted = adoption_summary(conn)
@@ -864,6 +866,16 @@ def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
     for recipient, label, sealed, at in conn.execute("SELECT recipient, label, sealed, at FROM escrow"):
         _compare(conn, report, "escrow", recipient, escrow_payload(recipient, label, bytes(sealed), at),
                  f"escrow {recipient}")
+
+
+def _check_capture_spans(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    # Derived data, not evidence (no ledger entry): recomputed from the records and their links,
+    # which the checks above hold to the ledger. A difference misleads the clock, not the record.
+    differ = span_differences(conn)
+    if differ:
+        named = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        report.problems.append(Problem("altered", "capture_span", f"the rows of {named} differ from the "
+                                       "records and links they derive from"))
 
 
 _ORPHAN_ENTRIES = """

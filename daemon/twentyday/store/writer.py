@@ -377,6 +377,10 @@ class CaptureWriter:
         # The earliest and latest creation time of the capture's records (UTC keys).
         self._first: str | None = None
         self._last: str | None = None
+        # What this capture holds of each conversation: (custodian, conversation, platform) -> [first, last,
+        # count] of its new dated records; its links are added from the index once written (_write_spans).
+        self._spans: dict[tuple[str, str, str], list[Any]] = {}
+        self._linked = False
         # Records staged for the next content pack.
         self._pack: list[_Staged] = []
         self._pack_bytes = 0
@@ -420,6 +424,7 @@ class CaptureWriter:
             self.inserts.stop(discard=True)
             raise
         self._unwritten.clear()
+        self._write_spans()
         for n, event in enumerate(events):
             self._add_event(n, event)
         self._write_capture(raw_ref, envelope_ref, keyslots, count)
@@ -547,6 +552,7 @@ class CaptureWriter:
             key = self.hashes.dedup(identity, occurrence)
 
     def _add_link(self, existing: str) -> None:
+        self._linked = True
         self._links.append((existing, self.capture_id, self.captured_iso))
         self.ledger.append(self.captured_iso, "link", f"{existing}/{self.capture_id}",
                            {"record_id": existing, "capture_id": self.capture_id, "captured_at": self.captured_iso})
@@ -608,6 +614,16 @@ class CaptureWriter:
                 self._first = created_utc
             if self._last is None or created_utc > self._last:
                 self._last = created_utc
+            span_key = (self.capture.custodian or "", message.conversation, message.platform)
+            span = self._spans.get(span_key)
+            if span is None:
+                self._spans[span_key] = [created_utc, created_utc, 1]
+            else:
+                if created_utc < span[0]:
+                    span[0] = created_utc
+                if created_utc > span[1]:
+                    span[1] = created_utc
+                span[2] += 1
         deadline_at, status, days_late = record.deadline
         reading = message.time
         attachments = message.attachments
@@ -673,6 +689,31 @@ class CaptureWriter:
         self._links = []
         self._attachments = []
         self._terms = []
+
+    def _write_spans(self) -> None:
+        """The capture's rows of ``capture_span`` (derived data: see migration 9 in store/schema.py).
+
+        New records were counted as their rows were made; linked records are read back (their
+        conversation and time are the archived record's), through the capture's own links only.
+        """
+        spans = self._spans
+        if self._linked:
+            for custodian, conversation, platform, first, last, count in self.conn.execute(
+                    "SELECT r.custodian, r.conversation, r.platform, min(r.created_utc), max(r.created_utc), "
+                    "count(*) FROM record_capture l JOIN record r ON r.id = l.record_id "
+                    "WHERE l.capture_id = ? AND r.created_utc IS NOT NULL "
+                    "GROUP BY r.custodian, r.conversation, r.platform", (self.capture_id,)):
+                span = spans.setdefault((custodian, conversation, platform), [first, last, 0])
+                span[0], span[1], span[2] = min(span[0], first), max(span[1], last), span[2] + count
+        if spans:
+            # An upsert merges, should a capture's rows ever be written in two steps.
+            self.conn.executemany(
+                "INSERT INTO capture_span (capture_id, custodian, conversation, platform, first_utc, last_utc, "
+                "messages) VALUES (?,?,?,?,?,?,?) ON CONFLICT (custodian, conversation, capture_id, platform) "
+                "DO UPDATE SET first_utc = min(first_utc, excluded.first_utc), "
+                "last_utc = max(last_utc, excluded.last_utc), messages = messages + excluded.messages",
+                [(self.capture_id, *key, *span) for key, span in spans.items()])
+            spans.clear()
 
     # -- events and the capture itself
 
