@@ -102,6 +102,9 @@ SETTINGS: tuple[Setting, ...] = (
             "date has passed)."),
     Setting("alerts.evaluate_every_minutes", int, 15,
             "serve re-evaluates every alert on this timer (and what each batch touched after it)."),
+    Setting("alerts.verify_every_hours", float, 24.0,
+            "serve runs verify on this timer (and once a minute after start); problems raise one "
+            "integrity_failure alert. Hours, fractions allowed; 0 = never."),
     Setting("custodians.id", str, REQUIRED, "Short id: lower-case letters, digits, '.', '_' or '-'."),
     Setting("custodians.name", str, REQUIRED, "Full name (36 CFR 1236.22(a)(3))."),
     Setting("custodians.timezone", str, "UTC", "IANA zone for local-time exports and the calendar deadline."),
@@ -267,6 +270,8 @@ class Config:
     delivery: AlertDelivery = AlertDelivery()
     escalate_after_days: int = 7
     evaluate_every_minutes: int = 15
+    #: alerts.verify_every_hours: serve's own verify timer (0: never).
+    verify_every_hours: float = 24.0
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -356,6 +361,10 @@ def _is_table(prefix: str, key: str) -> bool:
 def _check_type(file: Path, where: str, value: Any, kind: type) -> Any:
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"expected an integer, got {value!r}", path=str(file), key=where)
+    if kind is float:  # TOML writes a whole number of hours as an integer
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"expected a number, got {value!r}", path=str(file), key=where)
+        return float(value)
     if kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError("expected a list of strings", path=str(file), key=where)
@@ -408,6 +417,8 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
     for key in ("remind_after_days", "silent_after_days", "escalate_after_days", "evaluate_every_minutes"):
         if alerts[key] < 1:
             raise ConfigError("must be at least 1", path=str(file), key=f"alerts.{key}")
+    if not 0 <= alerts["verify_every_hours"] <= 24 * 366:
+        raise ConfigError("must be between 0 (never) and 8784 hours", path=str(file), key="alerts.verify_every_hours")
     if smtp["max_message_bytes"] < 1024:
         raise ConfigError("must be at least 1024", path=str(file), key="smtp.max_message_bytes")
     _check_listen(file, smtp["listen"])
@@ -429,6 +440,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         silent_after_days=alerts["silent_after_days"],
         escalate_after_days=alerts["escalate_after_days"],
         evaluate_every_minutes=alerts["evaluate_every_minutes"],
+        verify_every_hours=alerts["verify_every_hours"],
         custodians=custodians,
         schedules=schedules,
         delivery=_delivery(file, base, alerts, raw.get("alerts", {})),

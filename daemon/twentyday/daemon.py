@@ -3,6 +3,7 @@
 It checks that the config names public keys only, opens the archive, and
 starts what exists: the spool, the pipeline worker (a process of its own,
 restarted if it dies), the alert deliverer (a thread of its own, notify/deliver.py),
+the integrity check (``verify`` on a timer, store/integrity.py, a thread of its own),
 the watched export folder, and (when enabled) the SMTP forwarding address. It runs until
 SIGTERM or SIGINT, then stops the sources first and lets the worker finish
 the item it holds. It logs the ledger's signed head at start and every
@@ -34,6 +35,7 @@ from twentyday.notify.deliver import POLL_SECONDS, Deliverer
 from twentyday.pipeline.worker import PipeWake, worker_process
 from twentyday.spool import ROLL_SECONDS, Spool
 from twentyday.store.archive import Archive
+from twentyday.store.integrity import FIRST_DELAY_SECONDS, IntegrityCheck
 from twentyday.store.ledger import ledger_key_text, signed_head
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,20 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
     delivery_stop = threading.Event()
     delivery = threading.Thread(target=deliverer.run, args=(delivery_stop, deliver_seconds),
                                 name="twentyday-delivery", daemon=True)
+    # serve's own verify (store/integrity.py): a thread of its own, reading the index read-only each run
+    # and writing through its own connection only to raise integrity_failure. verify needs the pinned key.
+    integrity_stop = threading.Event()
+    integrity: threading.Thread | None = None
+    integrity_archive: Archive | None = None
+    if config.verify_every_hours > 0 and config.ledger_key:
+        integrity_archive = Archive(config, recipients=recipients)
+        check = IntegrityCheck(config, integrity_archive, keys.signers(recipients))
+        interval = config.verify_every_hours * 3600.0
+        integrity = threading.Thread(target=check.run, args=(integrity_stop, interval,
+                                                             min(FIRST_DELAY_SECONDS, interval)),
+                                     name="twentyday-integrity", daemon=True)
+    elif config.verify_every_hours > 0:
+        log.warning("serve's integrity check does not run without keys.ledger_key")
     spool = Spool.open(config)
     recovered = spool.recover()
     pipeline = PipelineProcess(config)
@@ -114,6 +130,8 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
             log.warning("recovered %d item(s) moved into the spool before a crash", recovered)
         pipeline.start()
         delivery.start()
+        if integrity is not None:
+            integrity.start()
         watcher.start()
         log.info("watching %s", config.folder_path)
         if config.smtp.enabled:
@@ -141,6 +159,11 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
             delivery.join(timeout=5.0)
         if not delivery.is_alive():
             delivery_archive.close()
+        integrity_stop.set()  # a run under way is read-only: left to end with the process
+        if integrity is not None and integrity.is_alive():
+            integrity.join(timeout=5.0)
+        if integrity_archive is not None and (integrity is None or not integrity.is_alive()):
+            integrity_archive.close()
         spool.close()
         archive.close()
         log.info("twentyday stopped")

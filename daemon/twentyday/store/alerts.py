@@ -153,21 +153,24 @@ _NOTICES = {"opened": "opened", "escalated": "escalated", "resolved": "resolved"
 
 
 def raise_alert(conn: sqlite3.Connection, kind: str, custodian: str, conversation: str, detail: str,
-                at: datetime) -> None:
-    """Open the alert, or bump the one already open for the same kind, custodian and conversation."""
+                at: datetime, facts: dict[str, Any] | None = None) -> None:
+    """Open the alert, or bump the one already open for the same kind, custodian and conversation.
+
+    ``facts``: the latest occurrence's facts (JSON in the row); None keeps those it has."""
     stamp = iso(at)
+    text = _facts_text(facts) if facts is not None else None
     values = conn.execute(
-        "UPDATE alert SET count = count + 1, updated_at = ?, detail = ? "
+        "UPDATE alert SET count = count + 1, updated_at = ?, detail = ?, facts = coalesce(?, facts) "
         "WHERE kind = ? AND custodian = ? AND conversation = ? AND resolved_at IS NULL" + _RETURNING,
-        (stamp, detail, kind, custodian, conversation),
+        (stamp, detail, text, kind, custodian, conversation),
     ).fetchone()
     event = "raised"
     if values is None:
         event = "opened"
         values = conn.execute(
-            "INSERT INTO alert (kind, severity, custodian, conversation, opened_at, updated_at, count, detail) "
-            "VALUES (?,?,?,?,?,?,1,?)" + _RETURNING,
-            (kind, SEVERITY[kind], custodian, conversation, stamp, stamp, detail),
+            "INSERT INTO alert (kind, severity, custodian, conversation, opened_at, updated_at, count, detail, "
+            "facts) VALUES (?,?,?,?,?,?,1,?,?)" + _RETURNING,
+            (kind, SEVERITY[kind], custodian, conversation, stamp, stamp, detail, text),
         ).fetchone()
     ledger = Ledger(conn)
     ledger.begin()
