@@ -28,6 +28,7 @@ nothing is lost to a crash between the change and its delivery.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ ALERT_COLUMNS = ("id", "kind", "severity", "custodian", "conversation", "opened_
 #: Columns added by migration 5: in a payload only once set, so the entries of alerts written
 #: before it still match their rows.
 _LATER_COLUMNS = frozenset({"escalated_at", "facts", "closed_by", "note"})
+log = logging.getLogger(__name__)
+
 _SELECT = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alert"
 _RETURNING = f" RETURNING {', '.join(ALERT_COLUMNS)}"
 
@@ -139,13 +142,29 @@ def _row(values: Iterable[Any]) -> dict[str, Any]:
     return dict(zip(ALERT_COLUMNS, values, strict=True))
 
 
-def _changed(conn: sqlite3.Connection, ledger: Ledger, row: dict[str, Any], event: str, now: datetime) -> None:
+def _changed(conn: sqlite3.Connection, ledger: Ledger, row: dict[str, Any], event: str, now: datetime,
+             before: dict[str, Any] | None = None) -> None:
     """Every change of an alert row comes here: ``event`` is opened, raised (a repeat), updated,
-    resolved, escalated or closed. The row's ledger entry is its evidence."""
-    ledger.append(iso(now), "alert", str(row["id"]), alert_payload(row))
+    resolved, escalated or closed; ``before``, the row as it was (None for a new one). The row's
+    ledger entry is its evidence.
+
+    A row that no longer matches its own newest entry was changed outside twentyday (an edited
+    count, a planted open alert): its change is not ledgered, so the entry would not launder the
+    edit — ``verify`` keeps naming it — and people are told of the alert as if it opened now,
+    since nobody was told of the planted one."""
     notice = _NOTICES.get(event)
+    if before is not None and ledger.latest("alert", str(before["id"])) != _payload_text(before):
+        log.error("alert %s differs from its own ledger entry (changed outside twentyday): this %s is not "
+                  "ledgered, so 'twentyday verify' keeps naming it", before["id"], event)
+        notice = notice or "opened"
+    else:
+        ledger.append(iso(now), "alert", str(row["id"]), alert_payload(row))
     if notice is not None:  # people hear of a change of state, not of each repeat (its count says how often)
         note_alert_event(conn, ledger, int(row["id"]), notice, iso(now))
+
+
+def _payload_text(row: dict[str, Any]) -> str:
+    return canonical_json(alert_payload(row)).decode("utf-8")
 
 
 #: The lifecycle events people are told of, as the outbox names them (an officer's close resolves it).
@@ -159,11 +178,12 @@ def raise_alert(conn: sqlite3.Connection, kind: str, custodian: str, conversatio
     ``facts``: the latest occurrence's facts (JSON in the row); None keeps those it has."""
     stamp = iso(at)
     text = _facts_text(facts) if facts is not None else None
-    values = conn.execute(
-        "UPDATE alert SET count = count + 1, updated_at = ?, detail = ?, facts = coalesce(?, facts) "
-        "WHERE kind = ? AND custodian = ? AND conversation = ? AND resolved_at IS NULL" + _RETURNING,
-        (stamp, detail, text, kind, custodian, conversation),
-    ).fetchone()
+    found = conn.execute(f"{_SELECT} WHERE kind = ? AND custodian = ? AND conversation = ? AND resolved_at IS NULL",
+                         (kind, custodian, conversation)).fetchone()
+    before = None if found is None else _row(found)
+    values = None if before is None else conn.execute(
+        "UPDATE alert SET count = count + 1, updated_at = ?, detail = ?, facts = coalesce(?, facts) WHERE id = ?"
+        + _RETURNING, (stamp, detail, text, before["id"])).fetchone()
     event = "raised"
     if values is None:
         event = "opened"
@@ -174,7 +194,7 @@ def raise_alert(conn: sqlite3.Connection, kind: str, custodian: str, conversatio
         ).fetchone()
     ledger = Ledger(conn)
     ledger.begin()
-    _changed(conn, ledger, _row(values), event, at)
+    _changed(conn, ledger, _row(values), event, at, before)
     ledger.flush()
 
 
@@ -204,12 +224,12 @@ def reconcile(conn: sqlite3.Connection, findings: Iterable[Finding], now: dateti
                 updated = conn.execute(
                     "UPDATE alert SET facts = ?, detail = ?, count = ?, updated_at = ? WHERE id = ?" + _RETURNING,
                     (text, finding.detail, finding.count, stamp, row["id"])).fetchone()
-                _changed(conn, ledger, _row(updated), "updated", now)
+                _changed(conn, ledger, _row(updated), "updated", now, row)
                 changes.updated += 1
             continue
         resolved = conn.execute("UPDATE alert SET resolved_at = ?, updated_at = ? WHERE id = ?" + _RETURNING,
                                 (stamp, stamp, row["id"])).fetchone()
-        _changed(conn, ledger, _row(resolved), "resolved", now)
+        _changed(conn, ledger, _row(resolved), "resolved", now, row)
         changes.resolved += 1
     still_open = {(kind, custodian, conversation) for kind, custodian, conversation in conn.execute(
         f"SELECT kind, custodian, conversation FROM alert WHERE resolved_at IS NULL AND kind IN ({marks})",
@@ -240,7 +260,7 @@ def _escalate(conn: sqlite3.Connection, ledger: Ledger, now: datetime, policy: P
             continue
         escalated = conn.execute("UPDATE alert SET escalated_at = ?, updated_at = ? WHERE id = ?" + _RETURNING,
                                  (stamp, stamp, row["id"])).fetchone()
-        _changed(conn, ledger, _row(escalated), "escalated", now)
+        _changed(conn, ledger, _row(escalated), "escalated", now, row)
         count += 1
     return count
 
@@ -265,7 +285,7 @@ def close_alert(conn: sqlite3.Connection, alert_id: int, note: str, closed_by: s
                           + _RETURNING, (stamp, stamp, closed_by, note, alert_id)).fetchone()
     ledger = Ledger(conn)
     ledger.begin()
-    _changed(conn, ledger, _row(closed), "closed", now)
+    _changed(conn, ledger, _row(closed), "closed", now, row)
     ledger.flush()
     return Alert.from_row(_row(closed))
 

@@ -91,6 +91,15 @@ class Ledger:
     def head(self) -> LedgerHead:
         return self._head
 
+    def latest(self, kind: str, subject: str) -> str | None:
+        """The payload of the newest entry about ``subject`` (appended here or already written)."""
+        for _, _, entry_kind, entry_subject, text, _, _ in reversed(self._pending):
+            if (entry_kind, entry_subject) == (kind, subject):
+                return text
+        row = self._conn.execute("SELECT payload FROM ledger WHERE kind = ? AND subject = ? ORDER BY seq DESC LIMIT 1",
+                                 (kind, subject)).fetchone()
+        return None if row is None else str(row[0])
+
     def flush(self) -> None:
         if self._pending:
             self._insert("ledger", ("seq", "at", "kind", "subject", "payload", "prev", "hash"), self._pending)
