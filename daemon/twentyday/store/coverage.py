@@ -43,10 +43,11 @@ def rebuild_capture_spans(conn: sqlite3.Connection) -> None:
 
 def span_differences(conn: sqlite3.Connection) -> list[str]:
     """The captures whose ``capture_span`` rows differ from their recomputation (rows on either side)."""
-    stored = f"SELECT {SPAN_COLUMNS} FROM capture_span"
+    # The recomputation groups every record: done once (materialised), compared both ways.
     return [capture_id for (capture_id,) in conn.execute(
-        f"SELECT capture_id FROM ({SPANS_FROM_RECORDS} EXCEPT {stored}) UNION "
-        f"SELECT capture_id FROM ({stored} EXCEPT {SPANS_FROM_RECORDS}) ORDER BY 1")]
+        f"WITH computed AS MATERIALIZED ({SPANS_FROM_RECORDS}), stored AS (SELECT {SPAN_COLUMNS} FROM capture_span) "
+        "SELECT capture_id FROM (SELECT * FROM computed EXCEPT SELECT * FROM stored) UNION "
+        "SELECT capture_id FROM (SELECT * FROM stored EXCEPT SELECT * FROM computed) ORDER BY 1")]
 
 
 

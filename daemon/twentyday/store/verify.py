@@ -260,6 +260,9 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     sealed = _OnSecondConnection(conn, _hash_sealed_chunks)
     upper_packs = _OnSecondConnection(conn, lambda other: _pack_mismatches(other, upper=True))
     terms = _OnSecondConnection(conn, _terms_mismatches)
+    # The spans are recomputed in one statement (a snapshot of its own): records, links and
+    # spans commit together, so a capture committed meanwhile cannot make it disagree.
+    spans = _OnSecondConnection(conn, span_differences)
     try:
         _check_chain(conn, verify_key, report)
         _check_heads(conn, verify_key, heads or [], report)
@@ -267,7 +270,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         _check_records(conn, report, upper_packs)
         _check_terms(conn, report, terms)
         _check_small_tables(conn, report)
-        _check_capture_spans(conn, report)
+        _check_capture_spans(report, spans)
         check_disclosures(conn, report, signers or {})
         _settle_head(report)
         report.adopted = adoption_summary(conn)
@@ -868,10 +871,10 @@ def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
                  f"escrow {recipient}")
 
 
-def _check_capture_spans(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _check_capture_spans(report: VerifyReport, spans: _OnSecondConnection[list[str]]) -> None:
     # Derived data, not evidence (no ledger entry): recomputed from the records and their links,
     # which the checks above hold to the ledger. A difference misleads the clock, not the record.
-    differ = span_differences(conn)
+    differ = spans.result()
     if differ:
         named = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
         report.problems.append(Problem("altered", "capture_span", f"the rows of {named} differ from the "
