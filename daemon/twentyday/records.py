@@ -85,6 +85,10 @@ class ParsedMessage:
     attachments: tuple[ParsedAttachment, ...] = ()
     edited: bool = False
     reply_to: str = ""
+    #: Where an export has no message ids (Signal): a key from the message's own text, which a
+    #: quote of it (``reply_to``) can be matched by to find a reply to a message not archived.
+    #: Never used to deduplicate (two messages may share their first words).
+    text_key: str = ""
     #: free-form markers, e.g. "media_omitted", "system", "forwarded"
     flags: tuple[str, ...] = ()
     #: headers or fields worth keeping sealed with the body (e.g. full e-mail headers)

@@ -364,3 +364,21 @@ def test_damaged_copies_raise_only_parse_errors(path: Path) -> None:
         signal.detect(source, bytes(damaged[:8192]))
         with contextlib.suppress(ParseError):
             parse(source)
+
+
+def test_a_quote_is_matched_by_the_first_words_of_the_message_it_quotes() -> None:
+    # Signal's exports name a quoted message by its text: the quote's key is the quoted message's.
+    team = BytesSource("x", {"ProjectTeam/data.json": TEAM_JSON.read_bytes()})
+    morning, agenda, deleted, _ = messages(parse(team))
+    assert morning.text_key and agenda.reply_to == morning.text_key
+    assert morning.reply_to == "" and deleted.text_key == ""  # a deleted message shows no text to quote
+    assert morning.message_key == ""  # never an identity: two messages may begin alike
+    # A quote of a long message shows its beginning: the first 64 characters decide.
+    long_text = "word " * 40
+    lines = [json.dumps({"date": "2023-11-14T23:13:20", "sender": "Carol", "body": long_text, "quote": ""}),
+             json.dumps({"date": "2023-11-14T23:14:00", "sender": "Me", "body": "yes",
+                         "quote": "\n\n> " + long_text[:70] + "…\n\n"}),
+             json.dumps({"date": "2023-11-14T23:15:00", "sender": "Me", "body": "nice", "quote": "\n\n> Photo\n\n"})]
+    first, reply, photo = messages(parse(BytesSource("x", {"Team/data.json": "\n".join(lines).encode()})))
+    assert reply.reply_to == first.text_key
+    assert photo.reply_to == ""  # a quoted photo has no words to match

@@ -3,7 +3,9 @@ ledgered (verify agrees with the rows), one open alert per kind, custodian and c
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -124,3 +126,43 @@ def test_a_silent_custodian_is_alerted_and_a_capture_resolves_it(archive: Archiv
     ingest(archive, "m.eml", mail("<m@x.test>", began + timedelta(days=31)), began + timedelta(days=32, hours=1))
     assert archive.evaluate_alerts(began + timedelta(days=32, hours=2)).resolved == 1
     assert alerts_of(archive, "custodian_silent") == []
+
+
+def signal_export(*entries: tuple[str, str, str]) -> bytes:
+    """A signal-export folder zipped, one chat, data.json lines of (time, body, quote)."""
+    lines = [json.dumps({"date": at, "sender": "Jane Doe", "body": body,
+                         "quote": f"\n\n> {quote}\n\n" if quote else "", "sticker": "", "reactions": [],
+                         "attachments": [], "deleted": False}) for at, body, quote in entries]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("signal-export/Budget Team/data.json", "\n".join(lines) + "\n")
+    return buffer.getvalue()
+
+
+def test_a_signal_reply_quoting_a_message_not_archived_is_a_thread_gap(archive: Archive) -> None:
+    received = datetime(2026, 9, 2, 12, 0, tzinfo=UTC)
+    ingest(archive, "signal.zip", signal_export(
+        ("2026-09-01T09:00:00", "Shall we move the budget review?", ""),
+        ("2026-09-01T09:05:00", "Yes, Thursday", "Shall we move the budget review?"),
+        ("2026-09-01T09:10:00", "Agreed", "the earlier plan, as discussed on the call")), received)
+    archive.evaluate_alerts(received + timedelta(minutes=1))
+    [gap] = [a for a in open_alerts(archive.conn) if a.kind == "thread_gap"]
+    assert gap.conversation == "Budget Team"
+    assert gap.detail.startswith("1 record(s) reply to a message that is not in the archive")
+    assert verify_archive(archive.config).ok
+
+
+def test_a_mail_that_names_its_parent_only_in_references_is_checked_too(archive: Archive) -> None:
+    sent = datetime(2026, 9, 1, 14, 0, tzinfo=UTC)
+    message = EmailMessage()
+    message["From"] = "Jane Doe <jane.doe@gmail.com>"
+    message["To"] = "counterpart@partner.example"
+    message["Date"] = format_datetime(sent)
+    message["Subject"] = "Budget"
+    message["Message-ID"] = "<only-refs@x.test>"
+    message["References"] = "<root@x.test> <parent@x.test>"
+    message.set_content("See below.")
+    ingest(archive, "refs.eml", bytes(message), sent + timedelta(days=1))
+    archive.evaluate_alerts(sent + timedelta(days=1, minutes=1))
+    [(conversation, _)] = alerts_of(archive, "thread_gap")
+    assert conversation.startswith("thread:")

@@ -42,6 +42,7 @@ sigtop's ``text-short`` and ``json`` formats, signalbackup-tools output.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import posixpath
@@ -277,13 +278,36 @@ def _local_time(wall: datetime, raw: str, layout: str, hints: ParseHints) -> tup
 
 
 def _finish(message: ParsedMessage, media: _Media, deleted: bool) -> list[Record]:
-    """The message, then the events it raises (deletion, each missing file)."""
+    """The message, then the events it raises (deletion, each missing file).
+
+    Signal's exports name a quoted message by its text, not an id: the message gets a key from
+    its own first words and a quote the key of the words it shows, so a reply to a message that
+    is not in the archive can be found (``thread_gap``)."""
+    conversation = message.conversation
+    message = dataclasses.replace(
+        message, text_key="" if deleted else _text_key(conversation, message.body),
+        reply_to=_text_key(conversation, message.extra.get("quote", ""), quote=True))
     records: list[Record] = [message]
     at, conversation, who = message.created_at, message.conversation, message.sender or "(no name)"
     if deleted:
         records.append(ParsedEvent("deleted_message", conversation, at, f"message from {who} shows as deleted"))
     records += [ParsedEvent("incomplete_copy", conversation, at, f"{who}: {reason}") for reason in media.missing]
     return records
+
+
+#: How many first characters of a message (whitespace collapsed) a quote is matched by: Signal
+#: may shorten the text it quotes, never its beginning.
+QUOTE_PREFIX = 64
+#: What a quote of a message without text shows: nothing to match it by.
+_MEDIA_QUOTES = frozenset({"Photo", "Video", "Voice message", "Audio", "GIF", "Image", "Sticker", "File",
+                           "Attachment"})
+
+
+def _text_key(conversation: str, text: str, *, quote: bool = False) -> str:
+    words = " ".join(text.split())[:QUOTE_PREFIX]
+    if not words or (quote and words in _MEDIA_QUOTES):
+        return ""
+    return f"text:{conversation}\0{words}"
 
 
 # --- signal-export chat.md ------------------------------------------------------------------------

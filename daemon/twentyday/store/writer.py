@@ -652,7 +652,8 @@ class CaptureWriter:
             incomplete=int(any(a.omitted for a in attachments) or "media_omitted" in flags),
             edited=int(message.edited),
             flags=canonical_json(flags).decode() if flags else "[]",
-            message_ref=ref(message.platform, message.message_key) if message.message_key else "",
+            message_ref=(ref(message.platform, message.message_key) if message.message_key
+                         else ref(message.platform, message.text_key) if message.text_key else ""),
             reply_ref=ref(message.platform, message.reply_to) if message.reply_to else "",
             content_blob=content_blob,
             schedule=self._schedule.id,

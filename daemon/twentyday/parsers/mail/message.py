@@ -551,7 +551,9 @@ def thread(message: Message) -> tuple[str, str, str]:
     references = header(message, "References").split()
     in_reply_to = header(message, "In-Reply-To")
     root = references[0] if references else (in_reply_to.split()[0] if in_reply_to else message_id)
-    return root or "(no thread)", message_id, in_reply_to
+    # The message replied to: In-Reply-To, or where a client sends only References, its last id.
+    replied = in_reply_to or (references[-1] if references else "")
+    return root or "(no thread)", message_id, replied
 
 
 # --- bodies and attachments ----------------------------------------------------------------------
