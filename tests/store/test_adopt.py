@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import tarfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from tests.conftest import make_mail
+from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.errors import ArchiveVersionError, IntegrityError
 from twentyday.store import schema
+from twentyday.store.archive import Archive
 
 FIXTURE = Path(__file__).parents[1] / "data" / "pre_issue12" / "archive.tar.gz"
 #: What the old archive holds that no ledger entry covered (see the fixture's README).
@@ -170,3 +173,22 @@ def test_an_upgrade_that_fails_leaves_the_archive_as_it_was(old_archive: Path) -
     assert conn.execute("SELECT count(*) FROM pragma_table_info('capture') WHERE name = 'delivered_by'"
                         ).fetchone()[0] == 0
     conn.close()
+
+
+def test_an_adopted_open_alert_changes_like_any_other(old_archive: Path) -> None:
+    # The open alerts an upgrade adopted are held to their adopt entry: escalating one (open
+    # longer than alerts.escalate_after_days) is ledgered as its next change, not refused as an
+    # alert edited on the disk.
+    assert run(old_archive, "migrate")[0] == 0
+    with Archive(config_module.load(old_archive)) as archive:
+        adopted = [subject.split()[1] for (subject,) in archive.conn.execute(
+            "SELECT subject FROM ledger WHERE kind = 'adopt' AND subject LIKE 'alert %'")]
+        archive.evaluate_alerts(datetime.now(UTC) + timedelta(days=8))
+        escalated = {str(alert_id) for (alert_id,) in archive.conn.execute(
+            "SELECT id FROM alert WHERE escalated_at IS NOT NULL")}
+        ledgered = {subject for (subject,) in archive.conn.execute(
+            "SELECT subject FROM ledger WHERE kind = 'alert' AND payload LIKE '%escalated_at%'")}
+    assert len(adopted) == 5 and set(adopted) <= escalated
+    assert escalated <= ledgered
+    code, report = verify_json(old_archive)
+    assert code == 0, report

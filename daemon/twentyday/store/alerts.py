@@ -153,7 +153,7 @@ def _changed(conn: sqlite3.Connection, ledger: Ledger, row: dict[str, Any], even
     edit — ``verify`` keeps naming it — and people are told of the alert as if it opened now,
     since nobody was told of the planted one."""
     notice = _NOTICES.get(event)
-    if before is not None and ledger.latest("alert", str(before["id"])) != _payload_text(before):
+    if before is not None and _ledgered_text(ledger, str(before["id"])) != _payload_text(before):
         log.error("alert %s differs from its own ledger entry (changed outside twentyday): this %s is not "
                   "ledgered, so 'twentyday verify' keeps naming it", before["id"], event)
         notice = notice or "opened"
@@ -161,6 +161,13 @@ def _changed(conn: sqlite3.Connection, ledger: Ledger, row: dict[str, Any], even
         ledger.append(iso(now), "alert", str(row["id"]), alert_payload(row))
     if notice is not None:  # people hear of a change of state, not of each repeat (its count says how often)
         note_alert_event(conn, ledger, int(row["id"]), notice, iso(now))
+
+
+def _ledgered_text(ledger: Ledger, alert_id: str) -> str | None:
+    """The row its newest entry commits to: its own, else the one an upgrade adopted it with
+    (store/adopt.py: kind ``adopt``, subject ``alert <id>``; adopted only when it had none)."""
+    own = ledger.latest("alert", alert_id)
+    return own if own is not None else ledger.latest("adopt", f"alert {alert_id}")
 
 
 def _payload_text(row: dict[str, Any]) -> str:
