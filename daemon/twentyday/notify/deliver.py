@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from twentyday.canonical import iso, parse_iso
-from twentyday.compliance.deadlines import deadline
+from twentyday.compliance.coverage import export_by as coverage_export_by
 from twentyday.config import Config
 from twentyday.notify.howto import (
     OFFICER_ONLY,
@@ -240,17 +240,20 @@ class Deliverer:
         if custodian is None:
             raise ValueError(f"alert {alert['id']}: no configured custodian {alert['custodian']!r}")
         facts = _facts(alert)
-        platform, newest = outbox.conversation_end(self._conn, alert["custodian"], alert["conversation"])
-        covered = facts.get("covered_until") or newest
+        platform, covered = facts.get("platform", ""), facts.get("covered_until")
+        if not platform or not covered:  # an alert the clock did not open (no facts): the index says
+            platform, newest = outbox.conversation_end(self._conn, alert["custodian"], alert["conversation"])
+            covered = covered or newest
         covered_until = parse_iso(covered) if covered else None
         if facts.get("export_by"):
             export_by: datetime | None = parse_iso(facts["export_by"])
-        elif covered_until is not None:  # the deadline of the first message that could follow the coverage
-            export_by = deadline(covered_until, custodian.zone, self.config.deadline_rule, self.config.deadline_days)
+        elif covered_until is not None:  # the clock's own rule: the deadline of the first message that could follow
+            export_by = coverage_export_by(covered_until, custodian.zone, self.config.deadline_rule,
+                                           self.config.deadline_days)
         else:
             export_by = None
         return Reminder(custodian_id=custodian.id, custodian_name=custodian.name, zone=custodian.timezone,
-                        platform=facts.get("platform") or platform, conversation=alert["conversation"],
+                        platform=platform, conversation=alert["conversation"],
                         covered_until=covered_until, export_by=export_by, forward_address=forward,
                         watched_folder=str(self.config.folder_path / custodian.id))
 
