@@ -352,15 +352,24 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
         ctx.exit(ParseError.exit_code)  # HeldForReview is a ParseError too
 
 
+def filter_options(function: F) -> F:
+    """The search filters, for every command that selects records by them (search, export)."""
+    for option in reversed((
+        click.option("--custodian", help="Custodian id."),
+        click.option("--conversation", help="Conversation (exact)."),
+        click.option("--participant", help="Sender or recipient (address, number or name)."),
+        click.option("--platform", help="email, whatsapp, signal, telegram, ..."),
+        click.option("--status", type=click.Choice(["copied", "on_time", "late", "undated"])),
+        click.option("--since", help="Created at or after (ISO 8601 with offset)."),
+        click.option("--until", help="Created before (ISO 8601 with offset)."),
+        click.option("--text", help="Words that must all appear (blind index: whole words only)."),
+    )):
+        function = option(function)
+    return function
+
+
 @cli.command()
-@click.option("--custodian", help="Custodian id.")
-@click.option("--conversation", help="Conversation (exact).")
-@click.option("--participant", help="Sender or recipient (address, number or name).")
-@click.option("--platform", help="email, whatsapp, signal, telegram, ...")
-@click.option("--status", type=click.Choice(["copied", "on_time", "late", "undated"]))
-@click.option("--since", help="Created at or after (ISO 8601 with offset).")
-@click.option("--until", help="Created before (ISO 8601 with offset).")
-@click.option("--text", help="Words that must all appear (blind index: whole words only).")
+@filter_options
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
 @json_option
 @click.pass_context
@@ -432,6 +441,83 @@ def show(ctx: click.Context, record_id: str, identity_path: Path, passphrase_fil
     click.echo(content["body"])
 
 
+def _required_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a blank value of a required option before the archive is opened or a passphrase asked for."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be blank")
+    return value
+
+
+@cli.command(name="export")
+@click.option("--format", "export_format", required=True, type=click.Choice(["eml", "mbox", "jsonl", "html", "bagit"]),
+              help="eml/mbox: mail as received, byte for byte; jsonl: one JSON object per record; html: a "
+                   "transcript per conversation; bagit: a BagIt bag for NARA (EML, JSON, HTML, metadata).")
+@identity_options
+@click.option("--purpose", required=True, callback=purpose_option,
+              help="Why the records are disclosed (goes into the accounting of disclosures).")
+@click.option("--recipient", required=True, callback=_required_text, help="The recipient's name (person or agency).")
+@click.option("--recipient-address", required=True, callback=_required_text,
+              help="The recipient's address (5 U.S.C. 552a(c)(1) asks for name and address).")
+@click.option("--zip-passphrase-file", type=click.Path(path_type=Path),
+              help="Encrypt as an AES-256 zip (WinZip AE-2; 7-Zip opens it) with the passphrase in this 0600 "
+                   "file; give the passphrase to the recipient separately. Not the identity's --passphrase-file.")
+@click.option("--to", "to_key", metavar="PUBLIC-KEY",
+              help="Encrypt to the recipient's age public key (age1..., or a file holding it); they run "
+                   "'age -d -i KEY export.age > export.zip'.")
+@click.option("--record", "record_ids", multiple=True, metavar="ID", help="A record to export (repeatable).")
+@filter_options
+@click.option("--actor", default=None, help="Who exports, recorded beside the account that runs the command.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The encrypted export to write (must not exist).")
+@click.pass_context
+def export_command(ctx: click.Context, export_format: str, identity_path: Path, passphrase_file: Path | None,
+                   purpose: str, recipient: str, recipient_address: str, zip_passphrase_file: Path | None,
+                   to_key: str | None, record_ids: tuple[str, ...], custodian: str | None, conversation: str | None,
+                   participant: str | None, platform: str | None, status: str | None, since: str | None,
+                   until: str | None, text: str | None, actor: str | None, out_path: Path) -> None:
+    """Export records to a recipient outside the archive, encrypted, with a dissemination notice.
+
+    Needs the officer's identity (--identity, its passphrase from --passphrase-file or a prompt),
+    --purpose, --recipient and --recipient-address, and one way to encrypt: --zip-passphrase-file
+    (an AES-256 zip) or --to (age). The export is accounted for as ONE disclosure, naming every
+    record, before anything is decrypted; 'twentyday audit' lists it."""
+    from twentyday.export import build, seal
+
+    if (zip_passphrase_file is None) == (to_key is None):
+        raise click.UsageError("choose how the export is encrypted: --zip-passphrase-file FILE or --to PUBLIC-KEY "
+                               "(one of them)")
+    if out_path.exists() or out_path.is_symlink():
+        raise InvalidArgument(f"{out_path} exists: an export never overwrites a file", argument="out")
+    forbid_core_dumps()  # the identity and the records' plaintext stay in this process
+    filters = None
+    if any(v is not None for v in (custodian, conversation, participant, platform, status, since, until, text)):
+        filters = search_module.Filters(custodian, conversation, participant, platform, status,
+                                        parse_time(since, "--since"), parse_time(until, "--until"), text)
+    request = build.ExportRequest(export_format, purpose, recipient, recipient_address, record_ids, filters, actor)
+    build.check_request(request)
+    # Read before anything is opened: a bad passphrase file or key refuses the export with nothing accounted.
+    zip_passphrase = seal.read_zip_passphrase(zip_passphrase_file) if zip_passphrase_file is not None else None
+    age_key = seal.age_recipient(to_key) if to_key is not None else None
+    config = load_config(ctx)
+    # --text needs the daemon's keyed hashes (the blind index); otherwise the officer's side never reads secrets/.
+    with Archive(config, officer=text is None) as archive:
+        identity = load_identity(identity_path, passphrase_file)
+        selected = build.prepare(archive, identity, request)
+        container: seal.Container = (seal.PassphraseZip(out_path, zip_passphrase) if zip_passphrase is not None
+                                     else seal.AgeZip(out_path, age_key))
+        result = build.export(archive, identity, request, selected, container,
+                              notice=config.dissemination_notice, clock=now)
+    click.echo(f"export:     {out_path}  ({export_format}, "
+               f"{'AES-256 zip' if zip_passphrase is not None else 'age'})")
+    click.echo(f"disclosure: {result.disclosure.id}  {len(result.disclosure.subjects)} record(s) to "
+               f"{result.disclosure.recipient} ({result.disclosure.recipient_address})")
+    click.echo(f"exported:   {len(result.exported)} record(s) in {result.files} file(s)")
+    for record_id, reason in sorted(result.left_out.items()):
+        click.echo(f"left out:   {record_id}: {reason}")
+    if result.failed is not None:
+        click.echo(f"accounted:  {result.failed.id} ({len(result.failed.subjects)} record(s) not opened, as failed)")
+
+
 @cli.command()
 @json_option
 @click.pass_context
@@ -442,8 +528,9 @@ def audit(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([d.as_json() for d in found], indent=2, ensure_ascii=False))
         return
-    echo_table(("AT", "ACTION", "ACTOR", "RECIPIENT", "PURPOSE", "RECORDS"),
-               [(d.at, d.action, d.actor, d.recipient, d.purpose, ", ".join(d.subjects)) for d in found],
+    echo_table(("AT", "ACTION", "ACTOR", "RECIPIENT", "PURPOSE", "COUNT", "RECORDS"),
+               [(d.at, d.action, d.actor, d.recipient + (f" ({d.recipient_address})" if d.recipient_address else ""),
+                 d.purpose, len(d.subjects), ", ".join(d.subjects)) for d in found],
                f"{len(found)} disclosure(s)")
 
 

@@ -37,6 +37,15 @@ class Setting:
     help: str
 
 
+#: What every export says about further dissemination when ``export.dissemination_notice`` is not set.
+DEFAULT_DISSEMINATION_NOTICE = (
+    "These records are disclosed to the named recipient for the stated purpose only. They may contain "
+    "information about individuals protected by the Privacy Act of 1974 (5 U.S.C. 552a). Under the "
+    "third-agency rule, the recipient may not disseminate them further, in whole or in part, to any other "
+    "person or agency without the prior written consent of the originating agency. This disclosure is "
+    "recorded in the originating agency's accounting of disclosures (5 U.S.C. 552a(c))."
+)
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", str, "/var/lib/twentyday", "Archive directory: index, sealed blobs, daemon secrets."),
     Setting("deadline_days", int, 20, "Days allowed by 44 U.S.C. 2911(a)(2) to forward a complete copy."),
@@ -105,6 +114,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alerts.verify_every_hours", float, 24.0,
             "serve runs verify on this timer (and once a minute after start); problems raise one "
             "integrity_failure alert. Hours, fractions allowed; 0 = never."),
+    Setting("export.dissemination_notice", str, DEFAULT_DISSEMINATION_NOTICE,
+            "Written into every export (NOTICE.txt, the HTML header): the limits on further dissemination."),
     Setting("custodians.id", str, REQUIRED, "Short id: lower-case letters, digits, '.', '_' or '-'."),
     Setting("custodians.name", str, REQUIRED, "Full name (36 CFR 1236.22(a)(3))."),
     Setting("custodians.timezone", str, "UTC", "IANA zone for local-time exports and the calendar deadline."),
@@ -272,6 +283,8 @@ class Config:
     evaluate_every_minutes: int = 15
     #: alerts.verify_every_hours: serve's own verify timer (0: never).
     verify_every_hours: float = 24.0
+    #: export.dissemination_notice: the text every export carries (NOTICE.txt, the HTML header).
+    dissemination_notice: str = DEFAULT_DISSEMINATION_NOTICE
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -401,6 +414,10 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
     folder = _section(file, raw, "folder")
     keys = _section(file, raw, "keys")
     alerts = _section(file, raw, "alerts")
+    export = _section(file, raw, "export")
+    if not export["dissemination_notice"].strip():
+        raise ConfigError("must not be blank: every export carries it", path=str(file),
+                          key="export.dissemination_notice")
 
     if top["deadline_rule"] not in {"calendar", "elapsed"}:
         raise ConfigError(f"must be 'calendar' or 'elapsed', not {top['deadline_rule']!r}",
@@ -444,6 +461,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         custodians=custodians,
         schedules=schedules,
         delivery=_delivery(file, base, alerts, raw.get("alerts", {})),
+        dissemination_notice=export["dissemination_notice"],
     )
 
 

@@ -411,7 +411,8 @@ class Archive:
         return ref
 
     def record_disclosure(self, *, actor: str, action: str, purpose: str, recipient: str,
-                          subjects: list[str], identity: keys.Identity, at: datetime) -> Disclosure:
+                          subjects: list[str], identity: keys.Identity, at: datetime,
+                          recipient_address: str = "") -> Disclosure:
         """Account for a disclosure (Privacy Act 552a(c)) before anything is shown: the row and
         its ledger entry, in one transaction, signed with the officer's own key.
 
@@ -422,7 +423,8 @@ class Archive:
         if signing_key is None:
             raise KeyMaterialError(NO_SIGNING_KEY)
         unsigned = Disclosure.new(at=at, actor=actor, action=action, purpose=purpose, recipient=recipient,
-                                  subjects=subjects, identity=identity.recipient.fingerprint)
+                                  subjects=subjects, identity=identity.recipient.fingerprint,
+                                  recipient_address=recipient_address)
         with self.transaction():
             ledger = Ledger(self.conn)
             ledger.begin()

@@ -38,9 +38,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twentyday.canonical import canonical_json, iso
 from twentyday.errors import InvalidArgument
 
-#: The action of an opening, and of an opening that could not open the record.
+#: The action of an opening, of an opening that could not open the record, and of an export.
 SHOW = "show"
 FAILED = "failed"
+EXPORT = "export"
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,19 @@ class Disclosure:
     #: ('' on a disclosure not signed yet, and on rows written before disclosures were signed).
     signer: str = ""
     signature: str = ""
+    #: The recipient's address (552a(c)(1)); '' when none was given (``show``) and on rows written
+    #: before the column existed. Only a non-empty address is stored, ledgered and signed, so the
+    #: rows, entries and signatures of disclosures without one are byte for byte what they were.
+    recipient_address: str = ""
 
     @classmethod
     def new(cls, *, at: datetime, actor: str, action: str, purpose: str, recipient: str,
-            subjects: Sequence[str], identity: str) -> Disclosure:
+            subjects: Sequence[str], identity: str, recipient_address: str = "") -> Disclosure:
         stamp = iso(at)
         disclosure_id = "dis-" + hashlib.sha256(
             canonical_json([stamp, actor, list(subjects), purpose])).hexdigest()[:20]
-        return cls(disclosure_id, stamp, actor, action, purpose, recipient, tuple(subjects), identity)
+        return cls(disclosure_id, stamp, actor, action, purpose, recipient, tuple(subjects), identity,
+                   recipient_address=recipient_address)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Disclosure:
@@ -75,11 +81,16 @@ class Disclosure:
         values["subjects"] = tuple(json.loads(values["subjects"] or "[]"))
         values["signer"] = values["signer"] or ""
         values["signature"] = values["signature"] or ""
+        values["recipient_address"] = values["recipient_address"] or ""
         return cls(**values)
 
     def message(self, prev: str) -> bytes:
         """What the officer signs: every field but the signature, and ``prev``, the ledger hash the
         disclosure's entry extends (so a signed disclosure cannot be moved to another place in the chain)."""
+        if self.recipient_address:  # v2 signs the address too; v1 (none given) is unchanged
+            return canonical_json(["twentyday/v2/disclosure", prev, self.id, self.at, self.actor, self.action,
+                                   self.purpose, self.recipient, self.recipient_address, list(self.subjects),
+                                   self.identity, self.signer])
         return canonical_json(["twentyday/v1/disclosure", prev, self.id, self.at, self.actor, self.action,
                                self.purpose, self.recipient, list(self.subjects), self.identity, self.signer])
 
@@ -97,11 +108,15 @@ class Disclosure:
         return True
 
     def row(self) -> dict[str, str]:
-        """The stored row (and the ledger entry's payload): ``subjects`` as a JSON list."""
-        return {**dataclasses.asdict(self), "subjects": json.dumps(list(self.subjects))}
+        """The stored row (and the ledger entry's payload): ``subjects`` as a JSON list; without
+        ``recipient_address`` when there is none (the column stays NULL)."""
+        row = {**dataclasses.asdict(self), "subjects": json.dumps(list(self.subjects))}
+        if not self.recipient_address:
+            del row["recipient_address"]
+        return row
 
     def as_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "subjects": list(self.subjects)}
+        return {**dataclasses.asdict(self), "subjects": list(self.subjects), "count": len(self.subjects)}
 
 
 COLUMNS = tuple(field.name for field in dataclasses.fields(Disclosure))
@@ -122,8 +137,8 @@ def disclosing_actor(named: str | None) -> str:
 
 def insert_disclosure(conn: sqlite3.Connection, disclosure: Disclosure) -> None:
     """Store one row, inside the caller's transaction (which ledgers it too)."""
-    conn.execute(f"INSERT INTO disclosure ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})",
-                 disclosure.row())
+    row = disclosure.row()
+    conn.execute(f"INSERT INTO disclosure ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})", row)
 
 
 def accounting(conn: sqlite3.Connection) -> list[Disclosure]:

@@ -223,6 +223,13 @@ MIGRATIONS: tuple[str, ...] = (
         FROM record_capture l JOIN record r ON r.id = l.record_id WHERE r.created_utc IS NOT NULL
     ) GROUP BY capture_id, custodian, conversation, platform;
     """,
+    # 10: the recipient's address in the accounting of disclosures (5 U.S.C. 552a(c)(1): "the name
+    # and address of the person or agency to whom the disclosure is made"); an export names it.
+    # NULL on rows written before, and on a disclosure that names none (store/disclosures.py: such
+    # a row's ledger payload and signed message are exactly what they were before this column).
+    """
+    ALTER TABLE disclosure ADD COLUMN recipient_address TEXT;
+    """,
 )
 
 #: An archive migrated across this step needs the daemon's signing key (:func:`migrate`'s ``adopt``).

@@ -20,7 +20,7 @@ from twentyday.canonical import utc_key
 from twentyday.crypto import keys
 from twentyday.errors import KeyMaterialError, NotFoundError, TwentydayError
 from twentyday.store.archive import NO_SIGNING_KEY, Archive
-from twentyday.store.disclosures import FAILED, SHOW, disclosing_actor, require_purpose
+from twentyday.store.disclosures import FAILED, SHOW, Disclosure, disclosing_actor, require_purpose
 from twentyday.store.rows import DETAIL_SLOT
 
 #: What ``search --json`` prints for each record, in this order.
@@ -150,6 +150,103 @@ def open_capture(archive: Archive, capture_id: str, identity: keys.Identity, *, 
         archive.record_disclosure(actor=who, action=FAILED, purpose=f"{purpose} (not opened: {error})",
                                   recipient=recipient, subjects=[capture_id], identity=identity, at=clock())
         raise
+
+
+class Disclosed:
+    """Records one accounted disclosure covers (:func:`disclose_records`): each opened only through it.
+
+    Everything opened here was named in :attr:`disclosure` before this object existed: the
+    records' content and attachments, and the raw bytes of captures of those records.
+    """
+
+    def __init__(self, archive: Archive, identity: keys.Identity, disclosure: Disclosure,
+                 rows: list[dict[str, Any]], clock: Callable[[], datetime]) -> None:
+        self._archive = archive
+        self._identity = identity
+        self.disclosure = disclosure
+        #: The disclosed records' index rows, in the order given.
+        self.rows = rows
+        self._clock = clock
+        self._ids = {row["id"] for row in rows}
+
+    def document(self, row: dict[str, Any]) -> dict[str, Any]:
+        """What ``show`` prints of one disclosed record: metadata, time reading, origin, captures, content."""
+        self._require(row["id"])
+        return _decrypted(self._archive, row, self._identity)
+
+    def attachment(self, record_id: str, n: int) -> bytes | None:
+        """The bytes of a disclosed record's attachment ``n`` (None: the export omitted it)."""
+        self._require(record_id)
+        found = self._archive.conn.execute("SELECT blob_id FROM attachment WHERE record_id = ? AND n = ?",
+                                           (record_id, n)).fetchone()
+        if found is None:
+            raise NotFoundError(f"record {record_id} has no attachment {n}")
+        if found[0] is None:
+            return None
+        return self._archive.open_blob(self._archive.blob_ref(found[0]), self._identity)
+
+    def capture_records(self, capture_id: str) -> set[str]:
+        """Every record a capture holds (its own and those it linked): metadata only."""
+        return {record_id for (record_id,) in self._archive.conn.execute(
+            "SELECT id FROM record WHERE capture_id = ? UNION SELECT record_id FROM record_capture "
+            "WHERE capture_id = ?", (capture_id, capture_id))}
+
+    def capture(self, capture_id: str) -> dict[str, Any]:
+        """A capture's row as ``show CAPTURE-ID`` prints it (all of it in clear already)."""
+        rows = list(self._archive.db.query(f"SELECT {', '.join(CAPTURE_FIELDS)} FROM capture WHERE id = ?",
+                                           [capture_id]))
+        if not rows:
+            raise NotFoundError(f"no capture {capture_id!r}")
+        return rows[0]
+
+    def events(self, custodian: str, conversation: str) -> list[tuple[str, str | None]]:
+        """The parser events (kind, time) of a conversation, in clear in the index: deletions seen, disappearing
+        messages turned on, media omitted, exports cut short."""
+        return [(kind, at) for kind, at in self._archive.conn.execute(
+            "SELECT kind, at FROM event WHERE custodian = ? AND conversation = ? ORDER BY at IS NULL, at, id",
+            (custodian, conversation))]
+
+    def raw_capture(self, capture_id: str) -> bytes:
+        """The raw bytes of a capture, as received: only a capture all of whose records are disclosed
+        (a capture holding others, an mbox or a forward of several originals, would disclose them too)."""
+        held = self.capture_records(capture_id)
+        if not held or not held <= self._ids:
+            raise NotFoundError(f"capture {capture_id} holds records this disclosure does not name")
+        found = self._archive.conn.execute("SELECT raw_blob FROM capture WHERE id = ?", (capture_id,)).fetchone()
+        if found is None:
+            raise NotFoundError(f"no capture {capture_id!r}")
+        return self._archive.open_blob(self._archive.blob_ref(found[0]), self._identity)
+
+    def account_failure(self, record_ids: list[str], reason: str) -> Disclosure:
+        """Record again, as ``failed``, the disclosed records that could not be opened, and why."""
+        d = self.disclosure
+        return self._archive.record_disclosure(
+            actor=d.actor, action=FAILED, purpose=f"{d.purpose} (not opened: {reason})", recipient=d.recipient,
+            recipient_address=d.recipient_address, subjects=record_ids, identity=self._identity, at=self._clock())
+
+    def _require(self, record_id: str) -> None:
+        if record_id not in self._ids:
+            raise NotFoundError(f"record {record_id} is not among the records this disclosure names")
+
+
+def disclose_records(archive: Archive, record_ids: list[str], identity: keys.Identity, *, action: str,
+                     purpose: str, recipient: str, recipient_address: str = "", actor: str | None = None,
+                     clock: Callable[[], datetime] = _utc_now) -> Disclosed:
+    """Account for ONE disclosure of many records (an export) before anything of them is decrypted.
+
+    Refused with nothing accounted, as :func:`open_record` refuses: a blank purpose, an identity
+    whose signature ``verify`` would not accept, an unknown record (:class:`NotFoundError`, naming
+    the first), an empty list. The returned :class:`Disclosed` opens what the disclosure names."""
+    require_purpose(purpose)
+    if not record_ids:
+        raise NotFoundError("no records to disclose")
+    who = disclosing_actor(actor)
+    require_configured_signer(archive, identity)
+    rows = [archive.record_row(record_id) for record_id in dict.fromkeys(record_ids)]
+    disclosure = archive.record_disclosure(actor=who, action=action, purpose=purpose, recipient=recipient,
+                                           recipient_address=recipient_address, subjects=[r["id"] for r in rows],
+                                           identity=identity, at=clock())
+    return Disclosed(archive, identity, disclosure, rows, clock)
 
 
 def require_configured_signer(archive: Archive, identity: keys.Identity) -> None:
