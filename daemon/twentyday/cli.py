@@ -7,6 +7,8 @@ Listing commands take ``--json`` and then print machine-readable output only.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sqlite3
@@ -34,6 +36,7 @@ from twentyday.errors import (
     TwentydayError,
 )
 from twentyday.hardening import forbid_core_dumps
+from twentyday.store import accounting as accounting_module
 from twentyday.store import alerts as alerts_module
 from twentyday.store import clock, outbox, schema
 from twentyday.store import search as search_module
@@ -520,18 +523,35 @@ def export_command(ctx: click.Context, export_format: str, identity_path: Path, 
 
 @cli.command()
 @json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV only (RFC 4180): a header row, one row per disclosure.")
+@click.option("--participant", metavar="PERSON",
+              help="Only disclosures of records PERSON sent or received, each with only PERSON's records: "
+                   "an individual's request for the accounting (5 U.S.C. 552a(c)(3)).")
+@click.option("--since", help="Disclosures at or after (ISO 8601 with offset).")
+@click.option("--until", help="Disclosures before (ISO 8601 with offset).")
 @click.pass_context
-def audit(ctx: click.Context, as_json: bool) -> None:
+def audit(ctx: click.Context, as_json: bool, as_csv: bool, participant: str | None, since: str | None,
+          until: str | None) -> None:
     """The accounting of disclosures: who opened or exported what, when, why and for whom."""
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    request = accounting_module.Request(participant, parse_time(since, "--since"), parse_time(until, "--until"))
     with open_archive(ctx) as archive:
-        found = archive.disclosures()
+        found = accounting_module.listing(archive.conn, request)
     if as_json:
-        click.echo(json.dumps([d.as_json() for d in found], indent=2, ensure_ascii=False))
+        click.echo(json.dumps([accounting_module.as_row(d) for d in found], indent=2, ensure_ascii=False))
         return
-    echo_table(("AT", "ACTION", "ACTOR", "RECIPIENT", "PURPOSE", "COUNT", "RECORDS"),
-               [(d.at, d.action, d.actor, d.recipient + (f" ({d.recipient_address})" if d.recipient_address else ""),
-                 d.purpose, len(d.subjects), ", ".join(d.subjects)) for d in found],
-               f"{len(found)} disclosure(s)")
+    if as_csv:
+        out = io.StringIO(newline="")
+        writer = csv.writer(out)  # RFC 4180: CRLF line ends, quotes doubled
+        writer.writerow(accounting_module.FIELDS)
+        writer.writerows(accounting_module.csv_cells(d) for d in found)
+        click.echo(out.getvalue(), nl=False)
+        return
+    about = f" of records about {participant}" if participant is not None else ""
+    echo_table(("AT", "ACTION", "ACTOR", "RECIPIENT", "PURPOSE", "RECORDS"),
+               [(d.at, d.action, d.actor, accounting_module.recipient_text(d), d.purpose, len(d.subjects))
+                for d in found], f"{len(found)} disclosure(s){about}", right=frozenset({5}))
 
 
 @cli.command()
@@ -679,26 +699,55 @@ def compliance(ctx: click.Context, custodian: str | None, since: str | None, unt
 
 
 @cli.command()
-@click.option("--html", "html_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the report here: one self-contained HTML page (no script, no network).")
+@click.option("--unauthorized-disposition", "disposition", is_flag=True,
+              help="Instead: a DRAFT notice to NARA under 36 CFR 1230.14 (Markdown) of the deleted-message and "
+                   "disappearing-messages findings, to standard output or --out.")
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="With --unauthorized-disposition: write the Markdown here (0600) instead of standard output.")
 @click.option("--as-of", "as_of", help="The archive as it stood then (ISO 8601 with offset; default now).")
 @click.option("--custodian", help="Only this custodian.")
 @click.option("--evidence", metavar="CUSTODIAN", help="Add the factual evidence pack of this custodian.")
 @click.pass_context
-def report(ctx: click.Context, html_path: Path, as_of: str | None, custodian: str | None,
-           evidence: str | None) -> None:
+def report(ctx: click.Context, html_path: Path | None, disposition: bool, out_path: Path | None, as_of: str | None,
+           custodian: str | None, evidence: str | None) -> None:
     """A page a records officer hands to a supervisor: per custodian the counts and a timeline of each
-    chat conversation's coverage (holes, late records and deletions marked). Metadata only; needs no key."""
-    from twentyday.report import gather, render
+    chat conversation's coverage (holes, late records and deletions marked). Metadata only; needs no key.
 
+    With --unauthorized-disposition, a draft notice to NARA (36 CFR 1230.14) instead."""
+    if disposition and evidence is not None:
+        raise click.UsageError("--evidence goes with --html")
+    if not disposition and out_path is not None:
+        raise click.UsageError("--out goes with --unauthorized-disposition (--html names its own file)")
     moment = parse_time(as_of, "--as-of") or now()
-    with Archive(load_config(ctx), officer=True) as archive:
-        page = render(gather(archive, as_of=moment, custodian=custodian, evidence=evidence))
-    # Names and times of people: readable by its owner only, like the index it comes from.
-    descriptor = os.open(html_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    if disposition and html_path is None:
+        from twentyday import report_disposition
+
+        with Archive(load_config(ctx), officer=True) as archive:
+            draft = report_disposition.render(report_disposition.gather(archive, as_of=moment, custodian=custodian))
+        if out_path is None:
+            click.echo(draft, nl=False)
+            return
+        write_private(out_path, draft)
+        click.echo(f"report:    {out_path}")
+    elif html_path is not None and not disposition:
+        from twentyday.report import gather, render
+
+        with Archive(load_config(ctx), officer=True) as archive:
+            page = render(gather(archive, as_of=moment, custodian=custodian, evidence=evidence))
+        write_private(html_path, page)
+        click.echo(f"report:    {html_path}")
+    else:
+        raise click.UsageError("choose one of --html PATH and --unauthorized-disposition")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Names and times of people: readable by its owner only, like the index it comes from."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that was there keeps its mode otherwise
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.write(page)
-    click.echo(f"report:    {html_path}")
+        out.write(text)
 
 
 @alerts.command(name="deliveries")

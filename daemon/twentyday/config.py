@@ -53,6 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
             "'calendar': the creation day is not counted and the period ends at the end of the "
             "last day in the custodian's zone; 'elapsed': exactly deadline_days x 24 h."),
     Setting("log_level", str, "info", "debug, info, warning or error. Logs never contain message content."),
+    Setting("agency", str, "", "The agency's name, as reports to file give it (report --unauthorized-disposition); "
+            "'' = a blank there to fill in."),
     Setting("smtp.enabled", bool, True, "Run the forwarding address in 'serve'."),
     Setting("smtp.listen", str, "127.0.0.1:2525", "host:port the forwarding address listens on."),
     Setting("smtp.hostname", str, "", "Name in the greeting ('' = the host's name)."),
@@ -126,6 +128,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("custodians.smtp_users", list, [], "SMTP AUTH users (smtp.auth_file) that may file for this custodian."),
     Setting("custodians.locale", str, "", "e.g. en_US; decides day/month order when an export cannot."),
     Setting("custodians.schedule", str, "grs-6.1-011", "Retention schedule id (see [[schedules]])."),
+    Setting("custodians.office", str, "",
+            "The office that maintains the custodian's records, as reports to file give it (36 CFR 1230.14(b)); "
+            "'' = a blank there to fill in."),
     Setting("schedules.id", str, REQUIRED, "Schedule id referred to by custodians.schedule."),
     Setting("schedules.title", str, "", "What the schedule covers."),
     Setting("schedules.authority", str, "", "Disposition authority, e.g. 'GRS 6.1, item 010'."),
@@ -177,6 +182,8 @@ class Custodian:
     locale: str
     schedule: str
     smtp_users: tuple[str, ...] = ()
+    #: The office maintaining the custodian's records ('' = not configured).
+    office: str = ""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -285,6 +292,8 @@ class Config:
     verify_every_hours: float = 24.0
     #: export.dissemination_notice: the text every export carries (NOTICE.txt, the HTML header).
     dissemination_notice: str = DEFAULT_DISSEMINATION_NOTICE
+    #: The agency's name for reports to file ('' = not configured).
+    agency: str = ""
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -462,6 +471,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         schedules=schedules,
         delivery=_delivery(file, base, alerts, raw.get("alerts", {})),
         dissemination_notice=export["dissemination_notice"],
+        agency=top["agency"],
     )
 
 

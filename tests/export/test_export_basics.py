@@ -122,7 +122,7 @@ def test_jsonl_export_is_an_aes_zip_7zip_opens_with_every_record_the_notice_and_
     assert manifest["records"] == manifest["exported"] == 19 and manifest["left_out"] == []
     [disclosure] = officer.audit()
     assert disclosure["id"] == manifest["disclosure"]
-    assert (disclosure["action"], disclosure["count"], disclosure["purpose"], disclosure["recipient"],
+    assert (disclosure["action"], disclosure["record_count"], disclosure["purpose"], disclosure["recipient"],
             disclosure["recipient_address"]) == ("export", 19, "FOIA request 2026-0042",
                                                  "Office of Inspector General", "1 Example Plaza, Washington, DC 20001")
     assert disclosure["subjects"] == [r["id"] for r in records]
@@ -136,10 +136,10 @@ def test_after_show_and_export_the_accounting_lists_both_with_their_counts(offic
     out = officer.tmp / "ops.zip"
     assert officer.export("html", out, "--conversation", "Ops").exit_code == 0
     entries = officer.audit()
-    assert [(e["action"], e["count"], e["recipient"], e["recipient_address"]) for e in entries] == [
+    assert [(e["action"], e["record_count"], e["recipient"], e["recipient_address"]) for e in entries] == [
         ("show", 1, "self", ""), ("export", 2, "Office of Inspector General", "1 Example Plaza, Washington, DC 20001")]
     table = officer.run("audit").output
-    assert "COUNT" in table and "Office of Inspector General (1 Example Plaza, Washington, DC 20001)" in table
+    assert "Office of Inspector General <1 Example Plaza, Washington, DC 20001>" in table
     assert table.rstrip().endswith("2 disclosure(s)")
     verified = officer.run("verify")
     assert verified.exit_code == 0, verified.output

@@ -105,7 +105,7 @@ def test_a_record_whose_content_is_gone_is_left_out_named_and_accounted_as_faile
     assert (manifest["records"], manifest["exported"]) == (19, 17)
     assert sorted(x["id"] for x in manifest["left_out"]) == sorted(r["id"] for r in ops)
     exported, failed = officer.audit()
-    assert (exported["action"], exported["count"]) == ("export", 19)
-    assert (failed["action"], failed["count"], failed["recipient_address"]) == \
+    assert (exported["action"], exported["record_count"]) == ("export", 19)
+    assert (failed["action"], failed["record_count"], failed["recipient_address"]) == \
         ("failed", 2, "1 Example Plaza, Washington, DC 20001")
     assert failed["subjects"] == sorted(r["id"] for r in ops)

@@ -106,7 +106,7 @@ def test_search_alerts_and_audit_print_a_header_row_and_the_count_on_its_own_lin
     assert [line.split()[2] for line in listed[1:-1]] == ["deleted_message", "late_capture", "late_capture",
                                                           "undated_record"]
     assert listed[-1] == "4 open alert(s)"
-    assert run(autumn_dir, "audit").splitlines() == ["AT  ACTION  ACTOR  RECIPIENT  PURPOSE  COUNT  RECORDS",
+    assert run(autumn_dir, "audit").splitlines() == ["AT  ACTION  ACTOR  RECIPIENT  PURPOSE  RECORDS",
                                                      "0 disclosure(s)"]
 
 

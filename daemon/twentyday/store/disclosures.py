@@ -116,7 +116,7 @@ class Disclosure:
         return row
 
     def as_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "subjects": list(self.subjects), "count": len(self.subjects)}
+        return {**dataclasses.asdict(self), "subjects": list(self.subjects)}
 
 
 COLUMNS = tuple(field.name for field in dataclasses.fields(Disclosure))

@@ -52,6 +52,14 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def participant_match(record: str) -> str:
+    """SQL that holds when a person is the sender or a recipient of the ``record`` row (its name or
+    alias in the query), case-insensitively: what ``--participant`` means everywhere (``search``,
+    ``audit --participant``). It binds two parameters, the person twice."""
+    return (f"(lower({record}.sender) = lower(?) OR EXISTS "
+            f"(SELECT 1 FROM json_each({record}.recipients) WHERE lower(value) = lower(?)))")
+
+
 def search(archive: Archive, filters: Filters) -> list[dict[str, Any]]:
     where: list[str] = []
     params: list[Any] = []
@@ -61,8 +69,7 @@ def search(archive: Archive, filters: Filters) -> list[dict[str, Any]]:
             where.append(f"{column} = ?")
             params.append(value)
     if filters.participant:
-        where.append("(lower(sender) = lower(?) OR EXISTS "
-                     "(SELECT 1 FROM json_each(record.recipients) WHERE lower(value) = lower(?)))")
+        where.append(participant_match("record"))
         params += [filters.participant, filters.participant]
     if filters.since:
         where.append("created_utc >= ?")
