@@ -854,6 +854,10 @@ def retention_dispose(ctx: click.Context, plan_id: str, actor: str | None, ident
         done = disposition.dispose(archive.conn, archive.config, plan_id, identity=identity,
                                    disposed_by=disclosing_actor(actor), at=now())
     certificate = done.certificate
+    if done.checkpoint[0]:  # a fact, on stderr so that --json stays machine-readable
+        click.echo("note: another process was reading the index, so the checkpoint did not finish: the pages that "
+                   "held what was destroyed stay in index.db (and index.db-wal) until a checkpoint completes",
+                   err=True)
     if as_json:
         click.echo(json.dumps(certificate, indent=2, ensure_ascii=False))
         return
