@@ -797,6 +797,213 @@ def alerts_close(ctx: click.Context, alert_id: int, note: str, actor: str | None
     click.echo(f"closed alert {closed.id} ({closed.kind}) by {closed.closed_by}")
 
 
+@cli.group(name="hold")
+def hold_group() -> None:
+    """Legal holds: a matter's filter that freezes the disposition of every record it matches, now and later."""
+
+
+@hold_group.command(name="add")
+@click.option("--name", required=True, help="The matter (case, request) the hold is for.")
+@click.option("--reason", required=True, help="Why the records must be kept (ledgered with the hold).")
+@click.option("--custodian", help="Only this custodian's records.")
+@click.option("--conversation", help="Only this conversation (exact).")
+@click.option("--participant", help="Records this sender or recipient is in (address, number or name).")
+@click.option("--since", help="Records created at or after (ISO 8601 with offset); undated records are held too.")
+@click.option("--until", help="Records created before (ISO 8601 with offset); undated records are held too.")
+@click.option("--text", help="Words that must all appear; kept only as blind-index tokens, never as words.")
+@click.option("--expires", help="When the hold ends by itself (ISO 8601 with offset; default: until released).")
+@click.option("--actor", default=None, help="Who places it, recorded beside the account that runs the command.")
+@identity_options
+@click.pass_context
+def hold_add(ctx: click.Context, name: str, reason: str, custodian: str | None, conversation: str | None,
+             participant: str | None, since: str | None, until: str | None, text: str | None, expires: str | None,
+             actor: str | None, identity_path: Path, passphrase_file: Path | None) -> None:
+    """Place a legal hold, signed with the officer's key. Nothing a custodian receives mentions it."""
+    from twentyday.store import holds
+
+    # --text needs the daemon's keyed hashes (the blind index); without it the officer's side suffices.
+    with Archive(load_config(ctx), officer=text is None) as archive:
+        identity = load_identity(identity_path, passphrase_file)
+        search_module.require_configured_signer(archive, identity)
+        scope = holds.HoldFilter(custodian, conversation, participant, parse_time(since, "--since"),
+                                 parse_time(until, "--until"),
+                                 tuple(archive.term_tokens(text)) if text is not None else None)
+        row = holds.place_hold(archive.conn, name=name, reason=reason, scope=scope,
+                               expires=parse_time(expires, "--expires"), placed_by=disclosing_actor(actor),
+                               identity=identity, at=now())
+        count = holds.count_matching(archive.conn, row)
+    click.echo(f"placed hold {row['id']} ({row['name']}): {count} record(s) held now, and every later one "
+               "it matches")
+
+
+@hold_group.command(name="list")
+@json_option
+@click.pass_context
+def hold_list(ctx: click.Context, as_json: bool) -> None:
+    """Every hold, active, expired or released, with the count of records each matches now."""
+    from twentyday.store import holds
+
+    moment = now()
+    with Archive(load_config(ctx), officer=True) as archive:
+        found = [holds.public(r, moment, holds.count_matching(archive.conn, r)) for r in holds.holds(archive.conn)]
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    echo_table(("ID", "NAME", "STATE", "PLACED", "BY", "RECORDS", "EXPIRES"),
+               [(h["id"], h["name"], h["state"], h["placed_at"], h["placed_by"], h["records"], h["expires_at"] or "-")
+                for h in found], f"{len(found)} hold(s)", right=frozenset({5}))
+
+
+@hold_group.command(name="show")
+@click.argument("hold_id")
+@json_option
+@click.pass_context
+def hold_show(ctx: click.Context, hold_id: str, as_json: bool) -> None:
+    """One hold: who placed it and when, its scope, the records it matches now, expiry and release."""
+    from twentyday.store import holds
+
+    moment = now()
+    with Archive(load_config(ctx), officer=True) as archive:
+        row = holds.hold(archive.conn, hold_id)
+        document = holds.public(row, moment, holds.count_matching(archive.conn, row))
+    if as_json:
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    scope = document.pop("scope")
+    for name, value in document.items():
+        click.echo(f"{name + ':':<16}{'-' if value is None else value}")
+    for name, value in scope.items():
+        if value is not None:
+            click.echo(f"{'scope.' + name + ':':<16}{value}")
+
+
+@hold_group.command(name="release")
+@click.argument("hold_id")
+@click.option("--reason", required=True, help="Why the hold ends (ledgered with it).")
+@click.option("--actor", default=None, help="Who releases it, recorded beside the account that runs the command.")
+@identity_options
+@click.pass_context
+def hold_release(ctx: click.Context, hold_id: str, reason: str, actor: str | None, identity_path: Path,
+                 passphrase_file: Path | None) -> None:
+    """Release a hold, signed with the officer's key: its records follow their retention rules again."""
+    from twentyday.store import holds
+
+    with Archive(load_config(ctx), officer=True) as archive:
+        identity = load_identity(identity_path, passphrase_file)
+        search_module.require_configured_signer(archive, identity)
+        row = holds.release_hold(archive.conn, hold_id, reason=reason, released_by=disclosing_actor(actor),
+                                 identity=identity, at=now())
+    click.echo(f"released hold {row['id']} ({row['name']}) at {row['released_at']}")
+
+
+@cli.group(name="retention")
+def retention_group() -> None:
+    """Disposition: plan what each record's own retention rule lets go, approve it, destroy it."""
+
+
+def _echo_plan(row: dict[str, Any], as_json: bool) -> None:
+    body = json.loads(row["body"])
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in row.items() if k != "body"} | body, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"plan {row['id']} ({row['state']}) as of {row['as_of']}, by {row['author']}"
+               + (f", approved by {row['approver']} at {row['approved_at']}" if row["approver"] else ""))
+    echo_table(("RECORD", "CUSTODIAN", "SCHEDULE", "AUTHORITY", "ELIGIBLE SINCE", "CAPTURES"),
+               [(r["id"], r["custodian"], r["schedule"], r["authority"], r["eligible_since"], ", ".join(r["captures"]))
+                for r in body["records"]], f"{len(body['records'])} record(s) eligible, in "
+               f"{len(body['captures'])} capture(s)")
+    for label, items in (("deferred", body["deferred"]), ("refused", body["refused"])):
+        for item in items:
+            click.echo(f"{label}: {item['id']}: {item['reason']}")
+    for item in body["held"]:
+        click.echo(f"held: {item['id']}: by {', '.join(item['holds'])}")
+    counts = body["counts"]
+    click.echo(f"{counts['considered']} record(s) considered: {counts['permanent']} permanent, {counts['not_yet']} "
+               f"not yet eligible, {counts['rule_not_read']} with a rule not read (kept as permanent)")
+
+
+@retention_group.command(name="plan")
+@click.option("--as-of", "as_of", help="Eligible at this time (ISO 8601 with offset; default now).")
+@click.option("--actor", default=None, help="Who plans, recorded beside the account that runs the command.")
+@identity_options
+@json_option
+@click.pass_context
+def retention_plan(ctx: click.Context, as_of: str | None, actor: str | None, identity_path: Path,
+                   passphrase_file: Path | None, as_json: bool) -> None:
+    """Store and print a disposition plan: the records eligible under their own rules, never permanent or held."""
+    from twentyday.store import disposition
+
+    moment = now()
+    with Archive(load_config(ctx), officer=True) as archive:
+        identity = load_identity(identity_path, passphrase_file)
+        search_module.require_configured_signer(archive, identity)
+        row = disposition.make_plan(archive.conn, archive.config, as_of=parse_time(as_of, "--as-of") or moment,
+                                    identity=identity, author=disclosing_actor(actor), at=moment)
+    _echo_plan(row, as_json)
+
+
+@retention_group.command(name="show")
+@click.argument("plan_id")
+@json_option
+@click.pass_context
+def retention_show(ctx: click.Context, plan_id: str, as_json: bool) -> None:
+    """A stored disposition plan, its state and approval."""
+    from twentyday.store import disposition
+
+    with Archive(load_config(ctx), officer=True) as archive:
+        row = disposition.plan(archive.conn, plan_id)
+    _echo_plan(row, as_json)
+
+
+@retention_group.command(name="approve")
+@click.argument("plan_id")
+@click.option("--actor", default=None, help="Who approves, recorded beside the account that runs the command.")
+@identity_options
+@click.pass_context
+def retention_approve(ctx: click.Context, plan_id: str, actor: str | None, identity_path: Path,
+                      passphrase_file: Path | None) -> None:
+    """Approve a plan as the second officer (another signing key than the plan's author)."""
+    from twentyday.store import disposition
+
+    with Archive(load_config(ctx), officer=True) as archive:
+        identity = load_identity(identity_path, passphrase_file)
+        search_module.require_configured_signer(archive, identity)
+        row = disposition.approve(archive.conn, plan_id, identity=identity, approver=disclosing_actor(actor),
+                                  at=now())
+    click.echo(f"approved plan {row['id']} by {row['approver']} at {row['approved_at']}")
+
+
+@retention_group.command(name="dispose")
+@click.option("--plan", "plan_id", required=True, help="The plan to carry out (only what it listed is destroyed).")
+@click.option("--actor", default=None, help="Who disposes, recorded beside the account that runs the command.")
+@identity_options
+@json_option
+@click.pass_context
+def retention_dispose(ctx: click.Context, plan_id: str, actor: str | None, identity_path: Path,
+                      passphrase_file: Path | None, as_json: bool) -> None:
+    """Destroy what an (approved) plan listed: data keys and sealed bytes; write the certificate of destruction."""
+    from twentyday.store import disposition
+
+    with Archive(load_config(ctx), officer=True) as archive:
+        identity = load_identity(identity_path, passphrase_file)
+        search_module.require_configured_signer(archive, identity)
+        done = disposition.dispose(archive.conn, archive.config, plan_id, identity=identity,
+                                   disposed_by=disclosing_actor(actor), at=now())
+    certificate = done.certificate
+    if done.checkpoint[0]:  # a fact, on stderr so that --json stays machine-readable
+        click.echo("note: another process was reading the index, so the checkpoint did not finish: the pages that "
+                   "held what was destroyed stay in index.db (and index.db-wal) until a checkpoint completes",
+                   err=True)
+    if as_json:
+        click.echo(json.dumps(certificate, indent=2, ensure_ascii=False))
+        return
+    for item in certificate["skipped"]:
+        click.echo(f"skipped: {item['id']}: {item['reason']}")
+    click.echo(f"certificate {certificate['id']}: {certificate['record_count']} record(s) destroyed in "
+               f"{len(certificate['captures'])} capture(s) under plan {certificate['plan']}, "
+               f"{len(certificate['skipped'])} skipped")
+
+
 def main() -> None:
     try:
         cli(prog_name="twentyday")

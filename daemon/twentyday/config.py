@@ -16,6 +16,7 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import date
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twentyday.errors import ConfigError
 from twentyday.permissions import require_secret, require_trusted
+from twentyday.retention import CUTOFFS, Rule, shorter_than
 
 REQUIRED = object()
 
@@ -135,7 +137,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("schedules.title", str, "", "What the schedule covers."),
     Setting("schedules.authority", str, "", "Disposition authority, e.g. 'GRS 6.1, item 010'."),
     Setting("schedules.permanent", bool, False, "Permanent records are transferred to NARA, never destroyed."),
-    Setting("schedules.retain_years", int, 0, "Temporary records: years to keep after the calendar-year cutoff."),
+    Setting("schedules.retain_years", int, 0, "Temporary records: years to keep after the cutoff."),
+    Setting("schedules.retain_days", int, 0, "Temporary records: days to keep after the cutoff (beside retain_years)."),
+    Setting("schedules.cutoff", str, "calendar_year",
+            "When the period starts: 'calendar_year', 'fiscal_year' (ends 30 September), 'tenure' (the "
+            "custodian's tenure_ended) or 'creation' (the record's own date)."),
+    Setting("schedules.transfer_years", int, 0,
+            "Permanent records: years after cutoff they are transferred to NARA (15 to 30; GRS 6.1 item 010: 15)."),
+    Setting("custodians.tenure_ended", str, "",
+            "Last day of the custodian's tenure (YYYY-MM-DD; '' = still serving): the cutoff of 'tenure' schedules."),
+    Setting("retention.two_person_approval", bool, True,
+            "A disposition plan is destroyed only once a second officer (another signing key) approved it."),
 )
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -157,18 +169,40 @@ class Schedule:
     authority: str
     permanent: bool
     retain_years: int
+    retain_days: int = 0
+    cutoff: str = "calendar_year"
+    transfer_years: int = 0
 
     def describe(self) -> str:
-        keep = "permanent" if self.permanent else f"temporary, destroy {self.retain_years} years after cutoff"
-        return f"{self.id} ({self.authority or 'no authority given'}): {keep}"
+        return f"{self.id} ({self.authority or 'no authority given'}): {self.rule().period()}"
+
+    def rule(self) -> Rule:
+        """The rule a record of this schedule carries from ingest (``record.retention``: :meth:`Rule.text`)."""
+        return Rule(self.id, self.authority, self.permanent, self.retain_years, self.retain_days, self.cutoff,
+                    self.transfer_years)
 
 
-#: GRS 6.1 (Email and other electronic messages managed under a Capstone approach).
+#: GRS 6.1 (Email and other electronic messages managed under a Capstone approach) and GRS 5.2 item
+#: 010 (transitory records). 6.1-010: permanent, transfer to NARA 15 years after cutoff (the band NARA
+#: allows since Transmittal 26 starts at 15); 011 and 012: "delete when 7 (3) years old", kept here
+#: after the calendar-year cutoff, which is never shorter. 5.2-010: "destroy when no longer needed for
+#: business use, or according to agency predetermined time period": the GRS sets no minimum, NARA's
+#: FAQ calls transitory "required for only a short time (generally less than 180 days)" -- 180 days
+#: after the record's own date, which an agency may set shorter.
 BUILTIN_SCHEDULES: tuple[Schedule, ...] = (
-    Schedule("grs-6.1-010", "Capstone officials", "GRS 6.1, item 010", True, 0),
+    Schedule("grs-6.1-010", "Capstone officials", "GRS 6.1, item 010", True, 0, transfer_years=15),
     Schedule("grs-6.1-011", "All other than Capstone officials", "GRS 6.1, item 011", False, 7),
     Schedule("grs-6.1-012", "Support and administrative positions", "GRS 6.1, item 012", False, 3),
+    Schedule("grs-5.2-010", "Transitory records", "GRS 5.2, item 010", False, 0, retain_days=180,
+             cutoff="creation"),
 )
+#: What each GRS item gives at least: a config may redefine a builtin id to keep longer, never shorter.
+GRS_FLOORS: dict[str, Rule] = {
+    "grs-6.1-010": Rule("grs-6.1-010", "GRS 6.1, item 010", True, 0, 0, "calendar_year", 15),
+    "grs-6.1-011": Rule("grs-6.1-011", "GRS 6.1, item 011", False, 7, 0, "creation"),
+    "grs-6.1-012": Rule("grs-6.1-012", "GRS 6.1, item 012", False, 3, 0, "creation"),
+    "grs-5.2-010": Rule("grs-5.2-010", "GRS 5.2, item 010", False, 0, 1, "creation"),
+}
 
 
 @dataclass(frozen=True)
@@ -184,6 +218,8 @@ class Custodian:
     smtp_users: tuple[str, ...] = ()
     #: The office maintaining the custodian's records ('' = not configured).
     office: str = ""
+    #: custodians.tenure_ended: the last day of the tenure (None: still serving).
+    tenure_ended: date | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -294,6 +330,8 @@ class Config:
     dissemination_notice: str = DEFAULT_DISSEMINATION_NOTICE
     #: The agency's name for reports to file ('' = not configured).
     agency: str = ""
+    #: retention.two_person_approval: a plan is disposed of only after a second officer approved it.
+    two_person_approval: bool = True
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -427,6 +465,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
     if not export["dissemination_notice"].strip():
         raise ConfigError("must not be blank: every export carries it", path=str(file),
                           key="export.dissemination_notice")
+    retention = _section(file, raw, "retention")
 
     if top["deadline_rule"] not in {"calendar", "elapsed"}:
         raise ConfigError(f"must be 'calendar' or 'elapsed', not {top['deadline_rule']!r}",
@@ -472,6 +511,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         delivery=_delivery(file, base, alerts, raw.get("alerts", {})),
         dissemination_notice=export["dissemination_notice"],
         agency=top["agency"],
+        two_person_approval=retention["two_person_approval"],
     )
 
 
@@ -589,11 +629,36 @@ def _schedules(file: Path, entries: list[dict[str, Any]]) -> tuple[Schedule, ...
     for n, entry in enumerate(entries):
         if not _ID_RE.match(entry["id"]):
             raise ConfigError(f"invalid id {entry['id']!r}", path=str(file), key=f"schedules[{n}].id")
-        if not entry["permanent"] and entry["retain_years"] < 1:
-            raise ConfigError("a temporary schedule needs retain_years >= 1",
+        if not entry["permanent"] and entry["retain_years"] < 1 and entry["retain_days"] < 1:
+            raise ConfigError("a temporary schedule needs retain_years >= 1 (or retain_days >= 1)",
                               path=str(file), key=f"schedules[{n}].retain_years")
-        by_id[entry["id"]] = Schedule(**entry)
+        for key in ("retain_years", "retain_days", "transfer_years"):
+            if entry[key] < 0:
+                raise ConfigError("must not be negative", path=str(file), key=f"schedules[{n}].{key}")
+        if entry["cutoff"] not in CUTOFFS:
+            raise ConfigError(f"must be one of {', '.join(CUTOFFS)}, not {entry['cutoff']!r}",
+                              path=str(file), key=f"schedules[{n}].cutoff")
+        if entry["permanent"] and entry["transfer_years"] and not 15 <= entry["transfer_years"] <= 30:
+            raise ConfigError("GRS 6.1 item 010 transfers 15 to 30 years after cutoff", path=str(file),
+                              key=f"schedules[{n}].transfer_years")
+        schedule = Schedule(**entry)
+        floor = GRS_FLOORS.get(schedule.id)
+        shorter = shorter_than(schedule.rule(), floor) if floor is not None else None
+        if floor is not None and shorter is not None:
+            # Redefining a GRS item is how an agency keeps records longer, never how it keeps them less long.
+            raise ConfigError(f"{schedule.id} cannot keep records less long than {floor.authority} gives "
+                              f"({floor.period()})", path=str(file), key=f"schedules[{n}].{shorter}")
+        by_id[entry["id"]] = schedule
     return tuple(by_id.values())
+
+
+def _date(file: Path, key: str, text: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"expected a date like 2026-09-30, got {text!r}", path=str(file), key=key) from None
 
 
 def _custodians(file: Path, entries: list[dict[str, Any]], schedule_ids: set[str]) -> tuple[Custodian, ...]:
@@ -618,6 +683,7 @@ def _custodians(file: Path, entries: list[dict[str, Any]], schedule_ids: set[str
         if entry["schedule"] not in schedule_ids:
             raise ConfigError(f"unknown schedule {entry['schedule']!r}", path=str(file), key=f"{label}.schedule")
         entry["official"] = tuple(a.lower() for a in entry["official"])
+        entry["tenure_ended"] = _date(file, f"{label}.tenure_ended", entry["tenure_ended"])
         if any(not user or ":" in user for user in entry["smtp_users"]):
             raise ConfigError("an SMTP user name is not empty and has no ':'", path=str(file),
                               key=f"{label}.smtp_users")

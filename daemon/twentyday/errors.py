@@ -13,7 +13,8 @@
      ├─ IntakeError                exit 6   (spool not writable: SMTP answers 451)
      │   └─ BatchRolledBack        exit 6   (a batch lost all its captures: store them again)
      ├─ NotFoundError              exit 7   (no such record, capture or file)
-     └─ ArchiveVersionError        exit 8   (the index is at another schema: migrate it first)
+     ├─ ArchiveVersionError        exit 8   (the index is at another schema: migrate it first)
+     └─ RecordDestroyed            exit 9   (destroyed under a disposition: its tombstone remains)
 
 The CLI prints ``str(error)`` on one line and exits with ``error.exit_code``;
 nothing in this tree is ever shown as a traceback.
@@ -138,3 +139,9 @@ class ArchiveVersionError(TwentydayError):
     """
 
     exit_code = 8
+
+
+class RecordDestroyed(TwentydayError):
+    """The record (or capture) was destroyed under a disposition plan: only its tombstone remains."""
+
+    exit_code = 9

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from tests.conftest import make_mail
@@ -75,11 +76,12 @@ def test_upgrading_an_archive_fills_the_table_from_its_records(archive: Archive,
     written = stored(archive)
     # The archive as the schema before the table left it, then migrated.
     archive.conn.execute("DROP TABLE capture_span")
-    # Migrations after the table's undone too (each later one added a column), so all of them apply again.
-    archive.conn.execute("ALTER TABLE disclosure DROP COLUMN recipient_address")
-    spans = next(n for n, script in enumerate(schema.MIGRATIONS, start=1) if "CREATE TABLE capture_span" in script)
-    archive.conn.execute(f"PRAGMA user_version = {spans - 1}")
-    assert schema.migrate(sqlite_utils.Database(archive.conn), adopt=lambda conn, version: None) == len(
-        schema.MIGRATIONS)
+    # Up to the migration that made the table (later ones are not this test's).
+    made = next(n for n, script in enumerate(schema.MIGRATIONS, start=1) if "CREATE TABLE capture_span" in script)
+    archive.conn.execute(f"PRAGMA user_version = {made - 1}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:made])
+        assert schema.migrate(sqlite_utils.Database(archive.conn), adopt=lambda conn, version: None) == made
+    archive.conn.execute(f"PRAGMA user_version = {len(schema.MIGRATIONS)}")
     assert stored(archive) == written
     assert sorted(row[-1] for row in written) == [5, 6]  # five new; then three new and three linked

@@ -230,6 +230,37 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE disclosure ADD COLUMN recipient_address TEXT;
     """,
+    # 11: records management (store/holds.py, store/disposition.py). Legal holds get the rest of their
+    # filter (participant, blind-index tokens of --text: never the words), an expiry, who released
+    # them and why, and the officer's signature; disposition plans, certificates of destruction, and
+    # the tombstones of what a certificate destroyed (the record and capture rows stay: metadata).
+    # Every row is ledgered whole and signed by the officer who wrote it (store/officer_rows.py).
+    """
+    ALTER TABLE hold ADD COLUMN participant TEXT;
+    ALTER TABLE hold ADD COLUMN text_tokens TEXT;     -- JSON list of blind-index tokens, or NULL
+    ALTER TABLE hold ADD COLUMN expires_at TEXT;
+    ALTER TABLE hold ADD COLUMN released_by TEXT;
+    ALTER TABLE hold ADD COLUMN release_reason TEXT;
+    ALTER TABLE hold ADD COLUMN signer TEXT;
+    ALTER TABLE hold ADD COLUMN signature TEXT;
+    CREATE TABLE retention_plan (
+        id TEXT PRIMARY KEY, at TEXT NOT NULL, as_of TEXT NOT NULL, state TEXT NOT NULL, -- planned|approved|disposed
+        author TEXT NOT NULL, author_signer TEXT NOT NULL, approver TEXT, approver_signer TEXT, approved_at TEXT,
+        body TEXT NOT NULL,                 -- canonical JSON: records, captures, deferred
+        signer TEXT NOT NULL, signature TEXT NOT NULL
+    );
+    CREATE TABLE disposition (
+        id TEXT PRIMARY KEY, plan_id TEXT NOT NULL UNIQUE, at TEXT NOT NULL, disposed_by TEXT NOT NULL,
+        body TEXT NOT NULL,                 -- canonical JSON: the certificate of destruction
+        signer TEXT NOT NULL, signature TEXT NOT NULL
+    );
+    CREATE TABLE disposed_record (
+        record_id TEXT PRIMARY KEY, disposition_id TEXT NOT NULL, disposed_at TEXT NOT NULL
+    );
+    CREATE TABLE disposed_capture (
+        capture_id TEXT PRIMARY KEY, disposition_id TEXT NOT NULL, disposed_at TEXT NOT NULL
+    );
+    """,
 )
 
 #: An archive migrated across this step needs the daemon's signing key (:func:`migrate`'s ``adopt``).

@@ -18,9 +18,10 @@ from typing import Any
 
 from twentyday.canonical import utc_key
 from twentyday.crypto import keys
-from twentyday.errors import KeyMaterialError, NotFoundError, TwentydayError
+from twentyday.errors import KeyMaterialError, NotFoundError, RecordDestroyed, TwentydayError
 from twentyday.store.archive import NO_SIGNING_KEY, Archive
 from twentyday.store.disclosures import FAILED, SHOW, Disclosure, disclosing_actor, require_purpose
+from twentyday.store.disposition import destroyed, mark_destroyed
 from twentyday.store.rows import DETAIL_SLOT
 
 #: What ``search --json`` prints for each record, in this order.
@@ -86,7 +87,7 @@ def search(archive: Archive, filters: Filters) -> list[dict[str, Any]]:
     sql = "SELECT * FROM record" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY created_utc IS NULL, created_utc, id LIMIT ?"
     params.append(filters.limit)
-    return [_public(row) for row in archive.db.query(sql, params)]
+    return mark_destroyed(archive.conn, [_public(row) for row in archive.db.query(sql, params)])
 
 
 def _utc_now() -> datetime:
@@ -111,6 +112,7 @@ def open_record(archive: Archive, record_id: str, identity: keys.Identity, *, pu
     who = disclosing_actor(actor)
     require_configured_signer(archive, identity)
     row = archive.record_row(record_id)
+    refuse_destroyed(archive, record_id)
     archive.record_disclosure(actor=who, action=SHOW, purpose=purpose, recipient=recipient,
                               subjects=[record_id], identity=identity, at=clock())
     try:
@@ -140,6 +142,7 @@ def open_capture(archive: Archive, capture_id: str, identity: keys.Identity, *, 
     if not rows:
         raise NotFoundError(f"no capture {capture_id!r}")
     row = rows[0]
+    refuse_destroyed(archive, capture_id)
     archive.record_disclosure(actor=who, action=SHOW, purpose=purpose, recipient=recipient,
                               subjects=[capture_id], identity=identity, at=clock())
     try:
@@ -254,6 +257,13 @@ def disclose_records(archive: Archive, record_ids: list[str], identity: keys.Ide
                                            recipient_address=recipient_address, subjects=[r["id"] for r in rows],
                                            identity=identity, at=clock())
     return Disclosed(archive, identity, disclosure, rows, clock)
+def refuse_destroyed(archive: Archive, object_id: str) -> None:
+    """A destroyed record or capture is not opened (nothing is left that opens): say so, and when."""
+    tombstone = destroyed(archive.conn, object_id)
+    if tombstone is not None:
+        what = "capture" if object_id.startswith("cap-") else "record"
+        raise RecordDestroyed(f"{what} {object_id} was destroyed on {tombstone['destroyed_at']} under plan "
+                              f"{tombstone['plan']} (certificate {tombstone['disposition']}); its metadata remains")
 
 
 def require_configured_signer(archive: Archive, identity: keys.Identity) -> None:

@@ -41,7 +41,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -71,6 +71,8 @@ from twentyday.store.ledger import (
     signature_ok,
     signed_head,
 )
+from twentyday.store.officer_rows import OFFICER_KINDS
+from twentyday.store.officer_rows import signature_ok as officer_signature_ok
 from twentyday.store.outbox import (
     ALERT_EVENT_COLUMNS,
     DELIVERY_COLUMNS,
@@ -271,7 +273,8 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         _check_terms(conn, report, terms)
         _check_small_tables(conn, report)
         _check_capture_spans(report, spans)
-        check_disclosures(conn, report, signers or {})
+        officer_entries = check_officer_rows(conn, report, signers or {})
+        check_disclosures(conn, report, signers or {}, officer_entries)
         _settle_head(report)
         report.adopted = adoption_summary(conn)
         _check_orphan_entries(conn, report)
@@ -560,6 +563,7 @@ def _check_adopted_blobs(conn: sqlite3.Connection, report: VerifyReport, capture
 
 def _check_captures(conn: sqlite3.Connection, report: VerifyReport) -> None:
     sealed_by = dict(conn.execute(_BLOB_DIGESTS).fetchall())
+    certified = certified_captures(conn)
     for row in _rows(conn, f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture"):
         report.captures += 1
         label = f"capture {row['id']}"
@@ -570,6 +574,11 @@ def _check_captures(conn: sqlite3.Connection, report: VerifyReport) -> None:
         own = stored is not None and '"blobs_sha256":' in stored
         payload = capture_payload(row, slots, _ref(conn, row["raw_blob"]), _blob_ref(conn, row["envelope_blob"]),
                                   blobs if own else None)
+        if row["id"] in certified:  # its data keys were destroyed: the certificate names what they were
+            if slots:
+                report.problems.append(Problem("unaccounted", f"keyslot {row['id']}", "data keys remain, yet "
+                                               f"certificate {certified[row['id']]['certificate']} destroyed them"))
+            payload["keyslots"] = certified[row["id"]]["keyslots"]
         if stored is not None and not own:  # an entry from before it listed the blob rows: adopted since
             _check_adopted_blobs(conn, report, row["id"], blobs)
         if stored is None:
@@ -810,7 +819,9 @@ def _check_terms(conn: sqlite3.Connection, report: VerifyReport,
                     "SELECT record_id, count(*) FROM record_terms GROUP BY record_id HAVING count(*) > 1"):
                 report.problems.append(Problem("unaccounted", f"record {record_id}", f"{count} rows of search terms"))
             continue
-        present = {r for (r,) in conn.execute("SELECT id FROM record WHERE content_blob = ?", (content_blob,))}
+        # A destroyed record's search terms were destroyed with it (its certificate accounts for them).
+        present = {r for (r,) in conn.execute("SELECT id FROM record WHERE content_blob = ? AND id NOT IN "
+                                              "(SELECT record_id FROM disposed_record)", (content_blob,))}
         if not present:
             continue  # the records themselves are gone: _check_pack named them
         rows: dict[str, list[str]] = {}
@@ -858,6 +869,9 @@ def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
         _compare(conn, report, "event", row["id"], payload, f"event {row['id']}")
     for row in _rows(conn, "SELECT * FROM hold"):
         _compare(conn, report, "hold", row["id"], {"hold": row}, f"hold {row['id']}")
+    for kind, table in (("plan", "retention_plan"), ("disposition", "disposition")):
+        for row in _rows(conn, f"SELECT * FROM {table}"):
+            _compare(conn, report, kind, row["id"], {kind: row}, f"{kind} {row['id']}")
     for row in _rows(conn, f"SELECT {', '.join(ALERT_COLUMNS)} FROM alert"):
         _compare(conn, report, "alert", str(row["id"]), alert_payload(row), f"alert {row['id']}")
     for row in _rows(conn, f"SELECT {', '.join(ALERT_EVENT_COLUMNS)} FROM alert_event"):
@@ -888,6 +902,8 @@ OR (l.kind = 'record' AND l.subject NOT IN (SELECT id FROM record))
 OR (l.kind = 'event' AND l.subject NOT IN (SELECT id FROM event))
 OR (l.kind = 'disclosure' AND l.subject NOT IN (SELECT id FROM disclosure))
 OR (l.kind = 'hold' AND l.subject NOT IN (SELECT id FROM hold))
+OR (l.kind = 'plan' AND l.subject NOT IN (SELECT id FROM retention_plan))
+OR (l.kind = 'disposition' AND l.subject NOT IN (SELECT id FROM disposition))
 OR (l.kind = 'link' AND l.subject NOT IN (SELECT record_id || '/' || capture_id FROM record_capture))
 OR (l.kind = 'alert' AND l.subject NOT IN (SELECT CAST(id AS TEXT) FROM alert))
 OR (l.kind = 'alert_event' AND l.subject NOT IN (SELECT CAST(id AS TEXT) FROM alert_event))
@@ -924,9 +940,17 @@ def _check_blob_references(conn: sqlite3.Connection, report: VerifyReport) -> No
         report.problems.append(Problem("unaccounted", f"blob {blob_id}", f"{owner}/{slot}: nothing uses it"))
     for (blob_id,) in conn.execute("SELECT DISTINCT blob_id FROM chunk WHERE blob_id NOT IN (SELECT id FROM blob)"):
         report.problems.append(Problem("unaccounted", f"blob {blob_id}", "chunks with no blob row"))
+    certified = certified_captures(conn)
+    destroyed_blobs = {b["id"]: (c, b) for c, capture in certified.items() for b in capture["blobs"]}
     for blob_id, owner, slot in conn.execute(
             "SELECT id, owner, slot FROM blob WHERE id NOT IN (SELECT blob_id FROM chunk)"):
+        if blob_id in destroyed_blobs:
+            continue  # destroyed under a certificate of destruction (checked in _check_disposals)
         report.problems.append(Problem("missing", f"blob {blob_id}", f"{owner}/{slot}: no sealed data"))
+    for (blob_id,) in conn.execute("SELECT DISTINCT blob_id FROM chunk"):
+        if blob_id in destroyed_blobs:
+            report.problems.append(Problem("unaccounted", f"blob {blob_id}", f"sealed bytes remain, yet certificate "
+                                           f"{certified[destroyed_blobs[blob_id][0]]['certificate']} destroyed them"))
     report.blobs = conn.execute("SELECT count(*) FROM blob").fetchone()[0]
 
 
@@ -968,7 +992,7 @@ _TRAILING = "entries after the last signed checkpoint"
 
 
 def check_disclosures(conn: sqlite3.Connection, report: VerifyReport,
-                      signers: Mapping[str, ed25519.Ed25519PublicKey]) -> None:
+                      signers: Mapping[str, ed25519.Ed25519PublicKey], officer_entries: Set[int] = frozenset()) -> None:
     """Every disclosure row equals its ledger entry and is signed by an officer key the config names.
 
     The signature (:meth:`Disclosure.message`) covers the row and the ledger hash its entry
@@ -985,7 +1009,7 @@ def check_disclosures(conn: sqlite3.Connection, report: VerifyReport,
         "SELECT seq, subject, prev FROM ledger WHERE kind = 'disclosure' ORDER BY seq")}
     rows = sorted(_rows(conn, "SELECT * FROM disclosure"), key=lambda r: entries.get(r["id"], (0, ""))[0])
     first_signed = min((entries[r["id"]][0] for r in rows if r["signature"] and r["id"] in entries), default=None)
-    authenticated: set[int] = set()
+    authenticated: set[int] = set(officer_entries)  # holds, plans, certificates: see check_officer_rows
     for row in rows:
         label = f"disclosure {row['id']}"
         before_signing = row["signer"] is None and row["signature"] is None
@@ -1013,3 +1037,69 @@ def check_disclosures(conn: sqlite3.Connection, report: VerifyReport,
     trailing = {seq for (seq,) in conn.execute("SELECT seq FROM ledger WHERE seq > ?", (last_checkpoint,))}
     if trailing and trailing <= authenticated:
         report.problems = [p for p in report.problems if not (p.kind == "unaccounted" and p.detail == _TRAILING)]
+
+
+def certified_captures(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """Each capture a certificate of destruction names: its keyslots (recipient, SHA-256 of the sealed key)
+    and blobs as they were, and the certificate's id."""
+    found: dict[str, dict[str, Any]] = {}
+    for disposition_id, body in conn.execute("SELECT id, body FROM disposition"):
+        try:
+            captures = json.loads(body).get("captures", [])
+        except (ValueError, AttributeError):
+            continue  # an unreadable certificate: its comparison with the ledger names it
+        for capture in captures if isinstance(captures, list) else []:
+            found[str(capture.get("id"))] = {"certificate": disposition_id, "keyslots": capture.get("keyslots", []),
+                                             "blobs": capture.get("blobs", [])}
+    return found
+
+
+def check_officer_rows(conn: sqlite3.Connection, report: VerifyReport,
+                       signers: Mapping[str, ed25519.Ed25519PublicKey]) -> set[int]:
+    """Every entry of a hold, plan or certificate is signed by an officer key the config names, over the row
+    and the ledger hash it extends (:mod:`officer_rows`); the tombstones equal what the certificates list.
+    Returns the sequence numbers authenticated (entries past the last checkpoint may be these)."""
+    authenticated: set[int] = set()
+    kinds = tuple(OFFICER_KINDS)
+    for seq, kind, subject, payload, prev in conn.execute(
+            f"SELECT seq, kind, subject, payload, prev FROM ledger WHERE kind IN ({', '.join('?' * len(kinds))}) "
+            "ORDER BY seq", kinds):
+        label = f"{kind} {subject} (ledger entry {seq})"
+        row = _pack_entry(payload).get(kind)
+        if not isinstance(row, dict):
+            report.problems.append(Problem("altered", label, "the entry holds no row"))
+            continue
+        key = signers.get(str(row.get("signer") or ""))
+        if key is None:
+            report.problems.append(Problem("signature", label, f"signed by {row.get('signer') or '(none)'}, a key "
+                                           "no public key in keys.recipients carries"))
+        elif not officer_signature_ok(kind, row, key, prev):
+            report.problems.append(Problem("signature", label, "the officer's signature does not verify (altered "
+                                           "after it was signed, or moved in the ledger)"))
+        else:
+            authenticated.add(seq)
+    _check_disposals(conn, report)
+    return authenticated
+
+
+def _check_disposals(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    """The tombstones (disposed_record, disposed_capture) are exactly what the certificates list."""
+    listed: dict[tuple[str, str], tuple[str, str]] = {}
+    for disposition_id, at, body in conn.execute("SELECT id, at, body FROM disposition"):
+        try:
+            certificate = json.loads(body)
+        except ValueError:
+            continue
+        for record in certificate.get("records", []):
+            listed[("record", str(record.get("id")))] = (disposition_id, at)
+        for capture in certificate.get("captures", []):
+            listed[("capture", str(capture.get("id")))] = (disposition_id, at)
+    for what, table, column in (("record", "disposed_record", "record_id"),
+                                ("capture", "disposed_capture", "capture_id")):
+        for object_id, disposition_id, at in conn.execute(f"SELECT {column}, disposition_id, disposed_at FROM {table}"):
+            if listed.pop((what, object_id), None) != (disposition_id, at):
+                report.problems.append(Problem("unaccounted", f"{what} {object_id}", "marked destroyed, but no "
+                                               "certificate of destruction lists it so"))
+    for what, object_id in listed:
+        report.problems.append(Problem("missing", f"{what} {object_id}", "a certificate of destruction lists it, "
+                                       "but its tombstone is not in the index"))

@@ -364,7 +364,7 @@ class CaptureWriter:
         # Per-capture constants of every record row.
         self.custodian = config.custodian(capture.custodian) if capture.custodian else None
         self._schedule = config.schedule(self.custodian.schedule if self.custodian else "grs-6.1-011")
-        self._retention = self._schedule.describe()
+        self._retention = self._schedule.rule().text()  # the whole rule, fixed on the record (retention.Rule)
         self._deadlines = _Deadlines(self.custodian, config.deadline_rule, config.deadline_days, self.captured_at)
         self._encoder = RowEncoder()
         # Keys and links of batches whose rows may not be written yet: (last insert, keys, links).
