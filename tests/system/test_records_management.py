@@ -155,6 +155,24 @@ def test_holds_freeze_exactly_their_records_until_released_and_disposal_destroys
     assert f"record {free} was destroyed on " in show.output and f"under plan {plan['id']}" in show.output
     found = json.loads(officers.ok("search", "--json").output)
     assert [r["flags"] for r in found if r["id"] == free] == [["destroyed"]]
+    # An export asked for it and a live record: the destroyed one is named as such, and neither
+    # accounted as disclosed nor as failed (nothing of it is left to disclose).
+    passphrase = officers.root / "zip.pass"
+    passphrase.write_text("correct horse battery staple\n")
+    passphrase.chmod(0o600)
+    exported = officers.ok("export", "--format", "jsonl", "--identity", str(officers.first), "--purpose",
+                           "FOIA request 26-001", "--recipient", "Requester", "--recipient-address", "1 Main St",
+                           "--zip-passphrase-file", str(passphrase), "--record", free, "--record", held,
+                           "--out", str(officers.root / "foia.zip"))
+    assert f"left out:   {free}: record {free} was destroyed on " in exported.output
+    accounted = json.loads(officers.ok("audit", "--json").output)
+    assert [(d["action"], d["subjects"]) for d in accounted if d["action"] != "show"] == [("export", [held])]
+    all_gone = officers.run("export", "--format", "jsonl", "--identity", str(officers.first), "--purpose", "FOIA",
+                            "--recipient", "Requester", "--recipient-address", "1 Main St",
+                            "--zip-passphrase-file", str(passphrase), "--record", free,
+                            "--out", str(officers.root / "none.zip"))
+    assert all_gone.exit_code == errors.RecordDestroyed.exit_code and "was destroyed on" in all_gone.output
+    assert not (officers.root / "none.zip").exists()
     again = officers.run("retention", "dispose", "--plan", plan["id"], "--identity", str(officers.first))
     assert again.exit_code == errors.InvalidArgument.exit_code and "disposed of already" in again.output
 

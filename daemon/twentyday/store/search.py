@@ -170,12 +170,15 @@ class Disclosed:
     """
 
     def __init__(self, archive: Archive, identity: keys.Identity, disclosure: Disclosure,
-                 rows: list[dict[str, Any]], clock: Callable[[], datetime]) -> None:
+                 rows: list[dict[str, Any]], clock: Callable[[], datetime], destroyed: dict[str, str]) -> None:
         self._archive = archive
         self._identity = identity
         self.disclosure = disclosure
         #: The disclosed records' index rows, in the order given.
         self.rows = rows
+        #: Records asked for but destroyed under a disposition (id -> when and under what): not
+        #: disclosed, since nothing of their content is left to disclose.
+        self.destroyed = destroyed
         self._clock = clock
         self._ids = {row["id"] for row in rows}
 
@@ -246,17 +249,30 @@ def disclose_records(archive: Archive, record_ids: list[str], identity: keys.Ide
 
     Refused with nothing accounted, as :func:`open_record` refuses: a blank purpose, an identity
     whose signature ``verify`` would not accept, an unknown record (:class:`NotFoundError`, naming
-    the first), an empty list. The returned :class:`Disclosed` opens what the disclosure names."""
+    the first), an empty list, a list whose every record was destroyed (:class:`RecordDestroyed`).
+    A destroyed record among others is left out of the disclosure (:attr:`Disclosed.destroyed`).
+    The returned :class:`Disclosed` opens what the disclosure names."""
     require_purpose(purpose)
     if not record_ids:
         raise NotFoundError("no records to disclose")
     who = disclosing_actor(actor)
     require_configured_signer(archive, identity)
-    rows = [archive.record_row(record_id) for record_id in dict.fromkeys(record_ids)]
+    rows: list[dict[str, Any]] = []
+    gone: dict[str, str] = {}
+    for record_id in dict.fromkeys(record_ids):
+        row = archive.record_row(record_id)
+        try:
+            refuse_destroyed(archive, record_id)
+        except RecordDestroyed as error:
+            gone[record_id] = str(error)
+            continue
+        rows.append(row)
+    if not rows:
+        raise RecordDestroyed(f"every record asked for was destroyed; {next(iter(gone.values()))}")
     disclosure = archive.record_disclosure(actor=who, action=action, purpose=purpose, recipient=recipient,
                                            recipient_address=recipient_address, subjects=[r["id"] for r in rows],
                                            identity=identity, at=clock())
-    return Disclosed(archive, identity, disclosure, rows, clock)
+    return Disclosed(archive, identity, disclosure, rows, clock, gone)
 def refuse_destroyed(archive: Archive, object_id: str) -> None:
     """A destroyed record or capture is not opened (nothing is left that opens): say so, and when."""
     tombstone = destroyed(archive.conn, object_id)
