@@ -8,6 +8,7 @@ can fail here.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from tests.conftest import make_mail
 from tests.store.test_coverage import export, ingest
+from tests.store.test_store import run
 from twentyday.store.archive import Archive
 from twentyday.store.search import Filters, search, statements
 from twentyday.store.verify import verify_archive
@@ -131,9 +133,46 @@ def test_since_is_inclusive_and_until_exclusive(filled: Archive) -> None:
     assert all(at is not None for _, at in found(filled, Filters(since=datetime(2000, 1, 1, tzinfo=UTC))))
 
 
-def test_verify_names_an_altered_participant_entry(filled: Archive) -> None:
+TAMPERING = {
+    "a participant row removed": "DELETE FROM record_participant WHERE participant = 'jane doe' AND record_id = "
+                                 "(SELECT min(record_id) FROM record_participant WHERE participant = 'jane doe')",
+    "a participant row added": "INSERT INTO record_participant SELECT 'someone else', created_utc, record_id "
+                               "FROM record_participant WHERE participant = 'jane doe' LIMIT 1",
+    "a participant row moved in time": "UPDATE record_participant SET created_utc = '2000-01-01T00:00:00Z' "
+                                       "WHERE participant = 'counterpart@partner.example' AND created_utc != ''",
+    "a word row pointed elsewhere": "UPDATE record_terms_row SET terms_rowid = terms_rowid + 1 "
+                                    "WHERE terms_rowid = (SELECT min(terms_rowid) FROM record_terms_row)",
+    "a word row's place removed": "DELETE FROM record_terms_row WHERE terms_rowid = "
+                                  "(SELECT max(terms_rowid) FROM record_terms_row)",
+}
+
+
+@pytest.mark.parametrize("change", TAMPERING)
+def test_verify_names_an_altered_search_index(filled: Archive, change: str) -> None:
     assert verify_archive(filled.config).problems == []
-    filled.conn.execute("DELETE FROM record_participant WHERE participant = 'jane doe' AND record_id = "
-                        "(SELECT min(record_id) FROM record_participant WHERE participant = 'jane doe')")
+    assert filled.conn.execute(TAMPERING[change]).rowcount == 1
     problems = [str(p) for p in verify_archive(filled.config).problems]
     assert len(problems) == 1 and "search index" in problems[0], problems
+
+
+def test_deleting_a_record_removes_its_search_index_rows(filled: Archive) -> None:
+    record_id = next(search(filled, Filters(participant="counterpart@partner.example")))["id"]
+    filled.conn.execute("DELETE FROM record_terms WHERE record_id = ?", (record_id,))
+    filled.conn.execute("DELETE FROM record WHERE id = ?", (record_id,))
+    for table in ("record_participant", "record_terms_row"):
+        assert filled.conn.execute(f"SELECT count(*) FROM {table} WHERE record_id = ?", (record_id,)).fetchone() == (0,)
+    assert found(filled, Filters(participant="counterpart@partner.example")) == [("jane.doe@gmail.com", None)]
+
+
+def test_the_cli_prints_the_same_json_as_before_and_a_table_with_its_count(filled: Archive) -> None:
+    directory = filled.config.path.parent
+    rows = list(search(filled, Filters(text="budget")))
+    code, output = run(directory, "search", "--json", "--text", "budget")
+    assert code == 0 and output == json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    assert run(directory, "search", "--json", "--text", "nothing-like-it") == (0, "[]\n")
+    code, output = run(directory, "search", "--participant", "JANE DOE", "--limit", "4")
+    lines = output.splitlines()
+    assert lines[0].split() == ["ID", "CUSTODIAN", "PLATFORM", "CONVERSATION", "CREATED", "STATUS", "DAYS",
+                                "LATE", "DIRECTION", "SENDER"]
+    assert len(lines) == 6 and all("Budget Team" in line and line.endswith("Jane Doe") for line in lines[1:5])
+    assert lines[-1] == "4 record(s)"

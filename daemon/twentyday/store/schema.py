@@ -230,7 +230,8 @@ MIGRATIONS: tuple[str, ...] = (
     # their recomputation by verify (store/search_index.py): record_participant (each record's sender
     # and recipients, lower-cased as SQLite's lower() does, '' for an undated record's time; kept by
     # triggers on record) and record_terms_row (each blind-word row's rowid by its record; kept by
-    # schema.insert_rows), with which a search that walks records in time order tests their words.
+    # schema.insert_rows, and emptied of a record deleted), with which a search that walks records in
+    # time order tests their words. Whatever deletes a record's blind-word row alone deletes its row here.
     # Safe to run again (IF NOT EXISTS, OR IGNORE/REPLACE): derived data only.
     """
     CREATE INDEX IF NOT EXISTS record_time ON record (created_utc);
@@ -247,9 +248,10 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT lower(value), coalesce(new.created_utc, ''), new.id FROM json_each(new.recipients)
         WHERE new.recipients != '[]' AND value != '';
     END;
-    CREATE TRIGGER IF NOT EXISTS record_participant_delete AFTER DELETE ON record BEGIN
+    CREATE TRIGGER IF NOT EXISTS record_search_index_delete AFTER DELETE ON record BEGIN
         DELETE FROM record_participant WHERE created_utc = coalesce(old.created_utc, '') AND record_id = old.id
             AND participant IN (SELECT lower(old.sender) UNION SELECT lower(value) FROM json_each(old.recipients));
+        DELETE FROM record_terms_row WHERE record_id = old.id;
     END;
     INSERT OR IGNORE INTO record_participant (participant, created_utc, record_id)
         SELECT lower(value), coalesce(created_utc, ''), id FROM (
