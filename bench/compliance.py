@@ -29,19 +29,16 @@ import logging
 import math
 import os
 import random
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from index_builder import CAPTURE_COLUMNS, RECORD_COLUMNS, built_or_kept, new_archive, timed
 from twentyday import config as config_module
 from twentyday.canonical import iso, utc_key
-from twentyday.initialise import init_archive
 from twentyday.store import schema
 from twentyday.store.archive import Archive
 from twentyday.store.coverage import rebuild_capture_spans
@@ -52,29 +49,10 @@ CHATS, THREADS = 18, 2
 MONTHS = 12
 START = datetime(2025, 11, 1, tzinfo=UTC)
 AS_OF = START + timedelta(days=366)
-ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Pacific/Honolulu")
-RECORD_COLUMNS = ("id", "dedup_key", "custodian", "platform", "channel", "conversation", "sender", "recipients",
-                  "direction", "created_at", "created_utc", "time_reading", "captured_at", "deadline_at",
-                  "deadline_rule", "status", "days_late", "capture_id", "has_attachments", "incomplete", "edited",
-                  "flags", "message_ref", "reply_ref", "content_blob", "schedule", "retention")
-CAPTURE_COLUMNS = ("id", "custodian", "channel", "source_name", "source_hash", "received_at", "parser", "size",
-                   "raw_blob", "envelope_blob", "state", "reason", "first_at", "last_at", "exported_at",
-                   "message_count", "parent_capture", "delivered_by", "origin_auth")
-
-
-def _custodian_config(number: int) -> str:
-    return (f'\n[[custodians]]\nid = "c{number:03d}"\nname = "Custodian {number}"\n'
-            f'timezone = "{ZONES[number % len(ZONES)]}"\nofficial = ["c{number:03d}@agency.example"]\n'
-            f'personal = ["c{number:03d}@gmail.example"]\nchat_names = ["Custodian {number}"]\n'
-            'schedule = "grs-6.1-011"\n')
-
-
 def build_index(path: Path, records: int, seed: int = 13) -> Path:
     """A real archive at ``path`` whose index holds ``records`` records (rows inserted with SQL, not
     through the pipeline); returns its config file."""
-    config_path = init_archive(path, passphrase=None, demo=False, now=START).config_path
-    text = config_path.read_text()
-    config_path.write_text(text + "".join(_custodian_config(n) for n in range(1, CUSTODIANS)))
+    config_path = new_archive(path, CUSTODIANS, START)
     config = config_module.load(config_path)
     custodians = [c.id for c in config.custodians]
     conversations = [(c, n) for c in custodians for n in range(CHATS + THREADS)]
@@ -146,32 +124,13 @@ def build_index(path: Path, records: int, seed: int = 13) -> Path:
     return config_path
 
 
-def timed(action: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
-    """The median wall time of ``repeat`` runs (after one warm-up run), and the last result."""
-    result = action()
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = action()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="Build the archive here and keep it (default: a temporary folder); "
                                                   "an archive this bench built there before is measured again.")
     options = parser.parse_args()
-    folder = options.keep or Path(tempfile.mkdtemp(prefix="twentyday-bench-compliance-"))
-    config_path = folder / "archive" / "twentyday.toml"
-    if config_path.exists():
-        print(f"measuring the index kept in {folder}")
-    else:
-        began = time.perf_counter()
-        config_path = build_index(folder / "archive", options.records)
-        print(f"index of {options.records:,} records built in {time.perf_counter() - began:.1f} s "
-              "(SQL, not the pipeline)")
+    config_path = built_or_kept(options.keep, "compliance", options.records, build_index)
     config = config_module.load(config_path)
     with Archive(config, officer=True) as archive:
         baseline, counted = timed(lambda: archive.conn.execute(

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import sqlite3
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -133,16 +134,47 @@ def echo_table(headers: Sequence[str], rows: Sequence[Sequence[object]], count: 
     ``right``: the columns (by position) of numbers, aligned to the right."""
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max([_width(header), *(_width(row[n]) for row in cells)]) for n, header in enumerate(headers)]
-
-    def line(row: Sequence[str]) -> str:
-        padded = [(" " * (width - _width(text)) + text) if n in right else (text + " " * (width - _width(text)))
-                  for n, (text, width) in enumerate(zip(row, widths, strict=True))]
-        return "  ".join(padded).rstrip()
-
-    click.echo(line(headers))
+    click.echo(_table_line(headers, widths, right))
     for row in cells:
-        click.echo(line(row))
+        click.echo(_table_line(row, widths, right))
     click.echo(count)
+
+
+def _table_line(row: Sequence[str], widths: Sequence[int], right: frozenset[int]) -> str:
+    padded = [(" " * (width - _width(text)) + text) if n in right else (text + " " * (width - _width(text)))
+              for n, (text, width) in enumerate(zip(row, widths, strict=True))]
+    return "  ".join(padded).rstrip()
+
+
+def echo_json_array(items: Iterable[object]) -> None:
+    """``json.dumps(list(items), indent=2, ensure_ascii=False)``, the same text, printed an element at a time."""
+    opened = False
+    for item in items:
+        element = "\n".join("  " + line for line in json.dumps(item, indent=2, ensure_ascii=False).splitlines())
+        click.echo(("[\n" if not opened else ",\n") + element, nl=False)
+        opened = True
+    click.echo("\n]" if opened else "[]")
+
+
+#: A streamed table's columns are as wide as its header and first rows need (later rows may push a line).
+TABLE_PAGE = 100
+
+
+def echo_table_stream(headers: Sequence[str], rows: Iterable[Sequence[object]], noun: str,
+                      right: frozenset[int] = frozenset()) -> None:
+    """:func:`echo_table` for rows that come one by one: printed as they come, then ``N noun``.
+
+    The columns are sized by the header and the first :data:`TABLE_PAGE` rows (read before
+    anything is printed); a longer cell later on widens only its own line."""
+    iterator = iter(rows)
+    page = [[_cell(value) for value in row] for row in itertools.islice(iterator, TABLE_PAGE)]
+    widths = [max([_width(header), *(_width(row[n]) for row in page)]) for n, header in enumerate(headers)]
+    click.echo(_table_line(headers, widths, right))
+    count = 0
+    for cells in itertools.chain(page, ([_cell(value) for value in row] for row in iterator)):
+        click.echo(_table_line(cells, widths, right))
+        count += 1
+    click.echo(f"{count} {noun}")
 
 
 @click.group(cls=Cli)
@@ -382,16 +414,19 @@ def search(ctx: click.Context, custodian: str | None, conversation: str | None, 
     """Find records by metadata and words. Shows metadata only; nothing is decrypted."""
     filters = search_module.Filters(custodian, conversation, participant, platform, status,
                                     parse_time(since, "--since"), parse_time(until, "--until"), text, limit)
+    # Printed as the rows come (the first long before the last of a large result), inside the
+    # archive's lifetime: the rows are read from its open connection.
     with open_archive(ctx) as archive:
         rows = search_module.search(archive, filters)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
-    echo_table(("ID", "CUSTODIAN", "PLATFORM", "CONVERSATION", "CREATED", "STATUS", "DAYS LATE", "DIRECTION",
-                "SENDER"),
-               [(row["id"], row["custodian"], row["platform"], row["conversation"], row["created_at"] or "(undated)",
-                 row["status"], row["days_late"] if row["status"] == "late" else "", row["direction"], row["sender"])
-                for row in rows], f"{len(rows)} record(s)", right=frozenset({6}))
+        if as_json:
+            echo_json_array(rows)
+            return
+        echo_table_stream(("ID", "CUSTODIAN", "PLATFORM", "CONVERSATION", "CREATED", "STATUS", "DAYS LATE",
+                           "DIRECTION", "SENDER"),
+                          ((row["id"], row["custodian"], row["platform"], row["conversation"],
+                            row["created_at"] or "(undated)", row["status"],
+                            row["days_late"] if row["status"] == "late" else "", row["direction"], row["sender"])
+                           for row in rows), "record(s)", right=frozenset({6}))
 
 
 def identity_options(function: F) -> F:

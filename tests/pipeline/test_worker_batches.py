@@ -131,7 +131,7 @@ def test_the_worker_commits_a_batch_and_only_then_forgets_its_items(archive_dir:
         assert archive.conn.execute("SELECT count(*) FROM capture").fetchone() == (count,)
         assert verify(archive.conn, archive.secrets.verify_key).ok
         # Every mail of every batch is found by its words.
-        assert len(search(archive, Filters(text="note"))) == count
+        assert len(list(search(archive, Filters(text="note")))) == count
         mail_42 = archive.conn.execute("SELECT record.id FROM record JOIN capture ON capture.id = record.capture_id "
                                        "WHERE capture.source_name = 'mail-42'").fetchall()
         assert [(r["id"],) for r in search(archive, Filters(text="note 42"))] == mail_42

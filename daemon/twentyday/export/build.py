@@ -97,7 +97,7 @@ def select(archive: Archive, request: ExportRequest) -> list[str]:
     """The ids of the records the request names, in time order (metadata only; nothing decrypted)."""
     chosen: dict[str, None] = {}
     if request.filters is not None:
-        rows = search(archive, Filters(**{**request.filters.__dict__, "limit": MAX_RECORDS + 1}))
+        rows = list(search(archive, Filters(**{**request.filters.__dict__, "limit": MAX_RECORDS + 1})))
         if len(rows) > MAX_RECORDS:
             raise InvalidArgument(f"the filters select more than {MAX_RECORDS} records: narrow them",
                                   argument="filters")

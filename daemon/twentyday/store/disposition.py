@@ -298,6 +298,7 @@ def _destroy(conn: sqlite3.Connection, plan_row: dict[str, Any], body: dict[str,
                      (capture["id"], disposition_id, stamp))
     for record in records:
         conn.execute("DELETE FROM record_terms WHERE record_id = ?", (record["id"],))
+        conn.execute("DELETE FROM record_terms_row WHERE record_id = ?", (record["id"],))  # where that row was
         conn.execute("INSERT INTO disposed_record (record_id, disposition_id, disposed_at) VALUES (?,?,?)",
                      (record["id"], disposition_id, stamp))
     if records:

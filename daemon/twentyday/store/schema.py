@@ -261,6 +261,46 @@ MIGRATIONS: tuple[str, ...] = (
         capture_id TEXT PRIMARY KEY, disposition_id TEXT NOT NULL, disposed_at TEXT NOT NULL
     );
     """,
+    # 12: search at scale (store/search.py): every filter has an index whose order is the results'
+    # (creation time), so a search reads about as many rows as it shows (a status walks the time
+    # index: four values, one in most records; an index of its own cost ingest more than it saved).
+    # Two derived tables, never ledgered, recomputed here for an upgraded archive and compared with
+    # their recomputation by verify (store/search_index.py): record_participant (each record's sender
+    # and recipients, lower-cased as SQLite's lower() does, '' for an undated record's time; kept by
+    # triggers on record) and record_terms_row (each blind-word row's rowid by its record; kept by
+    # schema.insert_rows, and emptied of a record deleted), with which a search that walks records in
+    # time order tests their words. Whatever deletes a record's blind-word row alone deletes its row here.
+    # Safe to run again (IF NOT EXISTS, OR IGNORE/REPLACE): derived data only.
+    """
+    CREATE INDEX IF NOT EXISTS record_time ON record (created_utc);
+    CREATE INDEX IF NOT EXISTS record_conversation_time ON record (conversation, created_utc);
+    CREATE INDEX IF NOT EXISTS record_platform_time ON record (platform, created_utc);
+    CREATE TABLE IF NOT EXISTS record_participant (
+        participant TEXT NOT NULL, created_utc TEXT NOT NULL, record_id TEXT NOT NULL,
+        PRIMARY KEY (participant, created_utc, record_id)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER IF NOT EXISTS record_participant_insert AFTER INSERT ON record BEGIN
+        INSERT OR IGNORE INTO record_participant (participant, created_utc, record_id)
+        SELECT lower(new.sender), coalesce(new.created_utc, ''), new.id WHERE new.sender != '';
+        INSERT OR IGNORE INTO record_participant (participant, created_utc, record_id)
+        SELECT lower(value), coalesce(new.created_utc, ''), new.id FROM json_each(new.recipients)
+        WHERE new.recipients != '[]' AND value != '';
+    END;
+    CREATE TRIGGER IF NOT EXISTS record_search_index_delete AFTER DELETE ON record BEGIN
+        DELETE FROM record_participant WHERE created_utc = coalesce(old.created_utc, '') AND record_id = old.id
+            AND participant IN (SELECT lower(old.sender) UNION SELECT lower(value) FROM json_each(old.recipients));
+        DELETE FROM record_terms_row WHERE record_id = old.id;
+    END;
+    INSERT OR IGNORE INTO record_participant (participant, created_utc, record_id)
+        SELECT lower(value), coalesce(created_utc, ''), id FROM (
+            SELECT r.sender AS value, r.created_utc, r.id FROM record r
+            UNION ALL SELECT j.value, r.created_utc, r.id FROM record r, json_each(r.recipients) j
+        ) WHERE value != '';
+    CREATE TABLE IF NOT EXISTS record_terms_row (
+        record_id TEXT PRIMARY KEY, terms_rowid INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT OR REPLACE INTO record_terms_row (record_id, terms_rowid) SELECT record_id, rowid FROM record_terms;
+    """,
 )
 
 #: An archive migrated across this step needs the daemon's signing key (:func:`migrate`'s ``adopt``).
@@ -301,6 +341,23 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
     """
     if not rows:
         return
+    if table != "record_terms":
+        _insert_values(conn, table, columns, rows, verb)
+        return
+    # Blind-word rows, and where each is (record_terms_row, migration 12): derived in the same step.
+    last = conn.execute("SELECT rowid FROM record_terms ORDER BY rowid DESC LIMIT 1").fetchone()
+    _insert_values(conn, table, columns, rows, verb)
+    derive_terms_rows(conn, last[0] if last else 0)
+
+
+def derive_terms_rows(conn: sqlite3.Connection, after: int) -> None:
+    """Where each blind-word row past rowid ``after`` is (``record_terms_row``, derived data)."""
+    conn.execute("INSERT OR REPLACE INTO record_terms_row (record_id, terms_rowid) "
+                 "SELECT record_id, rowid FROM record_terms WHERE rowid > ?", (after,))
+
+
+def _insert_values(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                   verb: str) -> None:
     width = len(columns)
     limit = min(MAX_BOUND_PARAMETERS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
     per_statement = max(1, limit // width)
@@ -366,6 +423,13 @@ def migrate(db: sqlite_utils.Database, adopt: Adopter | None = None) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration into statements (none of ours has ';' inside a literal)."""
+    """Split a migration into statements (none of ours has ';' inside a literal or a comment)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements, current = [], ""
+    for piece in "\n".join(lines).split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):  # a trigger's body holds ';' of its own: read on to its END
+            if current.strip(" \n;"):
+                statements.append(current.strip())
+            current = ""
+    return statements

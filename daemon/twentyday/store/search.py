@@ -11,7 +11,7 @@ the daemon's secrets. See docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,33 +61,115 @@ def participant_match(record: str) -> str:
             f"(SELECT 1 FROM json_each({record}.recipients) WHERE lower(value) = lower(?)))")
 
 
-def search(archive: Archive, filters: Filters) -> list[dict[str, Any]]:
+#: How a text search finds its records, by how many hold all its words (counted up to MANY_MATCHES + 1):
+#: at most FEW_MATCHES: collect them (by id) and sort them; at most MANY_MATCHES: walk the records in time
+#: order and look each one's row of words up in the set of rows that hold them (made once: numbers only);
+#: more: walk and test each one's row of words itself (a match comes every few records). Each way gives
+#: the same rows; the bounds are where one way's cost meets the next (bench/search.py, 1,000,000 records).
+FEW_MATCHES = 3_000
+MANY_MATCHES = 100_000
+
+
+def search(archive: Archive, filters: Filters, *, few_matches: int = FEW_MATCHES,
+           many_matches: int = MANY_MATCHES) -> Iterator[dict[str, Any]]:
+    """The records that match every filter, at most ``filters.limit`` of them, as an iterator:
+    by creation time (then id), undated records last (by id). Rows come as SQLite finds them, so
+    the first is there long before the last; the archive must stay open until the last is read.
+
+    Every filter has an index in the results' order (migration 12 in store/schema.py), so a
+    search reads about as many index entries as it yields: see docs/ARCHITECTURE.md, "Search".
+    The words of ``text`` are blinded with the daemon's keyed hash and must all be present;
+    ``few_matches``, ``many_matches``: how the records that hold them are found (see
+    :data:`FEW_MATCHES`; every way gives the same rows).
+    """
+    rows = _stream(archive, statements(archive, filters, few_matches=few_matches, many_matches=many_matches),
+                   filters.limit)
+    if archive.conn.execute("SELECT 1 FROM disposed_record LIMIT 1").fetchone() is None:
+        return rows  # nothing was ever destroyed: no tombstone to mark
+    return (marked for row in rows for marked in mark_destroyed(archive.conn, [row]))
+
+
+Statement = tuple[str, list[Any]]
+
+
+def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MATCHES,
+               many_matches: int = MANY_MATCHES) -> list[Statement]:
+    """The statements a search runs, in order, each ending in ``LIMIT ?`` (how many rows are still
+    wanted is bound when it runs); an empty list when nothing can match."""
     where: list[str] = []
     params: list[Any] = []
     for column in ("custodian", "conversation", "platform", "status"):
         value = getattr(filters, column)
         if value:
-            where.append(f"{column} = ?")
+            where.append(f"record.{column} = ?")
             params.append(value)
-    if filters.participant:
-        where.append(participant_match("record"))
-        params += [filters.participant, filters.participant]
     if filters.since:
-        where.append("created_utc >= ?")
+        where.append("record.created_utc >= ?")
         params.append(utc_key(filters.since))
     if filters.until:
-        where.append("created_utc < ?")
+        where.append("record.created_utc < ?")
         params.append(utc_key(filters.until))
+    dated_only = bool(filters.since or filters.until)  # an undated record is in no time window
     if filters.text:
         terms = archive.term_tokens(filters.text)
         if not terms:
             return []
-        where.append("id IN (SELECT record_id FROM record_terms WHERE record_terms MATCH ?)")
-        params.append(" AND ".join(f'"{t}"' for t in terms))
-    sql = "SELECT * FROM record" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY created_utc IS NULL, created_utc, id LIMIT ?"
-    params.append(filters.limit)
-    return mark_destroyed(archive.conn, [_public(row) for row in archive.db.query(sql, params)])
+        match = " AND ".join(f'"{t}"' for t in terms)
+        held = archive.conn.execute("SELECT count(*) FROM (SELECT 1 FROM record_terms WHERE record_terms MATCH ? "
+                                    "LIMIT ?)", (match, max(few_matches, many_matches) + 1)).fetchone()[0]
+        if held <= few_matches:
+            # Few records hold the words: start from them (found by id), test the other filters, sort.
+            if filters.participant:
+                where.append("EXISTS (SELECT 1 FROM record_participant p WHERE p.participant = lower(?) AND "
+                             "p.created_utc = coalesce(record.created_utc, '') AND p.record_id = record.id)")
+                params.append(filters.participant)
+            source = ("(SELECT record_id FROM record_terms WHERE record_terms MATCH ?) AS m "
+                      "CROSS JOIN record ON record.id = m.record_id")
+            return [(_select(source, where, "record.created_utc IS NULL, record.created_utc, record.id"),
+                     [match, *params])]
+        # More do: walk the records in time order; each one's row of words is found through
+        # record_terms_row (the full-text index finds rows by word, not by record).
+        if held <= many_matches:
+            where.append("EXISTS (SELECT 1 FROM record_terms_row w WHERE w.record_id = record.id AND w.terms_rowid IN "
+                         "(SELECT rowid FROM record_terms WHERE record_terms MATCH ?))")
+            params.append(match)
+        else:
+            where.append("EXISTS (SELECT 1 FROM record_terms_row w, record_terms t WHERE w.record_id = record.id AND "
+                         "t.rowid = w.terms_rowid" + " AND instr(' ' || t.terms || ' ', ?) > 0" * len(terms) + ")")
+            params += [f" {t} " for t in terms]
+    # Dated records by time, then (unless a time bound leaves them out) undated ones by id: two
+    # statements, each reading an index in its own order instead of sorting every match.
+    if filters.participant:
+        source = "record_participant p CROSS JOIN record ON record.id = p.record_id"  # its key is in time order
+        phases = [("p.created_utc != ''", "p.created_utc, p.record_id"), ("p.created_utc = ''", "p.record_id")]
+        where.insert(0, "p.participant = lower(?)")
+        params.insert(0, filters.participant)
+    else:
+        source = "record"
+        phases = [("record.created_utc IS NOT NULL", "record.created_utc, record.id"),
+                  ("record.created_utc IS NULL", "record.id")]
+    if filters.status == "undated":
+        phases = phases[1:]  # the status of every record without a time, and of no other
+    elif dated_only or filters.status:
+        phases = phases[:1]
+    return [(_select(source, [*where, condition], order), params) for condition, order in phases]
+
+
+def _select(source: str, where: list[str], order: str) -> str:
+    return (f"SELECT record.* FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY {order} LIMIT ?")
+
+
+def _stream(archive: Archive, statements: list[Statement], limit: int) -> Iterator[dict[str, Any]]:
+    left = limit
+    for sql, params in statements:
+        if left <= 0:
+            return
+        cursor = archive.conn.execute(sql, [*params, left])
+        names = [column[0] for column in cursor.description]
+        for values in cursor:
+            left -= 1
+            yield _public(dict(zip(names, values, strict=True)))
 
 
 def _utc_now() -> datetime:

@@ -96,6 +96,7 @@ from twentyday.store.rows import (
     row_digest,
     terms_digest,
 )
+from twentyday.store.search_index import search_index_differences
 
 #: Where the archive keeps its own copy of the ledger key (compared with the pinned one).
 _SECRETS_KEYS = ("secrets/ledger-signing.pem", "secrets/ledger-signing.pub")
@@ -265,6 +266,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     # The spans are recomputed in one statement (a snapshot of its own): records, links and
     # spans commit together, so a capture committed meanwhile cannot make it disagree.
     spans = _OnSecondConnection(conn, span_differences)
+    search_rows = _OnSecondConnection(conn, search_index_differences)
     try:
         _check_chain(conn, verify_key, report)
         _check_heads(conn, verify_key, heads or [], report)
@@ -274,6 +276,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         _check_small_tables(conn, report)
         _check_capture_spans(report, spans)
         officer_entries = check_officer_rows(conn, report, signers or {})
+        _check_search_index(report, search_rows)
         check_disclosures(conn, report, signers or {}, officer_entries)
         _settle_head(report)
         report.adopted = adoption_summary(conn)
@@ -893,6 +896,15 @@ def _check_capture_spans(report: VerifyReport, spans: _OnSecondConnection[list[s
         named = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
         report.problems.append(Problem("altered", "capture_span", f"the rows of {named} differ from the "
                                        "records and links they derive from"))
+
+
+def _check_search_index(report: VerifyReport, differences: _OnSecondConnection[list[str]]) -> None:
+    # Derived data too (store/search_index.py): a difference would make search miss or add records.
+    differ = differences.result()
+    if differ:
+        named = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        report.problems.append(Problem("altered", "search index", f"the participant or word-row entries of "
+                                       f"{named} differ from the rows they derive from"))
 
 
 _ORPHAN_ENTRIES = """
