@@ -117,9 +117,9 @@ def _where(row: dict[str, Any]) -> tuple[str, list[Any]]:
             where.append(f"record.{column} = ?")
             params.append(row[column])
     if row["participant"]:
-        where.append("(lower(record.sender) = lower(?) OR EXISTS "
-                     "(SELECT 1 FROM json_each(record.recipients) WHERE lower(value) = lower(?)))")
-        params += [row["participant"], row["participant"]]
+        # As search matches a participant (sender or a recipient, case-insensitively), through its index.
+        where.append("record.id IN (SELECT record_id FROM record_participant WHERE participant = lower(?))")
+        params.append(row["participant"])
     # Undated records are held by a window: nothing shows they fall outside it.
     if row["start_utc"]:
         where.append("(record.created_utc IS NULL OR record.created_utc >= ?)")
