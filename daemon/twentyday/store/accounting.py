@@ -2,7 +2,7 @@
 
 The whole accounting, or its part in a window of time, or the part one person may ask for
 under 5 U.S.C. 552a(c)(3): the disclosures of records about them. A record is about a person
-when they are its sender or one of its recipients (:func:`twentyday.store.search.participant_match`,
+when they are its sender or one of its recipients (:func:`twentyday.store.search_index.participant_match`,
 the same test as ``search --participant``). Each disclosure in a person's accounting shows only
 the ids and the count of THEIR records in it, never the other people's; its ``signature`` is
 left blank there, because the officer signed the whole list of records, which is not the
@@ -28,7 +28,7 @@ from typing import Any
 
 from twentyday.canonical import parse_iso
 from twentyday.store.disclosures import COLUMNS, Disclosure, accounting
-from twentyday.store.search import participant_match
+from twentyday.store.search_index import participant_match
 
 #: What ``audit --json`` and ``audit --csv`` give for each disclosure, in this order.
 FIELDS = (*COLUMNS, "record_count")

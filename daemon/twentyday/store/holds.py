@@ -24,6 +24,7 @@ from twentyday.canonical import canonical_json, iso, parse_iso, utc_key
 from twentyday.crypto import keys
 from twentyday.errors import InvalidArgument, NotFoundError
 from twentyday.store import officer_rows
+from twentyday.store.search_index import participant_match
 
 
 @dataclass(frozen=True)
@@ -117,9 +118,8 @@ def _where(row: dict[str, Any]) -> tuple[str, list[Any]]:
             where.append(f"record.{column} = ?")
             params.append(row[column])
     if row["participant"]:
-        # As search matches a participant (sender or a recipient, case-insensitively), through its index.
-        where.append("record.id IN (SELECT record_id FROM record_participant WHERE participant = lower(?))")
-        params.append(row["participant"])
+        where.append(participant_match("record"))  # as search matches one
+        params += [row["participant"], row["participant"]]
     # Undated records are held by a window: nothing shows they fall outside it.
     if row["start_utc"]:
         where.append("(record.created_utc IS NULL OR record.created_utc >= ?)")

@@ -264,42 +264,42 @@ MIGRATIONS: tuple[str, ...] = (
     # 12: search at scale (store/search.py): every filter has an index whose order is the results'
     # (creation time), so a search reads about as many rows as it shows (a status walks the time
     # index: four values, one in most records; an index of its own cost ingest more than it saved).
-    # Two derived tables, never ledgered, recomputed here for an upgraded archive and compared with
-    # their recomputation by verify (store/search_index.py): record_participant (each record's sender
-    # and recipients, lower-cased as SQLite's lower() does, '' for an undated record's time; kept by
-    # triggers on record) and record_terms_row (each blind-word row's rowid by its record; kept by
-    # schema.insert_rows, and emptied of a record deleted), with which a search that walks records in
-    # time order tests their words. Whatever deletes a record's blind-word row alone deletes its row here.
-    # Safe to run again (IF NOT EXISTS, OR IGNORE/REPLACE): derived data only.
+    # A sender is found through an index on lower(sender) (SQLite keeps it, like every index); a
+    # recipient, in a list SQLite cannot index, through record_participant (each record's
+    # recipients, lower-cased as SQLite's lower() does, '' for an undated record's time; kept by
+    # triggers on record); record_terms_row is where each record's blind-word row is (by that row's
+    # rowid, so verify reads it beside the rows in one pass; kept by schema.insert_rows, and emptied
+    # of a record deleted), with which a search that walks records in time order tests their words.
+    # Both tables are derived, never ledgered, recomputed here for an upgraded archive and compared
+    # with their sources by verify (store/search_index.py). Whatever deletes a record's blind-word
+    # row alone deletes its row here. Safe to run again (IF NOT EXISTS, OR IGNORE/REPLACE).
     """
     CREATE INDEX IF NOT EXISTS record_time ON record (created_utc);
     CREATE INDEX IF NOT EXISTS record_conversation_time ON record (conversation, created_utc);
     CREATE INDEX IF NOT EXISTS record_platform_time ON record (platform, created_utc);
+    CREATE INDEX IF NOT EXISTS record_sender_time ON record (lower(sender), created_utc);
     CREATE TABLE IF NOT EXISTS record_participant (
         participant TEXT NOT NULL, created_utc TEXT NOT NULL, record_id TEXT NOT NULL,
         PRIMARY KEY (participant, created_utc, record_id)
     ) WITHOUT ROWID;
-    CREATE TRIGGER IF NOT EXISTS record_participant_insert AFTER INSERT ON record BEGIN
+    CREATE TRIGGER IF NOT EXISTS record_participant_insert AFTER INSERT ON record
+    WHEN new.recipients != '[]' BEGIN
         INSERT OR IGNORE INTO record_participant (participant, created_utc, record_id)
-        SELECT lower(new.sender), coalesce(new.created_utc, ''), new.id WHERE new.sender != '';
-        INSERT OR IGNORE INTO record_participant (participant, created_utc, record_id)
-        SELECT lower(value), coalesce(new.created_utc, ''), new.id FROM json_each(new.recipients)
-        WHERE new.recipients != '[]' AND value != '';
+        SELECT lower(value), coalesce(new.created_utc, ''), new.id FROM json_each(new.recipients) WHERE value != '';
     END;
     CREATE TRIGGER IF NOT EXISTS record_search_index_delete AFTER DELETE ON record BEGIN
         DELETE FROM record_participant WHERE created_utc = coalesce(old.created_utc, '') AND record_id = old.id
-            AND participant IN (SELECT lower(old.sender) UNION SELECT lower(value) FROM json_each(old.recipients));
+            AND participant IN (SELECT lower(value) FROM json_each(old.recipients));
         DELETE FROM record_terms_row WHERE record_id = old.id;
     END;
     INSERT OR IGNORE INTO record_participant (participant, created_utc, record_id)
-        SELECT lower(value), coalesce(created_utc, ''), id FROM (
-            SELECT r.sender AS value, r.created_utc, r.id FROM record r
-            UNION ALL SELECT j.value, r.created_utc, r.id FROM record r, json_each(r.recipients) j
-        ) WHERE value != '';
+        SELECT lower(j.value), coalesce(r.created_utc, ''), r.id FROM record r, json_each(r.recipients) j
+        WHERE r.recipients != '[]' AND j.value != '';
     CREATE TABLE IF NOT EXISTS record_terms_row (
-        record_id TEXT PRIMARY KEY, terms_rowid INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    INSERT OR REPLACE INTO record_terms_row (record_id, terms_rowid) SELECT record_id, rowid FROM record_terms;
+        terms_rowid INTEGER PRIMARY KEY, record_id TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS record_terms_row_record ON record_terms_row (record_id);
+    INSERT OR REPLACE INTO record_terms_row (terms_rowid, record_id) SELECT rowid, record_id FROM record_terms;
     """,
 )
 
@@ -352,8 +352,8 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
 
 def derive_terms_rows(conn: sqlite3.Connection, after: int) -> None:
     """Where each blind-word row past rowid ``after`` is (``record_terms_row``, derived data)."""
-    conn.execute("INSERT OR REPLACE INTO record_terms_row (record_id, terms_rowid) "
-                 "SELECT record_id, rowid FROM record_terms WHERE rowid > ?", (after,))
+    conn.execute("INSERT OR REPLACE INTO record_terms_row (terms_rowid, record_id) "
+                 "SELECT rowid, record_id FROM record_terms WHERE rowid > ?", (after,))
 
 
 def _insert_values(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],

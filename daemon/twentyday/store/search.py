@@ -10,6 +10,7 @@ the daemon's secrets. See docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from twentyday.store.archive import NO_SIGNING_KEY, Archive
 from twentyday.store.disclosures import FAILED, SHOW, Disclosure, disclosing_actor, require_purpose
 from twentyday.store.disposition import destroyed, mark_destroyed
 from twentyday.store.rows import DETAIL_SLOT
+from twentyday.store.search_index import participant_match
 
 #: What ``search --json`` prints for each record, in this order.
 SEARCH_FIELDS = (
@@ -51,14 +53,6 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     out["has_attachments"] = bool(row["has_attachments"])
     out["flags"] = json.loads(row["flags"])  # facts such as origin_unauthenticated, media_omitted
     return out
-
-
-def participant_match(record: str) -> str:
-    """SQL that holds when a person is the sender or a recipient of the ``record`` row (its name or
-    alias in the query), case-insensitively: what ``--participant`` means everywhere (``search``,
-    ``audit --participant``). It binds two parameters, the person twice."""
-    return (f"(lower({record}.sender) = lower(?) OR EXISTS "
-            f"(SELECT 1 FROM json_each({record}.recipients) WHERE lower(value) = lower(?)))")
 
 
 #: How a text search finds its records, by how many hold all its words (counted up to MANY_MATCHES + 1):
@@ -93,9 +87,12 @@ Statement = tuple[str, list[Any]]
 
 
 def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MATCHES,
-               many_matches: int = MANY_MATCHES) -> list[Statement]:
-    """The statements a search runs, in order, each ending in ``LIMIT ?`` (how many rows are still
-    wanted is bound when it runs); an empty list when nothing can match."""
+               many_matches: int = MANY_MATCHES) -> list[list[Statement]]:
+    """The statements a search runs: phases in order (dated records, then undated ones), each one
+    statement, or two whose rows are merged in the phase's order (a participant: as the sender,
+    through the index on lower(sender), and as a recipient, through ``record_participant``). Each
+    ends in ``LIMIT ?`` (how many rows are still wanted is bound when it runs); an empty list when
+    nothing can match."""
     where: list[str] = []
     params: list[Any] = []
     for column in ("custodian", "conversation", "platform", "status"):
@@ -120,13 +117,12 @@ def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MAT
         if held <= few_matches:
             # Few records hold the words: start from them (found by id), test the other filters, sort.
             if filters.participant:
-                where.append("EXISTS (SELECT 1 FROM record_participant p WHERE p.participant = lower(?) AND "
-                             "p.created_utc = coalesce(record.created_utc, '') AND p.record_id = record.id)")
-                params.append(filters.participant)
+                where.append(participant_match("record"))
+                params += [filters.participant, filters.participant]
             source = ("(SELECT record_id FROM record_terms WHERE record_terms MATCH ?) AS m "
                       "CROSS JOIN record ON record.id = m.record_id")
-            return [(_select(source, where, "record.created_utc IS NULL, record.created_utc, record.id"),
-                     [match, *params])]
+            return [[(_select(source, where, "record.created_utc IS NULL, record.created_utc, record.id"),
+                      [match, *params])]]
         # More do: walk the records in time order; each one's row of words is found through
         # record_terms_row (the full-text index finds rows by word, not by record).
         if held <= many_matches:
@@ -138,21 +134,28 @@ def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MAT
                          "t.rowid = w.terms_rowid" + " AND instr(' ' || t.terms || ' ', ?) > 0" * len(terms) + ")")
             params += [f" {t} " for t in terms]
     # Dated records by time, then (unless a time bound leaves them out) undated ones by id: two
-    # statements, each reading an index in its own order instead of sorting every match.
+    # phases, each reading an index in its own order instead of sorting every match.
+    dated, undated = "record.created_utc IS NOT NULL", "record.created_utc IS NULL"
     if filters.participant:
-        source = "record_participant p CROSS JOIN record ON record.id = p.record_id"  # its key is in time order
-        phases = [("p.created_utc != ''", "p.created_utc, p.record_id"), ("p.created_utc = ''", "p.record_id")]
-        where.insert(0, "p.participant = lower(?)")
-        params.insert(0, filters.participant)
+        # As the sender (the index on lower(sender) is in time order) and as a recipient
+        # (record_participant's key is in time order): two streams, merged.
+        sender = "record INDEXED BY record_sender_time"
+        recipient = "record_participant p CROSS JOIN record ON record.id = p.record_id"
+        as_sender, as_recipient = "lower(record.sender) = lower(?)", "p.participant = lower(?)"
+        bound = [filters.participant, *params]
+        phases = [[(_select(sender, [as_sender, *where, dated], "record.created_utc, record.id"), bound),
+                   (_select(recipient, [as_recipient, *where, "p.created_utc != ''"], "p.created_utc, p.record_id"),
+                    bound)],
+                  [(_select(sender, [as_sender, *where, undated], "record.id"), bound),
+                   (_select(recipient, [as_recipient, *where, "p.created_utc = ''"], "p.record_id"), bound)]]
     else:
-        source = "record"
-        phases = [("record.created_utc IS NOT NULL", "record.created_utc, record.id"),
-                  ("record.created_utc IS NULL", "record.id")]
+        phases = [[(_select("record", [*where, dated], "record.created_utc, record.id"), params)],
+                  [(_select("record", [*where, undated], "record.id"), params)]]
     if filters.status == "undated":
         phases = phases[1:]  # the status of every record without a time, and of no other
     elif dated_only or filters.status:
         phases = phases[:1]
-    return [(_select(source, [*where, condition], order), params) for condition, order in phases]
+    return phases
 
 
 def _select(source: str, where: list[str], order: str) -> str:
@@ -160,16 +163,32 @@ def _select(source: str, where: list[str], order: str) -> str:
             + f" ORDER BY {order} LIMIT ?")
 
 
-def _stream(archive: Archive, statements: list[Statement], limit: int) -> Iterator[dict[str, Any]]:
+def _stream(archive: Archive, phases: list[list[Statement]], limit: int) -> Iterator[dict[str, Any]]:
     left = limit
-    for sql, params in statements:
+    for phase in phases:
         if left <= 0:
             return
-        cursor = archive.conn.execute(sql, [*params, left])
-        names = [column[0] for column in cursor.description]
-        for values in cursor:
+        streams = [_rows(archive, sql, [*params, left]) for sql, params in phase]
+        # Two streams of one phase are in the same order (time then id, or id): merged, a record in
+        # both (its sender is also among its recipients) given once.
+        rows = streams[0] if len(streams) == 1 else heapq.merge(
+            *streams, key=lambda row: (row["created_utc"] or "", row["id"]))
+        previous = None
+        for row in rows:
+            if row["id"] == previous:
+                continue
+            previous = row["id"]
             left -= 1
-            yield _public(dict(zip(names, values, strict=True)))
+            yield _public(row)
+            if left <= 0:
+                return
+
+
+def _rows(archive: Archive, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+    cursor = archive.conn.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    for values in cursor:
+        yield dict(zip(names, values, strict=True))
 
 
 def _utc_now() -> datetime:

@@ -1,61 +1,86 @@
-"""What search reads beside the record rows: two tables derived from the index (migration 12 in
-store/schema.py), never ledgered, kept as rows are written and compared with their recomputation
-by ``verify``.
+"""What search reads beside the record rows (migration 12 in store/schema.py), and how verify checks it.
 
-- ``record_participant``: each record's sender and recipients, lower-cased (SQLite's ``lower()``:
-  ASCII letters), with its creation time ('' when undated), so a participant's records are read
-  in time order. Triggers on ``record`` keep it (on insert and on delete).
-- ``record_terms_row``: where each record's row of the blind-word index is (its ``rowid``), so
-  a search that walks records in time order tests a common word on each one instead of collecting
-  every record that holds it. :func:`twentyday.store.schema.insert_rows` keeps it.
+- A sender is found through the index ``record_sender_time`` on ``lower(sender)``: SQLite keeps it
+  as it keeps every index.
+- ``record_participant``: each record's recipients (a JSON list, which SQLite cannot index),
+  lower-cased (SQLite's ``lower()``: ASCII letters), with its creation time ('' when undated), so a
+  recipient's records are read in time order. Triggers on ``record`` keep it (on insert and on
+  delete). A table, so verify compares it with the record rows (:func:`participant_differences`).
+- ``record_terms_row``: where each record's row of the blind-word index is (keyed by that row's
+  ``rowid``, with a unique index by record), so a search that walks records in time order tests
+  a common word on each one instead of collecting every record that holds it.
+  :func:`twentyday.store.schema.insert_rows` keeps it; verify reads it beside the blind-word rows,
+  in the same pass that hashes them (``_term_rows`` in store/verify.py).
+
+Neither table is ledgered: both are derived from rows that are, and a difference would make a
+search miss or add records, so verify names one.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-#: Per record: how many rows of ``record_participant`` it gives (its distinct lower-cased names), and
-#: whether one of them is missing; one pass over the records, a key lookup per name.
-_PARTICIPANTS_PER_RECORD = (
-    "SELECT r.id AS id, (r.sender != '') + CASE WHEN r.recipients = '[]' THEN 0 ELSE "
-    "(SELECT count(DISTINCT lower(j.value)) FROM json_each(r.recipients) j "
-    "WHERE j.value != '' AND lower(j.value) != lower(r.sender)) END AS gives, "
-    "(r.sender != '' AND NOT EXISTS (SELECT 1 FROM record_participant p WHERE p.participant = lower(r.sender) "
-    "AND p.created_utc = coalesce(r.created_utc, '') AND p.record_id = r.id)) OR (r.recipients != '[]' AND EXISTS "
-    "(SELECT 1 FROM json_each(r.recipients) j WHERE j.value != '' AND NOT EXISTS (SELECT 1 FROM record_participant p "
-    "WHERE p.participant = lower(j.value) AND p.created_utc = coalesce(r.created_utc, '') AND p.record_id = r.id))) "
-    "AS missing FROM record r")
-#: Rows ``record_participant`` has that no record gives: of no record, at another time, or a participant
-#: the record does not name.
+
+def participant_match(record: str) -> str:
+    """SQL that holds when a person is the sender or a recipient of the ``record`` row (its name or
+    alias in the query), case-insensitively (ASCII letters): what ``--participant`` means everywhere
+    (``search``, ``audit --participant``, holds). It binds two parameters, the person twice."""
+    return (f"(lower({record}.sender) = lower(?) OR {record}.id IN "
+            f"(SELECT record_id FROM record_participant WHERE participant = lower(?)))")
+
+
+#: Per record with recipients: how many rows of ``record_participant`` it gives (its distinct
+#: lower-cased recipients), and whether one of them is missing; a key lookup per recipient.
+_RECIPIENTS_PER_RECORD = (
+    "SELECT r.id AS id, (SELECT count(DISTINCT lower(j.value)) FROM json_each(r.recipients) j "
+    "WHERE j.value != '') AS gives, "
+    "EXISTS (SELECT 1 FROM json_each(r.recipients) j WHERE j.value != '' AND NOT EXISTS "
+    "(SELECT 1 FROM record_participant p WHERE p.participant = lower(j.value) "
+    "AND p.created_utc = coalesce(r.created_utc, '') AND p.record_id = r.id)) AS missing "
+    "FROM record r WHERE r.recipients != '[]'")
+#: Rows ``record_participant`` has that no record gives: of no record, at another time, or a person
+#: the record does not name as a recipient.
 _EXTRA_PARTICIPANTS = (
     "SELECT p.record_id FROM record_participant p LEFT JOIN record r ON r.id = p.record_id WHERE r.id IS NULL "
-    "OR coalesce(r.created_utc, '') != p.created_utc OR (lower(r.sender) != p.participant AND NOT EXISTS "
-    "(SELECT 1 FROM json_each(r.recipients) j WHERE lower(j.value) = p.participant))")
-#: Blind-word rows whose place ``record_terms_row`` does not hold (it has one row per record).
-_MISSING_TERMS_ROWS = (
-    "SELECT t.record_id FROM record_terms t WHERE NOT EXISTS "
-    "(SELECT 1 FROM record_terms_row w WHERE w.record_id = t.record_id AND w.terms_rowid = t.rowid)")
+    "OR coalesce(r.created_utc, '') != p.created_utc OR NOT EXISTS "
+    "(SELECT 1 FROM json_each(r.recipients) j WHERE lower(j.value) = p.participant)")
 
 
-def search_index_differences(conn: sqlite3.Connection) -> list[str]:
-    """The records whose rows of ``record_participant`` or ``record_terms_row`` differ from what the
-    record rows and the blind-word rows give (rows missing or added), by id.
+def participant_differences(conn: sqlite3.Connection) -> list[str]:
+    """The records whose rows of ``record_participant`` differ from what their recipients give
+    (rows missing or added), by id.
 
     Key lookups from the rows they derive from, not a recomputation of both sides compared as sets
-    (a third of the time): a table holds no row too many when none is missing and it has as many
-    rows as its sources give (its key makes every row distinct); only then are its own rows read."""
+    (a third of the time), and only for records that have recipients (a chat message has none):
+    the table holds no row too many when none is missing and it has as many rows as the records
+    give (its key makes every row distinct); only then are its own rows read."""
     differ: set[str] = set()
     expected, missing = conn.execute(
         f"SELECT coalesce(sum(gives), 0), group_concat(CASE WHEN missing THEN id END, ' ') "
-        f"FROM ({_PARTICIPANTS_PER_RECORD})").fetchone()
+        f"FROM ({_RECIPIENTS_PER_RECORD})").fetchone()
     differ.update((missing or "").split())
     if conn.execute("SELECT count(*) FROM record_participant").fetchone()[0] != expected:
         differ.update(record_id for (record_id,) in conn.execute(_EXTRA_PARTICIPANTS))
-    differ.update(record_id for (record_id,) in conn.execute(_MISSING_TERMS_ROWS))
-    stored, written = conn.execute(
+    return sorted(differ)
+
+
+#: Every blind-word row in storage order with its record, its words, and whether ``record_terms_row``
+#: puts that record's row there (a rowid lookup per row: the next one, in a table read in order).
+TERM_ROWS_WITH_PLACES = (
+    "SELECT t.record_id, t.terms, w.record_id IS t.record_id FROM record_terms t "
+    "LEFT JOIN record_terms_row w ON w.terms_rowid = t.rowid ORDER BY t.rowid")
+
+
+def misplaced_terms_rows(conn: sqlite3.Connection, unplaced: list[str]) -> list[str]:
+    """The records whose ``record_terms_row`` entry is wrong, given ``unplaced`` (the records whose
+    blind-word row the pass over :data:`TERM_ROWS_WITH_PLACES` found no entry for): with as many
+    entries as rows and none unplaced, every entry is right (each row has one, and no two rows
+    share one); otherwise the entries that point at no row of their record are named too."""
+    differ = set(unplaced)
+    entries, rows = conn.execute(
         "SELECT (SELECT count(*) FROM record_terms_row), (SELECT count(*) FROM record_terms)").fetchone()
-    if stored != written:
-        differ.update(record_id for (record_id,) in conn.execute(
-            "SELECT w.record_id FROM record_terms_row w WHERE NOT EXISTS (SELECT 1 FROM record_terms t "
-            "WHERE t.rowid = w.terms_rowid AND t.record_id = w.record_id)"))
+    if differ or entries != rows:
+        differ.update(str(record_id) for (record_id,) in conn.execute(
+            "SELECT w.record_id FROM record_terms_row w LEFT JOIN record_terms t ON t.rowid = w.terms_rowid "
+            "WHERE t.rowid IS NULL OR t.record_id IS NOT w.record_id"))
     return sorted(differ)

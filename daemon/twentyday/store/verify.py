@@ -96,7 +96,7 @@ from twentyday.store.rows import (
     row_digest,
     terms_digest,
 )
-from twentyday.store.search_index import search_index_differences
+from twentyday.store.search_index import TERM_ROWS_WITH_PLACES, misplaced_terms_rows, participant_differences
 
 #: Where the archive keeps its own copy of the ledger key (compared with the pinned one).
 _SECRETS_KEYS = ("secrets/ledger-signing.pem", "secrets/ledger-signing.pub")
@@ -266,7 +266,8 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     # The spans are recomputed in one statement (a snapshot of its own): records, links and
     # spans commit together, so a capture committed meanwhile cannot make it disagree.
     spans = _OnSecondConnection(conn, span_differences)
-    search_rows = _OnSecondConnection(conn, search_index_differences)
+    # The derived tables search reads, each on a connection of its own: two short passes in parallel.
+    participant_rows = _OnSecondConnection(conn, participant_differences)
     try:
         _check_chain(conn, verify_key, report)
         _check_heads(conn, verify_key, heads or [], report)
@@ -276,7 +277,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         _check_small_tables(conn, report)
         _check_capture_spans(report, spans)
         officer_entries = check_officer_rows(conn, report, signers or {})
-        _check_search_index(report, search_rows)
+        _check_search_index(conn, report, participant_rows, terms)
         check_disclosures(conn, report, signers or {}, officer_entries)
         _settle_head(report)
         report.adopted = adoption_summary(conn)
@@ -362,7 +363,7 @@ class _OnSecondConnection(Generic[T]):
         if self._error is not None:
             raise self._error
         if self._outcome is None:
-            return self._work(self._conn)
+            self._outcome = (self._work(self._conn),)  # once: a second caller reads the same result
         return self._outcome[0]
 
 
@@ -748,9 +749,10 @@ WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} ' AND substr(payload
 """
 
 
-def _term_rows(conn: sqlite3.Connection) -> Iterator[tuple[str | None, str]]:
+def _term_rows(conn: sqlite3.Connection, unplaced: list[str]) -> Iterator[tuple[str | None, str]]:
     """Every blind-word row with its record's pack (None: no such record), in the order the rows
-    were written: a pack's rows were written together, in the pack's order.
+    were written: a pack's rows were written together, in the pack's order. The records whose
+    row ``record_terms_row`` does not place are added to ``unplaced`` on the way (search_index.py).
 
     Records and their term rows are written in the same order, so both tables are read in
     storage order side by side, instead of looking up each record by its (random) id; a record
@@ -758,7 +760,9 @@ def _term_rows(conn: sqlite3.Connection) -> Iterator[tuple[str | None, str]]:
     """
     records = conn.cursor().execute("SELECT id, content_blob FROM record ORDER BY rowid")
     waiting: dict[str, str] = {}
-    for record_id, terms in conn.execute("SELECT record_id, terms FROM record_terms ORDER BY rowid"):
+    for record_id, terms, placed in conn.execute(TERM_ROWS_WITH_PLACES):
+        if not placed:
+            unplaced.append(str(record_id))
         pack = waiting.pop(record_id, None)
         while pack is None:
             row = records.fetchone()
@@ -771,8 +775,17 @@ def _term_rows(conn: sqlite3.Connection) -> Iterator[tuple[str | None, str]]:
         yield pack, terms
 
 
-def _terms_mismatches(conn: sqlite3.Connection) -> list[str | None]:
-    """The packs whose blind-word rows differ from their entry's digest (None: rows of no record).
+@dataclass
+class _TermsPass:
+    #: The packs whose blind-word rows differ from their entry's digest (None: rows of no record).
+    packs: list[str | None]
+    #: The records whose blind-word row ``record_terms_row`` does not place.
+    unplaced: list[str]
+
+
+def _terms_mismatches(conn: sqlite3.Connection) -> _TermsPass:
+    """The packs whose blind-word rows differ from their entry's digest (None: rows of no record),
+    and the records whose row's place is not where the row is.
 
     One pass in storage order, hashing each pack's run of rows; a pack whose rows are not one
     run (or are none) is only looked at record by record, which decides (:func:`_check_terms`).
@@ -782,7 +795,8 @@ def _terms_mismatches(conn: sqlite3.Connection) -> list[str | None]:
     finished: set[str] = set()
     current: str | None = None
     digest = hashlib.sha256()
-    for content_blob, terms in _term_rows(conn):
+    unplaced: list[str] = []
+    for content_blob, terms in _term_rows(conn, unplaced):
         if content_blob is None:
             if None not in differ:
                 differ.append(None)
@@ -793,7 +807,7 @@ def _terms_mismatches(conn: sqlite3.Connection) -> list[str | None]:
         else:
             digest.update(b"\n" + terms.encode("utf-8"))
     _finish_terms(current, digest, committed, differ, finished)
-    return differ + list(committed)  # what is left committed to rows that are not there
+    return _TermsPass(differ + list(committed), unplaced)  # committed: what is left, to rows not there
 
 
 def _finish_terms(pack: str | None, digest: Any, committed: dict[str, str], differ: list[str | None],
@@ -810,9 +824,9 @@ def _finish_terms(pack: str | None, digest: Any, committed: dict[str, str], diff
 
 
 def _check_terms(conn: sqlite3.Connection, report: VerifyReport,
-                 mismatches: _OnSecondConnection[list[str | None]]) -> None:
+                 mismatches: _OnSecondConnection[_TermsPass]) -> None:
     """Name each record whose blind-word row was altered, removed or added (search would lie about it)."""
-    for content_blob in dict.fromkeys(mismatches.result()):
+    for content_blob in dict.fromkeys(mismatches.result().packs):
         if content_blob is None:
             for (record_id,) in conn.execute(
                     "SELECT DISTINCT record_id FROM record_terms WHERE record_id NOT IN (SELECT id FROM record)"):
@@ -898,9 +912,10 @@ def _check_capture_spans(report: VerifyReport, spans: _OnSecondConnection[list[s
                                        "records and links they derive from"))
 
 
-def _check_search_index(report: VerifyReport, differences: _OnSecondConnection[list[str]]) -> None:
+def _check_search_index(conn: sqlite3.Connection, report: VerifyReport,
+                        participants: _OnSecondConnection[list[str]], terms: _OnSecondConnection[_TermsPass]) -> None:
     # Derived data too (store/search_index.py): a difference would make search miss or add records.
-    differ = differences.result()
+    differ = sorted(set(participants.result()) | set(misplaced_terms_rows(conn, terms.result().unplaced)))
     if differ:
         named = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
         report.problems.append(Problem("altered", "search index", f"the participant or word-row entries of "
