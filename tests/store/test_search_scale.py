@@ -148,6 +148,8 @@ TAMPERING = {
                                     "WHERE terms_rowid = (SELECT min(terms_rowid) FROM record_terms_row)",
     "a word row's place removed": "DELETE FROM record_terms_row WHERE terms_rowid = "
                                   "(SELECT max(terms_rowid) FROM record_terms_row)",
+    "a word row's place moved in time": "UPDATE record_terms_row SET created_utc = '2000-01-01T00:00:00Z' "
+                                        "WHERE terms_rowid = (SELECT min(terms_rowid) FROM record_terms_row)",
     "a word row's place given to another record": "UPDATE record_terms_row SET record_id = 'rec-not-this-one' "
                                                   "WHERE terms_rowid = (SELECT min(terms_rowid) FROM record_terms_row)",
 }

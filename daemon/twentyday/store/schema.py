@@ -268,8 +268,10 @@ MIGRATIONS: tuple[str, ...] = (
     # recipient, in a list SQLite cannot index, through record_participant (each record's
     # recipients, lower-cased as SQLite's lower() does, '' for an undated record's time; kept by
     # triggers on record); record_terms_row is where each record's blind-word row is (by that row's
-    # rowid, so verify reads it beside the rows in one pass; kept by schema.insert_rows, and emptied
-    # of a record deleted), with which a search that walks records in time order tests their words.
+    # rowid, so verify reads it beside the rows in one pass, and by the record's time and id, which
+    # grow as records come, so no index of it is written at random places; kept by
+    # schema.insert_rows, and emptied of a record deleted), with which a search that walks records
+    # in time order tests their words.
     # Both tables are derived, never ledgered, recomputed here for an upgraded archive and compared
     # with their sources by verify (store/search_index.py). Whatever deletes a record's blind-word
     # row alone deletes its row here. Safe to run again (IF NOT EXISTS, OR IGNORE/REPLACE).
@@ -290,16 +292,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER IF NOT EXISTS record_search_index_delete AFTER DELETE ON record BEGIN
         DELETE FROM record_participant WHERE created_utc = coalesce(old.created_utc, '') AND record_id = old.id
             AND participant IN (SELECT lower(value) FROM json_each(old.recipients));
-        DELETE FROM record_terms_row WHERE record_id = old.id;
+        DELETE FROM record_terms_row WHERE created_utc = coalesce(old.created_utc, '') AND record_id = old.id;
     END;
     INSERT OR IGNORE INTO record_participant (participant, created_utc, record_id)
         SELECT lower(j.value), coalesce(r.created_utc, ''), r.id FROM record r, json_each(r.recipients) j
         WHERE r.recipients != '[]' AND j.value != '';
     CREATE TABLE IF NOT EXISTS record_terms_row (
-        terms_rowid INTEGER PRIMARY KEY, record_id TEXT NOT NULL
+        terms_rowid INTEGER PRIMARY KEY, created_utc TEXT NOT NULL, record_id TEXT NOT NULL
     );
-    CREATE UNIQUE INDEX IF NOT EXISTS record_terms_row_record ON record_terms_row (record_id);
-    INSERT OR REPLACE INTO record_terms_row (terms_rowid, record_id) SELECT rowid, record_id FROM record_terms;
+    CREATE UNIQUE INDEX IF NOT EXISTS record_terms_row_record ON record_terms_row (created_utc, record_id);
+    INSERT OR REPLACE INTO record_terms_row (terms_rowid, created_utc, record_id)
+        SELECT t.rowid, coalesce(r.created_utc, ''), t.record_id
+        FROM record_terms t JOIN record r ON r.id = t.record_id;
     """,
 )
 
@@ -352,8 +356,9 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
 
 def derive_terms_rows(conn: sqlite3.Connection, after: int) -> None:
     """Where each blind-word row past rowid ``after`` is (``record_terms_row``, derived data)."""
-    conn.execute("INSERT OR REPLACE INTO record_terms_row (terms_rowid, record_id) "
-                 "SELECT rowid, record_id FROM record_terms WHERE rowid > ?", (after,))
+    conn.execute("INSERT OR REPLACE INTO record_terms_row (terms_rowid, created_utc, record_id) "
+                 "SELECT t.rowid, coalesce(r.created_utc, ''), t.record_id FROM record_terms t "
+                 "JOIN record r ON r.id = t.record_id WHERE t.rowid > ?", (after,))
 
 
 def _insert_values(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],

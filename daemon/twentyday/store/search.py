@@ -126,11 +126,13 @@ def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MAT
         # More do: walk the records in time order; each one's row of words is found through
         # record_terms_row (the full-text index finds rows by word, not by record).
         if held <= many_matches:
-            where.append("EXISTS (SELECT 1 FROM record_terms_row w WHERE w.record_id = record.id AND w.terms_rowid IN "
+            where.append("EXISTS (SELECT 1 FROM record_terms_row w WHERE w.created_utc = "
+                         "coalesce(record.created_utc, '') AND w.record_id = record.id AND w.terms_rowid IN "
                          "(SELECT rowid FROM record_terms WHERE record_terms MATCH ?))")
             params.append(match)
         else:
-            where.append("EXISTS (SELECT 1 FROM record_terms_row w, record_terms t WHERE w.record_id = record.id AND "
+            where.append("EXISTS (SELECT 1 FROM record_terms_row w, record_terms t WHERE w.created_utc = "
+                         "coalesce(record.created_utc, '') AND w.record_id = record.id AND "
                          "t.rowid = w.terms_rowid" + " AND instr(' ' || t.terms || ' ', ?) > 0" * len(terms) + ")")
             params += [f" {t} " for t in terms]
     # Dated records by time, then (unless a time bound leaves them out) undated ones by id: two

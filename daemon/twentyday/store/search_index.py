@@ -7,7 +7,8 @@
   recipient's records are read in time order. Triggers on ``record`` keep it (on insert and on
   delete). A table, so verify compares it with the record rows (:func:`participant_differences`).
 - ``record_terms_row``: where each record's row of the blind-word index is (keyed by that row's
-  ``rowid``, with a unique index by record), so a search that walks records in time order tests
+  ``rowid``, with a unique index by the record's time and id: both grow as records arrive, so
+  neither index is written at random places), so a search that walks records in time order tests
   a common word on each one instead of collecting every record that holds it.
   :func:`twentyday.store.schema.insert_rows` keeps it; verify reads it beside the blind-word rows,
   in the same pass that hashes them (``_term_rows`` in store/verify.py).
@@ -64,18 +65,19 @@ def participant_differences(conn: sqlite3.Connection) -> list[str]:
     return sorted(differ)
 
 
-#: Every blind-word row in storage order with its record, its words, and whether ``record_terms_row``
-#: puts that record's row there (a rowid lookup per row: the next one, in a table read in order).
+#: Every blind-word row in storage order with its record, its words, and the record and time
+#: ``record_terms_row`` places there (a rowid lookup per row: the next one, in a table read in order).
 TERM_ROWS_WITH_PLACES = (
-    "SELECT t.record_id, t.terms, w.record_id IS t.record_id FROM record_terms t "
+    "SELECT t.record_id, t.terms, w.record_id, w.created_utc FROM record_terms t "
     "LEFT JOIN record_terms_row w ON w.terms_rowid = t.rowid ORDER BY t.rowid")
 
 
 def misplaced_terms_rows(conn: sqlite3.Connection, unplaced: list[str]) -> list[str]:
     """The records whose ``record_terms_row`` entry is wrong, given ``unplaced`` (the records whose
-    blind-word row the pass over :data:`TERM_ROWS_WITH_PLACES` found no entry for): with as many
-    entries as rows and none unplaced, every entry is right (each row has one, and no two rows
-    share one); otherwise the entries that point at no row of their record are named too."""
+    blind-word row the pass over :data:`TERM_ROWS_WITH_PLACES` found no right entry for: none, or
+    one naming another record or time): with as many entries as rows and none unplaced, every
+    entry is right (each row has one, and no two rows share one); otherwise the entries that point
+    at no row of their record are named too."""
     differ = set(unplaced)
     entries, rows = conn.execute(
         "SELECT (SELECT count(*) FROM record_terms_row), (SELECT count(*) FROM record_terms)").fetchone()

@@ -758,21 +758,22 @@ def _term_rows(conn: sqlite3.Connection, unplaced: list[str]) -> Iterator[tuple[
     storage order side by side, instead of looking up each record by its (random) id; a record
     read ahead waits in memory until its term row comes (only as many as the two orders differ).
     """
-    records = conn.cursor().execute("SELECT id, content_blob FROM record ORDER BY rowid")
-    waiting: dict[str, str] = {}
-    for record_id, terms, placed in conn.execute(TERM_ROWS_WITH_PLACES):
-        if not placed:
-            unplaced.append(str(record_id))
-        pack = waiting.pop(record_id, None)
-        while pack is None:
+    records = conn.cursor().execute("SELECT id, content_blob, coalesce(created_utc, '') FROM record ORDER BY rowid")
+    waiting: dict[str, tuple[str, str]] = {}
+    for record_id, terms, placed_id, placed_at in conn.execute(TERM_ROWS_WITH_PLACES):
+        found = waiting.pop(record_id, None)
+        while found is None:
             row = records.fetchone()
             if row is None:
                 break
             if row[0] == record_id:
-                pack = row[1]
+                found = (row[1], row[2])
             else:
-                waiting[row[0]] = row[1]
-        yield pack, terms
+                waiting[row[0]] = (row[1], row[2])
+        # The place must name this row's record at the record's own time (a search finds it by both).
+        if placed_id != record_id or (found is not None and placed_at != found[1]):
+            unplaced.append(str(record_id))
+        yield (found[0] if found is not None else None), terms
 
 
 @dataclass
