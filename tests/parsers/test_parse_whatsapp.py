@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.chatgen import WORDS, us_twelve_hour_export
 from tests.parsers.conftest import events, messages, utc
 from twentyday.errors import HeldForReview, ParseError
 from twentyday.parsers.whatsapp import MAX_LINE_BYTES, conversation_name, looks_like_whatsapp, parse_text
@@ -390,6 +391,66 @@ def test_undecidable_order_uses_the_custodian_locale(day_first: bool, expected: 
 def test_contradictory_order_names_both_lines() -> None:
     with pytest.raises(ParseError, match=r"line 2: .*decided from line 1"):
         parse(DATA / "android_contradictory_order.txt")
+
+
+# --- one odd header costs only its own message ---------------------------------------
+
+
+ODD_START = datetime(2018, 1, 29, 23, 29)  # message 30 falls at 23:59
+
+
+def parse_bytes(data: bytes, **kwargs: Any) -> list[Record]:
+    return list(parse_text(io.BytesIO(data), hints(**kwargs)))
+
+
+def test_one_header_whose_hour_disagrees_with_pm_is_undated_and_the_rest_keep_their_times() -> None:
+    export = us_twelve_hour_export(50, ODD_START, odd={30: "1/29/18, 23:59 PM"})
+    records = parse_bytes(export.encode(), zone="America/New_York")
+    found = messages(records)
+    assert len(found) == 50
+    new_york = ZoneInfo("America/New_York")
+    for n, message in enumerate(found):
+        assert message.body == f"message {n} {WORDS[n % len(WORDS)]}"
+        if n == 30:
+            continue
+        assert message.created_at == (ODD_START + timedelta(minutes=n)).replace(tzinfo=new_york)
+        assert message.flags == ()
+    odd = found[30]
+    assert (odd.sender, odd.created_at, odd.flags) == ("Counterpart", None, ("undated",))
+    assert odd.time is not None
+    assert odd.time.raw == "1/29/18, 23:59 PM"
+    assert odd.time.layout == "whatsapp-android %m/%d/%y, %I:%M %p (not read: hour above 12 on a 12-hour clock)"
+    assert (odd.time.day_first, odd.time.decided_by, odd.time.zone) == (False, "file", "America/New_York")
+    # The times either side are not borrowed: 23:58 before it, 00:00 the next day after it.
+    assert found[29].created_at == datetime(2018, 1, 29, 23, 58, tzinfo=new_york)
+    assert found[31].created_at == datetime(2018, 1, 30, 0, 0, tzinfo=new_york)
+    assert [e.kind for e in events(records)] == ["system"]
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("2/30/18, 9:00 AM", "not a calendar date and time"),  # no 30 February
+        ("1/29/18, 9:61 AM", "not a calendar date and time"),
+        ("13/29/18, 9:00 AM", "not a calendar date and time"),  # both fields above 12: no date at all
+        ("1/29/18, 13:00 AM", "hour above 12 on a 12-hour clock"),
+    ],
+)
+def test_a_header_that_is_no_time_is_undated_with_its_text(header: str, why: str) -> None:
+    export = us_twelve_hour_export(5, ODD_START, odd={2: header})
+    found = messages(parse_bytes(export.encode(), zone="America/New_York"))
+    assert [m.created_at is None for m in found] == [False, False, True, False, False]
+    assert found[2].time is not None
+    layout = f"whatsapp-android %m/%d/%y, %I:%M %p (not read: {why})"
+    assert (found[2].time.raw, found[2].time.layout) == (header, layout)
+    assert found[3].created_at == datetime(2018, 1, 29, 23, 32, tzinfo=ZoneInfo("America/New_York"))
+
+
+def test_an_odd_header_on_a_system_line_is_an_undated_event() -> None:
+    data = b"1/29/18, 23:59 PM - You created group \"Ops\"\n1/30/18, 9:00 AM - Jane Doe: first\n"
+    records = parse_bytes(data, zone="UTC")
+    assert [(e.kind, e.at, e.detail) for e in events(records)] == [("system", None, 'You created group "Ops"')]
+    assert [m.created_at for m in messages(records)] == [datetime(2018, 1, 30, 9, 0, tzinfo=ZoneInfo("UTC"))]
 
 
 # --- unreadable input ------------------------------------------------------------

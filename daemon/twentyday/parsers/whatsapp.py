@@ -250,7 +250,7 @@ class _Pending:
 
     __slots__ = ("at", "author", "lines", "time")
 
-    def __init__(self, at: datetime, time: TimeReading, author: str | None, text: str) -> None:
+    def __init__(self, at: datetime | None, time: TimeReading, author: str | None, text: str) -> None:
         self.at = at
         self.time = time
         self.author = author
@@ -265,8 +265,10 @@ def parse_text(stream: BinaryIO, hints: ParseHints) -> Iterator[Record]:
 
     The layout pass runs now, so an unknown layout (:class:`ParseError`) or an
     undecidable day/month order (:class:`HeldForReview`) is raised before any
-    record; invalid UTF-8 or an impossible date further down raises
-    :class:`ParseError` while iterating, naming the line.
+    record; invalid UTF-8, or a date that contradicts the day/month order the
+    file decided, raises :class:`ParseError` while iterating, naming the line.
+    A header whose time is not a time (``1/29/18, 23:59 PM``, ``2/30/18``) costs
+    only its own message: it is undated, flagged ``undated``, its text kept.
     """
     layout, order = _layout_pass(stream, hints)
     stream.seek(0)
@@ -426,7 +428,12 @@ class _Clock:
         self.last_raw = ""
         self.last: tuple[datetime, TimeReading] | None = None
 
-    def read(self, match: re.Match[str], lineno: int) -> tuple[datetime, TimeReading]:
+    def read(self, match: re.Match[str], lineno: int) -> tuple[datetime | None, TimeReading]:
+        """The header's time, or None with the text kept when it is not a time (never guessed).
+
+        Raises ParseError only when the line contradicts the day/month order the
+        file itself decided: that doubt is about every line, not this one.
+        """
         raw: str = match["raw"]
         # Consecutive messages often share a minute: reuse the reading.
         if raw == self.last_raw and self.last is not None:
@@ -436,7 +443,8 @@ class _Clock:
         second = int(match["S"]) if self.layout.seconds else 0
         if self.layout.twelve_hour:
             if hour > 12:
-                raise ParseError(f"line {lineno}: {raw!r} has an hour above 12 on a 12-hour clock", code="bad_date")
+                # "23:59 PM": which half the phone meant cannot be told from the line.
+                return None, self._unread(raw, "hour above 12 on a 12-hour clock")
             hour = hour % 12 + (12 if match["ap"][0] in _PM_FIRST_CHARS else 0)
         try:
             # Wall time in the custodian's zone with fold=0: a time that does not
@@ -444,7 +452,9 @@ class _Clock:
             # the offset in force before the transition, as zoneinfo does.
             at = datetime(year, month, day, hour, minute, second, tzinfo=self.zone)
         except ValueError:
-            raise ParseError(f"line {lineno}: {raw!r} is not a valid {self._reading()}", code="bad_date") from None
+            if self._contradicts_order(month, day):
+                raise ParseError(f"line {lineno}: {raw!r} is not a valid {self._reading()}", code="bad_date") from None
+            return None, self._unread(raw, "not a calendar date and time")
         reading = TimeReading(
             raw=raw,
             layout=self.name,
@@ -454,6 +464,20 @@ class _Clock:
         )
         self.last_raw, self.last = raw, (at, reading)
         return at, reading
+
+    def _unread(self, raw: str, why: str) -> TimeReading:
+        # The reason is twentyday's words (the index holds it in clear); the text is sealed.
+        return TimeReading(
+            raw=raw,
+            layout=f"{self.name} (not read: {why})",
+            day_first=self.order.day_first,
+            decided_by=self.order.decided_by,
+            zone=self.zone_name,
+        )
+
+    def _contradicts_order(self, month: int, day: int) -> bool:
+        """A month above 12 whose day would be one: the file's other order, not one bad line."""
+        return self.order.decided_by == "file" and month > 12 >= day >= 1
 
     def _date(self, match: re.Match[str]) -> tuple[int, int, int]:
         kind = self.layout.date_kind
@@ -505,7 +529,7 @@ def _record_pass(
         yield from _finish(pending, conversation, ios)
 
 
-def _start(at: datetime, reading: TimeReading, rest: str) -> _Pending:
+def _start(at: datetime | None, reading: TimeReading, rest: str) -> _Pending:
     # Authors may contain ": " only in theory; WhatsApp itself splits on the first.
     author, sep, text = rest.partition(": ")
     if not sep:
@@ -544,7 +568,7 @@ def _finish(pending: _Pending, conversation: str, ios: bool) -> list[Record]:
         body=body,
         attachments=attachments,
         edited=edited,
-        flags=flags,
+        flags=flags if pending.at is not None else (*flags, "undated"),
     )
     if not flags:
         return [message]
@@ -570,7 +594,7 @@ def _event(kind: EventKind, message: ParsedMessage, detail: str) -> ParsedEvent:
     )
 
 
-def _system_event(conversation: str, at: datetime, text: str) -> ParsedEvent:
+def _system_event(conversation: str, at: datetime | None, text: str) -> ParsedEvent:
     detail = text.strip(_TRIM)
     lowered = detail.lower()
     turned_on = any(p in lowered for p in _DISAPPEARING) and not any(
