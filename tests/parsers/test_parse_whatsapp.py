@@ -14,6 +14,8 @@ import pytest
 from tests.chatgen import WORDS, us_twelve_hour_export
 from tests.parsers.conftest import events, messages, utc
 from twentyday.errors import HeldForReview, ParseError
+from twentyday.parsers.base import FileSource
+from twentyday.parsers.registry import choose
 from twentyday.parsers.whatsapp import MAX_LINE_BYTES, conversation_name, looks_like_whatsapp, parse_text
 from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record
 
@@ -275,6 +277,76 @@ def test_ios_before_2017_colon_separator() -> None:
     assert utc_times(records) == [utc(2016, 7, 2, 0, 8, 8), utc(2016, 7, 13, 16, 0)]
     assert [m.sender for m in msgs] == ["Alice", "Bob"]
     assert msgs[1].body == "reply with a colon: inside\nand a second line"
+
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+def test_ios_iso_date_with_seconds() -> None:
+    records = parse(DATA / "ios_iso_seconds.txt", zone="Europe/Stockholm")
+    msgs = messages(records)
+    assert [(m.sender, m.created_at, m.flags, m.edited) for m in msgs] == [
+        ("Anna Berg", datetime(2019, 4, 16, 2, 9, 40, tzinfo=STOCKHOLM), (), False),
+        ("Bo Ek", datetime(2019, 4, 16, 14, 10, 5, tzinfo=STOCKHOLM), (), False),
+        ("Bo Ek", datetime(2019, 4, 16, 14, 11, 0, tzinfo=STOCKHOLM), ("media_referenced",), False),
+        ("Anna Berg", datetime(2019, 4, 16, 23, 59, 59, tzinfo=STOCKHOLM), ("media_omitted",), False),
+        ("Bo Ek", datetime(2019, 4, 17, 0, 0, 1, tzinfo=STOCKHOLM), ("deleted",), False),
+        ("Anna Berg", datetime(2019, 4, 17, 8, 30, tzinfo=STOCKHOLM), (), True),
+    ]
+    assert utc_times(records)[0] == utc(2019, 4, 16, 0, 9, 40)  # CEST, +02:00
+    assert msgs[1].body == "Thanks, reading it now\nit needs a second look at page 4"
+    assert msgs[2].attachments == (
+        ParsedAttachment("00000012-PHOTO-2019-04-16-14-11-00.jpg", "image/jpeg"),
+    )
+    assert msgs[5].body == "Meeting moved to 10:00"
+    assert [(e.kind, e.at) for e in events(records)] == [
+        ("system", datetime(2019, 4, 16, 2, 9, 11, tzinfo=STOCKHOLM)),  # E2E notice, under the chat's name
+        ("system", datetime(2019, 4, 16, 2, 9, 11, tzinfo=STOCKHOLM)),  # group created
+        ("incomplete_copy", datetime(2019, 4, 16, 23, 59, 59, tzinfo=STOCKHOLM)),
+        ("deleted_message", datetime(2019, 4, 17, 0, 0, 1, tzinfo=STOCKHOLM)),
+    ]
+    time = msgs[0].time
+    assert time is not None
+    assert (time.raw, time.layout, time.day_first, time.decided_by, time.zone) == (
+        "2019-04-16 02:09:40", "whatsapp-ios %Y-%m-%d %H:%M:%S", None, "format", "Europe/Stockholm",
+    )
+
+
+def test_ios_iso_date_without_seconds() -> None:
+    records = parse(DATA / "ios_iso_minutes.txt", zone="Europe/Stockholm")
+    msgs = messages(records)
+    assert [(m.sender, m.created_at, m.flags) for m in msgs] == [
+        ("Anna Berg", datetime(2019, 4, 16, 2, 9, tzinfo=STOCKHOLM), ()),
+        ("Bo Ek", datetime(2019, 4, 16, 14, 10, tzinfo=STOCKHOLM), ()),
+        ("Anna Berg", datetime(2019, 4, 16, 23, 59, tzinfo=STOCKHOLM), ("media_omitted",)),
+        ("Bo Ek", datetime(2019, 4, 17, 0, 0, tzinfo=STOCKHOLM), ()),
+    ]
+    assert [e.kind for e in events(records)] == ["system", "incomplete_copy"]
+    assert {m.time.layout for m in msgs if m.time} == {"whatsapp-ios %Y-%m-%d %H:%M"}
+
+
+@pytest.mark.parametrize(
+    ("head", "parser"),
+    [
+        # iOS's marks (LRM before a body, or before the bracket) name WhatsApp...
+        ("[2019-04-16 02:09:11] Team: \u200eMessages and calls are end-to-end encrypted.\n", "whatsapp"),
+        ("[2019-04-16 02:09:11] Anna: hi\n\u200e[2019-04-16 02:10:00] Bo: \u200eimage omitted\n", "whatsapp"),
+        ("[2019-04-16, 02:09] Team: \u200eMessages and calls are end-to-end encrypted.\n", "whatsapp"),
+        # ...no comma and no seconds is no form signal-export writes...
+        ("[2019-04-16 02:09] Anna: hi\n", "whatsapp"),
+        # ...and without marks, signal-export's own two forms stay Signal's.
+        ("[2019-04-16 02:09:11] Anna: hi\n[2019-04-16 02:10:00] Bo: hello\n", "signal"),
+        ("[2019-04-16, 02:09] Anna: hi\n", "signal"),
+    ],
+)
+def test_bracketed_iso_headers_are_told_from_signal_export_by_content(
+    tmp_path: Path, head: str, parser: str
+) -> None:
+    path = tmp_path / "chat.txt"
+    path.write_text(head, encoding="utf-8")
+    chosen = choose(FileSource(path))
+    assert chosen is not None
+    assert parser == chosen.NAME
 
 
 # --- Android ---------------------------------------------------------------------

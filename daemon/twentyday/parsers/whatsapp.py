@@ -22,6 +22,7 @@ Supported headers (LF or CRLF; BOM, U+FEFF, LRM/RLM marks tolerated)::
     iOS          [3/27/22, 21:41:35] AUTHOR: TEXT   [3/27/22 21:41:35]   [3/27/22 21.41.35]
                  [21:41:35, 3/27/22]   [14/12/20, 10:28:09 PM]   [3/27/2565 BE, 21:41:35]
                  [3/27/R4, 21:41:35]   [27/3/2022، 21:41:35]   [٢٧/٣/٢٠٢٢، ٩:٤١:٣٥ م]
+                 [2019-04-16, 02:09:11]   [2019-04-16 02:09]   [2019-04-16 02:09:11]
     iOS < 2017   7/1/16, 5:08:08 PM: AUTHOR: TEXT
 
 Twelve-hour markers: ``AM``/``PM`` in any case, ``a.m.``, ``a. m.`` (space,
@@ -278,19 +279,25 @@ def parse_text(stream: BinaryIO, hints: ParseHints) -> Iterator[Record]:
 def looks_like_whatsapp(head: bytes) -> bool:
     """Whether the first bytes of a file read as a WhatsApp text export.
 
-    True when the first non-blank line is a WhatsApp message header. Bracketed
-    year-first headers without a comma or without seconds are left to the
-    Signal parser: that is what signal-export writes, and iOS never omits them.
+    True when the first non-blank line is a WhatsApp message header. The two
+    bracketed year-first forms signal-export writes (``[2019-04-16 02:09:11]``
+    and ``[2019-04-16, 02:09]``) are WhatsApp only when the head carries iOS's
+    own marks (see :func:`_ios_marked`); without them they are left to the
+    Signal parser. ``[2019-04-16 02:09]`` (no comma, no seconds) is no form
+    signal-export writes, so it is WhatsApp by itself.
     """
     text = head[:_SNIFF_BYTES].decode("utf-8", errors="replace")
-    for line in text.split("\n", 20)[:20]:
+    lines = text.split("\n", 20)[:20]
+    for index, line in enumerate(lines):
         clean = line.translate(_STRIP_MARKS).strip("\r")
         if not clean.strip():
             continue
         if _NO_YEAR.match(clean):
             return True
         layout = _detect_layout(clean)
-        return layout is not None and not _signal_lookalike(layout)
+        if layout is None:
+            return False
+        return not _signal_lookalike(layout) or _ios_marked(layout, lines[index:])
     return False
 
 
@@ -406,11 +413,30 @@ def _date_kind(groups: dict[str, str | None]) -> tuple[DateKind | None, int]:
 
 
 def _signal_lookalike(layout: _Layout) -> bool:
-    return (
-        layout.frame == "ios"
-        and layout.date_kind == "ymd"
-        and (not layout.seconds or layout.joiner == " ")
-    )
+    """signal-export's chat.md header forms: seconds and no comma, or a comma and no seconds."""
+    return layout.frame == "ios" and layout.date_kind == "ymd" and layout.seconds == (layout.joiner == " ")
+
+
+def _ios_marked(layout: _Layout, lines: list[str]) -> bool:
+    """Whether a header line in ``lines`` carries the LRM iOS WhatsApp writes and signal-export never does.
+
+    iOS puts a U+200E before the ``[`` of a line that carries media or system text, and at
+    the start of the body of its system notices (every export opens with the end-to-end
+    notice, so marked). A signal-export body that itself starts with an LRM would be read
+    as WhatsApp; signal-export writes none of its own.
+    """
+    header = layout.header_regex()
+    for line in lines:
+        line = line.lstrip("\ufeff").rstrip("\r")
+        match = header.match(line)
+        if match is None:
+            continue
+        if line.startswith("\u200e"):
+            return True
+        _, sep, body = line[match.end() :].partition(": ")
+        if sep and body.startswith("\u200e"):
+            return True
+    return False
 
 
 # --- record pass ------------------------------------------------------------------
