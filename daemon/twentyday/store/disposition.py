@@ -326,11 +326,8 @@ def destroyed(conn: sqlite3.Connection, object_id: str) -> dict[str, Any] | None
     return {"id": object_id, "disposition": found[0], "destroyed_at": found[1], "plan": found[2]}
 
 
-def mark_destroyed(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Search results with a ``destroyed`` flag on each destroyed record (its metadata is the tombstone)."""
-    if not rows or conn.execute("SELECT 1 FROM disposed_record LIMIT 1").fetchone() is None:
-        return rows
-    for row in rows:
-        if destroyed(conn, row["id"]) is not None:
-            row["flags"] = [*row["flags"], "destroyed"]
-    return rows
+def mark_destroyed(conn: sqlite3.Connection, row: dict[str, Any]) -> dict[str, Any]:
+    """A search result with a ``destroyed`` flag when its record was destroyed (its metadata is the tombstone)."""
+    if destroyed(conn, row["id"]) is not None:
+        row["flags"] = [*row["flags"], "destroyed"]
+    return row

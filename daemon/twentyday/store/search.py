@@ -80,7 +80,7 @@ def search(archive: Archive, filters: Filters, *, few_matches: int = FEW_MATCHES
                    filters.limit)
     if archive.conn.execute("SELECT 1 FROM disposed_record LIMIT 1").fetchone() is None:
         return rows  # nothing was ever destroyed: no tombstone to mark
-    return (marked for row in rows for marked in mark_destroyed(archive.conn, [row]))
+    return (mark_destroyed(archive.conn, row) for row in rows)
 
 
 Statement = tuple[str, list[Any]]
