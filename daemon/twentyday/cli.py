@@ -7,17 +7,19 @@ Listing commands take ``--json`` and then print machine-readable output only.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
 import json
 import os
 import sqlite3
+import sys
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -46,6 +48,9 @@ from twentyday.store.archive import Archive
 from twentyday.store.disclosures import disclosing_actor, require_purpose
 from twentyday.store.summary import Window, compliance_summary
 from twentyday.store.verify import verify_archive
+
+if TYPE_CHECKING:
+    from twentyday.pipeline.dry_run import DryRun
 
 # serve, ingest, init, create, keys add-recipient, smtp-user, report and alerts deliver import their modules
 # when they run:
@@ -359,12 +364,17 @@ def serve(ctx: click.Context) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--custodian", help="Custodian id (default: route from the item's own headers).")
+@click.option("--dry-run", is_flag=True,
+              help="Print what would be read (parser, counts, how times were read); store nothing.")
 @json_option
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, as_json: bool) -> None:
+def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, dry_run: bool, as_json: bool) -> None:
     """Ingest files once, through the same pipeline as the daemon; reports each file."""
     from twentyday.pipeline import process as pipeline
 
+    if dry_run:
+        ingest_dry_run(ctx, paths, custodian, as_json)
+        return
     outcomes = []
     with open_archive(ctx) as archive:
         if custodian is not None and archive.config.custodian(custodian) is None:
@@ -374,7 +384,8 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
                 raise NotFoundError(f"{path}: no such file (or not a regular file)")
         for path in paths:
             item = pipeline.Item(path.name, "cli", now(), path=path, custodian_id=custodian)
-            outcome = pipeline.process(archive, item)
+            with terminal_progress(path.name) as progress:
+                outcome = pipeline.process(archive, item, progress)
             outcomes.append(outcome)
             if not as_json:
                 click.echo(f"{outcome.state:<12} {outcome.source}  {outcome.capture_id}  {outcome.detail}")
@@ -385,6 +396,72 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, a
                                 "detail": o.detail} for o in outcomes], indent=2))
     if any(o.state in {"quarantined", "held"} for o in outcomes):
         ctx.exit(ParseError.exit_code)  # HeldForReview is a ParseError too
+
+
+@contextlib.contextmanager
+def terminal_progress(name: str) -> Iterator[Callable[[int], None] | None]:
+    """Progress on stderr for a person at a terminal; None (today's output only) for scripts and logs."""
+    from twentyday.pipeline.progress import TerminalProgress
+
+    stream = sys.stderr
+    if not stream.isatty():
+        yield None
+        return
+    progress = TerminalProgress(stream, name)
+    try:
+        yield progress
+    finally:
+        progress.finish()
+
+
+def ingest_dry_run(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, as_json: bool) -> None:
+    """``ingest --dry-run``: the config's custodians give the zone and locale; no archive is opened."""
+    from twentyday.pipeline import dry_run
+
+    config = load_config(ctx)
+    if custodian is not None and config.custodian(custodian) is None:
+        raise NotFoundError(f"no custodian {custodian!r} in {config.path}")
+    for path in paths:
+        if not path.is_file():
+            raise NotFoundError(f"{path}: no such file (or not a regular file)")
+    readable = True
+    for path in paths:
+        with terminal_progress(path.name) as progress:
+            summary = dry_run.read_file(config, path, custodian, progress)
+        readable = readable and summary.readable
+        if as_json:
+            click.echo(json.dumps(summary.as_json(), ensure_ascii=False))
+        else:
+            echo_dry_run(summary)
+    if not readable:
+        ctx.exit(ParseError.exit_code)  # as ingest: the file would be quarantined or held
+
+
+def echo_dry_run(summary: DryRun) -> None:
+    """One file's dry run, for a person: the outcome, then one fact per line."""
+    click.echo(f"{summary.outcome:<12} {_cell(summary.source)}")
+    if summary.code:
+        click.echo(f"  reason:     {summary.code}: {_cell(summary.reason)}")
+    if summary.parser:
+        click.echo(f"  parser:     {summary.parser}")
+    if summary.custodian:
+        locale = summary.locale or "none (day/month order from the file, else held)"
+        click.echo(f"  custodian:  {summary.custodian} (zone {summary.zone}, locale {locale})")
+    if summary.outcome == "unrouted":
+        click.echo("  (give --custodian ID to read it as that custodian's)")
+    if not summary.parser or summary.outcome == "unrouted":
+        return
+    click.echo(f"  records:    {summary.records} ({summary.undated} undated, {summary.incomplete} incomplete, "
+               f"{summary.deleted} deleted, {summary.edited} edited)")
+    events = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.events.items())) or "none"
+    click.echo(f"  events:     {events}")
+    if summary.first is not None and summary.last is not None:
+        click.echo(f"  messages:   {summary.first.isoformat()} to {summary.last.isoformat()}")
+    for number, reading in enumerate(summary.readings):
+        order = {True: "day first", False: "month first", None: "no day/month order"}[reading.day_first]
+        label = "times read:" if number == 0 else ""
+        click.echo(f"  {label:<11} {reading.count} as {_cell(reading.layout)}; {order}, decided by "
+                   f"{reading.decided_by}; zone {reading.zone}")
 
 
 def filter_options(function: F) -> F:

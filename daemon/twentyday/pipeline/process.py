@@ -38,6 +38,8 @@ from twentyday.parsers.base import (
 )
 from twentyday.parsers.mail import email as email_parser
 from twentyday.pipeline.origin import Origin, origin_of, unchecked_origin
+from twentyday.pipeline.progress import EVERY as PROGRESS_EVERY
+from twentyday.pipeline.progress import ProgressCallback
 from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints, Record
 from twentyday.spool import SealedFile
 from twentyday.store import alerts
@@ -223,8 +225,11 @@ def with_origin(config: Config, item: Item) -> Item:
     return dataclasses.replace(item, origin=origin_of(config, item.channel, item.envelope, raw))
 
 
-def process(archive: Archive, item: Item) -> Outcome:
-    """Ingest one item. Never raises for bad content: it quarantines, holds or keeps unrouted."""
+def process(archive: Archive, item: Item, progress: ProgressCallback | None = None) -> Outcome:
+    """Ingest one item. Never raises for bad content: it quarantines, holds or keeps unrouted.
+
+    ``progress``, if given, is called with the count of messages read so far, every
+    :data:`~twentyday.pipeline.progress.EVERY` messages (``ingest`` on a terminal)."""
     config = archive.config
     item = with_origin(config, item)
     custodian = config.custodian(item.custodian_id) if item.custodian_id else None
@@ -235,7 +240,7 @@ def process(archive: Archive, item: Item) -> Outcome:
     except ParseError as error:
         return _store_plan(archive, item, _kept_after(error, item.custodian_id))
     try:
-        return _store_plan(archive, item, _plan(config, item, custodian, source))
+        return _store_plan(archive, item, _plan(config, item, custodian, source), progress=progress)
     finally:
         close()
 
@@ -362,7 +367,8 @@ def _plan(config: Config, item: Item, custodian: Custodian | None, source: Expor
     return _Parse(custodian.id, parser.NAME, records)
 
 
-def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: bool = True) -> Outcome:
+def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: bool = True,
+                progress: ProgressCallback | None = None) -> Outcome:
     if isinstance(plan, _Keep):
         return _keep(archive, item, plan, savepoint)
     owner = archive.config.custodian(plan.custodian_id)
@@ -377,7 +383,7 @@ def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: b
     try:
         flags = item.origin.flags if item.origin is not None else ()
         thread = _thread_names(archive) if plan.parser in MAIL_PARSERS else None
-        drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words, flags, thread)
+        drafts = _drafts(owner, plan.records, events, tally, plan.parser, plan.words, flags, thread, progress)
         result = archive.ingest(_capture(item, owner.id, plan.parser), drafts, events, before_commit=raise_alerts,
                                 savepoint=savepoint)
     except (HeldForReview, ParseError) as error:
@@ -448,7 +454,8 @@ def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
 
 def _drafts(custodian: Custodian, records: Iterable[Record], events: list[ParsedEvent],
             tally: _Tally, parser: str, words: tuple[frozenset[str] | None, ...] = (),
-            flags: tuple[str, ...] = (), thread: Callable[[str], str] | None = None) -> Iterator[RecordDraft]:
+            flags: tuple[str, ...] = (), thread: Callable[[str], str] | None = None,
+            progress: ProgressCallback | None = None) -> Iterator[RecordDraft]:
     """Messages become drafts; events are set aside for the store (it takes them after).
 
     ``words``, when the records were read ahead, holds each record's search words;
@@ -468,16 +475,25 @@ def _drafts(custodian: Custodian, records: Iterable[Record], events: list[Parsed
             record = dataclasses.replace(made.message, conversation=thread(record.conversation))
             made = dataclasses.replace(made, message=record)
         tally.messages += 1
+        if progress is not None and not tally.messages % PROGRESS_EVERY:
+            progress(tally.messages)
         tally.conversation = tally.conversation or record.conversation
         if record.attachments:
             tally.with_media += 1
         yield made
-    limit = WHATSAPP_MEDIA_LIMIT if tally.with_media else WHATSAPP_LIMIT
-    if parser == "whatsapp" and tally.messages >= limit:
-        event = ParsedEvent("truncated_export", tally.conversation, None,
-                            f"{tally.messages} messages: WhatsApp may have cut older history from this export")
+    event = truncation(parser, tally.messages, tally.with_media, tally.conversation)
+    if event is not None:
         events.append(event)
         tally.events[(event.kind, event.conversation)] += 1
+
+
+def truncation(parser: str, messages: int, with_media: int, conversation: str) -> ParsedEvent | None:
+    """The ``truncated_export`` event an export this long gets (WhatsApp cuts older history), or None."""
+    limit = WHATSAPP_MEDIA_LIMIT if with_media else WHATSAPP_LIMIT
+    if parser == "whatsapp" and messages >= limit:
+        return ParsedEvent("truncated_export", conversation, None,
+                           f"{messages} messages: WhatsApp may have cut older history from this export")
+    return None
 
 
 #: Parsers whose conversation is a mail thread, named by its first Message-ID (:func:`_thread_names`).
