@@ -38,6 +38,7 @@ SAMPLES = {
     "whatsapp": lambda: ("WhatsApp Chat with Team.txt", (DATA / "whatsapp" / "android_iso_am.txt").read_bytes()),
     "telegram": lambda: ("result.json", (DATA / "telegram" / "full_export" / "result.json").read_bytes()),
     "signal": lambda: ("signal-export.zip", _zipped(DATA / "signal" / "signal-export", "signal-export/")),
+    "imessage": lambda: ("imessage_export.zip", _zipped(DATA / "imessage" / "txt-export", "imessage_export/")),
     "slack": lambda: ("Slack export.zip", (DATA / "slack" / "slack-export-viewer" / "testarchive.zip").read_bytes()),
     "sms_backup": lambda: ("sms-20231009.xml", (DATA / "sms" / "backup.xml").read_bytes()),
     "messenger": lambda: ("facebook-janedoe-2024.zip",

@@ -8,7 +8,11 @@ before the looser text ones. A format added here is recognised on both paths.
 
 from __future__ import annotations
 
-from twentyday.parsers import google_chat, messenger, signal, slack, sms_backup, telegram, whatsapp
+from twentyday.parsers import google_chat, imessage, messenger, signal, slack, sms_backup, telegram, whatsapp
 from twentyday.parsers.base import ParserModule
 
-CHAT_FORMATS: tuple[ParserModule, ...] = (whatsapp, telegram, signal, slack, sms_backup, messenger, google_chat)
+CHAT_FORMATS: tuple[ParserModule, ...] = (
+    whatsapp, telegram, signal,
+    imessage,  # a first line that is exactly chrono's "%b %d, %Y %l:%M:%S %p": no other format's
+    slack, sms_backup, messenger, google_chat,
+)
