@@ -131,6 +131,33 @@ def signal_export_folder(path: Path) -> int:
     return count
 
 
+_IMESSAGE_MONTH = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+#: imessage-exporter txt: a message starts at an unindented time line after a blank line (or the file's
+#: start); a reply's indented copy under its parent is not one (the tool writes it again in its place).
+#: Its own line (a read receipt may follow), or an announcement's verb after the time: a body line that
+#: happens to start with a date ("Mar 12, 2024  1:00:00 PM works for …") is neither.
+_IMESSAGE_TXT_MESSAGE = re.compile(
+    rf"(?:\A|\n\n)(?:{_IMESSAGE_MONTH}) \d{{2}}, \d{{4}} +\d{{1,2}}:\d{{2}}:\d{{2}} [AP]M"
+    r"(?:(?: \(Read by[^\n]*\))?$| [^\n]* (?:renamed|added|removed|left|unsent|named|changed) )", re.MULTILINE)
+_IMESSAGE_HTML_MESSAGE = re.compile(r'<div class="message"[,> ]')  # the tool writes `class="message", id=` too
+_IMESSAGE_HTML_REPLY_COPY = re.compile(r'<div class="reply"[ >]')
+_IMESSAGE_HTML_ANNOUNCEMENT = re.compile(r'<div class ?="announcement"')
+
+
+def imessage_folder(path: Path) -> int:
+    """imessage-exporter: each conversation's messages (txt time lines; html message divs, less the copies
+    of replies under their parents, and announcements)."""
+    count = 0
+    for chat in sorted(p for p in path.iterdir() if p.is_file()):
+        body = text(chat)
+        if chat.suffix == ".txt":
+            count += len(_IMESSAGE_TXT_MESSAGE.findall(body))
+        else:
+            count += (len(_IMESSAGE_HTML_MESSAGE.findall(body)) - len(_IMESSAGE_HTML_REPLY_COPY.findall(body))
+                      + len(_IMESSAGE_HTML_ANNOUNCEMENT.findall(body)))
+    return count
+
+
 # --- how mail samples become mail ---------------------------------------------------------------
 
 
@@ -184,6 +211,7 @@ FOLDERS: dict[str, Rule | tuple[Rule, ...]] = {
         Rule(meta_folder, folders=("instagram_export", "messenger_export")),
     ),
     "sms": Rule(sms_elements, exports=("*.xml",)),
+    "imessage": Rule(imessage_folder, folders=("txt-export", "html-export")),
     "mbox": (
         Rule(mbox_messages, exports=("*.mbox",)),
         Rule(one_mail, exports=("msg_*.txt",), at_least=True),
