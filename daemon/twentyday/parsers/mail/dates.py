@@ -2,8 +2,10 @@
 
 Pure: no I/O, no clock. A client writes the original's date in the language of
 the person who forwarded it ("mer. 27 oct. 2021 à 09:31", "Mi., 27. Okt. 2021
-um 09:31 Uhr", "02/10/2023 4:52 PM EST"), so this module reads month and
-weekday names in several languages, the little words around them ("à",
+um 09:31 Uhr", "02/10/2023 4:52 PM EST"), so this module reads month,
+weekday and AM/PM words of 45 locales from CLDR (``calendar_words``: genitive and
+abbreviated forms, a word's meaning settled by the language of the other words),
+CJK dates ("2023年1月5日 14時03分", "2023년 1월 5일"), "14h03", the little words around them ("à",
 "um ... Uhr", "a las", "alle ore", "om"), 12- and 24-hour clocks and the zone
 forms clients use ("+0200", "GMT+1", "UTC+3", "(UTC+01:00)", "CEST", "OESZ").
 
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Literal
 
+from twentyday.parsers.mail.calendar_words import CLIENT_LOCALES, WORD_MARKS, calendar_words, fold, word_key
 from twentyday.records import DecidedBy
 
 __all__ = ["MAX_DATE_CHARS", "DateReading", "fold", "read_mail_date", "split_leading_date"]
@@ -36,91 +39,10 @@ YEARS = range(1970, 2200)
 #: (POSIX ``%y`` would make "56" 2056, decades after any forward carrying the date.)
 TWO_DIGIT_YEAR_PIVOT = 50
 
-#: Languages in the order used to name a layout when a word fits several.
-LANG_ORDER = ("en", "de", "fr", "es", "it", "nl", "pt", "ru", "da", "nb", "sv", "fi", "pl")
-
-# --- Localised words (data) -------------------------------------------------------------
-# Months and weekdays: "|" separates the entries in calendar order (January.., Monday..),
-# spaces separate the spellings of one entry. Accents and case do not matter (see
-# ``fold``); a trailing "." is never part of a word.
-
-MONTH_NAMES: Mapping[str, str] = {
-    "en": "january jan | february feb | march mar | april apr | may | june jun | july jul"
-    " | august aug | september sep sept | october oct | november nov | december dec",
-    "de": "januar jan jänner jän | februar feb feber | märz mär mrz | april apr | mai"
-    " | juni jun | juli jul | august aug | september sep sept | oktober okt | november nov"
-    " | dezember dez",
-    "fr": "janvier janv jan | février févr fév | mars mar | avril avr | mai | juin"
-    " | juillet juil | août | septembre sept | octobre oct | novembre nov | décembre déc",
-    "es": "enero ene | febrero feb | marzo mar | abril abr | mayo may | junio jun | julio jul"
-    " | agosto ago | septiembre setiembre sep sept set | octubre oct | noviembre nov"
-    " | diciembre dic",
-    "it": "gennaio gen | febbraio feb | marzo mar | aprile apr | maggio mag | giugno giu"
-    " | luglio lug | agosto ago | settembre set | ottobre ott | novembre nov | dicembre dic",
-    "nl": "januari jan | februari feb | maart mrt mar | april apr | mei | juni jun | juli jul"
-    " | augustus aug | september sep sept | oktober okt | november nov | december dec",
-    "pt": "janeiro jan | fevereiro fev | março mar | abril abr | maio mai | junho jun"
-    " | julho jul | agosto ago | setembro set | outubro out | novembro nov | dezembro dez",
-    "ru": "января январь янв | февраля февраль февр фев | марта март мар | апреля апрель апр"
-    " | мая май | июня июнь июн | июля июль июл | августа август авг"
-    " | сентября сентябрь сент сен | октября октябрь окт | ноября ноябрь нояб ноя"
-    " | декабря декабрь дек",
-    "da": "januar jan | februar feb | marts mar | april apr | maj | juni jun | juli jul"
-    " | august aug | september sep sept | oktober okt | november nov | december dec",
-    "nb": "januar jan | februar feb | mars mar | april apr | mai | juni jun | juli jul"
-    " | august aug | september sep | oktober okt | november nov | desember des",
-    "sv": "januari jan | februari feb | mars mar | april apr | maj | juni jun | juli jul"
-    " | augusti aug | september sep | oktober okt | november nov | december dec",
-    "fi": "tammikuuta tammikuu tammik | helmikuuta helmikuu helmik"
-    " | maaliskuuta maaliskuu maalisk | huhtikuuta huhtikuu huhtik | toukokuuta toukokuu toukok"
-    " | kesäkuuta kesäkuu kesäk | heinäkuuta heinäkuu heinäk | elokuuta elokuu elok"
-    " | syyskuuta syyskuu syysk | lokakuuta lokakuu lokak | marraskuuta marraskuu marrask"
-    " | joulukuuta joulukuu jouluk",
-    "pl": "stycznia styczeń sty | lutego luty lut | marca marzec | kwietnia kwiecień kwi"
-    " | maja maj | czerwca czerwiec cze | lipca lipiec lip | sierpnia sierpień sie"
-    " | września wrzesień wrz | października październik paź | listopada listopad lis"
-    " | grudnia grudzień gru",
-}
-
-WEEKDAY_NAMES: Mapping[str, str] = {
-    "en": "monday mon | tuesday tue tues | wednesday wed | thursday thu thur thurs"
-    " | friday fri | saturday sat | sunday sun",
-    "de": "montag mo | dienstag di | mittwoch mi | donnerstag do | freitag fr | samstag sonnabend sa | sonntag so",
-    "fr": "lundi lun | mardi mar | mercredi mer | jeudi jeu | vendredi ven | samedi sam | dimanche dim",
-    "es": "lunes lun | martes mar | miércoles mié | jueves jue | viernes vie | sábado sáb | domingo dom",
-    "it": "lunedì lun | martedì mar | mercoledì mer | giovedì gio | venerdì ven | sabato sab | domenica dom",
-    "nl": "maandag ma | dinsdag di | woensdag wo | donderdag do | vrijdag vr | zaterdag za | zondag zo",
-    # "segunda-feira" is read as "segunda" "-" "feira"; "feira" is a filler below.
-    "pt": "segunda seg | terça ter | quarta qua | quinta qui | sexta sex | sábado sáb | domingo dom",
-    "ru": "понедельник пн | вторник вт | среда ср | четверг чт | пятница пт | суббота сб | воскресенье вс",
-    "da": "mandag man | tirsdag tir | onsdag ons | torsdag tor | fredag fre | lørdag lør | søndag søn",
-    "nb": "mandag man | tirsdag tir | onsdag ons | torsdag tor | fredag fre | lørdag lør | søndag søn",
-    "sv": "måndag mån | tisdag tis | onsdag ons | torsdag tors | fredag fre | lördag lör | söndag sön",
-    "fi": "maanantai maanantaina ma | tiistai tiistaina ti | keskiviikko keskiviikkona ke"
-    " | torstai torstaina to | perjantai perjantaina pe | lauantai lauantaina la"
-    " | sunnuntai sunnuntaina su",
-    "pl": "poniedziałek pon | wtorek wt | środa śr | czwartek czw | piątek pt | sobota sob | niedziela niedz nd",
-}
-
-#: Words that join the parts of a date and carry no value ("at", "à", "um ... Uhr").
-FILLER_WORDS: Mapping[str, str] = {
-    "en": "at on the of st nd rd th",
-    "de": "um uhr den",  # "am" is read as the 12-hour marker
-    "fr": "à le er h",
-    "es": "a las de del el",
-    "it": "alle ore il giorno del di",
-    "nl": "om",
-    "pt": "às as de feira",
-    "ru": "в г года",
-    "da": "kl den",
-    "nb": "kl den",
-    "sv": "kl klockan den",
-    "fi": "klo kello",
-    "pl": "o godz dnia",
-}
-
 #: After one of these a dotted "9.31" is a time of day, not a date fragment.
-CLOCK_WORDS = frozenset({"kl", "klo", "kello", "klockan", "o", "godz", "um", "alle", "ore"})
+CLOCK_WORDS = frozenset(
+    {"kl", "klo", "kello", "klockan", "o", "godz", "um", "alle", "ore", "v", "в", "u", "ob", "kell", "plkst"}
+)
 
 #: Zone names with one meaning in mail (RFC 5322 section 4.3 for the US ones), by offset
 #: in minutes east of UTC. Names with several meanings are left out on purpose, so a date
@@ -146,8 +68,26 @@ ZONE_NAMES_BY_OFFSET: Mapping[int, str] = {
     -600: "hst",
 }
 
+#: Zone names in other languages, by offset. CLDR's short metazone names: German (MEZ..), Czech
+#: (SEČ, SELČ), Canadian French (HNE "heure normale de l'Est" .. HAA); and the French forms of
+#: the European zones in common use (HNEC "heure normale d'Europe centrale", HAEC "heure avancée").
+LOCAL_ZONE_NAMES_BY_OFFSET: Mapping[int, str] = {
+    0: "hneo",
+    60: "sec hnec haeo",
+    120: "selc haec hnee",
+    180: "haee haa",
+    -240: "hae hna",
+    -300: "hne hac",
+    -360: "hnc har",
+    -420: "hnr hap",
+    -480: "hnp",
+}
+
 ZONE_ABBREVIATIONS: Mapping[str, int] = {
-    name: offset for offset, names in ZONE_NAMES_BY_OFFSET.items() for name in names.split()
+    name: offset
+    for table in (ZONE_NAMES_BY_OFFSET, LOCAL_ZONE_NAMES_BY_OFFSET)
+    for offset, names in table.items()
+    for name in names.split()
 }
 
 TokenKind = Literal["numdate", "time", "gmtoff", "offset", "dotpair", "ampm", "number", "word", "punct", "other"]
@@ -157,14 +97,18 @@ TokenKind = Literal["numdate", "time", "gmtoff", "offset", "dotpair", "ampm", "n
 # "2021-10-28" is not read as an offset "-10".
 _TOKEN_RE = re.compile(
     r"""
-    (?P<numdate>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})(?!\d)
-  | (?P<time>\d{1,2}:\d{2}(?::\d{2})?)(?!\d)
+    (?P<numdate>\d{1,4}(?:[./-]|\.[ \u00a0])\d{1,2}(?:[./-]|\.[ \u00a0])\d{4}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})(?!\d)
+  | (?P<time>\d{1,2}(?::\d{2}(?::\d{2})?|h\d{2}))(?!\d)
   | (?P<gmtoff>(?:gmt|utc)[ ]?[+\-−]\d{1,2}(?::?\d{2})?)(?!\d)
   | (?P<offset>[+\-−]\d{2}:?\d{2})(?!\d)
   | (?P<dotpair>\d{1,2}\.\d{2})(?![\d.])
   | (?P<ampm>[ap]\.?[ \u00a0\u202f]?m\.?)(?![^\W\d_])
   | (?P<number>\d+)
-  | (?P<word>[^\W\d_]+)
+  | (?P<word>(?:[^\W\d_]|["""
+    + WORD_MARKS
+    + r"""])+(?:\.(?:[^\W\d_]|["""
+    + WORD_MARKS
+    + r"""])+)*)
   | (?P<punct>[,.()«»'"\-–])
   | (?P<other>\S)
     """,
@@ -172,43 +116,8 @@ _TOKEN_RE = re.compile(
 )
 
 _PAREN_UTC_RE = re.compile(r"\((?:utc|gmt)[+\-−]\d{1,2}(?::?\d{2})?\)", re.IGNORECASE)
-
-
-def fold(word: str) -> str:
-    """Case- and accent-insensitive key: "Févr" and "fevr" fold alike."""
-    if word.isascii():
-        return word.lower()  # the common case, without the Unicode tables
-    decomposed = unicodedata.normalize("NFKD", word.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def _index(table: Mapping[str, str]) -> dict[str, tuple[int, frozenset[str]]]:
-    """Spelling -> (1-based position, languages); on a clash the first position wins."""
-    index: dict[str, tuple[int, frozenset[str]]] = {}
-    for lang, entries in table.items():
-        for position, spellings in enumerate(entries.split("|"), start=1):
-            for spelling in spellings.split():
-                key = fold(spelling)
-                known = index.get(key)
-                if known is None:
-                    index[key] = (position, frozenset({lang}))
-                elif known[0] == position:
-                    index[key] = (position, known[1] | {lang})
-    return index
-
-
-def _word_langs(table: Mapping[str, str]) -> dict[str, frozenset[str]]:
-    index: dict[str, frozenset[str]] = {}
-    for lang, words in table.items():
-        for word in words.split():
-            key = fold(word)
-            index[key] = index.get(key, frozenset()) | {lang}
-    return index
-
-
-_MONTHS = _index(MONTH_NAMES)
-_WEEKDAYS = _index(WEEKDAY_NAMES)
-_FILLERS = _word_langs(FILLER_WORDS)
+_CJK_DATE_RE = re.compile(r"(\d{4})\s*[年년]\s*(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]")
+_CJK_TIME_RE = re.compile(r"(\d{1,2})\s*[時时시]\s*(\d{1,2})\s*[分분]")
 
 
 @dataclass(frozen=True)
@@ -276,7 +185,9 @@ class _Fields:
     pm: bool | None = None
     offset: int | None = None
     named_offset: int | None = None
-    langs: list[frozenset[str]] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    langs: frozenset[str] = frozenset()
+    cjk: bool = False
 
 
 def read_mail_date(text: str, *, default_zone: tzinfo, zone_name: str, day_first: bool | None = None) -> DateReading:
@@ -287,10 +198,18 @@ def read_mail_date(text: str, *, default_zone: tzinfo, zone_name: str, day_first
         return DateReading(None, problem="no date")
     # Outlook writes "(UTC+01:00) Amsterdam, Berlin, ...": the city list says nothing more.
     paren = _PAREN_UTC_RE.search(text)
-    cleaned = text[: paren.end()] if paren else text
-    fields_or_problem = _collect(_tokens(unicodedata.normalize("NFC", cleaned)))
+    cleaned = unicodedata.normalize("NFC", text[: paren.end()] if paren else text)
+    # "2023年1月5日 14時03分" (Chinese, Japanese), "2023년 1월 5일" (Korean): year, month, day
+    # marked by their signs, read as the numeric date they are.
+    numeric, cjk_dates = _CJK_DATE_RE.subn(r" \1-\2-\3 ", cleaned)
+    numeric = _CJK_TIME_RE.sub(r" \1:\2 ", numeric)
+    fields_or_problem = _collect(_tokens(numeric))
     if isinstance(fields_or_problem, str):
         return DateReading(None, problem=fields_or_problem)
+    fields_or_problem.cjk = cjk_dates > 0
+    problem = _resolve_words(fields_or_problem)
+    if problem:
+        return DateReading(None, problem=problem)
     return _combine(fields_or_problem, default_zone, zone_name, day_first)
 
 
@@ -319,7 +238,7 @@ def _take(parts: _Fields, token: _Token, previous: str) -> str:
     if kind == "time" or (kind == "dotpair" and previous in CLOCK_WORDS):
         if parts.time:
             return "two times"
-        parts.time = text.replace(".", ":")
+        parts.time = text.replace(".", ":").replace("h", ":").replace("H", ":")
         return ""
     if kind == "ampm":
         if parts.pm is not None:
@@ -355,28 +274,68 @@ def _take_number(parts: _Fields, text: str) -> str:
 
 
 def _take_word(parts: _Fields, text: str) -> str:
-    key = fold(text)
-    month = _MONTHS.get(key)
-    weekday = _WEEKDAYS.get(key)
-    filler = _FILLERS.get(key)
-    if month is not None:
-        parts.langs.append(month[1] | (weekday[1] if weekday else frozenset()))
-        if weekday is not None:
-            # "mar" is March and also mardi/martes/martedì: decided once all words are seen.
-            parts.maybe_month.append(month[0])
-        elif parts.month is not None and parts.month != month[0]:
-            return "two months"
-        else:
-            parts.month = month[0]
+    key = word_key(text)
+    # A zone is written in capitals ("CET"); "Čet" (Croatian Thursday) folds to the same key.
+    is_zone = key in ZONE_ABBREVIATIONS and (text.isupper() or not calendar_words().knows(key))
+    if not is_zone and calendar_words().knows(key):
+        parts.words.append(key)  # its meaning may hang on the language: decided with all the words
         return ""
-    if weekday is not None or filler is not None:
-        parts.langs.append((weekday[1] if weekday else frozenset()) | (filler or frozenset()))
-        return ""
-    if key in ZONE_ABBREVIATIONS:
+    if is_zone:
         if parts.named_offset is None:
             parts.named_offset = ZONE_ABBREVIATIONS[key]
         return ""
     return f"unknown word {text!r}"
+
+
+def _meanings(key: str) -> list[tuple[str, int, frozenset[str]]]:
+    """(role, value, locales) of a word: a month, a weekday, am (0) / pm (1), or a filler."""
+    words = calendar_words()
+    found = [("month", month, locales) for month, locales in words.months.get(key, {}).items()]
+    found += [("weekday", 0, locales) for locales in words.weekdays.get(key, {}).values()]
+    found += [("period", int(is_pm), locales) for is_pm, locales in words.day_periods.get(key, {}).items()]
+    if key in words.fillers:
+        found.append(("filler", 0, words.fillers[key]))
+    return found
+
+
+def _resolve_words(parts: _Fields) -> str:
+    """Give each localised word its one meaning in the languages all the words share.
+
+    A word's meaning must not depend on a language the text leaves open: "lis" is
+    November in Polish and October in Croatian, "de" a filler in Spanish and AM in
+    Hungarian. Only a month that is also a weekday ("mar": March, or mardi/martes) is
+    left for ``_calendar_day`` to settle from the other parts.
+    """
+    meanings = [_meanings(key) for key in parts.words]
+    shared: frozenset[str] | None = None
+    for options in meanings:
+        locales = frozenset().union(*(option[2] for option in options))
+        shared = locales if shared is None else shared & locales
+    parts.langs = shared or frozenset()
+    for key, options in zip(parts.words, meanings, strict=True):
+        if parts.langs:
+            options = [option for option in options if option[2] & parts.langs]
+        valued = {(role, value) for role, value, _ in options if role in ("month", "period")}
+        valueless = {role for role, _, _ in options if role not in ("month", "period")}
+        if not valued:
+            continue
+        ambiguous = f"the word {key!r} means different things in the languages it could be"
+        if len(valued) > 1:
+            return ambiguous
+        ((role, value),) = valued
+        if valueless and (role != "month" or valueless != {"weekday"}):
+            return ambiguous
+        if role == "period":
+            if parts.pm is not None:
+                return "two am/pm markers"
+            parts.pm = bool(value)
+        elif valueless:
+            parts.maybe_month.append(value)  # decided once all parts are seen
+        elif parts.month is not None and parts.month != value:
+            return "two months"
+        else:
+            parts.month = value
+    return ""
 
 
 def _offset_minutes(text: str) -> int | None:
@@ -433,19 +392,33 @@ def _calendar_day(parts: _Fields, day_first: bool | None) -> _Day | str:
     if parts.numdate:
         if month is not None or parts.day is not None or parts.year is not None:
             return "numeric date mixed with other date parts"
-        return _numeric_day(parts.numdate, day_first)
+        if parts.cjk:
+            return _cjk_day(parts)
+        return _numeric_day(parts.numdate, day_first, _written_order(parts.langs), _language(parts))
     if month is None:
         return "no month"
     if parts.year is None:
         return "no year"
     if parts.day is None:
         return "no day"
-    return _Day(parts.year, month, parts.day, _language(parts.langs), None, False)
+    return _Day(parts.year, month, parts.day, _language(parts), None, False)
 
 
-def _numeric_day(text: str, day_first: bool | None) -> _Day | str:
-    """28/10/2021, 10/28/2021, 2021-10-28, 28.10.21: order from a field above 12 or the locale."""
-    pieces = re.split(r"[./-]", text)
+def _cjk_day(parts: _Fields) -> _Day | str:
+    year, month, day = (int(piece) for piece in parts.numdate.split("-"))
+    return _Day(year, month, day, f"{_language(parts)} y年m月d日", None, False)
+
+
+def _written_order(langs: frozenset[str]) -> str:
+    """ "dmy" or "mdy" when every language the words allow writes numeric dates that way, else ""."""
+    orders = {calendar_words().order.get(lang, "") for lang in langs}
+    return orders.pop() if len(orders) == 1 else ""
+
+
+def _numeric_day(text: str, day_first: bool | None, written_order: str = "", language: str = "") -> _Day | str:
+    """28/10/2021, 10/28/2021, 2021-10-28, 28.10.21, 27. 10. 2021: order from a field above 12,
+    the language of the words around it ("st 5. 3. 2021 v 9:31" is Czech, day first), or the locale."""
+    pieces = re.split(r"\.[ \u00a0]|[./-]", text)
     first, second, third = (int(piece) for piece in pieces)
     if len(pieces[0]) == 4:
         return _Day(first, second, third, "yyyy-mm-dd", None, False)
@@ -465,6 +438,11 @@ def _numeric_day(text: str, day_first: bool | None) -> _Day | str:
         return _Day(year, first, second, "mm/dd/yyyy", False, False)
     if first > 12 and second > 12:
         return f"unreadable numeric date {text!r}"
+    if written_order in ("dmy", "mdy"):
+        day_is_first = written_order == "dmy"
+        style = f"{language} " + ("dd/mm/yyyy" if day_is_first else "mm/dd/yyyy")
+        day, month = (first, second) if day_is_first else (second, first)
+        return _Day(year, month, day, style, day_is_first, False)
     if day_first is None:
         return f"day/month order of {text!r} undecidable without the custodian's locale"
     if day_first:
@@ -501,14 +479,11 @@ def _zone(parts: _Fields, default_zone: tzinfo, zone_name: str) -> tuple[tzinfo,
     return timezone(timedelta(minutes=minutes)), label, True
 
 
-def _language(word_langs: Iterable[frozenset[str]]) -> str:
-    """The one language all localised words share, else the first that any has."""
-    sets = [langs for langs in word_langs if langs]
-    if not sets:
+def _language(parts: _Fields) -> str:
+    """The first language, in ``CLIENT_LOCALES`` order, that every localised word allows."""
+    if not parts.words:
         return "numeric"
-    common = sets[0].intersection(*sets[1:])
-    pool = common or sets[0]
-    return next((lang for lang in LANG_ORDER if lang in pool), "mixed")
+    return next((lang for lang in CLIENT_LOCALES if lang in parts.langs), "mixed")
 
 
 def split_leading_date(text: str) -> tuple[str, str]:
@@ -553,15 +528,20 @@ def _leading_role(token: _Token, seen: set[str]) -> str:
         return "filler" if token.text in ",." else "stop"
     if kind != "word":
         return "stop"
-    key = fold(token.text)
-    if key in _MONTHS:
+    key = word_key(token.text)
+    words = calendar_words()
+    if key in ZONE_ABBREVIATIONS and token.text.isupper():
+        return "value"
+    if key in words.months:
         # Clients write the month before the year and the time; one after them is a name.
         if seen & {"month", "year", "time"}:
             return "stop"
         # "mar" is March or mardi/martes: read_mail_date decides once it has every word.
-        return "filler" if key in _WEEKDAYS else "month"
+        return "filler" if key in words.weekdays else "month"
     if key in ZONE_ABBREVIATIONS:
         return "value"
-    if key in _WEEKDAYS or key in _FILLERS:
+    if key in words.day_periods:
+        return "stop" if "ampm" in seen else "ampm"
+    if key in words.weekdays or key in words.fillers:
         return "filler"
     return "stop"

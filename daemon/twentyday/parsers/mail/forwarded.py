@@ -87,6 +87,10 @@ class ForwardedOriginal:
 
 
 # --- Localised words (data) -------------------------------------------------------------
+# Source: the tables of crisp-oss/email-forward-parser (lib/parser.js, MIT, Copyright (c) Crisp
+# IM SAS), which name for each key the clients and languages that write it (Apple Mail, Gmail,
+# New Outlook 2019, Outlook Live / 365, Thunderbird, Yahoo Mail, HubSpot in cs, da, de, en, es,
+# fi, fr, hr, hu, it, ja, nl, no, pl, pt, pt-br, ro, ru, sk, sv, tr, uk), with Outlook's CJK keys.
 # "|" separates the entries of one string. Keys are matched without regard to case or
 # accents (``fold``), except in Yahoo's run-together line (see ``_INLINE_KEY_RE``).
 
@@ -98,12 +102,12 @@ class ForwardedOriginal:
 HEADER_KEYS: Mapping[str, str] = {
     "from": "From|Von|De|Da|Van|Mittente|Fra|Från|Lähettäjä|Od|От|Nadawca|Feladó|Šalje"
     "|Kimden|Від|Від кого|Saatja|De la|Expeditorul|Отправитель|Gönderen|Afzender|Absender"
-    "|Remetente|发件人|寄件者|差出人|보낸 사람",
+    "|Remetente|发件人|寄件者|差出人|보낸 사람|送信元",
     "to": "To|An|À|A|Para|Aan|Pour|Til|Till|Vastaanottaja|Do|Komu|Кому|Prima|Címzett"
-    "|Destinatarul|Pre|Kime|Adresat|Către|Destinatario|Destinataire|收件人|收件者|宛先|받는 사람",
+    "|Destinatarul|Pre|Kime|Adresat|Către|Destinatario|Destinataire|收件人|收件者|宛先|받는 사람|送信先",
     "cc": "Cc|CC|Kopie|Kopie (CC)|Copie|Copie à|Kopio|Másolat|Másolatot kap|Kopi|Dw|DW"
     "|Копия|Kopia|Kópia|Копія|Bilgi|Copia|Cópia|抄送|副本|참조",
-    "date": "Date|Datum|Dato|Fecha|Päivämäärä|Päiväys|Dátum|Data|Dată|Дата|Tarih",
+    "date": "Date|Datum|Dato|Fecha|Päivämäärä|Päiväys|Dátum|Data|Dată|Дата|Tarih|日付",
     "sent": "Sent|Gesendet|Envoyé|Enviado|Enviada|Inviato|Verzonden|Sendt|Skickat|Lähetetty"
     "|Elküldve|Wysłano|Trimis|Отправлено|Odoslané|Gönderilen|Відправлено|Odesláno"
     "|发送时间|寄件日期|送信日時|보낸 날짜",
@@ -114,7 +118,8 @@ HEADER_KEYS: Mapping[str, str] = {
     "bcc": "Bcc|BCC|Cci|Ccn|CCO|Kopie (BCC)|Blindkopie|Copie cachée",
     "ignored": "Reply-To|Antwort an|Répondre à|Responder a"
     "|Rispondi a|Antwoord aan|Svar til|Svara till|Importance|Wichtigkeit|Attachments"
-    "|Anlagen|Pièces jointes",
+    "|Anlagen|Pièces jointes|Odgovori na|Odpověď na|Vastaus|Válaszcím|Odpowiedź-do|Răspuns către"
+    "|Ответ-Кому|Odpovedať-Pre|Yanıt Adresi|Кому відповісти",
 }
 
 #: Dashed separator phrases, by kind: a forwarded or an original message.
@@ -126,7 +131,7 @@ SEPARATOR_PHRASES: Mapping[str, str] = {
     "|Välitetty viesti / Fwd.Msg|Edelleenlähetetty viesti|Przekazana wiadomość"
     "|Treść przekazanej wiadomości|Přeposlaná zpráva|Preposlaná správa|Továbbított üzenet"
     "|Mesaj redirecționat|İletilmiş Mesaj|İletilen İleti|Proslijeđena poruka"
-    "|Перенаправлене повідомлення|Переслане повідомлення",
+    "|Перенаправлене повідомлення|Переслане повідомлення|メッセージを転送|Wiadomość przesłana dalej",
     "original": "Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original"
     "|Messaggio originale|Oorspronkelijk bericht|Mensagem original|Исходное сообщение"
     "|Oprindelig meddelelse|Opprinnelig melding|Ursprungligt meddelande"
@@ -550,7 +555,11 @@ def _header(text: str) -> tuple[str, str] | None:
         return None
     starred = text.startswith("*")  # Outlook web's HTML-to-text "*From:* ..."
     rest = text.lstrip("*")
+    # Chinese and Japanese clients (HubSpot's "日付：") write a full-width colon.
     colon = rest.find(":", 0, 40)
+    wide = rest.find("\uff1a", 0, colon if colon >= 0 else 40)
+    if wide >= 0:
+        colon = wide
     if colon <= 0:
         return None
     field_name = _KEY_FIELDS.get(fold(rest[:colon].strip(" \t\u00a0*")))
