@@ -1,7 +1,8 @@
-"""Signal Desktop exports (signal-export folders, sigtop text): bytes in, records out.
+"""Signal Desktop exports (signal-export folders, sigtop text and JSON): bytes in, records out.
 
 Pure and streaming: every file is read line by line, each line and each
-message bounded in size. Two exporters are read (docs/FORMATS.md §3):
+message bounded in size (``index.html`` is parsed as a stream, its buffer
+bounded). Two exporters are read (docs/FORMATS.md §3):
 
 **signal-export** (carderne, MIT) writes one folder per chat with ``chat.md``,
 ``data.json``, ``index.html`` and ``media/``. In ``chat.md`` a message starts
@@ -34,10 +35,29 @@ format has no other marker). Types other than ``incoming``/``outgoing``
 sigtop's text files never hold the attachment files themselves, so listed
 attachments are kept by name and reported as ``incomplete_copy``.
 
+**signal-export** ``index.html`` (:mod:`twentyday.parsers.signal_html` reads its
+bubbles) is read when it is a chat folder's only file, or holds more messages
+than its ``data.json``/``chat.md``: it shows less. Times are the same zone-less
+wall times (``custodian_zone``). Version 3.9 shows a bubble grouped under the one
+before (same sender, under five minutes) without its time: such a record is
+``undated`` (``time.raw`` is the day divider, ``extra["time_note"]`` names the
+time above it), its sender the group's. A file the 3.9 page says was not
+exported is kept by its label (``Audio not exported``); calls are ``system``
+events. An ``index.html`` whose head is not signal-export's is passed over.
+
+**sigtop** ``export-messages -f json`` writes ``[``, one Signal Desktop message
+object per line, ``]``. ``sent_at`` (ms since the epoch) is the time, read as
+UTC (``decided_by="format"``); without one the record is ``undated``. Outgoing
+messages are from ``You`` (as sigtop's text formats name them), incoming ones
+from ``source`` (a phone number) or the sender's service id. Listed attachments
+and stickers are ``incomplete_copy``; ``deletedForEveryone`` a deletion;
+``editHistory`` kept with the newest body; ``isViewOnce`` flagged. Other types
+(``timer-notification``, ``keychange``, group changes, calls) are events.
+
 Attachments found in the source are read up to ``Limits.media_bytes``;
 missing or larger ones are kept by name with ``data=None``, a flag and an
-``incomplete_copy`` event. Not supported: signal-export's ``index.html``,
-sigtop's ``text-short`` and ``json`` formats, signalbackup-tools output.
+``incomplete_copy`` event. Not supported: sigtop's ``text-short`` format,
+signalbackup-tools output.
 """
 
 from __future__ import annotations
@@ -49,11 +69,11 @@ import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
 from twentyday.errors import ParseError
-from twentyday.parsers import common
+from twentyday.parsers import common, signal_html
 from twentyday.parsers.base import ExportSource, detect_by_heads, read_head
 from twentyday.parsers.common import json_objects as _objects
 from twentyday.parsers.common import json_string as _string
@@ -62,11 +82,11 @@ from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMe
 __all__ = ["NAME", "detect", "parse"]
 
 NAME = "signal"
-Kind = Literal["markdown", "jsonl", "sigtop"]
+Kind = Literal["markdown", "jsonl", "sigtop", "html", "sigtop-json"]
 
 _SNIFF_LINES = 20
 _DETECT_CANDIDATES = 5
-_FOLDER_FILES = ("data.json", "chat.md", "index.md")  # index.md: signal-export's older name
+_FOLDER_FILES = ("data.json", "chat.md", "index.md", "index.html")  # index.md: signal-export's older name
 
 # Detection accepts only what signal-export writes (the new form has seconds and no
 # comma, the old form a comma and no seconds): the other two combinations are
@@ -77,6 +97,8 @@ _MD_HEADER = re.compile(
 )
 _JSONL_DETECT = re.compile(r'\{"date": "\d{4}-\d\d-\d\dT[^"]*", "sender": ')
 _SIGTOP_DETECT = re.compile(r"Conversation: [^\n]*\n\r?\n(?:From: [^\n]*\n)?Type: ")
+# sigtop -f json: "[", then one Signal Desktop message object a line (fmt_json.go).
+_SIGTOP_JSON_DETECT = re.compile(r'\[\r?\n\{"[^\n]*"conversationId":"')
 _SIGTOP_TYPE = re.compile(r"Type: [a-z0-9-]+$")
 _SIGTOP_FIELD = re.compile(r"(?P<key>[A-Z][a-z]+): (?P<value>.*)$")
 _SIGTOP_ATTACHMENT = re.compile(r"(?P<name>.*) \((?P<mime>[^(),]*), (?P<size>\d+) bytes\)$")
@@ -111,6 +133,10 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
             yield from _parse_markdown(context, member, conversation)
         elif kind == "jsonl":
             yield from _parse_jsonl(context, member, conversation)
+        elif kind == "html":
+            yield from _parse_html(context, member, conversation)
+        elif kind == "sigtop-json":
+            yield from _parse_sigtop_json(context, member, conversation)
         else:
             yield from _parse_sigtop(context, member)
 
@@ -120,6 +146,10 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
 
 def _sniff(head: bytes) -> Kind | None:
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    if signal_html.looks_like_index_html(text):
+        return "html"
+    if _SIGTOP_JSON_DETECT.match(text):
+        return "sigtop-json"
     for line in text.split("\n", _SNIFF_LINES)[:_SNIFF_LINES]:
         line = line.rstrip("\r")
         if not line.strip():
@@ -138,7 +168,7 @@ def _candidates(members: list[str]) -> list[str]:
     """Members that may be chat files (a single-file source is one, whatever its name)."""
     if len(members) == 1:
         return members
-    return [m for m in members if m.lower().endswith((".md", ".txt", "data.json"))]
+    return [m for m in members if m.lower().endswith((".md", ".txt", ".json", "index.html"))]
 
 
 def _plan(source: ExportSource, hints: ParseHints) -> list[tuple[Kind, str, str]]:
@@ -148,6 +178,8 @@ def _plan(source: ExportSource, hints: ParseHints) -> list[tuple[Kind, str, str]
     order: list[tuple[str, Kind | None, str]] = []  # (folder or member, kind for a lone file, member)
     for member in _candidates(members):
         folder, base = posixpath.split(member)
+        if base.lower() == "index.html" and _sniff(read_head(source, member)) != "html":
+            continue  # another tool's page: never read as a signal-export chat
         if base.lower() in _FOLDER_FILES:
             if folder not in folders:
                 order.append((folder, None, member))
@@ -170,6 +202,14 @@ def _choose(source: ExportSource, files: dict[str, str]) -> tuple[Kind, str]:
     """Which file of a signal-export chat folder to read."""
     markdown = files.get("chat.md") or files.get("index.md")
     data = files.get("data.json")
+    page = files.get("index.html")
+    # index.html is read only when it is the folder's one file or holds more messages than
+    # the one chosen below: it shows less (grouped bubbles have no time, no file names).
+    if page is not None:
+        if data is None and markdown is None:
+            return "html", page
+        kind, member = _choose(source, {k: v for k, v in files.items() if k != "index.html"})
+        return ("html", page) if _count(source, page, "html") > _count(source, member, kind) else (kind, member)
     # Prefer data.json: its fields (date, sender, body, quote, reactions, attachments,
     # deleted) are structured, so nothing hangs on reading markdown that a body can
     # imitate (a line that looks like a header, a trailing "[x](./media/y)", a
@@ -186,6 +226,8 @@ def _choose(source: ExportSource, files: dict[str, str]) -> tuple[Kind, str]:
 def _count(source: ExportSource, member: str, kind: Kind) -> int:
     if kind == "jsonl":
         return sum(1 for _, line in _lines(source, member) if line.strip())
+    if kind == "html":
+        return sum(1 for _ in _html_entries(source, member))
     return sum(1 for _, line in _lines(source, member) if _MD_HEADER.match(line))
 
 
@@ -537,6 +579,195 @@ def _reaction(value: object) -> str:
 def _offset_name(at: datetime) -> str:
     offset = at.strftime("%z")
     return f"{offset[:3]}:{offset[3:]}" if offset else "UTC"
+
+
+# --- signal-export index.html ------------------------------------------------------------------
+
+#: signal-export groups a bubble under the one before when the sender is the same and the
+#: gap under five minutes (sigexport/html.py ``GROUP_WINDOW``); a grouped bubble shows no time.
+_GROUP_NOTE = "shown without a time: grouped under the message above (same sender, under 5 minutes after it)"
+
+
+def _html_entries(source: ExportSource, member: str) -> Iterator[signal_html.HtmlEntry]:
+    limits = source.limits
+    try:
+        with source.open(member) as stream:
+            yield from signal_html.entries(stream, member, max_pending=limits.signal_line_bytes,
+                                           max_chars=limits.message_chars)
+    except common.READ_ERRORS as error:
+        raise ParseError(f"{member}: cannot be read ({error})", code="entry_unreadable") from None
+
+
+def _parse_html(context: _Context, member: str, conversation: str) -> Iterator[Record]:
+    folder = posixpath.dirname(member)
+    leader: tuple[str, str] | None = None  # (sender, time) of the bubble a grouped one hangs under
+    seen = 0
+    for entry in _html_entries(context.source, member):
+        seen += 1
+        where = f"{member}: line {entry.line}"
+        at, reading = _html_time(entry, context.hints, where)
+        if entry.kind == "event":
+            leader = None  # signal-export never groups a bubble under a call
+            flags = " (missed)" if "missed" in entry.classes else ""
+            yield ParsedEvent("system", conversation, at, f"call{flags}: {entry.body}" if entry.body else "call")
+            continue
+        extra: dict[str, str] = {}
+        sender = entry.sender
+        grouped = not entry.sender and "cont" in entry.classes
+        if grouped and leader is not None:
+            sender = leader[0]
+            extra["time_note"] = f"{_GROUP_NOTE}; that message: {leader[1]}"
+            reading = TimeReading(entry.day, "signal-export-html day only", None, "custodian_zone",
+                                  context.hints.zone_name)
+        elif entry.sender:
+            leader = (entry.sender, reading.raw if reading else "")
+        yield from _html_records(context, entry, folder, conversation, sender, at, reading, extra)
+    if seen == 0:
+        raise ParseError(f"{member}: no signal-export message bubbles in the page", code="bad_layout")
+
+
+def _html_time(entry: signal_html.HtmlEntry, hints: ParseHints,
+               where: str) -> tuple[datetime | None, TimeReading | None]:
+    """3.9: ``<time datetime>`` (local wall time, ISO); classic: the date and time spans."""
+    if entry.iso:
+        raw, layout = entry.iso, "signal-export-html datetime %Y-%m-%dT%H:%M:%S"
+    elif entry.date and entry.time:
+        raw, layout = f"{entry.date} {entry.time}", "signal-export-html %Y-%m-%d %H:%M:%S"
+    else:
+        return None, None
+    try:
+        wall = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ParseError(f"{where}: {raw[:40]!r} is not a valid date and time", code="bad_date") from None
+    if wall.tzinfo is not None:
+        return wall, TimeReading(raw, layout, None, "format", _offset_name(wall))
+    return _local_time(wall, raw, layout, hints)
+
+
+def _html_records(context: _Context, entry: signal_html.HtmlEntry, folder: str, conversation: str, sender: str,
+                  at: datetime | None, reading: TimeReading | None, extra: dict[str, str]) -> list[Record]:
+    media = _Media()
+    for path in entry.files:
+        name = posixpath.basename(path).replace("%20", " ")
+        media.linked(context, folder, name, path)
+    for label in entry.missing:
+        media.omitted(label or "attachment", "media_omitted", f"{label or 'a file'} (the page names no file)")
+    deleted = "deleted" in entry.classes
+    if entry.quote:
+        extra["quote"] = entry.quote
+    if entry.reactions:
+        extra["reactions"] = ", ".join(entry.reactions)
+    flags = ["deleted"] if deleted else list(media.flags)
+    if at is None:
+        flags.append("undated")
+    message = ParsedMessage(
+        platform="signal",
+        conversation=conversation,
+        sender=sender,
+        created_at=at,
+        time=reading,
+        body=_DELETED if deleted else entry.body,
+        attachments=tuple(media.attachments),
+        flags=tuple(flags),
+        extra=extra,
+    )
+    return _finish(message, media, deleted)
+
+
+# --- sigtop json ----------------------------------------------------------------------------------
+
+#: Where Signal Desktop keeps a message's original time, most trusted first (ms since the epoch,
+#: UTC). ``received_at`` became a sequence number in later versions: it is read only when it is
+#: plainly a time (after 2001-09-09, i.e. at least 10^12 ms).
+_SIGTOP_TIMES = ("sent_at", "timestamp", "received_at_ms", "received_at")
+_EPOCH_MS_FLOOR = 10**12
+
+
+def _parse_sigtop_json(context: _Context, member: str, conversation: str) -> Iterator[Record]:
+    for lineno, line in _lines(context.source, member):
+        text = line.strip()
+        if text in ("[", "]", ""):
+            continue
+        where = f"{member}: line {lineno}"
+        try:
+            entry = json.loads(text.removesuffix(","))
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise ParseError(f"{where}: not a JSON object ({error.__class__.__name__})", code="bad_json") from None
+        if not isinstance(entry, dict):
+            raise ParseError(f"{where}: not a JSON object", code="bad_json")
+        yield from _sigtop_json_records(entry, conversation, where)
+
+
+def _sigtop_json_time(entry: dict[str, Any]) -> tuple[datetime | None, TimeReading | None]:
+    for key in _SIGTOP_TIMES:
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            continue
+        if key == "received_at" and value < _EPOCH_MS_FLOOR:
+            continue
+        try:
+            at = datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            continue
+        return at, TimeReading(str(value), f"unix-milliseconds ({key})", None, "format", "UTC")
+    return None, None
+
+
+def _sigtop_json_records(entry: dict[str, Any], conversation: str, where: str) -> list[Record]:
+    at, reading = _sigtop_json_time(entry)
+    kind = entry.get("type") if isinstance(entry.get("type"), str) else "unknown"
+    sender = "You" if kind == "outgoing" else _first_string(entry, "source", "sourceServiceId", "sourceUuid")
+    body = _first_string(entry, "body")
+    if kind not in _MESSAGE_TYPES:
+        return [_sigtop_event(str(kind), sender, "", conversation, at)]
+    media = _Media()
+    for item in _objects(entry, "attachments", where):
+        name = _first_string(item, "fileName", "contentType") or "attachment"
+        media.omitted(name, "media_omitted", f"attachment {name} is listed; sigtop JSON has no files",
+                      _first_string(item, "contentType"))
+    extra: dict[str, str] = {"type": str(kind)}
+    sticker = entry.get("sticker")
+    if isinstance(sticker, dict):
+        extra["sticker"] = _first_string(sticker, "emoji") or "sticker"
+        media.omitted("sticker", "media_omitted", "a sticker is listed; sigtop JSON has no files")
+    flags: list[str] = []
+    if entry.get("isViewOnce") is True:
+        flags.append("view_once")
+        if not entry.get("attachments"):
+            media.omitted("view-once media", "media_omitted", "view-once media is not in the export")
+    quote = entry.get("quote")
+    if isinstance(quote, dict) and isinstance(quote.get("text"), str) and quote["text"]:
+        extra["quote"] = quote["text"]
+    reactions = [f"{r.get('emoji', '')} from {_first_string(r, 'fromId')}" for r in _objects(entry, "reactions", where)]
+    if reactions:
+        extra["reactions"] = "; ".join(reactions)
+    edits = _objects(entry, "editHistory", where)
+    if edits:
+        extra["edit_history"] = "\n\n".join(
+            f"Version sent {e.get('timestamp', '?')} (ms):\n{_first_string(e, 'body')}"
+            for e in edits)
+    deleted = entry.get("deletedForEveryone") is True
+    message = ParsedMessage(
+        platform="signal",
+        conversation=conversation,
+        sender=sender,
+        created_at=at,
+        time=reading,
+        body=_DELETED if deleted else body,
+        attachments=tuple(media.attachments),
+        edited=bool(edits) or isinstance(entry.get("editMessageTimestamp"), int),
+        flags=(*(["deleted"] if deleted else [*flags, *media.flags]), *(() if at else ("undated",))),
+        extra=extra,
+    )
+    return _finish(message, media, deleted)
+
+
+def _first_string(obj: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 # --- sigtop text ----------------------------------------------------------------------------------
