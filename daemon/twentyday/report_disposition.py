@@ -44,7 +44,8 @@ BLANK = "**[TO BE COMPLETED BY THE AGENCY]**"
 LINE = "\\_" * 32
 
 PLATFORMS = {"whatsapp": "WhatsApp", "telegram": "Telegram", "signal": "Signal", "slack": "Slack",
-             "messenger": "Messenger", "google_chat": "Google Chat", "sms_backup": "SMS", "email": "e-mail"}
+             "messenger": "Messenger", "google_chat": "Google Chat", "google_voice": "Google Voice",
+             "google_takeout": "Google Takeout", "sms_backup": "SMS", "email": "e-mail"}
 #: How each kind of finding reads: what the count counts, and what the export shows of them.
 SHOWN_AS = {"deleted_message": ("message(s)", "as deleted-message placeholders"),
             "disappearing_messages": ("entr(ies)", "as settings or notices of disappearing messages "

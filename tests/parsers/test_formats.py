@@ -33,6 +33,17 @@ def _zipped(root: Path, prefix: str = "") -> bytes:
     return buffer.getvalue()
 
 
+def _zipped_together(*roots: Path) -> bytes:
+    """One zip of several exports' trees, as Takeout puts Chat and Voice side by side."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for root in roots:
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and path.name != "SOURCES.md":
+                    archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
 #: One real-shaped export of each chat format, as its owner would send or drop it: (file name, bytes).
 SAMPLES = {
     "whatsapp": lambda: ("WhatsApp Chat with Team.txt", (DATA / "whatsapp" / "android_iso_am.txt").read_bytes()),
@@ -43,7 +54,9 @@ SAMPLES = {
     "sms_backup": lambda: ("sms-20231009.xml", (DATA / "sms" / "backup.xml").read_bytes()),
     "messenger": lambda: ("facebook-janedoe-2024.zip",
                           _zipped(DATA / "instagram" / "messenger_export", "facebook-janedoe-2024/")),
+    "google_takeout": lambda: ("takeout-20240402.zip", _zipped_together(DATA / "google_chat", DATA / "google_voice")),
     "google_chat": lambda: ("takeout-20240401.zip", _zipped(DATA / "google_chat")),
+    "google_voice": lambda: ("takeout-20240403.zip", _zipped(DATA / "google_voice")),
 }
 
 

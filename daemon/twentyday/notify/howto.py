@@ -151,12 +151,13 @@ def export_steps(reminder: Reminder) -> list[str]:
             "attachment), else Forward, so the original's date and addresses stay in the mail.",
             f"Send it to {reminder.forward_address}; keep attachments.",
         ]
-    if platform in {"messenger", "instagram", "google_chat"}:
+    if platform in {"messenger", "instagram", "google_chat", "google_voice"}:
         source = {"messenger": "Facebook: Settings > Accounts Centre > Your information and permissions > "
                                "Download your information, format JSON",
                   "instagram": "Instagram: Settings > Accounts Centre > Your information and permissions > "
                                "Download your information, format JSON",
-                  "google_chat": "Google Takeout (takeout.google.com), Google Chat only"}[platform]
+                  "google_chat": "Google Takeout (takeout.google.com), Google Chat only",
+                  "google_voice": "Google Takeout (takeout.google.com), Voice only"}[platform]
         return [f"Request your messages: {source}.", f'Include the conversation "{chat}".',
                 _send_it(reminder, "the download")]
     return [f'Export the conversation "{chat}" from the app, with its media if it offers that.',

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any, BinaryIO
 
 from twentyday.errors import ParseError
@@ -19,6 +21,23 @@ _MIME = mimetypes.MimeTypes(filenames=())
 def content_type(name: str) -> str:
     guessed, _ = _MIME.guess_type(name, strict=False)
     return guessed or "application/octet-stream"
+
+
+def members_matching(source: ExportSource, pattern: re.Pattern[str], lone_suffix: str) -> list[str]:
+    """The members whose path ``pattern`` finds, in path order; a lone ``lone_suffix`` file is its own."""
+    members = source.members()
+    if len(members) == 1 and members[0].lower().endswith(lone_suffix):
+        return members
+    return sorted(m for m in members if pattern.search(m))
+
+
+def offset_name(offset: timedelta) -> str:
+    """A UTC offset as a zone's name: ``UTC``, ``+05:30``, ``-08:00``."""
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def json_string(obj: dict[str, Any], key: str, where: str) -> str:

@@ -8,11 +8,24 @@ before the looser text ones. A format added here is recognised on both paths.
 
 from __future__ import annotations
 
-from twentyday.parsers import google_chat, imessage, messenger, signal, slack, sms_backup, telegram, whatsapp
+from twentyday.parsers import (
+    google_chat,
+    google_takeout,
+    google_voice,
+    imessage,
+    messenger,
+    signal,
+    slack,
+    sms_backup,
+    telegram,
+    whatsapp,
+)
 from twentyday.parsers.base import ParserModule
 
 CHAT_FORMATS: tuple[ParserModule, ...] = (
     whatsapp, telegram, signal,
     imessage,  # a first line that is exactly chrono's "%b %d, %Y %l:%M:%S %p": no other format's
-    slack, sms_backup, messenger, google_chat,
-)
+    slack, sms_backup, messenger,
+    # google_takeout first of the Google ones: a Takeout with Chat and Voice is read whole, not by one of them.
+    google_takeout, google_chat, google_voice,
+)  # fmt: skip

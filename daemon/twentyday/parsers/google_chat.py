@@ -23,7 +23,7 @@ are read from ``File-<name>`` beside the JSON (Takeout writes ``?`` in a name as
 reported as ``incomplete_copy``. ``File-`` members no message names are
 reported in one ``system`` event per folder, so they are not silently passed over.
 
-Not supported: the older Hangouts ``Hangouts.json``; Google Voice HTML.
+Not supported: the older Hangouts ``Hangouts.json``. Google Voice HTML is :mod:`google_voice`'s.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from twentyday.parsers.base import ExportSource, read_head
 from twentyday.parsers.common import content_type as _content_type
 from twentyday.parsers.common import json_objects as _objects
 from twentyday.parsers.common import json_string as _string
-from twentyday.parsers.common import load_json_object, read_member
+from twentyday.parsers.common import load_json_object, members_matching, offset_name, read_member
 from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
 __all__ = ["NAME", "detect", "group_members", "parse", "read_created_date"]
@@ -90,10 +90,7 @@ def _head_matches(head: bytes) -> bool:
 
 def group_members(source: ExportSource) -> list[str]:
     """The ``messages.json`` of every group folder, in path order (a lone file is its own)."""
-    members = source.members()
-    if len(members) == 1 and members[0].lower().endswith(".json"):
-        return members
-    return sorted(m for m in members if _MESSAGES_FILE.search(m))
+    return members_matching(source, _MESSAGES_FILE, ".json")
 
 
 # --- dates --------------------------------------------------------------------------------
@@ -107,7 +104,7 @@ def read_created_date(raw: str) -> tuple[datetime | None, TimeReading]:
     layout = _LAYOUT_12H if match["ap"] else _LAYOUT_24H
     zone_text = match["zone"]
     offset = _offset(zone_text)
-    zone_name = _zone_name(offset) if offset is not None else zone_text
+    zone_name = offset_name(offset) if offset is not None else zone_text
     reading = TimeReading(raw=raw, layout=layout, day_first=None, decided_by="format", zone=zone_name)
     if offset is None:
         return None, reading  # a zone named but not given: its offset would be a guess
@@ -129,14 +126,6 @@ def _offset(zone: str) -> timedelta | None:
         return None
     sign = -1 if match["sign"] == "-" else 1
     return sign * timedelta(hours=hours, minutes=minutes)
-
-
-def _zone_name(offset: timedelta) -> str:
-    if not offset:
-        return "UTC"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _wall_time(match: re.Match[str]) -> datetime | None:
