@@ -37,6 +37,7 @@ def _zipped(root: Path, prefix: str = "") -> bytes:
 SAMPLES = {
     "whatsapp": lambda: ("WhatsApp Chat with Team.txt", (DATA / "whatsapp" / "android_iso_am.txt").read_bytes()),
     "telegram": lambda: ("result.json", (DATA / "telegram" / "full_export" / "result.json").read_bytes()),
+    "telegram_html": lambda: ("ChatExport_2023-08-06.zip", _zipped(DATA / "telegram" / "html_export")),
     "signal": lambda: ("signal-export.zip", _zipped(DATA / "signal" / "signal-export", "signal-export/")),
     "slack": lambda: ("Slack export.zip", (DATA / "slack" / "slack-export-viewer" / "testarchive.zip").read_bytes()),
     "sms_backup": lambda: ("sms-20231009.xml", (DATA / "sms" / "backup.xml").read_bytes()),

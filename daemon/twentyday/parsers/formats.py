@@ -8,7 +8,9 @@ before the looser text ones. A format added here is recognised on both paths.
 
 from __future__ import annotations
 
-from twentyday.parsers import google_chat, messenger, signal, slack, sms_backup, telegram, whatsapp
+from twentyday.parsers import google_chat, messenger, signal, slack, sms_backup, telegram, telegram_html, whatsapp
 from twentyday.parsers.base import ParserModule
 
-CHAT_FORMATS: tuple[ParserModule, ...] = (whatsapp, telegram, signal, slack, sms_backup, messenger, google_chat)
+CHAT_FORMATS: tuple[ParserModule, ...] = (
+    whatsapp, telegram, telegram_html, signal, slack, sms_backup, messenger, google_chat
+)
