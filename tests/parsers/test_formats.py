@@ -48,6 +48,7 @@ def _zipped_together(*roots: Path) -> bytes:
 SAMPLES = {
     "whatsapp": lambda: ("WhatsApp Chat with Team.txt", (DATA / "whatsapp" / "android_iso_am.txt").read_bytes()),
     "telegram": lambda: ("result.json", (DATA / "telegram" / "full_export" / "result.json").read_bytes()),
+    "telegram_html": lambda: ("ChatExport_2023-08-06.zip", _zipped(DATA / "telegram" / "html_export")),
     "signal": lambda: ("signal-export.zip", _zipped(DATA / "signal" / "signal-export", "signal-export/")),
     "imessage": lambda: ("imessage_export.zip", _zipped(DATA / "imessage" / "txt-export", "imessage_export/")),
     "slack": lambda: ("Slack export.zip", (DATA / "slack" / "slack-export-viewer" / "testarchive.zip").read_bytes()),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import posixpath
 import re
 import zipfile
 import zlib
@@ -13,6 +14,7 @@ from typing import Any, BinaryIO
 
 from twentyday.errors import ParseError
 from twentyday.parsers.base import ExportSource
+from twentyday.records import ParsedAttachment
 
 # Built-in table only (no /etc/mime.types): the same answer on every host.
 _MIME = mimetypes.MimeTypes(filenames=())
@@ -74,6 +76,22 @@ def read_member(source: ExportSource, member: str, limit: int) -> bytes | None:
     except READ_ERRORS as error:
         raise ParseError(f"{member}: cannot be read ({error})", code="entry_unreadable") from None
     return None if len(data) > limit else data
+
+
+def exported_file(source: ExportSource, index: frozenset[str], folder: str, path: str, name: str,
+                  content_type: str) -> tuple[ParsedAttachment, str, str]:
+    """A file an export names by ``path`` (relative to ``folder``), as an attachment with the flag
+    and the reason when its data is missing: not in this copy, or over ``Limits.media_bytes``."""
+    member = posixpath.normpath(posixpath.join(folder, path))
+    if member not in index:
+        attachment = ParsedAttachment(name=name, content_type=content_type)
+        return attachment, "media_omitted", f"{path} is named by the export but is not in this copy"
+    cap = source.limits.media_bytes
+    data = read_member(source, member, cap)
+    if data is None:
+        attachment = ParsedAttachment(name=name, content_type=content_type)
+        return attachment, "attachment_too_large", f"{path} is larger than {cap} bytes; not kept"
+    return ParsedAttachment(name=name, content_type=content_type, data=data), "", ""
 
 
 def load_json(source: ExportSource, member: str, limit: int, what: str) -> Any:

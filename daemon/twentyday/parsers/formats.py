@@ -18,12 +18,13 @@ from twentyday.parsers import (
     slack,
     sms_backup,
     telegram,
+    telegram_html,
     whatsapp,
 )
 from twentyday.parsers.base import ParserModule
 
 CHAT_FORMATS: tuple[ParserModule, ...] = (
-    whatsapp, telegram, signal,
+    whatsapp, telegram, telegram_html, signal,
     imessage,  # a first line that is exactly chrono's "%b %d, %Y %l:%M:%S %p": no other format's
     slack, sms_backup, messenger,
     # google_takeout first of the Google ones: a Takeout with Chat and Voice is read whole, not by one of them.

@@ -36,7 +36,7 @@ could not export them) → ``incomplete_copy``.
 tdesktop writes control characters other than TAB/CR/LF as ``\\xNN``, which is
 not JSON; those escapes are read as the characters they name.
 
-Not supported: the HTML export (``messages.html``); chat fields written after
+The HTML export (``messages.html``) is read by :mod:`telegram_html`. Not supported: chat fields written after
 the chat's ``messages`` array (tdesktop writes them first), which are then not
 used for the conversation name.
 """
@@ -613,16 +613,7 @@ def _attachment(kind: str, value: str, message: dict[str, Any], context: _Contex
         return attachment, "media_omitted", f"{name} not in the export: {value}"
     name = file_name if isinstance(file_name, str) and file_name else posixpath.basename(value) or value
     content_type = _content_type(kind, name, message)
-    member = posixpath.normpath(posixpath.join(context.folder, value))
-    if member not in context.index:
-        attachment = ParsedAttachment(name=name, content_type=content_type)
-        return attachment, "media_omitted", f"{value} is named by the export but is not in this copy"
-    cap = context.source.limits.media_bytes
-    data = common.read_member(context.source, member, cap)
-    if data is None:
-        attachment = ParsedAttachment(name=name, content_type=content_type)
-        return attachment, "attachment_too_large", f"{value} is larger than {cap} bytes; not kept"
-    return ParsedAttachment(name=name, content_type=content_type, data=data), "", ""
+    return common.exported_file(context.source, context.index, context.folder, value, name, content_type)
 
 
 
