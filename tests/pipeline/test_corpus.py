@@ -158,6 +158,27 @@ def imessage_folder(path: Path) -> int:
     return count
 
 
+#: sigtop -f json: "[", then each message's JSON object on a line of its own, then "]".
+_SIGTOP_JSON_MESSAGE = re.compile(r"^\{", re.MULTILINE)
+#: signal-export's index.html: one bubble a message ("msg", "msg me", "msg cont", "msg deleted"), one
+#: "event" line a call (3.9).
+_SIGNAL_HTML_MESSAGE = re.compile(r'class="(?:msg|event)[ "]')
+#: Telegram Desktop's HTML: a message or a service line; the date lines tdesktop numbers below zero
+#: ("message-1") are dividers, not messages.
+_TELEGRAM_HTML_MESSAGE = re.compile(r'<div class="message (?:default|service)[^"]*" id="message\d+"')
+#: Google Voice Takeout: a text is a "message" div, a call or voicemail file holds one "haudio" block.
+_GOOGLE_VOICE_UNIT = re.compile(r'class="(?:message|haudio)"')
+
+
+def sigtop_json_messages(path: Path) -> int:
+    return len(_SIGTOP_JSON_MESSAGE.findall(text(path)))
+
+
+def html_folder(pattern: re.Pattern[str]) -> Callable[[Path], int]:
+    """An HTML export's count: the matches of ``pattern`` in every ``.html`` file under the folder."""
+    return lambda path: sum(len(pattern.findall(text(p))) for p in sorted(path.rglob("*.html")))
+
+
 # --- how mail samples become mail ---------------------------------------------------------------
 
 
@@ -199,13 +220,19 @@ FOLDERS: dict[str, Rule | tuple[Rule, ...]] = {
         Rule(signal_lines, exports=("chat-miner/test_export.txt",)),
         Rule(sigtop_messages, exports=("sigtop/*.txt",)),
         Rule(signal_export_folder, folders=("signal-export",)),
+        Rule(sigtop_json_messages, exports=("sigtop/*.json",)),
+        Rule(html_folder(_SIGNAL_HTML_MESSAGE), folders=("signal-export-html/3.9", "signal-export-html/classic")),
     ),
-    "telegram": Rule(telegram_messages, exports=("chat-miner/test_*.json", "*/result.json", "*.json")),
+    "telegram": (
+        Rule(telegram_messages, exports=("chat-miner/test_*.json", "*/result.json", "*.json")),
+        Rule(html_folder(_TELEGRAM_HTML_MESSAGE), folders=("html_export",)),
+    ),
     "slack": (
         Rule(slack_zip, exports=("slack-export-viewer/*.zip",)),
         Rule(slack_folder, folders=("workspace",)),
     ),
     "google_chat": Rule(google_chat_folder, folders=("Takeout",)),
+    "google_voice": Rule(html_folder(_GOOGLE_VOICE_UNIT), folders=("Takeout",)),
     "instagram": (
         Rule(json_messages, exports=("chat-miner/test_export.json",)),
         Rule(meta_folder, folders=("instagram_export", "messenger_export")),
