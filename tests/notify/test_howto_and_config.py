@@ -42,8 +42,10 @@ def test_reminder_names_the_chat_the_last_message_the_date_and_the_address() -> 
     ("signal", ["Signal has no chat export on the phone", "Settings > Linked devices",
                 "transfer your message history", "signal-export or sigtop", "partial"]),
     ("telegram", ["Telegram Desktop", "Export chat history", '"Machine-readable JSON"']),
-    ("sms", ["SMS Backup & Restore", "iPhone: iOS has no text-message export"]),
-    ("imessage", ["iOS has no iMessage export on the phone", "say the original date"]),
+    ("sms", ["SMS Backup & Restore", "iPhone: iOS has no text-message export", "imessage-exporter"]),
+    ("imessage", ["iOS has no iMessage export on the phone", "imessage-exporter with -f html", "-a iOS",
+                  "say the original date"]),
+    ("google_voice", ["Google Takeout", "Voice only"]),
     ("slack", ["workspace owner or admin", "Import/Export Data"]),
     ("email", ['"Forward as attachment"', "records+jdoe@agency.example"]),
 ])

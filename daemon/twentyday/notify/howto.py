@@ -87,6 +87,15 @@ def _send_it(reminder: Reminder, what: str) -> str:
     return where + "."
 
 
+#: The iPhone's complete copy comes from a computer: imessage-exporter (its ``-f txt`` and ``-f html``
+#: output is what twentyday reads) on a Mac with Messages in iCloud, or on an iPhone backup.
+_IPHONE_EXPORT = (
+    "The complete copy comes from a computer: on a Mac signed in to the same Apple ID with Messages in "
+    "iCloud (or from a local backup of the iPhone), run imessage-exporter with -f html -c clone (for a "
+    "backup add -a iOS -p <backup folder>), or ask your records officer to; send the folder it writes, zipped."
+)
+
+
 def export_steps(reminder: Reminder) -> list[str]:
     """Numbered steps for the platform, ending with where to send the export."""
     platform = reminder.platform.lower()
@@ -117,7 +126,8 @@ def export_steps(reminder: Reminder) -> list[str]:
         return [
             f'Open Telegram Desktop (on a computer) and the chat "{chat}".',
             "Click the three dots at the top right > Export chat history.",
-            'Set Format to "Machine-readable JSON"; tick photos and files to keep the copy complete.',
+            'Set Format to "Machine-readable JSON" (the default HTML is read too, but JSON names the chat '
+            "so a later export is matched to it); tick photos and files to keep the copy complete.",
             "Click Export and wait for the folder with result.json.",
             _send_it(reminder, "that folder, zipped,"),
         ]
@@ -126,16 +136,15 @@ def export_steps(reminder: Reminder) -> list[str]:
             "Android: open SMS Backup & Restore > Back Up; choose Messages (and Calls if asked), "
             "keep the XML file.",
             f'Send the backup file (sms-....xml) that covers "{chat}". ' + _send_it(reminder, "it"),
-            "iPhone: iOS has no text-message export. Forward each message (press and hold > More > "
-            "arrow) to the address below, or ask your records officer for a computer export of the "
-            "iPhone backup. A forward keeps the text but not the original time: say the date in the mail.",
+            "iPhone: iOS has no text-message export on the phone. " + _IPHONE_EXPORT,
+            "Until that export arrives, forward each message (press and hold > More > arrow) to the "
+            "address below. A forward keeps the text but not the original time: say the date in the mail.",
         ]
     if platform == "imessage":
         return [
-            "iOS has no iMessage export on the phone.",
-            f'Forward each message of "{chat}": press and hold > More > tap the arrow, send to '
-            f"{reminder.forward_address}, and say the original date in the mail.",
-            "For a complete copy ask your records officer for a computer export of the iPhone or Mac backup.",
+            "iOS has no iMessage export on the phone. " + _IPHONE_EXPORT,
+            f'Until that export arrives, forward each message of "{chat}": press and hold > More > tap '
+            f"the arrow, send to {reminder.forward_address}, and say the original date in the mail.",
         ]
     if platform == "slack":
         return [
