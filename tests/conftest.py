@@ -57,3 +57,24 @@ def archive(archive_dir: Path) -> Iterator[Archive]:
     opened = Archive(config_module.load(archive_dir / "twentyday.toml"))
     yield opened
     opened.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The corpus test's undated records, at the end of every run that read the corpus (CI's log included).
+
+    ``tests/pipeline/test_corpus.py`` fills ``UNDATED`` (export -> undated records) as it reads each
+    real export; issue 15 asks that count be printed, not only asserted.
+    """
+    import sys
+
+    corpus = next((m for name, m in sys.modules.items() if name.endswith("test_corpus") and hasattr(m, "UNDATED")),
+                  None)
+    undated: dict[str, int] = getattr(corpus, "UNDATED", {})
+    if not undated:
+        return
+    with_undated = {name: count for name, count in sorted(undated.items()) if count}
+    terminalreporter.section("undated records in the tests/data corpus")
+    terminalreporter.write_line(f"{sum(with_undated.values())} undated records in {len(with_undated)} of "
+                                f"{len(undated)} exports read")
+    for name, count in with_undated.items():
+        terminalreporter.write_line(f"  {count:>4}  {name}")
