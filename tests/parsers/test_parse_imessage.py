@@ -11,7 +11,7 @@ import pytest
 from tests.parsers.conftest import detect_file, events, messages, utc, zip_dir
 from twentyday.errors import ParseError
 from twentyday.parsers import imessage, registry
-from twentyday.parsers.base import BytesSource, ExportSource, FileSource, ZipSource, read_head
+from twentyday.parsers.base import BytesSource, ExportSource, FileSource, Limits, ZipSource, read_head
 from twentyday.records import ParsedMessage, ParseHints, Record
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "imessage"
@@ -172,6 +172,16 @@ def test_a_garbled_text_file_is_a_clear_parse_error() -> None:
     html = BytesSource("chat.html", b"<html><body><p>nothing here</p></body></html>")
     with pytest.raises(ParseError, match="no imessage-exporter message"):
         parse(html)
+
+
+def test_an_unterminated_tag_is_refused_within_one_message_of_memory() -> None:
+    """A page that opens a tag and never closes it: html.parser would buffer (and re-scan) all of it."""
+    head = (HTML / "Alice Example.html").read_bytes()[:400]
+    page = head + b'<div class="message" title="' + b"x" * 300_000
+    source = BytesSource("chat.html", page, Limits(message_chars=100_000))
+    with pytest.raises(ParseError, match="unterminated tag") as refused:
+        list(imessage.parse(source, hints()))
+    assert "xxxx" not in str(refused.value)
 
 
 def test_detection_of_files_folders_and_zips(tmp_path: Path) -> None:

@@ -483,6 +483,11 @@ def _parse_html(context: _Context, member: str, conversation: str) -> Iterator[R
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
             while chunk := text.read(_HTML_CHUNK):
                 reader.feed(chunk)
+                # html.parser keeps an unfinished tag, comment or declaration and re-scans it on every
+                # feed; past one message's worth it is no tag but a damaged (or hostile) page.
+                if len(reader.rawdata) > context.source.limits.message_chars:
+                    raise ParseError(f"{member}: an unterminated tag or comment; the page is damaged",
+                                     code="bad_html")
                 yield from reader.take()
             reader.close()
     except UnicodeDecodeError as error:
