@@ -90,7 +90,8 @@ _FOLDER_FILES = ("data.json", "chat.md", "index.md", "index.html")  # index.md: 
 
 # Detection accepts only what signal-export writes (the new form has seconds and no
 # comma, the old form a comma and no seconds): the other two combinations are
-# WhatsApp iOS year-first headers, and the WhatsApp parser leaves these two to us.
+# WhatsApp iOS year-first headers. The WhatsApp parser, asked first, leaves these two
+# to us unless the file carries the LRM marks iOS WhatsApp writes (then it is WhatsApp's).
 _MD_DETECT = re.compile(r"\[\d{4}-\d\d-\d\d(?: \d\d:\d\d:\d\d|, \d\d:\d\d)\] [^\n]*?:(?: |$)")
 _MD_HEADER = re.compile(
     r"\[(?P<date>\d{4}-\d\d-\d\d)(?P<comma>,?) (?P<time>\d\d:\d\d(?::\d\d)?)\] (?P<sender>.*?):(?: (?P<rest>.*))?$"

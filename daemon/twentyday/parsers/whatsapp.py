@@ -29,6 +29,17 @@ Twelve-hour markers: ``AM``/``PM`` in any case, ``a.m.``, ``a. m.`` (space,
 NBSP or U+202F inside or before), Arabic ``ص``/``م``. Any Unicode decimal
 digits are read (``int`` maps Arabic-Indic digits to their values).
 
+Placeholders (media left out: a record flagged ``media_omitted`` and an
+``incomplete_copy`` event; deleted: ``deleted`` and a ``deleted_message`` event)
+are read in the languages WhatsApp ships, from the one table in
+:mod:`twentyday.parsers.whatsapp_strings`, matching the whole body. iOS marks a
+line that carries media, a placeholder or its own notices with an LRM (before
+the ``[`` and/or the body), whatever the language: such a line that no table
+knows is a ``system`` event only when it is under the chat's own name (from the
+file name, or the author of the marked first line: the end-to-end notice) or
+names its sender first (``Anna left``); from any other participant it is a
+record flagged ``unrecognised_line``. A line with no author is a ``system`` event.
+
 Not supported, raising :class:`ParseError`: the 2013-14 Android layouts with
 no year (``Mar 5, 8:29 PM -``, ``18 Mar 12:14 -``), since a year cannot be
 established without guessing; month names in other languages; twelve-hour
@@ -49,6 +60,13 @@ from twentyday.errors import HeldForReview, ParseError
 from twentyday.parsers.base import ExportSource, open_rewindable, read_head
 from twentyday.parsers.common import content_type as _content_type
 from twentyday.parsers.common import read_member, text_lines
+from twentyday.parsers.whatsapp_strings import (
+    ANDROID_MEDIA_OMITTED,
+    ATTACHED_WORDS,
+    DELETED,
+    FILE_ATTACHED_WORDS,
+    IOS_OMITTED,
+)
 from twentyday.records import (
     DecidedBy,
     EventKind,
@@ -119,32 +137,31 @@ _EDITED_MARKERS = (
     "<Diese Nachricht wurde bearbeitet>",
     "<Ce message a été modifié>",
 )
-_DELETED_PHRASES = (
-    "This message was deleted",
-    "You deleted this message",
-    "Diese Nachricht wurde gelöscht",
-    "Du hast diese Nachricht gelöscht",
+def _fold(text: str) -> str:
+    """A placeholder's text without marks, ``<…>``, final period or case: what varies between versions."""
+    text = text.strip(_TRIM)
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip(_TRIM)
+    return text.rstrip(".").strip(_TRIM).casefold()
+
+
+#: Body (first line) -> media kind, or _DELETED_KIND: every form exactly as WhatsApp writes it.
+_DELETED_KIND = "deleted"
+_PLACEHOLDERS: dict[str, str] = {}
+for _kind, _phrases in IOS_OMITTED.items():
+    _PLACEHOLDERS.update(dict.fromkeys(_phrases, _kind))
+_PLACEHOLDERS.update(dict.fromkeys((f"<{p}>" for p in ANDROID_MEDIA_OMITTED), "media"))
+# iOS ends a deleted text with a period, Android does not.
+_PLACEHOLDERS.update(dict.fromkeys((p + end for p in DELETED for end in ("", ".")), _DELETED_KIND))
+#: The same, case-folded without brackets and final period: for marked or ``<``-led
+#: bodies only, where WhatsApp's casing or punctuation differs between versions.
+_FOLDED_PLACEHOLDERS = {_fold(p): kind for p, kind in _PLACEHOLDERS.items()}
+_FILE_ATTACHED = re.compile(
+    r"(?P<name>.+?) \((?:" + "|".join(map(re.escape, FILE_ATTACHED_WORDS)) + r")\)", re.IGNORECASE
 )
-_DELETED = frozenset(p + end for p in _DELETED_PHRASES for end in ("", "."))
-_DELETED_MAX_LEN = max(len(p) for p in _DELETED) + 8
-_ANDROID_OMITTED = {"<Media omitted>": "media", "<Medien ausgeschlossen>": "media"}
-_IOS_OMITTED = {
-    "image omitted": "image",
-    "video omitted": "video",
-    "audio omitted": "audio",
-    "sticker omitted": "sticker",
-    "GIF omitted": "gif",
-    "document omitted": "document",
-    "Contact card omitted": "contact card",
-    "Bild weggelassen": "image",
-    "Kontaktkarte ausgelassen": "contact card",
-}
-_IOS_OMITTED_ENDINGS = tuple(sorted({p.rsplit(" ", 1)[1] for p in _IOS_OMITTED}))
-# iOS writes an LRM before its placeholders, so inside a line only a marked
-# placeholder counts; a whole line that is exactly a placeholder counts too.
-_IOS_OMITTED_RE = re.compile("(?:^|\u200e)(?P<ph>" + "|".join(map(re.escape, _IOS_OMITTED)) + ")$")
-_FILE_ATTACHED = re.compile(r"(?P<name>.+?) \((?:file attached|Datei angehängt)\)")
-_ATTACHED_TAG = re.compile(r"<attached: (?P<name>[^>\n]+)>")
+_ATTACHED_TAG = re.compile(
+    "<\u200e?(?:" + "|".join(map(re.escape, ATTACHED_WORDS)) + r") ?[:：] ?(?P<name>[^>\n]+)>", re.IGNORECASE
+)
 _OLD_ATTACHED = re.compile(r"(?P<name>.+?) <\u200e?attached>")
 #: iOS marks these user messages with an LRM too; they are not system text.
 _USER_CONTENT_PREFIXES = ("Location:", "POLL:")
@@ -249,13 +266,34 @@ class _Order:
 class _Pending:
     """The message or system line being collected until the next header."""
 
-    __slots__ = ("at", "author", "lines", "time")
+    __slots__ = ("at", "author", "line_marked", "lines", "time")
 
-    def __init__(self, at: datetime | None, time: TimeReading, author: str | None, text: str) -> None:
+    def __init__(
+        self, at: datetime | None, time: TimeReading, author: str | None, text: str, line_marked: bool
+    ) -> None:
         self.at = at
         self.time = time
         self.author = author
         self.lines = [text]
+        #: iOS wrote an LRM before the ``[``: the line carries media or WhatsApp's own text.
+        self.line_marked = line_marked
+
+
+class _Chat:
+    """Who speaks for the chat itself: iOS puts its notices under the chat's name.
+
+    The names are the one in the export's file name, if any, and the author of the
+    export's first line when iOS marked it and it is no message (every iOS export
+    opens with the end-to-end notice, attributed to the chat: the group, or in a
+    one-to-one chat the other person).
+    """
+
+    __slots__ = ("conversation", "names", "settled")
+
+    def __init__(self, conversation: str, source_name: str) -> None:
+        self.conversation = conversation
+        self.names = {conversation} if conversation != source_name else set()
+        self.settled = False
 
 
 # --- public API -------------------------------------------------------------
@@ -533,7 +571,7 @@ def _record_pass(
 ) -> Iterator[Record]:
     header = layout.header_regex()
     clock = _Clock(layout, order, hints)
-    conversation = conversation_name(hints.source_name)
+    chat = _Chat(conversation_name(hints.source_name), hints.source_name)
     ios = layout.frame != "android"
     pending: _Pending | None = None
     preamble: list[str] = []
@@ -546,21 +584,21 @@ def _record_pass(
                 preamble.append(line)
             continue
         if pending is not None:
-            yield from _finish(pending, conversation, ios)
+            yield from _finish(pending, chat, ios)
         elif preamble:
-            yield _preamble_event(conversation, preamble)
+            yield _preamble_event(chat.conversation, preamble)
         at, reading = clock.read(match, lineno)
-        pending = _start(at, reading, line[match.end() :])
+        pending = _start(at, reading, line[match.end() :], line.startswith("\u200e"))
     if pending is not None:
-        yield from _finish(pending, conversation, ios)
+        yield from _finish(pending, chat, ios)
 
 
-def _start(at: datetime | None, reading: TimeReading, rest: str) -> _Pending:
+def _start(at: datetime | None, reading: TimeReading, rest: str, line_marked: bool) -> _Pending:
     # Authors may contain ": " only in theory; WhatsApp itself splits on the first.
     author, sep, text = rest.partition(": ")
     if not sep:
-        return _Pending(at, reading, None, rest)
-    return _Pending(at, reading, author, text)
+        return _Pending(at, reading, None, rest, line_marked)
+    return _Pending(at, reading, author, text, line_marked)
 
 
 def _preamble_event(conversation: str, lines: Iterable[str]) -> ParsedEvent:
@@ -573,18 +611,31 @@ def _preamble_event(conversation: str, lines: Iterable[str]) -> ParsedEvent:
     )
 
 
-def _finish(pending: _Pending, conversation: str, ios: bool) -> list[Record]:
+def _finish(pending: _Pending, chat: _Chat, ios: bool) -> list[Record]:
     lines = pending.lines
     text = lines[0] if len(lines) == 1 else "\n".join(lines)
+    conversation = chat.conversation
     if pending.author is None:
+        chat.settled = True
         return [_system_event(conversation, pending.at, text)]
     sender = _clean_author(pending.author)
     marked = text.startswith(("\u200e", "\u200f"))
     body, edited = _strip_edited(text.lstrip(_MARK_CHARS) if marked else text)
-    flags, attachments, omitted = _classify(body)
-    # iOS puts its system notices under the chat's name with an LRM-led body.
-    if ios and marked and not flags and not body.startswith(_USER_CONTENT_PREFIXES):
-        return [_system_event(conversation, pending.at, f"{sender}: {body}")]
+    flags, attachments, omitted = _classify(body, marked)
+    # iOS marks (LRM) a line whose body is media, a placeholder or its own text, in
+    # every language. Marked and understood: a record above. Marked, not understood:
+    # WhatsApp's own notice (system) when under the chat's name or about its sender,
+    # else a participant's message this parser cannot read: a record, flagged.
+    if ios and (marked or pending.line_marked) and not flags and not body.startswith(_USER_CONTENT_PREFIXES):
+        if not chat.settled:
+            chat.names.add(sender)
+        chat.settled = True
+        # A notice about a participant names them first ("‎Anna created group …",
+        # "‎Anna left"); a placeholder never starts with its sender's name.
+        if sender in chat.names or (sender and body.startswith(sender + " ")):
+            return [_system_event(conversation, pending.at, f"{sender}: {body}")]
+        flags = ("unrecognised_line",)
+    chat.settled = True
     message = ParsedMessage(
         platform="whatsapp",
         conversation=conversation,
@@ -654,14 +705,20 @@ def _strip_edited(body: str) -> tuple[str, bool]:
 
 
 def _classify(
-    body: str,
+    body: str, marked: bool
 ) -> tuple[tuple[str, ...], tuple[ParsedAttachment, ...], str | None]:
     """Flags, attachments and the omitted media kind (if any) of a message body."""
-    if len(body) <= _DELETED_MAX_LEN and body.strip(_TRIM) in _DELETED:
-        return ("deleted",), (), None
     first = body.partition("\n")[0].rstrip(_TRIM)
-    kind = _omitted_kind(first)
-    if kind is not None:
+    # One dict lookup for every message (the hot path); the lenient lookups only for
+    # bodies iOS marked or that start as Android's "<Media omitted>" does.
+    kind = _PLACEHOLDERS.get(first)
+    if kind is None and (marked or first.startswith("<") or "\u200e" in first):
+        kind = _placeholder_kind(first)
+    if kind == _DELETED_KIND:
+        # The whole body, not a first line a participant went on from.
+        if "\n" not in body.strip(_TRIM):
+            return ("deleted",), (), None
+    elif kind is not None:
         return ("media_omitted",), (ParsedAttachment(name=kind),), kind
     names = _referenced_files(first, body)
     if names:
@@ -670,13 +727,17 @@ def _classify(
     return (), (), None
 
 
-def _omitted_kind(first: str) -> str | None:
-    if first in _ANDROID_OMITTED:
-        return _ANDROID_OMITTED[first]
-    if first.endswith(_IOS_OMITTED_ENDINGS):
-        match = _IOS_OMITTED_RE.search(first)
-        if match is not None:
-            return _IOS_OMITTED[match["ph"]]
+def _placeholder_kind(first: str) -> str | None:
+    kind = _FOLDED_PLACEHOLDERS.get(_fold(first))
+    if kind is not None:
+        return kind
+    # iOS writes a document's placeholder after its name, behind an LRM:
+    # "Resume.pdf • ‎2 pages ‎document omitted". Only a marked tail counts.
+    cut = first.rfind("\u200e")
+    if cut > 0:
+        kind = _FOLDED_PLACEHOLDERS.get(_fold(first[cut + 1 :]))
+        if kind != _DELETED_KIND:
+            return kind
     return None
 
 
@@ -686,10 +747,11 @@ def _referenced_files(first: str, body: str) -> list[str]:
         match = _FILE_ATTACHED.fullmatch(first)
         if match is not None:
             names.append(match["name"].strip(_TRIM))
-    if "<attached: " in body:
-        names.extend(
-            m["name"].translate(_STRIP_MARKS).strip() for m in _ATTACHED_TAG.finditer(body)
-        )
+    if "<" not in body:
+        return names
+    tags = [m["name"].translate(_STRIP_MARKS).strip() for m in _ATTACHED_TAG.finditer(body)]
+    if tags:
+        names.extend(tags)
     elif first.endswith("attached>"):
         match = _OLD_ATTACHED.fullmatch(first)
         if match is not None:
