@@ -537,4 +537,9 @@ FORWARD_KEYS: Mapping[str, Mapping[str, str]] = {
 #: Yahoo Mail runs its keys together on one line ("...MEZBetreff: ..."), so a key is found
 #: anywhere in it; only the languages Yahoo is known to write (crisp-oss's Yahoo tables)
 #: are searched for, lest a short key of another language ("No", "Za") cut a value.
-YAHOO_LANGUAGES = tuple("cs da de en es fi fr hu it nb nl pl pt-BR pt-PT ro ru sk sv tr uk".split())
+# fmt: off
+YAHOO_LANGUAGES = (
+    "cs", "da", "de", "en", "es", "fi", "fr", "hu", "it", "nb", "nl", "pl", "pt-BR", "pt-PT",
+    "ro", "ru", "sk", "sv", "tr", "uk",
+)
+# fmt: on
