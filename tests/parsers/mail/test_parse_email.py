@@ -596,8 +596,9 @@ def test_forward_without_any_original_is_undated_for_review() -> None:
 
 def test_forward_whose_header_block_cannot_be_read_is_undated_not_dated_by_a_quote() -> None:
     body = (
-        "FYI\n\n________________________________\nΑπό: Nikos <nikos@example.gr>\n"
-        "Στάλθηκε: Δευτέρα, 10 Μαρτίου 2025 9:31 πμ\nΠρος: me@example.com\nΘέμα: RE: contract\n\nAgreed.\n\n"
+        # Keys in no language of forward_keys (made up): the block cannot be read.
+        "FYI\n\n________________________________\nQfrom: Nikos <nikos@example.gr>\n"
+        "Qsent: 10.03.2025 9:31\nQto: me@example.com\nQsubject: RE: contract\n\nAgreed.\n\n"
         "On Mon, Feb 3, 2025 at 9:31 AM Bob Smith <bob@example.com> wrote:\n> Please sign the contract.\n"
     )
     record = only(parse(forward_inline(body, "FW: contract")))

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from twentyday.parsers.mail.dates import read_mail_date
+from twentyday.parsers.mail.dates import fold, read_mail_date
+from twentyday.parsers.mail.forward_keys import FIELDS, FORWARD_KEYS
 from twentyday.parsers.mail.forwarded import ForwardedOriginal, find_forwarded, strip_forward_prefix
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "email_forwarded"
@@ -205,6 +206,15 @@ EXPECTED: dict[str, Expect] = {
     "apple_mail_tr_body": Expect("2021-10-26", "14:25", "+03:00"),  # "26 Ekim 2021 14:25:08 GMT+3"
     # "---------- メッセージを転送 ---------", keys with full-width colons, "2022年9月19日月曜日".
     "hubspot_ja_body": Expect("2022-09-19", "17:55", "-04:00"),
+    # Keys of forward_keys beyond round one (crisp-oss fixtures, see SOURCES.md).
+    "gmail_da_body": Expect("2021-10-27", "09:31", None),  # "Fra:", "ons. 27. okt. 2021 kl. 09.31"
+    "gmail_et_body": Expect("2021-10-27", "09:31", None),  # "Saatja:", "K, 27. oktoober 2021 kell 09:31"
+    "gmail_pt_br_body": Expect("2021-10-27", "09:31", None),  # "qua., 27 de out. de 2021 às 09:31"
+    "apple_mail_cs_body": Expect("2021-10-26", "14:25", "+03:00"),  # "Začátek přeposílané zprávy", GMT+3
+    "apple_mail_sv_body": Expect("2021-10-26", "14:25", "+03:00"),  # "Vidarebefordrat mejl", EEST
+    # New Outlook: a bare block starting "Od:"/"Fra:", no blank line before the body.
+    "new_outlook_2019_cs_body": Expect("2021-10-28", "12:06", None),  # "čtvrtek, 28. října 2021 12:06"
+    "new_outlook_2019_da_body": Expect("2021-10-28", "12:06", None),  # "torsdag, 28. oktober 2021 kl. 12.06"
 }
 
 #: File-name prefix -> the client label the parser should report.
@@ -448,27 +458,44 @@ def test_cjk_outlook_headers_give_the_sender_and_the_date(headers: str, sender: 
     assert found.body.startswith("Agreed, signing today.")
 
 
-@pytest.mark.parametrize(
-    "separator",
-    ["________________________________", "-----Original Message-----", "---------- Forwarded message ---------"],
-)
+SEPARATORS = [
+    "________________________________",
+    "-----Original Message-----",
+    "---------- Forwarded message ---------",
+]
+
+#: A header block whose keys are in no language of forward_keys (made-up keys, not a real client's).
+UNKNOWN_KEYS = "Qfrom: Nikos <nikos@example.gr>\nQsent: 10.03.2025 9:31\nQto: me@example.com\nQsubject: RE: contract"
+
+
+@pytest.mark.parametrize("separator", SEPARATORS)
 def test_a_header_block_that_cannot_be_read_ends_the_search(separator: str) -> None:
-    # Outlook in Greek: a header block this module has no keys for. Bob's older reply quoted
-    # below it is not the original; nothing is found, and the forward is undated for review.
+    # Bob's older reply quoted below an unreadable block is not the original; nothing is found,
+    # and the forward is undated for review.
+    assert parse(f"FYI\n\n{separator}\n{UNKNOWN_KEYS}\n\nAgreed.\n{OLDER_QUOTED_REPLY}") is None
+
+
+@pytest.mark.parametrize("separator", SEPARATORS)
+def test_a_block_cut_at_an_unknown_date_key_gives_the_sender_undated(separator: str) -> None:
+    # Greek: "Από", "Προς", "Θέμα" are Thunderbird's keys (forward_keys "el"); Outlook's Greek
+    # "Sent" is not in the table. The block ends there: Nikos is the sender, the date is unread,
+    # and Bob's older quoted reply is never taken instead.
     body = (
         f"FYI\n\n{separator}\nΑπό: Nikos <nikos@example.gr>\nΣτάλθηκε: Δευτέρα, 10 Μαρτίου 2025 9:31 πμ\n"
         f"Προς: me@example.com\nΘέμα: RE: contract\n\nAgreed.\n{OLDER_QUOTED_REPLY}"
     )
-    assert parse(body) is None
+    found = parse(body)
+    assert found is not None
+    assert found.sender_address == "nikos@example.gr"
+    assert found.created_at is None and found.time is None
 
 
 def test_an_unreadable_block_inside_a_relay_is_not_found_either() -> None:
-    # Alice relays ("Fwd:") a Greek Outlook forward: her own block is a forward's, never the original.
+    # Alice relays ("Fwd:") a forward whose keys are unknown: her own block is a forward's, never the original.
     body = (
         "---------- Forwarded message ---------\nFrom: Alice <alice@example.com>\n"
         "Date: Mon, Mar 10, 2025 at 8:00 AM\nSubject: Fwd: contract\nTo: <fw@example.com>\n\n"
-        "________________________________\nΑπό: Nikos <nikos@example.gr>\nΣτάλθηκε: Δευτέρα, 10 Μαρτίου 2025\n"
-        f"Θέμα: contract\n\nAgreed.\n{OLDER_QUOTED_REPLY}"
+        f"________________________________\n{UNKNOWN_KEYS}\n\nAgreed.\n{OLDER_QUOTED_REPLY}"
     )
     assert parse(body) is None
 
@@ -745,3 +772,43 @@ def test_a_written_zone_is_kept_as_written() -> None:
     assert found.created_at.utcoffset() == timedelta(hours=3)
     assert found.time is not None
     assert found.time.zone == "+03:00"
+
+
+def test_forward_keys_table_is_one_meaning_per_key_and_names_its_sources() -> None:
+    # Gmail, Outlook and Apple Mail's UI languages; each has at least Thunderbird's keys.
+    languages = [
+        "ar", "bg", "ca", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "he", "hi", "hr", "hu", "id",
+        "it", "ja", "ko", "lt", "lv", "ms", "nb", "nl", "pl", "pt-BR", "pt-PT", "ro", "ru", "sk", "sl", "sr",
+        "sv", "th", "tr", "uk", "vi", "zh-CN", "zh-TW",
+    ]
+    assert set(languages) <= set(FORWARD_KEYS)
+    meaning: dict[str, str] = {}
+    for language, entry in FORWARD_KEYS.items():
+        assert entry.get("source"), language
+        assert set(entry) - {"source"} <= set(FIELDS), language
+        assert entry.get("from") and entry.get("subject") and (entry.get("date") or entry.get("sent")), language
+        for field_name in ("from", "to", "cc", "bcc", "date", "sent", "subject", "ignored"):
+            for key in filter(None, (part.strip() for part in entry.get(field_name, "").split("|"))):
+                # A key read as two fields in two languages would be a silent wrong reading.
+                assert meaning.setdefault(fold(key), field_name) == field_name, (language, key)
+
+
+@pytest.mark.parametrize(
+    ("language", "block"),
+    [
+        # Thunderbird's keys and separator (forward_keys) in three languages round one did not read;
+        # the date lines are written for the test, not copied from a client.
+        ("ko", "-------- 원본 메시지 --------\n제목: contract\n날짜: 2025년 3월 10일 9:31\n"
+         "보낸 사람: Kim <kim@example.kr>\n받는 사람: me@example.com"),
+        ("el", "-------- Αρχικό μήνυμα --------\nΘέμα: contract\nΗμερομηνία: 10 Μαρτίου 2025 9:31\n"
+         "Από: Nikos <nikos@example.gr>\nΠρος: me@example.com"),
+        ("id", "-------- Pesan Asli --------\nSubjek: contract\nTanggal: 10 Maret 2025 09:31\n"
+         "Dari: Budi <budi@example.id>\nKepada: me@example.com"),
+    ],
+)
+def test_thunderbird_blocks_in_new_languages_give_sender_subject_and_date(language: str, block: str) -> None:
+    found = parse(f"FYI\n\n{block}\n\nAgreed.\n{OLDER_QUOTED_REPLY}")
+    assert found is not None, language
+    assert found.subject == "contract"
+    assert found.sender_address.split("@")[0] in {"kim", "nikos", "budi"}
+    assert found.created_at is not None and found.created_at.strftime("%Y-%m-%d %H:%M") == "2025-03-10 09:31"

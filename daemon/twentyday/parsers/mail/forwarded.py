@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from twentyday.parsers.mail.dates import fold, read_mail_date, split_leading_date
+from twentyday.parsers.mail.forward_keys import FORWARD_KEYS, YAHOO_LANGUAGES
 from twentyday.records import TimeReading
 
 __all__ = ["ForwardedOriginal", "find_forwarded", "strip_forward_prefix"]
@@ -87,69 +88,38 @@ class ForwardedOriginal:
 
 
 # --- Localised words (data) -------------------------------------------------------------
-# Source: the tables of crisp-oss/email-forward-parser (lib/parser.js, MIT, Copyright (c) Crisp
-# IM SAS), which name for each key the clients and languages that write it (Apple Mail, Gmail,
-# New Outlook 2019, Outlook Live / 365, Thunderbird, Yahoo Mail, HubSpot in cs, da, de, en, es,
-# fi, fr, hr, hu, it, ja, nl, no, pl, pt, pt-br, ro, ru, sk, sv, tr, uk), with Outlook's CJK keys.
-# "|" separates the entries of one string. Keys are matched without regard to case or
-# accents (``fold``), except in Yahoo's run-together line (see ``_INLINE_KEY_RE``).
+# The keys, separator phrases and introduction lines of every language are one table,
+# ``forward_keys.FORWARD_KEYS``, each entry naming its source. Keys are matched without
+# regard to case or accents (``fold``), except in Yahoo's run-together line (see
+# ``_INLINE_KEY_RE``). A key means the same field in every language (checked by the tests).
+
+
+def _entries(text: str) -> list[str]:
+    return [entry.strip() for entry in text.split("|") if entry.strip()]
+
+
+def _union(field_name: str, languages: Sequence[str] = tuple(FORWARD_KEYS)) -> str:
+    """Every language's entries for one field, in one "|"-separated string, first seen first."""
+    seen: dict[str, None] = {}
+    for language in languages:
+        for entry in _entries(FORWARD_KEYS[language].get(field_name, "")):
+            seen.setdefault(entry, None)
+    return "|".join(seen)
+
 
 #: Header keys as clients write them, by field. "sent" is a date written by Outlook-like
 #: clients ("Sent:", "Gesendet:", "Envoyé :"); "ignored" keys belong to the block but
-#: carry nothing this module returns. The last entries of from/to/cc/sent/subject are
-#: Outlook's in Simplified Chinese, Traditional Chinese, Japanese and Korean, in that order
-#: (Japanese Outlook writes "CC").
+#: carry nothing this module returns.
 HEADER_KEYS: Mapping[str, str] = {
-    "from": "From|Von|De|Da|Van|Mittente|Fra|Från|Lähettäjä|Od|От|Nadawca|Feladó|Šalje"
-    "|Kimden|Від|Від кого|Saatja|De la|Expeditorul|Отправитель|Gönderen|Afzender|Absender"
-    "|Remetente|发件人|寄件者|差出人|보낸 사람|送信元",
-    "to": "To|An|À|A|Para|Aan|Pour|Til|Till|Vastaanottaja|Do|Komu|Кому|Prima|Címzett"
-    "|Destinatarul|Pre|Kime|Adresat|Către|Destinatario|Destinataire|收件人|收件者|宛先|받는 사람|送信先",
-    "cc": "Cc|CC|Kopie|Kopie (CC)|Copie|Copie à|Kopio|Másolat|Másolatot kap|Kopi|Dw|DW"
-    "|Копия|Kopia|Kópia|Копія|Bilgi|Copia|Cópia|抄送|副本|참조",
-    "date": "Date|Datum|Dato|Fecha|Päivämäärä|Päiväys|Dátum|Data|Dată|Дата|Tarih|日付",
-    "sent": "Sent|Gesendet|Envoyé|Enviado|Enviada|Inviato|Verzonden|Sendt|Skickat|Lähetetty"
-    "|Elküldve|Wysłano|Trimis|Отправлено|Odoslané|Gönderilen|Відправлено|Odesláno"
-    "|发送时间|寄件日期|送信日時|보낸 날짜",
-    "subject": "Subject|Betreff|Objet|Sujet|Asunto|Oggetto|Onderwerp|Assunto|Emne|Ämne|Aihe"
-    "|Temat|Тема|Předmět|Predmet|Tárgy|Subiectul|Subiect|Konu|Naslov|主题|主旨|件名|제목",
-    # A forward from the sender's Sent folder shows its Bcc; an official address there makes
-    # the original "copied" (44 U.S.C. 2911(a)(1)), so it is read, not ignored.
-    "bcc": "Bcc|BCC|Cci|Ccn|CCO|Kopie (BCC)|Blindkopie|Copie cachée",
-    "ignored": "Reply-To|Antwort an|Répondre à|Responder a"
-    "|Rispondi a|Antwoord aan|Svar til|Svara till|Importance|Wichtigkeit|Attachments"
-    "|Anlagen|Pièces jointes|Odgovori na|Odpověď na|Vastaus|Válaszcím|Odpowiedź-do|Răspuns către"
-    "|Ответ-Кому|Odpovedať-Pre|Yanıt Adresi|Кому відповісти",
+    field_name: _union(field_name) for field_name in ("from", "to", "cc", "date", "sent", "subject", "bcc", "ignored")
 }
 
 #: Dashed separator phrases, by kind: a forwarded or an original message.
-SEPARATOR_PHRASES: Mapping[str, str] = {
-    "forward": "Forwarded message|Weitergeleitete Nachricht|Message transféré|Message transmis"
-    "|Mensaje reenviado|Messaggio inoltrato|Doorgestuurd bericht|Mensagem encaminhada"
-    "|Mensagem reencaminhada|Пересылаемое сообщение|Перенаправленное сообщение"
-    "|Videresendt meddelelse|Videresendt melding|Vidarebefordrat meddelande|Välitetty viesti"
-    "|Välitetty viesti / Fwd.Msg|Edelleenlähetetty viesti|Przekazana wiadomość"
-    "|Treść przekazanej wiadomości|Přeposlaná zpráva|Preposlaná správa|Továbbított üzenet"
-    "|Mesaj redirecționat|İletilmiş Mesaj|İletilen İleti|Proslijeđena poruka"
-    "|Перенаправлене повідомлення|Переслане повідомлення|メッセージを転送|Wiadomość przesłana dalej",
-    "original": "Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original"
-    "|Messaggio originale|Oorspronkelijk bericht|Mensagem original|Исходное сообщение"
-    "|Oprindelig meddelelse|Opprinnelig melding|Ursprungligt meddelande"
-    "|Alkuperäinen viesti|Oryginalna wiadomość",
-}
+SEPARATOR_PHRASES: Mapping[str, str] = {"forward": _union("forward"), "original": _union("original")}
 
-#: Introduction lines (without their colon), by client.
-INTRO_PHRASES: Mapping[str, str] = {
-    "apple_mail": "Begin forwarded message|Anfang der weitergeleiteten Nachricht"
-    "|Début du message réexpédié|Début du message transféré|Inicio del mensaje reenviado"
-    "|Inizio messaggio inoltrato|Begin doorgestuurd bericht|Início da mensagem reencaminhada"
-    "|Início da mensagem encaminhada|Начало переадресованного сообщения"
-    "|Start på videresendt besked|Videresendt melding|Vidarebefordrat mejl"
-    "|Välitetty viesti alkaa|Początek przekazywanej wiadomości|Začátek přeposílané zprávy"
-    "|Začiatok preposlanej správy|Továbbított levél kezdete|Începe mesajul redirecționat"
-    "|İleti başlangıcı|Započni proslijeđenu poruku|Початок листа, що пересилається",
-    "mailmate": "Forwarded message",
-}
+#: Introduction lines (without their colon), by client: Apple Mail's in every language,
+#: MailMate's English one.
+INTRO_PHRASES: Mapping[str, str] = {"apple_mail": _union("intro"), "mailmate": "Forwarded message"}
 
 #: (leading dashes, trailing dashes, space inside, kind) -> client.
 DASH_CLIENTS: Mapping[tuple[int, int, bool, str], str] = {
@@ -199,10 +169,6 @@ FORWARD_PREFIXES = "Fwd|Fw|WG|TR|RV|I|ENC|VS|VB|VL|PD|Videresend|Redir.|İLT|Wtr
 # --- Compiled forms of the tables -------------------------------------------------------
 
 
-def _entries(text: str) -> list[str]:
-    return [entry.strip() for entry in text.split("|") if entry.strip()]
-
-
 _KEY_FIELDS: dict[str, str] = {
     fold(key): field_name for field_name, keys in HEADER_KEYS.items() for key in _entries(keys)
 }
@@ -219,7 +185,11 @@ _INLINE_KEY_RE = re.compile(
     "("
     + "|".join(
         re.escape(key)
-        for key in sorted({key for keys in HEADER_KEYS.values() for key in _entries(keys)}, key=len, reverse=True)
+        for key in sorted(
+            {key for field_name in HEADER_KEYS for key in _entries(_union(field_name, YAHOO_LANGUAGES))},
+            key=len,
+            reverse=True,
+        )
     )
     + ")[ \u00a0]?:"
 )
