@@ -30,7 +30,7 @@ import pytest
 from twentyday.errors import ParseError
 from twentyday.intake import folders
 from twentyday.parsers import registry
-from twentyday.pipeline.process import _guarded
+from twentyday.pipeline.process import guarded_parse
 from twentyday.records import ParsedEvent, ParsedMessage, ParseHints, Record
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -371,7 +371,7 @@ def read(name: str, raw: bytes) -> tuple[str, Reading]:
         parser = registry.choose(source)
         if parser is None:
             raise ParseError(f"{name}: no parser recognised it", code="unrecognised_format")
-        return parser.NAME, tally(_guarded(parser, source, HINTS))
+        return parser.NAME, tally(guarded_parse(parser, source, HINTS))
     finally:
         registry.close_source(source)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from twentyday.config import Config, Custodian
 from twentyday.errors import HeldForReview, ParseError
 from twentyday.parsers import registry
-from twentyday.pipeline.process import _guarded, _route_by_content, hints_for, truncation
+from twentyday.pipeline.process import guarded_parse, hints_for, route_by_content, truncation
 from twentyday.pipeline.progress import EVERY as PROGRESS_EVERY
 from twentyday.pipeline.progress import ProgressCallback
 from twentyday.records import ParsedMessage, Record
@@ -163,12 +163,12 @@ def read_file(config: Config, path: Path, custodian_id: str | None = None,
                                  "no parser recognised it")
         try:
             if custodian is None:
-                custodian, records = _route_by_content(config, source, parser)
+                custodian, records = route_by_content(config, source, parser)
                 if custodian is None:
                     return counts.result(name, "unrouted", parser.NAME, None, "no_custodian_matches",
                                          "no configured custodian matches its senders or recipients")
             else:
-                records = _guarded(parser, source, hints_for(custodian, name))
+                records = guarded_parse(parser, source, hints_for(custodian, name))
             for record in records:
                 counts.add(record)
                 if progress is not None and isinstance(record, ParsedMessage) and not counts.records % PROGRESS_EVERY:

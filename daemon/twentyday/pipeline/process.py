@@ -356,12 +356,12 @@ def _plan(config: Config, item: Item, custodian: Custodian | None, source: Expor
                      "not a format twentyday reads (no parser recognised it)", "ingest_failed")
     try:
         if custodian is None:
-            custodian, records = _route_by_content(config, source, parser)
+            custodian, records = route_by_content(config, source, parser)
             if custodian is None:
                 return _Keep(None, "unrouted", "no_custodian_matches",
                              "no configured custodian matches its senders or recipients", "unknown_custodian")
         else:
-            records = _guarded(parser, source, hints_for(custodian, item.name))
+            records = guarded_parse(parser, source, hints_for(custodian, item.name))
     except (HeldForReview, ParseError) as error:
         return _kept_after(error, custodian_id)
     return _Parse(custodian.id, parser.NAME, records)
@@ -421,7 +421,7 @@ def _attached_exports(archive: Archive, item: Item, custodian: Custodian, captur
             for number, (name, data) in enumerate(exports, start=1)]
 
 
-def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> Iterator[Record]:
+def guarded_parse(parser: ParserModule, source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     """A parser bug must not lose the item: its exceptions become a ParseError (quarantine).
 
     ``parse`` is called in here, not by the caller, because parsers check their input
@@ -436,20 +436,20 @@ def _guarded(parser: ParserModule, source: ExportSource, hints: ParseHints) -> I
         raise ParseError(f"{parser.NAME} parser failed: {type(error).__name__}", code="parser_failed") from None
 
 
-def _route_by_content(config: Config, source: ExportSource, parser: ParserModule
+def route_by_content(config: Config, source: ExportSource, parser: ParserModule
                       ) -> tuple[Custodian | None, Iterator[Record]]:
     """Mail carries its own addresses: route by the first message's sender or recipients."""
     # Only addresses are read from the probe; times are read again in the custodian's zone.
     probe = ParseHints(timezone=ZoneInfo("UTC"), zone_name="UTC", source_name=source.name)
     first = None
-    for record in _guarded(parser, source, probe):
+    for record in guarded_parse(parser, source, probe):
         if isinstance(record, ParsedMessage):
             first = record
             break
     custodian = route_message(config, first) if first is not None else None
     if custodian is None:
         return None, iter(())
-    return custodian, _guarded(parser, source, hints_for(custodian, source.name))
+    return custodian, guarded_parse(parser, source, hints_for(custodian, source.name))
 
 
 def _drafts(custodian: Custodian, records: Iterable[Record], events: list[ParsedEvent],
