@@ -380,8 +380,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, d
         if custodian is not None and archive.config.custodian(custodian) is None:
             raise NotFoundError(f"no custodian {custodian!r} in {archive.config.path}")
         for path in paths:  # all checked before any is ingested
-            if not path.is_file():
-                raise NotFoundError(f"{path}: no such file (or not a regular file)")
+            check_ingestable(path)
         for path in paths:
             item = pipeline.Item(path.name, "cli", now(), path=path, custodian_id=custodian)
             with terminal_progress(path.name) as progress:
@@ -396,6 +395,16 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, d
                                 "detail": o.detail} for o in outcomes], indent=2))
     if any(o.state in {"quarantined", "held"} for o in outcomes):
         ctx.exit(ParseError.exit_code)  # HeldForReview is a ParseError too
+
+
+def check_ingestable(path: Path) -> None:
+    """``ingest`` reads regular files; an export folder (Telegram, signal-export, imessage-exporter) is
+    taken whole by the watched folder, or zipped first, so the capture is one sealed item."""
+    if path.is_dir() and not path.is_symlink():
+        raise NotFoundError(f"{path}: a folder; zip it first (zip -r export.zip FOLDER) and give the zip, "
+                            "or drop the folder into the custodian's watched folder")
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such file (or not a regular file)")
 
 
 @contextlib.contextmanager
@@ -422,8 +431,7 @@ def ingest_dry_run(ctx: click.Context, paths: tuple[Path, ...], custodian: str |
     if custodian is not None and config.custodian(custodian) is None:
         raise NotFoundError(f"no custodian {custodian!r} in {config.path}")
     for path in paths:
-        if not path.is_file():
-            raise NotFoundError(f"{path}: no such file (or not a regular file)")
+        check_ingestable(path)
     readable = True
     for path in paths:
         with terminal_progress(path.name) as progress:

@@ -8,6 +8,7 @@ import pty
 import select
 import subprocess
 import sys
+import zipfile
 from datetime import datetime
 from io import StringIO
 from pathlib import Path
@@ -89,6 +90,27 @@ def test_dry_run_of_an_unreadable_file_says_why_and_exits_as_ingest_would(archiv
     assert any(line.startswith("  reason:     xml_entities: ") for line in lines)
     assert "quarantined  SOURCES.md" in lines
     assert "  reason:     unrecognised_format: no parser recognised it" in lines
+
+
+def test_an_export_folder_is_named_as_a_folder_with_how_to_give_it(archive_dir: Path, tmp_path: Path) -> None:
+    """Telegram's HTML export, signal-export and imessage-exporter write folders: ingest takes one sealed item."""
+    folder = DATA / "telegram" / "html_export"
+    code, output = dry_run(archive_dir, "--custodian", "jdoe", str(folder))
+    assert code != 0
+    assert "a folder; zip it first" in output and "watched folder" in output
+
+    # Zipped, as the message says, the dry run reads it: the new HTML parser, its times and what is missing.
+    zipped = tmp_path / "telegram_html.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    code, output = dry_run(archive_dir, "--json", "--custodian", "jdoe", str(zipped))
+    assert code == 0, output
+    summary = json.loads(output)
+    assert summary["parser"] == "telegram_html"
+    assert summary["records"] > 0 and summary["incomplete"] >= 1
+    assert {r["decided_by"] for r in summary["readings"]} <= {"format", "custodian_zone"}
 
 
 def test_dry_run_needs_no_archive_and_no_keys(archive_dir: Path, tmp_path: Path) -> None:
