@@ -363,6 +363,7 @@ def test_android_media_deleted_edited_and_system_lines() -> None:
         "deleted_message",
         "disappearing_messages",
         "system",  # turned *off*
+        "incomplete_copy",  # the view-once "null"
     ]
     omitted, photo, voice = msgs[0], msgs[1], msgs[2]
     assert (omitted.flags, omitted.attachments) == (
@@ -379,7 +380,10 @@ def test_android_media_deleted_edited_and_system_lines() -> None:
     assert [m.flags for m in msgs[3:5]] == [("deleted",), ("deleted",)]
     assert (msgs[5].body, msgs[5].edited) == ("Invoice total is 4,200", True)
     assert msgs[7].sender == "+91 98335 84282"
-    assert msgs[8].body == "null"  # a view-once message exports as "null"
+    # A view-once photo or video exports as "null": sent, but its content is not in the copy.
+    assert (msgs[8].body, msgs[8].flags, msgs[8].attachments) == (
+        "null", ("media_omitted",), (ParsedAttachment(name="view-once media"),)
+    )
 
 
 def test_android_date_like_continuation_lines_stay_in_the_body() -> None:

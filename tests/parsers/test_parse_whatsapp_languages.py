@@ -187,7 +187,9 @@ def test_a_participant_writing_placeholder_words_in_a_longer_message_is_an_ordin
 def test_an_unknown_marked_line_from_a_participant_is_a_flagged_record_never_a_system_event() -> None:
     # "nota de voz de visualización única omitida" stands for a placeholder a later
     # WhatsApp version adds: no table knows it, the LRM still says it is not plain text.
-    records = parse(ios_export("nota de voz de visualización única omitida", "Ubicación: https://maps.google.com/?q=1,2"))
+    # "Emplacement partagé: …" stands for a location word no table knows.
+    records = parse(ios_export("nota de voz de visualización única omitida",
+                               "Emplacement partagé: https://maps.google.com/?q=1,2"))
     found = messages(records)
     assert [(m.sender, m.created_at, m.flags) for m in found] == [
         ("Dmitry", datetime(2022, 3, 27, 21, 42, 55, tzinfo=MADRID), ("unrecognised_line",)),
@@ -262,7 +264,7 @@ def test_a_spanish_iphone_group_export_keeps_every_participant_line_as_a_record(
         ("Luis Gómez", at(18, 15, 7, 0), ("media_omitted",)),
         ("Ana Ruiz", at(18, 15, 8, 0), ("media_omitted",)),
         ("Marta Díaz", at(18, 15, 10, 0), ()),
-        ("Marta Díaz", at(18, 15, 11, 0), ("unrecognised_line",)),
+        ("Marta Díaz", at(18, 15, 11, 0), ()),  # a shared location: "Ubicación: https://…"
         ("Luis Gómez", at(19, 9, 0, 0), ()),
         ("Luis Gómez", at(19, 9, 1, 0), ("media_referenced",)),
         ("Marta Díaz", at(19, 9, 2, 0), ("unrecognised_line",)),
@@ -273,6 +275,7 @@ def test_a_spanish_iphone_group_export_keeps_every_participant_line_as_a_record(
     assert [a.name for m in found[1:10] if m.flags == ("media_omitted",) for a in m.attachments] == [
         "image", "video", "sticker", "document", "contact card", "audio", "gif",
     ]
+    assert found[11].body == "Ubicación: https://maps.google.com/?q=40.4168,-3.7038"
     assert found[0].body == "El borrador del presupuesto está listo\nsegunda línea del borrador"
     kinds = [e.kind for e in events(records)]
     assert kinds.count("system") == 4  # E2E notice, group created, member added, member left
@@ -282,3 +285,178 @@ def test_a_spanish_iphone_group_export_keeps_every_participant_line_as_a_record(
     header_records = [r for r in records if isinstance(r, ParsedMessage) or r.kind == "system"]
     assert len(header_records) == 22
 
+
+
+# --- edited marker, locations, polls, view-once and waiting messages ------------------------------
+
+EDITED = [
+    ("en", "<This message was edited>"), ("de", "<Diese Nachricht wurde bearbeitet>"),
+    ("de", "<Diese Nachricht wurde bearbeitet.>"), ("fr", "<Ce message a été modifié>"),
+    ("es", "<Se editó este mensaje.>"), ("es", "<Se editó este mensaje>"), ("pt-BR", "<Mensagem editada>"),
+    ("it", "<Questo messaggio è stato modificato>"), ("nl", "<Dit bericht is bewerkt>"),
+    ("tr", "<Bu mesaj düzenlendi>"), ("ru", "<Сообщение изменено>"), ("id", "<Pesan ini telah diedit>"),
+]
+
+
+@pytest.mark.parametrize(("language", "marker"), EDITED)
+def test_an_edited_android_message_in_any_language_is_marked_edited_and_the_marker_left_out(
+    language: str, marker: str
+) -> None:
+    records = parse(android_export(f"vou sim {marker}"), source="WhatsApp Chat with Dmitry.txt")
+    [message] = messages(records)
+    assert (message.body, message.edited, message.flags) == ("vou sim", True, ())
+    assert message.created_at == datetime(2022, 3, 27, 21, 42, tzinfo=MADRID)
+
+
+@pytest.mark.parametrize(("language", "marker"), EDITED)
+def test_an_edited_iphone_message_in_any_language_is_an_edited_record_not_an_unrecognised_line(
+    language: str, marker: str
+) -> None:
+    # iOS marks the line (LRM before "[") for its own text and puts an LRM before the marker.
+    export = ios_export("x").replace(f"{LRM}x".encode(), f"testo finale {LRM}{marker}".encode())
+    records = parse(export)
+    [message] = messages(records)
+    assert (message.sender, message.body, message.edited, message.flags) == ("Dmitry", "testo finale", True, ())
+    assert [e.kind for e in events(records)] == ["system"]
+
+
+def test_a_text_ending_in_other_angle_brackets_is_not_edited() -> None:
+    records = parse(android_export("see <https://example.org>", "x <Media omitted>", "<Se eliminó>"),
+                    source="WhatsApp Chat with Dmitry.txt")
+    assert [(m.body, m.edited) for m in messages(records)] == [
+        ("see <https://example.org>", False), ("x <Media omitted>", False), ("<Se eliminó>", False),
+    ]
+
+
+PARTICIPANT_CONTENT = [
+    ("es", "Ubicación: https://maps.google.com/?q=40.4168,-3.7038"),
+    ("it", "Posizione: https://maps.google.com/?q=37.813885,15.254655"),
+    ("de", "Standort: https://maps.google.com/?q=52.52,13.405"),
+    ("pt", "Localização: https://maps.google.com/?q=-23.26,-47.29"),
+    ("ru", "Местоположение: https://maps.google.com/?q=55.75,37.61"),
+    ("fr", "Localisation : https://maps.google.com/?q=48.85,2.35"),
+    ("en", "Location: https://maps.google.com/?q=38.89,-77.03"),
+    ("de", "Live-Standort wird geteilt"),
+    ("es", "ubicación en tiempo real compartida"),
+    ("it", "SONDAGGIO: Che film vediamo?\nOPZIONE: Il primo (9 voti)\nOPZIONE: Il secondo (2 voti)"),
+    ("en", "POLL: Where do we meet?\nOPTION: At the cinema (4 votes)"),
+]
+
+
+@pytest.mark.parametrize(("language", "body"), PARTICIPANT_CONTENT)
+def test_a_shared_location_or_poll_in_any_language_is_an_ordinary_record_with_its_text(
+    language: str, body: str
+) -> None:
+    records = parse(ios_export(body))
+    [message] = messages(records)
+    assert (message.sender, message.created_at, message.body, message.flags) == (
+        "Dmitry", datetime(2022, 3, 27, 21, 42, 55, tzinfo=MADRID), body, ()
+    )
+    assert [e.kind for e in events(records)] == ["system"]
+
+
+MISSING_CONTENT = [
+    ("en", "You received a view once message. For added privacy, you can only open it on your phone.",
+     "view-once media"),
+    ("es", "Recibiste un mensaje de visualización única. Para mayor privacidad, solo puedes abrirlo en tu teléfono.",
+     "view-once media"),
+    ("en", "Waiting for this message. This may take a while.", "message content"),
+]
+
+
+@pytest.mark.parametrize(("language", "body", "kind"), MISSING_CONTENT)
+def test_a_view_once_or_undelivered_message_is_a_record_whose_copy_is_incomplete(
+    language: str, body: str, kind: str
+) -> None:
+    for export in (ios_export(body), android_export(body)):
+        records = parse(export)
+        [message] = messages(records)
+        assert (message.sender, message.flags, message.attachments) == (
+            "Dmitry", ("media_omitted",), (ParsedAttachment(name=kind),)
+        )
+        assert [(e.kind, e.at) for e in events(records)][1:] == [("incomplete_copy", message.created_at)]
+
+
+# --- Android system lines in other languages ---------------------------------------------------------
+
+ANDROID_SYSTEM = [
+    ("pt-BR", "As mensagens e ligações são protegidas com a criptografia de ponta a ponta.",
+     "Ana entrou usando o link de convite deste grupo"),
+    ("es", "Los mensajes y las llamadas están cifrados de extremo a extremo.",
+     'Ana cambió el asunto de "Obra" a "Obra 2"'),
+    ("ru", "Сообщения и звонки защищены сквозным шифрованием.", "Ваш код безопасности с контактом Ана изменился"),
+    ("de", "Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt.", "Ana hat Bruno hinzugefügt"),
+    ("hi", "मैसेजेस और कॉल्स एंड-टू-एंड एन्क्रिप्टेड हैं.", "Ana ने ग्रुप छोड़ दिया"),
+]
+
+
+@pytest.mark.parametrize(("language", "notice", "change"), ANDROID_SYSTEM)
+def test_android_system_lines_in_any_language_stay_system_events_and_participants_stay_records(
+    language: str, notice: str, change: str
+) -> None:
+    export = (
+        f"27/03/2022, 21:41 - {notice}\n27/03/2022, 21:42 - {change}\n"
+        "27/03/2022, 21:43 - Ana: Bom dia: tudo certo?\n"
+        "27/03/2022, 21:44 - Dr. Lima: 10:30 amanhã\n"
+    ).encode()
+    records = parse(export, source="WhatsApp Chat with Ana.txt")
+    assert [(m.sender, m.body, m.created_at) for m in messages(records)] == [
+        ("Ana", "Bom dia: tudo certo?", datetime(2022, 3, 27, 21, 43, tzinfo=MADRID)),
+        ("Dr. Lima", "10:30 amanhã", datetime(2022, 3, 27, 21, 44, tzinfo=MADRID)),
+    ]
+    assert [(e.kind, e.detail) for e in events(records)] == [("system", notice), ("system", change)]
+
+
+def test_an_arabic_android_export_with_rtl_marks_keeps_senders_times_and_system_lines() -> None:
+    rlm = "\u200f"
+    export = (
+        f"{rlm}٢٧{rlm}/٣{rlm}/٢٠٢٢ ٩:٤١ م - الرسائل والمكالمات مشفرة تمامًا بين الطرفين.\n"
+        f"{rlm}٢٧{rlm}/٣{rlm}/٢٠٢٢ ٩:٤٢ م - أحمد: مرحبا\n"
+        f"{rlm}٢٧{rlm}/٣{rlm}/٢٠٢٢ ٩:٤٣ م - أحمد: <تم استبعاد الوسائط>\n"
+    ).encode()
+    records = parse(export, source="WhatsApp Chat with أحمد.txt", zone="Asia/Riyadh")
+    riyadh = ZoneInfo("Asia/Riyadh")
+    assert [(m.sender, m.body, m.created_at, m.flags) for m in messages(records)] == [
+        ("أحمد", "مرحبا", datetime(2022, 3, 27, 21, 42, tzinfo=riyadh), ()),
+        ("أحمد", "<تم استبعاد الوسائط>", datetime(2022, 3, 27, 21, 43, tzinfo=riyadh), ("media_omitted",)),
+    ]
+    assert [e.kind for e in events(records)] == ["system", "incomplete_copy"]
+
+
+def test_a_hindi_android_export_is_read_with_latin_or_devanagari_digits() -> None:
+    latin = "27/03/22, 9:41 pm - Dmitry: नमस्ते\n27/03/22, 9:42 pm - Dmitry: <मीडिया के बिना>\n"
+    devanagari = "२७/०३/२२, ९:४१ pm - Dmitry: नमस्ते\n२७/०३/२२, ९:४२ pm - Dmitry: <मीडिया के बिना>\n"
+    kolkata = ZoneInfo("Asia/Kolkata")
+    for export in (latin, devanagari):
+        records = parse(export.encode(), source="WhatsApp Chat with Dmitry.txt", zone="Asia/Kolkata")
+        assert [(m.created_at, m.flags) for m in messages(records)] == [
+            (datetime(2022, 3, 27, 21, 41, tzinfo=kolkata), ()),
+            (datetime(2022, 3, 27, 21, 42, tzinfo=kolkata), ("media_omitted",)),
+        ]
+
+
+def test_a_portuguese_android_group_export_keeps_every_participant_line_as_a_record() -> None:
+    records = parse((DATA / "android_pt_br_group.txt").read_bytes(), source="WhatsApp Chat with Obra Itu.txt",
+                    zone="America/Sao_Paulo")
+    sao_paulo = ZoneInfo("America/Sao_Paulo")
+    at = lambda day, h, m: datetime(2023, 1, day, h, m, tzinfo=sao_paulo)  # noqa: E731
+    found = messages(records)
+    assert [(m.sender, m.created_at, m.flags, m.edited) for m in found] == [
+        ("Ana Souza", at(12, 14, 31), (), False),
+        ("Bruno Lima", at(12, 14, 32), (), False),
+        ("Ana Souza", at(13, 9, 0), ("media_omitted",), False),
+        ("Bruno Lima", at(13, 9, 1), ("deleted",), False),
+        ("Ana Souza", at(13, 9, 2), (), True),
+        ("Bruno Lima", at(13, 9, 3), ("media_referenced",), False),
+        ("Ana Souza", at(13, 9, 4), (), False),
+        ("Bruno Lima", at(13, 9, 5), ("media_omitted",), False),
+        # A group subject with ": " reads as "author: text", as WhatsApp itself splits it:
+        # kept as a record with its whole text, never dropped, never a participant's system event.
+        ('Ana Souza mudou o nome do grupo de "Obra Itu" para "Obra Itu', at(13, 9, 6), (), False),
+        ("Ana Souza", at(13, 9, 7), (), False),
+    ]
+    assert (found[1].body, found[4].body) == ("oi, tudo bem?\nsegunda linha", "vou sim")
+    assert found[6].body == "localização: https://maps.google.com/?q=-23.2642,-47.2992"
+    assert [e.kind for e in events(records)] == [
+        "system", "system", "system", "incomplete_copy", "deleted_message", "incomplete_copy", "system",
+    ]

@@ -41,7 +41,7 @@ def test_a_spanish_iphone_export_is_ingested_with_its_placeholders_and_deletions
             by_flag.setdefault(flag, []).append(record["sender"])
     # The photo named in the chat is not in this zip: referenced, and omitted from the copy.
     assert {flag: len(senders) for flag, senders in by_flag.items()} == {
-        "(none)": 6, "media_omitted": 8, "deleted": 2, "unrecognised_line": 2, "media_referenced": 1,
+        "(none)": 7, "media_omitted": 8, "deleted": 2, "unrecognised_line": 1, "media_referenced": 1,
     }
     first_omitted = next(r for r in records if "media_omitted" in r["flags"])
     assert (first_omitted["sender"], datetime.fromisoformat(first_omitted["created_at"])) == (
@@ -51,3 +51,21 @@ def test_a_spanish_iphone_export_is_ingested_with_its_placeholders_and_deletions
     code, output = run(archive_dir, "alerts", "--json")
     assert code == 0, output
     assert "quarantined" not in " ".join(sorted(alert["kind"] for alert in json.loads(output)))
+
+
+def test_a_portuguese_android_export_is_ingested_with_its_edit_location_and_view_once_as_records(
+    archive_dir: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "WhatsApp Chat with Obra Itu.txt"
+    export.write_bytes((DATA / "android_pt_br_group.txt").read_bytes())
+
+    code, output = run(archive_dir, "ingest", "--custodian", "jdoe", str(export))
+    assert code == 0, output
+    code, output = run(archive_dir, "search", "--json", "--custodian", "jdoe", "--limit", "100")
+    assert code == 0, output
+    records = sorted(json.loads(output), key=lambda r: r["created_at"])
+    assert len(records) == 10
+    edited = next(r for r in records if r["created_at"].startswith("2023-01-13T09:02"))
+    assert datetime.fromisoformat(edited["created_at"]) == datetime(2023, 1, 13, 9, 2, tzinfo=NEW_YORK)
+    assert [r["flags"] for r in records].count(["media_omitted"]) == 2  # <Mídia oculta> and the view-once "null"
+    assert not any("unrecognised_line" in r["flags"] for r in records)

@@ -38,7 +38,14 @@ the ``[`` and/or the body), whatever the language: such a line that no table
 knows is a ``system`` event only when it is under the chat's own name (from the
 file name, or the author of the marked first line: the end-to-end notice) or
 names its sender first (``Anna left``); from any other participant it is a
-record flagged ``unrecognised_line``. A line with no author is a ``system`` event.
+record flagged ``unrecognised_line`` -- unless it is a participant's own content
+iOS marks too: a shared location (``Ubicación: https://…``, the location word of
+any language in the table), a live location or a poll, kept as ordinary records.
+A line with no author is a ``system`` event. The edited marker
+(``<This message was edited>``, ``<Mensagem editada>`` …) is taken off the end of a
+body in every language the table knows: ``edited=True``. View-once media (iOS's
+text, Android's ``null``) and ``Waiting for this message…`` are records whose
+content is not in the copy (``media_omitted``, ``incomplete_copy``).
 
 Not supported, raising :class:`ParseError`: the 2013-14 Android layouts with
 no year (``Mar 5, 8:29 PM -``, ``18 Mar 12:14 -``), since a year cannot be
@@ -64,8 +71,14 @@ from twentyday.parsers.whatsapp_strings import (
     ANDROID_MEDIA_OMITTED,
     ATTACHED_WORDS,
     DELETED,
+    EDITED,
     FILE_ATTACHED_WORDS,
     IOS_OMITTED,
+    LIVE_LOCATION,
+    LOCATION_WORDS,
+    POLL_WORDS,
+    VIEW_ONCE,
+    WAITING,
 )
 from twentyday.records import (
     DecidedBy,
@@ -132,11 +145,7 @@ _NO_YEAR = re.compile(
     r"|\d{1,2} (?:" + _MONTH_ALT + r") \d{1,2}:\d{2}) - "
 )
 
-_EDITED_MARKERS = (
-    "<This message was edited>",
-    "<Diese Nachricht wurde bearbeitet>",
-    "<Ce message a été modifié>",
-)
+
 def _fold(text: str) -> str:
     """A placeholder's text without marks, ``<…>``, final period or case: what varies between versions."""
     text = text.strip(_TRIM)
@@ -153,6 +162,10 @@ for _kind, _phrases in IOS_OMITTED.items():
 _PLACEHOLDERS.update(dict.fromkeys((f"<{p}>" for p in ANDROID_MEDIA_OMITTED), "media"))
 # iOS ends a deleted text with a period, Android does not.
 _PLACEHOLDERS.update(dict.fromkeys((p + end for p in DELETED for end in ("", ".")), _DELETED_KIND))
+# Content that is not in the copy although the message was sent: left out as media is.
+_VIEW_ONCE_KIND = "view-once media"
+_PLACEHOLDERS.update(dict.fromkeys(VIEW_ONCE, _VIEW_ONCE_KIND))
+_PLACEHOLDERS.update(dict.fromkeys(WAITING, "message content"))
 #: The same, case-folded without brackets and final period: for marked or ``<``-led
 #: bodies only, where WhatsApp's casing or punctuation differs between versions.
 _FOLDED_PLACEHOLDERS = {_fold(p): kind for p, kind in _PLACEHOLDERS.items()}
@@ -163,8 +176,15 @@ _ATTACHED_TAG = re.compile(
     "<\u200e?(?:" + "|".join(map(re.escape, ATTACHED_WORDS)) + r") ?[:：] ?(?P<name>[^>\n]+)>", re.IGNORECASE
 )
 _OLD_ATTACHED = re.compile(r"(?P<name>.+?) <\u200e?attached>")
-#: iOS marks these user messages with an LRM too; they are not system text.
-_USER_CONTENT_PREFIXES = ("Location:", "POLL:")
+#: The edited marker's text as :func:`_fold` leaves it, in every language known.
+_EDITED_FOLDED = frozenset(_fold(marker) for marker in EDITED)
+#: iOS marks these participants' messages with an LRM too; they are not system text:
+#: a shared location ("Ubicación: https://maps.google.com/?q=…"), a poll ("POLL: …").
+_LOCATION = re.compile(
+    "(?:" + "|".join(map(re.escape, LOCATION_WORDS)) + r") ?[:：] ?[^\n]*https?://", re.IGNORECASE
+)
+_POLL = re.compile("(?:" + "|".join(POLL_WORDS) + "):")
+_LIVE_LOCATION = frozenset(_fold(phrase) for phrase in LIVE_LOCATION)
 _DISAPPEARING = ("disappearing message", "will disappear", "verschwindende nachrichten")
 _DISAPPEARING_OFF = ("turned off", "deaktiviert")
 
@@ -626,7 +646,11 @@ def _finish(pending: _Pending, chat: _Chat, ios: bool) -> list[Record]:
     # every language. Marked and understood: a record above. Marked, not understood:
     # WhatsApp's own notice (system) when under the chat's name or about its sender,
     # else a participant's message this parser cannot read: a record, flagged.
-    if ios and (marked or pending.line_marked) and not flags and not body.startswith(_USER_CONTENT_PREFIXES):
+    if not ios and not flags and body == "null":
+        # Android writes "null" for a view-once photo or video it does not export.
+        flags, attachments, omitted = ("media_omitted",), (ParsedAttachment(name=_VIEW_ONCE_KIND),), _VIEW_ONCE_KIND
+    # An edited marker is WhatsApp's own text too: iOS marks the line for it.
+    if ios and (marked or pending.line_marked) and not flags and not edited and not _participant_content(body):
         if not chat.settled:
             chat.names.add(sender)
         chat.settled = True
@@ -695,13 +719,21 @@ def _clean_author(raw: str) -> str:
 
 
 def _strip_edited(body: str) -> tuple[str, bool]:
+    """The body without a final edited marker in any language known, and whether it had one."""
     tail = body.rstrip(_TRIM)
+    # The hot path: most bodies do not end in ">"; one rfind and one fold for the rest.
     if not tail.endswith(">"):
         return body, False
-    for marker in _EDITED_MARKERS:
-        if tail.endswith(marker):
-            return tail[: -len(marker)].rstrip(_TRIM), True
-    return body, False
+    start = tail.rfind("<")
+    if start < 0 or _fold(tail[start:]) not in _EDITED_FOLDED:
+        return body, False
+    return tail[:start].rstrip(_TRIM), True
+
+
+def _participant_content(body: str) -> bool:
+    """A marked iOS body that is a participant's own content: a location, live location or poll."""
+    first = body.partition("\n")[0]
+    return bool(_LOCATION.match(first) or _POLL.match(first)) or _fold(first) in _LIVE_LOCATION
 
 
 def _classify(

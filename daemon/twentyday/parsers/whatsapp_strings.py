@@ -24,6 +24,29 @@ Sources
   ``(archivo adjunto)`` (es); Swedish
   ``bild utelämnad`` as reported in this project's issue 15.
 
+- Edited marker (``<This message was edited>``, written after the text of a message
+  edited after sending; Android adds a final period in some languages, iOS puts an
+  LRM before the ``<``): WhatsApp's interface strings are not in any public table we
+  found, so these are the forms of real exports as quoted, each by at least two
+  independent open-source parsers or their test fixtures, found by exact-string
+  search of public repositories (the index does not name them): en, de
+  (``<Diese Nachricht wurde bearbeitet.>``), fr, es (``<Se editó este mensaje.>``),
+  pt-BR (``<Mensagem editada>``), it, nl (``<Dit bericht is bewerkt>``), tr
+  (``<Bu mesaj düzenlendi>``), ru (``<Сообщение изменено>``), id
+  (``<Pesan ini telah diedit>``). Strings only.
+- Shared and live locations: the ``Location`` word of WhatsApp's Android
+  ``strings.xml`` key ``email_location_message`` and the phrases of
+  ``email_live_location_message`` (2.8.4278), as collected in whats_json's
+  ``patterns.dart`` (above); iOS writes the same word before a shared location.
+- ``Waiting for this message. This may take a while.`` (a message whose content
+  never reached the exporting phone): WhatsApp Web's own export formatter
+  (``WAWebExportChat…``, message type ``CIPHERTEXT``) as quoted in public
+  repositories; English only, no localized form found.
+- View-once media: the English and Spanish texts iOS writes in place of a
+  view-once photo or video, and Android's ``null`` body (whats_json:
+  "appears for deleted view-once photo"), as quoted by open-source parsers;
+  polls: ``POLL:`` (en), ``SONDAGGIO:`` (it), ``ANKET:`` (tr), likewise.
+
 WhatsApp rewords these between versions, so no table is complete: the parser
 also keeps any participant line iOS marks as special (U+200E) as a record, flagged
 ``unrecognised_line`` when its text is in none of these tables.
@@ -31,7 +54,10 @@ also keeps any participant line iOS marks as special (U+200E) as a record, flagg
 
 from __future__ import annotations
 
-__all__ = ["ANDROID_MEDIA_OMITTED", "ATTACHED_WORDS", "DELETED", "FILE_ATTACHED_WORDS", "IOS_OMITTED"]
+__all__ = [
+    "ANDROID_MEDIA_OMITTED", "ATTACHED_WORDS", "DELETED", "EDITED", "FILE_ATTACHED_WORDS", "IOS_OMITTED",
+    "LIVE_LOCATION", "LOCATION_WORDS", "POLL_WORDS", "VIEW_ONCE", "WAITING",
+]
 
 #: iOS: the body of a message whose media was left out, by kind of media.
 IOS_OMITTED: dict[str, tuple[str, ...]] = {
@@ -232,3 +258,55 @@ FILE_ATTACHED_WORDS: tuple[str, ...] = (
     "파일 첨부됨", "ഫയൽ ചേർത്തു", "прикачен фајл", "ಕಡತ ಸೇರಿಸಲಾಯಿತು", "الملف مرفق", "ficheiro anexado",
     "файл додано", "прикачена датотека", "ਅਟੈਚ ਕੀਤੀ ਫਾਇਲ",
 )
+
+#: Both platforms: the marker after the text of an edited message, without its ``<…>``
+#: (a final period, case and marks vary between versions and are folded before lookup).
+EDITED: tuple[str, ...] = (
+    "This message was edited", "Diese Nachricht wurde bearbeitet", "Ce message a été modifié",
+    "Se editó este mensaje", "Mensagem editada", "Questo messaggio è stato modificato",
+    "Dit bericht is bewerkt", "Bu mesaj düzenlendi", "Сообщение изменено", "Pesan ini telah diedit",
+)
+
+#: The word before ``: https://maps.google.com/?q=…`` of a shared location, by language.
+LOCATION_WORDS: tuple[str, ...] = (
+    "location", "locație", "స్థలం", "местоположение", "lokasyon", "位置", "posizione", "ubicació", "poloha",
+    "位", "lokasi", "位置情報", "τοποθεσία", "atrašanās vieta", "placering", "स्थान", "орналасуы", "સ્થળ",
+    "מיקום", "localização", "joylashuv", "położenie", "vị trí", "Vendndodhja", "plats", "lokacija", "مقام",
+    "Mahali", "konum", "இருப்பிடம்", "ตำแหน่งที่ตั้ง", "موقعیت", "buvimo vieta", "posisjon", "sijainti",
+    "localisation", "ubicación", "asukoht", "Helyzet", "locatie", "অবস্থান", "ligging", "Standort", "məkan",
+    "위치", "സ്ഥലം", "локација", "ಸ್ಥಳ", "الموقع", "місцезнаходження", "ਟਿਕਾਣਾ",
+)
+
+#: The body of a live location shared (Android; iOS marks it), by language.
+LIVE_LOCATION: tuple[str, ...] = (
+    "live location shared", "locație în timp real distribuită", "ప్రత్యక్ష స్థాన భాగస్వామ్యం",
+    "Геоданные отправлены", "ibinahagi ang live na lokasyon", "實時位置已分享", "posizione attuale condivisa",
+    "Ubicació en directe compartida", "byla sdílena aktuální poloha", "共享实时位置", "Lokasi terkini dibagikan",
+    "ライブロケーション共有", "η τωρινή τοποθεσία κοινοποιήθηκε", "reāllaika atrašanās vieta",
+    "live placering delt", "सध्याचे थेट ठिकाण शेअर केले", "қазіргі орынмен бөлісті", "જીવંત સ્થાન શેર કરાયું",
+    "משתף מיקום בשידור חי", "lokasi terkini dikongsi", "localização atual compartilhada",
+    "लाइव स्थान साझा किया गया", "jonli joylashuv ulashildi", "udostępniona transmisja położenia",
+    "vị trí hiện thời được chia sẻ", "vendnodhja aktuale u shpërnda", "liveposition delad",
+    "lokacija v živo je bila deljena", "bola zdieľaná aktuálna poloha", "جاری مقام کا اشتراک ہوا",
+    "mahali mubashara pameshirikishwa", "Mevcut konum paylaşıldı", "இடம் நேரலையாக பகிரபட்டது",
+    "ตำแหน่งปัจจุบันถูกแบ่งปัน", "مکان زنده به اشتراک گذاشته شد", "tiesioginė vieta bendrinama",
+    "posisjon i sanntid delt", "live-sijainti jaettu", "Localisation en direct partagée",
+    "ubicación en tiempo real compartida", "hetke asukoht jagatud", "trenutna lokacija podijeljena",
+    "tartózkodási hely megosztva", "live locatie gedeeld", "местоположение в реално време споделено",
+    "লাইভ অবস্থান শেয়ার করা হয়েছে", "regstreekse ligging gedeel", "Live-Standort wird geteilt",
+    "canlı məkan paylaşılıb", "공유한 실시간 위치", "ലൈവ് ലൊക്കേഷൻ പങ്കിട്ടു", "споделено локација во живо",
+    "ನೇರ ಸ್ಥಳ ಹಂಚಿಕೊಳ್ಳಲಾಗಿದೆ", "تمت مشاركة الموقع المباشر", "Está a partilhar a sua localização",
+    "геодані надіслано", "Локација уживо подељена", "ਮੌਜੂਦਾ ਟਿਕਾਣਾ ਸਾਂਝਾ ਕੀਤਾ",
+)
+
+#: The word before ``: QUESTION`` of a poll (iOS marks it; its options follow on later lines).
+POLL_WORDS: tuple[str, ...] = ("POLL", "SONDAGGIO", "ANKET")
+
+#: The body iOS writes in place of view-once media (it is never exported).
+VIEW_ONCE: tuple[str, ...] = (
+    "You received a view once message. For added privacy, you can only open it on your phone.",
+    "Recibiste un mensaje de visualización única. Para mayor privacidad, solo puedes abrirlo en tu teléfono.",
+)
+
+#: The body of a message whose content never reached the exporting phone.
+WAITING: tuple[str, ...] = ("Waiting for this message. This may take a while.",)
