@@ -334,3 +334,56 @@ def test_a_takeout_with_chat_and_voice_gives_both() -> None:
     platforms = [m.platform for m in messages(records)]
     assert platforms.count("google_voice") == 69
     assert platforms.count("google_chat") == len(messages(google_chat.parse(both, hints())))
+
+
+# --- Voice/Phones.vcf: the owner's Google Voice number --------------------------------------------
+
+#: Takeout's Phones.vcf as other readers of it test it (e.g. wjcarpenter/gvoice-sms-takeout-xml reads
+#: it; public tests show this shape): the Voice number is the ``itemN`` TEL its ``X-ABLabel`` names,
+#: the other TELs are forwarding phones. The numbers are made up (555-01xx).
+PHONES_VCF = (b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:\r\nN:;;;;\r\nTEL;TYPE=CELL:+12025550188\r\n"
+              b"item1.TEL:+12025550142\r\nitem1.X-ABLabel:Google Voice\r\nEND:VCARD\r\n")
+
+
+def with_phones(vcf: bytes) -> BytesSource:
+    files = {name: data for name, data in takeout_files().items() if "Agatha" in name or "Edson" in name}
+    return BytesSource("takeout", {**files, "Takeout/Voice/Phones.vcf": vcf})
+
+
+def test_the_owner_is_the_number_phones_vcf_labels_google_voice() -> None:
+    read = messages(parse(with_phones(PHONES_VCF)))
+    mine = [m for m in read if "owner_number" in m.extra]
+    assert mine and {m.sender for m in mine} == {"+12025550142"}  # not the custodian's +12025550100
+    assert {m.extra["owner_number"] for m in mine} == {"+17323210011"}  # the tel: the page showed, kept
+    theirs = [m for m in read if m.sender == "+17323214444"]
+    assert theirs and {m.recipients for m in theirs} == {("+12025550142",)}
+
+
+@pytest.mark.parametrize(
+    "vcf",
+    [
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nTEL;TYPE=CELL:+12025550188\r\nEND:VCARD\r\n",  # no Voice label
+        b"BEGIN:VCARD\r\nitem1.X-ABLabel:Google Voice\r\nitem2.TEL:+12025550142\r\nEND:VCARD\r\n",  # other group
+        b"\xff\xfe not a vcard at all",
+        b"item1.TEL:+1202555014" + b"2" * (64 * 1024) + b"\r\nitem1.X-ABLabel:Google Voice\r\n",  # too large
+    ],
+    ids=["no-label", "label-of-another-group", "garbled", "too-large"],
+)
+def test_without_a_labelled_voice_number_the_custodians_phone_is_the_owner(vcf: bytes) -> None:
+    read = messages(parse(with_phones(vcf)))
+    assert {m.sender for m in read if "owner_number" in m.extra} == {OWNER}
+
+
+def test_a_folded_vcard_line_is_read_whole() -> None:
+    folded = b"BEGIN:VCARD\r\nitem1.TEL:+1202555\r\n 0142\r\nitem1.X-ABLabel:Google\r\n  Voice\r\nEND:VCARD\r\n"
+    read = messages(parse(with_phones(folded)))
+    assert {m.sender for m in read if "owner_number" in m.extra} == {"+12025550142"}
+
+
+def test_a_one_to_one_file_where_only_the_owner_writes_holds_no_number_for_the_other_party() -> None:
+    """Agatha's file: every tel: link is the owner's and there is no participants block, so she is her name."""
+    page = (CALLS / "Agatha M Christie - Text - 2023-10-22T17_28_34Z.html").read_text(encoding="utf-8")
+    assert set(re.findall(r'href="tel:([^"]+)"', page)) == {"+17323210011"}
+    assert 'class="participants"' not in page
+    read = [m for m in messages(parse(with_phones(PHONES_VCF))) if m.extra["file"].startswith("Agatha")]
+    assert read and {(m.conversation, m.recipients) for m in read} == {("Agatha M Christie", ("Agatha M Christie",))}

@@ -73,6 +73,14 @@ def sigtop_messages(path: Path) -> int:
     return len(_SIGTOP_MESSAGE.findall(text(path)))
 
 
+#: sigtop -f text-short: every message and event starts a line with its time (or "unknown") and a name.
+_SIGTOP_SHORT_LINE = re.compile(r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d|unknown) [^\n]*?:(?: |$)", re.MULTILINE)
+
+
+def sigtop_short_lines(path: Path) -> int:
+    return len(_SIGTOP_SHORT_LINE.findall(text(path)))
+
+
 def telegram_messages(path: Path) -> int:
     # tdesktop writes \x0B, which json cannot read: one line per message object's "type".
     return len(_TELEGRAM_MESSAGE.findall(text(path)))
@@ -221,6 +229,7 @@ FOLDERS: dict[str, Rule | tuple[Rule, ...]] = {
         Rule(sigtop_messages, exports=("sigtop/*.txt",)),
         Rule(signal_export_folder, folders=("signal-export",)),
         Rule(sigtop_json_messages, exports=("sigtop/*.json",)),
+        Rule(sigtop_short_lines, exports=("sigtop/text-short/*.txt",)),
         Rule(html_folder(_SIGNAL_HTML_MESSAGE), folders=("signal-export-html/3.9", "signal-export-html/classic")),
     ),
     "telegram": (

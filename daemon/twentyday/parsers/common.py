@@ -25,6 +25,14 @@ def content_type(name: str) -> str:
     return guessed or "application/octet-stream"
 
 
+def own_identity(self_names: frozenset[str]) -> str:
+    """The custodian as an export's "Me"/"You": their first phone-like own identity, else any (sorted:
+    stable), else ""."""
+    ordered = sorted(self_names)
+    phones = [n for n in ordered if re.fullmatch(r"\+?[\d ()-]{5,}", n.strip())]
+    return (phones or ordered or [""])[0]
+
+
 def members_matching(source: ExportSource, pattern: re.Pattern[str], lone_suffix: str) -> list[str]:
     """The members whose path ``pattern`` finds, in path order; a lone ``lone_suffix`` file is its own."""
     members = source.members()

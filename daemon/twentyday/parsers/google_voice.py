@@ -29,11 +29,16 @@ Reading:
   missing or not ISO leaves the message ``undated`` with the text as it appeared kept.
 - The account owner's own messages are the ones whose ``fn`` is an ``<abbr>`` (the others are
   ``<span>``), whatever language the export writes "Me" in. Their sender is the custodian: the
-  owner's number when the custodian's identities name it, else the custodian's first phone number
-  (``hints.self_names``), else the number the export gives. Others are named by their number,
+  Google Voice number ``Voice/Phones.vcf`` names (``item1.TEL:+1…`` with ``item1.X-ABLabel:Google
+  Voice``; the other ``TEL`` lines are the phones calls were forwarded to; read up to 64 KiB), else
+  the owner's number when the custodian's identities name it, else the custodian's first phone
+  number (``hints.self_names``), else the number the export gives. (The ``tel:`` an owner's message
+  shows may be a forwarding phone, not the Voice number.) Others are named by their number,
   else their name.
 - Conversation: the name or number Takeout put in the file name; for a group, the participants'
-  names (numbers where no name) in order. Takeout splits one conversation over several files;
+  names (numbers where no name) in order. A one-to-one file where the other party never writes
+  holds no number for them (its only ``tel:`` links are the owner's, and it has no participants
+  block): the conversation and recipient are the name only. Takeout splits one conversation over several files;
   they share the name.
 - Attachments: ``src``/``href`` names a file beside the HTML *without* its extension
   (``…-1-1`` is ``…-1-1.jpg`` on disk), or with it (``….mp3``); Takeout sometimes truncates the
@@ -53,7 +58,7 @@ left open, longer than ``Limits.message_chars`` is a ParseError naming the file;
 that is not UTF-8 or has neither a conversation nor a call in it. ``<script>``/``<style>`` are
 not special: a script in a message body is text, kept as it was written.
 
-Not read: ``Voice/Phones.vcf`` and ``Voice/Bills.html`` (no messages), Hangouts.
+Not read: ``Voice/Bills.html`` (no messages), Hangouts.
 """
 
 from __future__ import annotations
@@ -88,6 +93,10 @@ _PHONE = re.compile(r"\+?[\d\s().\-]{3,}")
 #: Takeout cuts long attachment names to this many characters (sms.py's ``base[:50]``).
 _TRUNCATED_STEM = 50
 _CHUNK_CHARS = 256 * 1024
+#: Takeout's ``Voice/Phones.vcf`` is one small vCard; anything larger is not it and is not read.
+_PHONES_VCF = re.compile(r"(?:^|/)Phones\.vcf$", re.IGNORECASE)
+_PHONES_VCF_BYTES = 64 * 1024
+_VOICE_LABEL = "google voice"
 _DETECT_CANDIDATES = 3
 #: Call kinds, by the label Takeout puts in ``<a rel="tag" href="…#label">`` (never translated).
 _CALL_KINDS = ("voicemail", "recorded", "received", "placed", "missed")
@@ -415,9 +424,10 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
     if not pages:
         raise ParseError(f"{source.name}: no Google Voice Calls/….html file", code="not_this_format")
     export = _Export.of(source, pages)
+    voice_number = _voice_number(source)
     referenced: set[str] = set()
     for page in pages:
-        yield from _parse_page(export, page, hints, referenced)
+        yield from _parse_page(export, page, hints, referenced, voice_number)
     for folder, names in sorted(export.files.items()):
         unnamed = sorted(m.rpartition("/")[2] for m in names if m not in referenced)
         if unnamed:
@@ -436,11 +446,13 @@ class _Page:
     hints: ParseHints
     owner_number: str = ""
     counterpart: _Party | None = None
+    voice_number: str = ""  # the owner's Google Voice number, from Phones.vcf
 
 
-def _parse_page(export: _Export, member: str, hints: ParseHints, referenced: set[str]) -> Iterator[Record]:
+def _parse_page(export: _Export, member: str, hints: ParseHints, referenced: set[str],
+                voice_number: str = "") -> Iterator[Record]:
     folder = member.rpartition("/")[0]
-    page = _Page(export, member, folder, _title_from_file_name(member), hints)
+    page = _Page(export, member, folder, _title_from_file_name(member), hints, voice_number=voice_number)
     reader = _VoiceHTML(member, export.source.limits.message_chars)
     for _ in _feed(export.source, member, reader):
         for message in reader.finished:
@@ -510,8 +522,32 @@ def _conversation(page: _Page, reader: _VoiceHTML) -> str:
     return "(unknown number)"
 
 
+def _voice_number(source: ExportSource) -> str:
+    """The number ``Voice/Phones.vcf`` labels "Google Voice" (``itemN.TEL`` + ``itemN.X-ABLabel``), or ""."""
+    member = next((m for m in sorted(source.members()) if _PHONES_VCF.search(m)), None)
+    data = read_member(source, member, _PHONES_VCF_BYTES) if member is not None else None
+    if data is None:
+        return ""
+    # vCard folds a long line by starting the next with a space or tab (RFC 6350 §3.2).
+    text = re.sub(r"\r?\n[ \t]", "", data.decode("utf-8", errors="replace"))
+    numbers: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for line in text.splitlines():
+        name, colon, value = line.partition(":")
+        group, dot, prop = name.partition(";")[0].rpartition(".")
+        if not colon or not dot:
+            continue  # only a property group ties a label to its number
+        if prop.upper() == "TEL":
+            numbers[group] = value.strip().removeprefix("tel:")
+        elif prop.upper() == "X-ABLABEL":
+            labels[group] = value.strip().lower()
+    return next((numbers[g] for g, label in labels.items() if label == _VOICE_LABEL and numbers.get(g)), "")
+
+
 def _owner(page: _Page) -> str:
     """The custodian, as the sender of the owner's messages (see the module's docstring)."""
+    if page.voice_number:
+        return page.voice_number
     own = page.hints.self_names
     number = page.owner_number
     if number and (number in own or _digits(number) in own):

@@ -162,7 +162,7 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
         files = members  # a lone file under another name: its content was detected
     if not files:
         raise ParseError(f"{source.name}: no imessage-exporter .txt or .html conversation file", code="not_this_format")
-    context = _Context(source, index, hints, _owner(hints.self_names))
+    context = _Context(source, index, hints, common.own_identity(hints.self_names))
     for member in files:
         conversation = _conversation(member, source, hints)
         if _is_html(source, member):
@@ -185,13 +185,6 @@ def _conversation(member: str, source: ExportSource, hints: ParseHints) -> str:
     name = posixpath.basename(member) or posixpath.basename((hints.source_name or source.name).replace("\\", "/"))
     stem, suffix = posixpath.splitext(name)
     return stem if suffix.lower() in _FILE_SUFFIXES else name
-
-
-def _owner(self_names: frozenset[str]) -> str:
-    """The custodian as ``Me``: their first phone-like own identity, else any (sorted: stable)."""
-    ordered = sorted(self_names)
-    phones = [n for n in ordered if re.fullmatch(r"\+?[\d ()-]{5,}", n.strip())]
-    return (phones or ordered or [""])[0]
 
 
 # --- shared: context, times, attachments ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Signal Desktop exports (signal-export folders, sigtop text and JSON): bytes in, records out.
+"""Signal Desktop exports (signal-export folders, sigtop text, text-short and JSON): bytes in, records out.
 
 Pure and streaming: every file is read line by line, each line and each
 message bounded in size (``index.html`` is parsed as a stream, its buffer
@@ -56,8 +56,25 @@ and stickers are ``incomplete_copy``; ``deletedForEveryone`` a deletion;
 
 Attachments found in the source are read up to ``Limits.media_bytes``;
 missing or larger ones are kept by name with ``data=None``, a flag and an
-``incomplete_copy`` event. Not supported: sigtop's ``text-short`` format,
-signalbackup-tools output.
+``incomplete_copy`` event.
+
+**sigtop** ``export-messages -f text-short`` (``fmt_text_short.go``) writes one
+``<conversation>.txt`` with no header, one line a message:
+``YYYY-MM-DD HH:MM Name: [reply to X on YYYY-MM-DD HH:MM, edited, N attachments] body``
+(the details present, in that order; ``unknown`` for a time sigtop lacks). The
+time is the exporting machine's wall time without a zone: read in the
+custodian's zone (``custodian_zone``). ``You`` (outgoing) is the custodian's
+first phone-like own identity (``extra["shown_sender"]="You"``); others are
+their display name. A body's further lines follow unmarked until the next
+line that starts with a time and a name, so a body line that itself starts
+so is misread, and a name holding ``": "`` is cut there (the format has no
+other marker). The N listed attachments are kept as ``attachment i of N``,
+``incomplete_copy``; a quote is kept by its author and time
+(``extra["quote_author"]``/``["quote_time"]``); reactions are not written by
+sigtop in this format. ``[<type> message]`` alone on its line is an event.
+The conversation is the file name.
+
+Not supported: signalbackup-tools output.
 """
 
 from __future__ import annotations
@@ -82,7 +99,7 @@ from twentyday.records import EventKind, ParsedAttachment, ParsedEvent, ParsedMe
 __all__ = ["NAME", "detect", "parse"]
 
 NAME = "signal"
-Kind = Literal["markdown", "jsonl", "sigtop", "html", "sigtop-json"]
+Kind = Literal["markdown", "jsonl", "sigtop", "html", "sigtop-json", "sigtop-short"]
 
 _SNIFF_LINES = 20
 _DETECT_CANDIDATES = 5
@@ -100,6 +117,16 @@ _JSONL_DETECT = re.compile(r'\{"date": "\d{4}-\d\d-\d\dT[^"]*", "sender": ')
 _SIGTOP_DETECT = re.compile(r"Conversation: [^\n]*\n\r?\n(?:From: [^\n]*\n)?Type: ")
 # sigtop -f json: "[", then one Signal Desktop message object a line (fmt_json.go).
 _SIGTOP_JSON_DETECT = re.compile(r'\[\r?\n\{"[^\n]*"conversationId":"')
+# sigtop -f text-short: "YYYY-MM-DD HH:MM Name:" starts every message (fmt_text_short.go). WhatsApp's
+# year-first Android layout ("2020-12-31 10:00 - Name: text") has " - " where the name starts.
+_SHORT_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d"
+_SHORT_DETECT = re.compile(_SHORT_TIME + r" (?!- )[^\n]*?:(?: |$)")
+_SHORT_HEADER = re.compile(rf"(?P<time>{_SHORT_TIME}|unknown) (?P<sender>(?!- ).+?):(?: (?P<rest>.*))?$")
+_SHORT_EVENT = re.compile(r"\[(?P<type>[a-z0-9-]*) message\]")
+_SHORT_ITEM = rf"(?:reply to .+? on (?:{_SHORT_TIME}|unknown)|edited|[1-9]\d* attachments?)"
+_SHORT_DETAILS = re.compile(rf"\[(?P<items>{_SHORT_ITEM}(?:, {_SHORT_ITEM})*)\](?: (?P<body>.*))?$", re.DOTALL)
+_SHORT_ITEMS = re.compile(rf"(?:reply to (?P<quoted>.+?) on (?P<quoted_at>{_SHORT_TIME}|unknown))?(?:, )?"
+                          r"(?P<edited>edited)?(?:, )?(?:(?P<count>[1-9]\d*) attachments?)?")
 _SIGTOP_TYPE = re.compile(r"Type: [a-z0-9-]+$")
 _SIGTOP_FIELD = re.compile(r"(?P<key>[A-Z][a-z]+): (?P<value>.*)$")
 _SIGTOP_ATTACHMENT = re.compile(r"(?P<name>.*) \((?P<mime>[^(),]*), (?P<size>\d+) bytes\)$")
@@ -138,6 +165,8 @@ def parse(source: ExportSource, hints: ParseHints) -> Iterator[Record]:
             yield from _parse_html(context, member, conversation)
         elif kind == "sigtop-json":
             yield from _parse_sigtop_json(context, member, conversation)
+        elif kind == "sigtop-short":
+            yield from _parse_sigtop_short(context, member, conversation)
         else:
             yield from _parse_sigtop(context, member)
 
@@ -161,6 +190,8 @@ def _sniff(head: bytes) -> Kind | None:
             return "jsonl"
         if line.startswith("Conversation: ") and _SIGTOP_DETECT.match(text.lstrip()):
             return "sigtop"
+        if _SHORT_DETECT.match(line):
+            return "sigtop-short"
         return None
     return None
 
@@ -368,13 +399,19 @@ class _Block:
 
 def _parse_markdown(context: _Context, member: str, conversation: str) -> Iterator[Record]:
     folder = posixpath.dirname(member)
+    for block in _header_blocks(context, member, _MD_HEADER, "'[date time] Sender:'"):
+        yield from _markdown_records(context, block, member, folder, conversation)
+
+
+def _header_blocks(context: _Context, member: str, header_line: re.Pattern[str], shown: str) -> Iterator[_Block]:
+    """Each message of a file where a header line starts a message and unmarked lines continue it."""
     most = context.source.limits.message_chars
     block: _Block | None = None
     for lineno, line in _lines(context.source, member):
-        header = _MD_HEADER.match(line)
+        header = header_line.match(line)
         if header is not None:
             if block is not None:
-                yield from _markdown_records(context, block, member, folder, conversation)
+                yield block
             block = _Block(header, lineno, [header["rest"] or ""])
         elif block is not None:
             block.lines.append(line)
@@ -383,10 +420,9 @@ def _parse_markdown(context: _Context, member: str, conversation: str) -> Iterat
                 raise ParseError(f"{member}: message at line {block.lineno} is longer than {most} chars",
                                  code="line_too_long")
         elif line.strip():
-            raise ParseError(f"{member}: line {lineno}: text before the first '[date time] Sender:' line",
-                             code="bad_layout")
+            raise ParseError(f"{member}: line {lineno}: text before the first {shown} line", code="bad_layout")
     if block is not None:
-        yield from _markdown_records(context, block, member, folder, conversation)
+        yield block
 
 
 def _markdown_records(context: _Context, block: _Block, member: str, folder: str, conversation: str) -> list[Record]:
@@ -769,6 +805,74 @@ def _first_string(obj: dict[str, Any], *keys: str) -> str:
         if isinstance(value, str) and value:
             return value
     return ""
+
+
+# --- sigtop text-short -----------------------------------------------------------------------------
+
+_SHORT_LAYOUT = "sigtop text-short %Y-%m-%d %H:%M"
+
+
+def _parse_sigtop_short(context: _Context, member: str, conversation: str) -> Iterator[Record]:
+    """One message a header line; a multi-line body runs on until the next header line."""
+    owner = common.own_identity(context.hints.self_names) or "You"
+    for block in _header_blocks(context, member, _SHORT_HEADER, "'YYYY-MM-DD HH:MM Name:' (sigtop text-short)"):
+        yield from _short_records(block, conversation, owner, context.hints)
+
+
+def _short_records(block: _Block, conversation: str, owner: str, hints: ParseHints) -> list[Record]:
+    header = block.header
+    at, reading = _short_time(header["time"], hints)
+    shown = header["sender"]
+    rest = "\n".join(block.lines).rstrip("\n")
+    event = _SHORT_EVENT.fullmatch(rest)
+    if event is not None:
+        # What sigtop writes for a message that is not incoming/outgoing (a body of exactly
+        # "[word message]" reads the same way: the format has no other marker).
+        kind = event["type"] or "unknown"
+        return [_sigtop_event(kind, "" if shown == "Unknown" else shown, "", conversation, at)]
+    media = _Media()
+    extra: dict[str, str] = {}
+    edited = False
+    details = _SHORT_DETAILS.match(rest)
+    body = rest
+    if details is not None:
+        items = _SHORT_ITEMS.fullmatch(details["items"])
+        if items is not None:
+            body = details["body"] or ""
+            edited = items["edited"] is not None
+            if items["quoted"]:
+                extra["quote_author"], extra["quote_time"] = items["quoted"], items["quoted_at"]
+            count = int(items["count"] or 0)
+            for number in range(1, count + 1):
+                name = f"attachment {number} of {count}"
+                media.omitted(name, "media_omitted", f"{name} is listed; sigtop text-short names no file",
+                              "application/octet-stream")
+    outgoing = shown == "You"
+    if outgoing:
+        extra["shown_sender"] = shown
+    flags = [*media.flags, *(() if at else ("undated",))]
+    message = ParsedMessage(
+        platform="signal",
+        conversation=conversation,
+        sender=owner if outgoing else shown,
+        created_at=at,
+        time=reading,
+        body=body,
+        attachments=tuple(media.attachments),
+        edited=edited,
+        flags=tuple(flags),
+        extra=extra,
+    )
+    return _finish(message, media, deleted=False)
+
+
+def _short_time(raw: str, hints: ParseHints) -> tuple[datetime | None, TimeReading]:
+    """sigtop formats the sent time in the exporting machine's zone and names no zone; "unknown" has none."""
+    try:
+        wall = datetime.strptime(raw, "%Y-%m-%d %H:%M")
+    except ValueError:
+        return None, TimeReading(raw, _SHORT_LAYOUT, None, "custodian_zone", hints.zone_name)
+    return _local_time(wall, raw, _SHORT_LAYOUT, hints)
 
 
 # --- sigtop text ----------------------------------------------------------------------------------
