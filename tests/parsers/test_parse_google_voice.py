@@ -351,12 +351,21 @@ def with_phones(vcf: bytes) -> BytesSource:
 
 
 def test_the_owner_is_the_number_phones_vcf_labels_google_voice() -> None:
-    read = messages(parse(with_phones(PHONES_VCF)))
+    read = messages(parse(with_phones(PHONES_VCF), OWNER, "+12025550142", "jane doe"))
     mine = [m for m in read if "owner_number" in m.extra]
     assert mine and {m.sender for m in mine} == {"+12025550142"}  # not the custodian's +12025550100
     assert {m.extra["owner_number"] for m in mine} == {"+17323210011"}  # the tel: the page showed, kept
+    assert not any("voice_number" in m.extra for m in read)
     theirs = [m for m in read if m.sender == "+17323214444"]
     assert theirs and {m.recipients for m in theirs} == {("+12025550142",)}
+
+
+def test_a_voice_number_the_custodian_does_not_list_never_files_the_owners_messages_as_received() -> None:
+    """The owner is the custodian: their messages stay theirs (sent), the unlisted Voice number kept beside."""
+    read = messages(parse(with_phones(PHONES_VCF)))  # identities: +12025550100 and the name only
+    mine = [m for m in read if "owner_number" in m.extra]
+    assert mine and {m.sender for m in mine} == {OWNER}
+    assert {m.extra["voice_number"] for m in mine} == {"+12025550142"}
 
 
 @pytest.mark.parametrize(
@@ -376,7 +385,7 @@ def test_without_a_labelled_voice_number_the_custodians_phone_is_the_owner(vcf: 
 
 def test_a_folded_vcard_line_is_read_whole() -> None:
     folded = b"BEGIN:VCARD\r\nitem1.TEL:+1202555\r\n 0142\r\nitem1.X-ABLabel:Google\r\n  Voice\r\nEND:VCARD\r\n"
-    read = messages(parse(with_phones(folded)))
+    read = messages(parse(with_phones(folded), OWNER, "+12025550142"))
     assert {m.sender for m in read if "owner_number" in m.extra} == {"+12025550142"}
 
 

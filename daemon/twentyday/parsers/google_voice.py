@@ -28,13 +28,15 @@ Reading:
   text names a zone (``Pacific Time``), not an offset, and is never used to date: a title that is
   missing or not ISO leaves the message ``undated`` with the text as it appeared kept.
 - The account owner's own messages are the ones whose ``fn`` is an ``<abbr>`` (the others are
-  ``<span>``), whatever language the export writes "Me" in. Their sender is the custodian: the
+  ``<span>``), whatever language the export writes "Me" in. Their sender is the custodian, named by
+  one of the custodian's own identities (``hints.self_names``) so the message is filed as sent: the
   Google Voice number ``Voice/Phones.vcf`` names (``item1.TEL:+1…`` with ``item1.X-ABLabel:Google
-  Voice``; the other ``TEL`` lines are the phones calls were forwarded to; read up to 64 KiB), else
-  the owner's number when the custodian's identities name it, else the custodian's first phone
-  number (``hints.self_names``), else the number the export gives. (The ``tel:`` an owner's message
-  shows may be a forwarding phone, not the Voice number.) Others are named by their number,
-  else their name.
+  Voice``; the other ``TEL`` lines are the phones calls were forwarded to; read up to 64 KiB) when the
+  custodian's identities list it, else the owner's number the page shows when they list that, else the
+  custodian's first phone number, else the number the export gives. A Voice number the identities do
+  not list is kept beside the record (``extra["voice_number"]``) for the officer to add to the
+  custodian's identities. (The ``tel:`` an owner's message shows may be a forwarding phone, not the
+  Voice number.) Others are named by their number, else their name.
 - Conversation: the name or number Takeout put in the file name; for a group, the participants'
   names (numbers where no name) in order. A one-to-one file where the other party never writes
   holds no number for them (its only ``tel:`` links are the owner's, and it has no participants
@@ -74,7 +76,7 @@ from pathlib import PurePosixPath
 from twentyday.errors import ParseError
 from twentyday.parsers.base import ExportSource, detect_by_heads
 from twentyday.parsers.common import content_type as _content_type
-from twentyday.parsers.common import members_matching, offset_name, read_member
+from twentyday.parsers.common import members_matching, offset_name, own_identity, read_member
 from twentyday.records import ParsedAttachment, ParsedEvent, ParsedMessage, ParseHints, Record, TimeReading
 
 __all__ = ["NAME", "detect", "parse", "read_iso_time", "voice_members"]
@@ -546,15 +548,13 @@ def _voice_number(source: ExportSource) -> str:
 
 def _owner(page: _Page) -> str:
     """The custodian, as the sender of the owner's messages (see the module's docstring)."""
-    if page.voice_number:
-        return page.voice_number
     own = page.hints.self_names
-    number = page.owner_number
-    if number and (number in own or _digits(number) in own):
-        return number
-    ordered = sorted(own)
-    phones = [name for name in ordered if _PHONE.fullmatch(name)]
-    return (phones or ordered or [number or "Me"])[0]
+    # The owner is always the custodian: a number their identities do not list would file the
+    # owner's own messages as received. So a number is used only when the identities name it.
+    for number in (page.voice_number, page.owner_number):
+        if number and (number in own or _digits(number) in own):
+            return number
+    return own_identity(own) or page.owner_number or "Me"
 
 
 def _digits(number: str) -> str:
@@ -596,6 +596,8 @@ def _chat_records(page: _Page, reader: _VoiceHTML, message: _Message, referenced
         extra["sender_name"] = sender.name
     if sender is not None and sender.is_owner and sender.number:
         extra["owner_number"] = sender.number
+    if page.voice_number and page.voice_number != owner:
+        extra["voice_number"] = page.voice_number  # named by Phones.vcf, not among the custodian's identities
     yield ParsedMessage(
         platform=PLATFORM,
         conversation=conversation,
