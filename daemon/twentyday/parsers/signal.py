@@ -48,7 +48,8 @@ events. An ``index.html`` whose head is not signal-export's is passed over.
 **sigtop** ``export-messages -f json`` writes ``[``, one Signal Desktop message
 object per line, ``]``. ``sent_at`` (ms since the epoch) is the time, read as
 UTC (``decided_by="format"``); without one the record is ``undated``. Outgoing
-messages are from ``You`` (as sigtop's text formats name them), incoming ones
+messages are the custodian's (their first phone-like own identity, so ingest files them
+as sent; ``extra["shown_sender"]="You"``, as sigtop's text formats name them), incoming ones
 from ``source`` (a phone number) or the sender's service id. Listed attachments
 and stickers are ``incomplete_copy``; ``deletedForEveryone`` a deletion;
 ``editHistory`` kept with the newest body; ``isViewOnce`` flagged. Other types
@@ -732,7 +733,7 @@ def _parse_sigtop_json(context: _Context, member: str, conversation: str) -> Ite
             raise ParseError(f"{where}: not a JSON object ({error.__class__.__name__})", code="bad_json") from None
         if not isinstance(entry, dict):
             raise ParseError(f"{where}: not a JSON object", code="bad_json")
-        yield from _sigtop_json_records(entry, conversation, where)
+        yield from _sigtop_json_records(entry, conversation, where, context.hints)
 
 
 def _sigtop_json_time(entry: dict[str, Any]) -> tuple[datetime | None, TimeReading | None]:
@@ -750,10 +751,19 @@ def _sigtop_json_time(entry: dict[str, Any]) -> tuple[datetime | None, TimeReadi
     return None, None
 
 
-def _sigtop_json_records(entry: dict[str, Any], conversation: str, where: str) -> list[Record]:
+def _outgoing_sender(hints: ParseHints, shown: str) -> tuple[str, str]:
+    """An outgoing message's sender: the custodian (their first phone-like own identity), so ingest files
+    it as sent; and the name the export showed ("You"), kept beside it."""
+    return common.own_identity(hints.self_names) or shown, shown
+
+
+def _sigtop_json_records(entry: dict[str, Any], conversation: str, where: str, hints: ParseHints) -> list[Record]:
     at, reading = _sigtop_json_time(entry)
     kind = entry.get("type") if isinstance(entry.get("type"), str) else "unknown"
     sender = "You" if kind == "outgoing" else _first_string(entry, "source", "sourceServiceId", "sourceUuid")
+    shown_sender = ""
+    if kind == "outgoing":
+        sender, shown_sender = _outgoing_sender(hints, sender)
     body = _first_string(entry, "body")
     if kind not in _MESSAGE_TYPES:
         return [_sigtop_event(str(kind), sender, "", conversation, at)]
@@ -763,6 +773,8 @@ def _sigtop_json_records(entry: dict[str, Any], conversation: str, where: str) -
         media.omitted(name, "media_omitted", f"attachment {name} is listed; sigtop JSON has no files",
                       _first_string(item, "contentType"))
     extra: dict[str, str] = {"type": str(kind)}
+    if shown_sender:
+        extra["shown_sender"] = shown_sender
     sticker = entry.get("sticker")
     if isinstance(sticker, dict):
         extra["sticker"] = _first_string(sticker, "emoji") or "sticker"
@@ -977,6 +989,8 @@ def _sigtop_records(block: list[tuple[int, str]], conversation: str, hints: Pars
     kind = main.get("Type") or "unknown"
     sender = main.get("From") or ""
     extra: dict[str, str] = {}
+    if kind == "outgoing":
+        sender, extra["shown_sender"] = _outgoing_sender(hints, sender or "You")
     body = "\n".join(main.body)
     edited = main.get("Edited") is not None
     if edited:
