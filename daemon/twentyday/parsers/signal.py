@@ -20,7 +20,10 @@ read instead of ``chat.md`` when a folder has both, unless ``chat.md`` holds
 more messages (see :func:`_choose`).
 Times are the exporting machine's wall time without a zone: they are read in
 the custodian's zone (``decided_by="custodian_zone"``). The conversation is the
-chat's folder name.
+chat's folder name. The exporting account's own messages (sender ``Me``; in
+``index.html`` the ``msg me`` bubbles) are the custodian's: their first phone-like
+own identity is the sender, so ingest files them as sent (``extra["shown_sender"]``
+keeps what the export showed).
 
 **sigtop** ``export-messages -f text`` (tbvdm, ISC) writes ``Conversation: Name
 (detail)``, a blank line, then per message ``From:`` (absent for some incoming
@@ -439,7 +442,7 @@ def _markdown_records(context: _Context, block: _Block, member: str, folder: str
     message = ParsedMessage(
         platform="signal",
         conversation=conversation,
-        sender=header["sender"],
+        sender=_export_sender(context.hints, header["sender"], extra),
         created_at=at,
         time=reading,
         body=body,
@@ -572,16 +575,17 @@ def _jsonl_records(
         flags.append("call")
     if entry.get("missed") is True:
         flags.append("missed_call")
+    extra = _jsonl_extra(entry, where)
     message = ParsedMessage(
         platform="signal",
         conversation=conversation,
-        sender=_string(entry, "sender", where),
+        sender=_export_sender(context.hints, _string(entry, "sender", where), extra),
         created_at=at,
         time=reading,
         body=_DELETED if deleted else _string(entry, "body", where).rstrip(),
         attachments=tuple(media.attachments),
         flags=tuple(flags),
-        extra=_jsonl_extra(entry, where),
+        extra=extra,
     )
     return _finish(message, media, deleted)
 
@@ -659,6 +663,8 @@ def _parse_html(context: _Context, member: str, conversation: str) -> Iterator[R
                                   context.hints.zone_name)
         elif entry.sender:
             leader = (entry.sender, reading.raw if reading else "")
+        if "me" in entry.classes:  # the exporting account's own bubble, whatever name it shows
+            sender = _outgoing_sender(context.hints, sender or _SIGNAL_EXPORT_SELF, extra)
         yield from _html_records(context, entry, folder, conversation, sender, at, reading, extra)
     if seen == 0:
         raise ParseError(f"{member}: no signal-export message bubbles in the page", code="bad_layout")
@@ -751,19 +757,29 @@ def _sigtop_json_time(entry: dict[str, Any]) -> tuple[datetime | None, TimeReadi
     return None, None
 
 
-def _outgoing_sender(hints: ParseHints, shown: str) -> tuple[str, str]:
+#: What signal-export writes as the sender of the exporting account's own messages (chat.md, data.json).
+_SIGNAL_EXPORT_SELF = "Me"
+
+
+def _export_sender(hints: ParseHints, shown: str, extra: dict[str, str]) -> str:
+    """signal-export's sender: "Me" is the custodian (filed as sent, "Me" kept beside); others as shown."""
+    return _outgoing_sender(hints, shown, extra) if shown == _SIGNAL_EXPORT_SELF else shown
+
+
+def _outgoing_sender(hints: ParseHints, shown: str, extra: dict[str, str]) -> str:
     """An outgoing message's sender: the custodian (their first phone-like own identity), so ingest files
-    it as sent; and the name the export showed ("You"), kept beside it."""
-    return common.own_identity(hints.self_names) or shown, shown
+    it as sent; the name the export showed ("You", "Me") is kept beside it in ``extra["shown_sender"]``."""
+    own = common.own_identity(hints.self_names)
+    if not own:
+        return shown
+    extra["shown_sender"] = shown
+    return own
 
 
 def _sigtop_json_records(entry: dict[str, Any], conversation: str, where: str, hints: ParseHints) -> list[Record]:
     at, reading = _sigtop_json_time(entry)
     kind = entry.get("type") if isinstance(entry.get("type"), str) else "unknown"
     sender = "You" if kind == "outgoing" else _first_string(entry, "source", "sourceServiceId", "sourceUuid")
-    shown_sender = ""
-    if kind == "outgoing":
-        sender, shown_sender = _outgoing_sender(hints, sender)
     body = _first_string(entry, "body")
     if kind not in _MESSAGE_TYPES:
         return [_sigtop_event(str(kind), sender, "", conversation, at)]
@@ -773,8 +789,8 @@ def _sigtop_json_records(entry: dict[str, Any], conversation: str, where: str, h
         media.omitted(name, "media_omitted", f"attachment {name} is listed; sigtop JSON has no files",
                       _first_string(item, "contentType"))
     extra: dict[str, str] = {"type": str(kind)}
-    if shown_sender:
-        extra["shown_sender"] = shown_sender
+    if kind == "outgoing":
+        sender = _outgoing_sender(hints, sender, extra)
     sticker = entry.get("sticker")
     if isinstance(sticker, dict):
         extra["sticker"] = _first_string(sticker, "emoji") or "sticker"
@@ -990,7 +1006,7 @@ def _sigtop_records(block: list[tuple[int, str]], conversation: str, hints: Pars
     sender = main.get("From") or ""
     extra: dict[str, str] = {}
     if kind == "outgoing":
-        sender, extra["shown_sender"] = _outgoing_sender(hints, sender or "You")
+        sender = _outgoing_sender(hints, sender or "You", extra)
     body = "\n".join(main.body)
     edited = main.get("Edited") is not None
     if edited:
