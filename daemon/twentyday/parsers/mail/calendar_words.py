@@ -22,7 +22,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "CLIENT_EXTRA_WORDS",
@@ -32,6 +32,7 @@ __all__ = [
     "CalendarWords",
     "calendar_words",
     "fold",
+    "phrase_key",
     "word_key",
 ]
 
@@ -144,6 +145,8 @@ class CalendarWords:
     day_periods: Mapping[str, Mapping[bool, frozenset[str]]]
     fillers: Mapping[str, frozenset[str]]
     order: Mapping[str, str]
+    #: Two-word months and weekdays ("tháng 10", "Thứ Tư"): phrase key -> {(role, position): locales}.
+    phrases: Mapping[str, Mapping[tuple[str, int], frozenset[str]]] = field(default_factory=dict)
 
     def knows(self, key: str) -> bool:
         return key in self.months or key in self.weekdays or key in self.day_periods or key in self.fillers
@@ -155,6 +158,21 @@ def _add(table: dict[str, dict[int, set[str]]], spelling: str, position: int, lo
     if not key or any(ch.isspace() or ch.isdigit() for ch in key):
         return
     table.setdefault(key, {}).setdefault(position, set()).add(locale)
+
+
+def phrase_key(spelling: str) -> str:
+    """The lookup key of a two-word spelling ("tháng 10", "Thứ Tư"): its words' keys, one space apart."""
+    return " ".join(word_key(word) for word in spelling.split())
+
+
+def _add_phrase(
+    table: dict[str, dict[tuple[str, int], set[str]]], spelling: str, role: str, position: int, locale: str
+) -> None:
+    # Vietnamese names its months "tháng 1".."tháng 12" (abbreviated "thg 1") and its weekdays
+    # "Thứ Hai".."Thứ Bảy", "Thứ 2".."Thứ 7": two words, read as one by ``dates``.
+    if len(spelling.split()) != 2:
+        return
+    table.setdefault(phrase_key(spelling), {}).setdefault((role, position), set()).add(locale)
 
 
 def _frozen(table: Mapping[str, Mapping[int, set[str]]]) -> dict[str, dict[int, frozenset[str]]]:
@@ -187,6 +205,7 @@ def calendar_words() -> CalendarWords:
     weekdays: dict[str, dict[int, set[str]]] = {}
     periods: dict[str, dict[int, set[str]]] = {}
     fillers: dict[str, dict[int, set[str]]] = {}
+    phrases: dict[str, dict[tuple[str, int], set[str]]] = {}
     order: dict[str, str] = {}
     for name in CLIENT_LOCALES:
         locale = Locale.parse(name)
@@ -194,8 +213,10 @@ def calendar_words() -> CalendarWords:
             for width in ("wide", "abbreviated"):
                 for number, spelling in locale.months[context][width].items():
                     _add(months, spelling, int(number), name)
+                    _add_phrase(phrases, spelling, "month", int(number), name)
                 for index, spelling in locale.days[context][width].items():
                     _add(weekdays, spelling, int(index) + 1, name)  # CLDR counts Monday as 0
+                    _add_phrase(phrases, spelling, "weekday", int(index) + 1, name)
                 for period, spelling in locale.day_periods[context][width].items():
                     if period in ("am", "pm"):
                         _add(periods, spelling, int(period == "pm"), name)
@@ -226,4 +247,8 @@ def calendar_words() -> CalendarWords:
         },
         fillers={key: frozenset().union(*meanings.values()) for key, meanings in _frozen(fillers).items()},
         order=order,
+        phrases={
+            key: {meaning: frozenset(locales) for meaning, locales in meanings.items()}
+            for key, meanings in phrases.items()
+        },
     )

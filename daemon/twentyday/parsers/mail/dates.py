@@ -11,8 +11,12 @@ forms clients use ("+0200", "GMT+1", "UTC+3", "(UTC+01:00)", "CEST", "OESZ").
 
 It never guesses. Every word of the text must be understood, a numeric date
 whose day and month could be swapped is read only when a field above 12 or
-the custodian's locale settles the order, and an unknown or ambiguous zone
-name (IST, BST, AST) leaves the date unread rather than read in the wrong zone.
+the custodian's locale settles the order, an unknown or ambiguous zone
+name (IST, BST, AST) leaves the date unread rather than read in the wrong zone,
+and so does a weekday that contradicts the date ("Monday, 5 March 2021", a Friday).
+A dotted time ("klo 14.25.08", "12.46") is read after a clock word or a complete
+date; Vietnamese two-word months and weekdays ("tháng 10", "Thứ Tư") and Hungarian
+year-first numeric dates ("2021. 10. 27.") are read as CLDR writes them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Literal
 
-from twentyday.parsers.mail.calendar_words import CLIENT_LOCALES, WORD_MARKS, calendar_words, fold, word_key
+from twentyday.parsers.mail.calendar_words import (
+    CLIENT_LOCALES,
+    WORD_MARKS,
+    calendar_words,
+    fold,
+    phrase_key,
+    word_key,
+)
 from twentyday.records import DecidedBy
 
 __all__ = ["MAX_DATE_CHARS", "DateReading", "fold", "read_mail_date", "split_leading_date"]
@@ -97,7 +108,8 @@ TokenKind = Literal["numdate", "time", "gmtoff", "offset", "dotpair", "ampm", "n
 # "2021-10-28" is not read as an offset "-10".
 _TOKEN_RE = re.compile(
     r"""
-    (?P<numdate>\d{1,4}(?:[./-]|\.[ \u00a0])\d{1,2}(?:[./-]|\.[ \u00a0])\d{4}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})(?!\d)
+    (?P<numdate>\d{4}\.[ \u00a0]\d{1,2}\.[ \u00a0]\d{1,2}\.?  # Hungarian "2021. 10. 27."
+      | \d{1,4}(?:[./-]|\.[ \u00a0])\d{1,2}(?:[./-]|\.[ \u00a0])\d{4}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})(?!\d)
   | (?P<time>\d{1,2}(?::\d{2}(?::\d{2})?|h\d{2}))(?!\d)
   | (?P<gmtoff>(?:gmt|utc)[ ]?[+\-−]\d{1,2}(?::?\d{2})?)(?!\d)
   | (?P<offset>[+\-−]\d{2}:?\d{2})(?!\d)
@@ -118,6 +130,13 @@ _TOKEN_RE = re.compile(
 _PAREN_UTC_RE = re.compile(r"\((?:utc|gmt)[+\-−]\d{1,2}(?::?\d{2})?\)", re.IGNORECASE)
 _CJK_DATE_RE = re.compile(r"(\d{4})\s*[年년]\s*(\d{1,2})\s*[月월]\s*(\d{1,2})\s*[日일]")
 _CJK_TIME_RE = re.compile(r"(\d{1,2})\s*[時时시]\s*(\d{1,2})\s*[分분]")
+#: Two words side by side, or a word and a number ("Thứ Tư", "tháng 10"): looked up as one.
+#: A lookahead, so that every pair is tried, overlapping ones too.
+_PAIR_RE = re.compile(r"(?=(?<![^\W\d_])([^\W\d_]+[ \u00a0]+(?:[^\W\d_]+|\d{1,2}))(?![^\W\d_]|\d))")
+#: The English names of ISO weekdays 1..7, for the problem a contradicting weekday gives.
+_WEEKDAY_NAMES = ("", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: "14.25.08": hours, minutes and seconds as Danish, Norwegian and Finnish clients write them.
+_DOTTED_TIME_RE = re.compile(r"\d{1,2}\.\d{2}\.\d{2}")
 
 
 @dataclass(frozen=True)
@@ -186,6 +205,7 @@ class _Fields:
     offset: int | None = None
     named_offset: int | None = None
     words: list[str] = field(default_factory=list)
+    weekdays: list[frozenset[int]] = field(default_factory=list)
     langs: frozenset[str] = frozenset()
     cjk: bool = False
 
@@ -203,14 +223,39 @@ def read_mail_date(text: str, *, default_zone: tzinfo, zone_name: str, day_first
     # marked by their signs, read as the numeric date they are.
     numeric, cjk_dates = _CJK_DATE_RE.subn(r" \1-\2-\3 ", cleaned)
     numeric = _CJK_TIME_RE.sub(r" \1:\2 ", numeric)
+    # Gmail's Portuguese (Portugal) writes "27/10/2021 à(s) 09:31": "at (the) hour(s)".
+    numeric = numeric.replace("à(s)", "às")
+    numeric, phrases = _take_phrases(numeric)
     fields_or_problem = _collect(_tokens(numeric))
     if isinstance(fields_or_problem, str):
         return DateReading(None, problem=fields_or_problem)
+    fields_or_problem.words[:0] = phrases
     fields_or_problem.cjk = cjk_dates > 0
     problem = _resolve_words(fields_or_problem)
     if problem:
         return DateReading(None, problem=problem)
     return _combine(fields_or_problem, default_zone, zone_name, day_first)
+
+
+def _take_phrases(text: str) -> tuple[str, list[str]]:
+    """Blank out the two-word months and weekdays ("tháng 10", "Thứ Tư"); return their keys."""
+    known = calendar_words().phrases
+    if not known:
+        return text, []
+    found: list[str] = []
+    pieces: list[str] = []
+    done = 0
+    for match in _PAIR_RE.finditer(text):
+        start, end = match.start(1), match.end(1)
+        key = phrase_key(match.group(1))
+        if start < done or key not in known:
+            continue
+        found.append(key)
+        pieces += [text[done:start], " "]
+        done = end
+    if not found:
+        return text, []
+    return "".join([*pieces, text[done:]]), found
 
 
 def _collect(tokens: list[_Token]) -> _Fields | str:
@@ -230,12 +275,16 @@ def _take(parts: _Fields, token: _Token, previous: str) -> str:
     kind, text = token.kind, token.text
     if kind == "punct":
         return ""
+    if kind == "numdate" and _DOTTED_TIME_RE.fullmatch(text) and (previous in CLOCK_WORDS or _has_full_date(parts)):
+        # "klo 14.25.08" (Finnish Apple Mail), "2021 09.26.50" (Danish Yahoo): after a clock
+        # word, or once day, month and year are read, the dotted triple can only be a time.
+        kind = "time"
     if kind == "numdate":
         if parts.numdate:
             return "two dates"
         parts.numdate = text
         return ""
-    if kind == "time" or (kind == "dotpair" and previous in CLOCK_WORDS):
+    if kind == "time" or (kind == "dotpair" and (previous in CLOCK_WORDS or _has_full_date(parts))):
         if parts.time:
             return "two times"
         parts.time = text.replace(".", ":").replace("h", ":").replace("H", ":")
@@ -257,6 +306,11 @@ def _take(parts: _Fields, token: _Token, previous: str) -> str:
     if kind == "word":
         return _take_word(parts, text)
     return f"unexpected {text!r}"
+
+
+def _has_full_date(parts: _Fields) -> bool:
+    """A day and a year are read (the month is a word, or the numeric date holds all three)."""
+    return bool(parts.numdate) or (parts.year is not None and parts.day is not None and bool(parts.words))
 
 
 def _take_number(parts: _Fields, text: str) -> str:
@@ -291,7 +345,8 @@ def _meanings(key: str) -> list[tuple[str, int, frozenset[str]]]:
     """(role, value, locales) of a word: a month, a weekday, am (0) / pm (1), or a filler."""
     words = calendar_words()
     found = [("month", month, locales) for month, locales in words.months.get(key, {}).items()]
-    found += [("weekday", 0, locales) for locales in words.weekdays.get(key, {}).values()]
+    found += [("weekday", position, locales) for position, locales in words.weekdays.get(key, {}).items()]
+    found += [(role, value, locales) for (role, value), locales in words.phrases.get(key, {}).items()]
     found += [("period", int(is_pm), locales) for is_pm, locales in words.day_periods.get(key, {}).items()]
     if key in words.fillers:
         found.append(("filler", 0, words.fillers[key]))
@@ -318,6 +373,9 @@ def _resolve_words(parts: _Fields) -> str:
         valued = {(role, value) for role, value, _ in options if role in ("month", "period")}
         valueless = {role for role, _, _ in options if role not in ("month", "period")}
         if not valued:
+            weekdays = frozenset(value for role, value, _ in options if role == "weekday")
+            if weekdays:
+                parts.weekdays.append(weekdays)  # checked against the calendar day once it is known
             continue
         ambiguous = f"the word {key!r} means different things in the languages it could be"
         if len(valued) > 1:
@@ -379,6 +437,13 @@ def _combine(parts: _Fields, default_zone: tzinfo, zone_name: str, day_first: bo
         moment = datetime(day.year, day.month, day.day, *clock, tzinfo=zone)
     except ValueError:
         return DateReading(None, problem="no such calendar date or time")
+    actual = moment.isoweekday()
+    if any(actual not in written_weekdays for written_weekdays in parts.weekdays):
+        # "Monday, 5 March 2021" when 5 March 2021 is a Friday: one of the two is wrong, and
+        # nothing says which.
+        return DateReading(
+            None, problem=f"the weekday written contradicts the date ({moment:%Y-%m-%d} is a {_WEEKDAY_NAMES[actual]})"
+        )
     decided: DecidedBy = "locale" if day.by_locale else ("format" if written else "custodian_zone")
     return DateReading(moment, day.style, day.day_first, decided, zone_label, written)
 
@@ -418,7 +483,7 @@ def _written_order(langs: frozenset[str]) -> str:
 def _numeric_day(text: str, day_first: bool | None, written_order: str = "", language: str = "") -> _Day | str:
     """28/10/2021, 10/28/2021, 2021-10-28, 28.10.21, 27. 10. 2021: order from a field above 12,
     the language of the words around it ("st 5. 3. 2021 v 9:31" is Czech, day first), or the locale."""
-    pieces = re.split(r"\.[ \u00a0]|[./-]", text)
+    pieces = re.split(r"\.[ \u00a0]|[./-]", text.removesuffix("."))
     first, second, third = (int(piece) for piece in pieces)
     if len(pieces[0]) == 4:
         return _Day(first, second, third, "yyyy-mm-dd", None, False)

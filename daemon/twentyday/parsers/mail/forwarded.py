@@ -160,6 +160,9 @@ REPLY_TEMPLATES: tuple[str, ...] = (
     "{when} написал(а):",
     "{when} пишет:",
     "{date} időpontban {sender} ezt írta:",
+    # Outlook 2019 in Slovak and Turkish (crisp-oss test/fixtures/outlook_2019_{sk,tr}_body.txt).
+    "{date} používateľ {sender} napísal:",
+    "{sender}, {date} tarihinde şunu yazdı:",
 )
 
 #: Subject prefixes a forward adds, in the languages clients use.
@@ -236,7 +239,10 @@ def _compile_template(template: str) -> _Template:
     first, second = ("{sender}", "{date}") if sender_first else ("{date}", "{sender}")
     prefix, rest = template.split(first)
     middle, suffix = rest.split(second)
-    middle_re = re.compile(r"\s" + re.escape(middle.strip()) + r"\s", re.IGNORECASE)
+    # A word between sender and date stands alone ("... kirjoitti ..."); a comma follows the
+    # sender's ">" directly ('"John Doe" <john@acme.com>, 28/10/2021 ...').
+    before = r"\s" if middle.strip()[:1].isalnum() else r"\s*"
+    middle_re = re.compile(before + re.escape(middle.strip()) + r"\s", re.IGNORECASE)
     return _Template(prefix.lower(), suffix.lower(), middle_re, sender_first)
 
 
@@ -416,6 +422,11 @@ def _dash_separator(text: str) -> tuple[str, str] | None:
     close = inner.find("--")
     if close == -1:
         return None
+    # Slovak Thunderbird: "-------- Preposlaná správa --- Forwarded Message --------", dashes
+    # inside the phrase; the whole phrase up to the closing dashes is tried first.
+    whole = inner.rstrip("-")
+    if len(whole) < len(inner) and fold(whole.strip()) in _SEPARATOR_KINDS:
+        close = len(whole)
     phrase = fold(inner[:close].strip())
     kind = _SEPARATOR_KINDS.get(phrase)
     if kind is None:
@@ -659,6 +670,10 @@ def _split_reply_middle(template: _Template, middle: str) -> tuple[str, str] | N
         date_text, sender = split_leading_date(middle)
     else:
         found = template.middle.search(middle)
+        if found is not None and template.sender_first:
+            # The date comes last and holds no such word; a sender may ("Doe, John" <...>, date).
+            for later in template.middle.finditer(middle, found.end()):
+                found = later
         if found is None:
             return None
         first, second = middle[: found.start()].strip(), middle[found.end() :].strip()
@@ -813,10 +828,13 @@ def _address_list(value: str) -> tuple[str, ...]:
         end = match.end()
         while end < len(text) and text[end] in ">\"'» ":
             end += 1
-        if end < len(text) and text[end] not in ",;":
-            continue  # "b@x <b@x>": the first address is the display name
+        delimited = end >= len(text) or text[end] in ",;"
+        # "b@x <b@x>": the first address is the display name. One closed by ">" is an address
+        # even when no delimiter follows (Yahoo's Polish "<b@x>Dw Walter <w@x>", "Dw" lacking its colon).
+        if not delimited and ">" not in text[match.end() : end]:
+            continue
         entries.append(_format_entry(text[start : match.end()], match.group()))
-        start = end + 1
+        start = end + 1 if delimited else end
     leftover = text[start:].strip(" ,;")
     entries.extend(name.strip() for name in leftover.split(";") if name.strip())
     return tuple(entries)
