@@ -40,6 +40,7 @@ but reply headers are never descended into: a forwarded reply is the reply.
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 import unicodedata
@@ -530,6 +531,9 @@ def _bare_block(lines: Sequence[str], index: int, stop: int, text: str) -> _Bloc
     return _Block(client, index, values, headers.end, stop, headers.depth)
 
 
+# Cached: every line that might start a block is read again by each block tried over it, and a body
+# of one repeated line (hostile, or a long pasted list) would otherwise pay that per line.
+@functools.lru_cache(maxsize=4096)
 def _header(text: str) -> tuple[str, str] | None:
     """(field, value) of a "Key: value" line with a known key, else None."""
     if len(text) > MAX_HEADER_LINE:
