@@ -95,3 +95,22 @@ def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
     assert config.data_dir == (tmp_path / "data").resolve()
     assert config.folder_path == config.data_dir / "inbox"
     assert config.recipients == ((tmp_path / "officer.pub").resolve(),)
+
+
+def test_a_secret_may_be_a_systemd_credential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LoadCredential=smtp-tls-key:/etc/ssl/private/mx.key puts a copy in $CREDENTIALS_DIRECTORY."""
+    text = ('[smtp]\ntls_cert = "credential:smtp-tls-cert"\ntls_key = "credential:smtp-tls-key"\n'
+            '[alerts.webhook]\nurl = "https://hooks.agency.example/x"\nsecret_file = "credential:webhook-secret"\n')
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    config = load(_write(tmp_path, text))
+    assert config.smtp.tls_key == tmp_path / "creds" / "smtp-tls-key"
+    assert config.smtp.tls_cert == tmp_path / "creds" / "smtp-tls-cert"
+    assert config.delivery.webhook is not None
+    assert config.delivery.webhook.secret_file == tmp_path / "creds" / "webhook-secret"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")  # serve started by hand: systemd's place, where nothing is
+    assert load(_write(tmp_path, text)).smtp.tls_key == Path("/run/credentials/twentyday.service/smtp-tls-key")
+
+
+def test_a_credential_name_is_a_plain_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"smtp\.tls_key: expected credential:NAME"):
+        load(_write(tmp_path, '[smtp]\ntls_cert = "a.crt"\ntls_key = "credential:../etc/shadow"\n'))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -454,6 +455,24 @@ def _resolve(base: Path, value: str) -> Path:
     return candidate if candidate.is_absolute() else (base / candidate).resolve()
 
 
+#: A secret's file may be a systemd credential: "credential:NAME" is NAME in $CREDENTIALS_DIRECTORY,
+#: where the unit's LoadCredential=NAME:PATH puts a copy only the service can read (the original
+#: stays root's). Outside the service, systemd's directory for twentyday.service, where serve started
+#: by hand finds nothing and says which file it could not read.
+CREDENTIAL_PREFIX = "credential:"
+CREDENTIALS_DEFAULT = "/run/credentials/twentyday.service"
+
+
+def _secret_path(file: Path, base: Path, key: str, value: str) -> Path:
+    if not value.startswith(CREDENTIAL_PREFIX):
+        return _resolve(base, value)
+    name = value[len(CREDENTIAL_PREFIX):]
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in {".", ".."}:
+        raise ConfigError(f"expected credential:NAME, NAME as in the unit's LoadCredential=NAME:PATH, got {value!r}",
+                          path=str(file), key=key)
+    return Path(os.environ.get("CREDENTIALS_DIRECTORY") or CREDENTIALS_DEFAULT) / name
+
+
 def _build(file: Path, raw: dict[str, Any]) -> Config:
     base = file.resolve().parent
     top = _read_table(file, raw, "", "")
@@ -561,7 +580,8 @@ def _email_sink(file: Path, base: Path, email: dict[str, Any]) -> EmailSink | No
         raise fail("digest_timezone", f"unknown time zone {email['digest_timezone']!r}") from None
     return EmailSink(
         relay=email["relay"], from_address=email["from_address"], starttls=email["starttls"], user=email["user"],
-        password_file=_resolve(base, email["password_file"]) if email["password_file"] else None,
+        password_file=(_secret_path(file, base, "alerts.email.password_file", email["password_file"])
+                       if email["password_file"] else None),
         officers=tuple(a.lower() for a in email["officers"]), digest_hour=email["digest_hour"],
         digest_timezone=email["digest_timezone"], timeout_seconds=email["timeout_seconds"],
     )
@@ -574,12 +594,13 @@ def _webhook_sink(file: Path, base: Path, webhook: dict[str, Any]) -> WebhookSin
         raise ConfigError("expected an http:// or https:// URL", path=str(file), key="alerts.webhook.url")
     if not webhook["secret_file"]:  # an unsigned alert could be forged by anyone who can reach the receiver
         raise ConfigError("a webhook needs a secret_file (whsec_...)", path=str(file), key="alerts.webhook.secret_file")
-    return WebhookSink(webhook["url"], _resolve(base, webhook["secret_file"]), webhook["timeout_seconds"])
+    return WebhookSink(webhook["url"], _secret_path(file, base, "alerts.webhook.secret_file", webhook["secret_file"]),
+                       webhook["timeout_seconds"])
 
 
 def _smtp(file: Path, base: Path, smtp: dict[str, Any]) -> SmtpConfig:
     def path(key: str) -> Path | None:
-        return _resolve(base, smtp[key]) if smtp[key] else None
+        return _secret_path(file, base, f"smtp.{key}", smtp[key]) if smtp[key] else None
 
     if bool(smtp["tls_cert"]) != bool(smtp["tls_key"]):
         raise ConfigError("tls_cert and tls_key go together", path=str(file), key="smtp.tls_key")

@@ -32,7 +32,10 @@ from twentyday.hardening import forbid_core_dumps
 from twentyday.intake.smtp import start_server
 from twentyday.intake.watcher import InboxWatcher
 from twentyday.notify.deliver import POLL_SECONDS, Deliverer
+from twentyday.pipeline.heartbeat import HeartbeatPipe
 from twentyday.pipeline.worker import PipeWake, worker_process
+from twentyday.service import ServiceReporter, Systemd
+from twentyday.service import cancel as cancel_reporting
 from twentyday.spool import ROLL_SECONDS, Spool
 from twentyday.store.archive import Archive
 from twentyday.store.integrity import FIRST_DELAY_SECONDS, IntegrityCheck
@@ -49,9 +52,12 @@ class PipelineProcess:
     does to reach it can block on a lock the worker might have died holding.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, beat_seconds: float | None = None) -> None:
         self._context = multiprocessing.get_context("spawn")
         self.wake = PipeWake.create()
+        # Its proof of progress for systemd's watchdog (service.py), when serve runs under systemd.
+        self.heartbeat = HeartbeatPipe() if beat_seconds is not None else None
+        self._beat_seconds = beat_seconds or 5.0
         self._config = config
         self._process: BaseProcess | None = None
         self._stopping = False
@@ -60,11 +66,14 @@ class PipelineProcess:
         # A Connection is how multiprocessing hands a descriptor to a spawned child; it wraps a
         # duplicate, so closing it here (once the child has its own) leaves our reader open.
         channel = Connection(os.dup(self.wake.reader), writable=False)
+        beats = self.heartbeat.for_child() if self.heartbeat is not None else None
         self._process = self._context.Process(
             target=worker_process, name="twentyday-pipeline",
-            args=(str(self._config.path), channel, self._config.log_level, os.getpid()))
+            args=(str(self._config.path), channel, self._config.log_level, os.getpid(), beats, self._beat_seconds))
         self._process.start()
         channel.close()
+        if beats is not None:
+            beats.close()
 
     def watch(self) -> None:
         if self._process is not None and not self._process.is_alive() and not self._stopping:
@@ -83,6 +92,8 @@ class PipelineProcess:
                 self._process.kill()
                 self._process.join(10)
         self.wake.close()
+        if self.heartbeat is not None:
+            self.heartbeat.close()
 
 
 async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = HEAD_LOG_SECONDS,
@@ -120,7 +131,10 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         log.warning("serve's integrity check does not run without keys.ledger_key")
     spool = Spool.open(config)
     recovered = spool.recover()
-    pipeline = PipelineProcess(config)
+    systemd = Systemd.from_environment()
+    pipeline = PipelineProcess(config, beat_seconds=systemd.beat_seconds)
+    reporter = ServiceReporter(systemd, config, archive, pipeline.heartbeat)
+    reporting: asyncio.Task[None] | None = None
     watcher = InboxWatcher(config.folder_path, spool, pipeline.wake.set, settle_seconds=settle_seconds)
     server: asyncio.Server | None = None
     try:
@@ -136,6 +150,7 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         log.info("watching %s", config.folder_path)
         if config.smtp.enabled:
             server = await start_server(config, spool, pipeline.wake.set)
+        reporting = asyncio.create_task(reporter.run())  # READY=1 once the pipeline beats; then the watchdog
         next_head = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
@@ -149,6 +164,8 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=ROLL_SECONDS)
     finally:
+        reporter.stopping()
+        await cancel_reporting(reporting)
         if server is not None:  # sources first: nothing new arrives while the worker finishes
             server.close()
             await server.wait_closed()
@@ -166,6 +183,7 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
             integrity_archive.close()
         spool.close()
         archive.close()
+        systemd.close()
         log.info("twentyday stopped")
 
 

@@ -243,7 +243,8 @@ def test_the_verify_unit_runs_as_another_user_that_cannot_write_the_archive() ->
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
-    for unit in UNITS.iterdir():  # ExecStart names where twentyday is installed, which it is not here
+    units = [path for path in UNITS.iterdir() if path.suffix in {".service", ".timer"}]  # not port25.conf, a drop-in
+    for unit in units:  # ExecStart names where twentyday is installed, which it is not here
         (tmp_path / unit.name).write_text(unit.read_text().replace("/usr/local/bin/twentyday", "/bin/true"))
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
                             capture_output=True, text=True, timeout=120)

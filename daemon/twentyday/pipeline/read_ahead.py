@@ -100,14 +100,16 @@ class ReadAhead:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def ahead(self, pending: Iterator[SpoolItem], readable: Callable[[SpoolItem], pipeline.Item | None]
-              ) -> Iterator[Pending]:
+    def ahead(self, pending: Iterator[SpoolItem], readable: Callable[[SpoolItem], pipeline.Item | None],
+              waiting: Callable[[], None] = lambda: None) -> Iterator[Pending]:
         """The spooled items in order, each with its parse when the helper read it ahead.
 
         Chunks go to the helper up to the limits ahead of the item being stored;
         ``readable`` gives the item to parse, or None for one the helper must not read.
         An item the helper did not prepare (a file, a refused item, one it failed on, all
         of them if it died) comes without a parse, for the worker to process as before.
+        ``waiting`` is called about once a second while the worker waits for the helper (its heartbeat:
+        the wait is bounded by ``answer_seconds``, so waiting is progress).
         """
         limits = self.limits
         in_flight: collections.deque[tuple[list[SpoolItem], Future[list[pipeline.Prepared | None]] | None]]
@@ -130,7 +132,7 @@ class ReadAhead:
             prepared: list[pipeline.Prepared | None] = [None] * len(chunk)
             if future is not None:
                 try:
-                    prepared = future.result(timeout=limits.answer_seconds)
+                    prepared = _result(future, limits.answer_seconds, waiting)
                 except Exception as error:  # the helper died (OOM killer, a crash) or is stuck: parse here
                     log.error("read-ahead helper failed (%s); the worker parses these items itself",
                               type(error).__name__)
@@ -171,6 +173,19 @@ def _prepare_items(items: list[pipeline.Item | None]) -> list[pipeline.Prepared 
             log.warning("read-ahead of an item failed; the worker parses it itself", exc_info=True)
             prepared.append(None)
     return prepared
+
+
+def _result(future: Future[list[pipeline.Prepared | None]], timeout: float, waiting: Callable[[], None]
+            ) -> list[pipeline.Prepared | None]:
+    """``future.result(timeout)``, calling ``waiting`` about once a second until it comes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting()
+        try:
+            return future.result(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
 
 
 def _bytes_in(in_flight: Iterable[tuple[list[SpoolItem], object]]) -> int:

@@ -40,6 +40,7 @@ from twentyday.errors import BatchRolledBack, IntakeError, SpoolItemDamaged, Twe
 from twentyday.hardening import forbid_core_dumps
 from twentyday.logs import configure as configure_logs
 from twentyday.pipeline import process as pipeline
+from twentyday.pipeline.heartbeat import Heartbeat
 from twentyday.pipeline.read_ahead import PIPELINE_NICENESS, Pending, ReadAhead, die_with_parent
 from twentyday.spool import Spool, SpoolItem
 from twentyday.store.alerts import Scope
@@ -76,9 +77,12 @@ class Worker:
     def __init__(self, archive: Archive, spool: Spool, *, stop: EventLike | None = None,
                  wake: EventLike | None = None, read_ahead: ReadAhead | None = None,
                  limits: BatchLimits = BatchLimits(), evaluate_every: float | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 heartbeat: Callable[[], None] = lambda: None) -> None:
         """``evaluate_every``: the alert scheduler (``serve``'s): the conversations each committed batch
-        touched are re-evaluated with it, and every alert every ``evaluate_every`` seconds."""
+        touched are re-evaluated with it, and every alert every ``evaluate_every`` seconds.
+        ``heartbeat``: called per item, per 1,024 messages parsed, while waiting on the read-ahead
+        helper and per round of :meth:`loop` (``serve``'s watchdog, pipeline/heartbeat.py)."""
         self.archive = archive
         self.spool = spool
         self.limits = limits
@@ -90,6 +94,7 @@ class Worker:
         self._evaluate_every = evaluate_every
         self._clock = clock
         self._next_evaluation = 0.0  # monotonic: the first pass evaluates every alert
+        self._beat = heartbeat
 
     def notify(self) -> None:
         """A source put something in the spool."""
@@ -111,7 +116,7 @@ class Worker:
         """The spooled items in order, each with its parse when the helper read it ahead."""
         if self._read_ahead is None:
             return (Pending(spooled) for spooled in pending)
-        return self._read_ahead.ahead(pending, self._readable)
+        return self._read_ahead.ahead(pending, self._readable, waiting=self._beat)
 
     def _readable(self, spooled: SpoolItem) -> pipeline.Item | None:
         """The item to read ahead, or None: files and refused items are the worker's alone."""
@@ -151,6 +156,7 @@ class Worker:
                         more = False
                         break
                     attempted.append(pending_item)
+                    self._beat()
                     try:
                         outcome = self._process(pending_item, guarded=len(attempted) <= guarded)
                     except BatchRolledBack:
@@ -281,7 +287,7 @@ class Worker:
             # A refusal's bytes are the source's words about what it refused (names): sealed as its detail.
             words = (item.data or b"").decode("utf-8", "replace")
             return pipeline.refuse(self.archive, item, spooled.meta.refused, words)
-        return pipeline.process(self.archive, item)
+        return pipeline.process(self.archive, item, progress=lambda _messages: self._beat())
 
     def _item(self, spooled: SpoolItem) -> pipeline.Item:
         """The item as the pipeline reads it; raises SpoolItemDamaged if its bytes or its header
@@ -303,6 +309,7 @@ class Worker:
 
     def loop(self, poll_seconds: float = 5.0, keep_going: Callable[[], bool] = lambda: True) -> None:
         while not self._stop.is_set() and keep_going():
+            self._beat()
             try:
                 self.run_once(keep_going)
             except (TwentydayError, OSError) as error:  # e.g. the spool unreadable: try again later
@@ -375,11 +382,14 @@ class PipeWake:
                     os.close(fd)
 
 
-def worker_process(config_path: str, channel: Connection, log_level: str, parent: int) -> None:
+def worker_process(config_path: str, channel: Connection, log_level: str, parent: int,
+                   heartbeat: Connection | None = None, beat_seconds: float = 5.0) -> None:
     """Entry point of the pipeline process started by ``serve`` (``parent``: the daemon's pid).
 
     ``channel`` carries the read end of the daemon's wake-up pipe; SIGTERM asks the worker
-    to stop after the item under way."""
+    to stop after the item under way. ``heartbeat``, if given, the write end of the daemon's
+    heartbeat pipe: the worker beats on it at most every ``beat_seconds`` and wakes at least
+    that often when idle, so the daemon sees progress while it waits."""
     die_with_parent()
     forbid_core_dumps()  # exec reset the daemon's dumpable flag; this process holds the secrets too
     # The daemon may have died before the line above ran (it is set only now): then we are
@@ -401,10 +411,11 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     spool = Spool.open(config, writer=False)
     # With a second core, mail is parsed in a helper while the items before it are stored.
     read_ahead = ReadAhead(config, log_level) if (os.cpu_count() or 1) > 1 else None
+    beats = Heartbeat(heartbeat.fileno() if heartbeat is not None else None, beat_seconds / 2)
     try:
         Worker(archive, spool, stop=stop, wake=wake, read_ahead=read_ahead,
-               evaluate_every=config.evaluate_every_minutes * 60.0).loop(
-            keep_going=lambda: os.getppid() == parent)
+               evaluate_every=config.evaluate_every_minutes * 60.0, heartbeat=beats.beat).loop(
+            poll_seconds=min(5.0, beat_seconds), keep_going=lambda: os.getppid() == parent)
     finally:
         if read_ahead is not None:
             read_ahead.close()
