@@ -194,11 +194,11 @@ class IntegrityCheck:
             self.last_checkpoint = report.checkpoint
         if report.ok:
             log.info("integrity check: ok, %d ledger entries, head %s", report.ledger_entries,
-                     report.head or "(none yet)")
+                     report.head or "(none yet)", extra={"event": "integrity_ok"})
             return report
         finding = raise_integrity_failure(self._archive, report, self._clock())
         log.error("integrity check: %s; integrity_failure alert raised (run 'twentyday verify' for each object)",
-                  finding.detail)
+                  finding.detail, extra={"event": KIND})
         return report
 
     def _keep(self, started: datetime, began: float, result: str, detail: str, report: VerifyReport | None) -> None:
