@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from tests.conftest import make_mail
 from twentyday import config as config_module
 from twentyday.cli import cli
-from twentyday.errors import IntakeError
+from twentyday.errors import IntakeError, NotFoundError
 from twentyday.spool import Spool, SpoolMeta
 from twentyday.status import SERVE_LOCK, daemon_state, hold_serve_lock
 from twentyday.store.archive import Archive
@@ -195,3 +195,9 @@ def test_serve_lock_is_seen_by_status_and_refuses_a_second_holder(archive_dir: P
             pass
     assert (data_dir / SERVE_LOCK).exists()  # left in place: the lock, not the file, says who runs
     assert daemon_state(data_dir).running is False and daemon_state(data_dir).pid is None
+
+
+def test_serve_without_a_data_directory_says_there_is_no_archive(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match=r"index\.db: no archive here \(run 'twentyday init' first\)"), \
+            hold_serve_lock(tmp_path / "missing"):
+        pass

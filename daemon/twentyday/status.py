@@ -35,7 +35,7 @@ from typing import Any
 
 from twentyday.canonical import iso, parse_iso
 from twentyday.config import Config
-from twentyday.errors import IntakeError
+from twentyday.errors import IntakeError, NotFoundError
 from twentyday.spool import Backlog, backlog
 from twentyday.store.integrity import IntegrityRun, last_run
 from twentyday.store.ledger import signed_head
@@ -58,7 +58,10 @@ def hold_serve_lock(data_dir: Path) -> Iterator[None]:
     file, says whether one runs."""
     path = data_dir / SERVE_LOCK
     # 0644: a pid is no secret, and a status reader need not be the daemon's user.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:  # no data directory: the same line the archive gives for a missing index
+        raise NotFoundError(f"{data_dir / 'index.db'}: no archive here (run 'twentyday init' first)") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
