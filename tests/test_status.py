@@ -66,11 +66,18 @@ def busy_archive(archive_dir: Path) -> Path:
     finally:
         spool.close()
     [segment] = (archive_dir / "data" / "spool").glob("seg-*.log")
-    os.utime(segment, (HOUR_AGO.timestamp(), HOUR_AGO.timestamp()))
+    hour_ago = an_hour_ago()
+    os.utime(segment, (hour_ago.timestamp(), hour_ago.timestamp()))
     return config
 
 
-HOUR_AGO = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+def an_hour_ago() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+def segment_time(config: Path) -> datetime:
+    [segment] = (config.parent / "data" / "spool").glob("seg-*.log")
+    return datetime.fromtimestamp(segment.stat().st_mtime, UTC)
 
 
 def test_status_reports_spool_captures_alerts_and_ledger_head_and_writes_nothing(busy_archive: Path) -> None:
@@ -82,7 +89,7 @@ def test_status_reports_spool_captures_alerts_and_ledger_head_and_writes_nothing
 
     assert status["daemon"] == {"running": False, "pid": None}
     assert status["spool"]["items"] == 2
-    assert status["spool"]["oldest_at"] == HOUR_AGO.isoformat()
+    assert status["spool"]["oldest_at"] == segment_time(busy_archive).isoformat()
     assert 3600 <= status["spool"]["oldest_age_seconds"] < 3600 + 120
     conn = sqlite3.connect(data_dir / "index.db")
     try:
@@ -146,7 +153,8 @@ def test_human_status_is_labelled_lines_then_two_tables(busy_archive: Path) -> N
     ledger = status["ledger"]
     age = status["spool"]["oldest_age_seconds"]
     assert lines[0] == "daemon        not running"
-    assert lines[1].startswith(f"spool         2 item(s) waiting, the oldest since {HOUR_AGO.isoformat()} (")
+    since = segment_time(busy_archive).isoformat()
+    assert lines[1].startswith(f"spool         2 item(s) waiting, the oldest since {since} (")
     assert abs(float(lines[1].rsplit("(", 1)[1].removesuffix(" s)")) - age) < 60
     assert lines[2] == (f"ledger head   entry {ledger['seq']} {ledger['hash']}; signed {ledger['signed_seq']} "
                         f"{ledger['signed_hash']} at {ledger['signed_at']}")
