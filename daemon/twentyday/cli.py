@@ -39,6 +39,7 @@ from twentyday.errors import (
     TwentydayError,
 )
 from twentyday.hardening import forbid_core_dumps
+from twentyday.status import Status, read_status
 from twentyday.store import accounting as accounting_module
 from twentyday.store import alerts as alerts_module
 from twentyday.store import clock, outbox, schema
@@ -706,6 +707,58 @@ def verify(ctx: click.Context, head: str | None, as_json: bool) -> None:
                    f"{report.sealed_bytes} sealed bytes{checked}; head {report.head or '(none)'}{past}")
     if not report.ok:
         ctx.exit(IntegrityError.exit_code)
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """What the daemon is doing now: running or not, the spool, each custodian's last capture, open
+    alerts by kind, the ledger head and serve's last verify.
+
+    Reads only (no key, nothing written), so a health check may run it as a user who can read the
+    archive. Exits 0 whenever it could read these; it judges nothing (test the --json fields)."""
+    report = read_status(load_config(ctx), now())
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+        return
+    for label, value in status_lines(report):
+        click.echo(f"{label:<13} {_cell(value)}")
+    click.echo("")
+    echo_table(["CUSTODIAN", "LAST CAPTURE", "CHANNEL"],
+               [[c.custodian or "(no custodian)", c.last_capture_at.isoformat() if c.last_capture_at else "never",
+                 c.channel or ""] for c in report.custodians],
+               f"{len(report.custodians)} custodian(s)")
+    click.echo("")
+    echo_table(["ALERT KIND", "OPEN", "ESCALATED"], [[a.kind, a.open, a.escalated] for a in report.alerts],
+               f"{sum(a.open for a in report.alerts)} open alert(s)", right=frozenset({1, 2}))
+
+
+def status_lines(report: Status) -> list[tuple[str, str]]:
+    """The head of ``status``'s human output: one labelled line per fact."""
+    daemon = report.daemon
+    running = ("unknown (cannot read serve.pid)" if daemon.running is None
+               else f"running (pid {daemon.pid})" if daemon.running else "not running")
+    spool = f"{report.spool.items} item(s) waiting"
+    if report.spool.oldest_at is not None:
+        spool += f", the oldest since {report.spool.oldest_at.isoformat()} ({report.spool_oldest_age_seconds:.0f} s)"
+    ledger = report.ledger
+    head = f"entry {ledger.seq} {ledger.hash}" if ledger.seq else "empty"
+    head += (f"; signed {ledger.signed_seq} {ledger.signed_hash} at {ledger.signed_at}"
+             if ledger.signed_seq is not None else "; no signed checkpoint yet")
+    run = report.last_verify
+    if run is not None:
+        verified = {"ok": f"ok, {run.ledger_entries} ledger entries",
+                    "problems": f"{run.problems} problem(s): {run.detail}",
+                    "error": f"did not finish ({run.detail})"}.get(run.result, run.result)
+        verified = f"{run.finished_at.isoformat()}: {verified}"
+    elif report.verify_every_hours <= 0:
+        verified = "none kept (serve's integrity check is off: alerts.verify_every_hours = 0)"
+    elif not report.ledger_key_pinned:
+        verified = "none kept (serve's integrity check needs keys.ledger_key)"
+    else:
+        verified = f"none kept yet (serve runs it a minute after start, then every {report.verify_every_hours:g} h)"
+    return [("daemon", running), ("spool", spool), ("ledger head", head), ("last verify", verified)]
 
 
 @cli.command()

@@ -37,6 +37,7 @@ from twentyday.pipeline.worker import PipeWake, worker_process
 from twentyday.service import ServiceReporter, Systemd
 from twentyday.service import cancel as cancel_reporting
 from twentyday.spool import ROLL_SECONDS, Spool
+from twentyday.status import hold_serve_lock
 from twentyday.store.archive import Archive
 from twentyday.store.integrity import FIRST_DELAY_SECONDS, IntegrityCheck
 from twentyday.store.ledger import ledger_key_text, signed_head
@@ -199,4 +200,6 @@ def serve(config: Config) -> None:
             loop.add_signal_handler(signum, stop.set)
         await run(config, stop)
 
-    asyncio.run(main())
+    # One serve per archive; the held lock is also how 'twentyday status' tells that one runs.
+    with hold_serve_lock(config.data_dir):
+        asyncio.run(main())

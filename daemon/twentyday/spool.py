@@ -1163,6 +1163,43 @@ def _segment_ids(segment: Path) -> Iterator[str]:
     return (str(decoded["id"]) for decoded, _, _, _ in _frames(segment))
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What the spool holds that the store has not committed yet, as an onlooker sees it.
+
+    ``oldest_at``: when the segment framing the oldest waiting item was last written (a segment
+    takes the group commits of ROLL_SECONDS, so within about that of the item's arrival; its own
+    receive time is sealed). None when nothing waits."""
+
+    items: int
+    oldest_at: datetime | None
+
+
+def backlog(root: Path) -> Backlog:
+    """The items framed in the spool at ``root`` and not in ``done.log``: read with no key (a frame's
+    id is its only clear field) and without writing or creating anything, so ``twentyday status``
+    runs beside the daemon, as a user who may only read. Frames are read before ``done.log``: an
+    item is marked done only after it was framed, so none is missed, and one committed meanwhile
+    is counted once more at most."""
+    try:
+        segments = sorted(root.glob("seg-*.log"))
+    except OSError:
+        return Backlog(0, None)
+    framed: list[tuple[Path, list[str]]] = [(segment, list(_segment_ids(segment))) for segment in segments]
+    try:
+        done = set((root / "done.log").read_bytes().split())
+    except FileNotFoundError:
+        done = set()
+    items, oldest_at = 0, None
+    for segment, ids in framed:
+        waiting = sum(1 for item_id in ids if item_id.encode() not in done)
+        if waiting and oldest_at is None:
+            with contextlib.suppress(FileNotFoundError):  # destroyed meanwhile: its items were done
+                oldest_at = datetime.fromtimestamp(segment.stat().st_mtime, UTC)
+        items += waiting
+    return Backlog(items, oldest_at)
+
+
 def _read_segment(segment: Path, key: Callable[[], AESGCM], start: int = 0) -> Iterator[tuple[SpoolItem, int]]:
     """The items framed in a segment from offset ``start``, each with the offset after it; their
     sealed metadata is opened with the segment's key (``key`` is asked for it only when a frame

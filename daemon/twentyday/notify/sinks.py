@@ -14,7 +14,6 @@ import logging
 import smtplib
 import socket
 import ssl
-import struct
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from standardwebhooks import Webhook
 from twentyday import __version__
 from twentyday.config import EmailSink, JournalSink, WebhookSink
 from twentyday.errors import ConfigError
+from twentyday.logs import journal_datagram  # the one encoder of journald's protocol (logs use it too)
 from twentyday.notify.howto import Mail
 
 log = logging.getLogger("twentyday.alert")
@@ -134,23 +134,6 @@ def network_code(error: BaseException) -> str:
 
 
 # -- the journal -------------------------------------------------------------------------
-
-def journal_datagram(fields: Mapping[str, str]) -> bytes:
-    """Fields in systemd's native journal protocol (https://systemd.io/JOURNAL_NATIVE_PROTOCOL/).
-
-    ``KEY=value\\n`` per field; a value holding a newline is ``KEY\\n``, its length as a
-    little-endian 64-bit integer, the value and ``\\n``. Keys are upper-case ASCII, digits
-    and ``_``, not starting with ``_`` (ours are fixed names).
-    """
-    out = bytearray()
-    for key, value in fields.items():
-        data = value.encode("utf-8")
-        if b"\n" in data:
-            out += key.encode("ascii") + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
-        else:
-            out += key.encode("ascii") + b"=" + data + b"\n"
-    return bytes(out)
-
 
 class JournalSender:
     """One datagram per event to the journal's socket; a line on stderr (the log) when there is none."""

@@ -207,7 +207,9 @@ class Worker:
                 self._publish_head()
         for spooled, outcome in committed:
             log.info("%s %s (%s): %s", outcome.state, outcome.capture_id, spooled.meta.channel,
-                     outcome.detail)
+                     outcome.detail, extra={"event": outcome.state, "capture_id": outcome.capture_id,
+                                            "channel": spooled.meta.channel,
+                                            "custodian": outcome.result.custodian if outcome.result else None})
         return [outcome for _, outcome in committed], more
 
     def _evaluate_touched(self, results: list[IngestResult | None]) -> None:
@@ -251,7 +253,7 @@ class Worker:
         back, are found."""
         head = signed_head(self.archive.conn)
         if head is not None:
-            log.info("ledger head %s", head.text())
+            log.info("ledger head %s", head.text(), extra={"event": "ledger_head"})
 
     def _quarantine(self, spooled: SpoolItem, reason: str) -> pipeline.Outcome | None:
         """A bug or a damaged item must neither lose the item nor wedge the spool behind it:
