@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Protocol
 
+from twentyday.config import Config
 from twentyday.config import load as load_config
 from twentyday.errors import BatchRolledBack, IntakeError, SpoolItemDamaged, TwentydayError
 from twentyday.hardening import forbid_core_dumps
@@ -375,11 +376,12 @@ class PipeWake:
                     os.close(fd)
 
 
-def worker_process(config_path: str, channel: Connection, log_level: str, parent: int) -> None:
+def worker_process(config_source: Config | str, channel: Connection, log_level: str, parent: int) -> None:
     """Entry point of the pipeline process started by ``serve`` (``parent``: the daemon's pid).
 
-    ``channel`` carries the read end of the daemon's wake-up pipe; SIGTERM asks the worker
-    to stop after the item under way."""
+    ``config_source``: the daemon's config as it runs (after a reload, with its restart-only settings
+    kept), or a config file's path. ``channel`` carries the read end of the daemon's wake-up pipe;
+    SIGTERM asks the worker to stop after the item under way."""
     die_with_parent()
     forbid_core_dumps()  # exec reset the daemon's dumpable flag; this process holds the secrets too
     # The daemon may have died before the line above ran (it is set only now): then we are
@@ -387,6 +389,7 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     if os.getppid() != parent:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the daemon, which stops us cleanly
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is the daemon's: it restarts us between items
     # Intake latency is what senders see; the pipeline catches up when the CPU is free.
     try:
         os.nice(PIPELINE_NICENESS)
@@ -396,7 +399,7 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     wake = PipeWake(channel.fileno(), -1)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     configure_logs(log_level)
-    config = load_config(config_path)
+    config = load_config(config_source) if isinstance(config_source, str) else config_source
     archive = Archive(config, durable=False)
     spool = Spool.open(config, writer=False)
     # With a second core, mail is parsed in a helper while the items before it are stored.
