@@ -350,7 +350,8 @@ def smtp_user(ctx: click.Context, user: str, password_file: Path | None) -> None
         raise ConfigError("set smtp.auth_file first", path=str(config.path), key="smtp.auth_file")
     password = read_passphrase(password_file, confirm=True).decode()
     add_user(config.smtp.auth_file, user, password)
-    click.echo(f"{user} can now deliver to the forwarding address (restart 'serve' to take effect)")
+    click.echo(f"{user} can now deliver to the forwarding address (reload 'serve' to take effect: "
+               "systemctl reload twentyday, or SIGHUP)")
 
 
 @cli.command()

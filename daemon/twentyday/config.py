@@ -16,7 +16,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -381,6 +381,40 @@ def load(path: str | Path) -> Config:
     if webhook is not None and webhook.secret_file.exists():
         require_secret(webhook.secret_file, "alerts.webhook.secret_file", ConfigError)
     return config
+
+
+#: What ``serve`` binds at start, so a reload (SIGHUP) cannot change it: (setting as the config names it,
+#: attribute of :class:`Config`, or ``smtp.<attribute>`` of :class:`SmtpConfig`). A reload names each one
+#: that differs in a warning and keeps the running value; everything else (custodians, schedules, SMTP users
+#: and addresses, relay networks, the deadline and alert rules) takes effect.
+RESTART_ONLY: tuple[tuple[str, str], ...] = (
+    ("data_dir", "data_dir"), ("log_level", "log_level"), ("folder.path", "folder_path"),
+    ("keys.recipients", "recipients"), ("keys.ledger_key", "ledger_key"),
+    ("alerts.verify_every_hours", "verify_every_hours"),
+    ("alerts.email, alerts.journal, alerts.webhook, alerts.max_attempts, alerts.retry_*", "delivery"),
+    ("smtp.enabled", "smtp.enabled"), ("smtp.listen", "smtp.listen"), ("smtp.hostname", "smtp.hostname"),
+    ("smtp.tls_cert", "smtp.tls_cert"), ("smtp.tls_key", "smtp.tls_key"), ("smtp.require_tls", "smtp.require_tls"),
+    ("smtp.allow_plaintext_auth", "smtp.allow_plaintext_auth"), ("smtp.timeout_seconds", "smtp.timeout_seconds"),
+    ("smtp.max_message_bytes", "smtp.max_message_bytes"), ("smtp.max_connections", "smtp.max_connections"),
+    ("smtp.max_connections_per_client", "smtp.max_connections_per_client"),
+    ("smtp.max_messages_per_minute", "smtp.max_messages_per_minute"),
+    ("smtp.max_bytes_in_flight", "smtp.max_bytes_in_flight"), ("smtp.spool_to_disk_bytes", "smtp.spool_to_disk_bytes"),
+)
+
+
+def reloaded(running: Config, loaded: Config) -> tuple[Config, tuple[str, ...]]:
+    """The config a reload runs with: ``loaded`` with every :data:`RESTART_ONLY` setting kept as
+    ``running`` has it, and the names of those that ``loaded`` would have changed."""
+    kept: list[str] = []
+    top: dict[str, Any] = {}
+    smtp: dict[str, Any] = {}
+    for label, attribute in RESTART_ONLY:
+        section, _, name = attribute.rpartition(".")
+        was = getattr(running.smtp if section else running, name)
+        if getattr(loaded.smtp if section else loaded, name) != was:
+            kept.append(label)
+            (smtp if section else top)[name] = was
+    return replace(loaded, smtp=replace(loaded.smtp, **smtp), **top), tuple(kept)
 
 
 def _settings_under(prefix: str) -> dict[str, Setting]:

@@ -5,8 +5,12 @@ starts what exists: the spool, the pipeline worker (a process of its own,
 restarted if it dies), the alert deliverer (a thread of its own, notify/deliver.py),
 the integrity check (``verify`` on a timer, store/integrity.py, a thread of its own),
 the watched export folder, and (when enabled) the SMTP forwarding address. It runs until
-SIGTERM or SIGINT, then stops the sources first and lets the worker finish
-the item it holds. It logs the ledger's signed head at start and every
+SIGTERM or SIGINT, then stops within :data:`STOP_SECONDS`: the sources first (no new
+connection, idle sessions closed with 421, a message being received finishes -- 250 once
+durable -- or after :data:`DRAIN_SECONDS` is answered 451; the watcher ends the file it is
+taking), while the worker finishes the item it holds (killed after :data:`WORKER_STOP_SECONDS`:
+its transaction rolls back and the spool gives the item to the next start). SIGHUP reloads
+the config (:func:`reload_config`) without dropping a connection. It logs the ledger's signed head at start and every
 ``HEAD_LOG_SECONDS`` (the pipeline logs it after every batch it commits), so a
 copy of the chain head lives outside the archive (journald) and ``verify --head``
 finds a rewrite, a truncation or a rollback. It refuses to sign with a ledger key
@@ -22,14 +26,16 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
+from twentyday import config as config_module
 from twentyday.config import Config
 from twentyday.crypto import keys
-from twentyday.errors import IntegrityError
+from twentyday.errors import ConfigError, IntegrityError
 from twentyday.hardening import forbid_core_dumps
-from twentyday.intake.smtp import start_server
+from twentyday.intake.smtp import SmtpIntake, open_smtp
 from twentyday.intake.watcher import InboxWatcher
 from twentyday.notify.deliver import POLL_SECONDS, Deliverer
 from twentyday.pipeline.heartbeat import HeartbeatPipe
@@ -44,6 +50,13 @@ from twentyday.store.ledger import ledger_key_text, signed_head
 
 log = logging.getLogger(__name__)
 HEAD_LOG_SECONDS = 3600.0
+#: SIGTERM: how long a message still arriving over SMTP may take to finish (then 451).
+DRAIN_SECONDS = 10.0
+#: SIGTERM: how long the worker may take to finish its item (counted from the signal, beside the drain).
+WORKER_STOP_SECONDS = 30.0
+#: SIGTERM: the most serve takes to exit -- the worker's time, 5 s to reap it if killed, and 5 s each for
+#: the delivery and integrity threads. systemd/twentyday.service's TimeoutStopSec must stay above it.
+STOP_SECONDS = WORKER_STOP_SECONDS + 15.0
 
 
 class PipelineProcess:
@@ -62,6 +75,8 @@ class PipelineProcess:
         self._config = config
         self._process: BaseProcess | None = None
         self._stopping = False
+        self._restarting = False
+        self._stop_deadline = 0.0
 
     def start(self) -> None:
         # A Connection is how multiprocessing hands a descriptor to a spawned child; it wraps a
@@ -70,7 +85,7 @@ class PipelineProcess:
         beats = self.heartbeat.for_child() if self.heartbeat is not None else None
         self._process = self._context.Process(
             target=worker_process, name="twentyday-pipeline",
-            args=(str(self._config.path), channel, self._config.log_level, os.getpid(), beats, self._beat_seconds))
+            args=(self._config, channel, self._config.log_level, os.getpid(), beats, self._beat_seconds))
         self._process.start()
         channel.close()
         if beats is not None:
@@ -78,27 +93,51 @@ class PipelineProcess:
 
     def watch(self) -> None:
         if self._process is not None and not self._process.is_alive() and not self._stopping:
-            log.error("pipeline process exited (code %s); restarting it", self._process.exitcode)
+            if self._restarting:
+                log.info("pipeline process restarted with the reloaded configuration")
+            else:
+                log.error("pipeline process exited (code %s); restarting it", self._process.exitcode)
+            self._restarting = False
             self.start()
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Ask it to finish the item under way (SIGTERM), then insist (SIGKILL)."""
+    def reload(self, config: Config) -> None:
+        """Run the worker with ``config`` from its next item: asked to stop after the item under way
+        (SIGTERM), it is started again by :meth:`watch` once it has, without blocking the caller."""
+        self._config = config
+        if self._process is not None and self._process.is_alive():
+            self._restarting = True
+            self._process.terminate()
+            self.wake.set()
+
+    def ask_to_stop(self, timeout: float) -> None:
+        """The start of a stop: the worker begins finishing its item now, while the sources drain;
+        :meth:`stop` waits for it until ``timeout`` seconds from now."""
         self._stopping = True
+        self._stop_deadline = time.monotonic() + timeout
         if self._process is not None and self._process.is_alive():
             self._process.terminate()
             self.wake.set()
-            self._process.join(timeout)
+
+    def stop(self, timeout: float = WORKER_STOP_SECONDS) -> None:
+        """Ask it to finish the item under way (SIGTERM), then insist (SIGKILL)."""
+        if not self._stopping:
+            self.ask_to_stop(timeout)
+        if self._process is not None and self._process.is_alive():
+            self._process.join(max(0.0, self._stop_deadline - time.monotonic()))
             if self._process.is_alive():
-                log.error("pipeline process did not stop in %.0f s; killing it", timeout)
+                log.error("pipeline process did not finish its item in %.0f s; killing it (the item stays "
+                          "in the spool for the next start)", timeout)
                 self._process.kill()
-                self._process.join(10)
+                self._process.join(5)
         self.wake.close()
         if self.heartbeat is not None:
             self.heartbeat.close()
 
 
 async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = HEAD_LOG_SECONDS,
-              settle_seconds: float = 2.0, deliver_seconds: float = POLL_SECONDS) -> None:
+              settle_seconds: float = 2.0, deliver_seconds: float = POLL_SECONDS,
+              reload: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set; each time ``reload`` is set, reload the config (SIGHUP)."""
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     archive = Archive(config, recipients=recipients)
     own_key = ledger_key_text(archive.secrets.verify_key)
@@ -137,10 +176,14 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
     reporter = ServiceReporter(systemd, config, archive, pipeline.heartbeat)
     reporting: asyncio.Task[None] | None = None
     watcher = InboxWatcher(config.folder_path, spool, pipeline.wake.set, settle_seconds=settle_seconds)
-    server: asyncio.Server | None = None
+    smtp: SmtpIntake | None = None
+    serving = False  # a start-up error is one line (the CLI's), not followed by "stopped"
     try:
+        if config.smtp.enabled:  # first: a port in use stops serve before anything else has started
+            smtp = await open_smtp(config, spool, pipeline.wake.set)
         log.info("twentyday serving %s; sealing to %s", config.data_dir,
                  ", ".join(r.fingerprint for r in recipients))
+        serving = True
         if recovered:
             log.warning("recovered %d item(s) moved into the spool before a crash", recovered)
         pipeline.start()
@@ -149,8 +192,6 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
             integrity.start()
         watcher.start()
         log.info("watching %s", config.folder_path)
-        if config.smtp.enabled:
-            server = await start_server(config, spool, pipeline.wake.set)
         reporting = asyncio.create_task(reporter.run())  # READY=1 once the pipeline beats; then the watchdog
         next_head = 0.0
         loop = asyncio.get_running_loop()
@@ -159,6 +200,9 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
                 head = signed_head(archive.conn)
                 log.info("ledger head %s", head.text() if head is not None else "(none yet)")
                 next_head = loop.time() + head_log_seconds
+            if reload is not None and reload.is_set():
+                reload.clear()
+                config = reload_config(config, pipeline, smtp, deliverer)
             pipeline.watch()
             if spool.retire_idle():  # its items may all be done: the worker destroys it on its next round
                 pipeline.wake.set()
@@ -167,11 +211,11 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
     finally:
         reporter.stopping()
         await cancel_reporting(reporting)
-        if server is not None:  # sources first: nothing new arrives while the worker finishes
-            server.close()
-            await server.wait_closed()
+        pipeline.ask_to_stop(WORKER_STOP_SECONDS)  # it finishes its item while the sources drain
+        if smtp is not None:  # sources first: nothing new arrives while the worker finishes
+            await smtp.close(DRAIN_SECONDS)
         watcher.stop()
-        pipeline.stop()
+        pipeline.stop(WORKER_STOP_SECONDS)
         delivery_stop.set()  # a send under way ends by its own timeout; its delivery is retried on restart
         if delivery.is_alive():
             delivery.join(timeout=5.0)
@@ -185,7 +229,37 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         spool.close()
         archive.close()
         systemd.close()
-        log.info("twentyday stopped")
+        if serving:
+            log.info("twentyday stopped")
+
+
+def reload_config(running: Config, pipeline: PipelineProcess, smtp: SmtpIntake | None,
+                  deliverer: Deliverer) -> Config:
+    """SIGHUP: read and check the config file again and run with it; returns the config now in force.
+
+    A config that does not load (or whose SMTP auth file does not) is refused with one error line and
+    the running one stays. Settings bound at start (:data:`config.RESTART_ONLY`: the data directory,
+    ports, keys, ...) are named in a warning and kept. No connection is dropped: the SMTP handler judges
+    each session's next command by the new config; the pipeline process is restarted between items.
+    """
+    try:
+        loaded = config_module.load(running.path)
+        applied, kept = config_module.reloaded(running, loaded)
+        if smtp is not None:
+            smtp.reload(applied)  # reads the auth file first: changes nothing if it cannot
+    except ConfigError as error:
+        log.error("reload refused, the running configuration stays: %s", error)
+        return running
+    if kept:
+        log.warning("reload: %s cannot change while serve runs; kept as they were (restart serve to apply)",
+                    "; ".join(kept))
+    deliverer.config = applied  # who hears of an alert (custodians' addresses): read per pass
+    pipeline.reload(applied)
+    before, after = {c.id for c in running.custodians}, {c.id for c in applied.custodians}
+    log.info("configuration reloaded from %s: %d custodian(s)%s%s", running.path, len(after),
+             f", added {', '.join(sorted(after - before))}" if after - before else "",
+             f", removed {', '.join(sorted(before - after))}" if before - after else "")
+    return applied
 
 
 def serve(config: Config) -> None:
@@ -198,7 +272,9 @@ def serve(config: Config) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await run(config, stop)
+        reload = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+        await run(config, stop, reload=reload)
 
     # One serve per archive; the held lock is also how 'twentyday status' tells that one runs.
     with hold_serve_lock(config.data_dir):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import ssl
 import time
 from collections import Counter
@@ -62,6 +63,10 @@ AUTH_FAILURES_PER_MINUTE = 10
 MAIL_LINE_LIMIT = 548
 #: RFC 3463 4.3.1, "mail system full": a transient refusal, so the sender keeps the message and retries.
 _BUSY = "451 4.3.1 Insufficient system resources; try again later"
+#: RFC 5321 4.2.3 / RFC 3463 4.3.2, "system not accepting network messages": serve is stopping.
+SHUTTING_DOWN = b"421 4.3.2 Service shutting down; try again later\r\n"
+#: A message still arriving when serve's drain time is over: not taken, so the sender retries it.
+CUT_OFF = b"451 4.3.2 Service shutting down; message not accepted, try again later\r\n"
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,27 @@ class Intake:
         self._durable = GroupSync(spool)
         #: Whether AUTH is offered at all (an auth file is configured): decides 530 or 550.
         self.auth_offered = config.smtp.auth_file is not None
+        #: The password check new connections get (None: AUTH not offered); one, shared, so a reload
+        #: that changes the users applies to every connection that has not authenticated yet.
+        self.authenticator: Authenticator | None = None
+        #: Every open connection, so serve can close idle ones and wait for messages arriving (SIGTERM).
+        self.sessions: set[IntakeServer] = set()
+        #: serve is stopping: a session that finishes its message is closed after its reply.
+        self.closing = False
+
+    def reload(self, config: Config, users: dict[str, str] | None) -> None:
+        """Take a reloaded config (custodians, addresses, relay networks) and the SMTP users read
+        from its auth file (None: no auth file). Open sessions keep their connection; their next
+        command is judged by the new config."""
+        self.config = config
+        self._addresses = {a.lower() for a in config.smtp.addresses}
+        self.auth_offered = users is not None
+        if users is None:
+            self.authenticator = None
+        elif self.authenticator is None:
+            self.authenticator = Authenticator(users)
+        else:
+            self.authenticator.users = users
 
     def from_relay(self, session: Session) -> bool:
         """The client is in ``smtp.relay_networks``: its mail is taken without AUTH."""
@@ -413,9 +439,18 @@ class IntakeServer(SMTP):
             transport.close()
             return
         self._client = client
+        self._intake.sessions.add(self)
         super().connection_made(transport)
 
     _receiving_data = False
+    #: From the DATA command until its reply is sent: a message serve lets finish when it stops.
+    in_message = False
+
+    def shut(self, reply: bytes) -> None:
+        """Send ``reply`` (421 to an idle session, 451 to a message cut off) and close the connection."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply)  # type: ignore[attr-defined]
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         # aiosmtpd restarts the idle timeout per command line; a message being sent is not
@@ -425,6 +460,7 @@ class IntakeServer(SMTP):
         super().data_received(data)
 
     def connection_lost(self, error: Exception | None) -> None:
+        self._intake.sessions.discard(self)
         if self._client is not None:
             self._limits.release(self._client)
             self._client = None
@@ -463,6 +499,17 @@ class IntakeServer(SMTP):
             return spilled[-1]
 
         # The message's bytes count against the budget until it is in the spool (or dropped).
+        self.in_message = True
+        try:
+            await self._data(session, envelope, spilled, spill)
+        finally:
+            self.in_message = False
+        if self._intake.closing:  # serve is stopping: this message was the last this session sends
+            self.shut(SHUTTING_DOWN)
+
+    async def _data(self, session: Session, envelope: Envelope, spilled: list[IncomingFile],
+                    spill: Callable[[], IncomingFile]) -> None:
+        """The DATA section read, made durable and answered (aiosmtpd's, read in blocks)."""
         with self._in_flight.reserve() as reservation:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self._receiving_data = True
@@ -496,7 +543,7 @@ class IntakeServer(SMTP):
             if section.spilled:
                 status = await self._intake.handle_spooled_DATA(session, envelope, spilled[0])
             else:
-                self.envelope.content = self.envelope.original_content = section.content
+                envelope.content = envelope.original_content = section.content
                 del section  # the envelope holds the only copy; it is dropped with the envelope below
                 status = await self._call_handler_hook("DATA")
             self.envelope = self._create_envelope()
@@ -585,6 +632,52 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
 async def start_server(config: Config, spool: Spool, on_item: Callable[[], None], *,
                        clock: Callable[[], datetime] = utc_now) -> asyncio.Server:
     """Listen on ``smtp.listen``; ``clock`` gives each message's receive time."""
+    return (await open_smtp(config, spool, on_item, clock=clock)).server
+
+
+class SmtpIntake:
+    """The forwarding address as ``serve`` runs it: the listening server, its handler and sessions."""
+
+    def __init__(self, server: asyncio.Server, handler: Intake) -> None:
+        self.server = server
+        self.handler = handler
+
+    def reload(self, config: Config) -> None:
+        """Custodians, addresses and SMTP users from a reloaded config (the daemon kept its restart-only
+        settings). Raises ConfigError, changing nothing, if the new auth file cannot be read."""
+        users = load_auth_file(config.smtp.auth_file) if config.smtp.auth_file else None
+        self.handler.reload(config, users)
+        _warn_unbound(config, users)
+
+    async def close(self, drain_seconds: float) -> None:
+        """Stop listening; close idle sessions with 421; let each message being received finish (250
+        once durable, then 421) for up to ``drain_seconds``; cut off any still arriving then with 451."""
+        self.handler.closing = True
+        self.server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_seconds
+        for session in list(self.handler.sessions):
+            if not session.in_message:
+                session.shut(SHUTTING_DOWN)
+        while any(s.in_message for s in self.handler.sessions) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        cut = [s for s in self.handler.sessions if s.in_message]
+        if cut:
+            log.warning("stopping: %d message(s) still arriving after %.0f s answered 451 (their senders retry)",
+                        len(cut), drain_seconds)
+        for session in list(self.handler.sessions):
+            session.shut(CUT_OFF if session.in_message else SHUTTING_DOWN)
+        for _ in range(40):  # each closed session's handler is cancelled: a cut-off message's files destroyed
+            if not self.handler.sessions:
+                break
+            await asyncio.sleep(0.05)
+        self.handler.password_checks.shutdown(wait=False)
+
+
+async def open_smtp(config: Config, spool: Spool, on_item: Callable[[], None], *,
+                    clock: Callable[[], datetime] = utc_now) -> SmtpIntake:
+    """Listen on ``smtp.listen``; ``clock`` gives each message's receive time. Raises IntakeError,
+    naming the address and the config, when it cannot listen there (in use, not permitted)."""
     smtp = config.smtp
     host, _, port = smtp.listen.rpartition(":")
     handler = Intake(config, spool, on_item, clock=clock)
@@ -592,6 +685,7 @@ async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]
     in_flight = InFlight(smtp.max_bytes_in_flight)  # one budget for every connection
     context = tls_context(config)
     users = load_auth_file(smtp.auth_file) if smtp.auth_file else None
+    handler.reload(config, users)
     loop = asyncio.get_running_loop()
 
     def protocol() -> IntakeServer:
@@ -609,16 +703,24 @@ async def start_server(config: Config, spool: Spool, on_item: Callable[[], None]
             # Required outside the relay networks only: Intake.refusal answers MAIL and RCPT.
             auth_required=False,
             auth_require_tls=not smtp.allow_plaintext_auth,
-            authenticator=Authenticator(users) if users is not None else None,
+            authenticator=handler.authenticator,  # read per connection: a reload may add or remove AUTH
             loop=loop,
         )
 
-    server = await loop.create_server(protocol, host.strip("[]"), int(port))
+    try:
+        server = await loop.create_server(protocol, host.strip("[]"), int(port))
+    except OSError as error:
+        raise IntakeError(f"cannot listen on {smtp.listen} (smtp.listen in {config.path}): "
+                          f"{os.strerror(error.errno).lower() if error.errno else error}") from None
     log.info("SMTP listening on %s (TLS %s, AUTH %s, without AUTH from %s)", smtp.listen,
              "on" if context else "off", "offered" if users is not None else "off",
              ", ".join(str(n) for n in smtp.relay_networks) or "nowhere")
+    _warn_unbound(config, users)
+    return SmtpIntake(server, handler)
+
+
+def _warn_unbound(config: Config, users: dict[str, str] | None) -> None:
     if users is not None:
         unbound = sorted(u for u in users if not config.custodians_of_user(u))
         if unbound:
             log.warning("SMTP users bound to no custodian (every recipient refused): %s", ", ".join(unbound))
-    return server

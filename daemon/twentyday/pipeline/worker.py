@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Protocol
 
+from twentyday.config import Config
 from twentyday.config import load as load_config
 from twentyday.errors import BatchRolledBack, IntakeError, SpoolItemDamaged, TwentydayError
 from twentyday.hardening import forbid_core_dumps
@@ -384,13 +385,14 @@ class PipeWake:
                     os.close(fd)
 
 
-def worker_process(config_path: str, channel: Connection, log_level: str, parent: int,
+def worker_process(config_source: Config | str, channel: Connection, log_level: str, parent: int,
                    heartbeat: Connection | None = None, beat_seconds: float = 5.0) -> None:
     """Entry point of the pipeline process started by ``serve`` (``parent``: the daemon's pid).
 
-    ``channel`` carries the read end of the daemon's wake-up pipe; SIGTERM asks the worker
-    to stop after the item under way. ``heartbeat``, if given, the write end of the daemon's
-    heartbeat pipe: the worker beats on it at most every ``beat_seconds`` and wakes at least
+    ``config_source``: the daemon's config as it runs (after a reload, with its restart-only settings
+    kept), or a config file's path. ``channel`` carries the read end of the daemon's wake-up pipe;
+    SIGTERM asks the worker to stop after the item under way. ``heartbeat``, if given, the write end of
+    the daemon's heartbeat pipe: the worker beats on it at most every ``beat_seconds`` and wakes at least
     that often when idle, so the daemon sees progress while it waits."""
     die_with_parent()
     forbid_core_dumps()  # exec reset the daemon's dumpable flag; this process holds the secrets too
@@ -399,6 +401,7 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     if os.getppid() != parent:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the daemon, which stops us cleanly
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is the daemon's: it restarts us between items
     # Intake latency is what senders see; the pipeline catches up when the CPU is free.
     try:
         os.nice(PIPELINE_NICENESS)
@@ -408,7 +411,7 @@ def worker_process(config_path: str, channel: Connection, log_level: str, parent
     wake = PipeWake(channel.fileno(), -1)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     configure_logs(log_level)
-    config = load_config(config_path)
+    config = load_config(config_source) if isinstance(config_source, str) else config_source
     archive = Archive(config, durable=False)
     spool = Spool.open(config, writer=False)
     # With a second core, mail is parsed in a helper while the items before it are stored.
