@@ -782,6 +782,23 @@ def migrate(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"adopted: {adoption.text()}; signed at ledger entry {head.seq}")
 
 
+@cli.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, destination: Path) -> None:
+    """Copy the archive (one consistent snapshot of the index) and the daemon's secrets into DESTINATION.
+
+    Safe while serve runs. Run it as the daemon's user; copy the config directory beside it.
+    DESTINATION must not exist. Useless without an officer key: that is never in it."""
+    from twentyday.backup import backup_archive
+
+    forbid_core_dumps()  # the daemon's secrets pass through this process
+    report = backup_archive(load_config(ctx), destination)
+    click.echo(f"backup:    {report.destination}  ({report.index_bytes} bytes of index)")
+    click.echo(f"head:      {report.head.text()}")
+    click.echo("           also in HEAD; keep it off this host with the published heads")
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--custodian", help="Only this custodian's alerts.")
 @click.option("--as-of", "as_of", metavar="TIME",
