@@ -54,6 +54,8 @@ import asyncio, sys
 {imports}
 
 class Null:
+    sessions = set()  # IntakeServer keeps its open sessions here (for serve's drain on SIGTERM)
+
     async def handle_DATA(self, server, session, envelope):
         return "250 OK"
 
