@@ -337,6 +337,26 @@ def keys_pin_ledger(ctx: click.Context, write: bool) -> None:
         click.echo(f'ledger_key = "{key}"')
 
 
+@keys_group.command(name="rotate-ledger")
+@click.pass_context
+def keys_rotate_ledger(ctx: click.Context) -> None:
+    """Replace the daemon's ledger-signing key (serve stopped): the old key signs the handover to the new one."""
+    from twentyday.rotate import rotate_ledger_key
+
+    rotation = rotate_ledger_key(ctx.obj["config"])
+    click.echo(f"ledger key: {rotation.current}")
+    click.echo(f"handed over from {rotation.former} at ledger entry {rotation.handover_seq}; "
+               f"head {rotation.head.text()} signed with the new key")
+    click.echo(f"kept:       {rotation.kept} (the former public key)")
+    click.echo(f"escrow:     the daemon secrets sealed again to {rotation.recipients} recipient(s)")
+    if rotation.config_written:
+        click.echo("pinned:     keys.ledger_key and keys.former_ledger_keys written to the config; start serve")
+    else:
+        click.echo("Put these two lines in [keys] of the config (replacing ledger_key), then start serve:")
+        for line in rotation.config_lines():
+            click.echo(line)
+
+
 @cli.command(name="smtp-user")
 @click.argument("user")
 @click.option("--password-file", type=click.Path(path_type=Path), help="Read the password from a file (else prompt).")

@@ -92,6 +92,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keys.ledger_key", str, "",
             "The ledger's verification key, pinned outside the archive: 'ed25519:' and 64 hex digits, "
             "written by init and create (or 'twentyday keys pin-ledger'). verify refuses to run without it."),
+    Setting("keys.former_ledger_keys", list, [],
+            "Ledger keys in force before 'twentyday keys rotate-ledger' replaced them, oldest first, as "
+            "keys.ledger_key writes them: verify checks the checkpoints and published heads they signed."),
     Setting("alerts.remind_after_days", int, 14, "Remind a custodian when a conversation's coverage is this old."),
     Setting("alerts.silent_after_days", int, 30, "Alert when a custodian has sent nothing for this long."),
     Setting("alerts.max_attempts", int, 20, "Attempts per delivery before it is marked failed (ledgered)."),
@@ -333,6 +336,8 @@ class Config:
     agency: str = ""
     #: retention.two_person_approval: a plan is disposed of only after a second officer approved it.
     two_person_approval: bool = True
+    #: keys.former_ledger_keys: ledger keys in force before a rotation, oldest first ('ed25519:…').
+    former_ledger_keys: tuple[str, ...] = ()
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -390,6 +395,7 @@ def load(path: str | Path) -> Config:
 RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("data_dir", "data_dir"), ("log_level", "log_level"), ("folder.path", "folder_path"),
     ("keys.recipients", "recipients"), ("keys.ledger_key", "ledger_key"),
+    ("keys.former_ledger_keys", "former_ledger_keys"),
     ("alerts.verify_every_hours", "verify_every_hours"),
     ("alerts.email, alerts.journal, alerts.webhook, alerts.max_attempts, alerts.retry_*", "delivery"),
     ("smtp.enabled", "smtp.enabled"), ("smtp.listen", "smtp.listen"), ("smtp.hostname", "smtp.hostname"),
@@ -507,6 +513,19 @@ def _secret_path(file: Path, base: Path, key: str, value: str) -> Path:
     return Path(os.environ.get("CREDENTIALS_DIRECTORY") or CREDENTIALS_DEFAULT) / name
 
 
+def _check_former_ledger_keys(file: Path, current: str, former: list[Any]) -> None:
+    for key in former:
+        if not isinstance(key, str) or not LEDGER_KEY_RE.match(key):
+            raise ConfigError(f"expected 'ed25519:' and 64 hex digits each, got {key!r}", path=str(file),
+                              key="keys.former_ledger_keys")
+    if former and not current:
+        raise ConfigError("former keys need the key in force after them pinned in keys.ledger_key", path=str(file),
+                          key="keys.former_ledger_keys")
+    if current in former or len(set(former)) != len(former):
+        raise ConfigError("each key once, and not keys.ledger_key itself", path=str(file),
+                          key="keys.former_ledger_keys")
+
+
 def _build(file: Path, raw: dict[str, Any]) -> Config:
     base = file.resolve().parent
     top = _read_table(file, raw, "", "")
@@ -532,6 +551,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
     if keys["ledger_key"] and not LEDGER_KEY_RE.match(keys["ledger_key"]):
         raise ConfigError("expected 'ed25519:' and 64 hex digits (see 'twentyday keys pin-ledger')",
                           path=str(file), key="keys.ledger_key")
+    _check_former_ledger_keys(file, keys["ledger_key"], keys["former_ledger_keys"])
     for key in ("remind_after_days", "silent_after_days", "escalate_after_days", "evaluate_every_minutes"):
         if alerts[key] < 1:
             raise ConfigError("must be at least 1", path=str(file), key=f"alerts.{key}")
@@ -554,6 +574,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         folder_path=_resolve(base, folder["path"]) if folder["path"] else data_dir / "inbox",
         recipients=tuple(_resolve(base, p) for p in keys["recipients"]),
         ledger_key=keys["ledger_key"],
+        former_ledger_keys=tuple(keys["former_ledger_keys"]),
         remind_after_days=alerts["remind_after_days"],
         silent_after_days=alerts["silent_after_days"],
         escalate_after_days=alerts["escalate_after_days"],

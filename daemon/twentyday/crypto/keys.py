@@ -132,16 +132,17 @@ def add_signing_key(path: Path, passphrase: bytes | None) -> Recipient:
         raise KeyMaterialError(f"{path}: already has a signing key ({signer_fingerprint(keys.signing.public_key())})")
     signing = ed25519.Ed25519PrivateKey.generate()
     block = _private_block(signing, passphrase if keys.protected else None)
-    _replace_file(path, keys.text.rstrip(b"\n") + f"\n# {_SIGNING_COMMENT}\n".encode() + block, 0o600)
+    replace_file(path, keys.text.rstrip(b"\n") + f"\n# {_SIGNING_COMMENT}\n".encode() + block, 0o600)
     label = _label(keys.text)
     ml_public, x_public = keys.ml.public_key(), keys.x.public_key()
     # 0644 like every public key twentyday writes (write_public_file): only its owner may change it.
-    _replace_file(public_path(path), public_text(ml_public, x_public, label, signing.public_key()), 0o644)
+    replace_file(public_path(path), public_text(ml_public, x_public, label, signing.public_key()), 0o644)
     return Recipient(hpke.MLKEM768X25519PublicKey(ml_public, x_public), fingerprint(ml_public, x_public), label,
                      signing.public_key())
 
 
-def _replace_file(path: Path, data: bytes, mode: int) -> None:
+def replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` whole with ``data`` at ``mode``: written beside, fsynced, renamed, the folder fsynced."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from twentyday.crypto.keys import write_private_file, write_public_file
+from twentyday.crypto.keys import replace_file, write_private_file, write_public_file
 from twentyday.errors import KeyMaterialError
 from twentyday.permissions import require_secret, require_trusted
 
@@ -115,3 +115,62 @@ def load_verify_key(data_dir: Path) -> ed25519.Ed25519PublicKey:
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise KeyMaterialError(f"{path}: not an Ed25519 public key")
     return key
+
+
+# -- a new ledger key (``keys rotate-ledger``) ----------------------------------------------
+
+#: The successor key while a rotation is under way: written before the handover is committed,
+#: renamed over :data:`SIGNING_KEY_FILE` after it (a rerun after a crash finishes or restarts).
+NEXT_SIGNING_KEY_FILE = "ledger-signing.next.pem"
+
+
+def _pem(key: ed25519.Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _public_pem(key: ed25519.Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def staged_successor(data_dir: Path, current: DaemonSecrets) -> DaemonSecrets | None:
+    """The successor a rotation left staged (the same index key, the staged ledger key), or None."""
+    path = secrets_dir(data_dir) / NEXT_SIGNING_KEY_FILE
+    if not path.exists():
+        return None
+    require_secret(path, "a daemon secret", KeyMaterialError)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), None)
+    except (OSError, ValueError) as error:
+        raise KeyMaterialError(f"{path}: unreadable staged ledger key: {error}") from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise KeyMaterialError(f"{path}: not an Ed25519 key")
+    return DaemonSecrets(current.index_key, key)
+
+
+def stage_successor(data_dir: Path, current: DaemonSecrets) -> DaemonSecrets:
+    """A new ledger key beside the current one (0600, replacing a stale staged one); the index key stays."""
+    successor = DaemonSecrets(current.index_key, ed25519.Ed25519PrivateKey.generate())
+    replace_file(secrets_dir(data_dir) / NEXT_SIGNING_KEY_FILE, _pem(successor.signing_key), 0o600)
+    return successor
+
+
+def install_successor(data_dir: Path, former: ed25519.Ed25519PublicKey, number: int) -> Path:
+    """After the handover is committed: keep the former public key as ``ledger-signing-<number>.pub``
+    (0644), put the successor's public key in place, then rename the staged key over the signing key.
+    Each step replaces a whole file, so a rerun after a crash repeats them unchanged."""
+    folder = secrets_dir(data_dir)
+    staged = folder / NEXT_SIGNING_KEY_FILE
+    successor = serialization.load_pem_private_key(staged.read_bytes(), None)
+    if not isinstance(successor, ed25519.Ed25519PrivateKey):
+        raise KeyMaterialError(f"{staged}: not an Ed25519 key")
+    kept = folder / f"ledger-signing-{number}.pub"
+    replace_file(kept, _public_pem(former), 0o644)
+    replace_file(folder / VERIFY_KEY_FILE, _public_pem(successor.public_key()), 0o644)
+    os.replace(staged, folder / SIGNING_KEY_FILE)
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return kept

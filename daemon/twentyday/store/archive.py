@@ -62,7 +62,7 @@ from twentyday.store.adopt import Adoption, adopt_unledgered
 from twentyday.store.alerts import Alert, Changes, Scope, close_alert, reconcile
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
-from twentyday.store.ledger import Ledger, LedgerHead
+from twentyday.store.ledger import HANDOVER, Ledger, LedgerHead, ledger_key_text
 from twentyday.store.rows import TERM_COLUMNS, escrow_payload, unpack_content
 from twentyday.store.words import tokens
 from twentyday.store.writer import (
@@ -199,6 +199,30 @@ class Archive:
             if ledger.head.seq and self.conn.execute("SELECT max(seq) FROM checkpoint").fetchone()[0] \
                     != ledger.head.seq:
                 ledger.checkpoint(now, daemon_secrets.signing_key)
+
+    def hand_over_ledger_key(self, successor: DaemonSecrets) -> LedgerHead:
+        """``keys rotate-ledger``, in one transaction: a :data:`HANDOVER` entry naming the successor's key,
+        checkpointed with the key in force (the old key vouches for the new one); the daemon secrets, now
+        holding the new key, sealed again to every configured recipient (their escrow rows replaced,
+        each ledgered); then a checkpoint with the new key. Returns the new head."""
+        if not self.recipients:  # the config requires one; the second checkpoint needs an entry of its own
+            raise KeyMaterialError("no recipient to seal the new ledger key to")
+        now = iso(datetime.now(UTC))
+        payload = successor.escrow_payload()
+        with self.transaction():
+            ledger = Ledger(self.conn)
+            ledger.begin()
+            new_key = ledger_key_text(successor.verify_key)
+            ledger.append(now, HANDOVER, new_key, {"from": ledger_key_text(self.secrets.verify_key), "to": new_key})
+            ledger.checkpoint(now, self.secrets.signing_key)
+            for recipient in self.recipients:
+                sealed = keys.seal(recipient, payload, b"twentyday/v1\0escrow")
+                self.conn.execute("INSERT INTO escrow (recipient, label, sealed, at) VALUES (?,?,?,?) ON CONFLICT "
+                                  "(recipient) DO UPDATE SET label = excluded.label, sealed = excluded.sealed, "
+                                  "at = excluded.at", (recipient.fingerprint, recipient.label, sealed, now))
+                ledger.append(now, "escrow", recipient.fingerprint,
+                              escrow_payload(recipient.fingerprint, recipient.label, sealed, now))
+            return ledger.checkpoint(now, successor.signing_key)
 
     # -- keyed hashes -------------------------------------------------------------------
 

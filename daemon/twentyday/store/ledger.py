@@ -132,6 +132,10 @@ def signature_ok(verify_key: ed25519.Ed25519PublicKey, seq: int, head: str, at: 
 #: signature is base64, which holds none, so the text splits unambiguously from both ends).
 _HEAD_TEXT = re.compile(r"(\d{1,19}):([0-9a-f]{64}):([0-9T:.+\-Z]{10,40}):([A-Za-z0-9+/]{86}==)")
 LEDGER_KEY_PREFIX = "ed25519:"
+#: The entry kind that hands the ledger key over (``keys rotate-ledger``): its payload names the key
+#: in force before it (``from``) and after it (``to``); a checkpoint at the entry, signed by ``from``,
+#: vouches for ``to``, and every checkpoint after it is signed by ``to``.
+HANDOVER = "ledger_key_handover"
 
 
 @dataclass(frozen=True)

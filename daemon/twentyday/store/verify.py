@@ -7,9 +7,12 @@ Checks, none of which needs an officer key or the daemon's secrets:
 
 1. the ledger chain: consecutive sequence numbers, each entry's hash over its
    predecessor and its own payload (streamed: memory does not grow with the archive);
-2. checkpoints: each signature valid under the pinned ledger key, each head
-   equal to the chain at that point, and the last checkpoint at the chain's end;
-   a different key in the archive's ``secrets/`` is named too;
+2. checkpoints: each signature valid under the pinned ledger key in force at that point,
+   each head equal to the chain at that point, and the last checkpoint at the chain's end;
+   a different key in the archive's ``secrets/`` is named too. A rotated key
+   (``keys rotate-ledger``) is a :data:`HANDOVER` entry: its checkpoint must be signed by
+   the key in force before it, the key it names is in force after it, and every key is
+   one the config pins (``keys.ledger_key``, ``keys.former_ledger_keys``);
 3. published heads: each one given, signed under the pinned key, is an entry of
    the chain (so the archive was neither truncated nor rolled back past it);
 4. index ↔ ledger: every capture, link, event, disclosure, hold, alert, alert event,
@@ -50,7 +53,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json
-from twentyday.config import Config
+from twentyday.config import LEDGER_KEY_RE, Config
 from twentyday.errors import ConfigError, InvalidArgument, NotFoundError
 from twentyday.store import schema
 from twentyday.store.adopt import ADOPT, BLOBS, TERMS, WHOLE_ROW_TABLES, Adoption, adoption_summary
@@ -61,9 +64,11 @@ from twentyday.store.coverage import span_differences
 from twentyday.store.disclosures import Disclosure
 from twentyday.store.ledger import (
     GENESIS,
+    HANDOVER,
     LedgerHead,
     SignedHead,
     entry_hash,
+    ledger_key_text,
     parse_entry_head,
     parse_head,
     parse_ledger_key,
@@ -179,14 +184,15 @@ def verify_archive(config: Config, head: str | None = None,
                           "run 'twentyday keys pin-ledger' on a copy you trust, then add what it prints "
                           "(or run it with --write)", path=str(config.path), key="keys.ledger_key")
     verify_key = parse_ledger_key(config.ledger_key)
-    heads, notes = _given_heads(head, verify_key) if head is not None else ([], [])
+    former = tuple(parse_ledger_key(k) for k in config.former_ledger_keys)
+    heads, notes = _given_heads(head, (verify_key, *former)) if head is not None else ([], [])
     path = config.data_dir / "index.db"
     if not path.exists():
         raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
     conn = open_read_only(path)
     try:
         schema.check_current(conn)  # an earlier schema: one line saying what to run, not its rows named
-        report = verify(conn, verify_key, heads=heads, signers=signers)
+        report = verify(conn, verify_key, heads=heads, signers=signers, former_keys=former)
     finally:
         conn.close()
     report.notes += notes
@@ -194,7 +200,7 @@ def verify_archive(config: Config, head: str | None = None,
     return report
 
 
-def _given_heads(given: str, verify_key: ed25519.Ed25519PublicKey
+def _given_heads(given: str, pinned: Sequence[ed25519.Ed25519PublicKey]
                  ) -> tuple[list[SignedHead | LedgerHead], list[str]]:
     """The heads to check: one head (a signed one's signature must verify; ``seq:hash`` is held to the
     chain as given) or every genuine signed head of a file."""
@@ -212,7 +218,7 @@ def _given_heads(given: str, verify_key: ed25519.Ed25519PublicKey
     heads: list[SignedHead | LedgerHead] = []
     notes = []
     for line, found in published_heads(text):
-        if found.signed_by(verify_key):
+        if any(found.signed_by(key) for key in pinned):  # a head published before a rotation: a former key
             heads.append(found)
         else:  # a log line is no proof: only a signature under the pinned key makes a head
             notes.append(f"{source}:{line}: head {found.seq} ignored: not signed by the pinned ledger key")
@@ -246,9 +252,11 @@ def _check_archive_key(config: Config, verify_key: ed25519.Ed25519PublicKey, rep
 
 def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
            heads: Sequence[SignedHead | LedgerHead] | None = None,
-           signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None) -> VerifyReport:
+           signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None,
+           former_keys: Sequence[ed25519.Ed25519PublicKey] = ()) -> VerifyReport:
     """Check the archive on ``conn`` with ``verify_key``; ``heads``: published heads it must contain;
-    ``signers``: the officer keys disclosures may be signed with (see :func:`verify_archive`)."""
+    ``signers``: the officer keys disclosures may be signed with (see :func:`verify_archive`);
+    ``former_keys``: ledger keys in force before a rotation (``keys.former_ledger_keys``)."""
     report = VerifyReport()
     conn.create_function("sha256", 1, _sha256_text, deterministic=True)
     # One read transaction: every check on this connection sees the same state, also while
@@ -269,8 +277,8 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     # The derived tables search reads, each on a connection of its own: two short passes in parallel.
     participant_rows = _OnSecondConnection(conn, participant_differences)
     try:
-        _check_chain(conn, verify_key, report)
-        _check_heads(conn, verify_key, heads or [], report)
+        _check_chain(conn, _PinnedKeys(verify_key, former_keys), report)
+        _check_heads(conn, (verify_key, *former_keys), heads or [], report)
         _check_captures(conn, report)
         _check_records(conn, report, upper_packs)
         _check_terms(conn, report, terms)
@@ -371,9 +379,79 @@ def _sha256_text(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _check_chain(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, report: VerifyReport) -> None:
+class _PinnedKeys:
+    """The ledger keys the config pins, and which one is in force as the chain is walked (see HANDOVER)."""
+
+    def __init__(self, current: ed25519.Ed25519PublicKey, former: Sequence[ed25519.Ed25519PublicKey]) -> None:
+        self.current = ledger_key_text(current)
+        self.pinned = {ledger_key_text(k): k for k in (current, *former)}
+        self.in_force = self.current
+
+    def start(self, conn: sqlite3.Connection, report: VerifyReport) -> None:
+        """The key in force at the chain's start: the one the first handover hands over from, else the current."""
+        first = conn.execute("SELECT seq, payload FROM ledger WHERE kind = ? ORDER BY seq LIMIT 1",
+                             (HANDOVER,)).fetchone()
+        keys = _handover_keys(str(first[1])) if first is not None else None
+        if keys is None:
+            return  # no handover (or an unreadable one, named where the walk meets it)
+        self.in_force = keys[0]
+        if keys[0] not in self.pinned:
+            report.problems.append(Problem("signature", f"ledger entry {first[0]}", f"the ledger was signed with "
+                                           f"{keys[0]} before this key handover, a key the config pins in neither "
+                                           "keys.ledger_key nor keys.former_ledger_keys (add it to "
+                                           "keys.former_ledger_keys if it was this archive's key)"))
+
+    def key(self) -> ed25519.Ed25519PublicKey:
+        # A key the config does not pin has been named (start, hand_over); its checkpoints are still checked
+        # under it, so one problem names it rather than one per checkpoint.
+        return self.pinned.get(self.in_force) or parse_ledger_key(self.in_force)
+
+    def hand_over(self, seq: int, payload: str, checkpoint: dict[str, Any] | None,
+                  report: VerifyReport) -> None:
+        """A handover entry: signed (its checkpoint) by the key in force before it, naming a pinned successor."""
+        label = f"ledger entry {seq}"
+        keys = _handover_keys(payload)
+        if keys is None:
+            report.problems.append(Problem("altered", label, "a ledger key handover that names no keys"))
+            return
+        before, after = keys
+        if before != self.in_force:
+            report.problems.append(Problem("signature", label, f"a ledger key handover from {before}, but "
+                                           f"{self.in_force} was in force"))
+        if checkpoint is None:
+            report.problems.append(Problem("signature", label, "a ledger key handover no checkpoint signs"))
+        elif not signature_ok(self.key(), seq, checkpoint["head"], checkpoint["at"], checkpoint["signature"]):
+            report.problems.append(Problem("signature", label, f"a ledger key handover to {after} not signed by "
+                                           f"the key in force before it ({self.in_force})"))
+        if after not in self.pinned:
+            report.problems.append(Problem("signature", label, f"a ledger key handover to {after}, a key the config "
+                                           "pins in neither keys.ledger_key nor keys.former_ledger_keys"))
+        self.in_force = after
+
+    def finish(self, report: VerifyReport) -> None:
+        if self.in_force != self.current:
+            report.problems.append(Problem("signature", "ledger", f"the ledger's last key handover leaves "
+                                           f"{self.in_force} in force, but keys.ledger_key pins {self.current}"))
+
+
+def _handover_keys(payload: str) -> tuple[str, str] | None:
+    """(from, to) of a handover entry's payload, or None when it does not name two ledger keys."""
+    try:
+        named = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(named, dict):
+        return None
+    before, after = named.get("from"), named.get("to")
+    if not all(isinstance(k, str) and LEDGER_KEY_RE.match(k) for k in (before, after)):
+        return None
+    return str(before), str(after)
+
+
+def _check_chain(conn: sqlite3.Connection, keys: _PinnedKeys, report: VerifyReport) -> None:
     checkpoints = {row["seq"]: row for row in _rows(conn, "SELECT * FROM checkpoint")}
     prev, expected_seq, last_checkpoint = GENESIS, 1, 0
+    keys.start(conn, report)
     for seq, at, kind, subject, payload, stored_prev, stored_hash in conn.execute(
         "SELECT seq, at, kind, subject, payload, prev, hash FROM ledger ORDER BY seq"
     ):
@@ -385,9 +463,11 @@ def _check_chain(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
         if checkpoint is not None:
             if checkpoint["head"] != stored_hash:
                 report.problems.append(Problem("altered", f"checkpoint {seq}", "head differs from the ledger"))
-            if not signature_ok(verify_key, seq, checkpoint["head"], checkpoint["at"], checkpoint["signature"]):
+            if not signature_ok(keys.key(), seq, checkpoint["head"], checkpoint["at"], checkpoint["signature"]):
                 report.problems.append(Problem("signature", f"checkpoint {seq}", "signature does not verify"))
             last_checkpoint = seq
+        if kind == HANDOVER:  # after its own checkpoint, which the key before it signs
+            keys.hand_over(seq, payload, checkpoint, report)
         prev, expected_seq = stored_hash, seq + 1
         report.ledger_entries += 1
     last = signed_head(conn)
@@ -397,6 +477,7 @@ def _check_chain(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
     report.head = report.checkpoint if report.checkpoint and last is not None and last.hash == prev else ""
     if report.ledger_entries and report.past_checkpoint:
         report.head = LedgerHead(expected_seq - 1, prev).text()  # until _settle_head decides
+    keys.finish(report)
     for seq in checkpoints:
         report.problems.append(Problem("unaccounted", f"checkpoint {seq}", "no ledger entry at that point"))
     if report.ledger_entries and last_checkpoint != expected_seq - 1:
@@ -411,16 +492,17 @@ def _settle_head(report: VerifyReport) -> None:
         report.head = report.checkpoint
 
 
-def _check_heads(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey,
+def _check_heads(conn: sqlite3.Connection, pinned: Sequence[ed25519.Ed25519PublicKey],
                  heads: Sequence[SignedHead | LedgerHead], report: VerifyReport) -> None:
     """Each published head must be an entry of this chain: else it was truncated, rolled back or rewritten.
 
-    A signed head must verify under the pinned key; a ``seq:hash`` head (one ``verify`` reported past
-    the last checkpoint) is the caller's own record, held to the chain as it is."""
+    A signed head must verify under a pinned key (one published before a rotation: a former key); a
+    ``seq:hash`` head (one ``verify`` reported past the last checkpoint)
+    is the caller's own record, held to the chain as it is."""
     end = conn.execute("SELECT max(seq) FROM ledger").fetchone()[0] or 0
     for head in {(h.seq, h.hash): h for h in heads}.values():
         label = f"published head {head.seq}"
-        if isinstance(head, SignedHead) and not head.signed_by(verify_key):
+        if isinstance(head, SignedHead) and not any(head.signed_by(key) for key in pinned):
             report.problems.append(Problem("signature", label, "not signed by the pinned ledger key"))
             continue
         report.heads_checked += 1
