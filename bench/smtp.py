@@ -54,7 +54,10 @@ import asyncio, sys
 {imports}
 
 class Null:
-    sessions = set()  # IntakeServer keeps its open sessions here (for serve's drain on SIGTERM)
+    # What IntakeServer asks its handler besides DATA: its open sessions and whether serve is
+    # stopping (serve's drain on SIGTERM).
+    sessions = set()
+    closing = False
 
     async def handle_DATA(self, server, session, envelope):
         return "250 OK"
