@@ -186,10 +186,12 @@ def test_journal_gets_structured_fields_over_the_native_protocol(
     assert fields["ALERT_ID"] == str(alert_id)
     assert fields["ALERT_EVENT"] == "opened"
     assert fields["CUSTODIAN"] == "jdoe"
-    assert fields["CONVERSATION"] == "Budget\nteam"  # the length-prefixed form carries the newline
     assert fields["PRIORITY"] == "4"
-    assert fields["MESSAGE"] == (f"twentyday alert {alert_id} opened: late_capture custodian=jdoe "
-                                 "conversation=Budget\\nteam: 3 record(s) captured after the deadline")
+    assert fields["MESSAGE"] == (f"twentyday alert {alert_id} opened: late_capture custodian=jdoe: "
+                                 "3 record(s) captured after the deadline")
+    # The journal is the system log: a chat's name (its export's file name) is not in it.
+    assert "CONVERSATION" not in fields
+    assert not [value for value in fields.values() if "Budget" in value]
 
 
 def test_no_journal_socket_falls_back_to_one_line_on_stderr(
@@ -200,10 +202,26 @@ def test_no_journal_socket_falls_back_to_one_line_on_stderr(
         assert Deliverer(archive, clock=Clock()).drain().delivered == 1
     [record] = [r for r in caplog.records if r.name == "twentyday.alert"]
     assert record.levelno == logging.ERROR
-    assert record.getMessage() == ("twentyday alert 1 opened: ingest_failed custodian=- conversation=-: "
-                                   "cap-0123: bad_json")
+    assert record.getMessage() == "twentyday alert 1 opened: ingest_failed custodian=-: cap-0123: bad_json"
     [row] = outbox.deliveries(archive.conn)
     assert (row["state"], row["last_error"]) == ("delivered", "stderr")
+
+
+def test_the_stderr_line_of_a_chats_alert_names_the_alert_not_the_chat(
+        tmp_path: Path, opened: Callable[[str], Archive], caplog: pytest.LogCaptureFixture) -> None:
+    archive = opened(f'[alerts.journal]\nsocket = "{tmp_path / "none.sock"}"\n')
+    alert_id = open_alert(archive, "late_capture", "jdoe", "Merger with Acme",
+                          "3 record(s) captured after the deadline in cap-0123")
+    with caplog.at_level(logging.INFO, logger="twentyday.alert"):
+        assert Deliverer(archive, clock=Clock()).drain().delivered == 1
+    [record] = [r for r in caplog.records if r.name == "twentyday.alert"]
+    assert record.getMessage() == (f"twentyday alert {alert_id} opened: late_capture custodian=jdoe: "
+                                   "3 record(s) captured after the deadline in cap-0123")
+    # The officer reads the conversation by the alert's id.
+    listed = CliRunner().invoke(cli, ["--config", str(archive.config.path), "alerts"])
+    assert listed.exit_code == 0, listed.output
+    assert any(line.split()[0] == str(alert_id) and "Merger with Acme" in line for line in listed.output.splitlines()
+               if line.strip())
 
 
 def test_journal_datagram_form() -> None:

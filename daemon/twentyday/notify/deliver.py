@@ -258,12 +258,16 @@ class Deliverer:
                         watched_folder=str(self.config.folder_path / custodian.id))
 
     def journal_fields(self, alert: dict[str, Any], event: str, mail: Mail) -> dict[str, str]:
-        summary = (f"twentyday alert {alert['id']} {event}: {alert['kind']} custodian={alert['custodian'] or '-'} "
-                   f"conversation={one_line(alert['conversation'] or '-')}: {one_line(alert['detail'])}")
+        """The journal's fields: the alert's id, kind, custodian and detail (twentyday's words), never its
+        conversation. The journal is the system log (shipped to a log server, or stderr without one),
+        and a chat's conversation is its export's file name, words whoever made the export chose:
+        ``twentyday alerts`` shows it by the alert's id."""
+        summary = (f"twentyday alert {alert['id']} {event}: {alert['kind']} custodian={alert['custodian'] or '-'}: "
+                   f"{one_line(alert['detail'])}")
         return {"MESSAGE": summary, "PRIORITY": str(PRIORITY.get(alert["severity"], 6)),
                 "SYSLOG_IDENTIFIER": "twentyday", "ALERT_ID": str(alert["id"]), "ALERT_KIND": alert["kind"],
                 "ALERT_EVENT": event, "ALERT_SEVERITY": alert["severity"], "CUSTODIAN": alert["custodian"],
-                "CONVERSATION": alert["conversation"], "ALERT_AUDIENCE":
+                "ALERT_AUDIENCE":
                 "officers" if alert["kind"] in OFFICER_ONLY or event == "escalated" else "custodian"}
 
     def document(self, alert: dict[str, Any], event: str, now: datetime) -> dict[str, Any]:
