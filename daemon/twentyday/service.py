@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import socket
@@ -36,15 +35,13 @@ from dataclasses import dataclass
 
 from twentyday.config import Config
 from twentyday.pipeline.heartbeat import HeartbeatPipe
-from twentyday.spool import Spool
+from twentyday.spool import backlog
 from twentyday.store.archive import Archive
 
 log = logging.getLogger(__name__)
 
 #: STATUS= is refreshed this often (seconds): its queries are cheap, but not free.
 STATUS_SECONDS = 5.0
-#: The spool is counted up to this many items (then "10000+"): a count is a scan of the frames.
-SPOOL_COUNT_CAP = 10_000
 #: Without a watchdog, the pipeline beats this often (it is read for STATUS= only).
 BEAT_SECONDS_WITHOUT_WATCHDOG = 5.0
 
@@ -127,7 +124,7 @@ class Status:
     stalled_seconds: float | None = None
 
     def line(self) -> str:
-        items = f"{self.spooled}+" if self.spooled >= SPOOL_COUNT_CAP else str(self.spooled)
+        items = str(self.spooled) if self.spooled >= 0 else "?"
         alerts = str(self.open_alerts) if self.open_alerts >= 0 else "?"
         text = (f"{items} item(s) in the spool, {alerts} open alert(s), "
                 f"last capture {self.last_capture or 'none yet'}")
@@ -147,10 +144,6 @@ def last_capture(archive: Archive) -> str | None:
     return str(row[0]) if row is not None else None
 
 
-def count_spooled(spool: Spool, cap: int = SPOOL_COUNT_CAP) -> int:
-    return sum(1 for _ in itertools.islice(spool.pending(), cap))
-
-
 class ServiceReporter:
     """The daemon's side of ``Type=notify``: a task on its event loop (see the module's text)."""
 
@@ -164,30 +157,23 @@ class ServiceReporter:
         self._status_seconds = status_seconds
         self._last_beat = clock()
         self._withholding = False
-        self._spool: Spool | None = None
 
     async def run(self) -> None:
         """READY=1 once the pipeline has beaten, then pings and status until cancelled."""
         if not self._systemd.enabled:
             return
-        # The spool is counted in a thread, through a reader of its own (the worker's kind): a long
-        # backlog is a long scan, and the event loop has SMTP clients and the watchdog to serve.
-        self._spool = Spool.open(self._config, writer=False)
-        try:
-            await self._ready()
-            period = self._systemd.watchdog_seconds
-            tick = period / 2 if period else self._status_seconds
-            next_status = self._clock() + self._status_seconds
-            while True:
-                await asyncio.sleep(tick)
-                progressed = self._progressed()
-                if period:
-                    self._ping(progressed, period)
-                if self._clock() >= next_status:
-                    self._systemd.send(f"STATUS={(await self._status()).line()}")
-                    next_status = self._clock() + self._status_seconds
-        finally:
-            self._spool.close()
+        await self._ready()
+        period = self._systemd.watchdog_seconds
+        tick = period / 2 if period else self._status_seconds
+        next_status = self._clock() + self._status_seconds
+        while True:
+            await asyncio.sleep(tick)
+            progressed = self._progressed()
+            if period:
+                self._ping(progressed, period)
+            if self._clock() >= next_status:
+                self._systemd.send(f"STATUS={(await self._status()).line()}")
+                next_status = self._clock() + self._status_seconds
 
     async def _ready(self) -> None:
         """Wait for the pipeline's first beat (its process is up, its archive and spool open), then READY."""
@@ -224,12 +210,13 @@ class ServiceReporter:
             self._systemd.send(f"STATUS=pipeline: no progress for {self._clock() - self._last_beat:.0f} s")
 
     async def _status(self) -> Status:
-        spooled = 0
-        if self._spool is not None:
-            try:
-                spooled = await asyncio.to_thread(count_spooled, self._spool)
-            except Exception as error:  # the count is a report, never a reason to stop
-                log.warning("could not count the spool for systemd's status: %s", type(error).__name__)
+        spooled = -1
+        try:
+            # The spool's frames, counted as 'twentyday status' counts them (no key, nothing opened for
+            # writing), in a thread: a long backlog is a long read, and the loop serves SMTP and the watchdog.
+            spooled = (await asyncio.to_thread(backlog, self._config.data_dir / "spool")).items
+        except Exception as error:  # the count is a report, never a reason to stop
+            log.warning("could not count the spool for systemd's status: %s", type(error).__name__)
         alerts, last = -1, None
         try:
             alerts, last = open_alerts(self._archive), last_capture(self._archive)
