@@ -150,6 +150,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Permanent records: years after cutoff they are transferred to NARA (15 to 30; GRS 6.1 item 010: 15)."),
     Setting("custodians.tenure_ended", str, "",
             "Last day of the custodian's tenure (YYYY-MM-DD; '' = still serving): the cutoff of 'tenure' schedules."),
+    Setting("store.blobs", str, "",
+            "Where sealed blobs live: '' = inside the index in data_dir (the embedded store); "
+            "'s3://BUCKET' = an S3 bucket with Object Lock (compliance-mode retention per capture)."),
+    Setting("store.s3_endpoint", str, "", "URL of the S3 service ('' = AWS's own for s3_region)."),
+    Setting("store.s3_region", str, "us-east-1", "The bucket's region."),
+    Setting("store.s3_credentials", str, "",
+            "AWS shared-credentials file holding the archive's access key (0600, like a secret); "
+            "'' = <data_dir>/secrets/s3.credentials."),
+    Setting("store.s3_profile", str, "default", "Section of s3_credentials to use."),
+    Setting("store.s3_min_retention_days", int, 1,
+            "The bucket's default COMPLIANCE retention, set by 'twentyday create': every object is locked at "
+            "least this long, and a capture's objects until its records may be destroyed (0 = no minimum)."),
     Setting("retention.two_person_approval", bool, True,
             "A disposition plan is destroyed only once a second officer (another signing key) approved it."),
 )
@@ -310,6 +322,18 @@ class AlertDelivery:
 
 
 @dataclass(frozen=True)
+class BlobTarget:
+    """``[store]`` with ``blobs = "s3://…"``: the bucket sealed blobs are written to (store/objects.py)."""
+
+    bucket: str
+    endpoint: str
+    region: str
+    credentials: Path
+    profile: str
+    min_retention_days: int
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     data_dir: Path
@@ -338,6 +362,8 @@ class Config:
     two_person_approval: bool = True
     #: keys.former_ledger_keys: ledger keys in force before a rotation, oldest first ('ed25519:…').
     former_ledger_keys: tuple[str, ...] = ()
+    #: store.blobs: the S3 bucket sealed blobs go to; None = the embedded store (blobs in the index).
+    blobs: BlobTarget | None = None
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -385,6 +411,9 @@ def load(path: str | Path) -> Config:
         require_secret(email.password_file, "alerts.email.password_file", ConfigError)
     if webhook is not None and webhook.secret_file.exists():
         require_secret(webhook.secret_file, "alerts.webhook.secret_file", ConfigError)
+    # Whoever reads the bucket's key can write objects as the archive (not delete locked ones: Object Lock).
+    if config.blobs is not None and config.blobs.credentials.exists():
+        require_secret(config.blobs.credentials, "store.s3_credentials", ConfigError)
     return config
 
 
@@ -526,6 +555,28 @@ def _check_former_ledger_keys(file: Path, current: str, former: list[Any]) -> No
                           key="keys.former_ledger_keys")
 
 
+#: An S3 bucket name as S3 allows it (3-63 lower-case letters, digits, '.', '-'; no leading or trailing dot/dash).
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _blob_target(file: Path, base: Path, data_dir: Path, store: dict[str, Any]) -> BlobTarget | None:
+    if not store["blobs"]:
+        return None
+    scheme, _, bucket = store["blobs"].partition("://")
+    if scheme != "s3" or not BUCKET_RE.match(bucket):
+        raise ConfigError("expected '' (the embedded store) or 's3://BUCKET' with a valid bucket name",
+                          path=str(file), key="store.blobs")
+    if store["s3_endpoint"] and not re.match(r"^https?://[^/\s]+/?$", store["s3_endpoint"]):
+        raise ConfigError("expected http(s)://host[:port]", path=str(file), key="store.s3_endpoint")
+    if not 0 <= store["s3_min_retention_days"] <= 36500:
+        raise ConfigError("must be between 0 and 36500", path=str(file), key="store.s3_min_retention_days")
+    credentials = (_resolve(base, store["s3_credentials"]) if store["s3_credentials"]
+                   else data_dir / "secrets" / "s3.credentials")
+    return BlobTarget(bucket=bucket, endpoint=store["s3_endpoint"].rstrip("/"), region=store["s3_region"],
+                      credentials=credentials, profile=store["s3_profile"],
+                      min_retention_days=store["s3_min_retention_days"])
+
+
 def _build(file: Path, raw: dict[str, Any]) -> Config:
     base = file.resolve().parent
     top = _read_table(file, raw, "", "")
@@ -538,6 +589,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
         raise ConfigError("must not be blank: every export carries it", path=str(file),
                           key="export.dissemination_notice")
     retention = _section(file, raw, "retention")
+    store = _section(file, raw, "store")
 
     if top["deadline_rule"] not in {"calendar", "elapsed"}:
         raise ConfigError(f"must be 'calendar' or 'elapsed', not {top['deadline_rule']!r}",
@@ -565,6 +617,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
     custodians = _custodians(file, _entries(file, raw, "custodians"), {s.id for s in schedules})
     data_dir = _resolve(base, top["data_dir"])
     return Config(
+        blobs=_blob_target(file, base, data_dir, store),
         path=file.resolve(),
         data_dir=data_dir,
         deadline_days=top["deadline_days"],

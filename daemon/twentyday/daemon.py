@@ -33,7 +33,7 @@ from multiprocessing.process import BaseProcess
 from twentyday import config as config_module
 from twentyday.config import Config
 from twentyday.crypto import keys
-from twentyday.errors import ConfigError, IntegrityError
+from twentyday.errors import ConfigError, IntegrityError, TwentydayError
 from twentyday.hardening import forbid_core_dumps
 from twentyday.intake.smtp import SmtpIntake, open_smtp
 from twentyday.intake.watcher import InboxWatcher
@@ -46,7 +46,7 @@ from twentyday.spool import ROLL_SECONDS, Spool
 from twentyday.status import hold_serve_lock
 from twentyday.store.archive import Archive
 from twentyday.store.integrity import FIRST_DELAY_SECONDS, IntegrityCheck
-from twentyday.store.ledger import ledger_key_text, signed_head
+from twentyday.store.ledger import SignedHead, ledger_key_text, signed_head
 
 log = logging.getLogger(__name__)
 HEAD_LOG_SECONDS = 3600.0
@@ -134,6 +134,19 @@ class PipelineProcess:
             self.heartbeat.close()
 
 
+def publish_head(archive: Archive, head: SignedHead | None, published: int) -> int:
+    """Beside the journal's copy: the signed head in the bucket, locked (``[store] blobs``), once per head.
+    The seq published now; a failure is logged and tried again at the next round."""
+    if archive.objects is None or head is None or head.seq == published:
+        return published
+    try:
+        archive.objects.publish_head(head.seq, head.text())
+    except TwentydayError as error:
+        log.error("%s", error)
+        return published
+    return head.seq
+
+
 async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = HEAD_LOG_SECONDS,
               settle_seconds: float = 2.0, deliver_seconds: float = POLL_SECONDS,
               reload: asyncio.Event | None = None) -> None:
@@ -194,11 +207,13 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         log.info("watching %s", config.folder_path)
         reporting = asyncio.create_task(reporter.run())  # READY=1 once the pipeline beats; then the watchdog
         next_head = 0.0
+        published = -1
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             if loop.time() >= next_head:
                 head = signed_head(archive.conn)
                 log.info("ledger head %s", head.text() if head is not None else "(none yet)")
+                published = publish_head(archive, head, published)
                 next_head = loop.time() + head_log_seconds
             if reload is not None and reload.is_set():
                 reload.clear()

@@ -63,6 +63,7 @@ from twentyday.store.alerts import Alert, Changes, Scope, close_alert, reconcile
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
 from twentyday.store.ledger import HANDOVER, Ledger, LedgerHead, ledger_key_text
+from twentyday.store.objects import ObjectStore
 from twentyday.store.rows import TERM_COLUMNS, escrow_payload, unpack_content
 from twentyday.store.words import tokens
 from twentyday.store.writer import (
@@ -113,6 +114,16 @@ class Archive:
         except sqlite3.DatabaseError as error:
             raise TwentydayError(f"{path}: cannot open the index: {error}") from None
         self.conn = self.db.conn
+        #: The S3 bucket of the sealed blobs (``[store] blobs``); None: the embedded store.
+        self.objects: ObjectStore | None = None
+        if config.blobs is not None:
+            try:
+                self.objects = ObjectStore(config.blobs)
+                if not officer:  # a writer refuses a bucket that lost its Object Lock (or never had it)
+                    self.objects.ensure_bucket(create=False)
+            except BaseException:
+                self.conn.close()
+                raise
         if not durable:
             self.conn.execute("PRAGMA synchronous = NORMAL")
         self._recipients = recipients
@@ -131,7 +142,16 @@ class Archive:
 
     @classmethod
     def create(cls, config: Config, recipients: tuple[keys.Recipient, ...]) -> Archive:
-        """Make a new, empty archive: directories, index, daemon secrets sealed to the officers."""
+        """Make a new, empty archive: directories, index, daemon secrets sealed to the officers,
+        and with ``[store] blobs = "s3://…"`` the bucket, with Object Lock (one without it is refused)."""
+        if config.blobs is not None:
+            objects = ObjectStore(config.blobs)
+            try:
+                made = objects.ensure_bucket(create=True)
+            finally:
+                objects.close()
+            log.info("sealed blobs go to %s (%s)", objects.describe(), "made now, with Object Lock" if made
+                     else "exists, with Object Lock")
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         daemon_secrets = secrets.generate(config.data_dir)
         index = config.data_dir / INDEX_FILE
@@ -146,6 +166,8 @@ class Archive:
 
     def close(self) -> None:
         self.conn.close()
+        if self.objects is not None:
+            self.objects.close()
 
     def sync(self) -> None:
         """Make every commit so far durable: fsync the write-ahead log (and the database)."""
@@ -267,6 +289,7 @@ class Archive:
             # batch at its commit (which inserts the deferred terms before it), or below.
             signing_key=None,
             defer_terms=self._batch_terms is not None,
+            objects=self.objects,
         )
         # Alone: a transaction of its own. Inside a batch (see :meth:`batch`), committed with
         # it: a savepoint (rolled back alone), or none (see the module docstring).
@@ -292,12 +315,15 @@ class Archive:
                 before_commit(self.conn, result)
             if not in_batch:
                 self._sign_head()
+                self._objects_written()
             if end:
                 self.conn.execute(end)
             if writer.deferred_terms and self._batch_terms is not None:
                 self._batch_terms += writer.deferred_terms
         except BaseException as error:
             writer.abandon()
+            if self.objects is not None and not in_batch:
+                self.objects.forget()
             # SQLite ends the whole transaction itself after some errors (disk full, I/O).
             if self.conn.in_transaction:
                 if guarded:
@@ -350,11 +376,18 @@ class Archive:
         try:
             schema.insert_rows(self.conn, "record_terms", TERM_COLUMNS, terms)
             self._sign_head()
+            self._objects_written()
             self.conn.execute("COMMIT")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, IntakeError) as error:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise IntakeError(f"cannot commit the batch: {error}") from None
+
+    def _objects_written(self) -> None:
+        """Before the index commits: every sealed segment of what it commits is in the bucket.
+        A failed write fails the commit (the caller rolls back; the spool still holds the items)."""
+        if self.objects is not None:
+            self.objects.wait()
 
     def evaluate_alerts(self, now: datetime, scope: Scope | None = None) -> Changes:
         """Evaluate the condition alerts at ``now`` (those of ``scope``, else all) and reconcile the
@@ -415,7 +448,7 @@ class Archive:
                 f"capture {ref.capture_id} was not sealed to {identity.recipient.fingerprint}"
             )
         data_key = DataKey.open_sealed(identity, bytes(slot[0]), ref.capture_id)
-        blobs = BlobStore(self.conn)
+        blobs = BlobStore(self.conn, objects=self.objects)
         parts = []
         for seq, sealed in enumerate(blobs.chunks(ref.id)):
             parts.append(data_key.open_chunk(sealed, ref.owner, ref.slot, seq, seq == ref.chunks - 1))

@@ -110,7 +110,8 @@ def state(row: dict[str, Any], at: datetime) -> str:
     return "active" if active(row, at) else "expired"
 
 
-def _where(row: dict[str, Any]) -> tuple[str, list[Any]]:
+def _where(row: dict[str, Any], *, words: bool = True) -> tuple[str, list[Any]]:
+    """The hold's filter as SQL over ``record``; ``words=False`` leaves out its ``--text`` (matching more)."""
     where: list[str] = []
     params: list[Any] = []
     for column in ("custodian", "conversation"):
@@ -127,7 +128,7 @@ def _where(row: dict[str, Any]) -> tuple[str, list[Any]]:
     if row["end_utc"]:
         where.append("(record.created_utc IS NULL OR record.created_utc < ?)")
         params.append(row["end_utc"])
-    if row["text_tokens"] is not None:
+    if row["text_tokens"] is not None and words:
         tokens = json.loads(row["text_tokens"])
         where.append("record.id IN (SELECT record_id FROM record_terms WHERE record_terms MATCH ?)")
         params.append(" AND ".join(f'"{t}"' for t in tokens))
@@ -154,6 +155,35 @@ def held(conn: sqlite3.Connection, record_ids: Iterable[str], at: datetime) -> d
             continue
         for record_id in matching(conn, row) & wanted:
             found.setdefault(record_id, []).append(row["id"])
+    return found
+
+
+def capture_held(conn: sqlite3.Connection, capture_id: str, at: datetime) -> bool:
+    """Whether an active hold may match a record of the capture (its object lock gets a legal hold).
+
+    Asked while the capture is written, before its search words are in the index (a batch adds
+    them at its commit): a hold's ``--text`` is left out here, so this errs on holding.
+    :func:`captures_held` says exactly, later (placing or releasing a hold, disposition)."""
+    for row in holds(conn):
+        if not active(row, at):
+            continue
+        where, params = _where(row, words=False)
+        if conn.execute(f"SELECT 1 FROM record_capture l JOIN record ON record.id = l.record_id "
+                        f"WHERE l.capture_id = ? AND {where} LIMIT 1", [capture_id, *params]).fetchone():
+            return True
+    return False
+
+
+def captures_held(conn: sqlite3.Connection, at: datetime) -> set[str]:
+    """Every capture holding a record an active hold matches at ``at`` (their objects are legally held)."""
+    found: set[str] = set()
+    for row in holds(conn):
+        if not active(row, at):
+            continue
+        where, params = _where(row)
+        found.update(c for (c,) in conn.execute(
+            f"SELECT DISTINCT l.capture_id FROM record_capture l JOIN record ON record.id = l.record_id WHERE {where}",
+            params))
     return found
 
 

@@ -54,12 +54,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json
 from twentyday.config import LEDGER_KEY_RE, Config
-from twentyday.errors import ConfigError, InvalidArgument, NotFoundError
+from twentyday.errors import ConfigError, IntegrityError, InvalidArgument, NotFoundError
 from twentyday.store import schema
 from twentyday.store.adopt import ADOPT, BLOBS, TERMS, WHOLE_ROW_TABLES, Adoption, adoption_summary
 from twentyday.store.adopt import subject as adopted
 from twentyday.store.alerts import ALERT_COLUMNS, alert_payload
-from twentyday.store.blobstore import BlobRef
+from twentyday.store.blobstore import BlobRef, resolve
 from twentyday.store.coverage import span_differences
 from twentyday.store.disclosures import Disclosure
 from twentyday.store.ledger import (
@@ -76,6 +76,7 @@ from twentyday.store.ledger import (
     signature_ok,
     signed_head,
 )
+from twentyday.store.objects import ObjectStore, SegmentCache
 from twentyday.store.officer_rows import OFFICER_KINDS
 from twentyday.store.officer_rows import signature_ok as officer_signature_ok
 from twentyday.store.outbox import (
@@ -190,11 +191,14 @@ def verify_archive(config: Config, head: str | None = None,
     if not path.exists():
         raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
     conn = open_read_only(path)
+    objects = ObjectStore(config.blobs) if config.blobs is not None else None
     try:
         schema.check_current(conn)  # an earlier schema: one line saying what to run, not its rows named
-        report = verify(conn, verify_key, heads=heads, signers=signers, former_keys=former)
+        report = verify(conn, verify_key, heads=heads, signers=signers, former_keys=former, objects=objects)
     finally:
         conn.close()
+        if objects is not None:
+            objects.close()
     report.notes += notes
     _check_archive_key(config, verify_key, report)
     return report
@@ -253,10 +257,12 @@ def _check_archive_key(config: Config, verify_key: ed25519.Ed25519PublicKey, rep
 def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
            heads: Sequence[SignedHead | LedgerHead] | None = None,
            signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None,
-           former_keys: Sequence[ed25519.Ed25519PublicKey] = ()) -> VerifyReport:
+           former_keys: Sequence[ed25519.Ed25519PublicKey] = (),
+           objects: ObjectStore | None = None) -> VerifyReport:
     """Check the archive on ``conn`` with ``verify_key``; ``heads``: published heads it must contain;
     ``signers``: the officer keys disclosures may be signed with (see :func:`verify_archive`);
-    ``former_keys``: ledger keys in force before a rotation (``keys.former_ledger_keys``)."""
+    ``former_keys``: ledger keys in force before a rotation (``keys.former_ledger_keys``);
+    ``objects``: the bucket holding the sealed bytes the chunk rows point to (``[store] blobs``)."""
     report = VerifyReport()
     conn.create_function("sha256", 1, _sha256_text, deterministic=True)
     # One read transaction: every check on this connection sees the same state, also while
@@ -268,7 +274,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     # (I/O and hashlib) and half of the packs' row digests (SQLite's own loop) both run
     # without the interpreter lock, beside the checks on this connection. Each holds within
     # its own snapshot (sealed blobs never change; a pack commits with its entry).
-    sealed = _OnSecondConnection(conn, _hash_sealed_chunks)
+    sealed = _OnSecondConnection(conn, lambda other: _hash_sealed_chunks(other, objects))
     upper_packs = _OnSecondConnection(conn, lambda other: _pack_mismatches(other, upper=True))
     terms = _OnSecondConnection(conn, _terms_mismatches)
     # The spans are recomputed in one statement (a snapshot of its own): records, links and
@@ -1064,11 +1070,13 @@ def _check_blob_references(conn: sqlite3.Connection, report: VerifyReport) -> No
     report.blobs = conn.execute("SELECT count(*) FROM blob").fetchone()[0]
 
 
-def _hash_sealed_chunks(conn: sqlite3.Connection) -> VerifyReport:
-    """Blobs whose sealed bytes differ from their digest (in ``problems``), and the bytes read."""
+def _hash_sealed_chunks(conn: sqlite3.Connection, objects: ObjectStore | None = None) -> VerifyReport:
+    """Blobs whose sealed bytes differ from their digest (in ``problems``), and the bytes read
+    (from the bucket where a chunk row points there: a segment missing or unreadable is named)."""
     # One pass over every sealed byte in storage order (a blob's chunks are written
     # together, so they are adjacent): each blob's digest is what the ledger committed to.
     report = VerifyReport()
+    cache = SegmentCache(objects) if objects is not None else None
     current: tuple[str, str, str, int, str] | None = None
     digest = hashlib.sha256()
     count = 0
@@ -1079,6 +1087,11 @@ def _hash_sealed_chunks(conn: sqlite3.Connection) -> VerifyReport:
         if current is None or current[0] != blob_id:
             _finish_blob(report, current, digest, count)
             current, digest, count = (blob_id, owner, slot, chunks, expected), hashlib.sha256(), 0
+        try:
+            data = resolve(bytes(data), cache)
+        except IntegrityError as error:
+            report.problems.append(Problem("missing", f"blob {blob_id}", f"{owner}/{slot}: {error}"))
+            continue
         digest.update(data)
         count += 1
         report.sealed_bytes += len(data)

@@ -26,16 +26,18 @@ from typing import Any, BinaryIO, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from twentyday.canonical import canonical_json, iso, utc_key
+from twentyday.canonical import canonical_json, iso, parse_iso, utc_key
 from twentyday.compliance import deadlines
 from twentyday.config import Config, Custodian
 from twentyday.crypto import keys
 from twentyday.crypto.envelope import CHUNK_BYTES, DataKey
 from twentyday.crypto.hashes import KeyedHashes
 from twentyday.records import Direction, ParsedEvent, ParsedMessage
-from twentyday.store import schema
+from twentyday.retention import parse_rule
+from twentyday.store import holds, schema
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.ledger import Ledger
+from twentyday.store.objects import ObjectStore, capture_retain_until
 from twentyday.store.rows import (
     ATTACHMENT_COLUMNS,
     CAPTURE_COLUMNS,
@@ -339,8 +341,10 @@ class CaptureWriter:
     def __init__(self, conn: sqlite3.Connection, capture: CaptureInput, *, capture_id: str, source_hash: str,
                  captured_at: datetime, recipients: tuple[keys.Recipient, ...], hashes: KeyedHashes,
                  signing_key: ed25519.Ed25519PrivateKey | None, config: Config,
-                 limits: WriterLimits = DEFAULT_LIMITS, defer_terms: bool = False) -> None:
-        """``defer_terms``: inside a batch, a small capture's search terms are handed to the batch
+                 limits: WriterLimits = DEFAULT_LIMITS, defer_terms: bool = False,
+                 objects: ObjectStore | None = None) -> None:
+        """``objects``: the bucket the capture's sealed chunks go to (None: the index holds them).
+        ``defer_terms``: inside a batch, a small capture's search terms are handed to the batch
         (:attr:`deferred_terms`) instead of inserted: the full-text index writes a segment per
         savepoint, and merges them, so per-capture inserts cost it more than the rows."""
         self.conn = conn
@@ -353,7 +357,8 @@ class CaptureWriter:
         self.limits = limits
         self.data_key = DataKey()
         self.inserts = BackgroundInserts(conn)
-        self.blobs = BlobStore(conn, self.inserts.insert)
+        self.blobs = BlobStore(conn, self.inserts.insert, objects)
+        self._objects = objects
         self.ledger = Ledger(conn, self.inserts.insert)
         self.result = IngestResult(capture_id, custodian=capture.custodian)
         self.head_hash = ""
@@ -428,6 +433,8 @@ class CaptureWriter:
         for n, event in enumerate(events):
             self._add_event(n, event)
         self._write_capture(raw_ref, envelope_ref, keyslots, count)
+        if self._objects is not None:
+            self.blobs.finish(*self._object_lock())
         self.blobs.flush()
         self.ledger.flush()
         if self.signing_key is not None:
@@ -438,6 +445,23 @@ class CaptureWriter:
         return self.result
 
     # -- blobs
+
+    def _object_lock(self) -> tuple[datetime, bool]:
+        """Until when the capture's objects are locked, and whether a legal hold is set on them.
+
+        The capture goes only with every record it holds (the new ones and those linked to it), so
+        its lock follows the latest of them under each rule they carry; held when an active hold
+        matches one of them (see :func:`holds.capture_held`)."""
+        tenure = self.custodian.tenure_ended if self.custodian else None
+        until = self.captured_at
+        rows = self.conn.execute(
+            "SELECT r.retention, max(r.created_utc), max(CASE WHEN r.created_utc IS NULL THEN r.captured_at END) "
+            "FROM record_capture l JOIN record r ON r.id = l.record_id WHERE l.capture_id = ? GROUP BY r.retention",
+            (self.capture_id,)).fetchall()
+        for retention, latest_dated, latest_undated in rows or [(self._retention, None, self.captured_iso)]:
+            latest = max(parse_iso(t) for t in (latest_dated, latest_undated) if t is not None)
+            until = max(until, capture_retain_until(parse_rule(retention), latest, tenure, self.captured_at.date()))
+        return until, holds.capture_held(self.conn, self.capture_id, self.captured_at)
 
     def _seal_bytes(self, plaintext: bytes, owner: str, slot: str) -> BlobRef:
         blob_id = self.hashes.blob_id(plaintext)
