@@ -384,9 +384,10 @@ class ObjectStore:
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
-    def read(self, key: str, offset: int | None = None, length: int | None = None) -> bytes:
-        """An object's bytes (a range of them with ``offset``/``length``)."""
-        extra: dict[str, Any] = {}
+    def read(self, key: str, offset: int | None = None, length: int | None = None, *,
+             version_id: str | None = None) -> bytes:
+        """An object's bytes (of one version; a range of them with ``offset``/``length``)."""
+        extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
         if offset is not None and length is not None:
             extra["Range"] = f"bytes={offset}-{offset + length - 1}"
         try:
@@ -423,7 +424,12 @@ class ObjectStore:
 
 
 class SegmentCache:
-    """The last segment read, whole: a blob's chunks are read in order from one or two segments."""
+    """The last segment read, whole: a blob's chunks are read in order from one or two segments.
+
+    A segment's name is the SHA-256 of its bytes, so what is read is checked against it: should
+    anyone holding the bucket's key have written another version over the name (a locked version
+    cannot be deleted, but a newer one can be put beside it), the version whose bytes match is
+    found among them and read instead."""
 
     def __init__(self, objects: ObjectStore) -> None:
         self._objects = objects
@@ -432,9 +438,22 @@ class SegmentCache:
 
     def chunk(self, found: Pointer) -> bytes:
         if found.key != self._key:
-            self._data = self._objects.read(found.key)
+            self._data = self._segment(found.key)
             self._key = found.key
         data = self._data[found.offset:found.offset + found.length]
         if len(data) != found.length:
             raise IntegrityError(f"{found.key} is shorter than the index says (run 'twentyday verify')")
         return data
+
+    def _segment(self, key: str) -> bytes:
+        expected = key.rpartition("/")[2]
+        data = self._objects.read(key)
+        if hashlib.sha256(data).hexdigest() == expected:
+            return data
+        for version_key, version_id in self._objects.versions(key):
+            if version_key != key:
+                continue
+            data = self._objects.read(key, version_id=version_id)
+            if hashlib.sha256(data).hexdigest() == expected:
+                return data
+        raise IntegrityError(f"{key}: no version of it holds the bytes it is named after (run 'twentyday verify')")
