@@ -158,18 +158,27 @@ def held(conn: sqlite3.Connection, record_ids: Iterable[str], at: datetime) -> d
     return found
 
 
-def capture_held(conn: sqlite3.Connection, capture_id: str, at: datetime) -> bool:
-    """Whether an active hold may match a record of the capture (its object lock gets a legal hold).
+def capture_held(conn: sqlite3.Connection, capture_id: str, custodian: str, span: tuple[str, str] | None,
+                 at: datetime) -> bool:
+    """Whether an active hold may match a record of the capture being written (its objects are then
+    written legally held): one it brought (the custodian's, created within ``span`` — UTC keys of its
+    first and last — or undated) or one it links to.
 
-    Asked while the capture is written, before its search words are in the index (a batch adds
-    them at its commit): a hold's ``--text`` is left out here, so this errs on holding.
-    :func:`captures_held` says exactly, later (placing or releasing a hold, disposition)."""
+    Asked before the capture's search words are in the index (a batch adds them at its commit): a
+    hold's ``--text`` is left out here, so this errs on holding; :func:`captures_held` says exactly,
+    later (placing or releasing a hold, disposition)."""
     for row in holds(conn):
         if not active(row, at):
             continue
         where, params = _where(row, words=False)
-        if conn.execute(f"SELECT 1 FROM record_capture l JOIN record ON record.id = l.record_id "
-                        f"WHERE l.capture_id = ? AND {where} LIMIT 1", [capture_id, *params]).fetchone():
+        dated = "record.created_utc BETWEEN ? AND ? OR " if span is not None else ""
+        brought = conn.execute(
+            f"SELECT 1 FROM record WHERE record.custodian = ? AND ({dated}record.created_utc IS NULL) "
+            f"AND record.capture_id = ? AND {where} LIMIT 1", [custodian, *(span or ()), capture_id, *params])
+        linked = conn.execute(
+            f"SELECT 1 FROM record_capture l JOIN record ON record.id = l.record_id WHERE l.capture_id = ? "
+            f"AND {where} LIMIT 1", [capture_id, *params])
+        if brought.fetchone() or linked.fetchone():
             return True
     return False
 
@@ -181,6 +190,7 @@ def captures_held(conn: sqlite3.Connection, at: datetime) -> set[str]:
         if not active(row, at):
             continue
         where, params = _where(row)
+        found.update(c for (c,) in conn.execute(f"SELECT DISTINCT record.capture_id FROM record WHERE {where}", params))
         found.update(c for (c,) in conn.execute(
             f"SELECT DISTINCT l.capture_id FROM record_capture l JOIN record ON record.id = l.record_id WHERE {where}",
             params))

@@ -382,6 +382,8 @@ class CaptureWriter:
         # The earliest and latest creation time of the capture's records (UTC keys).
         self._first: str | None = None
         self._last: str | None = None
+        #: Whether the capture brought a new record with no date (its retention counts from its capture).
+        self._undated = False
         # What this capture holds of each conversation: (custodian, conversation, platform) -> [first, last,
         # count] of its new dated records; its links are added from the index once written (_write_spans).
         self._spans: dict[tuple[str, str, str], list[Any]] = {}
@@ -449,19 +451,26 @@ class CaptureWriter:
     def _object_lock(self) -> tuple[datetime, bool]:
         """Until when the capture's objects are locked, and whether a legal hold is set on them.
 
-        The capture goes only with every record it holds (the new ones and those linked to it), so
-        its lock follows the latest of them under each rule they carry; held when an active hold
-        matches one of them (see :func:`holds.capture_held`)."""
+        The capture goes only with every record it holds, the new ones and those archived before
+        and linked to it: its lock follows the latest of them under each rule they carry. Held when
+        an active hold may match one of them (:func:`holds.capture_held`)."""
         tenure = self.custodian.tenure_ended if self.custodian else None
+        today = self.captured_at.date()
+        latest_new = [t for t in (self._last, self.captured_iso if self._undated else None) if t is not None]
         until = self.captured_at
-        rows = self.conn.execute(
+        if latest_new:
+            until = capture_retain_until(parse_rule(self._retention), max(parse_iso(t) for t in latest_new), tenure,
+                                         today)
+        linked = self.conn.execute(
             "SELECT r.retention, max(r.created_utc), max(CASE WHEN r.created_utc IS NULL THEN r.captured_at END) "
             "FROM record_capture l JOIN record r ON r.id = l.record_id WHERE l.capture_id = ? GROUP BY r.retention",
             (self.capture_id,)).fetchall()
-        for retention, latest_dated, latest_undated in rows or [(self._retention, None, self.captured_iso)]:
+        for retention, latest_dated, latest_undated in linked:
             latest = max(parse_iso(t) for t in (latest_dated, latest_undated) if t is not None)
-            until = max(until, capture_retain_until(parse_rule(retention), latest, tenure, self.captured_at.date()))
-        return until, holds.capture_held(self.conn, self.capture_id, self.captured_at)
+            until = max(until, capture_retain_until(parse_rule(retention), latest, tenure, today))
+        span = (self._first, self._last) if self._first is not None and self._last is not None else None
+        return until, holds.capture_held(self.conn, self.capture_id, self.capture.custodian or "", span,
+                                         self.captured_at)
 
     def _seal_bytes(self, plaintext: bytes, owner: str, slot: str) -> BlobRef:
         blob_id = self.hashes.blob_id(plaintext)
@@ -631,7 +640,9 @@ class CaptureWriter:
         message = record.draft.message
         created = message.created_at
         created_iso = created_utc = None
-        if created is not None:
+        if created is None:
+            self._undated = True
+        else:
             created_iso = iso(created)
             created_utc = utc_key(created)
             if self._first is None or created_utc < self._first:
