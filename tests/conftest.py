@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests import rgw as local_rgw
 from twentyday import config as config_module
 from twentyday.initialise import init_archive
 from twentyday.store.archive import Archive
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -57,6 +64,45 @@ def archive(archive_dir: Path) -> Iterator[Archive]:
     opened = Archive(config_module.load(archive_dir / "twentyday.toml"))
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_rgw.LocalRGW]:
+    """A real S3 service with Object Lock for the whole test session: one-node Ceph + RGW (tests/rgw.py).
+
+    Started on the first test that asks for it (about 1.5 s), stopped after the last; Ceph's logs stay
+    in the session's tmp folder. Missing Ceph packages fail the test with the apt-get line to run
+    (scripts/test installs them).
+    """
+    try:
+        handle = local_rgw.start(tmp_path_factory.mktemp("rgw"))
+    except local_rgw.RGWError as exc:
+        pytest.fail(f"local RGW: {exc}", pytrace=False)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(rgw: local_rgw.LocalRGW) -> S3Client:
+    """A boto3 S3 client for the local RGW, with its user's keys (path-style: the endpoint is an IP)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session(aws_access_key_id=rgw.access_key, aws_secret_access_key=rgw.secret_key,
+                                 region_name=rgw.region).client(
+        "s3", endpoint_url=rgw.endpoint, config=Config(s3={"addressing_style": "path"}))
+
+
+@pytest.fixture
+def s3_bucket(s3: S3Client, request: pytest.FixtureRequest) -> str:
+    """A new bucket with Object Lock enabled (and so versioning), named after the test; its name.
+
+    Left in place after the test: what a test locked cannot be deleted, and the cluster goes with the session.
+    """
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    return name
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
