@@ -158,12 +158,13 @@ def test_a_put_that_fails_rolls_the_capture_back(s3_archive: Path, tmp_path: Pat
     config = config_module.load(s3_archive)
     with Archive(config) as archive:
         assert archive.objects is not None
-        archive.objects.bucket = new_bucket_name()  # gone between the check and the write
-
+        archive.ingest(CaptureInput(raw=make_mail(), custodian="jdoe", channel="cli", source_name="m.eml",
+                                    received_at=datetime.now(UTC), parser="mail"))
+        archive.objects.bucket = new_bucket_name()  # gone between the check and the next write
         with pytest.raises(TwentydayError, match="cannot write a sealed segment"):
-            archive.ingest(CaptureInput(raw=make_mail(), custodian="jdoe", channel="cli", source_name="m.eml",
-                                        received_at=datetime.now(UTC), parser="mail"))
-        assert archive.conn.execute("SELECT count(*) FROM capture").fetchone()[0] == 0
+            archive.ingest(CaptureInput(raw=make_mail(message_id="<m2@x>"), custodian="jdoe", channel="cli",
+                                        source_name="m2.eml", received_at=datetime.now(UTC), parser="mail"))
+        assert archive.conn.execute("SELECT count(*) FROM capture").fetchone()[0] == 1
 
 
 def test_the_credentials_file_must_be_the_daemons_alone(s3_archive: Path, rgw: LocalRGW, tmp_path: Path) -> None:

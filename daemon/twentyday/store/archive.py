@@ -119,11 +119,12 @@ class Archive:
         if config.blobs is not None:
             try:
                 self.objects = ObjectStore(config.blobs)
-                if not officer:  # a writer refuses a bucket that lost its Object Lock (or never had it)
-                    self.objects.ensure_bucket(create=False)
             except BaseException:
                 self.conn.close()
                 raise
+        # Whether the bucket was seen to keep Object Lock (checked before the first write, not at
+        # open: reading the index — search, status — needs no bucket).
+        self._bucket_checked = False
         if not durable:
             self.conn.execute("PRAGMA synchronous = NORMAL")
         self._recipients = recipients
@@ -278,6 +279,7 @@ class Archive:
         Inside a batch, ``savepoint=False`` writes the capture without a savepoint of
         its own: if it fails, the batch is rolled back and :class:`BatchRolledBack` raised.
         """
+        self._require_bucket()
         source_hash = self.source_hash(capture.custodian, capture.raw)
         capture_id = "cap-" + source_hash[:24]
         recipients = self.recipients
@@ -353,6 +355,7 @@ class Archive:
         error is raised: nothing of the batch is stored) or a capture written without a
         savepoint failed (then its :class:`BatchRolledBack` goes on, nothing committed).
         """
+        self._require_bucket()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
@@ -382,6 +385,17 @@ class Archive:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise IntakeError(f"cannot commit the batch: {error}") from None
+
+    def _require_bucket(self) -> None:
+        """Before the first write: the bucket exists and keeps Object Lock (else nothing is written to it).
+        Unreachable: an :class:`IntakeError`, so the items stay in the spool and are tried again."""
+        if self.objects is None or self._bucket_checked:
+            return
+        try:
+            self.objects.ensure_bucket(create=False)
+        except TwentydayError as error:
+            raise IntakeError(str(error)) from None
+        self._bucket_checked = True
 
     def _objects_written(self) -> None:
         """Before the index commits: every sealed segment of what it commits is in the bucket.
