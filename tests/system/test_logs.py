@@ -6,7 +6,8 @@ mail goes in over real SMTP (one with AUTH, one with an attachment) and a chat e
 watched folder, and once all is archived the daemon's whole output is searched for their words,
 names and the secrets it holds: none is there. ``twentyday status`` sees it running (and a second
 ``serve`` is refused), its integrity check kept, and the sockets it holds (``/proc/<pid>/net``,
-matched to its descriptors) are the SMTP port and nothing else.
+matched to its descriptors) are the SMTP port and nothing else. Each runs on the embedded store and
+with the sealed blobs in an S3 bucket (the local Ceph RGW), whose keys are secrets like the others.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
-from tests.conftest import make_mail
+from tests.conftest import NOW, make_mail
+from tests.s3archive import make_s3_archive
 from tests.security.verify_attacks import start_serve as serve
 from tests.security.verify_attacks import stop_serve as stop
 from tests.smtp_helpers import configure
+from twentyday import config as config_module
 from twentyday.cli import cli
+from twentyday.initialise import init_archive
 from twentyday.intake.smtp_auth import add_user
 
 #: Generous: the machine running the suite may be loaded.
@@ -43,6 +48,16 @@ SECRET_WORDS = ("Quillmarsh", "Vexbrook", "Ostrelline", "Dunmorrow", "Tarnquist"
                 # the chat export: its file name (the chat's name), the participants' words
                 "Yarrowby", "Zenthorpe", "Quenmoor")
 SMTP_PASSWORD = "plover-Kestrunal-7719-passphrase"
+
+
+@pytest.fixture(params=["embedded", "s3"])
+def archive_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The archive as 'twentyday init' makes it; the "s3" one keeps its sealed blobs in a bucket."""
+    if request.param == "s3":
+        make_s3_archive(tmp_path / "arch", request.getfixturevalue("rgw"), now=NOW)
+    else:
+        init_archive(tmp_path / "arch", passphrase=None, demo=False, now=NOW)
+    return tmp_path / "arch"
 
 
 def wait_for_smtp(daemon: subprocess.Popen[bytes], port: int) -> None:
@@ -101,7 +116,11 @@ def secrets_of(data_dir: Path) -> list[str]:
     index_key = (data_dir / "secrets" / "index.key").read_bytes()
     pem_body = [line for line in (data_dir / "secrets" / "ledger-signing.pem").read_text().splitlines()
                 if line and not line.startswith("-----")]
-    return [SMTP_PASSWORD, index_key.hex(), base64.b64encode(index_key).decode().rstrip("="), *pem_body]
+    found = [SMTP_PASSWORD, index_key.hex(), base64.b64encode(index_key).decode().rstrip("="), *pem_body]
+    blobs = config_module.load(data_dir.parent / "twentyday.toml").blobs
+    if blobs is not None:  # the bucket's access key id and secret key
+        found += [line.split("=", 1)[1].strip() for line in blobs.credentials.read_text().splitlines() if "=" in line]
+    return found
 
 
 def test_debug_logging_does_not_log_content_or_secrets(archive_dir: Path, tmp_path: Path) -> None:
@@ -176,13 +195,13 @@ def socket_inodes(pids: list[int]) -> set[int]:
     return inodes
 
 
-def sockets(pid: int, table: str, inodes: set[int]) -> list[tuple[int, str]]:
+def sockets(pid: int, table: str, inodes: set[int], *, remote: int | None = None) -> list[tuple[int, str]]:
     """(local port, state) of the sockets in ``/proc/<pid>/net/<table>`` (the process's network
-    namespace: every process's) that belong to ``inodes``."""
+    namespace: every process's) that belong to ``inodes``; those connected to port ``remote`` left out."""
     found = []
     for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[9]) in inodes:
+        if int(fields[9]) in inodes and (remote is None or int(fields[2].rsplit(":", 1)[1], 16) != remote):
             found.append((int(fields[1].rsplit(":", 1)[1], 16), fields[3]))
     return found
 
@@ -204,7 +223,11 @@ def test_serve_listens_on_its_smtp_port_and_nothing_else(archive_dir: Path, tmp_
         wait_until("the mail archived", daemon, lambda: len(records(config)) == 1)
         processes = [daemon.pid, *descendants(daemon.pid)]
         inodes = socket_inodes(processes)
-        tcp = sockets(daemon.pid, "tcp", inodes) + sockets(daemon.pid, "tcp6", inodes)
+        # With the blobs in a bucket, the connections it opened to the S3 service (and only those).
+        blobs = config_module.load(config).blobs
+        bucket_port = int(blobs.endpoint.rsplit(":", 1)[1]) if blobs is not None else None
+        tcp = sockets(daemon.pid, "tcp", inodes, remote=bucket_port) + sockets(daemon.pid, "tcp6", inodes,
+                                                                                remote=bucket_port)
         udp = sockets(daemon.pid, "udp", inodes) + sockets(daemon.pid, "udp6", inodes)
         # A second serve on the same archive is refused before it binds anything.
         second = subprocess.run([sys.executable, "-m", "twentyday", "--config", str(config), "serve"],
@@ -214,7 +237,7 @@ def test_serve_listens_on_its_smtp_port_and_nothing_else(archive_dir: Path, tmp_
         returncode = stop(daemon)
     assert returncode == 0, output_path.read_text(errors="replace")
     assert [(p, state) for p, state in tcp if state == LISTEN] == [(port, LISTEN)]
-    assert all(p == port for p, _ in tcp)  # no other TCP socket, connected or not
+    assert all(p == port for p, _ in tcp)  # no other TCP socket, connected or not (but to the bucket)
     assert udp == []
     assert second.returncode == 6
     assert second.stderr == (f"twentyday: {archive_dir / 'data'}: another twentyday serve is running on this "
