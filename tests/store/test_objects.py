@@ -129,6 +129,13 @@ def test_a_bucket_without_object_lock_is_refused(tmp_path: Path, rgw: LocalRGW, 
         make_s3_archive(tmp_path / "arch", rgw, now=datetime.now(UTC), bucket=plain)
 
 
+def test_a_bucket_holding_another_archive_is_refused(tmp_path: Path, rgw: LocalRGW, s3_archive: Path,
+                                                       s3: S3Client) -> None:
+    ingest(s3_archive, tmp_path, make_mail())
+    with pytest.raises(TwentydayError, match="holds objects already"):
+        make_s3_archive(tmp_path / "second", rgw, now=datetime.now(UTC), bucket=bucket_of(s3_archive))
+
+
 def test_create_makes_the_bucket_with_object_lock_and_a_default_retention(
         tmp_path: Path, rgw: LocalRGW, s3: S3Client) -> None:
     bucket = new_bucket_name()

@@ -149,6 +149,10 @@ class Archive:
             objects = ObjectStore(config.blobs)
             try:
                 made = objects.ensure_bucket(create=True)
+                # One archive per bucket: another's published heads would stand beside this one's.
+                if not made and next(iter(objects.keys("")), None) is not None:
+                    raise TwentydayError(f"{objects.describe()}: the bucket holds objects already (another "
+                                         "archive's?); give each archive a bucket of its own")
             finally:
                 objects.close()
             log.info("sealed blobs go to %s (%s)", objects.describe(), "made now, with Object Lock" if made

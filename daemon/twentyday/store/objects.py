@@ -290,6 +290,8 @@ class ObjectStore:
     def relock(self, key: str, version: Future[str], retain_until: datetime | None, legal_hold: bool) -> None:
         """Once ``version`` is written: extend its lock to ``retain_until`` and set its legal hold (background)."""
         def apply() -> str:
+            # No deadlock on the pool: ``version``'s PUT was submitted before this task (FIFO), so a
+            # worker had started it before any could start this one.
             version_id = version.result()
             until = self._lock_until(retain_until)
             if until is not None:
