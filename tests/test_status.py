@@ -159,10 +159,12 @@ def test_human_status_is_labelled_lines_then_two_tables(busy_archive: Path) -> N
     assert lines[2] == (f"ledger head   entry {ledger['seq']} {ledger['hash']}; signed {ledger['signed_seq']} "
                         f"{ledger['signed_hash']} at {ledger['signed_at']}")
     assert lines[3] == "last verify   none kept yet (serve runs it a minute after start, then every 24 h)"
+    assert lines[4] == "sealed blobs  in the index (the embedded store)"
+    assert status["blobs"] == "index"
     jdoe = status["custodians"][0]["last_capture_at"]
     nobody = status["custodians"][1]["last_capture_at"]
     width = len(jdoe)
-    assert lines[5:] == [
+    assert lines[6:] == [
         f"{'CUSTODIAN':<14}  {'LAST CAPTURE':<{width}}  CHANNEL",
         f"{'jdoe':<14}  {jdoe}  cli",
         f"(no custodian)  {nobody}  cli",

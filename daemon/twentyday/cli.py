@@ -779,7 +779,10 @@ def status_lines(report: Status) -> list[tuple[str, str]]:
         verified = "none kept (serve's integrity check needs keys.ledger_key)"
     else:
         verified = f"none kept yet (serve runs it a minute after start, then every {report.verify_every_hours:g} h)"
-    return [("daemon", running), ("spool", spool), ("ledger head", head), ("last verify", verified)]
+    blobs = ("in the index (the embedded store)" if report.blobs == "index"
+             else f"{report.blobs} (Object Lock, COMPLIANCE)")
+    return [("daemon", running), ("spool", spool), ("ledger head", head), ("last verify", verified),
+            ("sealed blobs", blobs)]
 
 
 @cli.command()

@@ -151,6 +151,8 @@ class Status:
     #: it needs is pinned: together they say whether a missing last verify is expected.
     verify_every_hours: float
     ledger_key_pinned: bool
+    #: Where the sealed blobs are: "index" (the embedded store) or "s3://BUCKET[ at ENDPOINT]" (``[store] blobs``).
+    blobs: str = "index"
 
     @property
     def spool_oldest_age_seconds(self) -> float | None:
@@ -175,6 +177,7 @@ class Status:
             "last_verify": verify.as_json() if verify is not None else None,
             "verify_every_hours": self.verify_every_hours,
             "ledger_key_pinned": self.ledger_key_pinned,
+            "blobs": self.blobs,
         }
 
 
@@ -197,8 +200,10 @@ def read_status(config: Config, now: datetime) -> Status:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
+    blobs = config.blobs
+    where = "index" if blobs is None else f"s3://{blobs.bucket}" + (f" at {blobs.endpoint}" if blobs.endpoint else "")
     return Status(now, data_dir, daemon, waiting, custodians, alerts, ledger, last_run(data_dir),
-                  config.verify_every_hours, bool(config.ledger_key))
+                  config.verify_every_hours, bool(config.ledger_key), where)
 
 
 def _custodian_captures(conn: sqlite3.Connection, configured: list[str]) -> tuple[CustodianCapture, ...]:

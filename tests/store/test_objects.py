@@ -85,6 +85,9 @@ def test_a_capture_is_sealed_into_the_bucket_and_reads_back(s3_archive: Path, tm
     code, output = run(s3_archive, "verify")
     assert code == 0, output
     assert output.startswith("OK:")
+    code, output = run(s3_archive, "status", "--json")
+    target = config_module.load(s3_archive).blobs
+    assert target is not None and json.loads(output)["blobs"] == f"s3://{bucket} at {target.endpoint}"
 
 
 def test_the_archives_own_key_cannot_delete_shorten_or_replace_a_locked_capture(
