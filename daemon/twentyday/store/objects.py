@@ -402,6 +402,13 @@ class ObjectStore:
             found += [Version(m["Key"], m["VersionId"], True) for m in page.get("DeleteMarkers", [])]
         return found
 
+    def versions_of(self, key: str) -> list[str]:
+        """The version ids of ``key`` that hold bytes (delete markers left out), newest first."""
+        try:
+            return [v.version_id for v in self.listing(key) if v.key == key and not v.marker]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise TwentydayError(f"{self.describe()}: cannot list {key} ({_code(error)})") from None
+
     def delete_version(self, key: str, version_id: str) -> str | None:
         """Delete one version for good; None when done, else the refusal's code (locked, held)."""
         try:
@@ -475,13 +482,14 @@ class SegmentCache:
 
     def _segment(self, key: str) -> bytes:
         expected = key.rpartition("/")[2]
-        data = self._objects.read(key)
+        try:
+            data = self._objects.read(key)
+        except IntegrityError:  # no current version: a delete marker over the name, which anyone may stack
+            data = b""
         if hashlib.sha256(data).hexdigest() == expected:
             return data
-        for version_key, version_id in self._objects.versions(key):
-            if version_key != key:
-                continue
-            data = self._objects.read(key, version_id=version_id)
+        for version in self._objects.versions_of(key):
+            data = self._objects.read(key, version_id=version)
             if hashlib.sha256(data).hexdigest() == expected:
                 return data
         raise IntegrityError(f"{key}: no version of it holds the bytes it is named after (run 'twentyday verify')")
