@@ -52,6 +52,8 @@ from twentyday.store.verify import verify_archive
 
 if TYPE_CHECKING:
     from twentyday.pipeline.dry_run import DryRun
+    from twentyday.store.disposition import Disposal
+    from twentyday.store.object_holds import HoldSync
 
 # serve, ingest, init, create, keys add-recipient, smtp-user, report and alerts deliver import their modules
 # when they run:
@@ -1033,8 +1035,9 @@ def hold_add(ctx: click.Context, name: str, reason: str, custodian: str | None, 
              participant: str | None, since: str | None, until: str | None, text: str | None, expires: str | None,
              actor: str | None, identity_path: Path, passphrase_file: Path | None) -> None:
     """Place a legal hold, signed with the officer's key. Nothing a custodian receives mentions it."""
-    from twentyday.store import holds
+    from twentyday.store import holds, object_holds
 
+    moment = now()
     # --text needs the daemon's keyed hashes (the blind index); without it the officer's side suffices.
     with Archive(load_config(ctx), officer=text is None) as archive:
         identity = load_identity(identity_path, passphrase_file)
@@ -1044,10 +1047,18 @@ def hold_add(ctx: click.Context, name: str, reason: str, custodian: str | None, 
                                  tuple(archive.term_tokens(text)) if text is not None else None)
         row = holds.place_hold(archive.conn, name=name, reason=reason, scope=scope,
                                expires=parse_time(expires, "--expires"), placed_by=disclosing_actor(actor),
-                               identity=identity, at=now())
+                               identity=identity, at=moment)
         count = holds.count_matching(archive.conn, row)
-    click.echo(f"placed hold {row['id']} ({row['name']}): {count} record(s) held now, and every later one "
-               "it matches")
+        click.echo(f"placed hold {row['id']} ({row['name']}): {count} record(s) held now, and every later one "
+                   "it matches")
+        if archive.objects is not None:  # committed: now the bucket's legal holds follow it
+            _echo_hold_sync(object_holds.after_place(archive.conn, archive.objects, row, moment))
+
+
+def _echo_hold_sync(done: HoldSync) -> None:
+    click.echo(done.text())
+    if done.failed:
+        raise IntegrityError(done.failure())
 
 
 @hold_group.command(name="list")
@@ -1100,14 +1111,40 @@ def hold_show(ctx: click.Context, hold_id: str, as_json: bool) -> None:
 def hold_release(ctx: click.Context, hold_id: str, reason: str, actor: str | None, identity_path: Path,
                  passphrase_file: Path | None) -> None:
     """Release a hold, signed with the officer's key: its records follow their retention rules again."""
-    from twentyday.store import holds
+    from twentyday.store import holds, object_holds
 
+    moment = now()
     with Archive(load_config(ctx), officer=True) as archive:
         identity = load_identity(identity_path, passphrase_file)
         search_module.require_configured_signer(archive, identity)
         row = holds.release_hold(archive.conn, hold_id, reason=reason, released_by=disclosing_actor(actor),
-                                 identity=identity, at=now())
-    click.echo(f"released hold {row['id']} ({row['name']}) at {row['released_at']}")
+                                 identity=identity, at=moment)
+        click.echo(f"released hold {row['id']} ({row['name']}) at {row['released_at']}")
+        if archive.objects is not None:
+            _echo_hold_sync(object_holds.after_release(archive.conn, archive.objects, row, moment))
+
+
+@hold_group.command(name="sync")
+@json_option
+@click.pass_context
+def hold_sync(ctx: click.Context, as_json: bool) -> None:
+    """Set the bucket's legal holds as the active holds say, on every capture a hold may have held.
+
+    Finishes what a failure after 'hold add' or 'hold release' left, and takes off what an expired
+    hold held. Writes nothing in the index; idempotent."""
+    from twentyday.store import object_holds
+
+    with Archive(load_config(ctx), officer=True) as archive:
+        if archive.objects is None:
+            click.echo("the sealed blobs are in the index ([store] blobs names no bucket): nothing to set")
+            return
+        done = object_holds.sync(archive.conn, archive.objects, now())
+    if as_json:
+        click.echo(json.dumps(done.as_json(), indent=2, ensure_ascii=False))
+        if done.failed:
+            raise IntegrityError(done.failure())
+        return
+    _echo_hold_sync(done)
 
 
 @cli.group(name="retention")
@@ -1202,20 +1239,52 @@ def retention_dispose(ctx: click.Context, plan_id: str, actor: str | None, ident
         identity = load_identity(identity_path, passphrase_file)
         search_module.require_configured_signer(archive, identity)
         done = disposition.dispose(archive.conn, archive.config, plan_id, identity=identity,
-                                   disposed_by=disclosing_actor(actor), at=now())
+                                   disposed_by=disclosing_actor(actor), at=now(), objects=archive.objects)
     certificate = done.certificate
+    if done.finishing:
+        _echo_disposal_finished(done, as_json)
+        return
     if done.checkpoint[0]:  # a fact, on stderr so that --json stays machine-readable
         click.echo("note: another process was reading the index, so the checkpoint did not finish: the pages that "
                    "held what was destroyed stay in index.db (and index.db-wal) until a checkpoint completes",
                    err=True)
     if as_json:
-        click.echo(json.dumps(certificate, indent=2, ensure_ascii=False))
+        refused = {"objects_not_deleted": done.objects_refused} if done.objects_refused else {}
+        click.echo(json.dumps(certificate | refused, indent=2, ensure_ascii=False))
+        _raise_objects_refused(done.objects_refused)
         return
     for item in certificate["skipped"]:
         click.echo(f"skipped: {item['id']}: {item['reason']}")
     click.echo(f"certificate {certificate['id']}: {certificate['record_count']} record(s) destroyed in "
                f"{len(certificate['captures'])} capture(s) under plan {certificate['plan']}, "
                f"{len(certificate['skipped'])} skipped")
+    deleted = sum(len(c.get("objects", [])) for c in certificate["captures"]) - len(done.objects_refused)
+    if any("objects" in c for c in certificate["captures"]):
+        click.echo(f"{deleted} object version(s) deleted from the bucket")
+    _raise_objects_refused(done.objects_refused)
+
+
+def _raise_objects_refused(refused: list[dict[str, Any]]) -> None:
+    """Each version the bucket kept, on its own line, then the error (the certificate is committed)."""
+    for item in refused:
+        click.echo(f"not deleted: {item['key']} version {item['version_id']} ({item['capture']}): {item['error']}",
+                   err=True)
+    if refused:
+        raise IntegrityError(f"the bucket kept {len(refused)} object version(s) the certificate destroyed: "
+                             "'twentyday verify' names them; 'twentyday retention dispose' run again for the plan "
+                             "deletes them")
+
+
+def _echo_disposal_finished(done: Disposal, as_json: bool) -> None:
+    certificate = done.certificate
+    if as_json:
+        click.echo(json.dumps({"certificate": certificate["id"], "plan": certificate["plan"],
+                               "objects_deleted": done.objects_finished,
+                               "objects_not_deleted": done.objects_refused}, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"plan {certificate['plan']} was disposed of under certificate {certificate['id']}: "
+                   f"{done.objects_finished} object version(s) it destroyed that the bucket still held deleted now")
+    _raise_objects_refused(done.objects_refused)
 
 
 def main() -> None:

@@ -231,3 +231,21 @@ def test_a_capture_matched_by_an_active_hold_is_written_legally_held(
     bucket = bucket_of(s3_archive)
     [(key, version)] = versions(s3, bucket)
     assert s3.get_object_legal_hold(Bucket=bucket, Key=key, VersionId=version)["LegalHold"]["Status"] == "ON"
+
+
+def test_a_delete_marker_stacked_over_a_segment_hides_nothing(s3_archive: Path, tmp_path: Path, s3: S3Client) -> None:
+    # Anyone with the bucket's key may DELETE without a version id: S3 then stacks a delete marker,
+    # and the locked version stays under it. The archive reads that version, and verify finds it whole.
+    ingest(s3_archive, tmp_path, make_mail(body=SECRET_WORDS, date=datetime.now(UTC) - timedelta(days=1)))
+    bucket = bucket_of(s3_archive)
+    [(key, _)] = versions(s3, bucket)
+    s3.delete_object(Bucket=bucket, Key=key)
+    assert s3.list_object_versions(Bucket=bucket, Prefix=key).get("DeleteMarkers")
+    code, output = run(s3_archive, "search", "--json")
+    [record] = json.loads(output)
+    code, output = run(s3_archive, "show", record["id"], "--identity", str(s3_archive.parent / "officer.key"),
+                       "--purpose", "test")
+    assert code == 0, output
+    assert SECRET_WORDS in output
+    code, output = run(s3_archive, "verify")
+    assert code == 0, output

@@ -28,6 +28,11 @@ and, in ``disposed_record``/``disposed_capture``, the certificate each went unde
 certificate of destruction (kind ``disposition``) names the plan, its author and approver, who
 disposed, when, each record with its authority, the captures with their keyslot digests and the
 blobs with their digests; ``verify`` holds the tombstones and the missing bytes to it.
+
+With the sealed bytes in an S3 bucket (``[store] blobs``), a capture also goes only when none of
+its object versions is still locked or legally held, checked before the transaction; the
+certificate lists the versions it destroys, deleted by version id after the commit
+(:mod:`object_disposal`).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +50,8 @@ from twentyday.config import Config
 from twentyday.crypto import keys
 from twentyday.errors import InvalidArgument, NotFoundError
 from twentyday.retention import Rule, eligible_since, parse_rule, record_date
-from twentyday.store import holds, officer_rows
+from twentyday.store import holds, object_disposal, officer_rows
+from twentyday.store.objects import ObjectStore
 from twentyday.store.rows import BLOB_COLUMNS, RECORD_COLUMNS, row_digest
 
 
@@ -227,21 +233,46 @@ def approve(conn: sqlite3.Connection, plan_id: str, *, identity: keys.Identity, 
 class Disposal:
     certificate: dict[str, Any]
     checkpoint: tuple[int, int, int]
+    #: With the bucket: the versions the certificate destroyed that the bucket refused to delete, each with
+    #: its error code (``verify`` names them; ``dispose`` run again for the plan deletes them).
+    objects_refused: list[dict[str, Any]] = field(default_factory=list)
+    #: Run again for a plan disposed of already: True, and how many versions of its certificate were deleted now.
+    finishing: bool = False
+    objects_finished: int = 0
+
+
+def _check_plan(config: Config, row: dict[str, Any], at: datetime) -> None:
+    plan_id = row["id"]
+    if row["state"] == "disposed":
+        raise InvalidArgument(f"plan {plan_id} was disposed of already", argument="--plan")
+    if config.two_person_approval and row["state"] != "approved":
+        raise InvalidArgument(f"plan {plan_id} is not approved: retention.two_person_approval asks a second "
+                              "officer to run 'twentyday retention approve' first", argument="--plan")
+    if parse_iso(row["as_of"]) > at:
+        raise InvalidArgument(f"plan {plan_id} is for {row['as_of']}: its records are not eligible before then",
+                              argument="--plan")
 
 
 def dispose(conn: sqlite3.Connection, config: Config, plan_id: str, *, identity: keys.Identity, disposed_by: str,
-            at: datetime) -> Disposal:
-    """Destroy what plan ``plan_id`` listed and may still go now; write the certificate of destruction."""
-    with officer_rows.transaction(conn):
+            at: datetime, objects: ObjectStore | None = None) -> Disposal:
+    """Destroy what plan ``plan_id`` listed and may still go now; write the certificate of destruction.
+
+    With the bucket (``objects``): before the transaction, each planned capture's versions are
+    listed and checked (:func:`object_disposal.inspect`): one still locked or legally held keeps
+    its capture, whose records are skipped with the reason; after the commit, exactly the versions
+    the certificate lists are deleted (the refusals returned). A plan disposed of already whose
+    certificate's versions the bucket still holds: those are deleted now, nothing else done."""
+    inspection: object_disposal.Inspection | None = None
+    if objects is not None:
         row = plan(conn, plan_id)
         if row["state"] == "disposed":
-            raise InvalidArgument(f"plan {plan_id} was disposed of already", argument="--plan")
-        if config.two_person_approval and row["state"] != "approved":
-            raise InvalidArgument(f"plan {plan_id} is not approved: retention.two_person_approval asks a second "
-                                  "officer to run 'twentyday retention approve' first", argument="--plan")
-        if parse_iso(row["as_of"]) > at:
-            raise InvalidArgument(f"plan {plan_id} is for {row['as_of']}: its records are not eligible before then",
-                                  argument="--plan")
+            return _finish(conn, objects, row)
+        _check_plan(config, row, at)
+        disposed = {c for (c,) in conn.execute("SELECT capture_id FROM disposed_capture")}
+        inspection = object_disposal.inspect(objects, set(json.loads(row["body"])["captures"]) - disposed, at)
+    with officer_rows.transaction(conn):
+        row = plan(conn, plan_id)
+        _check_plan(config, row, at)
         body = json.loads(row["body"])
         planned = {r["id"]: r for r in body["records"]}
         # Everything again, now: the rule, the row against the ledger, the holds.
@@ -260,17 +291,37 @@ def dispose(conn: sqlite3.Connection, config: Config, plan_id: str, *, identity:
         for r in sorted(again):
             later = ", ".join(sorted(now_in[r] - set(body["captures"])))
             skipped.append({"id": r, "reason": f"captured again since the plan (in {later})"})
-        keep, captures, deferred = _whole_captures(conn, free - again)
+        free -= again
+        if inspection is not None:  # a capture whose objects are locked or held keeps every record it holds
+            for capture_id, reason in sorted(inspection.blocked.items()):
+                kept = sorted(_holdings(conn, capture_id) & free)
+                skipped += [{"id": r, "reason": reason} for r in kept]
+                free -= set(kept)
+        keep, captures, deferred = _whole_captures(conn, free)
         skipped += [{"id": d["id"], "reason": d["reason"]} for d in deferred]
-        certificate = _destroy(conn, row, body, planned, keep, captures, skipped, disposed_by, identity, at)
+        certificate = _destroy(conn, row, body, planned, keep, captures, skipped, disposed_by, identity, at,
+                               inspection)
     # The deleted pages were zeroed (secure_delete); copy them over the database file and empty the log.
     busy, log_frames, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    return Disposal(certificate, (busy, log_frames, copied))
+    refusals = object_disposal.delete(objects, certificate) if objects is not None else []
+    return Disposal(certificate, (busy, log_frames, copied), refusals)
+
+
+def _finish(conn: sqlite3.Connection, objects: ObjectStore, row: dict[str, Any]) -> Disposal:
+    """A plan disposed of already: delete the versions its certificate destroyed that the bucket still holds."""
+    found = conn.execute("SELECT id, body FROM disposition WHERE plan_id = ?", (row["id"],)).fetchone()
+    left = object_disposal.remaining(objects, object_disposal.certified_versions(conn, found[0])) if found else []
+    if not left:
+        raise InvalidArgument(f"plan {row['id']} was disposed of already", argument="--plan")
+    refusals = object_disposal.delete_versions(objects, left)
+    certificate = {"id": found[0], **json.loads(found[1])}
+    return Disposal(certificate, (0, 0, 0), refusals, finishing=True, objects_finished=len(left) - len(refusals))
 
 
 def _destroy(conn: sqlite3.Connection, plan_row: dict[str, Any], body: dict[str, Any],
              planned: dict[str, dict[str, Any]], keep: set[str], captures: set[str], skipped: list[dict[str, Any]],
-             disposed_by: str, identity: keys.Identity, at: datetime) -> dict[str, Any]:
+             disposed_by: str, identity: keys.Identity, at: datetime,
+             inspection: object_disposal.Inspection | None = None) -> dict[str, Any]:
     stamp = iso(at)
     disposition_id = "disp-" + hashlib.sha256(canonical_json([plan_row["id"], stamp])).hexdigest()[:16]
     destroyed: list[dict[str, Any]] = []
@@ -279,7 +330,8 @@ def _destroy(conn: sqlite3.Connection, plan_row: dict[str, Any], body: dict[str,
             "SELECT recipient, sealed FROM keyslot WHERE capture_id = ?", (capture_id,)))
         blobs = [dict(zip(BLOB_COLUMNS, b, strict=True)) for b in conn.execute(
             f"SELECT {', '.join(BLOB_COLUMNS)} FROM blob WHERE capture_id = ? ORDER BY id", (capture_id,))]
-        destroyed.append({"id": capture_id, "keyslots": slots, "blobs": blobs})
+        destroyed.append({"id": capture_id, "keyslots": slots, "blobs": blobs}
+                         | ({"objects": inspection.objects(capture_id)} if inspection is not None else {}))
     records = [{"id": r, "custodian": planned[r]["custodian"], "schedule": planned[r]["schedule"],
                 "authority": planned[r]["authority"], "rule": planned[r]["rule"],
                 "eligible_since": planned[r]["eligible_since"]} for r in sorted(keep)]

@@ -183,17 +183,24 @@ def capture_held(conn: sqlite3.Connection, capture_id: str, custodian: str, span
     return False
 
 
+def captures_matched(conn: sqlite3.Connection, row: dict[str, Any], *, words: bool = True) -> set[str]:
+    """Every capture holding a record the hold's filter matches now (the one that brought it, and those it is
+    linked to: :func:`captures_held`), whatever the hold's state; ``words=False`` leaves out its ``--text``
+    (the captures :func:`capture_held` may have written held)."""
+    where, params = _where(row, words=words)
+    found = {c for (c,) in conn.execute(f"SELECT DISTINCT record.capture_id FROM record WHERE {where}", params)}
+    found.update(c for (c,) in conn.execute(
+        f"SELECT DISTINCT l.capture_id FROM record_capture l JOIN record ON record.id = l.record_id WHERE {where}",
+        params))
+    return found
+
+
 def captures_held(conn: sqlite3.Connection, at: datetime) -> set[str]:
     """Every capture holding a record an active hold matches at ``at`` (their objects are legally held)."""
     found: set[str] = set()
     for row in holds(conn):
-        if not active(row, at):
-            continue
-        where, params = _where(row)
-        found.update(c for (c,) in conn.execute(f"SELECT DISTINCT record.capture_id FROM record WHERE {where}", params))
-        found.update(c for (c,) in conn.execute(
-            f"SELECT DISTINCT l.capture_id FROM record_capture l JOIN record ON record.id = l.record_id WHERE {where}",
-            params))
+        if active(row, at):
+            found |= captures_matched(conn, row)
     return found
 
 

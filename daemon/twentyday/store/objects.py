@@ -23,9 +23,11 @@ bucket's minimum (``store.s3_min_retention_days``). In compliance mode nobody, t
 credentials and the bucket's owner included, can delete a locked version or shorten its lock
 before it ends; it can only be extended. A legal hold (``holds``) is set on the objects of every
 capture one of whose records an active hold matches, and taken off when no hold does
-(:func:`twentyday.store.holds.captures_held`): a held version cannot be deleted even after its
-retention ended. The bucket itself is made with Object Lock by ``twentyday create``/``init``; a
-bucket without it is refused (:meth:`ObjectStore.ensure_bucket`).
+(:func:`twentyday.store.holds.captures_held`, :mod:`twentyday.store.object_holds`): a held version
+cannot be deleted even after its retention ended. Disposition deletes a capture's versions by
+version id once none is locked or held (:mod:`twentyday.store.object_disposal`). The bucket itself
+is made with Object Lock by ``twentyday create``/``init``; a bucket without it is refused
+(:meth:`ObjectStore.ensure_bucket`).
 
 The signed ledger heads are published to ``heads/<seq>`` under the same lock (:meth:`publish_head`).
 
@@ -83,6 +85,15 @@ class Pointer:
     key: str
     offset: int
     length: int
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version under a prefix of the bucket (a delete marker: ``marker``)."""
+
+    key: str
+    version_id: str
+    marker: bool
 
 
 def pointer(key: str, offset: int, length: int) -> bytes:
@@ -158,6 +169,11 @@ def _code(error: Exception) -> str:
     if isinstance(error, botocore.exceptions.ClientError):
         return str(error.response.get("Error", {}).get("Code", "error"))
     return type(error).__name__
+
+
+def error_code(error: Exception) -> str:
+    """The S3 error code of a failed request, or the exception's type (never a message)."""
+    return _code(error)
 
 
 def locked_refusal(error: Exception) -> bool:
@@ -376,6 +392,25 @@ class ObjectStore:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
             raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({_code(error)})") from None
 
+    def listing(self, prefix: str) -> list[Version]:
+        """Every version under ``prefix``, delete markers told apart (they hold no bytes and no lock).
+
+        A failure is botocore's error, as :meth:`retention` and :meth:`legal_hold` raise theirs: the
+        caller names it (:func:`error_code`) beside the version it was about."""
+        paginator = self.client.get_paginator("list_object_versions")
+        found: list[Version] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            found += [Version(v["Key"], v["VersionId"], False) for v in page.get("Versions", [])]
+            found += [Version(m["Key"], m["VersionId"], True) for m in page.get("DeleteMarkers", [])]
+        return found
+
+    def versions_of(self, key: str) -> list[str]:
+        """The version ids of ``key`` that hold bytes (delete markers left out), newest first."""
+        try:
+            return [v.version_id for v in self.listing(key) if v.key == key and not v.marker]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise TwentydayError(f"{self.describe()}: cannot list {key} ({_code(error)})") from None
+
     def delete_version(self, key: str, version_id: str) -> str | None:
         """Delete one version for good; None when done, else the refusal's code (locked, held)."""
         try:
@@ -449,13 +484,14 @@ class SegmentCache:
 
     def _segment(self, key: str) -> bytes:
         expected = key.rpartition("/")[2]
-        data = self._objects.read(key)
+        try:
+            data = self._objects.read(key)
+        except IntegrityError:  # no current version: a delete marker over the name, which anyone may stack
+            data = b""
         if hashlib.sha256(data).hexdigest() == expected:
             return data
-        for version_key, version_id in self._objects.versions(key):
-            if version_key != key:
-                continue
-            data = self._objects.read(key, version_id=version_id)
+        for version in self._objects.versions_of(key):
+            data = self._objects.read(key, version_id=version)
             if hashlib.sha256(data).hexdigest() == expected:
                 return data
         raise IntegrityError(f"{key}: no version of it holds the bytes it is named after (run 'twentyday verify')")
