@@ -45,9 +45,9 @@ def clock() -> datetime:
 
 
 def verified(archive: Archive) -> list[str]:
-    """The problems verify names, with the officers' signing keys the config names."""
-    return [str(p) for p in verify(archive.conn, archive.secrets.verify_key,
-                                   signers=keys.signers(archive.recipients)).problems]
+    """The problems verify names, with the officers' signing keys the config names (and its bucket, if any)."""
+    return [str(p) for p in verify(archive.conn, archive.secrets.verify_key, signers=keys.signers(archive.recipients),
+                                   objects=archive.objects).problems]
 
 
 def strip_signing_key(identity_path: Path) -> None:
