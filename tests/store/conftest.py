@@ -5,7 +5,7 @@ against the embedded store (``[embedded]``: sealed chunks in the SQLite index) a
 S3 blob store (``[s3]``: sealed segments in a bucket of the session's real Ceph RGW, tests/rgw.py),
 made by the same init (same officer key at ``arch/officer.key``, the same ``NOW``) and
 ``twentyday create``. A case that has no S3 equivalent is marked by its test with a reason
-(:data:`EMBEDDED_ONLY`), never skipped silently.
+(:func:`embedded_only`), never skipped silently.
 """
 
 from __future__ import annotations
@@ -33,6 +33,13 @@ BACKENDS = ("embedded", "s3")
 def backend(request: pytest.FixtureRequest) -> str:
     """Which blob backend this test's archive uses: ``embedded`` or ``s3``."""
     return str(request.param)
+
+
+def embedded_only(reason: str) -> pytest.MarkDecorator:
+    """A test (or module) with no S3 equivalent: it runs as ``[embedded]``, and ``[s3]`` is reported
+    skipped with ``reason`` (its fixtures must request ``backend``)."""
+    return pytest.mark.parametrize("backend", [
+        "embedded", pytest.param("s3", marks=pytest.mark.skip(reason=f"embedded only: {reason}"))], indirect=True)
 
 
 @pytest.fixture
