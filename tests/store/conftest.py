@@ -1,4 +1,12 @@
-"""Store fixtures: an archive whose writer cuts captures into small packs and batches."""
+"""Store fixtures: every archive a store test opens, on each blob backend; a writer cutting small packs.
+
+``archive_dir`` (and so ``archive`` and ``archive_with_limits``) is parametrized: each test runs
+against the embedded store (``[embedded]``: sealed chunks in the SQLite index) and against the
+S3 blob store (``[s3]``: sealed segments in a bucket of the session's real Ceph RGW, tests/rgw.py),
+made by the same init (same officer key at ``arch/officer.key``, the same ``NOW``) and
+``twentyday create``. A case that has no S3 equivalent is marked by its test with a reason
+(:func:`embedded_only`), never skipped silently.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +15,42 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NOW
+from tests.s3archive import make_s3_archive
 from twentyday import config as config_module
+from twentyday.initialise import init_archive
 from twentyday.store.archive import Archive
+from twentyday.store.objects import ObjectStore
 from twentyday.store.writer import WriterLimits
 
 OpenWithLimits = Callable[..., Archive]
+
+#: The backends every store test runs against (the ids name them in each test's name).
+BACKENDS = ("embedded", "s3")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which blob backend this test's archive uses: ``embedded`` or ``s3``."""
+    return str(request.param)
+
+
+def embedded_only(reason: str) -> pytest.MarkDecorator:
+    """A test (or module) with no S3 equivalent: it runs as ``[embedded]``, and ``[s3]`` is reported
+    skipped with ``reason`` (its fixtures must request ``backend``)."""
+    return pytest.mark.parametrize("backend", [
+        "embedded", pytest.param("s3", marks=pytest.mark.skip(reason=f"embedded only: {reason}"))], indirect=True)
+
+
+@pytest.fixture
+def archive_dir(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path:
+    """A fresh archive directory (``twentyday.toml`` in it) as 'twentyday init --no-passphrase' makes it;
+    with ``s3``, its blobs in a new bucket of the local RGW (no minimum retention)."""
+    if backend == "s3":
+        make_s3_archive(tmp_path / "arch", request.getfixturevalue("rgw"), now=NOW)
+    else:
+        init_archive(tmp_path / "arch", passphrase=None, demo=False, now=NOW)
+    return tmp_path / "arch"
 
 
 @pytest.fixture
@@ -27,3 +66,18 @@ def archive_with_limits(archive_dir: Path) -> Iterator[OpenWithLimits]:
     yield open_with
     for archive in opened:
         archive.close()
+
+
+def stored_bytes(archive_dir: Path) -> dict[str, bytes]:
+    """Everything the archive has stored, by where: each file under its data directory and, with the
+    S3 backend, each version of each object in its bucket (``s3://bucket/key@version``)."""
+    config = config_module.load(archive_dir / "twentyday.toml")
+    found = {str(path): path.read_bytes() for path in config.data_dir.rglob("*") if path.is_file()}
+    if config.blobs is not None:
+        objects = ObjectStore(config.blobs)
+        try:
+            for key, version in objects.versions(""):
+                found[f"s3://{objects.bucket}/{key}@{version}"] = objects.read(key, version_id=version)
+        finally:
+            objects.close()
+    return found

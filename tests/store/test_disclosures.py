@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import NOW, make_mail
+from tests.s3archive import make_s3_archive
 from twentyday import config as config_module
 from twentyday.crypto import keys
 from twentyday.errors import IntegrityError, InvalidArgument, KeyMaterialError, NotFoundError
@@ -45,9 +46,9 @@ def clock() -> datetime:
 
 
 def verified(archive: Archive) -> list[str]:
-    """The problems verify names, with the officers' signing keys the config names."""
-    return [str(p) for p in verify(archive.conn, archive.secrets.verify_key,
-                                   signers=keys.signers(archive.recipients)).problems]
+    """The problems verify names, with the officers' signing keys the config names (and its bucket, if any)."""
+    return [str(p) for p in verify(archive.conn, archive.secrets.verify_key, signers=keys.signers(archive.recipients),
+                                   objects=archive.objects).problems]
 
 
 def strip_signing_key(identity_path: Path) -> None:
@@ -251,7 +252,7 @@ def old_style_disclosure(archive: Archive, record_id: str, at: datetime, *, chec
 
 
 def test_disclosures_from_before_the_migration_verify_and_unsigned_ones_after_it_are_named(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest) -> None:
     from twentyday.initialise import init_archive
 
     with monkeypatch.context() as before:
@@ -259,7 +260,10 @@ def test_disclosures_from_before_the_migration_verify_and_unsigned_ones_after_it
         # The writer of that schema kept no capture_span (a later migration fills it from the records).
         before.setattr(CaptureWriter, "_write_spans", lambda self: None)
         before.setattr(schema, "derive_terms_rows", lambda conn, after: None)  # nor record_terms_row
-        init_archive(tmp_path / "old", passphrase=None, demo=False, now=NOW)
+        if backend == "s3":
+            make_s3_archive(tmp_path / "old", request.getfixturevalue("rgw"), now=NOW)
+        else:
+            init_archive(tmp_path / "old", passphrase=None, demo=False, now=NOW)
         config = config_module.load(tmp_path / "old" / "twentyday.toml")
         with Archive(config) as archive:
             record_id = ingest_mail(archive, tmp_path, "Disclosed long ago.")

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import NOW, make_mail
+from tests.store.conftest import stored_bytes
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.crypto import keys
@@ -150,7 +151,8 @@ def test_text_search_finds_words_inside_a_long_mail(archive_dir: Path, tmp_path:
     assert search(archive_dir, "--text", "agendas") == []
 
 
-def test_no_plaintext_words_anywhere_under_the_data_directory(archive_dir: Path, tmp_path: Path) -> None:
+def test_no_plaintext_words_in_the_data_directory_or_the_bucket(archive_dir: Path, tmp_path: Path,
+                                                                backend: str) -> None:
     secret_words = ["Zanzibarian", "quokkaphone", "Operationmarmalade", "Dossierflamingo"]
     raw = make_mail(subject=f"{secret_words[0]} plan", body=f"Keep the {secret_words[1]} quiet.",
                     attachment=(f"{secret_words[2]}.txt", f"{secret_words[3]} inside".encode()))
@@ -158,12 +160,13 @@ def test_no_plaintext_words_anywhere_under_the_data_directory(archive_dir: Path,
     [record] = search(archive_dir, "--text", secret_words[1])
     run(archive_dir, "show", str(record["id"]), "--identity", str(archive_dir / "officer.key"),
         "--purpose", "test")
-    files = [p for p in (archive_dir / "data").rglob("*") if p.is_file()]
-    assert any(p.name == "index.db" for p in files)
-    for path in files:
-        data = path.read_bytes().lower()
+    stored = stored_bytes(archive_dir)  # the files under data/, and the bucket's objects with S3
+    assert any(where.endswith("index.db") for where in stored)
+    assert any(where.startswith("s3://") for where in stored) == (backend == "s3")
+    for where, data in stored.items():
+        data = data.lower()
         for word in secret_words:
-            assert word.lower().encode() not in data, f"{word} in clear in {path}"
+            assert word.lower().encode() not in data, f"{word} in clear in {where}"
             assert word.lower().encode("utf-16-le") not in data
 
 
@@ -252,7 +255,7 @@ def test_unreadable_mail_is_quarantined_sealed_with_an_alert(archive_dir: Path, 
     assert "Traceback" not in output
     _, alerts = run(archive_dir, "alerts", "--json")
     assert [a["kind"] for a in json.loads(alerts)] == ["ingest_failed"]
-    assert b"zebrafinch" not in (archive_dir / "data" / "index.db").read_bytes()
+    assert not [where for where, data in stored_bytes(archive_dir).items() if b"zebrafinch" in data]
     assert run(archive_dir, "verify")[0] == 0
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from tests.conftest import make_mail
 from twentyday.cli import cli
+from twentyday.store.objects import pointer, read_pointer
 
 
 def run(archive_dir: Path, *args: str) -> tuple[int, str]:
@@ -44,9 +45,32 @@ def flip(value: bytes | str, at: int = 20) -> bytes | str:
 
 
 def flip_chunk(conn: sqlite3.Connection) -> str:
-    blob_id, data = conn.execute("SELECT blob_id, data FROM chunk ORDER BY blob_id LIMIT 1").fetchone()
-    conn.execute("UPDATE chunk SET data = ? WHERE blob_id = ?", (flip(bytes(data)), blob_id))
-    return f"blob {blob_id}"
+    """A blob's sealed bytes altered where the index keeps them: one byte of its chunk row flipped, or
+    (S3: the bytes are in a locked segment, the row holds where) its pointer moved one byte back."""
+    rows = conn.execute("SELECT blob_id, seq, data FROM chunk ORDER BY blob_id").fetchall()
+    for blob_id, seq, data in rows:
+        found = read_pointer(bytes(data))
+        if found is None:
+            changed = flip(bytes(data))
+        elif found.offset > 0:  # the chunk's length of bytes still read from its segment: other bytes
+            changed = pointer(found.key, found.offset - 1, found.length)
+        else:
+            continue
+        conn.execute("UPDATE chunk SET data = ? WHERE blob_id = ? AND seq = ?", (changed, blob_id, seq))
+        return f"blob {blob_id}"
+    raise AssertionError("no chunk to alter")
+
+
+def swap_chunks(conn: sqlite3.Connection) -> str:
+    """Two captures' raw blobs swap what their first chunk rows hold: the sealed bytes, or (S3) the
+    pointers, each then naming a segment of the other capture."""
+    (first, first_data), (second, second_data) = conn.execute(
+        "SELECT blob_id, data FROM chunk WHERE seq = 0 AND blob_id IN (SELECT raw_blob FROM capture) "
+        "ORDER BY blob_id LIMIT 2").fetchall()
+    assert (read_pointer(bytes(first_data)) or first_data) != (read_pointer(bytes(second_data)) or second_data)
+    conn.execute("UPDATE chunk SET data = ? WHERE blob_id = ? AND seq = 0", (second_data, first))
+    conn.execute("UPDATE chunk SET data = ? WHERE blob_id = ? AND seq = 0", (first_data, second))
+    return f"blob {first}"
 
 
 def flip_record_row(conn: sqlite3.Connection) -> str:
@@ -92,8 +116,8 @@ def forged_checkpoint(conn: sqlite3.Connection) -> str:
     return f"checkpoint {seq}"
 
 
-@pytest.mark.parametrize("change", [flip_chunk, flip_record_row, backdate_capture, flip_ledger_entry, delete_chunk,
-                                    delete_record, unaccounted_blob, forged_checkpoint])
+@pytest.mark.parametrize("change", [flip_chunk, swap_chunks, flip_record_row, backdate_capture, flip_ledger_entry,
+                                    delete_chunk, delete_record, unaccounted_blob, forged_checkpoint])
 def test_verify_names_the_altered_object(filled: Path, change: Callable[[sqlite3.Connection], str]) -> None:
     assert run(filled, "verify")[0] == 0
     named = tamper(filled, change)
@@ -102,6 +126,9 @@ def test_verify_names_the_altered_object(filled: Path, change: Callable[[sqlite3
     report = json.loads(output)
     assert report["ok"] is False
     assert named in [p["object"] for p in report["problems"]], report["problems"]
+    if change in (flip_chunk, swap_chunks):  # bytes read, on either backend, that are not the blob's
+        assert {"kind": "altered", "object": named} in [
+            {"kind": p["kind"], "object": p["object"]} for p in report["problems"]], report["problems"]
 
 
 def test_verify_text_output_names_problem_and_fails(filled: Path) -> None:

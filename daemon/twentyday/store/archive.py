@@ -370,6 +370,8 @@ class Archive:
         except BaseException:
             if self._batch_terms is not None:  # None: a capture rolled the batch back, nothing to commit
                 self._commit_batch()
+            elif self.objects is not None:  # its writes are strays: a failed one must not fail the next batch
+                self.objects.forget()
             raise
         else:
             self._commit_batch()

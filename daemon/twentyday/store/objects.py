@@ -181,6 +181,18 @@ def locked_refusal(error: Exception) -> bool:
     return _code(error) in {"AccessDenied", "InvalidRequest", "ObjectLocked"}
 
 
+_SESSION_LOCK = threading.Lock()
+_SESSION: list[boto3.session.Session] = []
+
+
+def _session() -> boto3.session.Session:
+    """One boto3 session for the process, holding no credentials (each client is given its own):
+    its loader parses botocore's S3 model (about 0.25 s of CPU) once, not at every archive opened."""
+    if not _SESSION:
+        _SESSION.append(boto3.session.Session())
+    return _SESSION[0]
+
+
 class ObjectStore:
     """The bucket, opened with the archive's credentials. Thread-safe: PUTs run on a pool."""
 
@@ -188,16 +200,16 @@ class ObjectStore:
         access, secret, token = _load_credentials(target)
         self.target = target
         self.bucket = target.bucket
-        session = boto3.session.Session(aws_access_key_id=access, aws_secret_access_key=secret,
-                                        aws_session_token=token, region_name=target.region)
-        self.client: S3Client = session.client(
-            "s3", endpoint_url=target.endpoint or None,
-            config=botocore.config.Config(
-                retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=16,
-                connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
-                # Ceph RGW 16 and other S3 services do not all know the newer trailing checksums:
-                # integrity is ours (Content-MD5 on each PUT, and the ledger's digests).
-                request_checksum_calculation="when_required", response_checksum_validation="when_required"))
+        config = botocore.config.Config(
+            retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=16,
+            connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
+            # Ceph RGW 16 and other S3 services do not all know the newer trailing checksums:
+            # integrity is ours (Content-MD5 on each PUT, and the ledger's digests).
+            request_checksum_calculation="when_required", response_checksum_validation="when_required")
+        with _SESSION_LOCK:  # a boto3 session is not thread-safe; its clients are
+            self.client: S3Client = _session().client(
+                "s3", endpoint_url=target.endpoint or None, region_name=target.region, aws_access_key_id=access,
+                aws_secret_access_key=secret, aws_session_token=token, config=config)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="twentyday-s3")
         self._lock = threading.Condition()
         self._in_flight = 0
@@ -321,7 +333,8 @@ class ObjectStore:
             self._pending.append(future)
 
     def wait(self) -> None:
-        """Every PUT started so far is written (raises the first failure: the caller rolls back)."""
+        """Every PUT started so far is written (raises the first failure, always as an IntakeError:
+        the caller rolls back on that, a refused legal hold included)."""
         with self._lock:
             pending, self._pending = self._pending, []
         failure: BaseException | None = None
@@ -329,9 +342,11 @@ class ObjectStore:
             error = future.exception()
             if error is not None and failure is None:
                 failure = error
+        if isinstance(failure, IntakeError):
+            raise failure
+        if isinstance(failure, TwentydayError):
+            raise IntakeError(str(failure)) from None
         if failure is not None:
-            if isinstance(failure, TwentydayError):
-                raise failure
             raise IntakeError(f"{self.describe()}: a write failed ({_code(failure)})")  # type: ignore[arg-type]
 
     def forget(self) -> None:
