@@ -17,8 +17,11 @@ from twentyday.store.archive import Archive
 
 
 class S3Service(Protocol):
-    endpoint: str
-    credentials_file: Path
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def credentials_file(self) -> Path: ...
 
 
 def new_bucket_name() -> str:
