@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import contextlib
 import hashlib
 import logging
 import threading
@@ -83,6 +84,25 @@ class Pointer:
     key: str
     offset: int
     length: int
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version in the bucket, as a listing gives it (``marker``: a delete marker, no bytes)."""
+
+    key: str
+    version_id: str
+    size: int
+    marker: bool
+
+
+@dataclass(frozen=True)
+class LockState:
+    """A version's Object Lock: its mode ('' when none), until when, and whether a legal hold is on."""
+
+    mode: str
+    until: datetime | None
+    legal_hold: bool
 
 
 def pointer(key: str, offset: int, length: int) -> bytes:
@@ -407,6 +427,30 @@ class ObjectStore:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
             raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({_code(error)})") from None
 
+    # -- what verify reads -----------------------------------------------------------------------------------------
+
+    def listing(self, prefix: str) -> Iterator[ObjectVersion]:
+        """Every version under ``prefix`` with its size (delete markers too, marked): one paginated list."""
+        paginator = self.client.get_paginator("list_object_versions")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for version in page.get("Versions", []):
+                    yield ObjectVersion(version["Key"], version["VersionId"], int(version.get("Size", 0)), False)
+                for marker in page.get("DeleteMarkers", []):
+                    yield ObjectVersion(marker["Key"], marker["VersionId"], 0, True)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({_code(error)})") from None
+
+    def lock_state(self, key: str, version_id: str) -> LockState:
+        """A version's lock and legal hold, in one request (HEAD answers with both)."""
+        try:
+            found = self.client.head_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise TwentydayError(f"{self.describe()}: cannot read the lock of {key} ({_code(error)})") from None
+        until = found.get("ObjectLockRetainUntilDate")
+        return LockState(str(found.get("ObjectLockMode") or ""), until.astimezone(UTC) if until else None,
+                         found.get("ObjectLockLegalHoldStatus") == "ON")
+
     # -- published heads -------------------------------------------------------------------------------------------
 
     def publish_head(self, seq: int, line: str) -> None:
@@ -428,8 +472,8 @@ class SegmentCache:
 
     A segment's name is the SHA-256 of its bytes, so what is read is checked against it: should
     anyone holding the bucket's key have written another version over the name (a locked version
-    cannot be deleted, but a newer one can be put beside it), the version whose bytes match is
-    found among them and read instead."""
+    cannot be deleted, but a newer one can be put beside it, or a delete marker stacked on it), the
+    version whose bytes match is found among them and read instead."""
 
     def __init__(self, objects: ObjectStore) -> None:
         self._objects = objects
@@ -447,13 +491,14 @@ class SegmentCache:
 
     def _segment(self, key: str) -> bytes:
         expected = key.rpartition("/")[2]
-        data = self._objects.read(key)
-        if hashlib.sha256(data).hexdigest() == expected:
-            return data
-        for version_key, version_id in self._objects.versions(key):
-            if version_key != key:
+        with contextlib.suppress(IntegrityError):  # a delete marker over the name: the versions below it
+            data = self._objects.read(key)
+            if hashlib.sha256(data).hexdigest() == expected:
+                return data
+        for found in self._objects.listing(key):
+            if found.key != key or found.marker:
                 continue
-            data = self._objects.read(key, version_id=version_id)
+            data = self._objects.read(key, version_id=found.version_id)
             if hashlib.sha256(data).hexdigest() == expected:
                 return data
         raise IntegrityError(f"{key}: no version of it holds the bytes it is named after (run 'twentyday verify')")
