@@ -721,7 +721,10 @@ def verify(ctx: click.Context, head: str | None, as_json: bool) -> None:
             click.echo(str(problem))
         if report.adopted is not None:
             click.echo(f"adopted: {report.adopted.text()}")
-        checked = f", {report.heads_checked} published head(s) found in it" if head is not None else ""
+        checked = (f", {report.heads_checked} published head(s) found in it"
+                   if head is not None or report.bucket_head else "")
+        if report.objects is not None:
+            checked += f", {report.objects} objects ({report.object_bytes} bytes) in the bucket"
         past = (f" ({report.past_checkpoint} entr{'y' if report.past_checkpoint == 1 else 'ies'} after the last "
                 "signed checkpoint, each an officer-signed disclosure)"
                 if report.past_checkpoint and report.head and report.head != report.checkpoint else "")
@@ -788,13 +791,26 @@ def status_lines(report: Status) -> list[tuple[str, str]]:
 
 
 @cli.command()
+@click.option("--to", "to", type=click.Path(path_type=Path, dir_okay=False), metavar="CONFIG",
+              help="Move this (embedded) archive into the one CONFIG names: its data_dir and its S3 bucket "
+                   "([store] blobs), then verify both. The source is only read; serve must be stopped.")
+@click.option("--batch", "batch", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --to: captures whose rows are rewritten in one transaction (default 200).")
 @json_option
 @click.pass_context
-def migrate(ctx: click.Context, as_json: bool) -> None:
+def migrate(ctx: click.Context, to: Path | None, batch: int | None, as_json: bool) -> None:
     """Upgrade an archive written by an earlier twentyday (serve does the same at start).
 
     Rows of tables the ledger did not cover then are adopted into it, in the migration's
-    transaction, signed with the daemon's key: verify holds them to the ledger from then on."""
+    transaction, signed with the daemon's key: verify holds them to the ledger from then on.
+
+    With --to CONFIG: move the archive's sealed blobs into an S3 bucket with Object Lock (a stopped
+    run goes on where it stopped when run again), then verify both archives and compare them."""
+    if to is not None:
+        _migrate_to(ctx, to, batch, as_json)
+        return
+    if batch is not None:
+        raise click.UsageError("--batch goes with --to")
     with open_archive(ctx) as archive:
         before, adoption, head = archive.opened_at_version, archive.adoption, archive.ledger_head()
     after = len(schema.MIGRATIONS)
@@ -805,6 +821,71 @@ def migrate(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"schema {after}" + (f" (migrated from {before})" if before != after else ", nothing to migrate"))
     if adoption is not None:
         click.echo(f"adopted: {adoption.text()}; signed at ledger entry {head.seq}")
+
+
+def _migrate_to(ctx: click.Context, to: Path, batch: int | None, as_json: bool) -> None:
+    """``migrate --to CONFIG`` (store/migrate_blobs.py): serve kept off the source, then both verified."""
+    import time
+
+    from twentyday.spool import backlog
+    from twentyday.status import daemon_state, hold_serve_lock
+    from twentyday.store.migrate_blobs import BATCH_CAPTURES, COMPARED, MigrationReport, agreement, migrate_blobs
+
+    forbid_core_dumps()  # the daemon's secrets pass through this process
+    source = load_config(ctx)
+    target = config_module.load(to)
+    running = daemon_state(source.data_dir)
+    if running.running:
+        raise IntegrityError(f"{source.data_dir}: twentyday serve is running on this archive"
+                             + (f" (pid {running.pid})" if running.pid else "")
+                             + "; stop it before 'migrate --to' (what it stores meanwhile would not be moved)")
+    waiting = backlog(source.data_dir / "spool").items
+    if waiting:
+        raise IntegrityError(f"{source.data_dir}: {waiting} item(s) wait in the spool; run serve until they are "
+                             "stored, stop it, then migrate (else they would stay behind)")
+    last_said = [time.monotonic()]
+
+    def progress(report: MigrationReport) -> None:
+        if not as_json and time.monotonic() - last_said[0] >= 10:
+            last_said[0] = time.monotonic()
+            click.echo(f"migrate: {report.captures} captures, {report.objects} objects, {report.sealed_bytes} "
+                       "sealed bytes so far", err=True)
+
+    with hold_serve_lock(source.data_dir):  # no serve starts on the source while its blobs are moved
+        moved = migrate_blobs(source, target, batch_captures=batch or BATCH_CAPTURES, progress=progress)
+        signers = keys.signers(tuple(keys.load_recipient(path) for path in source.recipients))
+        found = agreement(source, target, signers)
+    if as_json:
+        click.echo(json.dumps({"moved": moved.as_json(), "source": found.source.as_json(),
+                               "target": found.target.as_json(), "compared": [*COMPARED, "blob_digests"],
+                               "blob_digests": {"source": found.source_blob_digests,
+                                                "target": found.target_blob_digests},
+                               "differences": found.differences, "agree": found.ok}, indent=2))
+    else:
+        click.echo(f"moved:    {moved.captures} captures, {moved.objects} objects, {moved.sealed_bytes} sealed bytes "
+                   f"into {moved.bucket} ({moved.seconds:.1f} s)")
+        if moved.resumed:
+            click.echo(f"          going on from an earlier run, which had moved {moved.earlier_captures} "
+                       f"captures ({moved.earlier_objects} objects found in the bucket, not written again)"
+                       + ("; the source had changed since, so its index was copied again" if moved.recopied else ""))
+        for side, report in (("source", found.source), ("target", found.target)):
+            for note in report.notes:
+                click.echo(f"note: {side}: {note}", err=True)
+            for problem in report.problems:
+                click.echo(f"{side}: {problem}")
+            objects = f", {report.objects} objects" if report.objects is not None else ""
+            click.echo(f"{side + ':':9} {'OK' if report.ok else 'FAILED'}: {report.ledger_entries} ledger entries, "
+                       f"{report.captures} captures, {report.records} records, {report.blobs} blobs, "
+                       f"{report.sealed_bytes} sealed bytes{objects}")
+        for difference in found.differences:
+            click.echo(f"differ:   {difference}")
+        if found.ok:
+            click.echo(f"agree:    the same ledger (head {found.target.head or '(none)'}), captures, records, blobs, "
+                       f"sealed bytes and blob digests (sha256 of every blob's id and digest: "
+                       f"{found.target_blob_digests})")
+            click.echo(f"next:     run serve with {to}; the source archive is unchanged")
+    if not found.ok:
+        ctx.exit(IntegrityError.exit_code)
 
 
 @cli.command()

@@ -65,7 +65,7 @@ _OBJECT_CLASSES = (
     ("secrets/", "ledger_key"),
 )
 _ONE_WORD_CLASSES = frozenset({"alert", "blob", "capture", "checkpoint", "custodian", "delivery", "disclosure",
-                               "escrow", "event", "hold", "keyslot", "link", "record"})
+                               "escrow", "event", "hold", "keyslot", "link", "record", "segment", "bucket"})
 
 
 def object_class(problem: Problem) -> str:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import contextlib
 import hashlib
 import logging
 import threading
@@ -89,11 +90,21 @@ class Pointer:
 
 @dataclass(frozen=True)
 class Version:
-    """One version under a prefix of the bucket (a delete marker: ``marker``)."""
+    """One version in the bucket, as a listing gives it (``marker``: a delete marker, no bytes, no lock)."""
 
     key: str
     version_id: str
     marker: bool
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class LockState:
+    """A version's Object Lock: its mode ('' when none), until when, and whether a legal hold is on."""
+
+    mode: str
+    until: datetime | None
+    legal_hold: bool
 
 
 def pointer(key: str, offset: int, length: int) -> bytes:
@@ -415,7 +426,7 @@ class ObjectStore:
         paginator = self.client.get_paginator("list_object_versions")
         found: list[Version] = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            found += [Version(v["Key"], v["VersionId"], False) for v in page.get("Versions", [])]
+            found += [Version(v["Key"], v["VersionId"], False, int(v.get("Size", 0))) for v in page.get("Versions", [])]
             found += [Version(m["Key"], m["VersionId"], True) for m in page.get("DeleteMarkers", [])]
         return found
 
@@ -424,7 +435,7 @@ class ObjectStore:
         try:
             return [v.version_id for v in self.listing(key) if v.key == key and not v.marker]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise TwentydayError(f"{self.describe()}: cannot list {key} ({_code(error)})") from None
+            raise IntegrityError(f"{self.describe()}: cannot list {key} ({_code(error)})") from None
 
     def delete_version(self, key: str, version_id: str) -> str | None:
         """Delete one version for good; None when done, else the refusal's code (locked, held)."""
@@ -459,6 +470,31 @@ class ObjectStore:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
             raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({_code(error)})") from None
 
+    # -- what verify reads -----------------------------------------------------------------------------------------
+
+    def catalogue(self, prefix: str) -> Iterator[Version]:
+        """Every version under ``prefix`` with its size (delete markers too, marked), streamed: one
+        paginated list; a failure is a :class:`TwentydayError` naming the prefix."""
+        paginator = self.client.get_paginator("list_object_versions")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for version in page.get("Versions", []):
+                    yield Version(version["Key"], version["VersionId"], False, int(version.get("Size", 0)))
+                for marker in page.get("DeleteMarkers", []):
+                    yield Version(marker["Key"], marker["VersionId"], True)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({_code(error)})") from None
+
+    def lock_state(self, key: str, version_id: str) -> LockState:
+        """A version's lock and legal hold, in one request (HEAD answers with both)."""
+        try:
+            found = self.client.head_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise TwentydayError(f"{self.describe()}: cannot read the lock of {key} ({_code(error)})") from None
+        until = found.get("ObjectLockRetainUntilDate")
+        return LockState(str(found.get("ObjectLockMode") or ""), until.astimezone(UTC) if until else None,
+                         found.get("ObjectLockLegalHoldStatus") == "ON")
+
     # -- published heads -------------------------------------------------------------------------------------------
 
     def publish_head(self, seq: int, line: str) -> None:
@@ -480,8 +516,8 @@ class SegmentCache:
 
     A segment's name is the SHA-256 of its bytes, so what is read is checked against it: should
     anyone holding the bucket's key have written another version over the name (a locked version
-    cannot be deleted, but a newer one can be put beside it), the version whose bytes match is
-    found among them and read instead."""
+    cannot be deleted, but a newer one can be put beside it, or a delete marker stacked on it), the
+    version whose bytes match is found among them and read instead."""
 
     def __init__(self, objects: ObjectStore) -> None:
         self._objects = objects
@@ -499,14 +535,12 @@ class SegmentCache:
 
     def _segment(self, key: str) -> bytes:
         expected = key.rpartition("/")[2]
-        try:
+        with contextlib.suppress(IntegrityError):  # a delete marker over the name: the versions below it
             data = self._objects.read(key)
-        except IntegrityError:  # no current version: a delete marker over the name, which anyone may stack
-            data = b""
-        if hashlib.sha256(data).hexdigest() == expected:
-            return data
-        for version in self._objects.versions_of(key):
-            data = self._objects.read(key, version_id=version)
+            if hashlib.sha256(data).hexdigest() == expected:
+                return data
+        for version_id in self._objects.versions_of(key):
+            data = self._objects.read(key, version_id=version_id)
             if hashlib.sha256(data).hexdigest() == expected:
                 return data
         raise IntegrityError(f"{key}: no version of it holds the bytes it is named after (run 'twentyday verify')")

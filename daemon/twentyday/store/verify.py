@@ -22,7 +22,21 @@ Checks, none of which needs an officer key or the daemon's secrets:
    blob row (owner, slot, capture) is the one its capture's entry lists; and every
    entry has its rows;
 5. blobs: every sealed chunk hashes to the digest the ledger recorded; no blob
-   or chunk exists that no entry accounts for.
+   or chunk exists that no entry accounts for;
+6. the bucket (``[store] blobs = "s3://…"``, :func:`_check_bucket`): every segment a chunk row
+   points to is there, inside its own capture's prefix, and locked in COMPLIANCE mode at least
+   until its capture's records may be destroyed (:func:`object_locks.capture_locks`, as the writer
+   computes it; a lock that ended because that time has passed is no problem), with a legal hold on
+   while an active hold matches one of the capture's records; no version remains under the prefix
+   of a capture a certificate of destruction destroyed; and the newest signed head the daemon
+   published to ``heads/`` is held to the chain as a ``--head`` is (an archive rolled back below
+   it is named). Objects under ``captures/`` that no chunk row points to are *strays*, counted in a
+   note, not a problem: a capture's segments are written before its transaction commits, so a
+   capture rolled back after its PUTs (a crash, a failed item, a batch retried) leaves them behind,
+   as does a capture committed after verify's snapshot began. Locked like the records, they hold no
+   key and nothing readable. A version or delete marker put over a segment's name by someone
+   holding the bucket's key is counted in a note too: the version the name commits to is the one
+   read and checked.
 
 Rows written before their table was ledgered are held to the ``adopt`` entry the upgrade
 wrote for them (:mod:`adopt`), and the report says how many were adopted and when. An index
@@ -36,6 +50,14 @@ only packs that differ come back to Python, which then names each record that
 was altered, added or removed. Re-hashing sealed bytes and half of the packs run
 on connections of their own, in threads, so verify keeps pace with a plain
 SHA-256 pass over the same files.
+
+The bucket's cost: one listing of ``captures/`` and one of ``heads/`` (a page per thousand
+versions), one HEAD per segment a chunk row points to (lock and legal hold in one answer, eight at
+a time), one GET of the newest head, and a GET of each version of a segment that has more than
+one. On top of re-reading every sealed byte from the bucket (one GET per segment), a verify of a
+large bucket takes time: against the local one-node Ceph of the tests, on 2 cores, about 470
+HEADs a second, so some 3.5 minutes per hundred thousand segments (up to 800 GB of them) for the
+locks alone; a distant service answers slower.
 """
 
 from __future__ import annotations
@@ -44,8 +66,11 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -54,8 +79,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json
 from twentyday.config import LEDGER_KEY_RE, Config
-from twentyday.errors import ConfigError, IntegrityError, InvalidArgument, NotFoundError
-from twentyday.store import schema
+from twentyday.errors import ConfigError, IntegrityError, InvalidArgument, NotFoundError, TwentydayError
+from twentyday.store import holds, schema
 from twentyday.store.adopt import ADOPT, BLOBS, TERMS, WHOLE_ROW_TABLES, Adoption, adoption_summary
 from twentyday.store.adopt import subject as adopted
 from twentyday.store.alerts import ALERT_COLUMNS, alert_payload
@@ -76,7 +101,16 @@ from twentyday.store.ledger import (
     signature_ok,
     signed_head,
 )
-from twentyday.store.objects import ObjectStore, SegmentCache
+from twentyday.store.object_locks import capture_locks
+from twentyday.store.objects import (
+    COMPLIANCE,
+    LockState,
+    ObjectStore,
+    SegmentCache,
+    Version,
+    capture_prefix,
+    read_pointer,
+)
 from twentyday.store.officer_rows import OFFICER_KINDS
 from twentyday.store.officer_rows import signature_ok as officer_signature_ok
 from twentyday.store.outbox import (
@@ -110,7 +144,7 @@ _SECRETS_KEYS = ("secrets/ledger-signing.pem", "secrets/ledger-signing.pub")
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # altered | missing | unaccounted | chain | signature | truncated
+    kind: str  # altered | missing | unaccounted | chain | signature | truncated | unlocked
     object: str
     detail: str
 
@@ -138,6 +172,13 @@ class VerifyReport:
     adopted: Adoption | None = None
     #: Published heads checked against the chain, and lines of a head file passed over (why).
     heads_checked: int = 0
+    #: With ``[store] blobs``: the segments chunk rows point to, found and checked (None: the embedded
+    #: store), their bytes, and the versions under ``captures/`` no chunk row points to (strays).
+    objects: int | None = None
+    object_bytes: int = 0
+    stray_objects: int = 0
+    #: The newest signed head published in the bucket (``heads/``), checked against the chain; '' when none.
+    bucket_head: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -157,6 +198,10 @@ class VerifyReport:
             "past_checkpoint": self.past_checkpoint,
             "adopted": self.adopted.as_json() if self.adopted is not None else None,
             "heads_checked": self.heads_checked,
+            "objects": self.objects,
+            "object_bytes": self.object_bytes,
+            "stray_objects": self.stray_objects,
+            "bucket_head": self.bucket_head,
             "notes": self.notes,
             "problems": [p.__dict__ for p in self.problems],
         }
@@ -192,9 +237,11 @@ def verify_archive(config: Config, head: str | None = None,
         raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
     conn = open_read_only(path)
     objects = ObjectStore(config.blobs) if config.blobs is not None else None
+    tenures = {c.id: c.tenure_ended for c in config.custodians if c.tenure_ended is not None}
     try:
         schema.check_current(conn)  # an earlier schema: one line saying what to run, not its rows named
-        report = verify(conn, verify_key, heads=heads, signers=signers, former_keys=former, objects=objects)
+        report = verify(conn, verify_key, heads=heads, signers=signers, former_keys=former, objects=objects,
+                        tenures=tenures)
     finally:
         conn.close()
         if objects is not None:
@@ -258,12 +305,16 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
            heads: Sequence[SignedHead | LedgerHead] | None = None,
            signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None,
            former_keys: Sequence[ed25519.Ed25519PublicKey] = (),
-           objects: ObjectStore | None = None) -> VerifyReport:
+           objects: ObjectStore | None = None, tenures: Mapping[str, date] | None = None) -> VerifyReport:
     """Check the archive on ``conn`` with ``verify_key``; ``heads``: published heads it must contain;
     ``signers``: the officer keys disclosures may be signed with (see :func:`verify_archive`);
     ``former_keys``: ledger keys in force before a rotation (``keys.former_ledger_keys``);
-    ``objects``: the bucket holding the sealed bytes the chunk rows point to (``[store] blobs``)."""
+    ``objects``: the bucket holding the sealed bytes the chunk rows point to (``[store] blobs``);
+    ``tenures``: each custodian's last day (``custodians.tenure_ended``), for the locks of tenure rules."""
     report = VerifyReport()
+    # The newest head the bucket holds, read before the snapshot begins: the daemon publishes a head
+    # after its commit, so whatever head is read here is in the state the snapshot sees.
+    bucket_head = _newest_bucket_head(objects, report) if objects is not None else None
     conn.create_function("sha256", 1, _sha256_text, deterministic=True)
     # One read transaction: every check on this connection sees the same state, also while
     # the daemon commits (a checkpoint read before new entries would otherwise look missing).
@@ -274,7 +325,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     # (I/O and hashlib) and half of the packs' row digests (SQLite's own loop) both run
     # without the interpreter lock, beside the checks on this connection. Each holds within
     # its own snapshot (sealed blobs never change; a pack commits with its entry).
-    sealed = _OnSecondConnection(conn, lambda other: _hash_sealed_chunks(other, objects))
+    sealed = _OnSecondConnection(conn, lambda other: _check_sealed(other, objects, tenures or {}))
     upper_packs = _OnSecondConnection(conn, lambda other: _pack_mismatches(other, upper=True))
     terms = _OnSecondConnection(conn, _terms_mismatches)
     # The spans are recomputed in one statement (a snapshot of its own): records, links and
@@ -285,6 +336,9 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     try:
         _check_chain(conn, _PinnedKeys(verify_key, former_keys), report)
         _check_heads(conn, (verify_key, *former_keys), heads or [], report)
+        if bucket_head is not None and objects is not None:
+            key, head_text = bucket_head
+            _check_bucket_head(conn, (verify_key, *former_keys), key, head_text, objects, report)
         _check_captures(conn, report)
         _check_records(conn, report, upper_packs)
         _check_terms(conn, report, terms)
@@ -300,6 +354,9 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         hashed = sealed.result()
         report.problems += hashed.problems
         report.sealed_bytes = hashed.sealed_bytes
+        report.notes += hashed.notes
+        report.objects, report.object_bytes, report.stray_objects = (hashed.objects, hashed.object_bytes,
+                                                                      hashed.stray_objects)
     except sqlite3.DatabaseError as error:
         report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
     finally:
@@ -499,15 +556,15 @@ def _settle_head(report: VerifyReport) -> None:
 
 
 def _check_heads(conn: sqlite3.Connection, pinned: Sequence[ed25519.Ed25519PublicKey],
-                 heads: Sequence[SignedHead | LedgerHead], report: VerifyReport) -> None:
+                 heads: Sequence[SignedHead | LedgerHead], report: VerifyReport, where: str = "") -> None:
     """Each published head must be an entry of this chain: else it was truncated, rolled back or rewritten.
 
     A signed head must verify under a pinned key (one published before a rotation: a former key); a
     ``seq:hash`` head (one ``verify`` reported past the last checkpoint)
-    is the caller's own record, held to the chain as it is."""
+    is the caller's own record, held to the chain as it is. ``where``: where the heads were found."""
     end = conn.execute("SELECT max(seq) FROM ledger").fetchone()[0] or 0
     for head in {(h.seq, h.hash): h for h in heads}.values():
-        label = f"published head {head.seq}"
+        label = f"published head {head.seq}{where}"
         if isinstance(head, SignedHead) and not any(head.signed_by(key) for key in pinned):
             report.problems.append(Problem("signature", label, "not signed by the pinned ledger key"))
             continue
@@ -519,6 +576,43 @@ def _check_heads(conn: sqlite3.Connection, pinned: Sequence[ed25519.Ed25519Publi
         elif row[0] != head.hash:
             report.problems.append(Problem("altered", label, f"ledger entry {head.seq} differs from the "
                                                              "published head: history was rewritten"))
+
+
+HEADS_PREFIX = "heads/"
+
+
+def _newest_bucket_head(objects: ObjectStore, report: VerifyReport) -> tuple[str, str] | None:
+    """The key and text of the newest head published in the bucket (``heads/<seq>``), or None."""
+    try:
+        numbered = [(int(key[len(HEADS_PREFIX):]), key) for key in objects.keys(HEADS_PREFIX)
+                    if key[len(HEADS_PREFIX):].isdigit()]
+        if not numbered:
+            return None
+        key = max(numbered)[1]
+        return key, objects.read(key).decode("ascii", "replace")
+    except TwentydayError as error:  # IntegrityError too: a head listed but not readable
+        report.problems.append(Problem("missing", "published heads", f"{objects.describe()}: {_bucket_failure(error)}"))
+        return None
+
+
+def _check_bucket_head(conn: sqlite3.Connection, pinned: Sequence[ed25519.Ed25519PublicKey], key: str, text: str,
+                       objects: ObjectStore, report: VerifyReport) -> None:
+    """The newest head in the bucket is held to the chain as a ``--head`` is (:func:`_check_heads`)."""
+    where = f" ({key} in {objects.describe()})"
+    head = parse_head(text)
+    if head is None:
+        report.problems.append(Problem("altered", f"published head{where}", "not a signed head "
+                                                                          "(seq:hash:time:signature)"))
+        return
+    report.bucket_head = head.text()
+    _check_heads(conn, pinned, [head], report, where)
+
+
+def _bucket_failure(error: TwentydayError) -> str:
+    """A bucket error's own words, without the service (named beside it) or the advice to run verify."""
+    text = str(error)
+    text = text.split(": ", 1)[1] if text.startswith("s3://") and ": " in text else text
+    return text.replace("; run 'twentyday verify'", "")
 
 
 def _latest_payload(conn: sqlite3.Connection, kind: str, subject: str) -> str | None:
@@ -1070,9 +1164,23 @@ def _check_blob_references(conn: sqlite3.Connection, report: VerifyReport) -> No
     report.blobs = conn.execute("SELECT count(*) FROM blob").fetchone()[0]
 
 
-def _hash_sealed_chunks(conn: sqlite3.Connection, objects: ObjectStore | None = None) -> VerifyReport:
+def _check_sealed(conn: sqlite3.Connection, objects: ObjectStore | None,
+                  tenures: Mapping[str, date]) -> VerifyReport:
+    """The sealed bytes re-hashed (:func:`_hash_sealed_chunks`), then, with a bucket, the bucket
+    held to the chunk rows of the same snapshot (:func:`_check_bucket`)."""
+    pointed: set[str] = set()
+    report = _hash_sealed_chunks(conn, objects, pointed)
+    if objects is not None:
+        _check_bucket(conn, objects, pointed, tenures, report)
+    return report
+
+
+def _hash_sealed_chunks(conn: sqlite3.Connection, objects: ObjectStore | None = None,
+                        pointed: set[str] | None = None) -> VerifyReport:
     """Blobs whose sealed bytes differ from their digest (in ``problems``), and the bytes read
-    (from the bucket where a chunk row points there: a segment missing or unreadable is named)."""
+    (from the bucket where a chunk row points there: a segment missing or unreadable is named,
+    and so is a pointer to a segment outside the blob's own capture). ``pointed``: filled with
+    the segments the chunk rows point to."""
     # One pass over every sealed byte in storage order (a blob's chunks are written
     # together, so they are adjacent): each blob's digest is what the ledger committed to.
     report = VerifyReport()
@@ -1080,16 +1188,24 @@ def _hash_sealed_chunks(conn: sqlite3.Connection, objects: ObjectStore | None = 
     current: tuple[str, str, str, int, str] | None = None
     digest = hashlib.sha256()
     count = 0
-    for blob_id, owner, slot, chunks, expected, data in conn.execute(
-        "SELECT c.blob_id, b.owner, b.slot, b.chunks, b.digest, c.data FROM chunk c "
+    for blob_id, capture_id, owner, slot, chunks, expected, data in conn.execute(
+        "SELECT c.blob_id, b.capture_id, b.owner, b.slot, b.chunks, b.digest, c.data FROM chunk c "
         "JOIN blob b ON b.id = c.blob_id ORDER BY c.rowid"
     ):
         if current is None or current[0] != blob_id:
             _finish_blob(report, current, digest, count)
             current, digest, count = (blob_id, owner, slot, chunks, expected), hashlib.sha256(), 0
         try:
+            found = read_pointer(bytes(data))
+            if found is not None:
+                if pointed is not None:
+                    pointed.add(found.key)
+                if not found.key.startswith(capture_prefix(capture_id)):
+                    report.problems.append(Problem(
+                        "altered", f"blob {blob_id}", f"{owner}/{slot}: its sealed bytes are pointed to in "
+                        f"{found.key}, outside its own capture's segments ({capture_prefix(capture_id)})"))
             data = resolve(bytes(data), cache)
-        except IntegrityError as error:
+        except TwentydayError as error:  # IntegrityError, or the bucket not answering
             report.problems.append(Problem("missing", f"blob {blob_id}", f"{owner}/{slot}: {error}"))
             continue
         digest.update(data)
@@ -1107,6 +1223,128 @@ def _finish_blob(report: VerifyReport, blob: tuple[str, str, str, int, str] | No
     if digest.hexdigest() != expected or count != chunks:
         report.problems.append(Problem("altered", f"blob {blob_id}",
                                        f"{owner}/{slot}: sealed bytes differ from the ledger"))
+
+
+CAPTURES_PREFIX = "captures/"
+#: HEAD requests in flight at once while the segments' locks are read.
+LOCK_READERS = 8
+
+
+def _capture_of(key: str) -> str:
+    """The capture a segment's key is under (``captures/<capture id>/<sha256>``), '' when none."""
+    parts = key.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] + "/" == CAPTURES_PREFIX else ""
+
+
+def _check_bucket(conn: sqlite3.Connection, objects: ObjectStore, pointed: Set[str], tenures: Mapping[str, date],
+                  report: VerifyReport) -> None:
+    """The segments the chunk rows point to are in the bucket, locked and held as their captures' records
+    require; no destroyed capture's version remains; strays counted (see the module's docstring, 6)."""
+    try:
+        listed: dict[str, list[Version]] = {}
+        for version in objects.catalogue(CAPTURES_PREFIX):
+            listed.setdefault(version.key, []).append(version)
+    except TwentydayError as error:
+        report.problems.append(Problem("missing", f"bucket {objects.describe()}", _bucket_failure(error)))
+        return
+    report.objects = 0
+    destroyed = dict(conn.execute("SELECT capture_id, disposition_id FROM disposed_capture").fetchall())
+    remaining: Counter[str] = Counter()
+    strays = stray_bytes = overwritten = 0
+    checked: list[tuple[str, list[Version]]] = []
+    for key in sorted(listed.keys() | pointed):
+        versions = [v for v in listed.get(key, []) if not v.marker]
+        capture = _capture_of(key)
+        if capture in destroyed:
+            remaining[capture] += len(versions)
+        elif key not in pointed:
+            strays += len(versions)
+            stray_bytes += sum(v.size for v in versions)
+        elif not versions:
+            report.problems.append(Problem("missing", f"segment {key}", f"not in {objects.describe()}"))
+        else:
+            if len(listed[key]) > 1:
+                overwritten += 1
+                versions = [v for v in versions if _holds_its_name(objects, v)] if len(versions) > 1 else versions
+            if versions:  # none holding the bytes its name commits to: the blobs it holds are named already
+                checked.append((key, versions))
+    for capture, count in sorted(remaining.items()):
+        if count:
+            report.problems.append(Problem("unaccounted", f"capture {capture}", f"{count} sealed object version(s) "
+                                           f"remain in the bucket, yet certificate {destroyed[capture]} destroyed "
+                                           "them"))
+    now = datetime.now(UTC)
+    locks = capture_locks(conn, tenures, as_written=True)
+    held = holds.captures_held(conn, now)
+    with ThreadPoolExecutor(max_workers=LOCK_READERS, thread_name_prefix="twentyday-verify-locks") as pool:
+        states = list(pool.map(lambda item: _lock_states(objects, item[1]), checked))
+    loose_holds = 0
+    for (key, versions), found in zip(checked, states, strict=True):
+        report.objects += 1
+        report.object_bytes += versions[0].size
+        if isinstance(found, str):
+            report.problems.append(Problem("missing", f"segment {key}", f"its lock cannot be read ({found})"))
+            continue
+        capture = _capture_of(key)
+        required = locks.get(capture)
+        _check_lock(report, key, capture, required, found, now)
+        if capture in held:
+            if not any(state.legal_hold for state in found):
+                report.problems.append(Problem("unlocked", f"segment {key}", f"capture {capture} holds a record an "
+                                               "active legal hold matches, yet the segment carries no legal hold"))
+        elif any(state.legal_hold for state in found):
+            loose_holds += 1
+    report.stray_objects = strays
+    if strays:
+        report.notes.append(f"{strays} object version(s) ({stray_bytes} bytes) under {CAPTURES_PREFIX} that no "
+                            "chunk row points to: segments of captures rolled back after their writes (a crash, "
+                            "a failed item) or committed after verify began; sealed like every segment, and part "
+                            "of no record the index holds")
+    if overwritten:
+        report.notes.append(f"{overwritten} segment(s) with another version or a delete marker over their name "
+                            "(written with the bucket's key, not by twentyday): the version whose bytes the name "
+                            "commits to is the one read and checked")
+    if loose_holds:
+        report.notes.append(f"{loose_holds} segment(s) carry a legal hold that no active hold matches now (a hold "
+                            "released or expired, or one whose words their records do not hold)")
+
+
+def _holds_its_name(objects: ObjectStore, version: Version) -> bool:
+    """Whether a version's bytes are those its segment's name commits to (read whole: a rare case)."""
+    try:
+        data = objects.read(version.key, version_id=version.version_id)
+    except IntegrityError:
+        return False
+    return hashlib.sha256(data).hexdigest() == version.key.rpartition("/")[2]
+
+
+def _lock_states(objects: ObjectStore, versions: Sequence[Version]) -> list[LockState] | str:
+    try:
+        return [objects.lock_state(v.key, v.version_id) for v in versions]
+    except TwentydayError as error:
+        return _bucket_failure(error)
+
+
+def _check_lock(report: VerifyReport, key: str, capture: str, required: datetime | None,
+                found: Sequence[LockState], now: datetime) -> None:
+    """A segment is locked in COMPLIANCE mode at least until ``required`` (S3 keeps whole seconds), unless
+    that time has passed: a capture whose records may be destroyed needs no lock (none is written then)."""
+    if required is None:
+        return  # no capture row: the blob rows pointing here are named by the checks on captures and blobs
+    required = required.replace(microsecond=0)
+    if required <= now:
+        return
+    locked = [s.until for s in found if s.mode == COMPLIANCE and s.until is not None]
+    if locked and max(locked) >= required:
+        return
+    need = f"capture {capture}'s records are kept until {required.isoformat()}"
+    if locked:
+        detail = f"locked until {max(locked).isoformat()}, yet {need}"
+    else:
+        modes = sorted({s.mode for s in found if s.mode})
+        detail = (f"locked in {', '.join(modes)} mode only (which the bucket's owner can lift)" if modes
+                  else "not locked") + f", yet {need}"
+    report.problems.append(Problem("unlocked", f"segment {key}", detail))
 
 
 #: The mark migration 4 left: disclosures whose ledger entry is at or after it must be signed.
