@@ -318,11 +318,16 @@ def test_a_deletion_the_bucket_refuses_after_the_commit_is_reported_and_finished
     with sqlite3.connect(bucketed.index) as db:
         left = object_disposal.remaining(objects, object_disposal.certified_versions(db))
     assert [(v.disposition, v.capture, v.key, v.version_id) for v in left] == [(done["id"], capture, key, version)]
+    named = bucketed.run("verify")  # and verify names it, until the rerun deletes it
+    assert named.exit_code == errors.IntegrityError.exit_code
+    assert f"1 sealed object version(s) remain in the bucket, yet certificate {done['id']} destroyed them" in \
+        named.output, named.output
 
     s3.put_object_legal_hold(Bucket=bucketed.bucket, Key=key, VersionId=version, LegalHold={"Status": "OFF"})
     said = bucketed.ok("retention", "dispose", "--plan", plan["id"], "--identity", str(bucketed.identity))
     assert f"disposed of under certificate {done['id']}: 1 object version(s)" in said
     assert bucketed.versions(capture) == set()
+    assert bucketed.run("verify").exit_code == 0
     again = bucketed.run("retention", "dispose", "--plan", plan["id"], "--identity", str(bucketed.identity))
     assert again.exit_code == errors.InvalidArgument.exit_code and "disposed of already" in again.output
     objects.close()
