@@ -18,6 +18,18 @@ RSS under 300 MB (the export is streamed, so memory must not grow with it).
 
 Usage: python bench/ingest_chat.py [--messages N] [--chat-miner-python PATH]
 
+Scale-out (issue 17): ``python bench/ingest_chat.py --scale-out [--rounds N]`` runs, instead of
+the phases above, the full ingest into the embedded store and into an archive whose sealed blobs
+go to a bucket of a local Ceph RGW (``[store] blobs = "s3://…"``), alternately, ``--rounds`` (2)
+of each, every one in a fresh archive; each s3 run starts a fresh RGW with ``scripts/local-s3
+start DIR --store-bytes N`` and stops it after (its OSD keeps objects in memory, and a locked
+object cannot be deleted). Needs Debian's ceph-mon, ceph-osd, radosgw and ceph-common. It prints,
+per run: seconds, the ingest's CPU seconds, messages/s, the child's peak RSS (target < 300 MB on
+both), the index's size, and for s3 the bucket's objects and bytes (listed after) and the CPU the
+local Ceph daemons used; then where the s3 time goes (bench/scaleout.py's counters around
+ObjectStore: PUTs, bytes, latency, the client CPU they cost, the writer's time blocked on them).
+The parser alone runs once beside them, for scale.
+
 This file is also the children's entry point (``--phase NAME FILE``), so its
 top level imports the standard library only: the chat-miner child runs under
 another interpreter that has no twentyday.
@@ -37,7 +49,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 DEFAULT_MESSAGES = 1_000_000
 RSS_TARGET_MB = 300
@@ -56,6 +68,16 @@ class PhaseResult(TypedDict):
     peak_rss_mb: float
 
 
+class ArchiveResult(PhaseResult, total=False):
+    cpu_seconds: float  # the ingest's CPU time (user + system, all the child's threads): steadier than wall time
+    index_mb: float  # what the archive's data_dir holds after the ingest (the SQLite index, its WAL)
+    bucket_objects: int  # s3 only: versions in the bucket, listed after the ingest
+    bucket_bytes: int
+    s3: dict[str, Any]  # s3 only: bench/scaleout.py's counters of the ObjectStore
+    ceph_cpu_seconds: float  # s3 only, measured by the parent: CPU the local Ceph daemons used meanwhile
+    ceph_rss_mb: float
+
+
 def android_line(n: int, start: datetime = START) -> str:
     at = start + timedelta(minutes=n)
     sender = "Jane Doe" if n % 3 else "Counterpart"
@@ -71,6 +93,11 @@ def write_export(path: Path, count: int) -> int:
     return path.stat().st_size
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     # Linux reports ru_maxrss in KiB.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -80,9 +107,21 @@ def peak_rss_mb() -> float:
 
 
 def phase_twentyday(export: Path) -> PhaseResult:
+    return ingest_into(export, None)
+
+
+def phase_twentyday_s3(export: Path) -> PhaseResult:
+    """The same ingest into an archive whose sealed blobs go to a new bucket of the local RGW
+    (the parent names it in ``BENCH_S3_ENDPOINT``/``BENCH_S3_CREDENTIALS``), ObjectStore's work counted."""
+    endpoint, credentials = os.environ["BENCH_S3_ENDPOINT"], Path(os.environ["BENCH_S3_CREDENTIALS"])
+    return ingest_into(export, (endpoint, credentials))
+
+
+def ingest_into(export: Path, s3: tuple[str, Path] | None) -> ArchiveResult:
     # Imported here: the chat-miner child runs this file without twentyday installed.
     from datetime import UTC
 
+    import scaleout  # bench/scaleout.py, beside this file
     from twentyday import config as config_module
     from twentyday.initialise import init_archive
     from twentyday.pipeline import process as pipeline
@@ -91,18 +130,32 @@ def phase_twentyday(export: Path) -> PhaseResult:
     logging.disable(logging.WARNING)  # the truncated-export warning is expected at this size
     with tempfile.TemporaryDirectory(prefix="twentyday-bench-", dir=export.parent) as scratch:
         root = Path(scratch) / "archive"
-        init_archive(root, passphrase=None, demo=False, now=datetime.now(UTC))
-        archive = Archive(config_module.load(root / "twentyday.toml"))
+        if s3 is None:
+            init_archive(root, passphrase=None, demo=False, now=datetime.now(UTC))
+            config_path = root / "twentyday.toml"
+            counters = None
+        else:
+            config_path = scaleout.make_s3_archive(root, *s3, scaleout.new_bucket_name(), now=datetime.now(UTC))
+            counters = scaleout.instrument()
+        config = config_module.load(config_path)
+        archive = Archive(config)
         try:
             item = pipeline.Item(export.name, "cli", datetime.now(UTC), path=export, custodian_id="jdoe")
-            began = time.perf_counter()
+            cpu, began = cpu_seconds(), time.perf_counter()
             outcome = pipeline.process(archive, item)
-            seconds = time.perf_counter() - began
+            seconds, cpu = time.perf_counter() - began, cpu_seconds() - cpu
         finally:
             archive.close()
-    if outcome.state != "ingested" or outcome.result is None:
-        raise SystemExit(f"twentyday did not ingest the export: {outcome.state}: {outcome.detail}")
-    return {"items": outcome.result.new_count, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+        peak = peak_rss_mb()
+        index_mb = sum(path.stat().st_size for path in config.data_dir.rglob("*") if path.is_file()) / 1e6
+        if outcome.state != "ingested" or outcome.result is None:
+            raise SystemExit(f"twentyday did not ingest the export: {outcome.state}: {outcome.detail}")
+        result: ArchiveResult = {"items": outcome.result.new_count, "seconds": seconds, "peak_rss_mb": peak,
+                                 "index_mb": index_mb, "cpu_seconds": cpu}
+        if counters is not None:
+            result["bucket_objects"], result["bucket_bytes"] = scaleout.bucket_usage(config_path)
+            result["s3"] = counters.as_dict()
+    return result
 
 
 def phase_twentyday_parse(export: Path) -> PhaseResult:
@@ -159,6 +212,7 @@ def phase_regex(export: Path) -> PhaseResult:
 
 PHASES = {
     "twentyday": phase_twentyday,
+    "twentyday-s3": phase_twentyday_s3,
     "twentyday-parse": phase_twentyday_parse,
     "chat-miner": phase_chat_miner,
     "regex": phase_regex,
@@ -168,16 +222,17 @@ PHASES = {
 # --- the parent: generate, run each phase in a child, print ------------------------------------
 
 
-def run_phase(python: Path | str, phase: str, export: Path) -> PhaseResult | str:
+def run_phase(python: Path | str, phase: str, export: Path, extra_env: dict[str, str] | None = None
+              ) -> ArchiveResult | str:
     """The child's result, or why it failed (its last stderr line)."""
-    env = {**os.environ, "TQDM_DISABLE": "1"}  # chat-miner's per-message progress bar
+    env = {**os.environ, "TQDM_DISABLE": "1", **(extra_env or {})}  # TQDM: chat-miner's per-message progress bar
     done = subprocess.run(
         [str(python), __file__, "--phase", phase, str(export)], capture_output=True, text=True, env=env, check=False
     )
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
         return lines[-1]
-    result: PhaseResult = json.loads(done.stdout.strip().splitlines()[-1])
+    result: ArchiveResult = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -210,6 +265,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Full WhatsApp ingest beside chat-miner and a regex loop.")
     parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES)
     parser.add_argument("--chat-miner-python", type=Path, help="an interpreter with chat-miner installed")
+    parser.add_argument("--scale-out", action="store_true",
+                        help="the ingest into the embedded store and into a bucket of a local Ceph RGW, alternately")
+    parser.add_argument("--rounds", type=int, default=2, help="with --scale-out: rounds of each backend")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("export", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -226,6 +284,9 @@ def main() -> None:
             f"export: {args.messages:,} messages, {size / 1e6:.1f} MB, written in {time.perf_counter() - began:.1f} s",
             flush=True,
         )
+        if args.scale_out:
+            scale_out(export, args.messages, args.rounds)
+            return
 
         results: dict[str, PhaseResult | str] = {
             "twentyday": run_phase(sys.executable, "twentyday", export),
@@ -235,6 +296,70 @@ def main() -> None:
         results["chat-miner"] = run_phase(miner, "chat-miner", export) if miner else "unavailable (install failed)"
         results["regex"] = run_phase(sys.executable, "regex", export)
     report(args.messages, results)
+
+
+def scale_out(export: Path, messages: int, rounds: int) -> None:
+    """Embedded and s3 ingests alternately, each in a fresh archive (and, for s3, a fresh local
+    RGW: its OSD keeps objects in memory and a locked one cannot be deleted)."""
+    import scaleout  # bench/scaleout.py, beside this file
+
+    parse = run_phase(sys.executable, "twentyday-parse", export)
+    runs: list[tuple[str, int, ArchiveResult | str]] = []
+    # The OSD holds every object in memory: room for the export's sealed bytes several times over.
+    store_bytes = max(1 << 30, 8 * export.stat().st_size)
+    for round_ in range(1, rounds + 1):
+        for backend in ("embedded", "s3"):
+            print(f"round {round_}: {backend} ...", flush=True)
+            if backend == "embedded":
+                runs.append((backend, round_, run_phase(sys.executable, "twentyday", export)))
+                continue
+            with scaleout.local_s3(store_bytes) as service:
+                cpu = service.cpu_seconds()
+                result = run_phase(sys.executable, "twentyday-s3", export, {
+                    "BENCH_S3_ENDPOINT": service.endpoint, "BENCH_S3_CREDENTIALS": str(service.credentials)})
+                if not isinstance(result, str):
+                    result["ceph_cpu_seconds"] = service.cpu_seconds() - cpu
+                    result["ceph_rss_mb"] = service.rss_mb()
+            runs.append((backend, round_, result))
+    report_scale_out(messages, parse, runs)
+
+
+def report_scale_out(messages: int, parse: PhaseResult | str, runs: list[tuple[str, int, ArchiveResult | str]]) -> None:
+    import scaleout
+
+    print()
+    print(f"{messages:,} messages, one export, one capture; each run a fresh archive")
+    print(f"{'run':<16}{'records':>10}{'seconds':>9}{'CPU s':>7}{'msg/s':>9}{'peak RSS':>10}{'index':>10}"
+          f"{'bucket objects':>16}{'bucket MB':>11}{'Ceph CPU s':>12}")
+    for backend, round_, result in runs:
+        label = f"{backend} #{round_}"
+        if isinstance(result, str):
+            print(f"{label:<16}failed: {result}")
+            continue
+        found = result
+        bucket = (f"{found['bucket_objects']:>16,}{found['bucket_bytes'] / 1e6:>11,.1f}"
+                  f"{found['ceph_cpu_seconds']:>12.1f}") if "s3" in found else f"{'-':>16}{'-':>11}{'-':>12}"
+        print(f"{label:<16}{found['items']:>10,}{found['seconds']:>9.1f}{found.get('cpu_seconds', 0.0):>7.1f}"
+              f"{found['items'] / found['seconds']:>9,.0f}"
+              f"{found['peak_rss_mb']:>7.0f} MB{found.get('index_mb', 0.0):>7.0f} MB{bucket}")
+    if not isinstance(parse, str):
+        print(f"{'parser alone':<16}{parse['items']:>10,}{parse['seconds']:>9.1f}{'':>7}"
+              f"{parse['items'] / parse['seconds']:>9,.0f}{parse['peak_rss_mb']:>7.0f} MB")
+    print()
+    print("where the s3 time goes (writer = the ingest's own thread; PUTs run on ObjectStore's pool):")
+    for backend, round_, result in runs:
+        if backend == "s3" and not isinstance(result, str):
+            found = result
+            print(f"  s3 #{round_}: {found['seconds']:.1f} s, ingest CPU {found['cpu_seconds']:.1f} s, local Ceph CPU "
+                  f"{found['ceph_cpu_seconds']:.1f} s ({found['ceph_rss_mb']:.0f} MB RSS after)")
+            print(scaleout.summary(found["s3"], found["seconds"]))
+    measured = [r for _, _, r in runs if not isinstance(r, str)]
+    worst = max((r["peak_rss_mb"] for r in measured), default=0.0)
+    verdict = "met" if measured and worst < RSS_TARGET_MB else "NOT met"
+    print(f"target peak RSS < {RSS_TARGET_MB} MB on both backends: {verdict} (highest {worst:.0f} MB)")
+    for backend, round_, result in runs:
+        if not isinstance(result, str) and result["items"] != messages:
+            print(f"note: {backend} #{round_} stored {result['items']:,} records for {messages:,} messages")
 
 
 def report(messages: int, results: dict[str, PhaseResult | str]) -> None:

@@ -20,7 +20,16 @@ starts) and prints accepted messages/s for:
   instance needs root; otherwise the bench says so and measures the rest.
 
 Targets (issue 4): intake >= 80% of null; end-to-end >= 50% of null.
-Usage: python bench/smtp.py [--messages N]
+Usage: python bench/smtp.py [--messages N] [--scale-out [--rounds N]]
+
+Scale-out (issue 17): ``--scale-out`` measures twentyday's two rows (intake, end-to-end) with
+the embedded store and with the sealed blobs in a bucket of a local Ceph RGW (``[store] blobs =
+"s3://…"``), alternately, ``--rounds`` (2) runs of each, each with a fresh archive and, for s3,
+a fresh RGW started with ``scripts/local-s3`` (Debian's ceph-mon, ceph-osd, radosgw; its OSD
+keeps objects in memory). For each s3 run it says where the time goes: PUTs (count, bytes,
+latency), the pipeline's wall time blocked in ``ObjectStore.wait()`` before its commits and in
+``put_segment``, the bucket's objects and bytes, and the CPU the local Ceph daemons used (they
+share the machine's cores with serve). The null and Postfix rows are measured once, as without it.
 """
 
 from __future__ import annotations
@@ -40,11 +49,16 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
+
+import scaleout  # bench/scaleout.py, beside this file (stdlib only at its top level)
+from scaleout import LocalS3
 
 CONNECTIONS = 16
 PROCESSES = 2
@@ -250,15 +264,37 @@ def bench_null(total: int, program: str = NULL_SERVER) -> float:
     return total / seconds
 
 
-def bench_twentyday(total: int, scratch: Path) -> tuple[float, float]:
+@dataclass
+class Run:
+    """One twentyday serve run: its rates, and with the blobs in a bucket, what the ObjectStore did."""
+
+    intake: float
+    end_to_end: float
+    seconds: float  # from the first message sent to the last committed
+    s3: dict[str, Any] | None = None  # bench/scaleout.py's counters, added up over serve's processes
+    cpu_seconds: float = 0.0  # serve and its pipeline processes, from the first message sent to the last committed
+    ceph_cpu_seconds: float = 0.0
+    bucket_objects: int = 0
+    bucket_bytes: int = 0
+
+
+def bench_twentyday(total: int, scratch: Path, s3: LocalS3 | None = None) -> Run:
+    """serve's intake and end-to-end rates; with ``s3``, the archive's blobs in a new bucket there."""
     from twentyday.config import load
     from twentyday.initialise import init_archive
     from twentyday.store.archive import Archive
 
     root = scratch / "archive"
-    init_archive(root, passphrase=None, demo=False, now=datetime.now(UTC))
+    extra_env: dict[str, str] = {}
+    stats = None
+    if s3 is None:
+        init_archive(root, passphrase=None, demo=False, now=datetime.now(UTC))
+        config_path = root / "twentyday.toml"
+    else:
+        config_path = scaleout.make_s3_archive(root, s3.endpoint, s3.credentials, scaleout.new_bucket_name(),
+                                               now=datetime.now(UTC))
+        extra_env, stats = scaleout.stats_env(scratch)  # counts PUTs in serve and its pipeline process
     port = free_port()
-    config_path = root / "twentyday.toml"
     text = config_path.read_text().replace('listen = "127.0.0.1:2525"', f'listen = "127.0.0.1:{port}"')
     # One client address sends everything here: lift the per-client caps for the benchmark.
     config_path.write_text(text.replace(
@@ -269,9 +305,12 @@ def bench_twentyday(total: int, scratch: Path) -> tuple[float, float]:
     notify_name = f"twentyday-bench-{os.getpid()}-{port}"
     notify.bind("\0" + notify_name)
     server = subprocess.Popen([sys.executable, "-m", "twentyday", "--config", str(config_path), "serve"],
-                              stderr=subprocess.DEVNULL, env={**os.environ, "NOTIFY_SOCKET": "@" + notify_name})
+                              stderr=subprocess.DEVNULL,
+                              env={**os.environ, **extra_env, "NOTIFY_SOCKET": "@" + notify_name})
     try:
         wait_ready(notify, port)
+        ceph_cpu = s3.cpu_seconds() if s3 is not None else 0.0
+        cpu = scaleout.tree_cpu_seconds(server.pid)
         began, intake_seconds = send_all(port, total, "td")
         archive = Archive(load(config_path))
         deadline = time.monotonic() + 600
@@ -280,12 +319,19 @@ def bench_twentyday(total: int, scratch: Path) -> tuple[float, float]:
                 raise SystemExit("the pipeline did not commit every accepted message within 10 minutes")
             time.sleep(0.05)
         end_to_end = time.perf_counter() - began
+        run = Run(total / intake_seconds, total / end_to_end, end_to_end,
+                  cpu_seconds=scaleout.tree_cpu_seconds(server.pid) - cpu)
         archive.close()
+        if s3 is not None and stats is not None:
+            run.ceph_cpu_seconds = s3.cpu_seconds() - ceph_cpu
+            time.sleep(1.0)  # the counters are written every half second
+            run.s3 = scaleout.read_stats(stats)
+            run.bucket_objects, run.bucket_bytes = scaleout.bucket_usage(config_path)
     finally:
         server.terminate()
         server.wait(30)
         notify.close()
-    return total / intake_seconds, total / end_to_end
+    return run
 
 
 def find_postfix() -> str | None:
@@ -379,27 +425,45 @@ def bench_postfix(postfix: str, total: int, scratch: Path) -> tuple[float, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--scale-out", action="store_true",
+                        help="twentyday's rows with the embedded store and with the blobs in a local Ceph RGW, "
+                             "alternately")
+    parser.add_argument("--rounds", type=int, default=2, help="with --scale-out: runs of each backend")
     args = parser.parse_args()
     total = args.messages - args.messages % CONNECTIONS
     postfix = find_postfix()
     postfix_rates: tuple[float, float] | None = None
+    runs: list[tuple[str, int, Run]] = []
     with tempfile.TemporaryDirectory() as scratch:
         null_rate = bench_null(total)
         null_block_rate = bench_null(total, NULL_ON_INTAKE_SERVER)
-        intake_rate, end_to_end_rate = bench_twentyday(total, Path(scratch))
+        if not args.scale_out:
+            runs.append(("embedded", 1, bench_twentyday(total, Path(scratch))))
+        else:
+            for round_ in range(1, args.rounds + 1):
+                for backend in ("embedded", "s3"):
+                    print(f"round {round_}: {backend} ...", flush=True)
+                    with tempfile.TemporaryDirectory(dir=scratch) as run_scratch:
+                        if backend == "embedded":
+                            runs.append((backend, round_, bench_twentyday(total, Path(run_scratch))))
+                            continue
+                        with scaleout.local_s3() as service:
+                            runs.append((backend, round_, bench_twentyday(total, Path(run_scratch), service)))
         if postfix is not None and os.geteuid() == 0:
             postfix_rates = bench_postfix(postfix, total, Path(scratch))
     print(f"{total} messages of ~10 KB over {CONNECTIONS} connections")
     print(f"{'':<34}{'messages/s':>12}{'vs null':>9}")
     print(f"{'null aiosmtpd handler':<34}{null_rate:>12,.0f}{1:>9.2f}")
+    intake_rate, end_to_end_rate = runs[0][2].intake, runs[0][2].end_to_end
     print(f"{'null handler, twentyday protocol':<34}{null_block_rate:>12,.0f}{null_block_rate / null_rate:>9.2f}"
           f"   (intake/this: {intake_rate / null_block_rate:.2f})")
-    print(f"{'twentyday intake (250 = durable)':<34}{intake_rate:>12,.0f}{intake_rate / null_rate:>9.2f}"
-          f"   target >= 0.80 {'met' if intake_rate >= 0.8 * null_rate else 'NOT met'}")
-    print(f"{'twentyday end-to-end (committed)':<34}{end_to_end_rate:>12,.0f}{end_to_end_rate / null_rate:>9.2f}"
-          f"   target >= 0.50 {'met' if end_to_end_rate >= 0.5 * null_rate else 'NOT met'}")
+    if not args.scale_out:
+        print(f"{'twentyday intake (250 = durable)':<34}{intake_rate:>12,.0f}{intake_rate / null_rate:>9.2f}"
+              f"   target >= 0.80 {'met' if intake_rate >= 0.8 * null_rate else 'NOT met'}")
+        print(f"{'twentyday end-to-end (committed)':<34}{end_to_end_rate:>12,.0f}{end_to_end_rate / null_rate:>9.2f}"
+              f"   target >= 0.50 {'met' if end_to_end_rate >= 0.5 * null_rate else 'NOT met'}")
     if postfix is None:
         print("Postfix: not installed, not measured (issue 4 quotes about 800 messages/s to a Maildir here)")
     elif postfix_rates is None:
@@ -408,6 +472,28 @@ def main() -> None:
         queued, delivered = postfix_rates
         print(f"{'postfix intake (queued)':<34}{queued:>12,.0f}{queued / null_rate:>9.2f}")
         print(f"{'postfix → Maildir (delivered)':<34}{delivered:>12,.0f}{delivered / null_rate:>9.2f}")
+    if args.scale_out:
+        report_scale_out(runs, null_rate)
+
+
+def report_scale_out(runs: list[tuple[str, int, Run]], null_rate: float) -> None:
+    print()
+    print("twentyday, embedded and s3 alternately (intake: 250 = durable; end-to-end: committed; "
+          "CPU over the end-to-end time)")
+    print(f"{'run':<14}{'intake/s':>10}{'vs null':>9}{'end-to-end/s':>14}{'vs null':>9}{'seconds':>9}"
+          f"{'serve CPU s':>13}{'Ceph CPU s':>12}")
+    for backend, round_, run in runs:
+        ceph = f"{run.ceph_cpu_seconds:>12.1f}" if run.s3 is not None else f"{'-':>12}"
+        print(f"{backend + ' #' + str(round_):<14}{run.intake:>10,.0f}{run.intake / null_rate:>9.2f}"
+              f"{run.end_to_end:>14,.0f}{run.end_to_end / null_rate:>9.2f}{run.seconds:>9.1f}"
+              f"{run.cpu_seconds:>13.1f}{ceph}")
+    print("targets: intake >= 0.80 of null, end-to-end >= 0.50 of null")
+    print()
+    print("where the s3 time goes (writer = the pipeline worker; PUTs run on ObjectStore's pool):")
+    for _, round_, run in runs:
+        if run.s3 is not None:
+            print(f"  s3 #{round_}: bucket {run.bucket_objects:,} objects, {run.bucket_bytes / 1e6:,.1f} MB")
+            print(scaleout.summary(run.s3, run.seconds))
 
 
 if __name__ == "__main__":

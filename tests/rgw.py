@@ -428,7 +428,10 @@ def _stop_quietly(folder: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m tests.rgw start FOLDER | stop FOLDER"
+    usage = "usage: python -m tests.rgw start FOLDER [--store-bytes N] | stop FOLDER"
+    store_bytes = 1 << 30
+    if len(argv) == 4 and argv[0] == "start" and argv[2] == "--store-bytes" and argv[3].isdigit():
+        store_bytes, argv = int(argv[3]), argv[:2]  # the OSD's capacity; memstore holds it in memory
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
         print(usage, file=sys.stderr)
         return 2
@@ -439,7 +442,7 @@ def main(argv: list[str]) -> int:
             print(f"stopped the local RGW in {folder.absolute()}")
             return 0
         began = time.monotonic()
-        handle = start(folder, owned=False)
+        handle = start(folder, owned=False, store_bytes=store_bytes)
     except RGWError as exc:
         print(f"local RGW: {exc}", file=sys.stderr)
         return 1

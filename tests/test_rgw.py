@@ -8,6 +8,7 @@ ObjectLockConfigurationNotFoundError.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -159,6 +160,27 @@ def test_the_cli_starts_a_cluster_that_outlives_it_and_stops_it(tmp_path: Path) 
                                  capture_output=True, text=True, timeout=90, check=False)
     assert stopped.returncode == 0, stopped.stderr
     assert ceph_processes(folder) == []
+
+
+def test_local_s3_gives_the_osd_the_capacity_asked_for(tmp_path: Path) -> None:
+    """scripts/local-s3 start DIR --store-bytes N: the running OSD holds up to N bytes (in memory)."""
+    folder = tmp_path / "s3"
+    started = subprocess.run([str(ROOT / "scripts" / "local-s3"), "start", str(folder), "--store-bytes",
+                              str(512 << 20)], capture_output=True, text=True, timeout=90, check=False)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"credentials: {folder / 's3.credentials'}\n" in started.stdout
+        asked = subprocess.run(["ceph", "--admin-daemon", str(folder / "run" / "osd.0.asok"), "config", "get",
+                                "memstore_device_bytes"], capture_output=True, text=True, timeout=30, check=True)
+        assert json.loads(asked.stdout) == {"memstore_device_bytes": str(512 << 20)}
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "local-s3"), "stop", str(folder)], capture_output=True, timeout=90,
+                       check=False)
+    assert ceph_processes(folder) == []
+    refused = subprocess.run([str(ROOT / "scripts" / "local-s3"), "start", str(tmp_path / "other"), "--store-bytes",
+                              "much"], capture_output=True, text=True, timeout=30, check=False)
+    assert refused.returncode == 2
+    assert "usage: " in refused.stderr
 
 
 def test_the_daemons_die_with_a_test_process_that_is_killed(tmp_path: Path) -> None:
