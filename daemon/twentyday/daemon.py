@@ -213,7 +213,8 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
             if loop.time() >= next_head:
                 head = signed_head(archive.conn)
                 log.info("ledger head %s", head.text() if head is not None else "(none yet)")
-                published = publish_head(archive, head, published)
+                # A PUT: off the event loop, so SMTP does not wait on the bucket.
+                published = await asyncio.to_thread(publish_head, archive, head, published)
                 next_head = loop.time() + head_log_seconds
             if reload is not None and reload.is_set():
                 reload.clear()

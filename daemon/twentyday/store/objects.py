@@ -3,9 +3,9 @@
 The scale-out blob backend (``[store] blobs = "s3://BUCKET"``; docs/ARCHITECTURE.md, "Beyond one
 machine"). What goes to the bucket is only what the embedded store keeps in its ``chunk`` rows:
 chunks sealed under the capture's data key before they leave the daemon. A capture's chunks are
-cut into *segments* of up to a few MiB (one object each, one PUT, never a multipart upload: Ceph
-16 ignores the lock headers of those), named by the capture and the SHA-256 of the segment's
-bytes::
+cut into *segments* of up to 8 MiB (the blob store's staging bound, ``STAGED_CHUNK_BYTES``), one
+object each, one PUT, never a multipart upload (Ceph 16 ignores the lock headers of those), named
+by the capture and the SHA-256 of the segment's bytes::
 
     captures/<capture id>/<sha256 of the segment>
 
@@ -69,8 +69,6 @@ for _name in ("boto3", "botocore", "s3transfer", "urllib3"):
 #: What a ``chunk`` row's ``data`` starts with when the sealed bytes are in the bucket. A sealed
 #: chunk starts with a random 12-byte nonce: it begins with these 17 bytes with odds of 2^-136.
 POINTER_PREFIX = b"twentyday-object:"
-#: Sealed bytes staged into one segment before it is written (the writer's own staging bound).
-SEGMENT_BYTES = 8 * 1024 * 1024
 #: Segment bytes PUT or waiting to be, at most: a bound on memory, whatever the bucket's speed.
 IN_FLIGHT_BYTES = 32 * 1024 * 1024
 #: A permanent record's capture is locked this long (it is transferred to NARA, never destroyed here).
