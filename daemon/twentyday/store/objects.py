@@ -51,8 +51,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
-import botocore.config
 import botocore.exceptions
 
 from twentyday.config import BlobTarget
@@ -60,6 +58,7 @@ from twentyday.errors import ConfigError, IntakeError, IntegrityError, Twentyday
 from twentyday.retention import Rule, eligible_since
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_s3.client import S3Client
 
 # Request lines, headers and signatures are botocore's debug output: never in twentyday's logs.
@@ -198,6 +197,10 @@ def _session() -> boto3.session.Session:
     """One boto3 session for the process, holding no credentials (each client is given its own):
     its loader parses botocore's S3 model (about 0.25 s of CPU) once, not at every archive opened."""
     if not _SESSION:
+        # Imported here, not with the module: boto3 costs every process that imports the store about
+        # 0.2 s and 15 MB (the CLI's search, the embedded archive), and only a bucket needs it.
+        import boto3
+
         _SESSION.append(boto3.session.Session())
     return _SESSION[0]
 
@@ -209,6 +212,8 @@ class ObjectStore:
         access, secret, token = _load_credentials(target)
         self.target = target
         self.bucket = target.bucket
+        import botocore.config  # with boto3, in _session(): only a bucket needs them
+
         config = botocore.config.Config(
             retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=16,
             connect_timeout=10, read_timeout=120, s3={"addressing_style": "path"},
