@@ -76,8 +76,10 @@ def stored_bytes(archive_dir: Path) -> dict[str, bytes]:
     if config.blobs is not None:
         objects = ObjectStore(config.blobs)
         try:
-            for key, version in objects.versions(""):
-                found[f"s3://{objects.bucket}/{key}@{version}"] = objects.read(key, version_id=version)
+            for version in objects.catalogue(""):
+                if not version.marker:
+                    found[f"s3://{objects.bucket}/{version.key}@{version.version_id}"] = objects.read(
+                        version.key, version_id=version.version_id)
         finally:
             objects.close()
     return found

@@ -125,6 +125,22 @@ def test_the_archives_own_key_cannot_delete_shorten_or_replace_a_locked_capture(
     assert code == 0, output
 
 
+def test_a_quarantined_capture_is_locked_under_the_custodians_rule_from_its_capture(
+        s3_archive: Path, tmp_path: Path, s3: S3Client) -> None:
+    # No record to date it, and disposition never destroys it: it is kept as a record captured then would be.
+    nested = b"(" * 5000 + b"x" + b")" * 5000
+    path = tmp_path / "bad.eml"
+    path.write_bytes(b"From: a@b.example\r\nTo: " + nested + b"\r\nSubject: zebrafinch\r\n\r\nbody\r\n")
+    code, output = run(s3_archive, "ingest", "--custodian", "jdoe", str(path))
+    assert code == 4 and output.startswith("quarantined"), output
+    bucket = bucket_of(s3_archive)
+    [(key, version)] = versions(s3, bucket)
+    retention = s3.get_object_retention(Bucket=bucket, Key=key, VersionId=version)["Retention"]
+    assert retention["Mode"] == "COMPLIANCE"
+    expected = datetime(datetime.now(UTC).year + 8, 1, 1, tzinfo=UTC) - timedelta(hours=14)
+    assert retention["RetainUntilDate"].astimezone(UTC) == expected
+
+
 def test_a_bucket_without_object_lock_is_refused(tmp_path: Path, rgw: LocalRGW, s3: S3Client) -> None:
     plain = new_bucket_name()
     s3.create_bucket(Bucket=plain)

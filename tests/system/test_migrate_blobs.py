@@ -179,6 +179,26 @@ def test_migrate_moves_an_embedded_archive_into_the_bucket_and_both_verify_alike
     assert code == 2 and "holds an archive already" in output and "Traceback" not in output
 
 
+def test_a_capture_holding_no_record_is_locked_under_the_custodians_rule_as_the_writer_locks_it(
+        tmp_path: Path, rgw: LocalRGW, s3: S3Client) -> None:
+    source = embedded_archive(tmp_path / "arch", mails=1)
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(b"From: a@b.example\r\nTo: " + b"(" * 5000 + b"x" + b")" * 5000 + b"\r\n\r\nbody\r\n")
+    code, output = run(source, "ingest", "--custodian", "jdoe", str(bad))
+    assert code == 4 and output.startswith("quarantined"), output
+    [(quarantined,)] = index_rows(source, "SELECT id FROM capture WHERE state = 'quarantined'")
+    target = target_config(source, rgw)
+    code, found = migrate_json(source, target)
+    assert code == 0 and found["agree"], found
+    bucket = config_module.load(target).blobs.bucket  # type: ignore[union-attr]
+    [segment] = [v for v in bucket_versions(s3, target) if v["Key"].startswith(f"captures/{quarantined}/")]
+    lock = s3.get_object_retention(Bucket=bucket, Key=segment["Key"], VersionId=segment["VersionId"])["Retention"]
+    # GRS 6.1 item 011 from the capture's own time (no record dates it), as the writer would have locked it.
+    assert lock["Mode"] == "COMPLIANCE"
+    assert lock["RetainUntilDate"].astimezone(UTC) == datetime(datetime.now(UTC).year + 8, 1, 1, tzinfo=UTC) - \
+        timedelta(hours=14)
+
+
 def test_migrate_prints_what_it_moved_and_what_both_archives_agree_on(tmp_path: Path, rgw: LocalRGW) -> None:
     source = embedded_archive(tmp_path / "arch", mails=1)
     target = target_config(source, rgw)

@@ -55,6 +55,7 @@ from twentyday.config import BlobTarget, Config
 from twentyday.crypto import keys, secrets
 from twentyday.crypto.keys import replace_file
 from twentyday.errors import ConfigError, IntegrityError, InvalidArgument, NotFoundError
+from twentyday.retention import Rule
 from twentyday.store import holds, schema
 from twentyday.store.blobstore import BlobStore
 from twentyday.store.ledger import signed_head
@@ -306,7 +307,11 @@ def _move(source_index: Path, target: Config, marker: dict[str, Any], marker_pat
     objects = _ResumingStore(target.blobs, present)
     tenures = {c.id: c.tenure_ended for c in target.custodians if c.tenure_ended is not None}
     try:
-        locks = capture_locks(conn, tenures, as_written=False)
+        def rule_of(custodian_id: str) -> Rule:  # the writer's choice for a capture with no record
+            known = target.custodian(custodian_id)
+            return target.schedule(known.schedule if known else "grs-6.1-011").rule()
+
+        locks = capture_locks(conn, tenures, as_written=False, unrecorded=rule_of)
         held = holds.captures_held(conn, datetime.now(UTC))
         batch = _Batch()
         report.earlier_captures = int(marker.get("moved_captures") or 0)  # those before done_rowid

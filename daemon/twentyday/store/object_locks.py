@@ -17,11 +17,11 @@ tenure as the config knows it now.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
 from twentyday.canonical import parse_iso
-from twentyday.retention import parse_rule
+from twentyday.retention import Rule, parse_rule
 from twentyday.store.objects import capture_retain_until
 
 # Each capture's records (those it brought, then those linked to it), per rule: the latest date of
@@ -40,19 +40,24 @@ GROUP BY c.id, h.retention
 
 
 def capture_locks(conn: sqlite3.Connection, tenures: Mapping[str, date], *,
-                  as_written: bool) -> dict[str, datetime]:
+                  as_written: bool, unrecorded: Callable[[str], Rule] | None = None) -> dict[str, datetime]:
     """Every capture's lock end (UTC): the latest its records' rules require, never before its own time.
 
-    ``tenures``: each custodian's last day (``custodians.tenure_ended``), absent while serving."""
+    ``tenures``: each custodian's last day (``custodians.tenure_ended``), absent while serving.
+    ``unrecorded``: the rule of a custodian id ('' for none) that a capture holding no record is
+    locked under from its own time, as the writer does with the custodian's schedule of the day;
+    None (verify) asks nothing of such a capture: no row says which schedule that was."""
     locks: dict[str, datetime] = {}
     for capture_id, custodian, received_at, retention, latest_dated, latest_undated in conn.execute(_LATEST):
         captured = parse_iso(received_at).astimezone(UTC)
         until = max(locks.get(capture_id, captured), captured)
+        tenure = tenures.get(custodian or "")
+        if tenure is not None and as_written:
+            tenure = min(tenure, captured.date())
         if retention is not None:
-            tenure = tenures.get(custodian or "")
-            if tenure is not None and as_written:
-                tenure = min(tenure, captured.date())
             latest = max(parse_iso(t) for t in (latest_dated, latest_undated) if t is not None)
             until = max(until, capture_retain_until(parse_rule(retention), latest, tenure, captured.date()))
+        elif unrecorded is not None:
+            until = max(until, capture_retain_until(unrecorded(custodian or ""), captured, tenure, captured.date()))
         locks[capture_id] = until
     return locks

@@ -26,10 +26,11 @@ capture one of whose records an active hold matches, and taken off when no hold 
 (:func:`twentyday.store.holds.captures_held`, :mod:`twentyday.store.object_holds`): a held version
 cannot be deleted even after its retention ended. Disposition deletes a capture's versions by
 version id once none is locked or held (:mod:`twentyday.store.object_disposal`). The bucket itself
-is made with Object Lock by ``twentyday create``/``init``; a bucket without it is refused
-(:meth:`ObjectStore.ensure_bucket`).
+is made with Object Lock by ``twentyday create`` (or ``migrate --to``); a bucket without it is
+refused (:meth:`ObjectStore.ensure_bucket`).
 
-The signed ledger heads are published to ``heads/<seq>`` under the same lock (:meth:`publish_head`).
+The signed ledger heads are published to ``heads/<seq>``, each once, locked for
+:data:`PERMANENT_YEARS` (:meth:`publish_head`): a head proves the whole chain before it.
 
 PUTs run on a small thread pool while the writer goes on; :meth:`ObjectStore.wait` is called
 before the index commits, so a record is never committed whose sealed bytes are not in the
@@ -182,11 +183,6 @@ def _code(error: Exception) -> str:
 def error_code(error: Exception) -> str:
     """The S3 error code of a failed request, or the exception's type (never a message)."""
     return _code(error)
-
-
-def locked_refusal(error: Exception) -> bool:
-    """Whether S3 refused a delete or a shorter lock because the object is locked or held."""
-    return _code(error) in {"AccessDenied", "InvalidRequest", "ObjectLocked"}
 
 
 _SESSION_LOCK = threading.Lock()
@@ -409,18 +405,6 @@ class ObjectStore:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
             raise TwentydayError(f"{self.describe()}: cannot set a legal hold ({_code(error)})") from None
 
-    def versions(self, prefix: str) -> Iterator[tuple[str, str]]:
-        """(key, version id) of every version under ``prefix`` (delete markers too)."""
-        paginator = self.client.get_paginator("list_object_versions")
-        try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for version in page.get("Versions", []):
-                    yield version["Key"], version["VersionId"]
-                for marker in page.get("DeleteMarkers", []):
-                    yield marker["Key"], marker["VersionId"]
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({_code(error)})") from None
-
     def listing(self, prefix: str) -> list[Version]:
         """Every version under ``prefix``, delete markers told apart (they hold no bytes and no lock).
 
@@ -501,9 +485,11 @@ class ObjectStore:
     # -- published heads -------------------------------------------------------------------------------------------
 
     def publish_head(self, seq: int, line: str) -> None:
-        """Write a signed ledger head as ``heads/<seq>``, locked like the records (written once)."""
+        """Write a signed ledger head as ``heads/<seq>`` (once), COMPLIANCE-locked for :data:`PERMANENT_YEARS`."""
         data = (line + "\n").encode("ascii")
         key = f"heads/{seq:012d}"
+        if next(self.keys(key), None) == key:  # published before (a restart): once is enough
+            return
         now = datetime.now(UTC)
         until = now.replace(year=now.year + PERMANENT_YEARS)  # a head proves the whole chain before it: kept
         try:

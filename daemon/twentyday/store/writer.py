@@ -468,6 +468,10 @@ class CaptureWriter:
         for retention, latest_dated, latest_undated in linked:
             latest = max(parse_iso(t) for t in (latest_dated, latest_undated) if t is not None)
             until = max(until, capture_retain_until(parse_rule(retention), latest, tenure, today))
+        if not latest_new and not linked:
+            # No record (quarantined, held for review, nothing routed): kept under the custodian's rule
+            # from its capture, as a record captured then would be (disposition never destroys one).
+            until = capture_retain_until(parse_rule(self._retention), self.captured_at, tenure, today)
         span = (self._first, self._last) if self._first is not None and self._last is not None else None
         return until, holds.capture_held(self.conn, self.capture_id, self.capture.custodian or "", span,
                                          self.captured_at)
