@@ -424,14 +424,6 @@ class ObjectStore:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
             raise IntegrityError(f"{self.describe()}: cannot list {key} ({_code(error)})") from None
 
-    def delete_version(self, key: str, version_id: str) -> str | None:
-        """Delete one version for good; None when done, else the refusal's code (locked, held)."""
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id)
-            return None
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            return _code(error)
-
     # -- reading ---------------------------------------------------------------------------------------------------
 
     def read(self, key: str, offset: int | None = None, length: int | None = None, *,
