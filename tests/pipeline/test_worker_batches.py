@@ -28,7 +28,7 @@ from twentyday.store.verify import verify
 from twentyday.store.writer import CaptureInput, RecordDraft
 
 
-def _drafts(tag: str, count: int, fail_after: int | None = None) -> Iterator[RecordDraft]:
+def drafts(tag: str, count: int, fail_after: int | None = None) -> Iterator[RecordDraft]:
     for n in range(count):
         if fail_after is not None and n == fail_after:
             raise RuntimeError("the parser broke mid-export")
@@ -38,9 +38,9 @@ def _drafts(tag: str, count: int, fail_after: int | None = None) -> Iterator[Rec
 
 def test_a_failed_capture_in_a_batch_leaves_the_others_committed(archive: Archive) -> None:
     with pytest.raises(RuntimeError), archive.batch():
-        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), _drafts("a", 2500))
+        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), drafts("a", 2500))
         archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW),
-                       _drafts("b", 2500, fail_after=2300))
+                       drafts("b", 2500, fail_after=2300))
 
     conn = archive.conn
     assert conn.execute("SELECT source_name FROM capture").fetchall() == [("first.txt",)]
@@ -49,7 +49,7 @@ def test_a_failed_capture_in_a_batch_leaves_the_others_committed(archive: Archiv
     assert conn.execute("SELECT count(*) FROM record_terms").fetchone() == (2500,)
     assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
     # The failed capture is not half there: ingesting it again stores all of it.
-    archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), _drafts("b", 2500))
+    archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), drafts("b", 2500))
     assert conn.execute("SELECT count(*) FROM record").fetchone() == (5000,)
     assert conn.execute("SELECT count(*) FROM record_terms").fetchone() == (5000,)
     assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
@@ -59,10 +59,10 @@ def test_a_capture_without_a_savepoint_that_fails_rolls_the_whole_batch_back(arc
     # The worker stores read-ahead items so (a savepoint copies every page they change),
     # and stores the batch again when this happens.
     with pytest.raises(BatchRolledBack, match="the batch was rolled back") as raised, archive.batch():
-        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), _drafts("a", 30),
+        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), drafts("a", 30),
                        savepoint=False)
         archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW),
-                       _drafts("b", 30, fail_after=20), savepoint=False)
+                       drafts("b", 30, fail_after=20), savepoint=False)
     assert isinstance(raised.value.__cause__, RuntimeError)
     conn = archive.conn
     assert not conn.in_transaction
@@ -71,9 +71,9 @@ def test_a_capture_without_a_savepoint_that_fails_rolls_the_whole_batch_back(arc
     assert conn.execute("SELECT count(*) FROM ledger WHERE kind != 'escrow'").fetchone() == (0,)  # init's own
     # Stored again, each capture whole, the archive as if the failure never happened.
     with archive.batch():
-        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), _drafts("a", 30),
+        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), drafts("a", 30),
                        savepoint=False)
-        archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), _drafts("b", 30),
+        archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), drafts("b", 30),
                        savepoint=False)
     assert conn.execute("SELECT count(*) FROM record").fetchone() == (60,)
     assert conn.execute("SELECT count(*) FROM record_terms").fetchone() == (60,)
@@ -82,11 +82,11 @@ def test_a_capture_without_a_savepoint_that_fails_rolls_the_whole_batch_back(arc
 
 def test_an_interrupt_in_a_capture_without_a_savepoint_is_not_turned_into_a_retry(archive: Archive) -> None:
     def interrupted() -> Iterator[RecordDraft]:
-        yield from _drafts("a", 10)
+        yield from drafts("a", 10)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt), archive.batch():
-        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), _drafts("b", 5),
+        archive.ingest(CaptureInput("jdoe", "cli", "first.txt", b"first", "whatsapp", NOW), drafts("b", 5),
                        savepoint=False)
         archive.ingest(CaptureInput("jdoe", "cli", "second.txt", b"second", "whatsapp", NOW), interrupted(),
                        savepoint=False)
@@ -251,7 +251,7 @@ def test_an_interrupt_while_a_large_capture_waits_for_its_index_writer_commits_n
         patched.setattr(threading.Thread, "join", interrupted_join)
         with pytest.raises(KeyboardInterrupt):
             archive.ingest(CaptureInput("jdoe", "cli", "big.txt", b"big export", "whatsapp", NOW),
-                           _drafts("big", 5000))
+                           drafts("big", 5000))
     assert interrupted
     time.sleep(0.2)  # were the writer still running, its inserts would land now
     conn = archive.conn
@@ -260,6 +260,6 @@ def test_an_interrupt_while_a_large_capture_waits_for_its_index_writer_commits_n
             ] == [0, 0, 1]  # the ledger holds init's escrow entry, nothing of the capture
     assert verify(conn, secrets.load(archive.data_dir).verify_key).ok
     # Ingested again, it is all there once.
-    archive.ingest(CaptureInput("jdoe", "cli", "big.txt", b"big export", "whatsapp", NOW), _drafts("big", 5000))
+    archive.ingest(CaptureInput("jdoe", "cli", "big.txt", b"big export", "whatsapp", NOW), drafts("big", 5000))
     assert conn.execute("SELECT count(*) FROM record").fetchone() == (5000,)
     assert verify(conn, secrets.load(archive.data_dir).verify_key).ok

@@ -4,33 +4,23 @@ forgotten with it, so the bucket's refusal of one of its writes never fails the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import NOW
+from tests.pipeline.test_worker_batches import drafts
 from tests.rgw import LocalRGW
 from tests.s3archive import make_s3_archive, new_bucket_name
 from twentyday import config as config_module
 from twentyday.errors import BatchRolledBack, TwentydayError
-from twentyday.records import ParsedMessage
 from twentyday.store.archive import Archive
 from twentyday.store.objects import ObjectStore
-from twentyday.store.writer import CaptureInput, RecordDraft
+from twentyday.store.writer import CaptureInput
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-def drafts(tag: str, count: int, fail_after: int | None = None) -> Iterator[RecordDraft]:
-    for n in range(count):
-        if fail_after is not None and n == fail_after:
-            raise RuntimeError("the parser broke mid-export")
-        message = ParsedMessage("whatsapp", "chat", "Jane", NOW - timedelta(hours=n), None, f"{tag} {n}")
-        yield RecordDraft(message, "sent", False, ("jdoe", "whatsapp", tag, str(n)))
 
 
 def capture(name: str) -> CaptureInput:

@@ -173,16 +173,12 @@ def _load_credentials(target: BlobTarget) -> tuple[str, str, str | None]:
     return access, secret, section.get("aws_session_token") or None
 
 
-def _code(error: Exception) -> str:
-    """The S3 error code of a failed request (never its message, which may echo a request)."""
+def error_code(error: Exception) -> str:
+    """The S3 error code of a failed request, or the exception's type (never its message, which may echo
+    a request)."""
     if isinstance(error, botocore.exceptions.ClientError):
         return str(error.response.get("Error", {}).get("Code", "error"))
     return type(error).__name__
-
-
-def error_code(error: Exception) -> str:
-    """The S3 error code of a failed request, or the exception's type (never a message)."""
-    return _code(error)
 
 
 _SESSION_LOCK = threading.Lock()
@@ -243,7 +239,7 @@ class ObjectStore:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except botocore.exceptions.ClientError as error:
-            if _code(error) not in {"404", "NoSuchBucket", "NotFound"}:
+            if error_code(error) not in {"404", "NoSuchBucket", "NotFound"}:
                 raise self._failure("cannot reach the bucket", error) from None
             if not create:
                 raise TwentydayError(f"{self.describe()}: no such bucket (run 'twentyday create' to make it)") \
@@ -269,7 +265,7 @@ class ObjectStore:
         try:
             found = self.client.get_object_lock_configuration(Bucket=self.bucket)["ObjectLockConfiguration"]
         except botocore.exceptions.ClientError as error:
-            if _code(error) in NO_LOCK_CODES | {"InvalidRequest"}:
+            if error_code(error) in NO_LOCK_CODES | {"InvalidRequest"}:
                 found = {}
             else:
                 raise self._failure("cannot read the bucket's Object Lock configuration", error) from None
@@ -280,7 +276,7 @@ class ObjectStore:
                                  "write-once storage (make a new bucket with 'twentyday create', which enables it)")
 
     def _failure(self, what: str, error: Exception) -> TwentydayError:
-        return TwentydayError(f"{self.describe()}: {what} ({_code(error)})")
+        return TwentydayError(f"{self.describe()}: {what} ({error_code(error)})")
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
@@ -319,7 +315,7 @@ class ObjectStore:
                 ObjectLockLegalHoldStatus="ON" if legal_hold else "OFF", **lock)
             return str(answer.get("VersionId", ""))
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise IntakeError(f"{self.describe()}: cannot write a sealed segment ({_code(error)})") from None
+            raise IntakeError(f"{self.describe()}: cannot write a sealed segment ({error_code(error)})") from None
         finally:
             with self._lock:
                 self._in_flight -= len(data)
@@ -357,7 +353,7 @@ class ObjectStore:
         if isinstance(failure, TwentydayError):
             raise IntakeError(str(failure)) from None
         if failure is not None:
-            raise IntakeError(f"{self.describe()}: a write failed ({_code(failure)})")  # type: ignore[arg-type]
+            raise IntakeError(f"{self.describe()}: a write failed ({error_code(failure)})")  # type: ignore[arg-type]
 
     def forget(self) -> None:
         """Drop the pending writes of a rolled-back transaction (what they wrote is a stray)."""
@@ -377,13 +373,13 @@ class ObjectStore:
             self.client.put_object_retention(Bucket=self.bucket, Key=key, VersionId=version_id, Retention={
                 "Mode": COMPLIANCE, "RetainUntilDate": retain_until})
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise IntakeError(f"{self.describe()}: cannot extend a lock ({_code(error)})") from None
+            raise IntakeError(f"{self.describe()}: cannot extend a lock ({error_code(error)})") from None
 
     def retention(self, key: str, version_id: str) -> datetime | None:
         try:
             found = self.client.get_object_retention(Bucket=self.bucket, Key=key, VersionId=version_id)
         except botocore.exceptions.ClientError as error:
-            if _code(error) in NO_LOCK_CODES:
+            if error_code(error) in NO_LOCK_CODES:
                 return None
             raise
         until = found.get("Retention", {}).get("RetainUntilDate")
@@ -393,7 +389,7 @@ class ObjectStore:
         try:
             found = self.client.get_object_legal_hold(Bucket=self.bucket, Key=key, VersionId=version_id)
         except botocore.exceptions.ClientError as error:
-            if _code(error) in NO_LOCK_CODES:
+            if error_code(error) in NO_LOCK_CODES:
                 return False
             raise
         return found.get("LegalHold", {}).get("Status") == "ON"
@@ -403,7 +399,7 @@ class ObjectStore:
             self.client.put_object_legal_hold(Bucket=self.bucket, Key=key, VersionId=version_id,
                                               LegalHold={"Status": "ON" if on else "OFF"})
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise TwentydayError(f"{self.describe()}: cannot set a legal hold ({_code(error)})") from None
+            raise TwentydayError(f"{self.describe()}: cannot set a legal hold ({error_code(error)})") from None
 
     def listing(self, prefix: str) -> list[Version]:
         """Every version under ``prefix``, delete markers told apart (they hold no bytes and no lock).
@@ -422,7 +418,7 @@ class ObjectStore:
         try:
             return [v.version_id for v in self.listing(key) if v.key == key and not v.marker]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise IntegrityError(f"{self.describe()}: cannot list {key} ({_code(error)})") from None
+            raise IntegrityError(f"{self.describe()}: cannot list {key} ({error_code(error)})") from None
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
@@ -436,8 +432,8 @@ class ObjectStore:
             body = self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
             data = body.read()
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise IntegrityError(f"{self.describe()}: cannot read {key} ({_code(error)}; run 'twentyday verify')") \
-                from None
+            raise IntegrityError(f"{self.describe()}: cannot read {key} ({error_code(error)}; "
+                                 "run 'twentyday verify')") from None
         return bytes(data)
 
     def keys(self, prefix: str) -> Iterator[str]:
@@ -447,7 +443,7 @@ class ObjectStore:
                 for item in page.get("Contents", []):
                     yield item["Key"]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({_code(error)})") from None
+            raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({error_code(error)})") from None
 
     # -- what verify reads -----------------------------------------------------------------------------------------
 
@@ -462,14 +458,14 @@ class ObjectStore:
                 for marker in page.get("DeleteMarkers", []):
                     yield Version(marker["Key"], marker["VersionId"], True)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({_code(error)})") from None
+            raise TwentydayError(f"{self.describe()}: cannot list {prefix} ({error_code(error)})") from None
 
     def lock_state(self, key: str, version_id: str) -> LockState:
         """A version's lock and legal hold, in one request (HEAD answers with both)."""
         try:
             found = self.client.head_object(Bucket=self.bucket, Key=key, VersionId=version_id)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise TwentydayError(f"{self.describe()}: cannot read the lock of {key} ({_code(error)})") from None
+            raise TwentydayError(f"{self.describe()}: cannot read the lock of {key} ({error_code(error)})") from None
         until = found.get("ObjectLockRetainUntilDate")
         return LockState(str(found.get("ObjectLockMode") or ""), until.astimezone(UTC) if until else None,
                          found.get("ObjectLockLegalHoldStatus") == "ON")
@@ -489,7 +485,7 @@ class ObjectStore:
                                    ContentMD5=base64.b64encode(hashlib.md5(data).digest()).decode("ascii"),  # noqa: S324
                                    ObjectLockMode=COMPLIANCE, ObjectLockRetainUntilDate=until)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise TwentydayError(f"{self.describe()}: cannot publish the ledger head ({_code(error)})") from None
+            raise TwentydayError(f"{self.describe()}: cannot publish the ledger head ({error_code(error)})") from None
 
 
 class SegmentCache:
