@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-PG_STARTED_IN = pytest.StashKey[float]()  # seconds the session's PostgreSQL took to start, for the summary
+# For the summary: seconds the session's PostgreSQL took to start, and each pg_dsn database to make
+PG_STARTED_IN = pytest.StashKey[float]()
+PG_DATABASE_SECONDS = pytest.StashKey[list[float]]()
 
 
 def make_mail(
@@ -100,6 +102,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Conf
     except local_pg.PGError as exc:
         pytest.fail(f"local PostgreSQL: {exc}", pytrace=False)
     pytestconfig.stash[PG_STARTED_IN] = time.monotonic() - began
+    pytestconfig.stash[PG_DATABASE_SECONDS] = []
     yield handle
     handle.stop()
 
@@ -113,7 +116,10 @@ def pg_dsn(postgres: local_pg.LocalPG, request: pytest.FixtureRequest) -> Iterat
     """
     stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40].strip("_")
     name = f"{stem}_{uuid.uuid4().hex[:12]}"
-    yield postgres.create_database(name)
+    began = time.monotonic()
+    dsn = postgres.create_database(name)
+    request.config.stash[PG_DATABASE_SECONDS].append(time.monotonic() - began)
+    yield dsn
     try:
         postgres.drop_database(name)
     except local_pg.PGError as exc:
@@ -144,7 +150,8 @@ def s3_bucket(s3: S3Client, request: pytest.FixtureRequest) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The corpus test's undated records, at the end of every run that read the corpus (CI's log included).
+    """The local PostgreSQL's start-up time, and the corpus test's undated records, at the end of every run
+    that used them (CI's log included).
 
     ``tests/pipeline/test_corpus.py`` fills ``UNDATED`` (export -> undated records) as it reads each
     real export; issue 15 asks that count be printed, not only asserted.
@@ -153,7 +160,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
     started_in = terminalreporter.config.stash.get(PG_STARTED_IN, None)
     if started_in is not None:
-        terminalreporter.write_line(f"local PostgreSQL (tests/pg.py) started in {started_in:.2f} s")
+        made = sorted(terminalreporter.config.stash[PG_DATABASE_SECONDS])
+        median = f", median {made[len(made) // 2]:.2f} s" if made else ""
+        terminalreporter.write_line(f"local PostgreSQL (tests/pg.py): started in {started_in:.2f} s; "
+                                    f"{len(made)} test databases made{median}")
     corpus = next((m for name, m in sys.modules.items() if name.endswith("test_corpus") and hasattr(m, "UNDATED")),
                   None)
     undated: dict[str, int] = getattr(corpus, "UNDATED", {})

@@ -198,8 +198,36 @@ def stop(folder: Path) -> None:
             if not _wait_gone(child, child_started, 5.0):
                 _signal(child, signal.SIGKILL)
                 _wait_gone(child, child_started, 5.0)
+    _remove_shared_memory(runtime / "data")
     if runtime.name.startswith("tdpg-"):  # never a path the state file was edited to name
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def shared_memory(data: Path) -> tuple[int, int, int] | None:
+    """The server's System V segment, as (key, id, processes attached), while it exists.
+
+    A server shut down removes its own; one killed (SIGKILL: its owner died) leaves it behind, 56 bytes,
+    until the machine restarts. postmaster.pid's 7th line names it, beside the server's pid (1st line).
+    """
+    try:
+        lines = (data / "postmaster.pid").read_text().splitlines()
+        key, shmid = (int(field) for field in lines[6].split())
+        creator = int(lines[0])
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except (OSError, ValueError, IndexError):
+        return None
+    for row in rows:
+        fields = row.split()
+        if int(fields[0]) == key and int(fields[1]) == shmid and int(fields[4]) == creator:
+            return key, shmid, int(fields[6])
+    return None
+
+
+def _remove_shared_memory(data: Path) -> None:
+    segment = shared_memory(data)
+    if segment is not None and segment[2] == 0:  # none of its processes left attached
+        ipc_rmid = 0
+        ctypes.CDLL(None, use_errno=True).shmctl(segment[1], ipc_rmid, None)
 
 
 def server_processes(folder: Path) -> list[int]:

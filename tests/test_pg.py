@@ -109,6 +109,14 @@ def test_a_database_name_that_would_need_quoting_is_refused(postgres: local_pg.L
             postgres.create_database(name)
 
 
+def test_missing_postgresql_is_named_with_the_package_to_install(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_pg, "BINARIES", ("initdb-of-no-release",))
+    with pytest.raises(local_pg.PGError, match=r"apt-get install --no-install-recommends postgresql$"):
+        local_pg.start(tmp_path / "pg")
+    assert not (tmp_path / "pg").exists()
+
+
 def test_a_cluster_starts_quickly_and_stop_leaves_no_process_and_no_socket_dir(tmp_path: Path) -> None:
     began = time.monotonic()
     handle = local_pg.start(tmp_path / "pg")
@@ -174,6 +182,13 @@ def test_the_server_dies_with_a_test_process_that_is_killed(tmp_path: Path) -> N
         while running(server) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert running(server) == []
+        data = local_pg.load(folder).socket_dir / "data"
+        segment = local_pg.shared_memory(data)
+        assert segment is not None and segment[2] == 0  # what a killed server leaves behind
+        local_pg.stop(folder)
+        assert [row for row in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+                if row.split()[:2] == [str(segment[0]), str(segment[1])]] == []
+        assert not data.exists()
     finally:
         owner.kill()
         local_pg.stop(folder)
