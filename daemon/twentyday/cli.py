@@ -13,7 +13,6 @@ import io
 import itertools
 import json
 import os
-import sqlite3
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,7 +41,7 @@ from twentyday.hardening import forbid_core_dumps
 from twentyday.status import Status, read_status
 from twentyday.store import accounting as accounting_module
 from twentyday.store import alerts as alerts_module
-from twentyday.store import clock, outbox, schema
+from twentyday.store import clock, db, outbox, schema
 from twentyday.store import search as search_module
 from twentyday.store.alerts import Scope
 from twentyday.store.archive import Archive
@@ -72,7 +71,7 @@ class Cli(click.Group):
         except TwentydayError as error:
             click.echo(f"twentyday: {error}", err=True)
             ctx.exit(error.exit_code)
-        except sqlite3.Error as error:
+        except db.ERRORS as error:
             click.echo(f"twentyday: index error: {error}", err=True)
             ctx.exit(TwentydayError.exit_code)
         except OSError as error:

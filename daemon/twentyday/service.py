@@ -28,7 +28,6 @@ import contextlib
 import logging
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from twentyday.config import Config
 from twentyday.pipeline.heartbeat import HeartbeatPipe
 from twentyday.spool import backlog
+from twentyday.store import db
 from twentyday.store.archive import Archive
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class ServiceReporter:
         alerts, last = -1, None
         try:
             alerts, last = open_alerts(self._archive), last_capture(self._archive)
-        except sqlite3.Error as error:
+        except db.ERRORS as error:
             log.warning("could not read the index for systemd's status: %s", error)
         stalled = self._clock() - self._last_beat
         limit = (self._systemd.watchdog_seconds or 0.0) / 2

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ from twentyday.canonical import iso, parse_iso
 from twentyday.config import Config
 from twentyday.errors import IntakeError, NotFoundError
 from twentyday.spool import Backlog, backlog
+from twentyday.store import db
 from twentyday.store.integrity import IntegrityRun, last_run
 from twentyday.store.ledger import signed_head
 from twentyday.store.verify import open_read_only
@@ -206,7 +206,7 @@ def read_status(config: Config, now: datetime) -> Status:
                   config.verify_every_hours, bool(config.ledger_key), where)
 
 
-def _custodian_captures(conn: sqlite3.Connection, configured: list[str]) -> tuple[CustodianCapture, ...]:
+def _custodian_captures(conn: db.Connection, configured: list[str]) -> tuple[CustodianCapture, ...]:
     """Every configured custodian (with or without a capture), then any other the index names, then the
     unrouted; each one's newest capture is one lookup on ``capture_custodian`` (custodian, received_at)."""
     known = [str(row[0]) for row in conn.execute("SELECT id FROM custodian ORDER BY id")]
@@ -222,13 +222,13 @@ def _custodian_captures(conn: sqlite3.Connection, configured: list[str]) -> tupl
     return tuple(found)
 
 
-def _open_alerts(conn: sqlite3.Connection) -> tuple[AlertCount, ...]:
+def _open_alerts(conn: db.Connection) -> tuple[AlertCount, ...]:
     rows = conn.execute("SELECT kind, count(*), count(escalated_at) FROM alert WHERE resolved_at IS NULL "
                         "GROUP BY kind ORDER BY kind")
     return tuple(AlertCount(str(kind), int(count), int(escalated)) for kind, count, escalated in rows)
 
 
-def _ledger(conn: sqlite3.Connection) -> LedgerState:
+def _ledger(conn: db.Connection) -> LedgerState:
     last = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
     signed = signed_head(conn)
     return LedgerState(int(last[0]) if last else 0, str(last[1]) if last else "",

@@ -21,7 +21,6 @@ The journal and the webhook hear of every event.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +29,7 @@ from zoneinfo import ZoneInfo
 from twentyday.canonical import iso
 from twentyday.config import Config
 from twentyday.notify.howto import OFFICER_ONLY
-from twentyday.store import outbox
+from twentyday.store import db, outbox
 from twentyday.store.ledger import Ledger
 
 
@@ -44,7 +43,7 @@ def webhook_label(url: str) -> str:
     return f"{host}#{hashlib.sha256(url.encode('utf-8')).hexdigest()[:12]}"
 
 
-def email_recipients(conn: sqlite3.Connection, alert: dict[str, Any], event: str, config: Config) -> list[str]:
+def email_recipients(conn: db.Connection, alert: dict[str, Any], event: str, config: Config) -> list[str]:
     email = config.delivery.email
     if email is None:
         return []
@@ -60,7 +59,7 @@ def email_recipients(conn: sqlite3.Connection, alert: dict[str, Any], event: str
     return list(dict.fromkeys(chosen))
 
 
-def enqueue_alert_event(conn: sqlite3.Connection, ledger: Ledger, alert_row: dict[str, Any], event: str,
+def enqueue_alert_event(conn: db.Connection, ledger: Ledger, alert_row: dict[str, Any], event: str,
                         now: datetime, config: Config, *, event_id: int | None = None) -> int:
     """Make the deliveries of one alert event (ledgered, in the caller's transaction); returns how many.
 
@@ -88,7 +87,7 @@ def enqueue_alert_event(conn: sqlite3.Connection, ledger: Ledger, alert_row: dic
     return made
 
 
-def enqueue_digests(conn: sqlite3.Connection, ledger: Ledger, now: datetime, config: Config) -> int:
+def enqueue_digests(conn: db.Connection, ledger: Ledger, now: datetime, config: Config) -> int:
     """Each officer's digest of today, once its hour has come and while alerts are open; returns how many."""
     email = config.delivery.email
     if email is None or email.digest_hour < 0 or not email.officers:

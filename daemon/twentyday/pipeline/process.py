@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from twentyday.pipeline.progress import EVERY as PROGRESS_EVERY
 from twentyday.pipeline.progress import ProgressCallback
 from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints, Record
 from twentyday.spool import SealedFile
-from twentyday.store import alerts
+from twentyday.store import alerts, db
 from twentyday.store.archive import Archive
 from twentyday.store.words import search_words
 from twentyday.store.writer import CaptureInput, IngestResult, RawBytes, RecordDraft
@@ -377,7 +376,7 @@ def _store_plan(archive: Archive, item: Item, plan: _Keep | _Parse, savepoint: b
     tally = _Tally()
     events: list[ParsedEvent] = []
 
-    def raise_alerts(conn: sqlite3.Connection, result: IngestResult) -> None:
+    def raise_alerts(conn: db.Connection, result: IngestResult) -> None:
         _raise_alerts(conn, owner, result, tally, item.received_at)
 
     try:
@@ -516,7 +515,7 @@ def _thread_names(archive: Archive) -> Callable[[str], str]:
     return name
 
 
-def _raise_alerts(conn: sqlite3.Connection, custodian: Custodian, result: IngestResult, tally: _Tally,
+def _raise_alerts(conn: db.Connection, custodian: Custodian, result: IngestResult, tally: _Tally,
                   now: datetime) -> None:
     for (kind, conversation), count in sorted(tally.events.items()):
         alert_kind = EVENT_ALERTS.get(kind)
@@ -582,7 +581,7 @@ def _keep(archive: Archive, item: Item, kept: _Keep, savepoint: bool = True) -> 
     its text is sealed with the capture (:func:`_sealed_detail`)."""
     custodian_id, code = kept.custodian_id, kept.code
 
-    def raise_alert(conn: sqlite3.Connection, result: IngestResult) -> None:
+    def raise_alert(conn: db.Connection, result: IngestResult) -> None:
         alerts.raise_alert(conn, kept.alert, custodian_id or "", "", f"{result.capture_id}: {code}",
                            item.received_at)
 

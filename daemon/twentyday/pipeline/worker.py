@@ -26,7 +26,6 @@ import logging
 import os
 import select
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +43,7 @@ from twentyday.pipeline import process as pipeline
 from twentyday.pipeline.heartbeat import Heartbeat
 from twentyday.pipeline.read_ahead import PIPELINE_NICENESS, Pending, ReadAhead, die_with_parent
 from twentyday.spool import Spool, SpoolItem
+from twentyday.store import db
 from twentyday.store.alerts import Scope
 from twentyday.store.archive import Archive
 from twentyday.store.ledger import signed_head
@@ -62,6 +62,11 @@ class BatchLimits:
 
 #: After a failed full evaluation of the alerts, try again this soon (seconds).
 RETRY_EVALUATION_SECONDS = 60.0
+
+#: An item the archive cannot take now (bucket unreachable, index locked or full, disk): it stays in the spool.
+_ITEM_NOT_TAKEN: tuple[type[Exception], ...] = (IntakeError, *db.OPERATIONAL_ERRORS, OSError)
+#: A batch the archive could not store (any error of the index's database): its items stay in the spool.
+_BATCH_NOT_TAKEN: tuple[type[Exception], ...] = (IntakeError, *db.ERRORS, OSError)
 
 
 class EventLike(Protocol):
@@ -169,7 +174,7 @@ class Worker:
                             more = False
                             break
                         outcome = kept
-                    except (IntakeError, sqlite3.OperationalError, OSError) as error:
+                    except _ITEM_NOT_TAKEN as error:
                         log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
                         more = False
                         break
@@ -192,7 +197,7 @@ class Worker:
         except BatchRolledBack as error:
             log.warning("%s; storing its %d item(s) again, each in a savepoint", error, len(attempted))
             return self._run_batch(itertools.chain(attempted, pending), keep_going, guarded=len(attempted))
-        except (IntakeError, sqlite3.Error, OSError) as error:
+        except _BATCH_NOT_TAKEN as error:
             log.error("archive unavailable, %d item(s) stay in the spool: %s", len(committed), error)
             return [], False
         if committed:
@@ -225,7 +230,7 @@ class Worker:
             changes = self.archive.evaluate_alerts(self._clock(), scope)
         except Exception as error:  # never the intake's problem: the full evaluation retries it
             log.error("alert evaluation after a batch failed (%s); retrying with the next full evaluation",
-                      type(error).__name__, exc_info=not isinstance(error, TwentydayError | sqlite3.Error))
+                      type(error).__name__, exc_info=not isinstance(error, (TwentydayError, *db.ERRORS)))
             self._next_evaluation = 0.0
             return
         if changes.any:
@@ -240,7 +245,7 @@ class Worker:
             changes = self.archive.evaluate_alerts(self._clock())
         except Exception as error:
             log.error("alert evaluation failed (%s); trying again in %.0f s", type(error).__name__,
-                      RETRY_EVALUATION_SECONDS, exc_info=not isinstance(error, TwentydayError | sqlite3.Error))
+                      RETRY_EVALUATION_SECONDS, exc_info=not isinstance(error, (TwentydayError, *db.ERRORS)))
             self._next_evaluation = time.monotonic() + RETRY_EVALUATION_SECONDS
             return
         self._next_evaluation = time.monotonic() + self._evaluate_every

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from twentyday.canonical import parse_iso
+from twentyday.store import db
 from twentyday.store.disclosures import COLUMNS, Disclosure, accounting
 from twentyday.store.search_index import participant_match
 
@@ -49,7 +49,7 @@ def _in_window(disclosure: Disclosure, request: Request) -> bool:
     return (request.since is None or at >= request.since) and (request.until is None or at < request.until)
 
 
-def about_participant(conn: sqlite3.Connection, participant: str) -> list[Disclosure]:
+def about_participant(conn: db.Connection, participant: str) -> list[Disclosure]:
     """The disclosures of records about ``participant``, oldest first, each narrowed to that person's
     records (in the order the disclosure named them) and with its signature left blank."""
     theirs = (f"SELECT json_group_array(named.value) FROM json_each(disclosure.subjects) AS named "
@@ -65,7 +65,7 @@ def about_participant(conn: sqlite3.Connection, participant: str) -> list[Disclo
     return found
 
 
-def listing(conn: sqlite3.Connection, request: Request) -> list[Disclosure]:
+def listing(conn: db.Connection, request: Request) -> list[Disclosure]:
     """The part of the accounting ``request`` asks for, oldest first."""
     found = accounting(conn) if request.participant is None else about_participant(conn, request.participant)
     return [d for d in found if _in_window(d, request)]

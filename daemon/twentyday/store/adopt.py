@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from twentyday.store import db
 from twentyday.store.alerts import ALERT_COLUMNS, alert_payload
 from twentyday.store.blobstore import BlobRef
 from twentyday.store.ledger import Ledger
@@ -74,7 +74,7 @@ class Adoption:
                 f"({tables}): the ledger vouches for them from then on, not before")
 
 
-def adopt_unledgered(conn: sqlite3.Connection, signing_key: ed25519.Ed25519PrivateKey, at: str) -> Adoption:
+def adopt_unledgered(conn: db.Connection, signing_key: ed25519.Ed25519PrivateKey, at: str) -> Adoption:
     """Append an ``adopt`` entry for every unledgered row of the tables issue 12 ledgered, then sign
     the head; inside the caller's transaction (the migration's)."""
     ledger = Ledger(conn)
@@ -115,7 +115,7 @@ def adopt_unledgered(conn: sqlite3.Connection, signing_key: ed25519.Ed25519Priva
     return adoption
 
 
-def _unledgered_terms(conn: sqlite3.Connection) -> dict[str, list[tuple[str, str]]]:
+def _unledgered_terms(conn: db.Connection) -> dict[str, list[tuple[str, str]]]:
     """The term rows of records whose content's entry does not commit to them, by content blob,
     in storage order (the order verify hashes a pack's run of rows in)."""
     found: dict[str, list[tuple[str, str]]] = {}
@@ -126,7 +126,7 @@ def _unledgered_terms(conn: sqlite3.Connection) -> dict[str, list[tuple[str, str
     return found
 
 
-def adoption_summary(conn: sqlite3.Connection) -> Adoption | None:
+def adoption_summary(conn: db.Connection) -> Adoption | None:
     """The adoption the ledger holds (None: nothing was ever adopted), counted from its entries."""
     adoption: Adoption | None = None
     for at, subject_text, payload in conn.execute(
@@ -156,7 +156,7 @@ def _rows_of(table: str, payload: str) -> int:
     return len(records) if isinstance(records, dict) else 0
 
 
-def _dicts(conn: sqlite3.Connection, sql: str) -> list[dict[str, Any]]:
+def _dicts(conn: db.Connection, sql: str) -> list[dict[str, Any]]:
     cursor = conn.execute(sql)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]

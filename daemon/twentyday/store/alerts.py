@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +38,7 @@ from twentyday.canonical import canonical_json, iso, parse_iso
 from twentyday.compliance.alerts import SEVERITY
 from twentyday.compliance.evaluate import CONDITION_KINDS, Finding, Policy
 from twentyday.errors import InvalidArgument, NotFoundError
+from twentyday.store import db
 from twentyday.store.ledger import Ledger
 from twentyday.store.outbox import note_alert_event
 
@@ -142,7 +142,7 @@ def _row(values: Iterable[Any]) -> dict[str, Any]:
     return dict(zip(ALERT_COLUMNS, values, strict=True))
 
 
-def _changed(conn: sqlite3.Connection, ledger: Ledger, row: dict[str, Any], event: str, now: datetime,
+def _changed(conn: db.Connection, ledger: Ledger, row: dict[str, Any], event: str, now: datetime,
              before: dict[str, Any] | None = None) -> None:
     """Every change of an alert row comes here: ``event`` is opened, raised (a repeat), updated,
     resolved, escalated or closed; ``before``, the row as it was (None for a new one). The row's
@@ -178,7 +178,7 @@ def _payload_text(row: dict[str, Any]) -> str:
 _NOTICES = {"opened": "opened", "escalated": "escalated", "resolved": "resolved", "closed": "resolved"}
 
 
-def raise_alert(conn: sqlite3.Connection, kind: str, custodian: str, conversation: str, detail: str,
+def raise_alert(conn: db.Connection, kind: str, custodian: str, conversation: str, detail: str,
                 at: datetime, facts: dict[str, Any] | None = None) -> None:
     """Open the alert, or bump the one already open for the same kind, custodian and conversation.
 
@@ -205,7 +205,7 @@ def raise_alert(conn: sqlite3.Connection, kind: str, custodian: str, conversatio
     ledger.flush()
 
 
-def reconcile(conn: sqlite3.Connection, findings: Iterable[Finding], now: datetime, policy: Policy,
+def reconcile(conn: db.Connection, findings: Iterable[Finding], now: datetime, policy: Policy,
               scope: Scope | None = None) -> Changes:
     """Make the open condition alerts (in ``scope``) be ``findings``, and escalate what is due.
 
@@ -256,7 +256,7 @@ def reconcile(conn: sqlite3.Connection, findings: Iterable[Finding], now: dateti
     return changes
 
 
-def _escalate(conn: sqlite3.Connection, ledger: Ledger, now: datetime, policy: Policy, scope: Scope | None) -> int:
+def _escalate(conn: db.Connection, ledger: Ledger, now: datetime, policy: Policy, scope: Scope | None) -> int:
     stamp = iso(now)
     count = 0
     for values in list(conn.execute(f"{_SELECT} WHERE resolved_at IS NULL AND escalated_at IS NULL")):
@@ -272,7 +272,7 @@ def _escalate(conn: sqlite3.Connection, ledger: Ledger, now: datetime, policy: P
     return count
 
 
-def close_alert(conn: sqlite3.Connection, alert_id: int, note: str, closed_by: str, now: datetime) -> Alert:
+def close_alert(conn: db.Connection, alert_id: int, note: str, closed_by: str, now: datetime) -> Alert:
     """An officer closes an event alert with a note of their own (ledgered, with who closed it)."""
     values = conn.execute(f"{_SELECT} WHERE id = ?", (alert_id,)).fetchone()
     if values is None:
@@ -302,7 +302,7 @@ def alert_payload(row: dict[str, Any]) -> dict[str, Any]:
     return {"alert": {c: row[c] for c in ALERT_COLUMNS if c not in _LATER_COLUMNS or row[c] is not None}}
 
 
-def open_alerts(conn: sqlite3.Connection, custodian: str | None = None, *, include_resolved: bool = False
+def open_alerts(conn: db.Connection, custodian: str | None = None, *, include_resolved: bool = False
                 ) -> list[Alert]:
     """The open alerts (with ``include_resolved``, every alert), oldest first."""
     where = [] if include_resolved else ["resolved_at IS NULL"]
@@ -314,7 +314,7 @@ def open_alerts(conn: sqlite3.Connection, custodian: str | None = None, *, inclu
     return [Alert.from_row(_row(values)) for values in conn.execute(sql, params)]
 
 
-def alerts_as_of(conn: sqlite3.Connection, findings: Iterable[Finding], at: datetime, policy: Policy,
+def alerts_as_of(conn: db.Connection, findings: Iterable[Finding], at: datetime, policy: Policy,
                  custodian: str | None = None) -> list[Alert]:
     """What was (or will be) open at ``at``: event alerts opened by then and not resolved by then, and
     the condition ``findings`` evaluated at ``at`` (with the id of the row that held one then, if any).

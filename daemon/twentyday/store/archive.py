@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,7 +56,7 @@ from twentyday.errors import (
     TwentydayError,
 )
 from twentyday.records import ParsedEvent
-from twentyday.store import clock, schema
+from twentyday.store import clock, db, schema
 from twentyday.store.adopt import Adoption, adopt_unledgered
 from twentyday.store.alerts import Alert, Changes, Scope, close_alert, reconcile
 from twentyday.store.blobstore import BlobRef, BlobStore
@@ -80,6 +79,8 @@ from twentyday.store.writer import (
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.db"
+#: A batch's commit failed: in the index's database, or writing its sealed segments to the bucket.
+_COMMIT_FAILED: tuple[type[Exception], ...] = (*db.ERRORS, IntakeError)
 NO_SIGNING_KEY = ("this identity has no signing key, so it cannot sign the disclosure: run "
                   "'twentyday keys add-signing KEY', then give the config the .pub it rewrites")
 
@@ -111,7 +112,7 @@ class Archive:
             self.opened_at_version = schema.version(self.db.conn)
             # The officer's side holds no signing key: it cannot adopt, so it refuses an old archive.
             schema.migrate(self.db, adopt=None if self._secrets is None else self._adopt)
-        except sqlite3.DatabaseError as error:
+        except db.DATABASE_ERRORS as error:
             raise TwentydayError(f"{path}: cannot open the index: {error}") from None
         self.conn = self.db.conn
         #: The S3 bucket of the sealed blobs (``[store] blobs``); None: the embedded store.
@@ -134,7 +135,7 @@ class Archive:
         # None outside a batch.
         self._batch_terms: list[tuple[str, str]] | None = None
 
-    def _adopt(self, conn: sqlite3.Connection, from_version: int) -> None:
+    def _adopt(self, conn: db.Connection, from_version: int) -> None:
         """Inside the migration's transaction: account for the rows written before their tables were ledgered."""
         adoption = adopt_unledgered(conn, self.secrets.signing_key, iso(datetime.now(UTC)))
         if adoption.entries:
@@ -272,7 +273,7 @@ class Archive:
         capture: CaptureInput,
         drafts: Iterable[RecordDraft] = (),
         events: Iterable[ParsedEvent] = (),
-        before_commit: Callable[[sqlite3.Connection, IngestResult], None] | None = None,
+        before_commit: Callable[[db.Connection, IngestResult], None] | None = None,
         *,
         savepoint: bool = True,
     ) -> IngestResult:
@@ -301,19 +302,21 @@ class Archive:
         # it: a savepoint (rolled back alone), or none (see the module docstring).
         guarded = in_batch and savepoint
         if not in_batch:
-            begin, end = "BEGIN IMMEDIATE", "COMMIT"
+            end = "COMMIT"
         elif guarded:
-            begin, end = "SAVEPOINT capture", "RELEASE capture"
+            end = "RELEASE capture"
         else:
-            begin, end = "", ""
+            end = ""
         try:
-            if begin:
-                self.conn.execute(begin)
-        except sqlite3.OperationalError as error:
+            if not in_batch:
+                db.begin_write(self.conn)
+            elif guarded:
+                self.conn.execute("SAVEPOINT capture")
+        except db.OPERATIONAL_ERRORS as error:
             raise IntakeError(f"index is not writable: {error}") from None
         try:
             if self.conn.execute("SELECT 1 FROM capture WHERE source_hash = ?", (source_hash,)).fetchone():
-                if begin:
+                if end:
                     self.conn.execute("RELEASE capture" if guarded else "ROLLBACK")
                 return IngestResult(capture_id, duplicate=True)
             result = writer.write(drafts, events)
@@ -361,8 +364,8 @@ class Archive:
         """
         self._require_bucket()
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
+            db.begin_write(self.conn)
+        except db.OPERATIONAL_ERRORS as error:
             raise IntakeError(f"index is not writable: {error}") from None
         self._batch_terms = []
         try:
@@ -387,7 +390,7 @@ class Archive:
             self._sign_head()
             self._objects_written()
             self.conn.execute("COMMIT")
-        except (sqlite3.Error, IntakeError) as error:
+        except _COMMIT_FAILED as error:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise IntakeError(f"cannot commit the batch: {error}") from None
@@ -415,8 +418,11 @@ class Archive:
         like a capture's, or inside an open batch a savepoint (undone alone if it fails)."""
         guarded = self.conn.in_transaction
         try:
-            self.conn.execute("SAVEPOINT alerts" if guarded else "BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
+            if guarded:
+                self.conn.execute("SAVEPOINT alerts")
+            else:
+                db.begin_write(self.conn)
+        except db.OPERATIONAL_ERRORS as error:
             raise IntakeError(f"index is not writable: {error}") from None
         try:
             changes = reconcile(self.conn, clock.findings(self.conn, self.config, now, scope=scope), now,
@@ -493,7 +499,7 @@ class Archive:
         """Account for a disclosure (Privacy Act 552a(c)) before anything is shown: the row and
         its ledger entry, in one transaction, signed with the officer's own key.
 
-        The entry extends the head read inside ``BEGIN IMMEDIATE``, as the daemon's commits
+        The entry extends the head read inside :func:`db.begin_write`, as the daemon's commits
         do, so the two cannot fork the chain; the daemon's next checkpoint covers it, and
         until then ``verify`` accepts it on the officer's signature."""
         signing_key = identity.signing_key
@@ -535,11 +541,11 @@ class Archive:
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: db.Connection) -> None:
         self._conn = conn
 
-    def __enter__(self) -> sqlite3.Connection:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def __enter__(self) -> db.Connection:
+        db.begin_write(self._conn)
         return self._conn
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:

@@ -14,13 +14,13 @@ each ``chunk`` row then holding a pointer to its bytes there. Readers see the sa
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
 from twentyday.errors import IntegrityError
+from twentyday.store import db
 from twentyday.store.objects import ObjectStore, SegmentCache, pointer, read_pointer
 from twentyday.store.schema import Inserter, insert_rows
 
@@ -43,7 +43,7 @@ class BlobRef:
 
 
 class BlobStore:
-    def __init__(self, conn: sqlite3.Connection, insert: Inserter | None = None,
+    def __init__(self, conn: db.Connection, insert: Inserter | None = None,
                  objects: ObjectStore | None = None) -> None:
         """``insert`` writes staged rows (default: at once, on ``conn``); the capture writer
         passes its background writer's, so reads here must come after it has drained.

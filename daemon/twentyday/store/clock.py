@@ -9,17 +9,17 @@ what a batch touched.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 
 from twentyday.canonical import iso, parse_iso
 from twentyday.compliance.evaluate import CustodianFacts, Finding, Policy, ThreadGap, evaluate
 from twentyday.config import Config
+from twentyday.store import db
 from twentyday.store.alerts import Scope
 from twentyday.store.coverage import capture_spans
 
 
-def findings(conn: sqlite3.Connection, config: Config, now: datetime, *, as_of: datetime | None = None,
+def findings(conn: db.Connection, config: Config, now: datetime, *, as_of: datetime | None = None,
              scope: Scope | None = None, custodian: str | None = None) -> list[Finding]:
     """The condition findings that hold at ``now`` (for ``as_of``: in the archive as it stood then)."""
     policy = Policy.from_config(config)
@@ -32,7 +32,7 @@ def findings(conn: sqlite3.Connection, config: Config, now: datetime, *, as_of: 
     return evaluate(spans, custodians, gaps, policy, now)
 
 
-def custodian_facts(conn: sqlite3.Connection, config: Config, *, as_of: datetime | None = None,
+def custodian_facts(conn: db.Connection, config: Config, *, as_of: datetime | None = None,
                     only: frozenset[str] | None = None, custodian: str | None = None) -> list[CustodianFacts]:
     """Each configured custodian's captures: how many, the newest, and since when they are expected
     (the first ledger entry of the custodian, else the archive's first entry)."""
@@ -56,7 +56,7 @@ def custodian_facts(conn: sqlite3.Connection, config: Config, *, as_of: datetime
     return facts
 
 
-def thread_gaps(conn: sqlite3.Connection, *, as_of: datetime | None = None,
+def thread_gaps(conn: db.Connection, *, as_of: datetime | None = None,
                 conversations: frozenset[tuple[str, str]] | None = None, custodian: str | None = None
                 ) -> list[ThreadGap]:
     """Per conversation, the records replying to a message no record of the custodian is (message refs

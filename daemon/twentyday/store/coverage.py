@@ -13,12 +13,12 @@ The spans are read from ``capture_span``, which the writer keeps as each capture
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 
 from twentyday.canonical import iso, parse_iso
 from twentyday.compliance.coverage import CaptureSpan
+from twentyday.store import db
 
 #: Platforms whose records arrive one forwarded message at a time, not as exports of a conversation.
 FORWARDED_PLATFORMS = ("email",)
@@ -35,13 +35,13 @@ SPANS_FROM_RECORDS = (
 SPAN_COLUMNS = "capture_id, custodian, conversation, platform, first_utc, last_utc, messages"
 
 
-def rebuild_capture_spans(conn: sqlite3.Connection) -> None:
+def rebuild_capture_spans(conn: db.Connection) -> None:
     """Recompute ``capture_span`` from the index (for rows written with SQL, not through the writer)."""
     conn.execute("DELETE FROM capture_span")
     conn.execute(f"INSERT INTO capture_span ({SPAN_COLUMNS}) {SPANS_FROM_RECORDS}")
 
 
-def span_differences(conn: sqlite3.Connection) -> list[str]:
+def span_differences(conn: db.Connection) -> list[str]:
     """The captures whose ``capture_span`` rows differ from their recomputation (rows on either side)."""
     # The recomputation groups every record: done once (materialised), compared both ways.
     return [capture_id for (capture_id,) in conn.execute(
@@ -51,7 +51,7 @@ def span_differences(conn: sqlite3.Connection) -> list[str]:
 
 
 
-def capture_spans(conn: sqlite3.Connection, *, custodian: str | None = None, as_of: datetime | None = None,
+def capture_spans(conn: db.Connection, *, custodian: str | None = None, as_of: datetime | None = None,
                   chat_only: bool = True, conversations: Collection[tuple[str, str]] | None = None
                   ) -> Iterator[CaptureSpan]:
     """Each (capture, conversation) with its first and last dated message; ``as_of``: only captures

@@ -35,6 +35,10 @@ class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
 
+    @property
+    def description(self) -> Any:
+        """One sequence per column of the result, its name first (None: a statement that returns no rows)."""
+
 
 class Connection(Protocol):
     """An open index: statements in autocommit mode, transactions opened and closed by the SQL the

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import pwd
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json, iso
 from twentyday.errors import InvalidArgument
+from twentyday.store import db
 
 #: The action of an opening, of an opening that could not open the record, and of an export.
 SHOW = "show"
@@ -135,13 +135,13 @@ def disclosing_actor(named: str | None) -> str:
     return account if not named or named == account else f"{named} (account {account})"
 
 
-def insert_disclosure(conn: sqlite3.Connection, disclosure: Disclosure) -> None:
+def insert_disclosure(conn: db.Connection, disclosure: Disclosure) -> None:
     """Store one row, inside the caller's transaction (which ledgers it too)."""
     row = disclosure.row()
     conn.execute(f"INSERT INTO disclosure ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})", row)
 
 
-def accounting(conn: sqlite3.Connection) -> list[Disclosure]:
+def accounting(conn: db.Connection) -> list[Disclosure]:
     """Every disclosure, oldest first (what ``twentyday audit`` lists)."""
     return [Disclosure.from_row(dict(zip(COLUMNS, row, strict=True)))
             for row in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM disclosure ORDER BY at, id")]

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,7 +49,7 @@ from twentyday.config import Config
 from twentyday.crypto import keys
 from twentyday.errors import InvalidArgument, NotFoundError
 from twentyday.retention import Rule, eligible_since, parse_rule, record_date
-from twentyday.store import holds, object_disposal, officer_rows
+from twentyday.store import db, holds, object_disposal, officer_rows
 from twentyday.store.objects import ObjectStore
 from twentyday.store.rows import BLOB_COLUMNS, RECORD_COLUMNS, row_digest
 
@@ -64,7 +63,7 @@ class Candidate:
     eligible_since: datetime
 
 
-def _records(conn: sqlite3.Connection, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def _records(conn: db.Connection, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     columns = ", ".join(RECORD_COLUMNS)
     sql = f"SELECT {columns} FROM record WHERE id NOT IN (SELECT record_id FROM disposed_record)"
     if ids is None:
@@ -79,7 +78,7 @@ def _records(conn: sqlite3.Connection, ids: Iterable[str] | None = None) -> list
     return found
 
 
-def _committed(conn: sqlite3.Connection, row: dict[str, Any], packs: dict[str, dict[str, str]]) -> bool:
+def _committed(conn: db.Connection, row: dict[str, Any], packs: dict[str, dict[str, str]]) -> bool:
     """Whether the record's row is the one the ledger committed to (its pack's entry, or its own)."""
     pack = row["content_blob"]
     if pack not in packs:
@@ -97,7 +96,7 @@ def _committed(conn: sqlite3.Connection, row: dict[str, Any], packs: dict[str, d
     return legacy is not None and json.loads(legacy[0]).get("record_sha256") == digest
 
 
-def _judge(conn: sqlite3.Connection, config: Config, rows: list[dict[str, Any]], as_of: datetime
+def _judge(conn: db.Connection, config: Config, rows: list[dict[str, Any]], as_of: datetime
            ) -> tuple[list[Candidate], list[dict[str, Any]], dict[str, int]]:
     """The records eligible at ``as_of`` by their own rules; the ones refused (with the fact); counts."""
     eligible: list[Candidate] = []
@@ -127,7 +126,7 @@ def _judge(conn: sqlite3.Connection, config: Config, rows: list[dict[str, Any]],
     return eligible, refused, counts
 
 
-def _captures_of(conn: sqlite3.Connection, record_ids: Iterable[str]) -> dict[str, set[str]]:
+def _captures_of(conn: db.Connection, record_ids: Iterable[str]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for record_id in record_ids:
         first = conn.execute("SELECT capture_id FROM record WHERE id = ?", (record_id,)).fetchone()
@@ -138,14 +137,14 @@ def _captures_of(conn: sqlite3.Connection, record_ids: Iterable[str]) -> dict[st
     return found
 
 
-def _holdings(conn: sqlite3.Connection, capture_id: str) -> set[str]:
+def _holdings(conn: db.Connection, capture_id: str) -> set[str]:
     """Every record a capture holds: those it brought first, and those linked to it."""
     return {r for (r,) in conn.execute("SELECT id FROM record WHERE capture_id = ? UNION "
                                        "SELECT record_id FROM record_capture WHERE capture_id = ?",
                                        (capture_id, capture_id))}
 
 
-def _whole_captures(conn: sqlite3.Connection, wanted: set[str]) -> tuple[set[str], set[str], list[dict[str, Any]]]:
+def _whole_captures(conn: db.Connection, wanted: set[str]) -> tuple[set[str], set[str], list[dict[str, Any]]]:
     """The records of ``wanted`` that can go with every capture holding them, those captures, and the
     records deferred because a capture also holds records that cannot go (with the facts)."""
     disposed = {r for (r,) in conn.execute("SELECT record_id FROM disposed_record")}
@@ -177,7 +176,7 @@ def _plan_id(stamp: str, author: str, ids: list[str]) -> str:
     return "plan-" + hashlib.sha256(canonical_json([stamp, author, ids])).hexdigest()[:16]
 
 
-def make_plan(conn: sqlite3.Connection, config: Config, *, as_of: datetime, identity: keys.Identity, author: str,
+def make_plan(conn: db.Connection, config: Config, *, as_of: datetime, identity: keys.Identity, author: str,
               at: datetime) -> dict[str, Any]:
     """Compute what may be destroyed at ``as_of`` and store the plan, signed by ``identity``."""
     with officer_rows.transaction(conn):  # one snapshot: nothing arrives between the judgement and the row
@@ -202,18 +201,18 @@ def make_plan(conn: sqlite3.Connection, config: Config, *, as_of: datetime, iden
     return stored
 
 
-def plan(conn: sqlite3.Connection, plan_id: str) -> dict[str, Any]:
+def plan(conn: db.Connection, plan_id: str) -> dict[str, Any]:
     row = officer_rows.row_of(conn, "retention_plan", plan_id)
     if row is None:
         raise NotFoundError(f"no disposition plan {plan_id!r}")
     return row
 
 
-def plans(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def plans(conn: db.Connection) -> list[dict[str, Any]]:
     return [plan(conn, p) for (p,) in conn.execute("SELECT id FROM retention_plan ORDER BY at, id")]
 
 
-def approve(conn: sqlite3.Connection, plan_id: str, *, identity: keys.Identity, approver: str,
+def approve(conn: db.Connection, plan_id: str, *, identity: keys.Identity, approver: str,
             at: datetime) -> dict[str, Any]:
     """A second officer approves a plan: refused to the plan's own author (the same signing key)."""
     with officer_rows.transaction(conn):
@@ -253,7 +252,7 @@ def _check_plan(config: Config, row: dict[str, Any], at: datetime) -> None:
                               argument="--plan")
 
 
-def dispose(conn: sqlite3.Connection, config: Config, plan_id: str, *, identity: keys.Identity, disposed_by: str,
+def dispose(conn: db.Connection, config: Config, plan_id: str, *, identity: keys.Identity, disposed_by: str,
             at: datetime, objects: ObjectStore | None = None) -> Disposal:
     """Destroy what plan ``plan_id`` listed and may still go now; write the certificate of destruction.
 
@@ -307,7 +306,7 @@ def dispose(conn: sqlite3.Connection, config: Config, plan_id: str, *, identity:
     return Disposal(certificate, (busy, log_frames, copied), refusals)
 
 
-def _finish(conn: sqlite3.Connection, objects: ObjectStore, row: dict[str, Any]) -> Disposal:
+def _finish(conn: db.Connection, objects: ObjectStore, row: dict[str, Any]) -> Disposal:
     """A plan disposed of already: delete the versions its certificate destroyed that the bucket still holds."""
     found = conn.execute("SELECT id, body FROM disposition WHERE plan_id = ?", (row["id"],)).fetchone()
     left = object_disposal.remaining(objects, object_disposal.certified_versions(conn, found[0])) if found else []
@@ -318,7 +317,7 @@ def _finish(conn: sqlite3.Connection, objects: ObjectStore, row: dict[str, Any])
     return Disposal(certificate, (0, 0, 0), refusals, finishing=True, objects_finished=len(left) - len(refusals))
 
 
-def _destroy(conn: sqlite3.Connection, plan_row: dict[str, Any], body: dict[str, Any],
+def _destroy(conn: db.Connection, plan_row: dict[str, Any], body: dict[str, Any],
              planned: dict[str, dict[str, Any]], keep: set[str], captures: set[str], skipped: list[dict[str, Any]],
              disposed_by: str, identity: keys.Identity, at: datetime,
              inspection: object_disposal.Inspection | None = None) -> dict[str, Any]:
@@ -365,7 +364,7 @@ def _destroy(conn: sqlite3.Connection, plan_row: dict[str, Any], body: dict[str,
     return {"id": disposition_id, **certificate}
 
 
-def destroyed(conn: sqlite3.Connection, object_id: str) -> dict[str, Any] | None:
+def destroyed(conn: db.Connection, object_id: str) -> dict[str, Any] | None:
     """The tombstone of a destroyed record (or ``cap-`` capture): when, under which certificate and plan;
     None if it was not destroyed."""
     table, column = ("disposed_capture", "capture_id") if object_id.startswith("cap-") else \
@@ -378,7 +377,7 @@ def destroyed(conn: sqlite3.Connection, object_id: str) -> dict[str, Any] | None
     return {"id": object_id, "disposition": found[0], "destroyed_at": found[1], "plan": found[2]}
 
 
-def mark_destroyed(conn: sqlite3.Connection, row: dict[str, Any]) -> dict[str, Any]:
+def mark_destroyed(conn: db.Connection, row: dict[str, Any]) -> dict[str, Any]:
     """A search result with a ``destroyed`` flag when its record was destroyed (its metadata is the tombstone)."""
     if destroyed(conn, row["id"]) is not None:
         row["flags"] = [*row["flags"], "destroyed"]

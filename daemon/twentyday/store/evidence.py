@@ -10,12 +10,12 @@ captured by then).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from twentyday.canonical import iso, parse_iso
+from twentyday.store import db
 from twentyday.store.coverage import FORWARDED_PLATFORMS
 
 #: The events an evidence pack lists: a record possibly destroyed, or set to vanish (36 CFR 1230).
@@ -84,7 +84,7 @@ def _custodian_clause(custodian: str | None, column: str) -> tuple[str, list[str
     return ("", []) if custodian is None else (f" AND {column} = ?", [custodian])
 
 
-def late_marks(conn: sqlite3.Connection, *, as_of: datetime, custodian: str | None = None) -> list[LateMark]:
+def late_marks(conn: db.Connection, *, as_of: datetime, custodian: str | None = None) -> list[LateMark]:
     """Late chat records by custodian, conversation and day created (UTC): a timeline's ticks."""
     clause, params = _custodian_clause(custodian, "custodian")
     rows = conn.execute(
@@ -96,7 +96,7 @@ def late_marks(conn: sqlite3.Connection, *, as_of: datetime, custodian: str | No
     return [LateMark(c, conversation, parse_iso(first), count, days) for c, conversation, first, count, days in rows]
 
 
-def event_marks(conn: sqlite3.Connection, *, as_of: datetime, custodian: str | None = None,
+def event_marks(conn: db.Connection, *, as_of: datetime, custodian: str | None = None,
                 kinds: Sequence[str] = ("deleted_message",)) -> list[EventMark]:
     """Events of ``kinds`` recorded by captures received by ``as_of``, oldest first."""
     clause, params = _custodian_clause(custodian, "e.custodian")
@@ -111,7 +111,7 @@ def event_marks(conn: sqlite3.Connection, *, as_of: datetime, custodian: str | N
             for c, conversation, kind, at, capture, received, last in rows]
 
 
-def arrivals(conn: sqlite3.Connection, custodian: str, *, as_of: datetime) -> list[Arrival]:
+def arrivals(conn: db.Connection, custodian: str, *, as_of: datetime) -> list[Arrival]:
     """Every capture of ``custodian`` received by ``as_of``, in the order it arrived."""
     rows = conn.execute(
         "SELECT c.id, c.received_at, c.channel, c.parser, c.state, c.reason, c.message_count, "
@@ -123,7 +123,7 @@ def arrivals(conn: sqlite3.Connection, custodian: str, *, as_of: datetime) -> li
             for capture, received, channel, parser, state, reason, messages, records, late in rows]
 
 
-def conversation_counts(conn: sqlite3.Connection, custodian: str, *, as_of: datetime) -> list[ConversationCounts]:
+def conversation_counts(conn: db.Connection, custodian: str, *, as_of: datetime) -> list[ConversationCounts]:
     """Each conversation of ``custodian`` with records first captured by ``as_of``."""
     rows = conn.execute(
         "SELECT conversation, max(platform), count(*), count(*) FILTER (WHERE status = 'late'), "
@@ -208,7 +208,7 @@ def _by(moment: str | None, as_of: datetime) -> datetime | None:
     return parsed if parsed <= as_of else None
 
 
-def deletion_findings(conn: sqlite3.Connection, *, as_of: datetime,
+def deletion_findings(conn: db.Connection, *, as_of: datetime,
                       custodian: str | None = None) -> list[DeletionFinding]:
     """The ``deleted_message`` and ``disappearing_messages`` events of captures received by ``as_of``,
     by custodian, conversation, kind and export format (in that order)."""
@@ -241,7 +241,7 @@ def deletion_findings(conn: sqlite3.Connection, *, as_of: datetime,
     return findings
 
 
-def deletion_alerts(conn: sqlite3.Connection, *, as_of: datetime, custodian: str | None = None) -> list[DeletionAlert]:
+def deletion_alerts(conn: db.Connection, *, as_of: datetime, custodian: str | None = None) -> list[DeletionAlert]:
     """The alerts of a deletion kind opened by ``as_of``, oldest first, each with the notices queued for
     it by then."""
     clause, params = _custodian_clause(custodian, "custodian")

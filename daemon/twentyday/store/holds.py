@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +22,7 @@ from typing import Any
 from twentyday.canonical import canonical_json, iso, parse_iso, utc_key
 from twentyday.crypto import keys
 from twentyday.errors import InvalidArgument, NotFoundError
-from twentyday.store import officer_rows
+from twentyday.store import db, officer_rows
 from twentyday.store.search_index import participant_match
 
 
@@ -42,7 +41,7 @@ class HoldFilter:
                         self.text_tokens))
 
 
-def place_hold(conn: sqlite3.Connection, *, name: str, reason: str, scope: HoldFilter, expires: datetime | None,
+def place_hold(conn: db.Connection, *, name: str, reason: str, scope: HoldFilter, expires: datetime | None,
                placed_by: str, identity: keys.Identity, at: datetime) -> dict[str, Any]:
     """Place a hold (its row and signed ledger entry, in one transaction). A hold must say why."""
     if not name.strip():
@@ -69,7 +68,7 @@ def place_hold(conn: sqlite3.Connection, *, name: str, reason: str, scope: HoldF
     return stored
 
 
-def release_hold(conn: sqlite3.Connection, hold_id: str, *, reason: str, released_by: str,
+def release_hold(conn: db.Connection, hold_id: str, *, reason: str, released_by: str,
                  identity: keys.Identity, at: datetime) -> dict[str, Any]:
     if not reason.strip():
         raise InvalidArgument("say why the hold is released", argument="--reason")
@@ -84,13 +83,13 @@ def release_hold(conn: sqlite3.Connection, hold_id: str, *, reason: str, release
     return stored
 
 
-def holds(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def holds(conn: db.Connection) -> list[dict[str, Any]]:
     cursor = conn.execute("SELECT * FROM hold ORDER BY placed_at, id")
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def hold(conn: sqlite3.Connection, hold_id: str) -> dict[str, Any]:
+def hold(conn: db.Connection, hold_id: str) -> dict[str, Any]:
     row = officer_rows.row_of(conn, "hold", hold_id)
     if row is None:
         raise NotFoundError(f"no hold {hold_id!r}")
@@ -135,18 +134,18 @@ def _where(row: dict[str, Any], *, words: bool = True) -> tuple[str, list[Any]]:
     return (" AND ".join(where) or "1"), params
 
 
-def matching(conn: sqlite3.Connection, row: dict[str, Any]) -> set[str]:
+def matching(conn: db.Connection, row: dict[str, Any]) -> set[str]:
     """The ids of every record the hold's filter matches now (those that arrived after it included)."""
     where, params = _where(row)
     return {r for (r,) in conn.execute(f"SELECT record.id FROM record WHERE {where}", params)}
 
 
-def count_matching(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
+def count_matching(conn: db.Connection, row: dict[str, Any]) -> int:
     where, params = _where(row)
     return int(conn.execute(f"SELECT count(*) FROM record WHERE {where}", params).fetchone()[0])
 
 
-def held(conn: sqlite3.Connection, record_ids: Iterable[str], at: datetime) -> dict[str, list[str]]:
+def held(conn: db.Connection, record_ids: Iterable[str], at: datetime) -> dict[str, list[str]]:
     """Of ``record_ids``, those an active hold matches at ``at``, with the ids of the holds."""
     wanted = set(record_ids)
     found: dict[str, list[str]] = {}
@@ -158,7 +157,7 @@ def held(conn: sqlite3.Connection, record_ids: Iterable[str], at: datetime) -> d
     return found
 
 
-def capture_held(conn: sqlite3.Connection, capture_id: str, custodian: str, span: tuple[str, str] | None,
+def capture_held(conn: db.Connection, capture_id: str, custodian: str, span: tuple[str, str] | None,
                  at: datetime) -> bool:
     """Whether an active hold may match a record of the capture being written (its objects are then
     written legally held): one it brought (the custodian's, created within ``span`` — UTC keys of its
@@ -183,7 +182,7 @@ def capture_held(conn: sqlite3.Connection, capture_id: str, custodian: str, span
     return False
 
 
-def captures_matched(conn: sqlite3.Connection, row: dict[str, Any], *, words: bool = True) -> set[str]:
+def captures_matched(conn: db.Connection, row: dict[str, Any], *, words: bool = True) -> set[str]:
     """Every capture holding a record the hold's filter matches now (the one that brought it, and those it is
     linked to: :func:`captures_held`), whatever the hold's state; ``words=False`` leaves out its ``--text``
     (the captures :func:`capture_held` may have written held)."""
@@ -195,7 +194,7 @@ def captures_matched(conn: sqlite3.Connection, row: dict[str, Any], *, words: bo
     return found
 
 
-def captures_held(conn: sqlite3.Connection, at: datetime) -> set[str]:
+def captures_held(conn: db.Connection, at: datetime) -> set[str]:
     """Every capture holding a record an active hold matches at ``at`` (their objects are legally held)."""
     found: set[str] = set()
     for row in holds(conn):

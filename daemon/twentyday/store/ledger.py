@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import sqlite3
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import canonical_json
+from twentyday.store import db
 from twentyday.store.schema import Inserter, insert_rows
 
 GENESIS = "0" * 64
@@ -56,7 +56,7 @@ class LedgerHead:
 class Ledger:
     """Appends to the ledger inside the caller's transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, insert: Inserter | None = None) -> None:
+    def __init__(self, conn: db.Connection, insert: Inserter | None = None) -> None:
         """``insert`` writes appended entries (default: at once, on ``conn``); :meth:`begin` and
         :meth:`checkpoint` use ``conn`` itself, so a deferred ``insert`` must have drained by then."""
         self._conn = conn
@@ -66,7 +66,7 @@ class Ledger:
         self._head = LedgerHead(0, GENESIS)
 
     def begin(self) -> None:
-        """Read the head; call inside ``BEGIN IMMEDIATE`` so no other writer moves it."""
+        """Read the head; call inside :func:`db.begin_write` so no other writer moves it."""
         row = self._conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         self._head = LedgerHead(row[0], row[1]) if row else LedgerHead(0, GENESIS)
         self._pending.clear()
@@ -189,7 +189,7 @@ def published_heads(text: str) -> list[tuple[int, SignedHead]]:
     return found
 
 
-def signed_head(conn: sqlite3.Connection) -> SignedHead | None:
+def signed_head(conn: db.Connection) -> SignedHead | None:
     """The last signed checkpoint, as it is published (None before the first)."""
     row = conn.execute("SELECT seq, head, at, signature FROM checkpoint ORDER BY seq DESC LIMIT 1").fetchone()
     return SignedHead(int(row[0]), str(row[1]), str(row[2]), str(row[3])) if row else None

@@ -56,7 +56,7 @@ from twentyday.crypto import keys, secrets
 from twentyday.crypto.keys import replace_file
 from twentyday.errors import ConfigError, IntegrityError, InvalidArgument, NotFoundError
 from twentyday.retention import Rule
-from twentyday.store import holds, schema
+from twentyday.store import db, holds, schema
 from twentyday.store.blobstore import BlobStore
 from twentyday.store.ledger import signed_head
 from twentyday.store.object_locks import capture_locks
@@ -144,7 +144,7 @@ def check_configs(source: Config, target: Config) -> BlobTarget:
     return target.blobs
 
 
-def _source_head(conn: sqlite3.Connection) -> str:
+def _source_head(conn: db.Connection) -> str:
     row = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
     return f"{row[0]}:{row[1]}" if row else "0:"
 
@@ -301,8 +301,7 @@ def _move(source_index: Path, target: Config, marker: dict[str, Any], marker_pat
           progress: Callable[[MigrationReport], None] | None) -> None:
     """Capture by capture, the chunks into segments; a batch's rows rewritten once its PUTs are written."""
     assert target.blobs is not None
-    db = schema.connect(str(target.data_dir / INDEX_FILE))
-    conn = db.conn
+    conn = schema.connect(str(target.data_dir / INDEX_FILE)).conn
     source = open_read_only(source_index)
     objects = _ResumingStore(target.blobs, present)
     tenures = {c.id: c.tenure_ended for c in target.custodians if c.tenure_ended is not None}
@@ -319,7 +318,7 @@ def _move(source_index: Path, target: Config, marker: dict[str, Any], marker_pat
         def commit() -> None:
             objects.wait()  # a failed PUT stops here: nothing of the batch is committed
             if batch.rows:
-                conn.execute("BEGIN IMMEDIATE")
+                db.begin_write(conn)
                 try:
                     cursor = conn.executemany("UPDATE chunk SET data = ? WHERE blob_id = ? AND seq = ?", batch.rows)
                     if cursor.rowcount != len(batch.rows):
@@ -364,13 +363,13 @@ def _peek(rows: Iterator[Any]) -> tuple[Any, Iterator[Any]]:
     return first, itertools.chain([first], rows)
 
 
-def _moved(conn: sqlite3.Connection, blob_id: str, seq: int) -> bool:
+def _moved(conn: db.Connection, blob_id: str, seq: int) -> bool:
     found = conn.execute("SELECT substr(data, 1, ?) FROM chunk WHERE blob_id = ? AND seq = ?",
                          (len(POINTER_PREFIX), blob_id, seq)).fetchone()
     return found is not None and bytes(found[0]) == POINTER_PREFIX
 
 
-def _write_capture(capture_id: str, chunks: Iterator[Any], conn: sqlite3.Connection, objects: ObjectStore,
+def _write_capture(capture_id: str, chunks: Iterator[Any], conn: db.Connection, objects: ObjectStore,
                    until: datetime | None, held: bool, batch: _Batch, report: MigrationReport) -> None:
     """One capture's chunks as its segments (the writer's BlobStore), locked and held from the first PUT."""
     store = BlobStore(conn, batch.insert, objects)

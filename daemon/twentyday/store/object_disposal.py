@@ -21,7 +21,6 @@ the plan deletes those (:func:`remaining` then :func:`delete_versions`).
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ import botocore.exceptions
 
 from twentyday.canonical import iso
 from twentyday.errors import TwentydayError
+from twentyday.store import db
 from twentyday.store.objects import ObjectStore, Version, capture_prefix, error_code
 
 WORKERS = 8
@@ -137,7 +137,7 @@ def delete_versions(objects: ObjectStore, versions: list[CertifiedVersion]) -> l
         return [r for r in pool.map(one, versions) if r is not None]
 
 
-def certified_versions(conn: sqlite3.Connection, disposition_id: str | None = None) -> list[CertifiedVersion]:
+def certified_versions(conn: db.Connection, disposition_id: str | None = None) -> list[CertifiedVersion]:
     """Every object version a certificate of destruction destroyed (of one certificate, with its id)."""
     one = disposition_id is not None
     found = []

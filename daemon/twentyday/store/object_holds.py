@@ -31,7 +31,6 @@ request a version is read; 8 run at a time.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,7 @@ from typing import Any
 import botocore.exceptions
 
 from twentyday.errors import TwentydayError
-from twentyday.store import holds
+from twentyday.store import db, holds
 from twentyday.store.objects import ObjectStore, capture_prefix, error_code
 
 #: Captures reconciled at a time (each one request a version, two when its flag changes).
@@ -79,12 +78,12 @@ class HoldSync:
                 "failed": self.failed}
 
 
-def after_place(conn: sqlite3.Connection, objects: ObjectStore, row: dict[str, Any], at: datetime) -> HoldSync:
+def after_place(conn: db.Connection, objects: ObjectStore, row: dict[str, Any], at: datetime) -> HoldSync:
     """After a hold is placed (committed): legal hold on the objects of every capture it matches."""
     return reconcile(conn, objects, holds.captures_matched(conn, row), at)
 
 
-def after_release(conn: sqlite3.Connection, objects: ObjectStore, row: dict[str, Any], at: datetime) -> HoldSync:
+def after_release(conn: db.Connection, objects: ObjectStore, row: dict[str, Any], at: datetime) -> HoldSync:
     """After a hold is released (committed): the captures it may have held, and those of expired
     holds, set as the active holds say (off where none matches any more)."""
     captures = holds.captures_matched(conn, row, words=False)
@@ -94,7 +93,7 @@ def after_release(conn: sqlite3.Connection, objects: ObjectStore, row: dict[str,
     return reconcile(conn, objects, captures, at)
 
 
-def sync(conn: sqlite3.Connection, objects: ObjectStore, at: datetime) -> HoldSync:
+def sync(conn: db.Connection, objects: ObjectStore, at: datetime) -> HoldSync:
     """Every capture any hold may have held (placed, released or expired), set as the active holds say."""
     captures: set[str] = set()
     for row in holds.holds(conn):
@@ -102,7 +101,7 @@ def sync(conn: sqlite3.Connection, objects: ObjectStore, at: datetime) -> HoldSy
     return reconcile(conn, objects, captures, at)
 
 
-def reconcile(conn: sqlite3.Connection, objects: ObjectStore, captures: Iterable[str], at: datetime) -> HoldSync:
+def reconcile(conn: db.Connection, objects: ObjectStore, captures: Iterable[str], at: datetime) -> HoldSync:
     """Set the legal hold of every version of ``captures`` as the holds active at ``at`` say.
 
     Destroyed captures are left alone (what a certificate destroyed is not held again)."""

@@ -16,12 +16,12 @@ tenure as the config knows it now.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 
 from twentyday.canonical import parse_iso
 from twentyday.retention import Rule, parse_rule
+from twentyday.store import db
 from twentyday.store.objects import capture_retain_until
 
 # Each capture's records (those it brought, then those linked to it), per rule: the latest date of
@@ -39,7 +39,7 @@ GROUP BY c.id, h.retention
 """
 
 
-def capture_locks(conn: sqlite3.Connection, tenures: Mapping[str, date], *,
+def capture_locks(conn: db.Connection, tenures: Mapping[str, date], *,
                   as_written: bool, unrecorded: Callable[[str], Rule] | None = None) -> dict[str, datetime]:
     """Every capture's lock end (UTC): the latest its records' rules require, never before its own time.
 

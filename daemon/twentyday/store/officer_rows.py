@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import sqlite3
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twentyday.canonical import canonical_json, iso
 from twentyday.crypto import keys
 from twentyday.errors import KeyMaterialError
+from twentyday.store import db
 from twentyday.store.ledger import Ledger
 
 #: The ledger kinds (and tables) of officer-signed rows, beside ``disclosure``.
@@ -53,10 +53,10 @@ def signature_ok(kind: str, row: Mapping[str, Any], verify_key: ed25519.Ed25519P
     return True
 
 
-def write(conn: sqlite3.Connection, kind: str, row: dict[str, Any], identity: keys.Identity, at: datetime,
+def write(conn: db.Connection, kind: str, row: dict[str, Any], identity: keys.Identity, at: datetime,
           *, replace: bool) -> dict[str, Any]:
     """Sign ``row`` as the entry after the head, store it (insert, or ``replace`` the row of that id) and
-    ledger it, inside the caller's ``BEGIN IMMEDIATE`` transaction. Returns the stored row."""
+    ledger it, inside the caller's :func:`db.begin_write` transaction. Returns the stored row."""
     ledger = Ledger(conn)
     ledger.begin()
     stored = signed(kind, row, identity, ledger.head.hash)
@@ -70,9 +70,9 @@ def write(conn: sqlite3.Connection, kind: str, row: dict[str, Any], identity: ke
 
 
 @contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE``: the head read, the checks and the writes in one snapshot no one else writes."""
-    conn.execute("BEGIN IMMEDIATE")
+def transaction(conn: db.Connection) -> Iterator[None]:
+    """:func:`db.begin_write`: the head read, the checks and the writes in one snapshot no one else writes."""
+    db.begin_write(conn)
     try:
         yield
     except BaseException:
@@ -82,7 +82,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def row_of(conn: sqlite3.Connection, table: str, row_id: str) -> dict[str, Any] | None:
+def row_of(conn: db.Connection, table: str, row_id: str) -> dict[str, Any] | None:
     cursor = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
     found = cursor.fetchone()
     if found is None:

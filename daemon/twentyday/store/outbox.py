@@ -23,7 +23,6 @@ not evidence, and are not ledgered: a sender claims a due delivery by moving its
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -32,6 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from twentyday.canonical import parse_iso, utc_key
+from twentyday.store import db
 from twentyday.store.ledger import Ledger
 
 #: What people hear of an alert (``digest`` is a delivery of its own, about no one alert).
@@ -52,7 +52,7 @@ def delivery_payload(row: dict[str, Any]) -> dict[str, Any]:
     return {"delivery": {c: row[c] for c in DELIVERY_COLUMNS}}
 
 
-def note_alert_event(conn: sqlite3.Connection, ledger: Ledger, alert_id: int, event: str, at: str) -> int:
+def note_alert_event(conn: db.Connection, ledger: Ledger, alert_id: int, event: str, at: str) -> int:
     """Queue ``event`` of alert ``alert_id`` for delivery, in the caller's transaction (ledgered)."""
     if event not in ALERT_EVENTS:
         raise ValueError(f"unknown alert event {event!r}")
@@ -65,12 +65,12 @@ def note_alert_event(conn: sqlite3.Connection, ledger: Ledger, alert_id: int, ev
 
 
 @contextlib.contextmanager
-def change(conn: sqlite3.Connection, signing_key: ed25519.Ed25519PrivateKey, at: str) -> Iterator[Ledger]:
+def change(conn: db.Connection, signing_key: ed25519.Ed25519PrivateKey, at: str) -> Iterator[Ledger]:
     """One short transaction on the outbox: its ledger entries, then a signed checkpoint.
 
     Never held across a network call: senders claim, send, then come back here to settle.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    db.begin_write(conn)
     try:
         ledger = Ledger(conn)
         ledger.begin()
@@ -89,37 +89,37 @@ def change(conn: sqlite3.Connection, signing_key: ed25519.Ed25519PrivateKey, at:
         raise
 
 
-def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+def _dicts(cursor: db.Cursor) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, values, strict=True)) for values in cursor]
 
 
-def waiting_events(conn: sqlite3.Connection, limit: int = 500) -> list[dict[str, Any]]:
+def waiting_events(conn: db.Connection, limit: int = 500) -> list[dict[str, Any]]:
     """Alert events not fanned out yet, oldest first."""
     return _dicts(conn.execute(
         "SELECT id, alert_id, event, at FROM alert_event WHERE fanned_out_at IS NULL ORDER BY id LIMIT ?",
         (limit,)))
 
 
-def mark_fanned_out(conn: sqlite3.Connection, event_id: int, at: str) -> None:
+def mark_fanned_out(conn: db.Connection, event_id: int, at: str) -> None:
     conn.execute("UPDATE alert_event SET fanned_out_at = ? WHERE id = ?", (at, event_id))
 
 
-def alert_row(conn: sqlite3.Connection, alert_id: int) -> dict[str, Any] | None:
+def alert_row(conn: db.Connection, alert_id: int) -> dict[str, Any] | None:
     rows = _dicts(conn.execute("SELECT * FROM alert WHERE id = ?", (alert_id,)))
     return rows[0] if rows else None
 
 
-def open_alert_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def open_alert_rows(conn: db.Connection) -> list[dict[str, Any]]:
     return _dicts(conn.execute("SELECT * FROM alert WHERE resolved_at IS NULL ORDER BY opened_at, id"))
 
 
-def was_escalated(conn: sqlite3.Connection, alert_id: int) -> bool:
+def was_escalated(conn: db.Connection, alert_id: int) -> bool:
     return conn.execute("SELECT 1 FROM alert_event WHERE alert_id = ? AND event = 'escalated'",
                         (alert_id,)).fetchone() is not None
 
 
-def conversation_end(conn: sqlite3.Connection, custodian: str, conversation: str) -> tuple[str, str | None]:
+def conversation_end(conn: db.Connection, custodian: str, conversation: str) -> tuple[str, str | None]:
     """The platform of a conversation and the original time (with its offset) of its newest dated record."""
     row = conn.execute(
         "SELECT platform, created_at FROM record WHERE custodian = ? AND conversation = ? "
@@ -127,7 +127,7 @@ def conversation_end(conn: sqlite3.Connection, custodian: str, conversation: str
     return (str(row[0]), row[1]) if row else ("", None)
 
 
-def insert_delivery(conn: sqlite3.Connection, ledger: Ledger, *, key: str, alert_event: int | None,
+def insert_delivery(conn: db.Connection, ledger: Ledger, *, key: str, alert_event: int | None,
                     alert_id: int | None, event: str, sink: str, recipient: str, state: str, at: str) -> bool:
     """A new delivery (ledgered), due at once; False when one with ``key`` exists already."""
     if state not in DELIVERY_STATES:
@@ -148,7 +148,7 @@ def insert_delivery(conn: sqlite3.Connection, ledger: Ledger, *, key: str, alert
     return True
 
 
-def claim_due(conn: sqlite3.Connection, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
+def claim_due(conn: db.Connection, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
     """Pending deliveries due at ``now``, each claimed until ``lease_until`` (a second sender skips them).
 
     ``next_attempt_at`` is :func:`~twentyday.canonical.utc_key` (fixed width), so text order is time order.
@@ -167,7 +167,7 @@ def claim_due(conn: sqlite3.Connection, now: datetime, lease_until: datetime, li
     return claimed
 
 
-def settle(conn: sqlite3.Connection, ledger: Ledger, delivery_id: int, *, state: str, attempts: int,
+def settle(conn: db.Connection, ledger: Ledger, delivery_id: int, *, state: str, attempts: int,
            last_error: str, at: str, next_attempt_at: datetime | None) -> dict[str, Any]:
     """Record one attempt's outcome (ledgered): delivered, failed for good, disabled, or due again."""
     if state not in DELIVERY_STATES:
@@ -183,7 +183,7 @@ def settle(conn: sqlite3.Connection, ledger: Ledger, delivery_id: int, *, state:
     return payload
 
 
-def disable_pending(conn: sqlite3.Connection, ledger: Ledger, sink: str, recipient: str, at: str) -> int:
+def disable_pending(conn: db.Connection, ledger: Ledger, sink: str, recipient: str, at: str) -> int:
     """An endpoint said it is gone (HTTP 410): its other pending deliveries are disabled too (ledgered)."""
     ids = [r[0] for r in conn.execute("SELECT id FROM delivery WHERE sink = ? AND recipient = ? AND state = 'pending'",
                                       (sink, recipient))]
@@ -194,23 +194,23 @@ def disable_pending(conn: sqlite3.Connection, ledger: Ledger, sink: str, recipie
     return len(ids)
 
 
-def disabled_endpoints(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+def disabled_endpoints(conn: db.Connection) -> list[tuple[str, str, str]]:
     """(sink, recipient, since) of every endpoint that answered it is gone (HTTP 410)."""
     return [(str(s), str(r), str(a)) for s, r, a in conn.execute(
         "SELECT sink, recipient, min(settled_at) FROM delivery WHERE state = 'disabled' AND last_error = 'http_410' "
         "GROUP BY sink, recipient ORDER BY 3")]
 
 
-def endpoint_disabled(conn: sqlite3.Connection, sink: str, recipient: str) -> bool:
+def endpoint_disabled(conn: db.Connection, sink: str, recipient: str) -> bool:
     return conn.execute("SELECT 1 FROM delivery WHERE sink = ? AND recipient = ? AND state = 'disabled' "
                         "AND last_error = 'http_410' LIMIT 1", (sink, recipient)).fetchone() is not None
 
 
-def has_delivery(conn: sqlite3.Connection, key: str) -> bool:
+def has_delivery(conn: db.Connection, key: str) -> bool:
     return conn.execute("SELECT 1 FROM delivery WHERE key = ?", (key,)).fetchone() is not None
 
 
-def deliveries(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, Any]]:
+def deliveries(conn: db.Connection, limit: int = 1000) -> list[dict[str, Any]]:
     """The outbox, newest first: what was sent where, when, after how many attempts, or why not."""
     return _dicts(conn.execute(
         "SELECT " + ", ".join(DELIVERY_COLUMNS) + ", next_attempt_at FROM delivery ORDER BY id DESC LIMIT ?",

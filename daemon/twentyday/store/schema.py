@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from twentyday.errors import ArchiveVersionError
+from twentyday.store import db
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the archive
@@ -312,7 +313,8 @@ ADOPTION_MIGRATION = next(n for n, script in enumerate(MIGRATIONS, start=1) if "
 
 
 def connect(path: str) -> sqlite_utils.Database:
-    """Open the index with the settings the archive's guarantees rest on."""
+    """Open the index with the settings the archive's guarantees rest on (SQLite's own: the file, its
+    PRAGMAs, WAL; what the store does with it goes through :mod:`db`)."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
     # Large pages keep a 1 MiB sealed chunk in few overflow pages: verify reads sealed
     # bytes at close to file speed. Only takes effect when the file is created.
@@ -335,7 +337,7 @@ Inserter = Callable[[str, Sequence[str], Sequence[Sequence[Any]]], None]
 MAX_BOUND_PARAMETERS = 131_072
 
 
-def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+def insert_rows(conn: db.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                 verb: str = "INSERT") -> None:
     """Insert ``rows`` with few multi-row ``INSERT ... VALUES (...), (...)`` statements.
 
@@ -354,17 +356,17 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
     derive_terms_rows(conn, last[0] if last else 0)
 
 
-def derive_terms_rows(conn: sqlite3.Connection, after: int) -> None:
+def derive_terms_rows(conn: db.Connection, after: int) -> None:
     """Where each blind-word row past rowid ``after`` is (``record_terms_row``, derived data)."""
     conn.execute("INSERT OR REPLACE INTO record_terms_row (terms_rowid, created_utc, record_id) "
                  "SELECT t.rowid, coalesce(r.created_utc, ''), t.record_id FROM record_terms t "
                  "JOIN record r ON r.id = t.record_id WHERE t.rowid > ?", (after,))
 
 
-def _insert_values(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+def _insert_values(conn: db.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                    verb: str) -> None:
     width = len(columns)
-    limit = min(MAX_BOUND_PARAMETERS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    limit = min(MAX_BOUND_PARAMETERS, db.max_parameters(conn))
     per_statement = max(1, limit // width)
     head = f"{verb} INTO {table} ({', '.join(columns)}) VALUES "
     one = "(" + ",".join("?" * width) + ")"
@@ -375,15 +377,15 @@ def _insert_values(conn: sqlite3.Connection, table: str, columns: Sequence[str],
 
 #: Adopts the unledgered rows of an archive migrated from ``version`` (before
 #: :data:`ADOPTION_MIGRATION`), inside the migration's transaction.
-Adopter = Callable[[sqlite3.Connection, int], None]
+Adopter = Callable[[db.Connection, int], None]
 
 
-def version(conn: sqlite3.Connection) -> int:
+def version(conn: db.Connection) -> int:
     """The schema version the index is at (0: a new file)."""
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def check_current(conn: sqlite3.Connection) -> None:
+def check_current(conn: db.Connection) -> None:
     """Refuse an index at another schema version than this code's: one line that says what to run."""
     found = version(conn)
     if found < len(MIGRATIONS):
@@ -395,7 +397,7 @@ def check_current(conn: sqlite3.Connection) -> None:
                                   f"reads schema {len(MIGRATIONS)} at most")
 
 
-def migrate(db: sqlite_utils.Database, adopt: Adopter | None = None) -> int:
+def migrate(index: sqlite_utils.Database, adopt: Adopter | None = None) -> int:
     """Apply every migration not yet applied, in one transaction; returns the schema version.
 
     Crossing :data:`ADOPTION_MIGRATION` on an archive that holds data calls ``adopt`` inside the
@@ -403,10 +405,10 @@ def migrate(db: sqlite_utils.Database, adopt: Adopter | None = None) -> int:
     together or not at all. Without ``adopt`` (a side that holds no signing key: the officer's)
     an archive that needs migrating is refused (:func:`check_current`'s error).
     """
-    conn = db.conn
+    conn = index.conn
     if version(conn) == len(MIGRATIONS):
         return len(MIGRATIONS)
-    conn.execute("BEGIN IMMEDIATE")
+    db.begin_write(conn)
     try:
         start = version(conn)  # again, under the write lock: another process may have migrated meanwhile
         if start > len(MIGRATIONS) or (start and start < len(MIGRATIONS) and adopt is None):

@@ -19,7 +19,7 @@ search miss or add records, so verify names one.
 
 from __future__ import annotations
 
-import sqlite3
+from twentyday.store import db
 
 
 def participant_match(record: str) -> str:
@@ -47,7 +47,7 @@ _EXTRA_PARTICIPANTS = (
     "(SELECT 1 FROM json_each(r.recipients) j WHERE lower(j.value) = p.participant)")
 
 
-def participant_differences(conn: sqlite3.Connection) -> list[str]:
+def participant_differences(conn: db.Connection) -> list[str]:
     """The records whose rows of ``record_participant`` differ from what their recipients give
     (rows missing or added), by id.
 
@@ -72,7 +72,7 @@ TERM_ROWS_WITH_PLACES = (
     "LEFT JOIN record_terms_row w ON w.terms_rowid = t.rowid ORDER BY t.rowid")
 
 
-def misplaced_terms_rows(conn: sqlite3.Connection, unplaced: list[str]) -> list[str]:
+def misplaced_terms_rows(conn: db.Connection, unplaced: list[str]) -> list[str]:
     """The records whose ``record_terms_row`` entry is wrong, given ``unplaced`` (the records whose
     blind-word row the pass over :data:`TERM_ROWS_WITH_PLACES` found no right entry for: none, or
     one naming another record or time): with as many entries as rows and none unplaced, every

@@ -11,7 +11,6 @@ which no later capture changes.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from twentyday.canonical import iso, parse_iso, utc_key
 from twentyday.compliance.coverage import Coverage, coverage
 from twentyday.compliance.summary import ConversationEnd, CustodianSummary, Ending, Person, summarise
 from twentyday.config import Config
+from twentyday.store import db
 from twentyday.store.alerts import open_alerts
 from twentyday.store.coverage import FORWARDED_PLATFORMS, capture_spans
 
@@ -56,7 +56,7 @@ def people(config: Config, custodian: str | None = None) -> list[Person]:
     return [Person(c.id, c.name, c.timezone) for c in config.custodians if custodian in (None, c.id)]
 
 
-def coverages(conn: sqlite3.Connection, config: Config, *, as_of: datetime,
+def coverages(conn: db.Connection, config: Config, *, as_of: datetime,
               custodian: str | None = None) -> list[Coverage]:
     """Every chat conversation's coverage as the archive stood at ``as_of``."""
     zones = {c.id: c.zone for c in config.custodians}
@@ -64,7 +64,7 @@ def coverages(conn: sqlite3.Connection, config: Config, *, as_of: datetime,
                     config.deadline_days)
 
 
-def conversation_ends(conn: sqlite3.Connection, config: Config, window: Window) -> list[ConversationEnd]:
+def conversation_ends(conn: db.Connection, config: Config, window: Window) -> list[ConversationEnd]:
     """Where each chat conversation's coverage ends as the archive stood at ``as_of``.
 
     The newest dated message of the records first captured by then: every capture received by then
@@ -86,7 +86,7 @@ def conversation_ends(conn: sqlite3.Connection, config: Config, window: Window) 
             for custodian, conversation, platform, last in rows]
 
 
-def compliance_summary(conn: sqlite3.Connection, config: Config, window: Window,
+def compliance_summary(conn: db.Connection, config: Config, window: Window,
                        ends: Sequence[Ending] | None = None) -> list[CustodianSummary]:
     """Per custodian: records by status and direction, days late, open alerts, conversations at risk.
 
@@ -106,7 +106,7 @@ def compliance_summary(conn: sqlite3.Connection, config: Config, window: Window,
                      ends, as_of=window.as_of, remind_after_days=config.remind_after_days)
 
 
-def open_alert_counts(conn: sqlite3.Connection, window: Window) -> dict[str, int]:
+def open_alert_counts(conn: db.Connection, window: Window) -> dict[str, int]:
     """Open alerts by custodian, opened by ``as_of``.
 
     Read through :func:`twentyday.store.alerts.open_alerts` (the alert table's owner); an alert

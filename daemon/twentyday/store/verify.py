@@ -80,7 +80,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twentyday.canonical import canonical_json
 from twentyday.config import LEDGER_KEY_RE, Config
 from twentyday.errors import ConfigError, IntegrityError, InvalidArgument, NotFoundError, TwentydayError
-from twentyday.store import holds, schema
+from twentyday.store import db, holds, schema
 from twentyday.store.adopt import ADOPT, BLOBS, TERMS, WHOLE_ROW_TABLES, Adoption, adoption_summary
 from twentyday.store.adopt import subject as adopted
 from twentyday.store.alerts import ALERT_COLUMNS, alert_payload
@@ -207,7 +207,7 @@ class VerifyReport:
         }
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
+def _rows(conn: db.Connection, sql: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
     cursor = conn.execute(sql, params)
     names = [d[0] for d in cursor.description]
     for values in cursor:
@@ -301,7 +301,7 @@ def _check_archive_key(config: Config, verify_key: ed25519.Ed25519PublicKey, rep
                                                               "keys.ledger_key (a key replaced on the disk?)"))
 
 
-def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
+def verify(conn: db.Connection, verify_key: ed25519.Ed25519PublicKey, *,
            heads: Sequence[SignedHead | LedgerHead] | None = None,
            signers: Mapping[str, ed25519.Ed25519PublicKey] | None = None,
            former_keys: Sequence[ed25519.Ed25519PublicKey] = (),
@@ -315,7 +315,8 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     # The newest head the bucket holds, read before the snapshot begins: the daemon publishes a head
     # after its commit, so whatever head is read here is in the state the snapshot sees.
     bucket_head = _newest_bucket_head(objects, report) if objects is not None else None
-    conn.create_function("sha256", 1, _sha256_text, deterministic=True)
+    if isinstance(conn, sqlite3.Connection):  # SQLite: sha256() in SQL is ours, registered per connection
+        conn.create_function("sha256", 1, _sha256_text, deterministic=True)
     # One read transaction: every check on this connection sees the same state, also while
     # the daemon commits (a checkpoint read before new entries would otherwise look missing).
     own_transaction = not conn.in_transaction
@@ -357,7 +358,7 @@ def verify(conn: sqlite3.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         report.notes += hashed.notes
         report.objects, report.object_bytes, report.stray_objects = (hashed.objects, hashed.object_bytes,
                                                                       hashed.stray_objects)
-    except sqlite3.DatabaseError as error:
+    except db.DATABASE_ERRORS as error:
         report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
     finally:
         if own_transaction and conn.in_transaction:
@@ -377,7 +378,7 @@ def open_read_only(index: Path) -> sqlite3.Connection:
     """
     if not index.is_file():
         raise NotFoundError(f"{index}: no archive here (run 'twentyday init' first)")
-    uri = index.resolve().as_uri()
+    uri = index.resolve().as_uri()  # SQLite's own: the index file, opened read-only (WAL, immutable below)
     conn = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
@@ -402,7 +403,7 @@ class _OnSecondConnection(Generic[T]):
     database, a file not readable that way), :meth:`result` runs ``work`` on the caller's.
     """
 
-    def __init__(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> None:
+    def __init__(self, conn: db.Connection, work: Callable[[db.Connection], T]) -> None:
         self._conn = conn
         self._work = work
         self._outcome: tuple[T] | None = None
@@ -414,6 +415,7 @@ class _OnSecondConnection(Generic[T]):
             self._thread.start()
 
     def _run(self, path: str) -> None:
+        # SQLite's own: a second read-only open of the index file (its sha256() registered as on the first)
         try:
             other = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True, check_same_thread=False)
         except sqlite3.Error:
@@ -450,7 +452,7 @@ class _PinnedKeys:
         self.pinned = {ledger_key_text(k): k for k in (current, *former)}
         self.in_force = self.current
 
-    def start(self, conn: sqlite3.Connection, report: VerifyReport) -> None:
+    def start(self, conn: db.Connection, report: VerifyReport) -> None:
         """The key in force at the chain's start: the one the first handover hands over from, else the current."""
         first = conn.execute("SELECT seq, payload FROM ledger WHERE kind = ? ORDER BY seq LIMIT 1",
                              (HANDOVER,)).fetchone()
@@ -511,7 +513,7 @@ def _handover_keys(payload: str) -> tuple[str, str] | None:
     return str(before), str(after)
 
 
-def _check_chain(conn: sqlite3.Connection, keys: _PinnedKeys, report: VerifyReport) -> None:
+def _check_chain(conn: db.Connection, keys: _PinnedKeys, report: VerifyReport) -> None:
     checkpoints = {row["seq"]: row for row in _rows(conn, "SELECT * FROM checkpoint")}
     prev, expected_seq, last_checkpoint = GENESIS, 1, 0
     keys.start(conn, report)
@@ -555,7 +557,7 @@ def _settle_head(report: VerifyReport) -> None:
         report.head = report.checkpoint
 
 
-def _check_heads(conn: sqlite3.Connection, pinned: Sequence[ed25519.Ed25519PublicKey],
+def _check_heads(conn: db.Connection, pinned: Sequence[ed25519.Ed25519PublicKey],
                  heads: Sequence[SignedHead | LedgerHead], report: VerifyReport, where: str = "") -> None:
     """Each published head must be an entry of this chain: else it was truncated, rolled back or rewritten.
 
@@ -595,7 +597,7 @@ def _newest_bucket_head(objects: ObjectStore, report: VerifyReport) -> tuple[str
         return None
 
 
-def _check_bucket_head(conn: sqlite3.Connection, pinned: Sequence[ed25519.Ed25519PublicKey], key: str, text: str,
+def _check_bucket_head(conn: db.Connection, pinned: Sequence[ed25519.Ed25519PublicKey], key: str, text: str,
                        objects: ObjectStore, report: VerifyReport) -> None:
     """The newest head in the bucket is held to the chain as a ``--head`` is (:func:`_check_heads`)."""
     where = f" ({key} in {objects.describe()})"
@@ -615,7 +617,7 @@ def _bucket_failure(error: TwentydayError) -> str:
     return text.replace("; run 'twentyday verify'", "")
 
 
-def _latest_payload(conn: sqlite3.Connection, kind: str, subject: str) -> str | None:
+def _latest_payload(conn: db.Connection, kind: str, subject: str) -> str | None:
     """The payload of the newest entry about a row: its table's own, or the one that adopted it."""
     if kind in WHOLE_ROW_TABLES:
         row = conn.execute("SELECT payload FROM ledger WHERE (kind = ? AND subject = ?) OR (kind = ? AND subject = ?) "
@@ -626,7 +628,7 @@ def _latest_payload(conn: sqlite3.Connection, kind: str, subject: str) -> str | 
     return str(row[0]) if row else None
 
 
-def _adopted_payload(conn: sqlite3.Connection, table: str, key: str) -> dict[str, Any] | None:
+def _adopted_payload(conn: db.Connection, table: str, key: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT payload FROM ledger WHERE kind = ? AND subject = ? ORDER BY seq DESC LIMIT 1",
                        (ADOPT, adopted(table, key))).fetchone()
     if row is None:
@@ -634,7 +636,7 @@ def _adopted_payload(conn: sqlite3.Connection, table: str, key: str) -> dict[str
     return _pack_entry(str(row[0]))
 
 
-def _compare(conn: sqlite3.Connection, report: VerifyReport, kind: str, subject: str,
+def _compare(conn: db.Connection, report: VerifyReport, kind: str, subject: str,
              payload: dict[str, Any], label: str) -> None:
     stored = _latest_payload(conn, kind, subject)
     if stored is None:
@@ -660,7 +662,7 @@ def _difference(stored: str, payload: dict[str, Any]) -> str:
     return "index row differs from the ledger" + (f" ({', '.join(changed)})" if changed else "")
 
 
-def _name_blobs(conn: sqlite3.Connection, report: VerifyReport, capture_id: str) -> None:
+def _name_blobs(conn: db.Connection, report: VerifyReport, capture_id: str) -> None:
     """A capture's blob rows differ from its entry: name each blob whose row no longer says where
     its sealed bytes belong (what the AEAD binds: the capture's key, the owner and the slot)."""
     named = False
@@ -676,7 +678,7 @@ def _name_blobs(conn: sqlite3.Connection, report: VerifyReport, capture_id: str)
                                        "or capture)"))
 
 
-def _placed(conn: sqlite3.Connection, blob_id: str, capture_id: str, owner: str, slot: str) -> bool:
+def _placed(conn: db.Connection, blob_id: str, capture_id: str, owner: str, slot: str) -> bool:
     """Whether a blob row's owner and slot are the ones its first user sealed it for."""
     def exists(sql: str, *params: object) -> bool:
         return conn.execute(sql, params).fetchone() is not None
@@ -708,7 +710,7 @@ def _placed(conn: sqlite3.Connection, blob_id: str, capture_id: str, owner: str,
     return False
 
 
-def _blob_ref(conn: sqlite3.Connection, blob_id: str | None) -> BlobRef | None:
+def _blob_ref(conn: db.Connection, blob_id: str | None) -> BlobRef | None:
     if not blob_id:
         return None
     row = conn.execute("SELECT id, capture_id, owner, slot, size, chunks, digest FROM blob WHERE id = ?",
@@ -716,12 +718,12 @@ def _blob_ref(conn: sqlite3.Connection, blob_id: str | None) -> BlobRef | None:
     return BlobRef(*row) if row else None
 
 
-def _ref(conn: sqlite3.Connection, blob_id: str) -> BlobRef:
+def _ref(conn: db.Connection, blob_id: str) -> BlobRef:
     """A blob row, or a stand-in that cannot match the ledger (so a missing blob is named)."""
     return _blob_ref(conn, blob_id) or BlobRef(blob_id, "", "", "", -1, -1, "missing")
 
 
-def _record_payload_from_db(conn: sqlite3.Connection, record_id: str) -> dict[str, Any]:
+def _record_payload_from_db(conn: db.Connection, record_id: str) -> dict[str, Any]:
     row = next(_rows(conn, f"SELECT {', '.join(RECORD_COLUMNS)} FROM record WHERE id = ?", (record_id,)))
     attachments = [(a, _blob_ref(conn, a["blob_id"])) for a in _rows(
         conn, f"SELECT {', '.join(ATTACHMENT_COLUMNS)} FROM attachment WHERE record_id = ? ORDER BY n", (record_id,))]
@@ -738,7 +740,7 @@ GROUP BY capture_id
 _NO_BLOBS = blobs_digest([])
 
 
-def _check_adopted_blobs(conn: sqlite3.Connection, report: VerifyReport, capture_id: str, blobs: str) -> None:
+def _check_adopted_blobs(conn: db.Connection, report: VerifyReport, capture_id: str, blobs: str) -> None:
     adopted_blobs = _adopted_payload(conn, BLOBS, capture_id)
     if adopted_blobs is None:
         report.problems.append(Problem("unaccounted", f"capture {capture_id}", "the rows of the blobs it sealed "
@@ -747,7 +749,7 @@ def _check_adopted_blobs(conn: sqlite3.Connection, report: VerifyReport, capture
         _name_blobs(conn, report, capture_id)
 
 
-def _check_captures(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _check_captures(conn: db.Connection, report: VerifyReport) -> None:
     sealed_by = dict(conn.execute(_BLOB_DIGESTS).fetchall())
     certified = certified_captures(conn)
     for row in _rows(conn, f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture"):
@@ -817,13 +819,13 @@ WHERE sha256(json_array({", ".join("r." + c for c in RECORD_COLUMNS)}))
 """
 
 
-def _pack_mismatches(conn: sqlite3.Connection, *, upper: bool) -> list[tuple[str, str | None]]:
+def _pack_mismatches(conn: db.Connection, *, upper: bool) -> list[tuple[str, str | None]]:
     """(pack, its ledger payload) of the packs in one half whose rows differ from their entry."""
     half = "content_blob >= 'b8'" if upper else "content_blob < 'b8'"
     return [(blob, payload) for blob, payload in conn.execute(_PACK_MISMATCH.format(half=half))]
 
 
-def _check_records(conn: sqlite3.Connection, report: VerifyReport,
+def _check_records(conn: db.Connection, report: VerifyReport,
                    upper_packs: _OnSecondConnection[list[tuple[str, str | None]]]) -> None:
     report.records = conn.execute("SELECT count(*) FROM record").fetchone()[0]
     legacy = conn.execute("SELECT 1 FROM ledger WHERE kind = 'record' LIMIT 1").fetchone() is not None
@@ -868,7 +870,7 @@ def _pack_members(payload: str) -> dict[str, dict[str, Any]]:
     return {str(m.get("id")): m for m in members if isinstance(m, dict)}
 
 
-def _check_pack(conn: sqlite3.Connection, report: VerifyReport, content_blob: str, payload: str | None) -> None:
+def _check_pack(conn: db.Connection, report: VerifyReport, content_blob: str, payload: str | None) -> None:
     """Name each record of a pack whose digest differs: altered, unaccounted or missing."""
     expected = _pack_members(payload) if payload is not None else {}
     if payload is not None and _pack_entry(payload).get("content") != blob_payload(_blob_ref(conn, content_blob)):
@@ -886,7 +888,7 @@ def _check_pack(conn: sqlite3.Connection, report: VerifyReport, content_blob: st
         report.problems.append(Problem("missing", f"record {record_id}", "in the ledger but not in the index"))
 
 
-def _check_attachments(conn: sqlite3.Connection, report: VerifyReport, legacy: bool) -> None:
+def _check_attachments(conn: db.Connection, report: VerifyReport, legacy: bool) -> None:
     """Attachment rows and blobs, compared in full for the records that have any."""
     packs: dict[str, dict[str, dict[str, Any]]] = {}
     for record_id, content_blob in conn.execute(
@@ -911,7 +913,7 @@ def _check_attachments(conn: sqlite3.Connection, report: VerifyReport, legacy: b
             report.problems.append(Problem("altered", label, "attachments differ from the ledger"))
 
 
-def _attachments_from_db(conn: sqlite3.Connection, record_id: str) -> list[dict[str, Any]]:
+def _attachments_from_db(conn: db.Connection, record_id: str) -> list[dict[str, Any]]:
     return attachment_payloads([(a, _blob_ref(conn, a["blob_id"])) for a in _rows(
         conn, f"SELECT {', '.join(ATTACHMENT_COLUMNS)} FROM attachment WHERE record_id = ? ORDER BY n",
         (record_id,))])
@@ -931,7 +933,7 @@ WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} ' AND substr(payload
 """
 
 
-def _term_rows(conn: sqlite3.Connection, unplaced: list[str]) -> Iterator[tuple[str | None, str]]:
+def _term_rows(conn: db.Connection, unplaced: list[str]) -> Iterator[tuple[str | None, str]]:
     """Every blind-word row with its record's pack (None: no such record), in the order the rows
     were written: a pack's rows were written together, in the pack's order. The records whose
     row ``record_terms_row`` does not place are added to ``unplaced`` on the way (search_index.py).
@@ -940,7 +942,7 @@ def _term_rows(conn: sqlite3.Connection, unplaced: list[str]) -> Iterator[tuple[
     storage order side by side, instead of looking up each record by its (random) id; a record
     read ahead waits in memory until its term row comes (only as many as the two orders differ).
     """
-    records = conn.cursor().execute("SELECT id, content_blob, coalesce(created_utc, '') FROM record ORDER BY rowid")
+    records = conn.execute("SELECT id, content_blob, coalesce(created_utc, '') FROM record ORDER BY rowid")
     waiting: dict[str, tuple[str, str]] = {}
     for record_id, terms, placed_id, placed_at in conn.execute(TERM_ROWS_WITH_PLACES):
         found = waiting.pop(record_id, None)
@@ -966,7 +968,7 @@ class _TermsPass:
     unplaced: list[str]
 
 
-def _terms_mismatches(conn: sqlite3.Connection) -> _TermsPass:
+def _terms_mismatches(conn: db.Connection) -> _TermsPass:
     """The packs whose blind-word rows differ from their entry's digest (None: rows of no record),
     and the records whose row's place is not where the row is.
 
@@ -1006,7 +1008,7 @@ def _finish_terms(pack: str | None, digest: Any, committed: dict[str, str], diff
         differ.append(pack)
 
 
-def _check_terms(conn: sqlite3.Connection, report: VerifyReport,
+def _check_terms(conn: db.Connection, report: VerifyReport,
                  mismatches: _OnSecondConnection[_TermsPass]) -> None:
     """Name each record whose blind-word row was altered, removed or added (search would lie about it)."""
     for content_blob in dict.fromkeys(mismatches.result().packs):
@@ -1051,7 +1053,7 @@ def _check_terms(conn: sqlite3.Connection, report: VerifyReport,
                                            f"not in the entry of pack {content_blob}"))
 
 
-def _committed_term_digests(conn: sqlite3.Connection, content_blob: str) -> dict[str, Any] | None:
+def _committed_term_digests(conn: db.Connection, content_blob: str) -> dict[str, Any] | None:
     """Each record's digest of its term row, as its pack's entry (or, before packs listed them, the
     entry that adopted them) commits to; None when no entry does."""
     payload = _latest_payload(conn, "pack", content_blob)
@@ -1063,7 +1065,7 @@ def _committed_term_digests(conn: sqlite3.Connection, content_blob: str) -> dict
     return None
 
 
-def _check_small_tables(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _check_small_tables(conn: db.Connection, report: VerifyReport) -> None:
     for row in _rows(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM event"):
         payload = {"event": row, "detail": blob_payload(_blob_ref(conn, row["detail_blob"]))}
         _compare(conn, report, "event", row["id"], payload, f"event {row['id']}")
@@ -1095,7 +1097,7 @@ def _check_capture_spans(report: VerifyReport, spans: _OnSecondConnection[list[s
                                        "records and links they derive from"))
 
 
-def _check_search_index(conn: sqlite3.Connection, report: VerifyReport,
+def _check_search_index(conn: db.Connection, report: VerifyReport,
                         participants: _OnSecondConnection[list[str]], terms: _OnSecondConnection[_TermsPass]) -> None:
     # Derived data too (store/search_index.py): a difference would make search miss or add records.
     differ = sorted(set(participants.result()) | set(misplaced_terms_rows(conn, terms.result().unplaced)))
@@ -1131,7 +1133,7 @@ OR (substr(subject, 1, 7) = 'escrow ' AND substr(subject, 8) NOT IN (SELECT reci
 """
 
 
-def _check_orphan_entries(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _check_orphan_entries(conn: db.Connection, report: VerifyReport) -> None:
     for kind, subject in [*conn.execute(_ORPHAN_ENTRIES), *conn.execute(_ORPHAN_ADOPTED)]:
         report.problems.append(Problem("missing", f"{kind} {subject}", "in the ledger but not in the index"))
 
@@ -1145,7 +1147,7 @@ SELECT id, owner, slot FROM blob WHERE id NOT IN (
 """
 
 
-def _check_blob_references(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _check_blob_references(conn: db.Connection, report: VerifyReport) -> None:
     for blob_id, owner, slot in conn.execute(_UNREFERENCED_BLOBS):
         report.problems.append(Problem("unaccounted", f"blob {blob_id}", f"{owner}/{slot}: nothing uses it"))
     for (blob_id,) in conn.execute("SELECT DISTINCT blob_id FROM chunk WHERE blob_id NOT IN (SELECT id FROM blob)"):
@@ -1164,7 +1166,7 @@ def _check_blob_references(conn: sqlite3.Connection, report: VerifyReport) -> No
     report.blobs = conn.execute("SELECT count(*) FROM blob").fetchone()[0]
 
 
-def _check_sealed(conn: sqlite3.Connection, objects: ObjectStore | None,
+def _check_sealed(conn: db.Connection, objects: ObjectStore | None,
                   tenures: Mapping[str, date]) -> VerifyReport:
     """The sealed bytes re-hashed (:func:`_hash_sealed_chunks`), then, with a bucket, the bucket
     held to the chunk rows of the same snapshot (:func:`_check_bucket`)."""
@@ -1175,7 +1177,7 @@ def _check_sealed(conn: sqlite3.Connection, objects: ObjectStore | None,
     return report
 
 
-def _hash_sealed_chunks(conn: sqlite3.Connection, objects: ObjectStore | None = None,
+def _hash_sealed_chunks(conn: db.Connection, objects: ObjectStore | None = None,
                         pointed: set[str] | None = None) -> VerifyReport:
     """Blobs whose sealed bytes differ from their digest (in ``problems``), and the bytes read
     (from the bucket where a chunk row points there: a segment missing or unreadable is named,
@@ -1236,7 +1238,7 @@ def _capture_of(key: str) -> str:
     return parts[1] if len(parts) == 3 and parts[0] + "/" == CAPTURES_PREFIX else ""
 
 
-def _check_bucket(conn: sqlite3.Connection, objects: ObjectStore, pointed: Set[str], tenures: Mapping[str, date],
+def _check_bucket(conn: db.Connection, objects: ObjectStore, pointed: Set[str], tenures: Mapping[str, date],
                   report: VerifyReport) -> None:
     """The segments the chunk rows point to are in the bucket, locked and held as their captures' records
     require; no destroyed capture's version remains; strays counted (see the module's docstring, 6)."""
@@ -1352,7 +1354,7 @@ DISCLOSURES_SIGNED_FROM = "disclosures_signed_from"
 _TRAILING = "entries after the last signed checkpoint"
 
 
-def check_disclosures(conn: sqlite3.Connection, report: VerifyReport,
+def check_disclosures(conn: db.Connection, report: VerifyReport,
                       signers: Mapping[str, ed25519.Ed25519PublicKey], officer_entries: Set[int] = frozenset()) -> None:
     """Every disclosure row equals its ledger entry and is signed by an officer key the config names.
 
@@ -1400,7 +1402,7 @@ def check_disclosures(conn: sqlite3.Connection, report: VerifyReport,
         report.problems = [p for p in report.problems if not (p.kind == "unaccounted" and p.detail == _TRAILING)]
 
 
-def certified_captures(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+def certified_captures(conn: db.Connection) -> dict[str, dict[str, Any]]:
     """Each capture a certificate of destruction names: its keyslots (recipient, SHA-256 of the sealed key)
     and blobs as they were, and the certificate's id."""
     found: dict[str, dict[str, Any]] = {}
@@ -1415,7 +1417,7 @@ def certified_captures(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     return found
 
 
-def check_officer_rows(conn: sqlite3.Connection, report: VerifyReport,
+def check_officer_rows(conn: db.Connection, report: VerifyReport,
                        signers: Mapping[str, ed25519.Ed25519PublicKey]) -> set[int]:
     """Every entry of a hold, plan or certificate is signed by an officer key the config names, over the row
     and the ledger hash it extends (:mod:`officer_rows`); the tombstones equal what the certificates list.
@@ -1443,7 +1445,7 @@ def check_officer_rows(conn: sqlite3.Connection, report: VerifyReport,
     return authenticated
 
 
-def _check_disposals(conn: sqlite3.Connection, report: VerifyReport) -> None:
+def _check_disposals(conn: db.Connection, report: VerifyReport) -> None:
     """The tombstones (disposed_record, disposed_capture) are exactly what the certificates list."""
     listed: dict[tuple[str, str], tuple[str, str]] = {}
     for disposition_id, at, body in conn.execute("SELECT id, at, body FROM disposition"):

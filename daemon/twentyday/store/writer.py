@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import queue
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from twentyday.crypto.envelope import CHUNK_BYTES, DataKey
 from twentyday.crypto.hashes import KeyedHashes
 from twentyday.records import Direction, ParsedEvent, ParsedMessage
 from twentyday.retention import parse_rule
-from twentyday.store import holds, schema
+from twentyday.store import db, holds, schema
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.ledger import Ledger
 from twentyday.store.objects import ObjectStore, capture_retain_until
@@ -176,7 +175,7 @@ class BackgroundInserts:
     :meth:`drain`. When it is not running, inserts are written at once.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: db.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self._jobs: queue.Queue[tuple[str, Sequence[str], list[Sequence[Any]]] | None] = queue.Queue(maxsize=8)
@@ -338,7 +337,7 @@ class CaptureWriter:
     config, the capture time and the limits. It reads no clock and no archive.
     """
 
-    def __init__(self, conn: sqlite3.Connection, capture: CaptureInput, *, capture_id: str, source_hash: str,
+    def __init__(self, conn: db.Connection, capture: CaptureInput, *, capture_id: str, source_hash: str,
                  captured_at: datetime, recipients: tuple[keys.Recipient, ...], hashes: KeyedHashes,
                  signing_key: ed25519.Ed25519PrivateKey | None, config: Config,
                  limits: WriterLimits = DEFAULT_LIMITS, defer_terms: bool = False,
