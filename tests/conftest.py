@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests import pg as local_pg
 from tests import rgw as local_rgw
 from twentyday import config as config_module
 from twentyday.initialise import init_archive
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+PG_STARTED_IN = pytest.StashKey[float]()  # seconds the session's PostgreSQL took to start, for the summary
 
 
 def make_mail(
@@ -83,6 +87,40 @@ def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_rgw.LocalRGW
 
 
 @pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[local_pg.LocalPG]:
+    """A real PostgreSQL for the whole test session, on a private unix socket only (tests/pg.py).
+
+    Started on the first test that asks for it (under a second), stopped after the last; its logs stay in
+    the session's tmp folder. Missing PostgreSQL fails the test with the apt-get line to run (scripts/test
+    installs it).
+    """
+    began = time.monotonic()
+    try:
+        handle = local_pg.start(tmp_path_factory.mktemp("pg"))
+    except local_pg.PGError as exc:
+        pytest.fail(f"local PostgreSQL: {exc}", pytrace=False)
+    pytestconfig.stash[PG_STARTED_IN] = time.monotonic() - began
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def pg_dsn(postgres: local_pg.LocalPG, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The dsn of a new, empty database (C collation, UTF8) for this test alone, named after it.
+
+    Dropped after the test, sessions still open to it ended; a failed drop is only a warning (the
+    cluster goes with the session).
+    """
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40].strip("_")
+    name = f"{stem}_{uuid.uuid4().hex[:12]}"
+    yield postgres.create_database(name)
+    try:
+        postgres.drop_database(name)
+    except local_pg.PGError as exc:
+        warnings.warn(f"test database {name} not dropped: {exc}", stacklevel=1)
+
+
+@pytest.fixture(scope="session")
 def s3(rgw: local_rgw.LocalRGW) -> S3Client:
     """A boto3 S3 client for the local RGW, with its user's keys (path-style: the endpoint is an IP)."""
     import boto3
@@ -113,6 +151,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """
     import sys
 
+    started_in = terminalreporter.config.stash.get(PG_STARTED_IN, None)
+    if started_in is not None:
+        terminalreporter.write_line(f"local PostgreSQL (tests/pg.py) started in {started_in:.2f} s")
     corpus = next((m for name, m in sys.modules.items() if name.endswith("test_corpus") and hasattr(m, "UNDATED")),
                   None)
     undated: dict[str, int] = getattr(corpus, "UNDATED", {})
