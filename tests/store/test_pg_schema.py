@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.pg import LocalPG
 from twentyday.errors import ArchiveVersionError, ConfigError
 from twentyday.store import pg_schema, schema
 
@@ -304,7 +305,8 @@ def test_the_version_answers_as_sqlites_user_version_does(pg_dsn: str) -> None:
             conn.execute(f"INSERT INTO {pg_schema.VERSION_TABLE} (version) VALUES (1)")
 
 
-def test_create_refuses_a_database_that_holds_an_index_or_other_tables(pg_dsn: str) -> None:
+def test_create_refuses_a_database_that_holds_an_index_or_other_tables(pg_dsn: str,
+                                                                      side_database: MakeDatabase) -> None:
     with psycopg.connect(pg_dsn) as conn:
         pg_schema.create(conn)
         before = read_postgres(conn)
@@ -313,8 +315,7 @@ def test_create_refuses_a_database_that_holds_an_index_or_other_tables(pg_dsn: s
             pg_schema.create(conn)
         assert read_postgres(conn) == before
         assert conn.execute("SELECT count(*) FROM meta").fetchone() == (1,)  # not written twice
-    other = psycopg.conninfo.make_conninfo(pg_dsn, dbname=_fresh_database(pg_dsn, "other"))
-    with psycopg.connect(other) as conn:
+    with psycopg.connect(side_database("other", "LOCALE 'C'")) as conn:
         conn.execute("CREATE TABLE invoices (id bigint)")
         conn.commit()
         with pytest.raises(ConfigError, match=r"already holds 1 table\(s\) \(invoices\): the index is created only"):
@@ -323,12 +324,25 @@ def test_create_refuses_a_database_that_holds_an_index_or_other_tables(pg_dsn: s
         assert conn.execute("SELECT to_regclass('meta')").fetchone() == (None,)  # nothing of the index left
 
 
-def _fresh_database(pg_dsn: str, suffix: str, options: str = "") -> str:
-    """A database beside the test's own, made with ``options`` (its locale)."""
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        name = f"{conn.info.dbname}_{suffix}"
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' {options}")
-    return name
+MakeDatabase = Callable[[str, str], str]
+
+
+@pytest.fixture
+def side_database(pg_dsn: str, postgres: LocalPG) -> Iterator[MakeDatabase]:
+    """Makes databases beside the test's own (``suffix``, ``options``: its locale); the dsn of each.
+    Dropped after the test, as pg_dsn's is."""
+    made: list[str] = []
+
+    def make(suffix: str, options: str = "") -> str:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            name = f"{conn.info.dbname}_{suffix}"
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' {options}")
+        made.append(name)
+        return psycopg.conninfo.make_conninfo(pg_dsn, dbname=name)
+
+    yield make
+    for name in made:
+        postgres.drop_database(name)
 
 
 @pytest.mark.parametrize(("options", "says"), [
@@ -337,11 +351,11 @@ def _fresh_database(pg_dsn: str, suffix: str, options: str = "") -> str:
     # byte order, but lower() changes more than ASCII, where SQLite's does not
     ("LOCALE 'C.utf8' LOCALE_PROVIDER libc", r"\(libc provider, LC_COLLATE C.utf8, LC_CTYPE C.utf8\)"),
 ])
-def test_create_refuses_a_database_that_does_not_compare_bytes(pg_dsn: str, options: str, says: str) -> None:
-    name = _fresh_database(pg_dsn, "locale", options)
-    with psycopg.connect(psycopg.conninfo.make_conninfo(pg_dsn, dbname=name)) as conn:
-        with pytest.raises(ConfigError, match=f"database {name} compares text by its locale {says}, not byte by "
-                                              "byte: .* needs collation C"):
+def test_create_refuses_a_database_that_does_not_compare_bytes(side_database: MakeDatabase, options: str,
+                                                              says: str) -> None:
+    with psycopg.connect(side_database("locale", options)) as conn:
+        refusal = f"database {conn.info.dbname} compares text by its locale {says}, not byte by byte: .* collation C"
+        with pytest.raises(ConfigError, match=refusal):
             pg_schema.create(conn)
         assert pg_schema.version(conn) == 0
 

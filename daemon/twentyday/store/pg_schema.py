@@ -328,9 +328,9 @@ def check_database(conn: psycopg.Connection[Any]) -> None:
     the locale; asking the database itself also catches an ICU default collation under an ``LC_COLLATE``
     of C and a C.UTF-8 whose ``lower()`` changes more than ASCII.
     """
-    provider = "datlocprovider" if conn.info.server_version >= 150000 else "'c'"  # ICU defaults came in 15
+    provider_column = "datlocprovider" if conn.info.server_version >= 150000 else "'c'"  # ICU defaults came in 15
     row = conn.execute(
-        f"SELECT current_database(), pg_encoding_to_char(encoding), datcollate, datctype, {provider}, "
+        f"SELECT current_database(), pg_encoding_to_char(encoding), datcollate, datctype, {provider_column}, "
         "'B' < 'a' AND 'z' < 'é' AND lower('ÄB') = 'Äb' FROM pg_database WHERE datname = current_database()"
     ).fetchone()
     if row is None:  # the catalog always lists the current database
