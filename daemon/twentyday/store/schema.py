@@ -387,7 +387,11 @@ def version(conn: db.Connection) -> int:
 
 def check_current(conn: db.Connection) -> None:
     """Refuse an index at another schema version than this code's: one line that says what to run."""
-    found = version(conn)
+    check_version(version(conn))
+
+
+def check_version(found: int) -> None:
+    """Refuse schema version ``found`` unless it is this code's (:func:`check_current`, on either database)."""
     if found < len(MIGRATIONS):
         raise ArchiveVersionError(f"the archive is at schema {found}, written by an earlier twentyday; this one "
                                   f"reads schema {len(MIGRATIONS)}: run 'twentyday migrate' (or start "
