@@ -213,8 +213,12 @@ def _custodian_captures(conn: db.Connection, configured: list[str]) -> tuple[Cus
     ids = list(dict.fromkeys([*configured, *known]))
     found = []
     for custodian in [*ids, None]:
-        row = conn.execute("SELECT received_at, channel FROM capture WHERE custodian IS ? "
-                           "ORDER BY received_at DESC LIMIT 1", (custodian,)).fetchone()
+        # '= ?' or 'IS NULL', not 'IS ?' (SQLite's own) nor 'IS NOT DISTINCT FROM ?' (PostgreSQL reads
+        # no index for it): either way, one lookup on capture_custodian.
+        row = conn.execute("SELECT received_at, channel FROM capture WHERE "
+                           + ("custodian = ?" if custodian is not None else "custodian IS NULL")
+                           + " ORDER BY received_at DESC LIMIT 1", (custodian,) if custodian is not None else ()
+                           ).fetchone()
         if custodian is None and row is None:
             continue  # nothing unrouted: no line for it
         found.append(CustodianCapture(custodian if custodian is not None else NO_CUSTODIAN,

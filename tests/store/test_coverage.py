@@ -58,3 +58,27 @@ def test_forwarded_mail_has_no_coverage(archive: Archive, tmp_path: Path) -> Non
     ingest(archive, mail, datetime(2026, 11, 22, 12, tzinfo=UTC))
     assert list(capture_spans(archive.conn)) == []
     assert [span.platform for span in capture_spans(archive.conn, chat_only=False)] == ["email"]
+
+
+def test_each_span_carries_its_own_capture_time_and_one_per_capture_across_platforms(
+        archive: Archive, tmp_path: Path) -> None:
+    # The grouped read takes each span's receipt time from its capture: a span must never show
+    # another capture's time, and a conversation seen on two platforms in one capture is one span.
+    day = datetime(2026, 9, 1, 9, 0)
+    chat = "WhatsApp Chat with Budget Team.txt"
+    for folder in "ab":
+        (tmp_path / folder).mkdir()
+    first, second = datetime(2026, 9, 6, 12, tzinfo=UTC), datetime(2026, 10, 6, 12, tzinfo=UTC)
+    ingest(archive, export(tmp_path / "a" / chat, [(day + timedelta(days=n), f"a {n}") for n in range(3)]), first)
+    ingest(archive, export(tmp_path / "b" / chat, [(day + timedelta(days=30 + n), f"b {n}") for n in range(2)]),
+           second)
+    early = min(capture_spans(archive.conn), key=lambda span: span.received_at).capture_id
+    # The same conversation on a second platform in the first capture (a row as the writer keeps it).
+    archive.conn.execute("INSERT INTO capture_span (capture_id, custodian, conversation, platform, first_utc, "
+                         "last_utc, messages) VALUES (?, 'jdoe', 'Budget Team', 'zz-other', "
+                         "'2026-08-30T00:00:00Z', '2026-09-02T00:00:00Z', 4)", (early,))
+    spans = [(s.capture_id == early, s.platform, s.received_at, s.messages, s.first.date().isoformat(),
+              s.last.date().isoformat()) for s in capture_spans(archive.conn)]
+    assert sorted(spans, key=lambda span: span[2]) == [
+        (True, "zz-other", first, 7, "2026-08-30", "2026-09-03"),
+        (False, "whatsapp", second, 2, "2026-10-01", "2026-10-02")]

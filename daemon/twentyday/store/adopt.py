@@ -45,7 +45,8 @@ _TABLE_OF = {"alert": "alert", "custodian": "custodian", "escrow": "escrow", BLO
 
 # The pack entries that already commit to their search terms (rows.pack_payload ends with it).
 _PACKS_WITH_TERMS = """
-SELECT subject FROM ledger WHERE kind = 'pack' AND substr(payload, -82, 16) = '"terms_sha256":"'
+SELECT subject FROM ledger WHERE kind = 'pack' AND length(payload) >= 82
+  AND substr(payload, length(payload) - 81, 16) = '"terms_sha256":"'
 """
 
 

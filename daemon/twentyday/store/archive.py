@@ -63,7 +63,7 @@ from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
 from twentyday.store.ledger import HANDOVER, Ledger, LedgerHead, ledger_key_text
 from twentyday.store.objects import ObjectStore
-from twentyday.store.rows import TERM_COLUMNS, escrow_payload, unpack_content
+from twentyday.store.rows import RECORD_COLUMNS, TERM_COLUMNS, escrow_payload, unpack_content
 from twentyday.store.words import tokens
 from twentyday.store.writer import (
     DEFAULT_LIMITS,
@@ -218,7 +218,8 @@ class Archive:
             for recipient in recipients:
                 sealed = keys.seal(recipient, payload, b"twentyday/v1\0escrow")
                 if self.conn.execute(
-                    "INSERT OR IGNORE INTO escrow (recipient, label, sealed, at) VALUES (?,?,?,?)",
+                    "INSERT INTO escrow (recipient, label, sealed, at) VALUES (?,?,?,?) "
+                    "ON CONFLICT (recipient) DO NOTHING",
                     (recipient.fingerprint, recipient.label, sealed, now),
                 ).rowcount:
                     # Who can recover the daemon's secrets is evidence: ledgered, and checked by verify.
@@ -458,7 +459,7 @@ class Archive:
     # -- reading (metadata only) ----------------------------------------------------------
 
     def record_row(self, record_id: str) -> dict[str, Any]:
-        rows = list(self.db.query("SELECT * FROM record WHERE id = ?", [record_id]))
+        rows = list(self.db.query(f"SELECT {', '.join(RECORD_COLUMNS)} FROM record WHERE id = ?", [record_id]))
         if not rows:
             raise NotFoundError(f"no record {record_id!r}")
         return rows[0]

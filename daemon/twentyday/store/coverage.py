@@ -31,7 +31,7 @@ SPANS_FROM_RECORDS = (
     "WHERE r.created_utc IS NOT NULL UNION ALL "
     "SELECT l.capture_id, r.custodian, r.conversation, r.platform, r.created_utc "
     "FROM record_capture l JOIN record r ON r.id = l.record_id WHERE r.created_utc IS NOT NULL"
-    ") GROUP BY capture_id, custodian, conversation, platform")
+    ") AS dated GROUP BY capture_id, custodian, conversation, platform")
 SPAN_COLUMNS = "capture_id, custodian, conversation, platform, first_utc, last_utc, messages"
 
 
@@ -46,8 +46,8 @@ def span_differences(conn: db.Connection) -> list[str]:
     # The recomputation groups every record: done once (materialised), compared both ways.
     return [capture_id for (capture_id,) in conn.execute(
         f"WITH computed AS MATERIALIZED ({SPANS_FROM_RECORDS}), stored AS (SELECT {SPAN_COLUMNS} FROM capture_span) "
-        "SELECT capture_id FROM (SELECT * FROM computed EXCEPT SELECT * FROM stored) UNION "
-        "SELECT capture_id FROM (SELECT * FROM stored EXCEPT SELECT * FROM computed) ORDER BY 1")]
+        "SELECT capture_id FROM (SELECT * FROM computed EXCEPT SELECT * FROM stored) AS missing UNION "
+        "SELECT capture_id FROM (SELECT * FROM stored EXCEPT SELECT * FROM computed) AS extra ORDER BY 1")]
 
 
 
@@ -77,9 +77,10 @@ def capture_spans(conn: db.Connection, *, custodian: str | None = None, as_of: d
         params.append(iso(as_of.astimezone(UTC)))  # ISO in UTC as the writer keeps it: sorts as text
     # One row per (capture, conversation, platform) in the derived table (see migration 9); a
     # conversation seen on two platforms in one capture is one span, as the grouped read made it.
+    # Every row of a group is of one capture, so max() is its one time (an ungrouped column is SQLite's own).
     rows = conn.execute(
         "SELECT s.custodian, s.conversation, max(s.platform), s.capture_id, min(s.first_utc), max(s.last_utc), "
-        "sum(s.messages), c.received_at, EXISTS (SELECT 1 FROM event e WHERE e.capture_id = s.capture_id "
+        "sum(s.messages), max(c.received_at), EXISTS (SELECT 1 FROM event e WHERE e.capture_id = s.capture_id "
         "AND e.kind = 'truncated_export') FROM capture_span s JOIN capture c ON c.id = s.capture_id"
         f"{' WHERE ' + ' AND '.join(where) if where else ''} "
         "GROUP BY s.custodian, s.conversation, s.capture_id ORDER BY s.custodian, s.conversation, s.capture_id",

@@ -350,7 +350,7 @@ def _destroy(conn: db.Connection, plan_row: dict[str, Any], body: dict[str, Any]
     for record in records:
         conn.execute("DELETE FROM record_terms WHERE record_id = ?", (record["id"],))
         conn.execute("DELETE FROM record_terms_row WHERE created_utc = (SELECT coalesce(created_utc, '') FROM record "
-                     "WHERE id = ?1) AND record_id = ?1", (record["id"],))  # where that row was
+                     "WHERE id = ?) AND record_id = ?", (record["id"], record["id"]))  # where that row was
         conn.execute("INSERT INTO disposed_record (record_id, disposition_id, disposed_at) VALUES (?,?,?)",
                      (record["id"], disposition_id, stamp))
     if records:

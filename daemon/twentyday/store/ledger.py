@@ -112,7 +112,8 @@ class Ledger:
         head = self._head
         signature = signing_key.sign(checkpoint_message(head.seq, head.hash, at))
         self._conn.execute(
-            "INSERT OR REPLACE INTO checkpoint (seq, head, at, signature) VALUES (?,?,?,?)",
+            "INSERT INTO checkpoint (seq, head, at, signature) VALUES (?,?,?,?) ON CONFLICT (seq) "
+            "DO UPDATE SET head = excluded.head, at = excluded.at, signature = excluded.signature",
             (head.seq, head.hash, at, base64.b64encode(signature).decode()),
         )
         return head

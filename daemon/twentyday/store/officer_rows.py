@@ -62,8 +62,12 @@ def write(conn: db.Connection, kind: str, row: dict[str, Any], identity: keys.Id
     stored = signed(kind, row, identity, ledger.head.hash)
     table = OFFICER_KINDS[kind]
     columns = list(stored)
-    conn.execute(f"{'INSERT OR REPLACE' if replace else 'INSERT'} INTO {table} ({', '.join(columns)}) "
-                 f"VALUES ({', '.join(':' + c for c in columns)})", stored)
+    # Replacing sets every column but the key: ``stored`` is the whole row (read by row_of, then changed),
+    # and the tables replaced in (hold, retention_plan) have no unique key but ``id``.
+    upsert = (" ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
+              if replace else "")
+    conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}){upsert}",
+                 [stored[c] for c in columns])
     ledger.append(iso(at), kind, str(stored["id"]), {kind: stored})
     ledger.flush()
     return stored

@@ -134,9 +134,9 @@ def insert_delivery(conn: db.Connection, ledger: Ledger, *, key: str, alert_even
         raise ValueError(f"unknown delivery state {state!r}")
     settled = at if state != "pending" else None
     row = conn.execute(
-        "INSERT OR IGNORE INTO delivery (key, alert_event, alert_id, event, sink, recipient, message_id, "
+        "INSERT INTO delivery (key, alert_event, alert_id, event, sink, recipient, message_id, "
         "created_at, state, attempts, last_attempt_at, last_error, settled_at, next_attempt_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,0,NULL,?,?,?) RETURNING " + ", ".join(DELIVERY_COLUMNS),
+        "VALUES (?,?,?,?,?,?,?,?,?,0,NULL,?,?,?) ON CONFLICT (key) DO NOTHING RETURNING " + ", ".join(DELIVERY_COLUMNS),
         (key, alert_event, alert_id, event, sink, recipient, f"msg_{uuid.uuid4().hex}", at, state,
          "endpoint_disabled" if state == "disabled" else "", settled,
          utc_key(parse_iso(at)) if state == "pending" else None),

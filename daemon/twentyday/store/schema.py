@@ -358,6 +358,13 @@ def insert_rows(conn: db.Connection, table: str, columns: Sequence[str], rows: S
 
 def derive_terms_rows(conn: db.Connection, after: int) -> None:
     """Where each blind-word row past rowid ``after`` is (``record_terms_row``, derived data)."""
+    # SQLite's own REPLACE, kept on purpose: the table has two unique keys (terms_rowid, and
+    # (created_utc, record_id)), and a record given a new word row must lose its old entry, found
+    # by the second key, whichever key conflicts; a batch naming a record twice keeps its last row.
+    # ON CONFLICT names one key, and PostgreSQL refuses to touch a row twice in one statement, so
+    # its text is two statements: DELETE the entries either key of the new rows meets, then
+    # INSERT ... SELECT DISTINCT ON (created_utc, record_id) ... ORDER BY created_utc, record_id,
+    # t.rowid DESC (the last row of a record, as REPLACE keeps it).
     conn.execute("INSERT OR REPLACE INTO record_terms_row (terms_rowid, created_utc, record_id) "
                  "SELECT t.rowid, coalesce(r.created_utc, ''), t.record_id FROM record_terms t "
                  "JOIN record r ON r.id = t.record_id WHERE t.rowid > ?", (after,))

@@ -23,7 +23,7 @@ from twentyday.errors import KeyMaterialError, NotFoundError, RecordDestroyed, T
 from twentyday.store.archive import NO_SIGNING_KEY, Archive
 from twentyday.store.disclosures import FAILED, SHOW, Disclosure, disclosing_actor, require_purpose
 from twentyday.store.disposition import destroyed, mark_destroyed
-from twentyday.store.rows import DETAIL_SLOT
+from twentyday.store.rows import CAPTURE_COLUMNS, DETAIL_SLOT, RECORD_COLUMNS
 from twentyday.store.search_index import participant_match
 
 #: What ``search --json`` prints for each record, in this order.
@@ -160,8 +160,12 @@ def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MAT
     return phases
 
 
+#: Every column of a record, named (not ``record.*``: the PostgreSQL table has a ``rowid`` of its own).
+_RECORD_FIELDS = ", ".join(f"record.{column}" for column in RECORD_COLUMNS)
+
+
 def _select(source: str, where: list[str], order: str) -> str:
-    return (f"SELECT record.* FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
+    return (f"SELECT {_RECORD_FIELDS} FROM {source}" + (" WHERE " + " AND ".join(where) if where else "")
             + f" ORDER BY {order} LIMIT ?")
 
 
@@ -241,7 +245,7 @@ def open_capture(archive: Archive, capture_id: str, identity: keys.Identity, *, 
     require_purpose(purpose)
     who = disclosing_actor(actor)
     require_configured_signer(archive, identity)
-    rows = list(archive.db.query("SELECT * FROM capture WHERE id = ?", [capture_id]))
+    rows = list(archive.db.query(f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture WHERE id = ?", [capture_id]))
     if not rows:
         raise NotFoundError(f"no capture {capture_id!r}")
     row = rows[0]

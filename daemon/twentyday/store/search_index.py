@@ -58,7 +58,7 @@ def participant_differences(conn: db.Connection) -> list[str]:
     differ: set[str] = set()
     expected, missing = conn.execute(
         f"SELECT coalesce(sum(gives), 0), group_concat(CASE WHEN missing THEN id END, ' ') "
-        f"FROM ({_RECIPIENTS_PER_RECORD})").fetchone()
+        f"FROM ({_RECIPIENTS_PER_RECORD}) AS per_record").fetchone()
     differ.update((missing or "").split())
     if conn.execute("SELECT count(*) FROM record_participant").fetchone()[0] != expected:
         differ.update(record_id for (record_id,) in conn.execute(_EXTRA_PARTICIPANTS))
@@ -84,5 +84,5 @@ def misplaced_terms_rows(conn: db.Connection, unplaced: list[str]) -> list[str]:
     if differ or entries != rows:
         differ.update(str(record_id) for (record_id,) in conn.execute(
             "SELECT w.record_id FROM record_terms_row w LEFT JOIN record_terms t ON t.rowid = w.terms_rowid "
-            "WHERE t.rowid IS NULL OR t.record_id IS NOT w.record_id"))
+            "WHERE t.rowid IS NULL OR t.record_id IS DISTINCT FROM w.record_id"))
     return sorted(differ)

@@ -703,8 +703,8 @@ def _placed(conn: db.Connection, blob_id: str, capture_id: str, owner: str, slot
         if found is None:
             return False
         number = conn.execute(
-            "SELECT count(*) FROM ledger WHERE kind = 'pack' AND seq < :seq AND seq > coalesce("
-            "(SELECT max(seq) FROM ledger WHERE kind = 'capture' AND seq < :seq), 0)", {"seq": found[0]}
+            "SELECT count(*) FROM ledger WHERE kind = 'pack' AND seq < ? AND seq > coalesce("
+            "(SELECT max(seq) FROM ledger WHERE kind = 'capture' AND seq < ?), 0)", (found[0], found[0])
         ).fetchone()[0]
         return bool(pack_slot(number, list(_pack_members(found[1]))) == slot)
     return False
@@ -921,15 +921,18 @@ def _attachments_from_db(conn: db.Connection, record_id: str) -> list[dict[str, 
 
 # The blind-word digest each pack's entry commits to (rows.pack_payload): canonical JSON sorts
 # its keys, so "terms_sha256" is the entry's last field, read from the end of the text without
-# parsing a payload that lists up to 256 records.
+# parsing a payload that lists up to 256 records. Positions are counted from length() (a negative
+# start is SQLite's own), in payloads long enough to hold the field (else the two differ).
 _TERMS_SHA256_SUFFIX = '"terms_sha256":"'
 # Adopted terms (adopt.py) end with the same field.
 _COMMITTED_TERMS = f"""
-SELECT subject, substr(payload, -66, 64) FROM ledger
-WHERE kind = 'pack' AND substr(payload, -82, 16) = '{_TERMS_SHA256_SUFFIX}'
+SELECT subject, substr(payload, length(payload) - 65, 64) FROM ledger
+WHERE kind = 'pack' AND length(payload) >= 82
+  AND substr(payload, length(payload) - 81, 16) = '{_TERMS_SHA256_SUFFIX}'
 UNION ALL
-SELECT substr(subject, 7), substr(payload, -66, 64) FROM ledger
-WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} ' AND substr(payload, -82, 16) = '{_TERMS_SHA256_SUFFIX}'
+SELECT substr(subject, 7), substr(payload, length(payload) - 65, 64) FROM ledger
+WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} ' AND length(payload) >= 82
+  AND substr(payload, length(payload) - 81, 16) = '{_TERMS_SHA256_SUFFIX}'
 """
 
 
@@ -1124,8 +1127,13 @@ OR (l.kind = 'custodian' AND l.subject NOT IN (SELECT id FROM custodian))
 OR (l.kind = 'escrow' AND l.subject NOT IN (SELECT recipient FROM escrow))
 """
 # Adopted rows that are gone (a capture's blob rows and a pack's terms: its own entry names them).
+# The subject is "<table> <key>": split at the space after the table named (instr() is SQLite's own).
 _ORPHAN_ADOPTED = f"""
-SELECT DISTINCT substr(subject, 1, instr(subject, ' ') - 1), substr(subject, instr(subject, ' ') + 1)
+SELECT DISTINCT
+    CASE WHEN substr(subject, 1, 6) = 'alert ' THEN 'alert'
+         WHEN substr(subject, 1, 10) = 'custodian ' THEN 'custodian' ELSE 'escrow' END,
+    substr(subject, CASE WHEN substr(subject, 1, 6) = 'alert ' THEN 7
+                         WHEN substr(subject, 1, 10) = 'custodian ' THEN 11 ELSE 8 END)
 FROM ledger WHERE kind = '{ADOPT}' AND (
    (substr(subject, 1, 6) = 'alert ' AND substr(subject, 7) NOT IN (SELECT CAST(id AS TEXT) FROM alert))
 OR (substr(subject, 1, 10) = 'custodian ' AND substr(subject, 11) NOT IN (SELECT id FROM custodian))

@@ -749,8 +749,11 @@ class CaptureWriter:
             self.conn.executemany(
                 "INSERT INTO capture_span (capture_id, custodian, conversation, platform, first_utc, last_utc, "
                 "messages) VALUES (?,?,?,?,?,?,?) ON CONFLICT (custodian, conversation, capture_id, platform) "
-                "DO UPDATE SET first_utc = min(first_utc, excluded.first_utc), "
-                "last_utc = max(last_utc, excluded.last_utc), messages = messages + excluded.messages",
+                "DO UPDATE SET first_utc = CASE WHEN excluded.first_utc < capture_span.first_utc "
+                "THEN excluded.first_utc ELSE capture_span.first_utc END, "
+                "last_utc = CASE WHEN excluded.last_utc > capture_span.last_utc "
+                "THEN excluded.last_utc ELSE capture_span.last_utc END, "
+                "messages = capture_span.messages + excluded.messages",
                 [(self.capture_id, *key, *span) for key, span in spans.items()])
             spans.clear()
 
@@ -787,10 +790,11 @@ class CaptureWriter:
             custodian = {"id": self.custodian.id, "name": self.custodian.name,
                          "timezone": self.custodian.timezone, "schedule": self.custodian.schedule}
             changed = self.conn.execute(
-                "INSERT INTO custodian (id, name, timezone, schedule) VALUES (:id,:name,:timezone,:schedule) "
+                "INSERT INTO custodian (id, name, timezone, schedule) VALUES (?,?,?,?) "
                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezone = excluded.timezone, "
-                "schedule = excluded.schedule WHERE (name, timezone, schedule) "
-                "IS NOT (excluded.name, excluded.timezone, excluded.schedule)", custodian).rowcount
+                "schedule = excluded.schedule WHERE (custodian.name, custodian.timezone, custodian.schedule) "
+                "IS DISTINCT FROM (excluded.name, excluded.timezone, excluded.schedule)",
+                tuple(custodian[c] for c in ("id", "name", "timezone", "schedule"))).rowcount
             if changed:  # the custodian row is evidence too (its schedule): each version is ledgered
                 self.ledger.append(self.captured_iso, "custodian", self.custodian.id, {"custodian": custodian})
         self.ledger.append(self.captured_iso, "capture", self.capture_id,
