@@ -921,18 +921,17 @@ def _attachments_from_db(conn: db.Connection, record_id: str) -> list[dict[str, 
 
 # The blind-word digest each pack's entry commits to (rows.pack_payload): canonical JSON sorts
 # its keys, so "terms_sha256" is the entry's last field, read from the end of the text without
-# parsing a payload that lists up to 256 records. Positions are counted from length() (a negative
-# start is SQLite's own), in payloads long enough to hold the field (else the two differ).
+# parsing a payload that lists up to 256 records. A negative start is SQLite's own: counting from
+# length() instead costs verify a third more here (it counts the characters twice); PostgreSQL's text
+# will read the same field with right(payload, 82).
 _TERMS_SHA256_SUFFIX = '"terms_sha256":"'
 # Adopted terms (adopt.py) end with the same field.
 _COMMITTED_TERMS = f"""
-SELECT subject, substr(payload, length(payload) - 65, 64) FROM ledger
-WHERE kind = 'pack' AND length(payload) >= 82
-  AND substr(payload, length(payload) - 81, 16) = '{_TERMS_SHA256_SUFFIX}'
+SELECT subject, substr(payload, -66, 64) FROM ledger
+WHERE kind = 'pack' AND substr(payload, -82, 16) = '{_TERMS_SHA256_SUFFIX}'
 UNION ALL
-SELECT substr(subject, 7), substr(payload, length(payload) - 65, 64) FROM ledger
-WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} ' AND length(payload) >= 82
-  AND substr(payload, length(payload) - 81, 16) = '{_TERMS_SHA256_SUFFIX}'
+SELECT substr(subject, 7), substr(payload, -66, 64) FROM ledger
+WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} ' AND substr(payload, -82, 16) = '{_TERMS_SHA256_SUFFIX}'
 """
 
 
