@@ -36,6 +36,13 @@ def test_positional_placeholders_bind_in_order(conn: PgConnection) -> None:
         == [(1, "one", b"\x01"), (2, "two", b"\x02")]
 
 
+def test_numbered_placeholders_bind_as_sqlite_numbers_them(conn: PgConnection) -> None:
+    conn.execute("INSERT INTO t (id, name) VALUES (?, ?), (?, ?)", (1, "a", 2, "b"))
+    # "?1" twice (as store/disposition.py deletes a record's blind-word row); a bare "?" after "?N" is N + 1.
+    assert conn.execute("SELECT id FROM t WHERE id = ?1 OR (id > ?1 AND name = ?)", (1, "b")).fetchall() \
+        == [(1,), (2,)]
+
+
 def test_a_statement_binds_as_many_parameters_as_the_protocol_allows(conn: PgConnection) -> None:
     rows = 65_535 // 3  # 21,845 rows, 65,535 parameters: the store's bulk inserts fill db.max_parameters
     assert db.max_parameters(conn) == 65_535

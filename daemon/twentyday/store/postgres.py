@@ -5,12 +5,12 @@ statements run in autocommit mode and the SQL the store runs opens and closes it
 (``BEGIN``, :func:`twentyday.store.db.begin_write`, ``SAVEPOINT``, ``COMMIT``), as SQLite's
 ``isolation_level=None`` does.
 
-Placeholders. The store writes ``?`` (and, in a few inserts of whole rows, ``:name`` with a dict),
-PostgreSQL's protocol wants ``$1..$n``. The text is converted once per distinct statement (a
-bounded cache) and sent through psycopg's :class:`psycopg.RawCursor`, which passes ``$n`` through
-untouched: psycopg's own ``%s`` conversion, measured by the issue's scout, was 92% of a bulk
-insert's time. A statement without parameters is sent as it is (a migration's script, with its
-comments and ``'...'`` literals, is never looked at).
+Placeholders. The store writes ``?`` (``?1`` where it uses one value twice; ``:name`` with a dict
+in a few inserts of whole rows), PostgreSQL's protocol wants ``$1..$n``. The text is converted once
+per distinct statement (a bounded cache) and sent through psycopg's :class:`psycopg.RawCursor`,
+which passes ``$n`` through untouched: psycopg's own ``%s`` conversion, measured by the issue's
+scout, was 92% of a bulk insert's time. A statement without parameters is sent as it is (a
+migration's script, with its comments and ``'...'`` literals, is never looked at).
 
 The conversion does not parse SQL. A ``?`` inside a quoted literal, or in a comment, would be
 taken for a placeholder; none of the store's statements has one (a literal value belongs in a
@@ -55,6 +55,7 @@ LOCK_TIMEOUT = "30s"
 #: a multi-row insert has one text per row count, up to the batch size.
 _CONVERTED_CACHE = 2048
 
+_POSITIONAL = re.compile(r"\?(\d*)")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -174,12 +175,18 @@ def _converted(sql: str, named: bool) -> tuple[bytes, tuple[str, ...] | None]:
             return f"${order.setdefault(match.group(1), len(order) + 1)}"
 
         return _NAMED.sub(number, sql).encode(), tuple(order)
-    pieces = sql.split("?")
-    out = [pieces[0]]
-    for n, piece in enumerate(pieces[1:], start=1):
-        out.append(f"${n}")
-        out.append(piece)
-    return "".join(out).encode(), None
+    if "?" not in sql:
+        return sql.encode(), None
+    largest = 0
+
+    def numbered(match: re.Match[str]) -> str:
+        # SQLite's rule: "?N" is parameter N; a bare "?" is one more than the largest so far.
+        nonlocal largest
+        n = int(match.group(1)) if match.group(1) else largest + 1
+        largest = max(largest, n)
+        return f"${n}"
+
+    return _POSITIONAL.sub(numbered, sql).encode(), None
 
 
 def _refuse_placeholder_in_literal(sql: str, named: bool) -> None:
