@@ -114,6 +114,20 @@ def test_text_holding_u0000_is_refused_naming_the_parameter_not_its_value(conn: 
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
 
 
+def test_a_row_reads_the_same_with_parameters_or_without(conn: PgConnection) -> None:
+    # With parameters, results come in binary; without, as text (the simple protocol, for scripts).
+    conn.execute("INSERT INTO t (id, name, data) VALUES (?, ?, ?)", (2**40, "name", b"\x00\xff"))
+    query = "SELECT id, name, data, count(*) OVER (), id IS NULL, sum(id) OVER () FROM t"
+    with_parameters = conn.execute(query + " WHERE id = ?", (2**40,)).fetchone()
+    without = conn.execute(query).fetchone()
+    assert with_parameters == without == (2**40, "name", b"\x00\xff", 1, False, 2**40)
+    assert [type(v) for v in with_parameters] == [type(v) for v in without]
+    # Unlike SQLite, sum() of integers is a Decimal (numeric): the store's SQL says what it wants.
+    assert type(without[5]).__name__ == "Decimal"
+    assert [column[0] for column in conn.execute(query + " WHERE id > ?", (0,)).description] \
+        == ["id", "name", "data", "count", "?column?", "sum"]
+
+
 def test_cursors_give_tuples_as_sqlite_s_do(conn: PgConnection) -> None:
     conn.executemany("INSERT INTO t (id, name) VALUES (?, ?)", [(n, f"n{n}") for n in range(5)])
     assert conn.executemany("UPDATE t SET name = ? WHERE id = ?", [("x", 1), ("y", 2), ("z", 99)]).rowcount == 2
@@ -255,22 +269,25 @@ def test_dialect_tells_the_two_databases_apart(conn: PgConnection) -> None:
         lite.close()
 
 
-@pytest.mark.parametrize(("name", "options"), [
+@pytest.mark.parametrize(("name", "options", "described"), [
     # libc's C.UTF-8: lower() of non-ASCII letters is not SQLite's
-    ("other_c_utf8", "ENCODING 'UTF8' LOCALE 'C.UTF-8'"),
+    ("other_c_utf8", "ENCODING 'UTF8' LOCALE 'C.UTF-8'",
+     "collation 'C.UTF-8', character type 'C.UTF-8' and encoding UTF8"),
     # ICU sorts 'a' < 'B' < 'b'; SQLite sorts 'B' < 'a' < 'b'
-    ("other_icu", "ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"),
+    ("other_icu", "ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'",
+     "the ICU locale 'en-US' and encoding UTF8"),
     # cannot hold every name a mail carries
-    ("other_latin1", "ENCODING 'LATIN1' LOCALE 'C'"),
+    ("other_latin1", "ENCODING 'LATIN1' LOCALE 'C'", "collation 'C', character type 'C' and encoding LATIN1"),
 ])
 def test_a_database_that_would_sort_otherwise_than_sqlite_is_refused(postgres: local_pg.LocalPG, name: str,
-                                                                     options: str) -> None:
+                                                                     options: str, described: str) -> None:
     postgres.psql(f"CREATE DATABASE {name} TEMPLATE template0 {options}")
     try:
         with pytest.raises(ConfigError) as refused:
             connect(postgres.dsn(name))
-        assert f'PostgreSQL database "{name}" has collation' in str(refused.value)
-        assert "the index needs collation and character type C and encoding UTF8" in str(refused.value)
+        assert str(refused.value).startswith(f'PostgreSQL database "{name}" has {described};')
+        assert "the index needs collation and character type C (byte order, as SQLite sorts) and encoding UTF8" \
+            in str(refused.value)
         # The refused connection was closed, not left open on the server.
         sessions = postgres.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}'")
         assert sessions.strip() == "0"

@@ -82,20 +82,30 @@ def connect(dsn: str) -> PgConnection:
 
 
 def _check_database(conn: psycopg.Connection[Any]) -> None:
-    provider = "datlocprovider" if conn.info.server_version >= 150000 else "'c'"
+    version = conn.info.server_version
+    # The locale provider (15+): libc, ICU, or (17+) PostgreSQL's builtin; its own locale beside.
+    provider = "datlocprovider::text" if version >= 150000 else "'c'"
+    own_locale = "datlocale" if version >= 170000 else "daticulocale" if version >= 150000 else "NULL"
     row = conn.execute(
-        f"SELECT datname, datcollate, datctype, pg_encoding_to_char(encoding), {provider}::text"
+        f"SELECT datname, datcollate, datctype, pg_encoding_to_char(encoding), {provider}, {own_locale}"
         " FROM pg_database WHERE datname = current_database()"
     ).fetchone()
     assert row is not None  # the database we are connected to
-    name, collate, ctype, encoding, locale_provider = row
-    if collate in ("C", "POSIX") and ctype in ("C", "POSIX") and encoding == "UTF8" and locale_provider == "c":
+    name, collate, ctype, encoding, locale_provider, locale = row
+    byte_order = {
+        "c": collate in ("C", "POSIX") and ctype in ("C", "POSIX"),
+        "b": locale == "C",  # builtin C: byte order, ASCII-only case mapping (builtin C.UTF-8 is not)
+    }.get(locale_provider, False)
+    if byte_order and encoding == "UTF8":
         return
-    provider_name = "ICU" if locale_provider == "i" else "libc"
+    if locale_provider == "c":
+        sorting = f"collation {collate!r}, character type {ctype!r}"
+    else:
+        sorting = f"the {'ICU' if locale_provider == 'i' else 'builtin'} locale {locale!r}"
     raise ConfigError(
-        f'PostgreSQL database "{name}" has collation {collate!r}, character type {ctype!r} ({provider_name})'
-        f" and encoding {encoding}; the index needs collation and character type C and encoding UTF8"
-        f" (CREATE DATABASE ... TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C')"
+        f'PostgreSQL database "{name}" has {sorting} and encoding {encoding}; the index needs'
+        " collation and character type C (byte order, as SQLite sorts) and encoding UTF8:"
+        " CREATE DATABASE ... TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' LOCALE_PROVIDER libc"
     )
 
 
@@ -108,11 +118,15 @@ class PgConnection:
     def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = (), /) -> psycopg.Cursor[Any]:
         """Run one statement; its rows are read from the cursor returned (as tuples)."""
         if not parameters:
+            # The simple query protocol: a script of several statements (a migration) runs whole.
+            # Its results come as text; the same Python values as binary's, a little slower.
             return self._conn.cursor().execute(sql.encode())
         query, names = _converted(sql, isinstance(parameters, Mapping))
         values = _values(parameters, names)
         try:
-            return self._conn.cursor().execute(query, values)
+            # Results in binary: a bytea (a sealed chunk) comes as its bytes, not as hex to decode,
+            # 4 to 7 times faster for 1 MiB chunks here.
+            return self._conn.cursor(binary=True).execute(query, values)
         except psycopg.DataError as error:
             _raise_if_nul(error, values)
             raise
@@ -121,7 +135,7 @@ class PgConnection:
         """Run one statement once per set of parameters (``rowcount``: the rows all of them changed)."""
         rows = iter(parameters)
         first = next(rows, None)
-        cursor = self._conn.cursor()
+        cursor = self._conn.cursor(binary=True)
         if first is None:
             return cursor
         query, names = _converted(sql, isinstance(first, Mapping))
