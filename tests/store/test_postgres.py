@@ -251,6 +251,20 @@ def test_a_writer_that_cannot_get_the_lock_fails_retryably_and_leaves_no_transac
         second.close()
 
 
+def test_a_read_only_server_is_an_operational_error_as_a_read_only_sqlite_file_is(conn: PgConnection) -> None:
+    conn.execute("SET default_transaction_read_only = on")  # as on a standby
+    with pytest.raises(db.OPERATIONAL_ERRORS) as refused:
+        conn.execute("INSERT INTO t (id) VALUES (?)", (1,))
+    assert isinstance(refused.value, psycopg.errors.ReadOnlySqlTransaction)  # an InternalError to psycopg
+
+
+def test_the_error_tuples_keep_sqlite_s_classes_beside_psycopg_s() -> None:
+    assert (sqlite3.Error, psycopg.Error) == db.ERRORS
+    assert {sqlite3.OperationalError, psycopg.OperationalError} <= set(db.OPERATIONAL_ERRORS)
+    assert (sqlite3.DatabaseError, psycopg.DatabaseError) == db.DATABASE_ERRORS
+    assert (sqlite3.IntegrityError, psycopg.IntegrityError) == db.INTEGRITY_ERRORS
+
+
 def test_the_ledger_lock_is_an_advisory_lock_on_the_named_key(conn: PgConnection) -> None:
     db.begin_write(conn)
     held = conn.execute("SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks"

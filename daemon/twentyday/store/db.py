@@ -76,9 +76,12 @@ INTEGRITY_ERRORS: tuple[type[Exception], ...]
 def __getattr__(name: str) -> tuple[type[Exception], ...]:
     if name not in _SQLITE_ERRORS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import psycopg
-    from psycopg import errors
-
+    try:
+        import psycopg
+        from psycopg import errors
+    except ImportError:  # no psycopg, no connection to PostgreSQL: SQLite's errors are all there are
+        globals().update(_SQLITE_ERRORS)
+        return _SQLITE_ERRORS[name]
     postgresql: dict[str, tuple[type[Exception], ...]] = {
         "ERRORS": (psycopg.Error,),
         # All are OperationalError subclasses in psycopg's mapping today, named so that they stay
