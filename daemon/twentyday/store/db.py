@@ -54,25 +54,80 @@ class Connection(Protocol):
     def in_transaction(self) -> bool: ...
 
 
-#: Any error the index's database raises: a failed statement, a locked, full or broken index.
-ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
-#: The database could not do it now (locked, busy, full, read-only, I/O): the work may be retried.
-OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
-#: The index is not one the database can read (not a database, damaged), or an operation on it failed.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
-#: A constraint refused a write (a unique key taken).
-INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+# The error tuples name psycopg's classes too, but psycopg is imported only when one of them is
+# first read (PEP 562's module __getattr__), not when this module is: importing psycopg takes about
+# 150 ms, half again the CLI's own start, which an archive kept in SQLite should not pay. Read them
+# as ``db.ERRORS`` where an error is caught (an ``except`` clause reads its tuple only when an
+# exception reaches it); a module that copies one at import time imports psycopg then.
+_SQLITE_ERRORS: dict[str, tuple[type[Exception], ...]] = {
+    #: Any error the index's database raises: a failed statement, a locked, full or broken index.
+    "ERRORS": (sqlite3.Error,),
+    #: The database could not do it now (locked, busy, full, read-only, I/O, shut down): the work
+    #: may be retried.
+    "OPERATIONAL_ERRORS": (sqlite3.OperationalError,),
+    #: The index is not one the database can read (not a database, damaged), or an operation on it failed.
+    "DATABASE_ERRORS": (sqlite3.DatabaseError,),
+    #: A constraint refused a write (a unique key taken).
+    "INTEGRITY_ERRORS": (sqlite3.IntegrityError,),
+}
+
+ERRORS: tuple[type[Exception], ...]
+OPERATIONAL_ERRORS: tuple[type[Exception], ...]
+DATABASE_ERRORS: tuple[type[Exception], ...]
+INTEGRITY_ERRORS: tuple[type[Exception], ...]
+
+
+def __getattr__(name: str) -> tuple[type[Exception], ...]:
+    if name not in _SQLITE_ERRORS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        import psycopg
+        from psycopg import errors
+    except ImportError:  # no psycopg, no connection to PostgreSQL: SQLite's errors are all there are
+        globals().update(_SQLITE_ERRORS)
+        return _SQLITE_ERRORS[name]
+    postgresql: dict[str, tuple[type[Exception], ...]] = {
+        "ERRORS": (psycopg.Error,),
+        # All are OperationalError subclasses in psycopg's mapping today, named so that they stay
+        # retryable whatever it becomes: a writer that lost a serialization or deadlock check, a
+        # lock not had within lock_timeout, a full disk, a server shut down. A read-only server
+        # (a standby) is an InternalError in psycopg, an OperationalError in SQLite.
+        "OPERATIONAL_ERRORS": (
+            psycopg.OperationalError, errors.SerializationFailure, errors.LockNotAvailable,
+            errors.DeadlockDetected, errors.DiskFull, errors.AdminShutdown, errors.ReadOnlySqlTransaction,
+        ),
+        "DATABASE_ERRORS": (psycopg.DatabaseError,),
+        "INTEGRITY_ERRORS": (psycopg.IntegrityError,),
+    }
+    for key, classes in _SQLITE_ERRORS.items():
+        globals()[key] = classes + postgresql[key]
+    return globals()[name]  # type: ignore[no-any-return]
 
 
 def dialect(conn: Connection) -> Dialect:
     """Which database ``conn`` is open on."""
-    return "sqlite" if isinstance(conn, sqlite3.Connection) else "postgresql"
+    if isinstance(conn, sqlite3.Connection):
+        return "sqlite"
+    # Not imported above: a connection to PostgreSQL exists only once this module was imported.
+    from twentyday.store.postgres import PgConnection
+
+    if isinstance(conn, PgConnection):
+        return "postgresql"
+    raise TypeError(f"not a connection to the index: {type(conn).__name__}")
 
 
 def begin_write(conn: Connection) -> None:
     """Open a write transaction that no other writer of the index runs beside: the ledger head read
-    inside it stays the head until it commits (SQLite: the file's write lock, taken at once)."""
-    conn.execute("BEGIN IMMEDIATE")
+    inside it stays the head until it commits (SQLite: the file's write lock, taken at once;
+    PostgreSQL: BEGIN, then a transaction-level advisory lock every writer takes,
+    :meth:`twentyday.store.postgres.PgConnection.begin_write`)."""
+    if dialect(conn) == "sqlite":
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    from twentyday.store.postgres import PgConnection
+
+    assert isinstance(conn, PgConnection)  # dialect() said so
+    conn.begin_write()
 
 
 def max_parameters(conn: Connection) -> int:
