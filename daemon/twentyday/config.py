@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, replace
 from datetime import date
 from ipaddress import IPv4Network, IPv6Network
@@ -150,6 +151,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Permanent records: years after cutoff they are transferred to NARA (15 to 30; GRS 6.1 item 010: 15)."),
     Setting("custodians.tenure_ended", str, "",
             "Last day of the custodian's tenure (YYYY-MM-DD; '' = still serving): the cutoff of 'tenure' schedules."),
+    Setting("store.index", str, "",
+            "Where the index lives: '' = SQLite in data_dir; 'postgresql://USER@HOST:PORT/DATABASE' = "
+            "PostgreSQL (a database with C collation, UTF8; no password in the URI: libpq's passfile)."),
     Setting("store.blobs", str, "",
             "Where sealed blobs live: '' = inside the index in data_dir (the embedded store); "
             "'s3://BUCKET' = an S3 bucket with Object Lock (compliance-mode retention per capture)."),
@@ -364,6 +368,8 @@ class Config:
     former_ledger_keys: tuple[str, ...] = ()
     #: store.blobs: the S3 bucket sealed blobs go to; None = the embedded store (blobs in the index).
     blobs: BlobTarget | None = None
+    #: store.index: the PostgreSQL URI of the index; None = SQLite in data_dir (``index.db``).
+    index: str | None = None
 
     def custodian(self, custodian_id: str) -> Custodian | None:
         return next((c for c in self.custodians if c.id == custodian_id), None)
@@ -577,6 +583,23 @@ def _blob_target(file: Path, base: Path, data_dir: Path, store: dict[str, Any]) 
                       min_retention_days=store["s3_min_retention_days"])
 
 
+def _index_uri(file: Path, store: dict[str, Any]) -> str | None:
+    """``store.index``: a PostgreSQL URI without a password (a config file is no place for one:
+    libpq reads it from a passfile it refuses when others can read it)."""
+    uri = store["index"]
+    if not uri:
+        return None
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in {"postgresql", "postgres"} or not parts.path.strip("/"):
+        raise ConfigError("expected '' (SQLite in data_dir) or 'postgresql://USER@HOST[:PORT]/DATABASE'",
+                          path=str(file), key="store.index")
+    query = urllib.parse.parse_qs(parts.query)
+    if parts.password is not None or "password" in query:
+        raise ConfigError("holds a password: give it to libpq in a passfile (0600; ?passfile=PATH or "
+                          "~/.pgpass), or use peer or certificate authentication", path=str(file), key="store.index")
+    return str(uri)
+
+
 def _build(file: Path, raw: dict[str, Any]) -> Config:
     base = file.resolve().parent
     top = _read_table(file, raw, "", "")
@@ -618,6 +641,7 @@ def _build(file: Path, raw: dict[str, Any]) -> Config:
     data_dir = _resolve(base, top["data_dir"])
     return Config(
         blobs=_blob_target(file, base, data_dir, store),
+        index=_index_uri(file, store),
         path=file.resolve(),
         data_dir=data_dir,
         deadline_days=top["deadline_days"],

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
+from tests.pgarchive import make_pg_archive
 from tests.s3archive import make_s3_archive
 from twentyday import config as config_module
 from twentyday.initialise import init_archive
@@ -25,8 +26,9 @@ from twentyday.store.writer import WriterLimits
 
 OpenWithLimits = Callable[..., Archive]
 
-#: The backends every store test runs against (the ids name them in each test's name).
-BACKENDS = ("embedded", "s3")
+#: The backends every store test runs against (the ids name them in each test's name): the embedded
+#: store, sealed blobs in a bucket, the index in PostgreSQL.
+BACKENDS = ("embedded", "s3", "pg")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -48,6 +50,8 @@ def archive_dir(tmp_path: Path, backend: str, request: pytest.FixtureRequest) ->
     with ``s3``, its blobs in a new bucket of the local RGW (no minimum retention)."""
     if backend == "s3":
         make_s3_archive(tmp_path / "arch", request.getfixturevalue("rgw"), now=NOW)
+    elif backend == "pg":
+        make_pg_archive(tmp_path / "arch", request.getfixturevalue("postgres"), now=NOW)
     else:
         init_archive(tmp_path / "arch", passphrase=None, demo=False, now=NOW)
     return tmp_path / "arch"

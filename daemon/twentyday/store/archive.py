@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,6 +85,48 @@ _COMMIT_FAILED: tuple[type[Exception], ...] = (*db.ERRORS, IntakeError)
 NO_SIGNING_KEY = ("this identity has no signing key, so it cannot sign the disclosure: run "
                   "'twentyday keys add-signing KEY', then give the config the .pub it rewrites")
 
+def describe_index(uri: str) -> str:
+    """Names an index in PostgreSQL for a message: its database and host, nothing else of the URI."""
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["the local socket"])[0]
+    return f"PostgreSQL database {parts.path.strip('/')!r} on {host}"
+
+
+def _open_postgresql(uri: str) -> db.Connection:
+    """The index in PostgreSQL, refused unless it is at this code's schema version (a database in which
+    'twentyday create' made no index: not found; no upgrade path yet, none is needed before a change)."""
+    # Imported here: psycopg takes about 150 ms to import, which an archive in SQLite need not pay.
+    from twentyday.store import pg_schema, postgres
+
+    where = describe_index(uri)
+    try:
+        conn = postgres.connect(uri)
+    except db.ERRORS as error:
+        raise TwentydayError(f"{where}: cannot open the index: {str(error).splitlines()[0]}") from None
+    try:
+        found = pg_schema.version_on(conn)
+        if not found:
+            raise NotFoundError(f"{where}: no archive here (run 'twentyday create' first)")
+        schema.check_version(found)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_postgresql(uri: str) -> None:
+    import psycopg
+
+    from twentyday.store import pg_schema
+
+    where = describe_index(uri)
+    try:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            pg_schema.create(conn)
+    except psycopg.Error as error:
+        raise TwentydayError(f"{where}: cannot create the index: {str(error).splitlines()[0]}") from None
+
+
 class Archive:
     """An open archive. Writers need the daemon secrets and the recipients' public keys."""
 
@@ -101,20 +144,26 @@ class Archive:
         self.config = config
         self.data_dir = config.data_dir
         path = self.data_dir / INDEX_FILE
-        if not path.exists():
+        if config.index is None and not path.exists():
             raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
         self._secrets = None if officer else secrets.load(self.data_dir)
         #: What opening this archive adopted into the ledger (see :mod:`adopt`); None: nothing.
         self.adoption: Adoption | None = None
-        try:
-            self.db = schema.connect(str(path))
+        #: The index: SQLite in data_dir, or PostgreSQL (``[store] index``).
+        self.conn: db.Connection
+        if config.index is not None:
+            self.conn = _open_postgresql(config.index)
             #: The schema version the index was at when opened (below the current one: migrated now).
-            self.opened_at_version = schema.version(self.db.conn)
-            # The officer's side holds no signing key: it cannot adopt, so it refuses an old archive.
-            schema.migrate(self.db, adopt=None if self._secrets is None else self._adopt)
-        except db.DATABASE_ERRORS as error:
-            raise TwentydayError(f"{path}: cannot open the index: {error}") from None
-        self.conn = self.db.conn
+            self.opened_at_version = len(schema.MIGRATIONS)
+        else:
+            try:
+                index = schema.connect(str(path))
+                self.opened_at_version = schema.version(index.conn)
+                # The officer's side holds no signing key: it cannot adopt, so it refuses an old archive.
+                schema.migrate(index, adopt=None if self._secrets is None else self._adopt)
+            except db.DATABASE_ERRORS as error:
+                raise TwentydayError(f"{path}: cannot open the index: {error}") from None
+            self.conn = index.conn
         #: The S3 bucket of the sealed blobs (``[store] blobs``); None: the embedded store.
         self.objects: ObjectStore | None = None
         if config.blobs is not None:
@@ -126,7 +175,7 @@ class Archive:
         # Whether the bucket was seen to keep Object Lock (checked before the first write, not at
         # open: reading the index — search, status — needs no bucket).
         self._bucket_checked = False
-        if not durable:
+        if not durable and config.index is None:  # PostgreSQL's commits are durable when they return
             self.conn.execute("PRAGMA synchronous = NORMAL")
         self._recipients = recipients
         self._hashes = None if self._secrets is None else KeyedHashes.derived_from(self._secrets)
@@ -158,14 +207,19 @@ class Archive:
                 objects.close()
             log.info("sealed blobs go to %s (%s)", objects.describe(), "made now, with Object Lock" if made
                      else "exists, with Object Lock")
+        if config.index is not None:
+            # The tables first: a database that cannot hold the index (not empty, not collation C)
+            # is refused before anything is written in data_dir.
+            _create_postgresql(config.index)
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         daemon_secrets = secrets.generate(config.data_dir)
-        index = config.data_dir / INDEX_FILE
-        # The index holds personal data (names, numbers, times): owner-only, like the secrets.
-        index.touch(mode=0o600, exist_ok=False)
-        db = schema.connect(str(index))
-        schema.migrate(db)
-        db.conn.close()
+        if config.index is None:
+            index = config.data_dir / INDEX_FILE
+            # The index holds personal data (names, numbers, times): owner-only, like the secrets.
+            index.touch(mode=0o600, exist_ok=False)
+            new_index = schema.connect(str(index))
+            schema.migrate(new_index)
+            new_index.conn.close()
         archive = cls(config, recipients=recipients)
         archive.escrow_secrets(recipients, daemon_secrets)
         return archive
@@ -176,7 +230,10 @@ class Archive:
             self.objects.close()
 
     def sync(self) -> None:
-        """Make every commit so far durable: fsync the write-ahead log (and the database)."""
+        """Make every commit so far durable: fsync the write-ahead log (and the database). An index in
+        PostgreSQL is durable at each commit already (the server's own synchronous_commit)."""
+        if self.config.index is not None:
+            return
         index = self.data_dir / INDEX_FILE
         for path in (index.with_name(INDEX_FILE + "-wal"), index):
             try:
@@ -459,7 +516,7 @@ class Archive:
     # -- reading (metadata only) ----------------------------------------------------------
 
     def record_row(self, record_id: str) -> dict[str, Any]:
-        rows = list(self.db.query(f"SELECT {', '.join(RECORD_COLUMNS)} FROM record WHERE id = ?", [record_id]))
+        rows = db.query(self.conn, f"SELECT {', '.join(RECORD_COLUMNS)} FROM record WHERE id = ?", (record_id,))
         if not rows:
             raise NotFoundError(f"no record {record_id!r}")
         return rows[0]

@@ -130,6 +130,13 @@ def begin_write(conn: Connection) -> None:
     conn.begin_write()
 
 
+def query(conn: Connection, sql: str, parameters: Any = ()) -> list[dict[str, Any]]:
+    """A statement's rows as dicts by column name (names as the statement gives them, lower case)."""
+    cursor = conn.execute(sql, parameters)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
 def max_parameters(conn: Connection) -> int:
     """How many parameters one statement may bind on ``conn``."""
     if isinstance(conn, sqlite3.Connection):

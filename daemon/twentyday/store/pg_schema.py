@@ -39,7 +39,7 @@ import psycopg
 from psycopg import pq
 
 from twentyday.errors import ConfigError
-from twentyday.store import schema
+from twentyday.store import db, schema
 
 #: The SQLite schema version (``len(schema.MIGRATIONS)``) this script builds.
 SCHEMA_VERSION = 12
@@ -310,6 +310,14 @@ def create(conn: psycopg.Connection[Any]) -> int:
 def version(conn: psycopg.Connection[Any]) -> int:
     """The schema version the index is at (0: a new database), as ``schema.version`` reads SQLite's."""
     if conn.execute("SELECT to_regclass(%s)", (VERSION_TABLE,)).fetchone() in (None, (None,)):
+        return 0
+    row = conn.execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def version_on(conn: db.Connection) -> int:
+    """:func:`version`, read through the store's own connection (:mod:`twentyday.store.postgres`)."""
+    if conn.execute("SELECT to_regclass(?)", (VERSION_TABLE,)).fetchone() in (None, (None,)):
         return 0
     row = conn.execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()
     return int(row[0]) if row else 0

@@ -365,9 +365,19 @@ def derive_terms_rows(conn: db.Connection, after: int) -> None:
     # its text is two statements: DELETE the entries either key of the new rows meets, then
     # INSERT ... SELECT DISTINCT ON (created_utc, record_id) ... ORDER BY created_utc, record_id,
     # t.rowid DESC (the last row of a record, as REPLACE keeps it).
-    conn.execute("INSERT OR REPLACE INTO record_terms_row (terms_rowid, created_utc, record_id) "
-                 "SELECT t.rowid, coalesce(r.created_utc, ''), t.record_id FROM record_terms t "
-                 "JOIN record r ON r.id = t.record_id WHERE t.rowid > ?", (after,))
+    if db.dialect(conn) == "sqlite":
+        conn.execute("INSERT OR REPLACE INTO record_terms_row (terms_rowid, created_utc, record_id) "
+                     "SELECT t.rowid, coalesce(r.created_utc, ''), t.record_id FROM record_terms t "
+                     "JOIN record r ON r.id = t.record_id WHERE t.rowid > ?", (after,))
+        return
+    conn.execute("DELETE FROM record_terms_row WHERE terms_rowid > ? OR (created_utc, record_id) IN ("
+                 "SELECT coalesce(r.created_utc, ''), t.record_id FROM record_terms t "
+                 "JOIN record r ON r.id = t.record_id WHERE t.rowid > ?)", (after, after))
+    conn.execute("INSERT INTO record_terms_row (terms_rowid, created_utc, record_id) "
+                 "SELECT DISTINCT ON (coalesce(r.created_utc, ''), t.record_id) "
+                 "t.rowid, coalesce(r.created_utc, ''), t.record_id FROM record_terms t "
+                 "JOIN record r ON r.id = t.record_id WHERE t.rowid > ? "
+                 "ORDER BY coalesce(r.created_utc, ''), t.record_id, t.rowid DESC", (after,))
 
 
 def _insert_values(conn: db.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],

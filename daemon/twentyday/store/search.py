@@ -20,6 +20,7 @@ from typing import Any
 from twentyday.canonical import utc_key
 from twentyday.crypto import keys
 from twentyday.errors import KeyMaterialError, NotFoundError, RecordDestroyed, TwentydayError
+from twentyday.store import db
 from twentyday.store.archive import NO_SIGNING_KEY, Archive
 from twentyday.store.disclosures import FAILED, SHOW, Disclosure, disclosing_actor, require_purpose
 from twentyday.store.disposition import destroyed, mark_destroyed
@@ -245,7 +246,7 @@ def open_capture(archive: Archive, capture_id: str, identity: keys.Identity, *, 
     require_purpose(purpose)
     who = disclosing_actor(actor)
     require_configured_signer(archive, identity)
-    rows = list(archive.db.query(f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture WHERE id = ?", [capture_id]))
+    rows = db.query(archive.conn, f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture WHERE id = ?", (capture_id,))
     if not rows:
         raise NotFoundError(f"no capture {capture_id!r}")
     row = rows[0]
@@ -313,8 +314,8 @@ class Disclosed:
 
     def capture(self, capture_id: str) -> dict[str, Any]:
         """A capture's row as ``show CAPTURE-ID`` prints it (all of it in clear already)."""
-        rows = list(self._archive.db.query(f"SELECT {', '.join(CAPTURE_FIELDS)} FROM capture WHERE id = ?",
-                                           [capture_id]))
+        rows = db.query(self._archive.conn, f"SELECT {', '.join(CAPTURE_FIELDS)} FROM capture WHERE id = ?",
+                        (capture_id,))
         if not rows:
             raise NotFoundError(f"no capture {capture_id!r}")
         return rows[0]
