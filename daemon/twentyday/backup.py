@@ -43,6 +43,10 @@ class BackupReport:
 
 def backup_archive(config: config_module.Config, destination: Path) -> BackupReport:
     """Write a backup of ``config``'s archive into ``destination`` (a new folder, made 0700)."""
+    if config.index is not None:  # nothing of the index is in data_dir: the database's own tools copy it
+        raise ConfigError("the index is in PostgreSQL: back it up with pg_dump (one consistent snapshot), and keep "
+                          "a copy of data_dir/secrets (and of the bucket, if [store] blobs names one) beside it; "
+                          "'twentyday backup' copies an index in SQLite", path=str(config.path), key="store.index")
     source = config.data_dir / INDEX_FILE
     if not source.exists():
         raise ConfigError("no archive there (run 'twentyday create')", path=str(config.path), key="data_dir")

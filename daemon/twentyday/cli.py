@@ -230,6 +230,13 @@ def create(ctx: click.Context) -> None:
     config = load_config(ctx)
     if (config.data_dir / "index.db").exists():
         raise ConfigError("an archive already exists there", path=str(config.path), key="data_dir")
+    if config.index is not None:
+        from twentyday.store.nodes import holds_archive
+
+        if holds_archive(config.index):
+            raise ConfigError("that database holds an archive already; to add an intake node to it, copy "
+                              "data_dir/secrets from one of its nodes instead (README, 'Beyond one machine')",
+                              path=str(config.path), key="store.index")
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     Archive.create(config, recipients).close()
     ledger_key = archive_ledger_key(config)
@@ -833,6 +840,13 @@ def _migrate_to(ctx: click.Context, to: Path, batch: int | None, as_json: bool) 
     forbid_core_dumps()  # the daemon's secrets pass through this process
     source = load_config(ctx)
     target = config_module.load(to)
+    # What migrate_blobs reads and writes is data_dir/index.db on both sides.
+    if source.index is not None:
+        raise ConfigError("this archive's index is in PostgreSQL; 'migrate --to' moves an archive whose index is "
+                          "in SQLite", path=str(source.path), key="store.index")
+    if target.index is not None:
+        raise ConfigError("'migrate --to' cannot move an archive's index into PostgreSQL yet; its blobs only "
+                          "(leave store.index unset there)", path=str(to), key="store.index")
     running = daemon_state(source.data_dir)
     if running.running:
         raise IntegrityError(f"{source.data_dir}: twentyday serve is running on this archive"

@@ -33,7 +33,7 @@ from multiprocessing.process import BaseProcess
 from twentyday import config as config_module
 from twentyday.config import Config
 from twentyday.crypto import keys
-from twentyday.errors import ConfigError, IntegrityError, TwentydayError
+from twentyday.errors import ConfigError, IntegrityError, NotFoundError, TwentydayError
 from twentyday.hardening import forbid_core_dumps
 from twentyday.intake.smtp import SmtpIntake, open_smtp
 from twentyday.intake.watcher import InboxWatcher
@@ -47,6 +47,7 @@ from twentyday.status import hold_serve_lock
 from twentyday.store.archive import Archive
 from twentyday.store.integrity import FIRST_DELAY_SECONDS, IntegrityCheck
 from twentyday.store.ledger import SignedHead, ledger_key_text, signed_head
+from twentyday.store.nodes import check_node
 
 log = logging.getLogger(__name__)
 HEAD_LOG_SECONDS = 3600.0
@@ -158,6 +159,13 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         archive.close()
         raise IntegrityError(f"{config.data_dir}/secrets: the ledger signing key ({own_key}) is not the one "
                              f"pinned in keys.ledger_key; refusing to sign with it")
+    if config.index is not None:
+        # Several nodes may serve this archive, each with a copy of its secrets: this one's must be its own.
+        try:
+            check_node(archive.conn, archive.secrets, f"{config.data_dir}/secrets")
+        except BaseException:
+            archive.close()
+            raise
     if not config.ledger_key:
         log.warning("keys.ledger_key is not set: nothing outside the archive pins its ledger key, and verify "
                     "refuses to run; run 'twentyday keys pin-ledger'")
@@ -292,6 +300,9 @@ def serve(config: Config) -> None:
         loop.add_signal_handler(signal.SIGHUP, reload.set)
         await run(config, stop, reload=reload)
 
-    # One serve per archive; the held lock is also how 'twentyday status' tells that one runs.
+    if config.index is not None and not config.data_dir.is_dir():  # no index there to name as missing
+        raise NotFoundError(f"{config.data_dir}: no such folder: a node of an archive in PostgreSQL keeps its spool "
+                            "and a copy of the archive's secrets there (README, 'Beyond one machine')")
+    # One serve per data_dir (per node); the held lock is also how 'twentyday status' tells that one runs.
     with hold_serve_lock(config.data_dir):
         asyncio.run(main())

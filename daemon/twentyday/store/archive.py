@@ -63,6 +63,7 @@ from twentyday.store.alerts import Alert, Changes, Scope, close_alert, reconcile
 from twentyday.store.blobstore import BlobRef, BlobStore
 from twentyday.store.disclosures import Disclosure, accounting, insert_disclosure
 from twentyday.store.ledger import HANDOVER, Ledger, LedgerHead, ledger_key_text
+from twentyday.store.nodes import record_secrets_check
 from twentyday.store.objects import ObjectStore
 from twentyday.store.rows import RECORD_COLUMNS, TERM_COLUMNS, escrow_payload, unpack_content
 from twentyday.store.words import tokens
@@ -222,6 +223,8 @@ class Archive:
             new_index.conn.close()
         archive = cls(config, recipients=recipients)
         archive.escrow_secrets(recipients, daemon_secrets)
+        if config.index is not None:  # other nodes may serve it: what tells them its secrets (store/nodes.py)
+            record_secrets_check(archive.conn, daemon_secrets)
         return archive
 
     def close(self) -> None:
