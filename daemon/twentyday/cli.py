@@ -407,6 +407,10 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], custodian: str | None, d
         return
     outcomes = []
     with open_archive(ctx) as archive:
+        if archive.config.index is not None:  # a node of an archive others may serve: its secrets must be the archive's
+            from twentyday.store.nodes import check_node
+
+            check_node(archive.conn, archive.secrets, f"{archive.data_dir}/secrets")
         if custodian is not None and archive.config.custodian(custodian) is None:
             raise NotFoundError(f"no custodian {custodian!r} in {archive.config.path}")
         for path in paths:  # all checked before any is ingested

@@ -8,9 +8,12 @@ config and public keys, a data_dir of its own (its own spool), and a copy of the
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import smtplib
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -31,9 +34,12 @@ from tests.system.serve_process import Serve
 from tests.system.test_smtp_crash import pipeline_children, wait_port
 from twentyday.cli import cli
 from twentyday.config import load
+from twentyday.crypto import secrets
+from twentyday.errors import ConfigError, IntegrityError
+from twentyday.initialise import pin_ledger_key
 from twentyday.spool import backlog
 from twentyday.store.archive import Archive
-from twentyday.store.ledger import GENESIS, entry_hash
+from twentyday.store.ledger import GENESIS, entry_hash, ledger_key_text
 
 
 @dataclass(frozen=True)
@@ -264,3 +270,57 @@ def wait_for_spool(node: Node, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while backlog(node.data_dir / "spool").items and time.monotonic() < deadline:
         time.sleep(0.25)
+
+
+def refused_at_start(node: Node) -> str:
+    """``serve`` on ``node`` exits at once with one line and IntegrityError's code; the line."""
+    done = subprocess.run([sys.executable, "-m", "twentyday", "--config", str(node.config), "serve"],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == IntegrityError.exit_code, done.stderr
+    [line] = [text for text in done.stderr.splitlines() if text.startswith("twentyday: ")]
+    assert "Traceback" not in done.stderr
+    return line
+
+
+def test_a_node_whose_secrets_are_not_the_archives_is_refused_at_start(tmp_path: Path, postgres: LocalPG) -> None:
+    first = first_node(tmp_path / "first", postgres)
+    # Secrets of its own (someone ran create's key step on it, and pinned its key): not the archive's ledger key.
+    stranger = join(first, tmp_path / "stranger")
+    shutil.rmtree(stranger.data_dir / "secrets")
+    own = secrets.generate(stranger.data_dir)
+    pin_ledger_key(stranger.config, ledger_key_text(own.verify_key), replace=True)
+    line = refused_at_start(stranger)
+    assert "did not sign the archive's last checkpoint" in line and "Beyond one machine" in line
+    # The archive's ledger key, another index key: its keyed hashes would split the archive's dedup and search.
+    mixed = join(first, tmp_path / "mixed")
+    (mixed.data_dir / "secrets" / secrets.INDEX_KEY_FILE).write_text(os.urandom(32).hex() + "\n")
+    line = refused_at_start(mixed)
+    assert "the index key is not the archive's" in line
+    assert not list((mixed.data_dir / "spool").glob("*")) if (mixed.data_dir / "spool").exists() else True
+    # Neither wrote anything: a node with the archive's secrets serves.
+    good = join(first, tmp_path / "good")
+    daemon = good.serve()
+    try:
+        daemon.wait_ready()
+    finally:
+        assert daemon.terminate(45)[0] == 0
+
+
+def test_what_cannot_work_on_postgresql_says_so_in_one_line(tmp_path: Path, postgres: LocalPG,
+                                                            archive_dir: Path) -> None:
+    first = first_node(tmp_path / "first", postgres)
+    second = join(first, tmp_path / "second")
+    runner = CliRunner()
+    made = runner.invoke(cli, ["--config", str(second.config), "create"])
+    assert made.exit_code == ConfigError.exit_code
+    assert "holds an archive already" in made.output and "Beyond one machine" in made.output
+    backed = runner.invoke(cli, ["--config", str(first.config), "backup", str(tmp_path / "backup")])
+    assert backed.exit_code == ConfigError.exit_code and "pg_dump" in backed.output
+    assert not (tmp_path / "backup").exists()
+    moved = runner.invoke(cli, ["--config", str(first.config), "migrate", "--to", str(second.config)])
+    assert moved.exit_code == ConfigError.exit_code and "index is in PostgreSQL" in moved.output
+    into = runner.invoke(cli, ["--config", str(archive_dir / "twentyday.toml"), "migrate", "--to", str(first.config)])
+    assert into.exit_code == ConfigError.exit_code and "cannot move an archive's index into PostgreSQL" in into.output
+    for result in (made, backed, moved, into):
+        assert len(result.output.strip().splitlines()) == 1, result.output
