@@ -27,3 +27,17 @@ def test_a_reload_of_the_same_file_changes_nothing(archive_dir: Path) -> None:
     running = config_module.load(archive_dir / "twentyday.toml")
     applied, kept = config_module.reloaded(running, config_module.load(archive_dir / "twentyday.toml"))
     assert (applied, kept) == (running, ())
+
+
+def test_a_reload_keeps_the_archive_serve_opened(archive_dir: Path) -> None:
+    """[store]: the daemon, its deliverer and its verify hold the index and bucket they opened; a worker
+    restarted on others would write into another archive."""
+    path = archive_dir / "twentyday.toml"
+    running = config_module.load(path)
+    path.write_text(path.read_text() + '\n[store]\nindex = "postgresql://twentyday@/other?host=/run/postgresql"\n'
+                    'blobs = "s3://other-bucket"\ns3_endpoint = "http://127.0.0.1:7480"\n'
+                    f's3_credentials = "{archive_dir / "s3.credentials"}"\n')
+    (archive_dir / "s3.credentials").touch(mode=0o600)
+    applied, kept = config_module.reloaded(running, config_module.load(path))
+    assert kept == ("store.index", "store.blobs, store.s3_*")
+    assert (applied.index, applied.blobs) == (None, None)

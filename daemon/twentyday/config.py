@@ -432,6 +432,9 @@ RESTART_ONLY: tuple[tuple[str, str], ...] = (
     ("keys.recipients", "recipients"), ("keys.ledger_key", "ledger_key"),
     ("keys.former_ledger_keys", "former_ledger_keys"),
     ("alerts.verify_every_hours", "verify_every_hours"),
+    # The daemon, its deliverer and its verify hold the archive they opened: a pipeline restarted on
+    # another index or bucket would write into another archive, unchecked (store/nodes.py).
+    ("store.index", "index"), ("store.blobs, store.s3_*", "blobs"),
     ("alerts.email, alerts.journal, alerts.webhook, alerts.max_attempts, alerts.retry_*", "delivery"),
     ("smtp.enabled", "smtp.enabled"), ("smtp.listen", "smtp.listen"), ("smtp.hostname", "smtp.hostname"),
     ("smtp.tls_cert", "smtp.tls_cert"), ("smtp.tls_key", "smtp.tls_key"), ("smtp.require_tls", "smtp.require_tls"),
