@@ -58,6 +58,8 @@ WORKER_STOP_SECONDS = 30.0
 #: SIGTERM: the most serve takes to exit -- the worker's time, 5 s to reap it if killed, and 5 s each for
 #: the delivery and integrity threads. systemd/twentyday.service's TimeoutStopSec must stay above it.
 STOP_SECONDS = WORKER_STOP_SECONDS + 15.0
+#: A pipeline process that died is started again no sooner than this after its last start.
+RESTART_AFTER_SECONDS = 2.0
 
 
 class PipelineProcess:
@@ -78,6 +80,7 @@ class PipelineProcess:
         self._stopping = False
         self._restarting = False
         self._stop_deadline = 0.0
+        self._started = 0.0
 
     def start(self) -> None:
         # A Connection is how multiprocessing hands a descriptor to a spawned child; it wraps a
@@ -88,12 +91,17 @@ class PipelineProcess:
             target=worker_process, name="twentyday-pipeline",
             args=(self._config, channel, self._config.log_level, os.getpid(), beats, self._beat_seconds))
         self._process.start()
+        self._started = time.monotonic()
         channel.close()
         if beats is not None:
             beats.close()
 
     def watch(self) -> None:
         if self._process is not None and not self._process.is_alive() and not self._stopping:
+            # One that could not even open the archive (its database down, say) is not started again at
+            # once: every round would spawn a process and log its error.
+            if not self._restarting and time.monotonic() - self._started < RESTART_AFTER_SECONDS:
+                return
             if self._restarting:
                 log.info("pipeline process restarted with the reloaded configuration")
             else:

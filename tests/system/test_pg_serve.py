@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -324,3 +325,36 @@ def test_what_cannot_work_on_postgresql_says_so_in_one_line(tmp_path: Path, post
     assert into.exit_code == ConfigError.exit_code and "cannot move an archive's index into PostgreSQL" in into.output
     for result in (made, backed, moved, into):
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_node_whose_connections_to_the_database_are_cut_goes_on_archiving(tmp_path: Path, postgres: LocalPG) -> None:
+    """The server restarted, a failover: the pipeline's connection is gone. Its process ends, serve starts
+    another with a new connection, and what was spooled meanwhile is archived."""
+    node = first_node(tmp_path / "node", postgres)
+    daemon = node.serve()
+    try:
+        daemon.wait_ready()
+        wait_port(node.port)
+        accepted: list[str] = []
+        before = [f"<before-cut-{n}@pgserve.test>" for n in range(2)]
+        send(node.port, before, accepted, threading.Lock())
+        wait_for(node.config, set(thread_names(node.config, before)), 30)
+        time.sleep(1.0)  # the worker idle, waiting for mail: the cut is found by its next batch
+        index = load(node.config).index
+        assert index is not None
+        with psycopg.connect(index, autocommit=True) as admin:
+            cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+        assert cut is not None and cut[0] >= 2  # the daemon's and its pipeline's, at least
+        after = [f"<after-cut-{n}@pgserve.test>" for n in range(3)]
+        send(node.port, after, accepted, threading.Lock())
+        assert accepted == before + after  # 250: in the spool, whatever the database
+        expected = thread_names(node.config, before + after)
+        archived = wait_for(node.config, set(expected), 60)
+        daemon.wait_for_log("pipeline process exited")
+    finally:
+        code, _ = daemon.terminate(45)
+    assert Counter(archived) == Counter(set(expected))
+    assert "the connection to the index was lost" in daemon.text()
+    assert "Traceback" not in daemon.text()
+    assert code == 0, daemon.text()

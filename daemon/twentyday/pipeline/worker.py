@@ -257,7 +257,11 @@ class Worker:
         """Log the signed head of the batch just made durable: a copy outside the archive (the journal)
         that ``verify --head`` holds the archive to, so entries removed later, or an older copy put
         back, are found."""
-        head = signed_head(self.archive.conn)
+        try:
+            head = signed_head(self.archive.conn)
+        except db.ERRORS as error:  # after the commit: the batch is stored; the next batch logs its head
+            log.error("cannot read the ledger head to log it: %s", type(error).__name__)
+            return
         if head is not None:
             log.info("ledger head %s", head.text(), extra={"event": "ledger_head"})
 
@@ -422,10 +426,20 @@ def worker_process(config_source: Config | str, channel: Connection, log_level: 
     # With a second core, mail is parsed in a helper while the items before it are stored.
     read_ahead = ReadAhead(config, log_level) if (os.cpu_count() or 1) > 1 else None
     beats = Heartbeat(heartbeat.fileno() if heartbeat is not None else None, beat_seconds / 2)
+
+    def index_lost() -> bool:
+        """An index in PostgreSQL whose connection broke (the server restarted, a failover): this
+        process ends, and the daemon starts another, with a new connection; the items stay spooled."""
+        lost = bool(getattr(archive.conn, "closed", False))  # SQLite's connection: never lost
+        if lost:
+            log.error("the connection to the index was lost; the pipeline process exits and serve starts "
+                      "it again (the spooled items wait for it)")
+        return lost
+
     try:
         Worker(archive, spool, stop=stop, wake=wake, read_ahead=read_ahead,
                evaluate_every=config.evaluate_every_minutes * 60.0, heartbeat=beats.beat).loop(
-            poll_seconds=min(5.0, beat_seconds), keep_going=lambda: os.getppid() == parent)
+            poll_seconds=min(5.0, beat_seconds), keep_going=lambda: os.getppid() == parent and not index_lost())
     finally:
         if read_ahead is not None:
             read_ahead.close()
