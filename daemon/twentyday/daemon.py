@@ -44,6 +44,7 @@ from twentyday.service import ServiceReporter, Systemd
 from twentyday.service import cancel as cancel_reporting
 from twentyday.spool import ROLL_SECONDS, Spool
 from twentyday.status import hold_serve_lock
+from twentyday.store import db
 from twentyday.store.archive import Archive
 from twentyday.store.integrity import FIRST_DELAY_SECONDS, IntegrityCheck
 from twentyday.store.ledger import SignedHead, ledger_key_text, signed_head
@@ -227,10 +228,14 @@ async def run(config: Config, stop: asyncio.Event, *, head_log_seconds: float = 
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             if loop.time() >= next_head:
-                head = signed_head(archive.conn)
-                log.info("ledger head %s", head.text() if head is not None else "(none yet)")
-                # A PUT: off the event loop, so SMTP does not wait on the bucket.
-                published = await asyncio.to_thread(publish_head, archive, head, published)
+                try:
+                    head = signed_head(archive.conn)
+                except db.ERRORS as error:  # an index in PostgreSQL out of reach: intake goes on, spooled
+                    log.error("cannot read the ledger head to log it: %s", type(error).__name__)
+                else:
+                    log.info("ledger head %s", head.text() if head is not None else "(none yet)")
+                    # A PUT: off the event loop, so SMTP does not wait on the bucket.
+                    published = await asyncio.to_thread(publish_head, archive, head, published)
                 next_head = loop.time() + head_log_seconds
             if reload is not None and reload.is_set():
                 reload.clear()

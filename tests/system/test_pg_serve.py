@@ -8,6 +8,7 @@ config and public keys, a data_dir of its own (its own spool), and a copy of the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -155,6 +156,7 @@ def test_one_node_on_postgresql_answers_250_once_durable_and_its_mail_is_searcha
     assert Counter(archived) == Counter(set(expected))
     found = CliRunner().invoke(cli, ["--config", str(node.config), "search", "--json", "--limit", "100"])
     assert found.exit_code == 0, found.output
+    assert sorted(str(r["conversation"]) for r in json.loads(found.stdout)) == sorted(expected)
     assert "index.db" not in daemon.text()
     assert not (node.data_dir / "index.db").exists()
     assert backlog(node.data_dir / "spool").items == 0
