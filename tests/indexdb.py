@@ -112,3 +112,17 @@ def _administer(uri: str, *statements: Any) -> None:
     with psycopg.connect(psycopg.conninfo.make_conninfo(uri, dbname="postgres"), autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)
+
+
+def remove_index(archive_dir: Path) -> None:
+    """Leave the archive without an index: SQLite's file deleted; in PostgreSQL, the database left
+    empty (its tables dropped), as before 'twentyday create' made them."""
+    config = config_module.load(archive_dir / "twentyday.toml")
+    if config.index is None:
+        (config.data_dir / "index.db").unlink()
+        return
+    import psycopg
+
+    with psycopg.connect(config.index, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
