@@ -23,6 +23,7 @@ ROWS: list[tuple[Any, ...]] = [
     (None, None, None),
 ]
 COLUMNS = ("words", "number", "other")
+TABLE = "CREATE TABLE t (words text, number bigint, other text, rowid bigint GENERATED ALWAYS AS IDENTITY)"
 
 
 @pytest.mark.parametrize("row", ROWS, ids=range(len(ROWS)))
@@ -37,7 +38,7 @@ def test_a_row_hashed_in_postgresql_matches_python_and_sqlite(pg_dsn: str, row: 
 
     conn = postgres.connect(pg_dsn)
     try:
-        conn.execute("CREATE TABLE t (words text, number bigint, other text, rowid bigint GENERATED ALWAYS AS IDENTITY)")
+        conn.execute(TABLE)
         conn.execute("INSERT INTO t (words, number, other) VALUES (?, ?, ?)", row)
         line = _pg_json_list(COLUMNS)
         assert conn.execute(f"SELECT {line} FROM t").fetchone()[0] == canonical_json(list(row)).decode()
@@ -51,7 +52,7 @@ def test_rows_joined_in_postgresql_match_python(pg_dsn: str) -> None:
     expected = hashlib.sha256(b"\n".join(canonical_json(list(row)) for row in ROWS)).hexdigest()
     conn = postgres.connect(pg_dsn)
     try:
-        conn.execute("CREATE TABLE t (words text, number bigint, other text, rowid bigint GENERATED ALWAYS AS IDENTITY)")
+        conn.execute(TABLE)
         conn.executemany("INSERT INTO t (words, number, other) VALUES (?, ?, ?)", ROWS)
         joined = f"string_agg({_pg_json_list(COLUMNS)}, chr(10) ORDER BY rowid)"
         assert conn.execute(f"SELECT {_pg_sha256(joined)} FROM t").fetchone()[0] == expected
