@@ -42,6 +42,7 @@ def test_detail_counts_problems_by_code_most_frequent_first_and_names_no_object(
 
 @pytest.mark.parametrize(("label", "kind", "code"), [
     ("index.db", "altered", "index_altered"),
+    ("index", "altered", "index_altered"),
     ("secrets/ledger-signing.pub", "signature", "ledger_key_signature"),
     ("ledger entry 5", "chain", "ledger_entry_chain"),
     ("checkpoint 9", "signature", "checkpoint_signature"),

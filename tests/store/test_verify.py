@@ -159,3 +159,12 @@ def test_links_from_later_captures_verify_and_tampering_is_named(archive_dir: Pa
     code, output = run(archive_dir, "verify", "--json")
     assert code == 5
     assert named in [p["object"] for p in json.loads(output)["problems"]]
+
+
+def test_an_index_missing_a_table_is_named_damaged_in_one_line(filled: Path) -> None:
+    tamper(filled, lambda conn: str(conn.execute("DROP TABLE record_capture").rowcount))
+    code, output = run(filled, "verify", "--json")
+    assert code == 5
+    [problem] = [p for p in json.loads(output)["problems"] if p["detail"].startswith("database is damaged: ")]
+    assert problem["object"] in ("index.db", "index")  # SQLite's file, or the database in PostgreSQL
+    assert "record_capture" in problem["detail"] and "\n" not in problem["detail"]

@@ -369,7 +369,14 @@ def verify(conn: db.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         report.objects, report.object_bytes, report.stray_objects = (hashed.objects, hashed.object_bytes,
                                                                       hashed.stray_objects)
     except db.DATABASE_ERRORS as error:
-        report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
+        if db.dialect(conn) == "sqlite":
+            report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
+        elif isinstance(error, db.OPERATIONAL_ERRORS):
+            # The server went away, shut down or refused for now: the run failed, the index may be whole
+            # (serve's check tries again; an integrity_failure alert here would be a false alarm).
+            raise
+        else:  # a table or column gone, an entry that is not JSON: what verify reads is not an index's
+            report.problems.append(Problem("altered", "index", f"database is damaged: {str(error).splitlines()[0]}"))
     finally:
         if own_transaction and conn.in_transaction:
             conn.execute("ROLLBACK")  # nothing was written: end the snapshot
