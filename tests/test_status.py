@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,28 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import make_mail
+from tests.conftest import NOW, make_mail
+from tests.indexdb import cut_off_index, on_postgresql, open_index, remove_index
+from tests.pgarchive import make_pg_archive
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.errors import IntakeError, NotFoundError
+from twentyday.initialise import init_archive
 from twentyday.spool import Spool, SpoolMeta
 from twentyday.status import SERVE_LOCK, daemon_state, hold_serve_lock
 from twentyday.store.archive import Archive
 from twentyday.store.integrity import LAST_RUN_FILE, IntegrityCheck
+
+
+@pytest.fixture(params=["embedded", "pg"])
+def archive_dir(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A fresh archive as 'twentyday init --no-passphrase' makes it, its index in SQLite (``[embedded]``)
+    or in the local PostgreSQL (``[pg]``, tests/pgarchive.py)."""
+    if request.param == "pg":
+        make_pg_archive(tmp_path / "arch", request.getfixturevalue("postgres"), now=NOW)
+    else:
+        init_archive(tmp_path / "arch", passphrase=None, demo=False, now=NOW)
+    return tmp_path / "arch"
 
 
 def ingest(config: Path, name: str, mail: bytes, *custodian: str) -> None:
@@ -85,13 +99,14 @@ def test_status_reports_spool_captures_alerts_and_ledger_head_and_writes_nothing
     before = snapshot(data_dir)
     status = status_json(busy_archive)
     assert snapshot(data_dir) == before  # read only: not a byte, not a file (not even serve.pid)
-    assert (data_dir / "index.db-wal").stat().st_size == 0  # nothing written through SQLite either
+    if not on_postgresql(busy_archive.parent):  # (PostgreSQL: read in a READ ONLY transaction)
+        assert (data_dir / "index.db-wal").stat().st_size == 0  # nothing written through SQLite either
 
     assert status["daemon"] == {"running": False, "pid": None}
     assert status["spool"]["items"] == 2
     assert status["spool"]["oldest_at"] == segment_time(busy_archive).isoformat()
     assert 3600 <= status["spool"]["oldest_age_seconds"] < 3600 + 120
-    conn = sqlite3.connect(data_dir / "index.db")
+    conn = open_index(busy_archive.parent)
     try:
         captures = dict(conn.execute("SELECT coalesce(custodian, ''), received_at FROM capture"))
         [(seq, digest)] = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
@@ -130,19 +145,19 @@ def test_status_shows_serves_last_integrity_check(busy_archive: Path) -> None:
 
 def test_a_run_that_fails_is_kept_as_an_error(busy_archive: Path) -> None:
     config = config_module.load(busy_archive)
-    index = busy_archive.parent / "data" / "index.db"
     archive = Archive(config)
     try:
-        index.rename(index.with_name("elsewhere.db"))
-        with pytest.raises(Exception, match="no archive here"):
+        cut_off = cut_off_index(busy_archive.parent)
+        with pytest.raises(Exception, match=r"no archive here|cannot open the index") as failed:
             IntegrityCheck(config, archive).run_once()
-        index.with_name("elsewhere.db").rename(index)
+        assert type(failed.value).__name__ == cut_off.error
+        cut_off.restore()
     finally:
         archive.close()
     kept = json.loads((busy_archive.parent / "data" / LAST_RUN_FILE).read_text())
-    assert (kept["result"], kept["detail"], kept["head"]) == ("error", "NotFoundError", "")
+    assert (kept["result"], kept["detail"], kept["head"]) == ("error", cut_off.error, "")
     human = CliRunner().invoke(cli, ["--config", str(busy_archive), "status"]).output
-    assert ": did not finish (NotFoundError)\n" in human
+    assert f": did not finish ({cut_off.error})\n" in human
 
 
 def test_human_status_is_labelled_lines_then_two_tables(busy_archive: Path) -> None:
@@ -189,11 +204,15 @@ def test_a_custodian_with_no_capture_is_listed_as_never(archive_dir: Path) -> No
 
 def test_status_without_an_archive_is_one_line_and_exit_7(archive_dir: Path) -> None:
     config = archive_dir / "twentyday.toml"
-    (archive_dir / "data" / "index.db").unlink()
+    remove_index(archive_dir)
     result = CliRunner().invoke(cli, ["--config", str(config), "status"])
     assert result.exit_code == 7
-    index = archive_dir / "data" / "index.db"
-    assert result.output == f"twentyday: {index}: no archive here (run 'twentyday init' first)\n"
+    if on_postgresql(archive_dir):  # the database is there, without the tables 'twentyday create' makes
+        assert re.fullmatch(r"twentyday: PostgreSQL database '\w+' on \S+: no archive here "
+                            r"\(run 'twentyday create' first\)\n", result.output), result.output
+    else:
+        index = archive_dir / "data" / "index.db"
+        assert result.output == f"twentyday: {index}: no archive here (run 'twentyday init' first)\n"
 
 
 def test_serve_lock_is_seen_by_status_and_refuses_a_second_holder(archive_dir: Path) -> None:

@@ -39,7 +39,7 @@ from twentyday.spool import Backlog, backlog
 from twentyday.store import db
 from twentyday.store.integrity import IntegrityRun, last_run
 from twentyday.store.ledger import signed_head
-from twentyday.store.verify import open_read_only
+from twentyday.store.verify import open_index_read_only
 
 #: The file ``serve`` holds locked while it runs, with its pid in it.
 SERVE_LOCK = "serve.pid"
@@ -191,9 +191,9 @@ def read_status(config: Config, now: datetime) -> Status:
     data_dir = config.data_dir
     daemon = daemon_state(data_dir)
     waiting = backlog(data_dir / "spool")
-    conn = open_read_only(data_dir / "index.db")
+    conn = open_index_read_only(config)
     try:
-        conn.execute("BEGIN")  # one snapshot for every figure below
+        db.begin_read(conn)  # one snapshot for every figure below
         custodians = _custodian_captures(conn, [c.id for c in config.custodians])
         alerts = _open_alerts(conn)
         ledger = _ledger(conn)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import NOW, make_mail
+from tests.indexdb import cut_off_index, open_index
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.errors import ConfigError
@@ -42,6 +42,7 @@ def test_detail_counts_problems_by_code_most_frequent_first_and_names_no_object(
 
 @pytest.mark.parametrize(("label", "kind", "code"), [
     ("index.db", "altered", "index_altered"),
+    ("index", "altered", "index_altered"),
     ("secrets/ledger-signing.pub", "signature", "ledger_key_signature"),
     ("ledger entry 5", "chain", "ledger_entry_chain"),
     ("checkpoint 9", "signature", "checkpoint_signature"),
@@ -77,7 +78,7 @@ def ingest_one(archive_dir: Path) -> Path:
 
 def tamper(archive_dir: Path) -> str:
     """The disk's owner deletes the raw capture's sealed chunks and makes the record 'copied'."""
-    conn = sqlite3.connect(archive_dir / "data" / "index.db", isolation_level=None)
+    conn = open_index(archive_dir)
     try:
         conn.execute("DELETE FROM chunk WHERE blob_id = (SELECT raw_blob FROM capture LIMIT 1)")
         conn.execute("UPDATE record SET status = 'copied'")
@@ -138,20 +139,20 @@ def test_tampered_archive_raises_one_alert_whose_repeat_bumps_its_count(archive_
 
 def test_a_failed_run_is_logged_and_the_next_one_runs(archive_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = config_module.load(ingest_one(archive_dir))
-    index = archive_dir / "data" / "index.db"
     archive = Archive(config)
     stop = threading.Event()
     check = IntegrityCheck(config, archive)
-    index.rename(index.with_name("elsewhere.db"))  # the archive's own connection keeps the file open
+    cut_off = cut_off_index(archive_dir)  # the archive's own connection keeps reading it
+    failed = f"integrity check failed ({cut_off.error}); next in 0 s"
     thread = threading.Thread(target=check.run, args=(stop, 0.2, 0.0))
     try:
         with caplog.at_level(logging.INFO, logger="twentyday.store.integrity"):
             thread.start()
             for _ in range(100):
-                if "integrity check failed (NotFoundError); next in 0 s" in caplog.text:
+                if failed in caplog.text:
                     break
                 stop.wait(0.05)
-            index.with_name("elsewhere.db").rename(index)
+            cut_off.restore()
             for _ in range(200):
                 if "integrity check: ok" in caplog.text:
                     break
@@ -160,7 +161,7 @@ def test_a_failed_run_is_logged_and_the_next_one_runs(archive_dir: Path, caplog:
         stop.set()
         thread.join(10)
         archive.close()
-    assert "integrity check failed (NotFoundError); next in 0 s" in caplog.text
+    assert failed in caplog.text
     assert "integrity check: ok, 4 ledger entries" in caplog.text
     assert not thread.is_alive()
 

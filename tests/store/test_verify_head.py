@@ -9,13 +9,12 @@ and ``verify --head`` holds a later archive to it: contained and extended, never
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from tests.conftest import make_mail
+from tests.indexdb import keep_a_copy, open_index
 from twentyday.cli import cli
 
 
@@ -46,7 +45,7 @@ def show(config: Path) -> None:
 
 
 def last_entry(config: Path) -> tuple[int, str, str]:
-    conn = sqlite3.connect(config.parent / "data" / "index.db")
+    conn = open_index(config.parent)
     try:
         seq, kind, digest = conn.execute("SELECT seq, kind, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         return int(seq), str(kind), str(digest)
@@ -60,8 +59,7 @@ def test_after_a_show_verify_reports_the_disclosure_as_its_head_and_holds_the_ar
     ingest(config, "first.eml", "Before the request.")
     code, before = verify_json(config)
     assert code == 0 and before["past_checkpoint"] == 0 and before["head"] == before["checkpoint"]
-    backup = archive_dir.parent / "index.db.before-show"
-    shutil.copyfile(archive_dir / "data" / "index.db", backup)
+    put_back = keep_a_copy(archive_dir)
 
     show(config)
     seq, kind, digest = last_entry(config)
@@ -86,9 +84,7 @@ def test_after_a_show_verify_reports_the_disclosure_as_its_head_and_holds_the_ar
     assert str(extended["head"]).split(":")[0] == str(seq + 2)  # the mail's pack and capture entries, signed
 
     # An archive put back to before the disclosure no longer contains that head.
-    for name in ("index.db-wal", "index.db-shm"):
-        (archive_dir / "data" / name).unlink(missing_ok=True)
-    shutil.copyfile(backup, archive_dir / "data" / "index.db")
+    put_back()
     code, output = run(config, "verify", "--head", head)
     assert code == 5, output
     assert f"truncated: published head {seq}: the ledger ends at entry {seq - 1}" in output
@@ -110,7 +106,7 @@ def test_a_disclosure_past_the_checkpoint_that_fails_its_signature_is_not_report
     ingest(config, "first.eml", "Before the request.")
     code, before = verify_json(config)
     show(config)
-    conn = sqlite3.connect(archive_dir / "data" / "index.db", isolation_level=None)
+    conn = open_index(archive_dir)
     conn.execute("UPDATE disclosure SET purpose = 'something else'")
     conn.close()
     code, report = verify_json(config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,11 @@ from click.testing import CliRunner
 
 from tests.chatgen import write_export
 from tests.conftest import make_mail
+from tests.indexdb import open_index
 from twentyday.canonical import canonical_json
 from twentyday.cli import cli
 from twentyday.crypto import secrets
+from twentyday.store import db
 from twentyday.store.adopt import adopt_unledgered
 from twentyday.store.archive import Archive
 from twentyday.store.ledger import GENESIS, Ledger, entry_hash
@@ -86,7 +87,7 @@ def test_an_altered_attachment_row_is_named(archive_dir: Path, tmp_path: Path) -
     mail.write_bytes(make_mail(attachment=("minutes.pdf", b"%PDF-1.4 minutes")))
     CliRunner().invoke(cli, ["--config", str(archive_dir / "twentyday.toml"), "ingest", str(mail)])
     assert problems(archive_dir) == []
-    conn = sqlite3.connect(archive_dir / "data" / "index.db", isolation_level=None)
+    conn = open_index(archive_dir)
     record_id = conn.execute("SELECT record_id FROM attachment").fetchone()[0]
     conn.execute("UPDATE attachment SET content_type = 'text/plain'")
     conn.close()
@@ -108,7 +109,7 @@ def _as_written_before_packs(archive: Archive) -> None:
             legacy = {"attachments": member["attachments"], "content": pack["content"],
                       "record_sha256": member["row_sha256"]}
             rewritten.append((at, "record", member["id"], canonical_json(legacy).decode()))
-    conn.execute("BEGIN IMMEDIATE")
+    db.begin_write(conn)
     conn.execute("DELETE FROM ledger")
     conn.execute("DELETE FROM checkpoint")
     prev = GENESIS

@@ -80,8 +80,10 @@ def thread_gaps(conn: db.Connection, *, as_of: datetime | None = None,
     if as_of is not None:
         params.append(params[0])  # the inner cutoff, bound last
     sql = (
-        "SELECT r.custodian, r.conversation, max(r.platform), count(*), group_concat(r.id), "
-        "group_concat(DISTINCT r.capture_id), min(r.captured_at) FROM record r "
+        "SELECT r.custodian, r.conversation, max(r.platform), count(*), "
+        + ("group_concat(r.id), group_concat(DISTINCT r.capture_id)" if db.dialect(conn) == "sqlite"
+           else "string_agg(r.id, ','), string_agg(DISTINCT r.capture_id, ',')")
+        + ", min(r.captured_at) FROM record r "
         f"WHERE {' AND '.join(where)} AND NOT EXISTS (SELECT 1 FROM record m WHERE m.custodian = r.custodian "
         f"AND m.message_ref = r.reply_ref AND m.message_ref != ''{inner}) "
         "GROUP BY r.custodian, r.conversation ORDER BY r.custodian, r.conversation"

@@ -39,6 +39,8 @@ class Cursor(Protocol):
     def description(self) -> Any:
         """One sequence per column of the result, its name first (None: a statement that returns no rows)."""
 
+    def close(self) -> None: ...
+
 
 class Connection(Protocol):
     """An open index: statements in autocommit mode, transactions opened and closed by the SQL the
@@ -128,6 +130,31 @@ def begin_write(conn: Connection) -> None:
 
     assert isinstance(conn, PgConnection)  # dialect() said so
     conn.begin_write()
+
+
+def begin_read(conn: Connection) -> None:
+    """Open a read-only transaction in which every statement sees the same state, whatever
+    writers commit meanwhile (SQLite: a deferred BEGIN, whose first read fixes the snapshot;
+    PostgreSQL: REPEATABLE READ, READ ONLY, as its default READ COMMITTED gives each statement a
+    snapshot of its own)."""
+    if dialect(conn) == "sqlite":
+        conn.execute("BEGIN")
+    else:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+
+def stream(conn: Connection, sql: str, parameters: Any = (), *, batch: int = 1000) -> Cursor:
+    """A statement's rows, read as they are iterated, ``batch`` at a time, so a pass over a large
+    table keeps only so many in memory. Inside an open transaction (:func:`begin_read`).
+    SQLite's cursor already steps row by row (``batch`` means nothing there); PostgreSQL's plain
+    cursor holds the whole result, so a server-side one is used there
+    (:meth:`twentyday.store.postgres.PgConnection.stream`)."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn.execute(sql, parameters)
+    from twentyday.store.postgres import PgConnection
+
+    assert isinstance(conn, PgConnection), type(conn).__name__
+    return conn.stream(sql, parameters, batch=batch)
 
 
 def query(conn: Connection, sql: str, parameters: Any = ()) -> list[dict[str, Any]]:

@@ -71,7 +71,7 @@ _ONE_WORD_CLASSES = frozenset({"alert", "blob", "capture", "checkpoint", "custod
 def object_class(problem: Problem) -> str:
     """What a problem is about, as a stable word with no id in it (``record``, ``ledger_entry``, ...)."""
     label = problem.object
-    if label == "index.db":
+    if label in ("index.db", "index"):  # the index in SQLite (its file) or in PostgreSQL
         return "index"
     for prefix, name in _OBJECT_CLASSES:
         if label.startswith(prefix):

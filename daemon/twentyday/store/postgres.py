@@ -31,6 +31,7 @@ stores: such a value is refused with :class:`TextWithNul`, naming the parameter,
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -54,6 +55,11 @@ LOCK_TIMEOUT = "30s"
 #: Distinct statement texts whose converted form is kept. The store has a few hundred statements;
 #: a multi-row insert has one text per row count, up to the batch size.
 _CONVERTED_CACHE = 2048
+
+#: Rows a server-side cursor (:meth:`PgConnection.stream`) fetches at a time by default.
+STREAM_BATCH = 1000
+#: What ``pg_export_snapshot()`` returns (hex words and dashes).
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 _POSITIONAL = re.compile(r"\?(\d*)")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -114,6 +120,7 @@ class PgConnection:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
+        self._streams = itertools.count(1)  # names of server-side cursors, unique on this connection
 
     def execute(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = (), /) -> psycopg.Cursor[Any]:
         """Run one statement; its rows are read from the cursor returned (as tuples)."""
@@ -147,6 +154,51 @@ class PgConnection:
                 _raise_if_nul(error, row)
             raise
         return cursor
+
+    def stream(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = (), /, *,
+               batch: int = STREAM_BATCH) -> psycopg.RawServerCursor[Any]:
+        """Run one statement inside the open transaction and read its rows ``batch`` at a time
+        (a server-side cursor): a cursor of :meth:`execute` holds the whole result in memory, this
+        one as many rows as ``batch``. Closed when the transaction ends (or by its ``close``).
+
+        Outside a transaction there is no cursor to keep on the server (without a costly WITH HOLD
+        copy of the whole result): refused, as a bug of the caller.
+        """
+        if not self.in_transaction:
+            raise ValueError("stream() reads through a cursor of the open transaction: BEGIN first")
+        cursor: psycopg.RawServerCursor[Any] = psycopg.RawServerCursor(
+            self._conn, f"twentyday_stream_{next(self._streams)}")
+        cursor.itersize = batch
+        if not parameters:
+            cursor.execute(sql.encode(), binary=True)
+            return cursor
+        query, names = _converted(sql, isinstance(parameters, Mapping))
+        values = _values(parameters, names)
+        try:
+            cursor.execute(query, values, binary=True)  # results in binary, as execute()'s
+        except psycopg.DataError as error:
+            _raise_if_nul(error, values)
+            raise
+        return cursor
+
+    def export_snapshot(self) -> str:
+        """The open transaction's snapshot, which another connection may read from too
+        (:meth:`import_snapshot`) while this transaction stays open."""
+        row = self._conn.execute(b"SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def import_snapshot(self, snapshot: str) -> None:
+        """Open a read-only transaction that sees what the one which exported ``snapshot`` sees."""
+        if not _SNAPSHOT_ID.fullmatch(snapshot):  # spliced into the text: SET takes no parameter
+            raise ValueError(f"not a snapshot id: {snapshot!r}")
+        self._conn.execute(b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'".encode())
+
+    def reopen(self) -> PgConnection:
+        """Another connection to the same database, as :func:`connect` opens one (the same user and
+        server; a password is not kept by libpq's own description and comes from where it came)."""
+        return connect(self._conn.info.dsn)
 
     def close(self) -> None:
         self._conn.close()

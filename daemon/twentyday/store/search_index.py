@@ -47,6 +47,12 @@ _EXTRA_PARTICIPANTS = (
     "(SELECT 1 FROM json_each(r.recipients) j WHERE lower(j.value) = p.participant)")
 
 
+def _on_postgresql(sql: str) -> str:
+    # TEMPORARY (verify helper's stand-in; the search helper's branch owns this module's PG texts).
+    return (sql.replace("json_each(r.recipients) j", "json_array_elements_text(r.recipients::json) AS j(value)")
+            .replace("group_concat(", "string_agg("))
+
+
 def participant_differences(conn: db.Connection) -> list[str]:
     """The records whose rows of ``record_participant`` differ from what their recipients give
     (rows missing or added), by id.
@@ -56,12 +62,13 @@ def participant_differences(conn: db.Connection) -> list[str]:
     the table holds no row too many when none is missing and it has as many rows as the records
     give (its key makes every row distinct); only then are its own rows read."""
     differ: set[str] = set()
-    expected, missing = conn.execute(
+    pg = (lambda sql: sql) if db.dialect(conn) == "sqlite" else _on_postgresql
+    expected, missing = conn.execute(pg(
         f"SELECT coalesce(sum(gives), 0), group_concat(CASE WHEN missing THEN id END, ' ') "
-        f"FROM ({_RECIPIENTS_PER_RECORD}) AS per_record").fetchone()
+        f"FROM ({_RECIPIENTS_PER_RECORD}) AS per_record")).fetchone()
     differ.update((missing or "").split())
     if conn.execute("SELECT count(*) FROM record_participant").fetchone()[0] != expected:
-        differ.update(record_id for (record_id,) in conn.execute(_EXTRA_PARTICIPANTS))
+        differ.update(record_id for (record_id,) in conn.execute(pg(_EXTRA_PARTICIPANTS)))
     return sorted(differ)
 
 

@@ -66,6 +66,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
@@ -208,10 +209,18 @@ class VerifyReport:
 
 
 def _rows(conn: db.Connection, sql: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
-    cursor = conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    for values in cursor:
-        yield dict(zip(names, values, strict=True))
+    """A table's rows as dicts, read as they are used (:func:`db.stream`: memory bounded on either database)."""
+    cursor = db.stream(conn, sql, params)
+    try:
+        names = [d[0] for d in cursor.description]
+        for values in cursor:
+            yield dict(zip(names, values, strict=True))
+    finally:
+        cursor.close()
+
+
+#: Rows of sealed chunks (up to 1 MiB each) a server-side cursor holds at a time.
+_CHUNKS_AT_ONCE = 16
 
 
 def verify_archive(config: Config, head: str | None = None,
@@ -232,14 +241,12 @@ def verify_archive(config: Config, head: str | None = None,
     verify_key = parse_ledger_key(config.ledger_key)
     former = tuple(parse_ledger_key(k) for k in config.former_ledger_keys)
     heads, notes = _given_heads(head, (verify_key, *former)) if head is not None else ([], [])
-    path = config.data_dir / "index.db"
-    if not path.exists():
-        raise NotFoundError(f"{path}: no archive here (run 'twentyday init' first)")
-    conn = open_read_only(path)
+    conn = open_index_read_only(config)
     objects = ObjectStore(config.blobs) if config.blobs is not None else None
     tenures = {c.id: c.tenure_ended for c in config.custodians if c.tenure_ended is not None}
     try:
-        schema.check_current(conn)  # an earlier schema: one line saying what to run, not its rows named
+        if db.dialect(conn) == "sqlite":  # PostgreSQL's: checked as it was opened
+            schema.check_current(conn)  # an earlier schema: one line saying what to run, not its rows named
         report = verify(conn, verify_key, heads=heads, signers=signers, former_keys=former, objects=objects,
                         tenures=tenures)
     finally:
@@ -321,19 +328,22 @@ def verify(conn: db.Connection, verify_key: ed25519.Ed25519PublicKey, *,
     # the daemon commits (a checkpoint read before new entries would otherwise look missing).
     own_transaction = not conn.in_transaction
     if own_transaction:
-        conn.execute("BEGIN")
+        db.begin_read(conn)
+    # PostgreSQL: the passes on connections of their own read this very snapshot (SQLite's each
+    # read one of their own, which is why they must hold by themselves: see _OnSecondConnection).
+    snapshot = _export_snapshot(conn)
     # The heavy passes run on connections of their own, in threads: re-hashing sealed bytes
     # (I/O and hashlib) and half of the packs' row digests (SQLite's own loop) both run
     # without the interpreter lock, beside the checks on this connection. Each holds within
     # its own snapshot (sealed blobs never change; a pack commits with its entry).
-    sealed = _OnSecondConnection(conn, lambda other: _check_sealed(other, objects, tenures or {}))
-    upper_packs = _OnSecondConnection(conn, lambda other: _pack_mismatches(other, upper=True))
-    terms = _OnSecondConnection(conn, _terms_mismatches)
+    sealed = _OnSecondConnection(conn, lambda other: _check_sealed(other, objects, tenures or {}), snapshot)
+    upper_packs = _OnSecondConnection(conn, lambda other: _pack_mismatches(other, upper=True), snapshot)
+    terms = _OnSecondConnection(conn, _terms_mismatches, snapshot)
     # The spans are recomputed in one statement (a snapshot of its own): records, links and
     # spans commit together, so a capture committed meanwhile cannot make it disagree.
-    spans = _OnSecondConnection(conn, span_differences)
+    spans = _OnSecondConnection(conn, span_differences, snapshot)
     # The derived tables search reads, each on a connection of its own: two short passes in parallel.
-    participant_rows = _OnSecondConnection(conn, participant_differences)
+    participant_rows = _OnSecondConnection(conn, participant_differences, snapshot)
     try:
         _check_chain(conn, _PinnedKeys(verify_key, former_keys), report)
         _check_heads(conn, (verify_key, *former_keys), heads or [], report)
@@ -359,12 +369,47 @@ def verify(conn: db.Connection, verify_key: ed25519.Ed25519PublicKey, *,
         report.objects, report.object_bytes, report.stray_objects = (hashed.objects, hashed.object_bytes,
                                                                       hashed.stray_objects)
     except db.DATABASE_ERRORS as error:
-        report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
+        if db.dialect(conn) == "sqlite":
+            report.problems.append(Problem("altered", "index.db", f"database is damaged: {error}"))
+        elif isinstance(error, db.OPERATIONAL_ERRORS):
+            # The server went away, shut down or refused for now: the run failed, the index may be whole
+            # (serve's check tries again; an integrity_failure alert here would be a false alarm).
+            raise
+        else:  # a table or column gone, an entry that is not JSON: what verify reads is not an index's
+            report.problems.append(Problem("altered", "index", f"database is damaged: {str(error).splitlines()[0]}"))
     finally:
         if own_transaction and conn.in_transaction:
             conn.execute("ROLLBACK")  # nothing was written: end the snapshot
     report.problems = list(dict.fromkeys(report.problems))  # two checks may meet the same difference
     return report
+
+
+def open_index_read_only(config: Config) -> db.Connection:
+    """The index ``config`` names, opened to be read only: SQLite's file (:func:`open_read_only`), or
+    the PostgreSQL database of ``[store] index``, whose reads then run in read-only transactions
+    (:func:`db.begin_read`: the server refuses any write in one). A database in which no archive was
+    made is not found; one at another schema version is refused in one line."""
+    if config.index is None:
+        return open_read_only(config.data_dir / "index.db")
+    # Imported here: psycopg takes about 150 ms to import, which an archive in SQLite need not pay.
+    from twentyday.store import pg_schema, postgres
+
+    parts = urllib.parse.urlsplit(config.index)  # named by its database and host, nothing else of the URI
+    host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["the local socket"])[0]
+    where = f"PostgreSQL database {parts.path.strip('/')!r} on {host}"
+    try:
+        conn = postgres.connect(config.index)
+    except db.ERRORS as error:
+        raise TwentydayError(f"{where}: cannot open the index: {str(error).splitlines()[0]}") from None
+    try:
+        found = pg_schema.version_on(conn)
+        if not found:
+            raise NotFoundError(f"{where}: no archive here (run 'twentyday create' first)")
+        schema.check_version(found)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def open_read_only(index: Path) -> sqlite3.Connection:
@@ -403,16 +448,42 @@ class _OnSecondConnection(Generic[T]):
     database, a file not readable that way), :meth:`result` runs ``work`` on the caller's.
     """
 
-    def __init__(self, conn: db.Connection, work: Callable[[db.Connection], T]) -> None:
+    def __init__(self, conn: db.Connection, work: Callable[[db.Connection], T], snapshot: str | None = None) -> None:
         self._conn = conn
         self._work = work
         self._outcome: tuple[T] | None = None
-        self._error: sqlite3.DatabaseError | None = None
-        path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+        self._error: Exception | None = None
         self._thread: threading.Thread | None = None
+        if not isinstance(conn, sqlite3.Connection):  # PostgreSQL: the caller's snapshot, exported
+            if snapshot is not None:
+                self._thread = threading.Thread(target=self._run_on_snapshot, args=(snapshot,),
+                                                name="twentyday-verify", daemon=True)
+                self._thread.start()
+            return
+        path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
         if path:
             self._thread = threading.Thread(target=self._run, args=(path,), name="twentyday-verify", daemon=True)
             self._thread.start()
+
+    def _run_on_snapshot(self, snapshot: str) -> None:
+        # PostgreSQL's own: another connection, reading the snapshot the caller's transaction exported
+        # (which stays open, and so importable, until verify ends).
+        from twentyday.store.postgres import PgConnection
+
+        assert isinstance(self._conn, PgConnection)
+        try:
+            other = self._conn.reopen()
+        except db.ERRORS:
+            return  # no second connection to be had (max_connections): result() does it on the caller's
+        try:
+            other.import_snapshot(snapshot)
+            self._outcome = (self._work(other),)
+        except db.OPERATIONAL_ERRORS:
+            pass  # the snapshot gone or the server busy: result() does it on the caller's connection
+        except db.DATABASE_ERRORS as error:
+            self._error = error
+        finally:
+            other.close()
 
     def _run(self, path: str) -> None:
         # SQLite's own: a second read-only open of the index file (its sha256() registered as on the first)
@@ -438,6 +509,17 @@ class _OnSecondConnection(Generic[T]):
         if self._outcome is None:
             self._outcome = (self._work(self._conn),)  # once: a second caller reads the same result
         return self._outcome[0]
+
+
+def _export_snapshot(conn: db.Connection) -> str | None:
+    """PostgreSQL: the open transaction's snapshot, for the passes on other connections to read too;
+    None on SQLite (each of its connections reads a snapshot of its own)."""
+    if isinstance(conn, sqlite3.Connection):
+        return None
+    from twentyday.store.postgres import PgConnection
+
+    assert isinstance(conn, PgConnection)
+    return conn.export_snapshot()
 
 
 def _sha256_text(text: str | None) -> str | None:
@@ -517,8 +599,8 @@ def _check_chain(conn: db.Connection, keys: _PinnedKeys, report: VerifyReport) -
     checkpoints = {row["seq"]: row for row in _rows(conn, "SELECT * FROM checkpoint")}
     prev, expected_seq, last_checkpoint = GENESIS, 1, 0
     keys.start(conn, report)
-    for seq, at, kind, subject, payload, stored_prev, stored_hash in conn.execute(
-        "SELECT seq, at, kind, subject, payload, prev, hash FROM ledger ORDER BY seq"
+    for seq, at, kind, subject, payload, stored_prev, stored_hash in db.stream(
+        conn, "SELECT seq, at, kind, subject, payload, prev, hash FROM ledger ORDER BY seq", batch=100
     ):
         if seq != expected_seq:
             report.problems.append(Problem("chain", f"ledger entry {expected_seq}", f"missing (next is {seq})"))
@@ -730,12 +812,31 @@ def _record_payload_from_db(conn: db.Connection, record_id: str) -> dict[str, An
     return record_payload(row, _ref(conn, row["content_blob"]), attachments)
 
 
+def _pg_json_list(columns: Sequence[str], prefix: str = "") -> str:
+    """PostgreSQL's text for a JSON list of ``columns`` exactly as canonical_json writes it (and SQLite's
+    json_array): to_json renders a string, an integer and NULL the same way, with no space between
+    items (json_build_array would put one after each comma)."""
+    items = " || ',' || ".join(f"coalesce(to_json({prefix}{c})::text, 'null')" for c in columns)
+    return f"'[' || {items} || ']'"
+
+
+def _pg_sha256(text: str) -> str:
+    """PostgreSQL's text for the hex SHA-256 of ``text``'s UTF-8 bytes (SQLite: verify's own sha256())."""
+    return f"encode(sha256(convert_to({text}, 'UTF8')), 'hex')"
+
+
 # Per capture, the digest of the blob rows it sealed (rows.blobs_digest), inside SQLite: the
 # ordered subquery hands each group its lines sorted (SQLite 3.40 has no ORDER BY in aggregates).
 _BLOB_DIGESTS = f"""
 SELECT capture_id, sha256(group_concat(line, char(10))) FROM (
     SELECT capture_id, json_array({", ".join(BLOB_COLUMNS)}) AS line FROM blob ORDER BY capture_id, line)
 GROUP BY capture_id
+"""
+# PostgreSQL: the aggregate orders its own lines.
+_BLOB_DIGESTS_PG = f"""
+SELECT capture_id, {_pg_sha256("string_agg(" + _pg_json_list(BLOB_COLUMNS) + ", chr(10) ORDER BY "
+                               + _pg_json_list(BLOB_COLUMNS) + ")")}
+FROM blob GROUP BY capture_id
 """
 _NO_BLOBS = blobs_digest([])
 
@@ -750,7 +851,7 @@ def _check_adopted_blobs(conn: db.Connection, report: VerifyReport, capture_id: 
 
 
 def _check_captures(conn: db.Connection, report: VerifyReport) -> None:
-    sealed_by = dict(conn.execute(_BLOB_DIGESTS).fetchall())
+    sealed_by = dict(conn.execute(_BLOB_DIGESTS if db.dialect(conn) == "sqlite" else _BLOB_DIGESTS_PG).fetchall())
     certified = certified_captures(conn)
     for row in _rows(conn, f"SELECT {', '.join(CAPTURE_COLUMNS)} FROM capture"):
         report.captures += 1
@@ -819,10 +920,60 @@ WHERE sha256(json_array({", ".join("r." + c for c in RECORD_COLUMNS)}))
 """
 
 
+# PostgreSQL: the same, the rows in the order written (rowid), the entry's fields read as JSON; the
+# content compared as jsonb (the entry's text is canonical JSON, and a value that differs differs there).
+_PACK_MISMATCH_PG = f"""
+SELECT p.content_blob, l.payload FROM (
+    SELECT content_blob, count(*) AS records,
+           {_pg_sha256(f"string_agg({_pg_json_list(RECORD_COLUMNS)}, chr(10) ORDER BY rowid)")} AS rows_sha256
+    FROM record WHERE {{half}} GROUP BY content_blob) p
+LEFT JOIN ledger l ON l.kind = 'pack' AND l.subject = p.content_blob
+LEFT JOIN blob b ON b.id = p.content_blob
+WHERE l.seq IS NULL
+   OR p.rows_sha256 IS DISTINCT FROM l.payload::json ->> 'rows_sha256'
+   OR p.records IS DISTINCT FROM json_array_length(l.payload::json -> 'records')
+   OR jsonb_build_object('chunks', b.chunks, 'digest', b.digest, 'id', b.id, 'size', b.size)
+      IS DISTINCT FROM (l.payload::json -> 'content')::jsonb
+"""
+
+_LEGACY_RECORD_MISMATCH_PG = f"""
+SELECT r.id FROM record r
+JOIN ledger l ON l.kind = 'record' AND l.subject = r.id
+LEFT JOIN blob b ON b.id = r.content_blob
+WHERE {_pg_sha256(_pg_json_list(RECORD_COLUMNS, "r."))} IS DISTINCT FROM l.payload::json ->> 'record_sha256'
+   OR jsonb_build_object('chunks', b.chunks, 'digest', b.digest, 'id', b.id, 'size', b.size)
+      IS DISTINCT FROM (l.payload::json -> 'content')::jsonb
+   OR (SELECT count(*) FROM attachment a WHERE a.record_id = r.id)
+      IS DISTINCT FROM json_array_length(l.payload::json -> 'attachments')
+"""
+
+# Links to later captures: one ledger entry each (the first capture is in the record's row), whose
+# payload is the link's canonical JSON (built as text on both: compared as text, as it was hashed).
+_LINK_MISMATCH = """
+SELECT rc.record_id, rc.capture_id FROM record_capture rc
+LEFT JOIN record r ON r.id = rc.record_id
+LEFT JOIN ledger l ON l.kind = 'link' AND l.subject = rc.record_id || '/' || rc.capture_id
+WHERE r.capture_id IS NOT rc.capture_id
+  AND (l.seq IS NULL OR json_object('capture_id', rc.capture_id, 'captured_at', rc.captured_at,
+                                    'record_id', rc.record_id) IS NOT l.payload)
+"""
+_LINK_MISMATCH_PG = """
+SELECT rc.record_id, rc.capture_id FROM record_capture rc
+LEFT JOIN record r ON r.id = rc.record_id
+LEFT JOIN ledger l ON l.kind = 'link' AND l.subject = rc.record_id || '/' || rc.capture_id
+WHERE r.capture_id IS DISTINCT FROM rc.capture_id
+  AND (l.seq IS NULL OR '{"capture_id":' || coalesce(to_json(rc.capture_id)::text, 'null')
+                        || ',"captured_at":' || coalesce(to_json(rc.captured_at)::text, 'null')
+                        || ',"record_id":' || coalesce(to_json(rc.record_id)::text, 'null') || '}'
+                        IS DISTINCT FROM l.payload)
+"""
+
+
 def _pack_mismatches(conn: db.Connection, *, upper: bool) -> list[tuple[str, str | None]]:
     """(pack, its ledger payload) of the packs in one half whose rows differ from their entry."""
     half = "content_blob >= 'b8'" if upper else "content_blob < 'b8'"
-    return [(blob, payload) for blob, payload in conn.execute(_PACK_MISMATCH.format(half=half))]
+    text = _PACK_MISMATCH if db.dialect(conn) == "sqlite" else _PACK_MISMATCH_PG
+    return [(blob, payload) for blob, payload in conn.execute(text.format(half=half))]
 
 
 def _check_records(conn: db.Connection, report: VerifyReport,
@@ -832,7 +983,8 @@ def _check_records(conn: db.Connection, report: VerifyReport,
     for content_blob, payload in _pack_mismatches(conn, upper=False) + upper_packs.result():
         _check_pack(conn, report, content_blob, payload)
     if legacy:
-        for (record_id,) in conn.execute(_LEGACY_RECORD_MISMATCH).fetchall():
+        legacy_text = _LEGACY_RECORD_MISMATCH if db.dialect(conn) == "sqlite" else _LEGACY_RECORD_MISMATCH_PG
+        for (record_id,) in conn.execute(legacy_text).fetchall():
             _compare(conn, report, "record", record_id, _record_payload_from_db(conn, record_id),
                      f"record {record_id}")
     for subject, payload in conn.execute(
@@ -842,15 +994,8 @@ def _check_records(conn: db.Connection, report: VerifyReport,
             report.problems.append(Problem("missing", f"record {record_id}",
                                            f"in the ledger (pack {subject}) but not in the index"))
     _check_attachments(conn, report, legacy)
-    # Links to later captures: one ledger entry each (the first capture is in the record's row).
-    for record_id, capture_id in conn.execute("""
-        SELECT rc.record_id, rc.capture_id FROM record_capture rc
-        LEFT JOIN record r ON r.id = rc.record_id
-        LEFT JOIN ledger l ON l.kind = 'link' AND l.subject = rc.record_id || '/' || rc.capture_id
-        WHERE r.capture_id IS NOT rc.capture_id
-          AND (l.seq IS NULL OR json_object('capture_id', rc.capture_id, 'captured_at', rc.captured_at,
-                                            'record_id', rc.record_id) IS NOT l.payload)
-    """).fetchall():
+    for record_id, capture_id in conn.execute(
+            _LINK_MISMATCH if db.dialect(conn) == "sqlite" else _LINK_MISMATCH_PG).fetchall():
         report.problems.append(Problem("altered", f"link {record_id}/{capture_id}",
                                        "link differs from the ledger, or has no entry"))
 
@@ -935,6 +1080,17 @@ WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} ' AND substr(payload
 """
 
 
+# PostgreSQL's substr takes no negative start: the same fields read with right().
+_COMMITTED_TERMS_PG = f"""
+SELECT subject, left(right(payload, 66), 64) FROM ledger
+WHERE kind = 'pack' AND left(right(payload, 82), 16) = '{_TERMS_SHA256_SUFFIX}'
+UNION ALL
+SELECT substr(subject, 7), left(right(payload, 66), 64) FROM ledger
+WHERE kind = '{ADOPT}' AND substr(subject, 1, 6) = '{TERMS} '
+  AND left(right(payload, 82), 16) = '{_TERMS_SHA256_SUFFIX}'
+"""
+
+
 def _term_rows(conn: db.Connection, unplaced: list[str]) -> Iterator[tuple[str | None, str]]:
     """Every blind-word row with its record's pack (None: no such record), in the order the rows
     were written: a pack's rows were written together, in the pack's order. The records whose
@@ -944,12 +1100,12 @@ def _term_rows(conn: db.Connection, unplaced: list[str]) -> Iterator[tuple[str |
     storage order side by side, instead of looking up each record by its (random) id; a record
     read ahead waits in memory until its term row comes (only as many as the two orders differ).
     """
-    records = conn.execute("SELECT id, content_blob, coalesce(created_utc, '') FROM record ORDER BY rowid")
+    records = iter(db.stream(conn, "SELECT id, content_blob, coalesce(created_utc, '') FROM record ORDER BY rowid"))
     waiting: dict[str, tuple[str, str]] = {}
-    for record_id, terms, placed_id, placed_at in conn.execute(TERM_ROWS_WITH_PLACES):
+    for record_id, terms, placed_id, placed_at in db.stream(conn, TERM_ROWS_WITH_PLACES):
         found = waiting.pop(record_id, None)
         while found is None:
-            row = records.fetchone()
+            row = next(records, None)
             if row is None:
                 break
             if row[0] == record_id:
@@ -977,7 +1133,7 @@ def _terms_mismatches(conn: db.Connection) -> _TermsPass:
     One pass in storage order, hashing each pack's run of rows; a pack whose rows are not one
     run (or are none) is only looked at record by record, which decides (:func:`_check_terms`).
     """
-    committed = dict(conn.execute(_COMMITTED_TERMS).fetchall())
+    committed = dict(conn.execute(_COMMITTED_TERMS if db.dialect(conn) == "sqlite" else _COMMITTED_TERMS_PG).fetchall())
     differ: list[str | None] = []
     finished: set[str] = set()
     current: str | None = None
@@ -1166,7 +1322,7 @@ def _check_blob_references(conn: db.Connection, report: VerifyReport) -> None:
         if blob_id in destroyed_blobs:
             continue  # destroyed under a certificate of destruction (checked in _check_disposals)
         report.problems.append(Problem("missing", f"blob {blob_id}", f"{owner}/{slot}: no sealed data"))
-    for (blob_id,) in conn.execute("SELECT DISTINCT blob_id FROM chunk"):
+    for (blob_id,) in db.stream(conn, "SELECT DISTINCT blob_id FROM chunk"):
         if blob_id in destroyed_blobs:
             report.problems.append(Problem("unaccounted", f"blob {blob_id}", f"sealed bytes remain, yet certificate "
                                            f"{certified[destroyed_blobs[blob_id][0]]['certificate']} destroyed them"))
@@ -1197,9 +1353,9 @@ def _hash_sealed_chunks(conn: db.Connection, objects: ObjectStore | None = None,
     current: tuple[str, str, str, int, str] | None = None
     digest = hashlib.sha256()
     count = 0
-    for blob_id, capture_id, owner, slot, chunks, expected, data in conn.execute(
-        "SELECT c.blob_id, b.capture_id, b.owner, b.slot, b.chunks, b.digest, c.data FROM chunk c "
-        "JOIN blob b ON b.id = c.blob_id ORDER BY c.rowid"
+    for blob_id, capture_id, owner, slot, chunks, expected, data in db.stream(
+        conn, "SELECT c.blob_id, b.capture_id, b.owner, b.slot, b.chunks, b.digest, c.data FROM chunk c "
+        "JOIN blob b ON b.id = c.blob_id ORDER BY c.rowid", batch=_CHUNKS_AT_ONCE
     ):
         if current is None or current[0] != blob_id:
             _finish_blob(report, current, digest, count)
