@@ -224,8 +224,8 @@ def test_a_row_changed_after_the_copy_is_found_and_its_table_named(made: Path, p
 
 @pytest.mark.parametrize(("change", "refusal"), [
     ("UPDATE record SET conversation = conversation || char(0) || 'x' WHERE rowid = 1",
-     "record.conversation: 1 row\\(s\\) hold the character U\\+0000"),
-    ("UPDATE record_terms SET terms = terms || char(0) WHERE rowid = 1", "record_terms.terms: 1 row"),
+     "record.conversation: 1 row\\(s\\) \\(the first at rowid 1\\) hold the character U\\+0000"),
+    ("UPDATE record_terms SET terms = terms || char(0) WHERE rowid = 3", "record_terms.terms: 1 row.* rowid 3\\)"),
     ("UPDATE record SET days_late = 'many' WHERE rowid = 1", "record.days_late: 1 row\\(s\\) hold a value that is "
                                                              "not integer"),
     ("UPDATE keyslot SET sealed = hex(sealed) WHERE rowid = 1",
@@ -240,6 +240,23 @@ def test_a_value_postgresql_cannot_hold_is_refused_before_anything_is_written(
     conn.close()
     with pytest.raises(IntegrityError, match=refusal):
         pg_copy.copy_index(changed, pg_dsn)
+    assert pg_tables(pg_dsn) == {}
+
+
+def test_a_chat_export_with_u0000_in_a_sender_s_name_is_refused_by_the_copy(
+        archive_dir: Path, tmp_path: Path, pg_dsn: str) -> None:
+    """The store keeps a name as the export spells it, U+0000 included; PostgreSQL's text cannot: the copy
+    says where, and writes nothing (the names need a form both hold first: not the copy's decision)."""
+    export = tmp_path / "WhatsApp Chat with Budget team.txt"
+    export.write_text("13/10/2026, 08:00 - Jane Doe: hello\n13/10/2026, 08:01 - Counter\x00part: yes\n")
+    config = config_module.load(archive_dir / "twentyday.toml")
+    with Archive(config) as archive:
+        outcome = pipeline.process(archive, pipeline.Item(export.name, "cli", NOW, path=export, custodian_id="jdoe"))
+        assert outcome.state == "ingested", outcome
+    with pytest.raises(IntegrityError, match=re.escape(
+            "record.sender: 1 row(s) (the first at rowid 2) hold the character U+0000, which PostgreSQL's text "
+            "cannot hold; nothing was copied")):
+        pg_copy.copy_index(config.data_dir / INDEX_FILE, pg_dsn)
     assert pg_tables(pg_dsn) == {}
 
 
