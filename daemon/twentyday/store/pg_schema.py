@@ -289,21 +289,29 @@ def create(conn: psycopg.Connection[Any]) -> int:
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         raise ValueError("pg_schema.create runs its own transaction: call it outside one")
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
-        check_database(conn)
-        where = conn.execute("SELECT current_schema()").fetchone()
-        if where is None or where[0] is None:
-            raise ConfigError("the PostgreSQL search_path names no schema that exists: the index has nowhere to go")
-        found = [str(name) for (name,) in conn.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname")]
-        if found:
-            held = version(conn)
-            what = (f"twentyday's index at schema {held}" if held else
-                    f"{len(found)} table(s) ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''})")
-            raise ConfigError(f"the PostgreSQL schema {where[0]} already holds {what}: the index is created "
-                              "only in an empty one")
-        conn.execute(_DDL)
+        return create_within(conn)
+
+
+def create_within(conn: psycopg.Connection[Any]) -> int:
+    """:func:`create`, inside the caller's open transaction: what it writes next (a copy of an archive's
+    rows, store/pg_copy.py) commits with the tables or, if it fails, leaves the database empty."""
+    if conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+        raise ValueError("pg_schema.create_within runs in the caller's transaction: open one first")
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+    check_database(conn)
+    where = conn.execute("SELECT current_schema()").fetchone()
+    if where is None or where[0] is None:
+        raise ConfigError("the PostgreSQL search_path names no schema that exists: the index has nowhere to go")
+    found = [str(name) for (name,) in conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname")]
+    if found:
+        held = version(conn)
+        what = (f"twentyday's index at schema {held}" if held else
+                f"{len(found)} table(s) ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''})")
+        raise ConfigError(f"the PostgreSQL schema {where[0]} already holds {what}: the index is created "
+                          "only in an empty one")
+    conn.execute(_DDL)
     return SCHEMA_VERSION
 
 
