@@ -20,6 +20,7 @@ from tests.pgarchive import make_pg_archive
 from tests.s3archive import make_s3_archive
 from twentyday import config as config_module
 from twentyday.initialise import init_archive
+from twentyday.store import postgres
 from twentyday.store.archive import Archive
 from twentyday.store.objects import ObjectStore
 from twentyday.store.writer import WriterLimits
@@ -42,6 +43,14 @@ def embedded_only(reason: str) -> pytest.MarkDecorator:
     skipped with ``reason`` (its fixtures must request ``backend``)."""
     return pytest.mark.parametrize("backend", [
         "embedded", pytest.param("s3", marks=pytest.mark.skip(reason=f"embedded only: {reason}"))], indirect=True)
+
+
+def not_on_postgresql(reason: str) -> pytest.MarkDecorator:
+    """A test (or module) with no equivalent when the index is in PostgreSQL: ``[pg]`` is reported
+    skipped with ``reason`` (its fixtures must request ``backend``)."""
+    return pytest.mark.parametrize("backend", [
+        "embedded", "s3", pytest.param("pg", marks=pytest.mark.skip(reason=f"not on PostgreSQL: {reason}"))],
+        indirect=True)
 
 
 @pytest.fixture
@@ -73,10 +82,13 @@ def archive_with_limits(archive_dir: Path) -> Iterator[OpenWithLimits]:
 
 
 def stored_bytes(archive_dir: Path) -> dict[str, bytes]:
-    """Everything the archive has stored, by where: each file under its data directory and, with the
-    S3 backend, each version of each object in its bucket (``s3://bucket/key@version``)."""
+    """Everything the archive has stored, by where: each file under its data directory, with the
+    S3 backend each version of each object in its bucket (``s3://bucket/key@version``), with the index
+    in PostgreSQL each of its tables (``postgresql:TABLE``)."""
     config = config_module.load(archive_dir / "twentyday.toml")
     found = {str(path): path.read_bytes() for path in config.data_dir.rglob("*") if path.is_file()}
+    if config.index is not None:
+        found.update(_postgresql_tables(config.index))
     if config.blobs is not None:
         objects = ObjectStore(config.blobs)
         try:
@@ -87,3 +99,24 @@ def stored_bytes(archive_dir: Path) -> dict[str, bytes]:
         finally:
             objects.close()
     return found
+
+
+def _postgresql_tables(index: str) -> dict[str, bytes]:
+    """Each table of an index in PostgreSQL (``postgresql:TABLE``) as the bytes of its values, row by
+    row: a ``bytea`` as stored (not its hex text), any other value as its text in UTF-8."""
+    conn = postgres.connect(index)
+    try:
+        columns: dict[str, list[tuple[str, str]]] = {}
+        for table, column, kind in conn.execute(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
+            columns.setdefault(table, []).append((column, kind))
+        found = {}
+        for table, named in columns.items():
+            values = ", ".join(f'"{c}"' if kind == "bytea" else f'"{c}"::text' for c, kind in named)
+            found[f"postgresql:{table}"] = b"\n".join(
+                value if isinstance(value, bytes) else value.encode()
+                for row in conn.execute(f'SELECT {values} FROM "{table}"') for value in row if value is not None)
+        return found
+    finally:
+        conn.close()

@@ -14,11 +14,13 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import NOW, make_mail
+from tests.pgplan import plan_nodes, whole_reads
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.crypto import keys
-from twentyday.store import accounting
+from twentyday.store import accounting, postgres
 from twentyday.store.archive import Archive
+from twentyday.store.postgres import PgConnection
 
 
 def run(archive_dir: Path, *args: str) -> str:
@@ -112,14 +114,37 @@ def test_since_and_until_bound_the_accounting(archive_dir: Path, two_shown: dict
     assert result.exit_code == 2 and "ISO 8601" in result.output
 
 
-def test_a_person_s_accounting_looks_records_up_by_key_never_scans_them(archive_dir: Path,
-                                                                       two_shown: dict[str, str]) -> None:
+def test_a_person_s_accounting_looks_records_up_by_key_never_scans_them(
+        archive_dir: Path, two_shown: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    config = config_module.load(archive_dir / "twentyday.toml")
+    if config.index is not None:  # PostgreSQL: its own plan (tests/pgplan.py)
+        statements: list[tuple[str, Any]] = []
+        run_statement = PgConnection.execute
+
+        def recorded(self: PgConnection, sql: str, parameters: Any = ()) -> Any:
+            statements.append((sql, parameters))
+            return run_statement(self, sql, parameters)
+
+        pg = postgres.connect(config.index)
+        try:
+            monkeypatch.setattr(PgConnection, "execute", recorded)
+            assert len(accounting.listing(pg, accounting.Request(participant="alice@partner.example"))) == 2
+            monkeypatch.undo()
+            [(query, params)] = [s for s in statements if "disclosure.subjects" in s[0]]
+            nodes = plan_nodes(pg, query, params)
+        finally:
+            pg.close()
+        assert [(n["Index Name"], n["Index Cond"]) for n in nodes if n.get("Relation Name") == "record"] == [
+            ("record_pkey", "(id = named.value)")], nodes
+        assert not whole_reads(nodes, ["record"]), nodes
+        return
     conn = sqlite3.connect(archive_dir / "data" / "index.db")
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
+    statements_run: list[str] = []
+    conn.set_trace_callback(statements_run.append)
     assert len(accounting.listing(conn, accounting.Request(participant="alice@partner.example"))) == 2
-    [query] = [s for s in statements if "json_each(disclosure.subjects)" in s]
+    [query] = [s for s in statements_run if "json_each(disclosure.subjects)" in s]
     conn.set_trace_callback(None)
     plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + query))
     assert "SEARCH record USING INDEX sqlite_autoindex_record_1 (id=?)" in plan, plan
     assert "SCAN record" not in plan, plan
+

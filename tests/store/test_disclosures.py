@@ -6,7 +6,6 @@ import dataclasses
 import os
 import pwd
 import re
-import sqlite3
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from twentyday.crypto import keys
 from twentyday.errors import IntegrityError, InvalidArgument, KeyMaterialError, NotFoundError
 from twentyday.pipeline import process as pipeline
 from twentyday.recipients import add_recipient
-from twentyday.store import schema
+from twentyday.store import db, schema
 from twentyday.store.archive import Archive
 from twentyday.store.disclosures import Disclosure
 from twentyday.store.ledger import Ledger
@@ -185,7 +184,7 @@ def test_archive_is_a_context_manager_with_its_ledger_head_and_escrow_holders(
         assert (archive.ledger_head().seq, archive.ledger_head().hash) == (seq, head)
         [holder] = archive.escrow_holders()
         assert (holder.fingerprint, holder.label) == (officer.recipient.fingerprint, "records officer")
-    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+    with pytest.raises(db.DATABASE_ERRORS, match="closed"):
         archive.conn.execute("SELECT 1")
 
 

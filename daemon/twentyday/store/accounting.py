@@ -52,8 +52,16 @@ def _in_window(disclosure: Disclosure, request: Request) -> bool:
 def about_participant(conn: db.Connection, participant: str) -> list[Disclosure]:
     """The disclosures of records about ``participant``, oldest first, each narrowed to that person's
     records (in the order the disclosure named them) and with its signature left blank."""
-    theirs = (f"SELECT json_group_array(named.value) FROM json_each(disclosure.subjects) AS named "
-              f"JOIN record ON record.id = named.value WHERE {participant_match('record')}")
+    if db.dialect(conn) == "sqlite":
+        theirs = (f"SELECT json_group_array(named.value) FROM json_each(disclosure.subjects) AS named "
+                  f"JOIN record ON record.id = named.value WHERE {participant_match('record')}")
+    else:
+        # In the order named (json_agg of no rows is NULL: read as "[]" below). Each record is read
+        # in a subquery by its key, not joined: PostgreSQL's planner may turn a join around and read
+        # the person's records whole first, which on a small table it does.
+        theirs = ("SELECT json_agg(named.value ORDER BY named.n)::text FROM json_array_elements_text("
+                  "disclosure.subjects::json) WITH ORDINALITY AS named(value, n) "
+                  f"WHERE (SELECT {participant_match('record')} FROM record WHERE record.id = named.value)")
     rows = conn.execute(f"SELECT {', '.join(COLUMNS)}, ({theirs}) FROM disclosure ORDER BY at, id",
                         (participant, participant))
     found = []

@@ -79,11 +79,12 @@ def thread_gaps(conn: db.Connection, *, as_of: datetime | None = None,
         params.extend(value for pair in sorted(conversations) for value in pair)
     if as_of is not None:
         params.append(params[0])  # the inner cutoff, bound last
+    # SQLite before 3.44 has no string_agg; PostgreSQL has no group_concat (both: ',' between).
+    ids, captures = (("group_concat(r.id)", "group_concat(DISTINCT r.capture_id)") if db.dialect(conn) == "sqlite"
+                     else ("string_agg(r.id, ',')", "string_agg(DISTINCT r.capture_id, ',')"))
     sql = (
-        "SELECT r.custodian, r.conversation, max(r.platform), count(*), "
-        + ("group_concat(r.id), group_concat(DISTINCT r.capture_id)" if db.dialect(conn) == "sqlite"
-           else "string_agg(r.id, ','), string_agg(DISTINCT r.capture_id, ',')")
-        + ", min(r.captured_at) FROM record r "
+        f"SELECT r.custodian, r.conversation, max(r.platform), count(*), {ids}, "
+        f"{captures}, min(r.captured_at) FROM record r "
         f"WHERE {' AND '.join(where)} AND NOT EXISTS (SELECT 1 FROM record m WHERE m.custodian = r.custodian "
         f"AND m.message_ref = r.reply_ref AND m.message_ref != ''{inner}) "
         "GROUP BY r.custodian, r.conversation ORDER BY r.custodian, r.conversation"

@@ -300,8 +300,15 @@ def dispose(conn: db.Connection, config: Config, plan_id: str, *, identity: keys
         skipped += [{"id": d["id"], "reason": d["reason"]} for d in deferred]
         certificate = _destroy(conn, row, body, planned, keep, captures, skipped, disposed_by, identity, at,
                                inspection)
-    # The deleted pages were zeroed (secure_delete); copy them over the database file and empty the log.
-    busy, log_frames, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if db.dialect(conn) == "sqlite":
+        # The deleted pages were zeroed (secure_delete); copy them over the database file and empty the log.
+        busy, log_frames, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    else:
+        # PostgreSQL has no secure_delete: a deleted row stays in its page until VACUUM frees the space
+        # and a later write reuses it, and the server's WAL and its backups are the operator's. VACUUM
+        # (outside a transaction) at least frees it now; no log is left for this connection to empty.
+        conn.execute("VACUUM keyslot, chunk, record_terms, record_terms_row")
+        busy, log_frames, copied = 0, 0, 0
     refusals = object_disposal.delete(objects, certificate) if objects is not None else []
     return Disposal(certificate, (busy, log_frames, copied), refusals)
 
@@ -340,7 +347,9 @@ def _destroy(conn: db.Connection, plan_row: dict[str, Any], body: dict[str, Any]
         "disposed_by": disposed_by, "at": stamp, "records": records, "record_count": len(records),
         "captures": destroyed, "skipped": skipped,
     }
-    conn.execute("PRAGMA secure_delete = ON")  # the connection's setting already; said again where it matters
+    sqlite = db.dialect(conn) == "sqlite"
+    if sqlite:
+        conn.execute("PRAGMA secure_delete = ON")  # the connection's setting already; said again where it matters
     for capture in destroyed:
         conn.execute("DELETE FROM keyslot WHERE capture_id = ?", (capture["id"],))
         for blob in capture["blobs"]:
@@ -353,7 +362,7 @@ def _destroy(conn: db.Connection, plan_row: dict[str, Any], body: dict[str, Any]
                      "WHERE id = ?) AND record_id = ?", (record["id"], record["id"]))  # where that row was
         conn.execute("INSERT INTO disposed_record (record_id, disposition_id, disposed_at) VALUES (?,?,?)",
                      (record["id"], disposition_id, stamp))
-    if records:
+    if records and sqlite:  # (PostgreSQL's record_terms is a plain table: its rows are gone)
         # FTS5 keeps a deleted row's tokens in older segments until they are merged: merge them all.
         conn.execute("INSERT INTO record_terms (record_terms) VALUES ('optimize')")
     officer_rows.write(conn, "disposition", {"id": disposition_id, "plan_id": plan_row["id"], "at": stamp,

@@ -109,7 +109,7 @@ def state(row: dict[str, Any], at: datetime) -> str:
     return "active" if active(row, at) else "expired"
 
 
-def _where(row: dict[str, Any], *, words: bool = True) -> tuple[str, list[Any]]:
+def _where(row: dict[str, Any], *, sqlite: bool, words: bool = True) -> tuple[str, list[Any]]:
     """The hold's filter as SQL over ``record``; ``words=False`` leaves out its ``--text`` (matching more)."""
     where: list[str] = []
     params: list[Any] = []
@@ -129,19 +129,24 @@ def _where(row: dict[str, Any], *, words: bool = True) -> tuple[str, list[Any]]:
         params.append(row["end_utc"])
     if row["text_tokens"] is not None and words:
         tokens = json.loads(row["text_tokens"])
-        where.append("record.id IN (SELECT record_id FROM record_terms WHERE record_terms MATCH ?)")
-        params.append(" AND ".join(f'"{t}"' for t in tokens))
-    return (" AND ".join(where) or "1"), params
+        if sqlite:
+            where.append("record.id IN (SELECT record_id FROM record_terms WHERE record_terms MATCH ?)")
+            params.append(" AND ".join(f'"{t}"' for t in tokens))
+        else:  # the GIN index on the row's words (store/pg_schema.py), as search finds them
+            where.append("record.id IN (SELECT record_id FROM record_terms "
+                         "WHERE string_to_array(terms, ' ') @> ?::text[])")
+            params.append(tokens)
+    return (" AND ".join(where) or "1=1"), params
 
 
 def matching(conn: db.Connection, row: dict[str, Any]) -> set[str]:
     """The ids of every record the hold's filter matches now (those that arrived after it included)."""
-    where, params = _where(row)
+    where, params = _where(row, sqlite=db.dialect(conn) == "sqlite")
     return {r for (r,) in conn.execute(f"SELECT record.id FROM record WHERE {where}", params)}
 
 
 def count_matching(conn: db.Connection, row: dict[str, Any]) -> int:
-    where, params = _where(row)
+    where, params = _where(row, sqlite=db.dialect(conn) == "sqlite")
     return int(conn.execute(f"SELECT count(*) FROM record WHERE {where}", params).fetchone()[0])
 
 
@@ -169,7 +174,7 @@ def capture_held(conn: db.Connection, capture_id: str, custodian: str, span: tup
     for row in holds(conn):
         if not active(row, at):
             continue
-        where, params = _where(row, words=False)
+        where, params = _where(row, sqlite=db.dialect(conn) == "sqlite", words=False)
         dated = "record.created_utc BETWEEN ? AND ? OR " if span is not None else ""
         brought = conn.execute(
             f"SELECT 1 FROM record WHERE record.custodian = ? AND ({dated}record.created_utc IS NULL) "
@@ -186,7 +191,7 @@ def captures_matched(conn: db.Connection, row: dict[str, Any], *, words: bool = 
     """Every capture holding a record the hold's filter matches now (the one that brought it, and those it is
     linked to: :func:`captures_held`), whatever the hold's state; ``words=False`` leaves out its ``--text``
     (the captures :func:`capture_held` may have written held)."""
-    where, params = _where(row, words=words)
+    where, params = _where(row, sqlite=db.dialect(conn) == "sqlite", words=words)
     found = {c for (c,) in conn.execute(f"SELECT DISTINCT record.capture_id FROM record WHERE {where}", params)}
     found.update(c for (c,) in conn.execute(
         f"SELECT DISTINCT l.capture_id FROM record_capture l JOIN record ON record.id = l.record_id WHERE {where}",

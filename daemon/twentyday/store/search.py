@@ -112,16 +112,20 @@ def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MAT
         terms = archive.term_tokens(filters.text)
         if not terms:
             return []
-        match = " AND ".join(f'"{t}"' for t in terms)
-        held = archive.conn.execute("SELECT count(*) FROM (SELECT 1 FROM record_terms WHERE record_terms MATCH ? "
-                                    "LIMIT ?)", (match, max(few_matches, many_matches) + 1)).fetchone()[0]
+        sqlite = db.dialect(archive.conn) == "sqlite"
+        # The words, as each database's full-text lookup takes them: an FTS5 query (SQLite), an array
+        # the GIN index on the row's words contains (PostgreSQL, store/pg_schema.py).
+        match: Any = " AND ".join(f'"{t}"' for t in terms) if sqlite else terms
+        holding = "record_terms MATCH ?" if sqlite else "string_to_array(terms, ' ') @> ?::text[]"
+        held = archive.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM record_terms WHERE {holding} "
+                                    "LIMIT ?) AS held", (match, max(few_matches, many_matches) + 1)).fetchone()[0]
         if held <= few_matches:
             # Few records hold the words: start from them (found by id), test the other filters, sort.
             if filters.participant:
                 where.append(participant_match("record"))
                 params += [filters.participant, filters.participant]
-            source = ("(SELECT record_id FROM record_terms WHERE record_terms MATCH ?) AS m "
-                      "CROSS JOIN record ON record.id = m.record_id")
+            source = (f"(SELECT record_id FROM record_terms WHERE {holding}) AS m "
+                      f"{_FIRST_JOIN[sqlite]} record ON record.id = m.record_id")
             return [[(_select(source, where, "record.created_utc IS NULL, record.created_utc, record.id"),
                       [match, *params])]]
         # More do: walk the records in time order; each one's row of words is found through
@@ -129,12 +133,14 @@ def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MAT
         if held <= many_matches:
             where.append("EXISTS (SELECT 1 FROM record_terms_row w WHERE w.created_utc = "
                          "coalesce(record.created_utc, '') AND w.record_id = record.id AND w.terms_rowid IN "
-                         "(SELECT rowid FROM record_terms WHERE record_terms MATCH ?))")
+                         f"(SELECT rowid FROM record_terms WHERE {holding}))")
             params.append(match)
         else:
+            has_word = " AND instr(' ' || t.terms || ' ', ?) > 0" if sqlite else \
+                " AND strpos(' ' || t.terms || ' ', ?) > 0"
             where.append("EXISTS (SELECT 1 FROM record_terms_row w, record_terms t WHERE w.created_utc = "
                          "coalesce(record.created_utc, '') AND w.record_id = record.id AND "
-                         "t.rowid = w.terms_rowid" + " AND instr(' ' || t.terms || ' ', ?) > 0" * len(terms) + ")")
+                         "t.rowid = w.terms_rowid" + has_word * len(terms) + ")")
             params += [f" {t} " for t in terms]
     # Dated records by time, then (unless a time bound leaves them out) undated ones by id: two
     # phases, each reading an index in its own order instead of sorting every match.
@@ -142,8 +148,10 @@ def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MAT
     if filters.participant:
         # As the sender (the index on lower(sender) is in time order) and as a recipient
         # (record_participant's key is in time order): two streams, merged.
-        sender = "record INDEXED BY record_sender_time"
-        recipient = "record_participant p CROSS JOIN record ON record.id = p.record_id"
+        sqlite = db.dialect(archive.conn) == "sqlite"
+        # PostgreSQL takes no index hint; its planner finds the same index (record_sender_time).
+        sender = "record INDEXED BY record_sender_time" if sqlite else "record"
+        recipient = f"record_participant p {_FIRST_JOIN[sqlite]} record ON record.id = p.record_id"
         as_sender, as_recipient = "lower(record.sender) = lower(?)", "p.participant = lower(?)"
         bound = [filters.participant, *params]
         phases = [[(_select(sender, [as_sender, *where, dated], "record.created_utc, record.id"), bound),
@@ -160,6 +168,10 @@ def statements(archive: Archive, filters: Filters, *, few_matches: int = FEW_MAT
         phases = phases[:1]
     return phases
 
+
+#: The join that reads its left side first: SQLite's CROSS JOIN keeps the order written; PostgreSQL
+#: has no CROSS JOIN with ON, and its planner orders a plain JOIN by cost.
+_FIRST_JOIN = {True: "CROSS JOIN", False: "JOIN"}
 
 #: Every column of a record, named (not ``record.*``: the PostgreSQL table has a ``rowid`` of its own).
 _RECORD_FIELDS = ", ".join(f"record.{column}" for column in RECORD_COLUMNS)

@@ -32,10 +32,11 @@ def participant_match(record: str) -> str:
 
 #: Per record with recipients: how many rows of ``record_participant`` it gives (its distinct
 #: lower-cased recipients), and whether one of them is missing; a key lookup per recipient.
+#: ``{recipients}``: the record's recipients as rows of ``j.value`` (:data:`_RECIPIENTS`).
 _RECIPIENTS_PER_RECORD = (
-    "SELECT r.id AS id, (SELECT count(DISTINCT lower(j.value)) FROM json_each(r.recipients) j "
+    "SELECT r.id AS id, (SELECT count(DISTINCT lower(j.value)) FROM {recipients} "
     "WHERE j.value != '') AS gives, "
-    "EXISTS (SELECT 1 FROM json_each(r.recipients) j WHERE j.value != '' AND NOT EXISTS "
+    "EXISTS (SELECT 1 FROM {recipients} WHERE j.value != '' AND NOT EXISTS "
     "(SELECT 1 FROM record_participant p WHERE p.participant = lower(j.value) "
     "AND p.created_utc = coalesce(r.created_utc, '') AND p.record_id = r.id)) AS missing "
     "FROM record r WHERE r.recipients != '[]'")
@@ -44,13 +45,11 @@ _RECIPIENTS_PER_RECORD = (
 _EXTRA_PARTICIPANTS = (
     "SELECT p.record_id FROM record_participant p LEFT JOIN record r ON r.id = p.record_id WHERE r.id IS NULL "
     "OR coalesce(r.created_utc, '') != p.created_utc OR NOT EXISTS "
-    "(SELECT 1 FROM json_each(r.recipients) j WHERE lower(j.value) = p.participant)")
-
-
-def _on_postgresql(sql: str) -> str:
-    # TEMPORARY (verify helper's stand-in; the search helper's branch owns this module's PG texts).
-    return (sql.replace("json_each(r.recipients) j", "json_array_elements_text(r.recipients::json) AS j(value)")
-            .replace("group_concat(", "string_agg("))
+    "(SELECT 1 FROM {recipients} WHERE lower(j.value) = p.participant)")
+#: A record's JSON list of recipients as rows (``j.value``), and the aggregate joining texts, per database.
+_RECIPIENTS = {"sqlite": "json_each(r.recipients) j",
+               "postgresql": "json_array_elements_text(r.recipients::json) AS j(value)"}
+_JOINED = {"sqlite": "group_concat", "postgresql": "string_agg"}
 
 
 def participant_differences(conn: db.Connection) -> list[str]:
@@ -62,13 +61,16 @@ def participant_differences(conn: db.Connection) -> list[str]:
     the table holds no row too many when none is missing and it has as many rows as the records
     give (its key makes every row distinct); only then are its own rows read."""
     differ: set[str] = set()
-    pg = (lambda sql: sql) if db.dialect(conn) == "sqlite" else _on_postgresql
-    expected, missing = conn.execute(pg(
-        f"SELECT coalesce(sum(gives), 0), group_concat(CASE WHEN missing THEN id END, ' ') "
-        f"FROM ({_RECIPIENTS_PER_RECORD}) AS per_record")).fetchone()
+    dialect = db.dialect(conn)
+    per_record = _RECIPIENTS_PER_RECORD.format(recipients=_RECIPIENTS[dialect])
+    expected, missing = conn.execute(
+        f"SELECT coalesce(sum(gives), 0), {_JOINED[dialect]}(CASE WHEN missing THEN id END, ' ') "
+        f"FROM ({per_record}) AS per_record").fetchone()
     differ.update((missing or "").split())
-    if conn.execute("SELECT count(*) FROM record_participant").fetchone()[0] != expected:
-        differ.update(record_id for (record_id,) in conn.execute(pg(_EXTRA_PARTICIPANTS)))
+    # int(): PostgreSQL's sum() of bigints is a numeric (a Decimal here); a count() is a bigint.
+    if conn.execute("SELECT count(*) FROM record_participant").fetchone()[0] != int(expected):
+        differ.update(record_id for (record_id,) in conn.execute(
+            _EXTRA_PARTICIPANTS.format(recipients=_RECIPIENTS[dialect])))
     return sorted(differ)
 
 
