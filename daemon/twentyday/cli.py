@@ -1342,7 +1342,11 @@ def retention_dispose(ctx: click.Context, plan_id: str, actor: str | None, ident
     if done.finishing:
         _echo_disposal_finished(done, as_json)
         return
-    if done.checkpoint[0]:  # a fact, on stderr so that --json stays machine-readable
+    if archive.config.index is not None:  # facts, on stderr so that --json stays machine-readable
+        click.echo("note: the index is in PostgreSQL: the destroyed rows were deleted and their space vacuumed, "
+                   "but copies of their pages (the keyslots included) stay in the server's write-ahead log, its "
+                   "replicas and its backups until the agency's PostgreSQL retention recycles them", err=True)
+    elif done.checkpoint[0]:
         click.echo("note: another process was reading the index, so the checkpoint did not finish: the pages that "
                    "held what was destroyed stay in index.db (and index.db-wal) until a checkpoint completes",
                    err=True)

@@ -13,6 +13,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from tests.conftest import make_mail
+from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.crypto import keys
 
@@ -23,10 +24,13 @@ def test_holds_keep_their_records_and_disposal_leaves_a_flagged_tombstone_withou
         archive_dir: Path) -> None:
     config = archive_dir / "twentyday.toml"
 
+    notes: list[str] = []
+
     def run(*args: str) -> Any:
         result = CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
-        return json.loads(result.output) if "--json" in args else result.output
+        notes.append(result.stderr)
+        return json.loads(result.stdout) if "--json" in args else result.stdout
 
     second = archive_dir / "second.key"
     keys.generate_identity(second, "second officer", None)
@@ -52,6 +56,9 @@ def test_holds_keep_their_records_and_disposal_leaves_a_flagged_tombstone_withou
     run("retention", "approve", plan["id"], "--identity", str(second))
     done = run("retention", "dispose", "--plan", plan["id"], "--json", "--identity", officer)
     assert [r["id"] for r in done["records"]] == [ids["free"]]
+    # PostgreSQL cannot zero what it deleted: the officer is told where copies of the pages stay.
+    in_postgresql = config_module.load(config).index is not None
+    assert ("write-ahead log, its replicas and its backups" in notes[-1]) == in_postgresql, notes[-1]
 
     flags = {r["id"]: r["flags"] for r in run("search", "--json")}
     assert flags == {ids["free"]: ["destroyed"], ids["witness"]: [], ids["words"]: []}

@@ -23,7 +23,9 @@ keep them. Destroying a capture deletes its keyslots (no key opens anything left
 sealed chunks of every blob it sealed (raw, envelope, sealed detail, record packs, attachments,
 event details) and its records' rows of the blind-word index, with ``secure_delete`` on, the
 word index merged and the write-ahead log checkpointed and truncated, so the bytes are gone
-from the files. What stays is the tombstone: the record, capture, blob and event rows (metadata)
+from the files (an index in PostgreSQL: the rows deleted and their space vacuumed; copies of the
+pages stay in the server's write-ahead log, replicas and backups until they are recycled, which
+``retention dispose`` says). What stays is the tombstone: the record, capture, blob and event rows (metadata)
 and, in ``disposed_record``/``disposed_capture``, the certificate each went under. The
 certificate of destruction (kind ``disposition``) names the plan, its author and approver, who
 disposed, when, each record with its authority, the captures with their keyslot digests and the
