@@ -34,15 +34,17 @@ BACKENDS = ("embedded", "s3", "pg")
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """Which blob backend this test's archive uses: ``embedded`` or ``s3``."""
+    """Which backend this test's archive uses: ``embedded``, ``s3`` (blobs in a bucket) or ``pg`` (the index
+    in PostgreSQL)."""
     return str(request.param)
 
 
 def embedded_only(reason: str) -> pytest.MarkDecorator:
-    """A test (or module) with no S3 equivalent: it runs as ``[embedded]``, and ``[s3]`` is reported
-    skipped with ``reason`` (its fixtures must request ``backend``)."""
+    """A test (or module) of the embedded store alone: it runs as ``[embedded]``, and ``[s3]`` and ``[pg]``
+    are reported skipped with ``reason`` (its fixtures must request ``backend``)."""
+    skipped = pytest.mark.skip(reason=f"embedded only: {reason}")
     return pytest.mark.parametrize("backend", [
-        "embedded", pytest.param("s3", marks=pytest.mark.skip(reason=f"embedded only: {reason}"))], indirect=True)
+        "embedded", pytest.param("s3", marks=skipped), pytest.param("pg", marks=skipped)], indirect=True)
 
 
 def not_on_postgresql(reason: str) -> pytest.MarkDecorator:
