@@ -119,7 +119,7 @@ def wait_for(config: Path, expected: set[str], seconds: float) -> list[str]:
 
 def ledger_is_one_chain(config: Path) -> int:
     """Every ledger entry links to the one before it, and the last signed checkpoint is the head: the
-    number of entries. (``twentyday verify`` on PostgreSQL is another change's work: read it directly.)"""
+    number of entries, read directly (the test's own reading, beside ``twentyday verify``'s)."""
     archive = Archive(load(config))
     try:
         rows = archive.conn.execute("SELECT seq, prev, hash, at, kind, subject, payload FROM ledger "
@@ -258,6 +258,13 @@ def test_two_nodes_on_one_database_and_one_bucket_lose_and_duplicate_nothing_acr
         assert not (node.data_dir / "index.db").exists()
     # One chain: both nodes' entries in one sequence, each following the one before, the head signed.
     assert ledger_is_one_chain(first.config) > len(every)
+    # And verify holds the whole archive to it from either node: rows, sealed segments, signatures.
+    for node in (first, second):
+        checked = subprocess.run([sys.executable, "-m", "twentyday", "--config", str(node.config), "verify", "--json"],
+                                 capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                                 env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        report = json.loads(checked.stdout)
+        assert checked.returncode == 0 and report["ok"], report["problems"]
     print(f"two nodes, {killed} killed with {left_in_spool} item(s) in its spool: {len(every)} mails, "
           f"{time.monotonic() - began:.1f} s ({took:.1f} s until all archived)")
 
