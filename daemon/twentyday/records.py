@@ -10,6 +10,7 @@ store decides what goes into the clear index and what is sealed:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Literal
@@ -107,6 +108,52 @@ class ParsedEvent:
 
 #: What a parser yields: a message, or an event about the conversation.
 Record = ParsedMessage | ParsedEvent
+
+#: What stands in a record's names and keys for U+0000 (NUL), which PostgreSQL's text cannot hold.
+NUL_REPLACEMENT = "\ufffd"
+
+
+def nul_replaced(record: Record) -> Record:
+    """The record with U+0000 in its names and keys replaced by U+FFFD (the record itself when none has one).
+
+    An export may spell a name with U+0000 (a WhatsApp line ``Counter\\x00part: yes``). SQLite's text
+    keeps it; PostgreSQL's cannot, so the same export would be stored on one database and refused
+    on the other. Replaced here, once, as the record leaves its parser (``pipeline.guarded_parse``,
+    which every path passes: SMTP, the watched folder, ``ingest``, the read-ahead helper, ``dry-run``),
+    the index rows, the content documents, the ledger payloads, the search words and the dedup
+    identity all see the same text on both databases. Nothing is lost: the sealed raw capture keeps
+    the original bytes, U+0000 included.
+
+    Replaced: every field that reaches a text column, or that is matched with one (a message's
+    conversation, sender, recipients, message_key, reply_to, text_key; an event's conversation),
+    and the subject, attachment names and an event's detail, so that what is sealed reads like
+    what is listed. Kept as written: the body, the time as written and ``extra`` (the mail's
+    headers), which are only ever sealed, where U+0000 is stored as it is (JSON's ``\\u0000``).
+
+    Most records have none: a message costs one search of its names joined (~0.15 µs).
+    """
+    if isinstance(record, ParsedEvent):
+        if "\x00" in record.conversation or "\x00" in record.detail:
+            return dataclasses.replace(record, conversation=_replaced(record.conversation),
+                                       detail=_replaced(record.detail))
+        return record
+    message = record
+    if not ("\x00" in f"{message.conversation}{message.sender}{message.subject}{message.message_key}"
+                      f"{message.reply_to}{message.text_key}"
+            or (message.recipients and "\x00" in "".join(message.recipients))
+            or (message.attachments and any("\x00" in a.name for a in message.attachments))):
+        return message
+    return dataclasses.replace(
+        message, conversation=_replaced(message.conversation), sender=_replaced(message.sender),
+        recipients=tuple(_replaced(r) for r in message.recipients), subject=_replaced(message.subject),
+        message_key=_replaced(message.message_key), reply_to=_replaced(message.reply_to),
+        text_key=_replaced(message.text_key),
+        attachments=tuple(dataclasses.replace(a, name=_replaced(a.name)) if "\x00" in a.name else a
+                          for a in message.attachments))
+
+
+def _replaced(text: str) -> str:
+    return text.replace("\x00", NUL_REPLACEMENT)
 
 
 @dataclass(frozen=True)

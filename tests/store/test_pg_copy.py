@@ -29,10 +29,19 @@ from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.errors import ArchiveVersionError, ConfigError, IntegrityError
 from twentyday.notify.outbox import enqueue_alert_event
+from twentyday.parsers import whatsapp
+from twentyday.parsers.base import BytesSource
 from twentyday.pipeline import process as pipeline
+from twentyday.records import ParsedMessage
 from twentyday.store import outbox, pg_copy, pg_schema
 from twentyday.store.alerts import raise_alert
 from twentyday.store.archive import INDEX_FILE, Archive
+from twentyday.store.writer import CaptureInput
+
+from .conftest import not_on_postgresql
+
+#: What is copied is an embedded archive's index: its SQLite file.
+pytestmark = not_on_postgresql("the copy reads an embedded archive's SQLite index file")
 
 #: Tables the made archive must hold rows in, so the copy of each kind of row is tested.
 MADE = ("alert", "alert_event", "attachment", "blob", "capture", "capture_span", "checkpoint", "chunk", "custodian",
@@ -247,16 +256,22 @@ def test_a_value_postgresql_cannot_hold_is_refused_before_anything_is_written(
     assert pg_tables(pg_dsn) == {}
 
 
-def test_a_chat_export_with_u0000_in_a_sender_s_name_is_refused_by_the_copy(
+def test_an_archive_written_with_u0000_in_a_sender_s_name_is_refused_by_the_copy(
         archive_dir: Path, tmp_path: Path, pg_dsn: str) -> None:
-    """The store keeps a name as the export spells it, U+0000 included; PostgreSQL's text cannot: the copy
-    says where, and writes nothing (the names need a form both hold first: not the copy's decision)."""
-    export = tmp_path / "WhatsApp Chat with Budget team.txt"
-    export.write_text("13/10/2026, 08:00 - Jane Doe: hello\n13/10/2026, 08:01 - Counter\x00part: yes\n")
+    """Before the pipeline replaced U+0000 in names (records.nul_replaced), the store kept a name as the
+    export spelled it; PostgreSQL's text cannot hold one: the copy says where, and writes nothing (the
+    ledgered rows need a form both hold first: not the copy's decision)."""
+    raw = b"13/10/2026, 08:00 - Jane Doe: hello\n13/10/2026, 08:01 - Counter\x00part: yes\n"
     config = config_module.load(archive_dir / "twentyday.toml")
+    custodian = config.custodian("jdoe")
+    assert custodian is not None
+    # The records as such a version drafted them: the parser's own, with no replacement.
+    records = list(whatsapp.parse(BytesSource("WhatsApp Chat with Budget team.txt", raw),
+                                  pipeline.hints_for(custodian, "WhatsApp Chat with Budget team.txt")))
+    assert [r.sender for r in records if isinstance(r, ParsedMessage)] == ["Jane Doe", "Counter\x00part"]
     with Archive(config) as archive:
-        outcome = pipeline.process(archive, pipeline.Item(export.name, "cli", NOW, path=export, custodian_id="jdoe"))
-        assert outcome.state == "ingested", outcome
+        archive.ingest(CaptureInput("jdoe", "cli", "file given to twentyday ingest", raw, "whatsapp", NOW),
+                       [pipeline.draft(custodian, r) for r in records if isinstance(r, ParsedMessage)])
     with pytest.raises(IntegrityError, match=re.escape(
             "record.sender: 1 row(s) (the first at rowid 2) hold the character U+0000, which PostgreSQL's text "
             "cannot hold; nothing was copied")):

@@ -39,7 +39,7 @@ from twentyday.parsers.mail import email as email_parser
 from twentyday.pipeline.origin import Origin, origin_of, unchecked_origin
 from twentyday.pipeline.progress import EVERY as PROGRESS_EVERY
 from twentyday.pipeline.progress import ProgressCallback
-from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints, Record
+from twentyday.records import Direction, ParsedEvent, ParsedMessage, ParseHints, Record, nul_replaced
 from twentyday.spool import SealedFile
 from twentyday.store import alerts, db
 from twentyday.store.archive import Archive
@@ -424,10 +424,13 @@ def guarded_parse(parser: ParserModule, source: ExportSource, hints: ParseHints)
     """A parser bug must not lose the item: its exceptions become a ParseError (quarantine).
 
     ``parse`` is called in here, not by the caller, because parsers check their input
-    eagerly: a bug there must be caught too.
+    eagerly: a bug there must be caught too. Every record leaves here with U+0000 in its names
+    and keys replaced (:func:`~twentyday.records.nul_replaced`): every path to the store passes
+    here, so both databases are given the same text, and the sealed raw capture keeps the original.
     """
     try:
-        yield from parser.parse(source, hints)
+        for record in parser.parse(source, hints):
+            yield nul_replaced(record)
     except ParseError:
         raise
     except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError, AttributeError,

@@ -26,11 +26,12 @@ fails leaves the database as it found it, empty, so it can simply be run again.
 - Before anything is written, each column's values are checked in SQLite to be of the type its
   PostgreSQL column takes (SQLite would keep a text in an INTEGER column: the store never writes
   one, so that is a file changed outside it), and text to hold no U+0000, which PostgreSQL's text
-  cannot hold. The store does write U+0000 today: a chat export whose sender's name holds one
-  keeps it in ``record.sender`` (the parsers pass names through as the export spells them; mail
-  headers do not carry it through). Such an archive is refused, naming the table, the column, how
-  many rows and the first one's rowid (never the value), until the names are given a form both
-  databases hold (a decision about ledgered records, not the copy's to make).
+  cannot hold. The pipeline now replaces U+0000 in a record's names and keys by U+FFFD on both
+  databases (:func:`twentyday.records.nul_replaced`), but an archive written before it may hold one:
+  a chat export whose sender's name held one kept it in ``record.sender``. Such an archive is
+  refused, naming the table, the column, how many rows and the first one's rowid (never the value),
+  until its ledgered rows are given a form both databases hold (a decision about ledgered records,
+  not the copy's to make).
 
 The indexes no constraint stands on (``record``'s ten, the blind words' GIN index ...) are dropped
 inside the transaction and built again from their own definitions once the rows are in: one sorted
