@@ -74,6 +74,7 @@ def test_bad_time_zone_names_the_custodian_entry(tmp_path: Path) -> None:
         ('[[custodians]]\nid = "Jane Doe"\nname = "x"\n', r"custodians\[0\]\.id: invalid id"),
         ('[[custodians]]\nid = "a"\nname = "x"\nschedule = "nope"\n', r"custodians\[0\]\.schedule: unknown schedule"),
         ('[[custodians]]\nid = "a"\nname = "x"\n[[custodians]]\nid = "a"\nname = "y"\n', "duplicate id"),
+        ('[[custodians]]\nid = "a"\nname = "Jane\\u0000Doe"\n', r"custodians\[0\]\.name: a name cannot hold .*U\+0000"),
         ('[smtp]\nlisten = "localhost"\n', "smtp.listen: expected host:port"),
         ("[smtp]\nspool_to_disk_bytes = 4096\n", "smtp.spool_to_disk_bytes: must be at least 65536"),
     ],

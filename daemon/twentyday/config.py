@@ -827,6 +827,8 @@ def _custodians(file: Path, entries: list[dict[str, Any]], schedule_ids: set[str
                               path=str(file), key=f"{label}.id")
         if entry["id"] in seen:
             raise ConfigError(f"duplicate id {entry['id']!r}", path=str(file), key=f"{label}.id")
+        if "\x00" in entry["name"]:  # stored in the index, whose text in PostgreSQL cannot hold it
+            raise ConfigError("a name cannot hold the character U+0000 (NUL)", path=str(file), key=f"{label}.name")
         seen.add(entry["id"])
         try:
             ZoneInfo(entry["timezone"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Literal
+from typing import Literal, overload
 
 #: How a timestamp's day/month order (or its zone) was decided.
 DecidedBy = Literal["file", "locale", "format", "header", "custodian_zone"]
@@ -111,6 +111,14 @@ Record = ParsedMessage | ParsedEvent
 
 #: What stands in a record's names and keys for U+0000 (NUL), which PostgreSQL's text cannot hold.
 NUL_REPLACEMENT = "\ufffd"
+
+
+@overload
+def nul_replaced(record: ParsedMessage) -> ParsedMessage: ...
+
+
+@overload
+def nul_replaced(record: ParsedEvent) -> ParsedEvent: ...
 
 
 def nul_replaced(record: Record) -> Record:

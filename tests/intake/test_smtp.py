@@ -23,8 +23,9 @@ from tests.smtp_helpers import DaemonThread, configure, self_signed
 from twentyday import config as config_module
 from twentyday.canonical import iso
 from twentyday.cli import cli
+from twentyday.errors import ConfigError
 from twentyday.intake.smtp import RateLimit, start_server
-from twentyday.intake.smtp_auth import add_user
+from twentyday.intake.smtp_auth import add_user, load_auth_file
 from twentyday.pipeline.worker import Worker
 from twentyday.spool import Spool
 from twentyday.store.archive import Archive
@@ -491,3 +492,12 @@ def test_a_failed_fsync_of_a_message_written_as_it_arrived_answers_451_and_keeps
         assert len(wait_records(config, 1)) == 1
     finally:
         running.stop()
+
+
+def test_an_auth_file_user_name_with_u0000_is_refused(tmp_path: Path) -> None:
+    """A hand-edited auth file: the user's name would be a capture's delivered_by, in the index."""
+    auth = tmp_path / "smtp-users"
+    add_user(auth, "jdoe-phone", "a long enough password")
+    auth.write_text(auth.read_text().replace("jdoe-phone", "jdoe\x00phone"))
+    with pytest.raises(ConfigError, match="line 1: a user name cannot hold the character U\\+0000"):
+        load_auth_file(auth)

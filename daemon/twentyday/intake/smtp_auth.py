@@ -38,6 +38,8 @@ def load_auth_file(path: Path) -> dict[str, str]:
         user, sep, hashed = line.partition(":")
         if not sep or not hashed.startswith("scrypt$"):
             raise ConfigError(f"line {number}: expected user:scrypt$salt$hash", path=str(path))
+        if "\x00" in user:  # a capture's delivered_by names it, in the index (PostgreSQL's text cannot hold it)
+            raise ConfigError(f"line {number}: a user name cannot hold the character U+0000 (NUL)", path=str(path))
         users[user] = hashed
     return users
 
