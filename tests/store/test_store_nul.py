@@ -13,9 +13,12 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from tests.conftest import NOW
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.crypto import keys
+from twentyday.pipeline.worker import Worker
+from twentyday.spool import Spool, SpoolMeta
 from twentyday.store import db
 from twentyday.store.archive import Archive
 from twentyday.store.disclosures import EXPORT
@@ -72,3 +75,22 @@ def test_the_same_message_exported_again_is_the_record_already_archived(archive_
     ingest(archive_dir, first / "WhatsApp Chat with Budget team.txt")
     outcome = ingest(archive_dir, later / "WhatsApp Chat with Budget team.txt")
     assert outcome["detail"] == "whatsapp: 1 new record(s), 2 already archived", outcome
+
+
+def test_serve_s_worker_stores_it_as_ingest_does(archive_dir: Path) -> None:
+    """The worker's items pass the same pipeline.process (guarded_parse) as ``ingest``: no failed
+    capture, no quarantine, no item left in the spool to be tried again."""
+    config = config_module.load(archive_dir / "twentyday.toml")
+    spool = Spool.open(config)
+    spool.put_bytes(EXPORT_LINES.encode(), SpoolMeta("WhatsApp Chat with Budget team.txt", "folder", NOW, "jdoe"))
+    spool.close()
+    with Archive(config, durable=False) as archive:
+        spool = Spool.open(config, writer=False)
+        try:
+            [outcome] = Worker(archive, spool).run_once()
+            assert (outcome.state, outcome.detail) == ("ingested", "whatsapp: 2 new record(s), 0 already archived")
+            assert list(spool.pending()) == []
+        finally:
+            spool.close()
+        assert [r for (r,) in archive.conn.execute("SELECT sender FROM record ORDER BY created_utc")] == [
+            "Jane Doe", REPLACED]
