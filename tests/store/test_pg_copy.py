@@ -38,11 +38,6 @@ from twentyday.store.alerts import raise_alert
 from twentyday.store.archive import INDEX_FILE, Archive
 from twentyday.store.writer import CaptureInput
 
-from .conftest import not_on_postgresql
-
-#: What is copied is an embedded archive's index: its SQLite file.
-pytestmark = not_on_postgresql("the copy reads an embedded archive's SQLite index file")
-
 #: Tables the made archive must hold rows in, so the copy of each kind of row is tested.
 MADE = ("alert", "alert_event", "attachment", "blob", "capture", "capture_span", "checkpoint", "chunk", "custodian",
         "delivery", "disclosure", "escrow", "event", "hold", "keyslot", "ledger", "meta", "record", "record_capture",
