@@ -1,5 +1,6 @@
-"""The scale-out blob backend for the benches: a local Ceph RGW, an archive whose blobs are in one
-of its buckets, and counters of what the archive's ObjectStore did.
+"""The scale-out backends for the benches: a local Ceph RGW and an archive whose blobs are in one of its
+buckets, a local PostgreSQL and an archive whose index is in one of its databases, and counters of what
+the archive's ObjectStore did.
 
 - :func:`local_s3`: starts a one-node Ceph cluster with its RADOS Gateway as a person would,
   ``scripts/local-s3 start DIR`` in a subprocess (its printed endpoint and credentials file
@@ -7,6 +8,12 @@ of its buckets, and counters of what the archive's ObjectStore did.
   a PUT here costs a network round trip to a local process, not a disk's write nor a replica's.
 - :func:`make_s3_archive`: ``init``, then a ``[store]`` section naming a new bucket, then
   ``create`` -- the steps of tests/s3archive.py, copied (a bench does not import tests).
+- :func:`local_pg`: starts a private PostgreSQL cluster as a person would, ``scripts/local-pg start
+  DIR`` (its printed dsn parsed; fsync off, reached only through a unix socket), and ``scripts/local-pg
+  stop DIR`` after. :meth:`LocalPG.cpu_seconds` and :meth:`LocalPG.database_size` say what the server
+  spent and what the index takes there.
+- :func:`make_pg_archive`: ``init``, then ``[store] index`` naming a new database (and, for the full
+  scale-out, the ``blobs`` lines of an S3 bucket), then ``create`` -- tests/pgarchive.py's steps, copied.
 - :func:`instrument`: wraps :class:`twentyday.store.objects.ObjectStore` in the bench's own
   process (or, through :func:`stats_env`, in the processes of a ``serve`` it starts) to count
   PUTs, their bytes and latency, and the wall time the writer spends blocked on them: in
@@ -26,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +43,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_S3 = REPO / "scripts" / "local-s3"
+LOCAL_PG = REPO / "scripts" / "local-pg"
 #: Environment variable naming where an instrumented process writes its counters (``.<pid>`` appended).
 STATS_ENV = "TWENTYDAY_BENCH_S3_STATS"
 
@@ -120,11 +129,30 @@ def new_bucket_name() -> str:
     return "bench-" + uuid.uuid4().hex[:16]
 
 
+def s3_store_lines(endpoint: str, credentials: Path, bucket: str) -> str:
+    """The ``[store]`` keys that put an archive's sealed blobs in ``bucket`` (retention left to the test)."""
+    return (f'blobs = "s3://{bucket}"\ns3_endpoint = "{endpoint}"\ns3_credentials = "{credentials}"\n'
+            f"s3_min_retention_days = 0\n")
+
+
 def make_s3_archive(directory: Path, endpoint: str, credentials: Path, bucket: str, *, now: datetime) -> Path:
     """A new archive in ``directory`` with its sealed blobs in ``bucket`` (made now); its config path.
 
     tests/s3archive.py's steps: init for the config and the officer's key, the embedded store it
     made removed, ``[store]`` appended, create (bucket with Object Lock), the ledger key pinned."""
+    return _make_archive(directory, "\n[store]\n" + s3_store_lines(endpoint, credentials, bucket), now=now)
+
+
+def make_pg_archive(directory: Path, index_uri: str, *, now: datetime, extra_store: str = "") -> Path:
+    """A new archive in ``directory`` with its index at ``index_uri`` (an empty database: :meth:`LocalPG.
+    create_database`) and ``extra_store`` added to its ``[store]``; its config path.
+
+    tests/pgarchive.py's steps: as :func:`make_s3_archive`, with ``[store] index``; no blobs lines: the
+    sealed blobs go into the index (chunk.data, bytea)."""
+    return _make_archive(directory, f'\n[store]\nindex = "{index_uri}"\n' + extra_store, now=now)
+
+
+def _make_archive(directory: Path, store_section: str, *, now: datetime) -> Path:
     import shutil
 
     from twentyday import config as config_module
@@ -135,8 +163,7 @@ def make_s3_archive(directory: Path, endpoint: str, credentials: Path, bucket: s
     init_archive(directory, passphrase=None, demo=False, now=now)
     config_path = directory / "twentyday.toml"
     shutil.rmtree(config_module.load(config_path).data_dir)
-    config_path.write_text(config_path.read_text() + f'\n[store]\nblobs = "s3://{bucket}"\ns3_endpoint = "{endpoint}"\n'
-                           f's3_credentials = "{credentials}"\ns3_min_retention_days = 0\n')
+    config_path.write_text(config_path.read_text() + store_section)
     config = config_module.load(config_path)
     recipients = tuple(keys.load_recipient(path) for path in config.recipients)
     Archive.create(config, recipients).close()
@@ -161,6 +188,97 @@ def bucket_usage(config_path: Path) -> tuple[int, int]:
         return objects, size
     finally:
         store.close()
+
+
+# --- the local PostgreSQL --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalPG:
+    """A private cluster started by ``scripts/local-pg start folder`` (its state in ``folder/pg.json``)."""
+
+    folder: Path
+    socket_dir: Path
+    port: int
+    user: str
+    bindir: Path
+    pid: int  # the postmaster
+
+    def index_uri(self, database: str) -> str:
+        """The ``[store] index`` URI of ``database`` (the unix socket; no password, no TCP)."""
+        query = urllib.parse.urlencode({"host": str(self.socket_dir), "port": self.port})
+        return f"postgresql://{self.user}@/{database}?{query}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        argv = [str(self.bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+                f"host={self.socket_dir} port={self.port} user={self.user} dbname={database}", "-c", sql]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            raise SystemExit(f"psql failed: {tail}; see {self.folder / 'postgres.log'}")
+        return done.stdout.strip()
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database (C collation, as the index needs); its ``[store] index`` URI."""
+        self.psql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
+        return self.index_uri(name)
+
+    def database_size(self, name: str) -> int:
+        """pg_database_size: the database's files (tables, indexes, TOAST), in bytes."""
+        return int(self.psql(f"SELECT pg_database_size('{name}')"))
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server has used so far: the postmaster, its children still
+        running (checkpointer, WAL writer, open sessions) and those it has reaped (sessions closed:
+        the kernel adds a reaped child's time to its parent's cutime/cstime)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            reaped = (int(fields[13]) + int(fields[14])) / ticks
+            return tree_cpu_seconds(self.pid) + reaped
+        return 0.0
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server's processes now (shared buffers counted once per process)."""
+        total = 0
+        for pid in [self.pid, *_children(self.pid)]:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def local_pg() -> Iterator[LocalPG]:
+    """A local PostgreSQL in a new temporary folder (``scripts/local-pg``), stopped (its databases and the
+    folder removed) after."""
+    with tempfile.TemporaryDirectory(prefix="bench-pg-") as scratch:
+        folder = Path(scratch) / "pg"
+        started = subprocess.run([str(LOCAL_PG), "start", str(folder)], capture_output=True, text=True, check=False,
+                                 cwd=REPO)
+        try:
+            if started.returncode != 0:
+                tail = (started.stderr.strip().splitlines() or [f"exit {started.returncode}"])[-1]
+                raise SystemExit(f"scripts/local-pg start failed: {tail}")
+            printed = dict(line.split(": ", 1) for line in started.stdout.splitlines() if ": " in line)
+            dsn = dict(pair.split("=", 1) for pair in printed["dsn"].split())
+            state = json.loads((folder / "pg.json").read_text())
+            yield LocalPG(folder, Path(dsn["host"]), int(dsn["port"]), dsn["user"], Path(state["bindir"]),
+                          int(state["pid"]))
+        finally:
+            subprocess.run([str(LOCAL_PG), "stop", str(folder)], capture_output=True, check=False, cwd=REPO)
 
 
 # --- counters around ObjectStore --------------------------------------------------------------------------------

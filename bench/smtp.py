@@ -20,16 +20,22 @@ starts) and prints accepted messages/s for:
   instance needs root; otherwise the bench says so and measures the rest.
 
 Targets (issue 4): intake >= 80% of null; end-to-end >= 50% of null.
-Usage: python bench/smtp.py [--messages N] [--scale-out [--rounds N]]
+Usage: python bench/smtp.py [--messages N] [--scale-out [--rounds N] [--backends LIST]]
 
-Scale-out (issue 17): ``--scale-out`` measures twentyday's two rows (intake, end-to-end) with
-the embedded store and with the sealed blobs in a bucket of a local Ceph RGW (``[store] blobs =
-"s3://…"``), alternately, ``--rounds`` (2) runs of each, each with a fresh archive and, for s3,
-a fresh RGW started with ``scripts/local-s3`` (Debian's ceph-mon, ceph-osd, radosgw; its OSD
-keeps objects in memory). For each s3 run it says where the time goes: PUTs (count, bytes,
+Scale-out (issue 17): ``--scale-out`` measures twentyday's two rows (intake, end-to-end) on each
+backend alternately within each round, ``--rounds`` (2) runs of each, each with a fresh archive:
+``embedded`` (SQLite index, blobs in it); ``s3`` (the sealed blobs in a bucket of a local Ceph RGW,
+``[store] blobs = "s3://…"``, a fresh RGW started with ``scripts/local-s3``: Debian's ceph-mon,
+ceph-osd, radosgw; its OSD keeps objects in memory); ``pg`` (the index, blobs included, in a local
+PostgreSQL, ``[store] index = "postgresql://…"``, a fresh cluster started with ``scripts/local-pg``
+in a new folder and stopped after); ``pg+s3`` (the index in PostgreSQL, the blobs in the bucket).
+``--backends`` chooses which, comma-separated (default all four). For each run it prints serve's
+CPU, for s3 the CPU the local Ceph daemons used and where the time goes: PUTs (count, bytes,
 latency), the pipeline's wall time blocked in ``ObjectStore.wait()`` before its commits and in
-``put_segment``, the bucket's objects and bytes, and the CPU the local Ceph daemons used (they
-share the machine's cores with serve). The null and Postfix rows are measured once, as without it.
+``put_segment``, the bucket's objects and bytes; for pg the CPU the PostgreSQL server used (the
+bench's own count(*) polling included) and the database's size after (pg_database_size). The
+servers share the machine's cores with serve. The null and Postfix rows are measured once, as
+without it.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import scaleout  # bench/scaleout.py, beside this file (stdlib only at its top level)
-from scaleout import LocalS3
+from scaleout import LocalPG, LocalS3
 
 CONNECTIONS = 16
 PROCESSES = 2
@@ -276,10 +282,29 @@ class Run:
     ceph_cpu_seconds: float = 0.0
     bucket_objects: int = 0
     bucket_bytes: int = 0
+    pg_cpu_seconds: float | None = None  # pg backends: the local PostgreSQL server, same span as cpu_seconds
+    pg_database_bytes: int = 0  # pg backends: pg_database_size of the index after
+    pg_empty_bytes: int = 0  # pg_database_size when the database was made (its catalogs), before any table
 
 
-def bench_twentyday(total: int, scratch: Path, s3: LocalS3 | None = None) -> Run:
-    """serve's intake and end-to-end rates; with ``s3``, the archive's blobs in a new bucket there."""
+#: The database a pg run's index is in (a fresh cluster each run: the name never collides).
+PG_DATABASE = "bench_smtp"
+#: The --scale-out backends: where the index is (SQLite or PostgreSQL) and where the sealed blobs are.
+BACKENDS = ("embedded", "s3", "pg", "pg+s3")
+
+
+def backend_list(text: str) -> tuple[str, ...]:
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in BACKENDS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{','.join(unknown) or text!r}: not a backend; choose from "
+                                         f"{', '.join(BACKENDS)}")
+    return chosen
+
+
+def bench_twentyday(total: int, scratch: Path, s3: LocalS3 | None = None, pg: LocalPG | None = None) -> Run:
+    """serve's intake and end-to-end rates; with ``s3``, the archive's blobs in a new bucket there; with
+    ``pg``, its index (and, without ``s3``, its blobs) in a new database there."""
     from twentyday.config import load
     from twentyday.initialise import init_archive
     from twentyday.store.archive import Archive
@@ -287,12 +312,18 @@ def bench_twentyday(total: int, scratch: Path, s3: LocalS3 | None = None) -> Run
     root = scratch / "archive"
     extra_env: dict[str, str] = {}
     stats = None
-    if s3 is None:
-        init_archive(root, passphrase=None, demo=False, now=datetime.now(UTC))
-        config_path = root / "twentyday.toml"
+    now = datetime.now(UTC)
+    if pg is not None:
+        blobs = "" if s3 is None else scaleout.s3_store_lines(s3.endpoint, s3.credentials, scaleout.new_bucket_name())
+        index_uri = pg.create_database(PG_DATABASE)
+        empty_bytes = pg.database_size(PG_DATABASE)
+        config_path = scaleout.make_pg_archive(root, index_uri, now=now, extra_store=blobs)
+    elif s3 is not None:
+        config_path = scaleout.make_s3_archive(root, s3.endpoint, s3.credentials, scaleout.new_bucket_name(), now=now)
     else:
-        config_path = scaleout.make_s3_archive(root, s3.endpoint, s3.credentials, scaleout.new_bucket_name(),
-                                               now=datetime.now(UTC))
+        init_archive(root, passphrase=None, demo=False, now=now)
+        config_path = root / "twentyday.toml"
+    if s3 is not None:
         extra_env, stats = scaleout.stats_env(scratch)  # counts PUTs in serve and its pipeline process
     port = free_port()
     text = config_path.read_text().replace('listen = "127.0.0.1:2525"', f'listen = "127.0.0.1:{port}"')
@@ -310,6 +341,7 @@ def bench_twentyday(total: int, scratch: Path, s3: LocalS3 | None = None) -> Run
     try:
         wait_ready(notify, port)
         ceph_cpu = s3.cpu_seconds() if s3 is not None else 0.0
+        pg_cpu = pg.cpu_seconds() if pg is not None else 0.0
         cpu = scaleout.tree_cpu_seconds(server.pid)
         began, intake_seconds = send_all(port, total, "td")
         archive = Archive(load(config_path))
@@ -321,7 +353,11 @@ def bench_twentyday(total: int, scratch: Path, s3: LocalS3 | None = None) -> Run
         end_to_end = time.perf_counter() - began
         run = Run(total / intake_seconds, total / end_to_end, end_to_end,
                   cpu_seconds=scaleout.tree_cpu_seconds(server.pid) - cpu)
+        if pg is not None:  # the bench's own polling session counts too: one count(*) every 50 ms
+            run.pg_cpu_seconds = pg.cpu_seconds() - pg_cpu
         archive.close()
+        if pg is not None:
+            run.pg_database_bytes, run.pg_empty_bytes = pg.database_size(PG_DATABASE), empty_bytes
         if s3 is not None and stats is not None:
             run.ceph_cpu_seconds = s3.cpu_seconds() - ceph_cpu
             time.sleep(1.0)  # the counters are written every half second
@@ -431,6 +467,10 @@ def main() -> None:
                         help="twentyday's rows with the embedded store and with the blobs in a local Ceph RGW, "
                              "alternately")
     parser.add_argument("--rounds", type=int, default=2, help="with --scale-out: runs of each backend")
+    parser.add_argument("--backends", type=backend_list, default=BACKENDS,
+                        help=f"with --scale-out: which, comma-separated, in this order (default {','.join(BACKENDS)}):"
+                             " embedded = SQLite; s3 = blobs in a local Ceph RGW's bucket; pg = index (blobs"
+                             " too) in a local PostgreSQL; pg+s3 = index in PostgreSQL, blobs in the bucket")
     args = parser.parse_args()
     total = args.messages - args.messages % CONNECTIONS
     postfix = find_postfix()
@@ -443,14 +483,14 @@ def main() -> None:
             runs.append(("embedded", 1, bench_twentyday(total, Path(scratch))))
         else:
             for round_ in range(1, args.rounds + 1):
-                for backend in ("embedded", "s3"):
+                for backend in args.backends:
                     print(f"round {round_}: {backend} ...", flush=True)
-                    with tempfile.TemporaryDirectory(dir=scratch) as run_scratch:
-                        if backend == "embedded":
-                            runs.append((backend, round_, bench_twentyday(total, Path(run_scratch))))
-                            continue
-                        with scaleout.local_s3() as service:
-                            runs.append((backend, round_, bench_twentyday(total, Path(run_scratch), service)))
+                    # Fresh services each run: a locked object cannot be deleted, and a cluster per run
+                    # starts every index alike (scripts/local-s3, scripts/local-pg; stopped after).
+                    with tempfile.TemporaryDirectory(dir=scratch) as run_scratch, contextlib.ExitStack() as services:
+                        rgw = services.enter_context(scaleout.local_s3()) if "s3" in backend else None
+                        pg = services.enter_context(scaleout.local_pg()) if "pg" in backend else None
+                        runs.append((backend, round_, bench_twentyday(total, Path(run_scratch), rgw, pg)))
         if postfix is not None and os.geteuid() == 0:
             postfix_rates = bench_postfix(postfix, total, Path(scratch))
     print(f"{total} messages of ~10 KB over {CONNECTIONS} connections")
@@ -478,21 +518,27 @@ def main() -> None:
 
 def report_scale_out(runs: list[tuple[str, int, Run]], null_rate: float) -> None:
     print()
-    print("twentyday, embedded and s3 alternately (intake: 250 = durable; end-to-end: committed; "
-          "CPU over the end-to-end time)")
+    print("twentyday on each backend alternately (intake: 250 = durable; end-to-end: committed; "
+          "CPU over the end-to-end time; PG MB: pg_database_size after)")
     print(f"{'run':<14}{'intake/s':>10}{'vs null':>9}{'end-to-end/s':>14}{'vs null':>9}{'seconds':>9}"
-          f"{'serve CPU s':>13}{'Ceph CPU s':>12}")
+          f"{'serve CPU s':>13}{'Ceph CPU s':>12}{'PG CPU s':>10}{'PG MB':>8}")
     for backend, round_, run in runs:
         ceph = f"{run.ceph_cpu_seconds:>12.1f}" if run.s3 is not None else f"{'-':>12}"
+        pg = (f"{run.pg_cpu_seconds:>10.1f}{run.pg_database_bytes / 1e6:>8,.1f}" if run.pg_cpu_seconds is not None
+              else f"{'-':>10}{'-':>8}")
         print(f"{backend + ' #' + str(round_):<14}{run.intake:>10,.0f}{run.intake / null_rate:>9.2f}"
               f"{run.end_to_end:>14,.0f}{run.end_to_end / null_rate:>9.2f}{run.seconds:>9.1f}"
-              f"{run.cpu_seconds:>13.1f}{ceph}")
+              f"{run.cpu_seconds:>13.1f}{ceph}{pg}")
     print("targets: intake >= 0.80 of null, end-to-end >= 0.50 of null")
-    print()
-    print("where the s3 time goes (writer = the pipeline worker; PUTs run on ObjectStore's pool):")
-    for _, round_, run in runs:
+    empty = {run.pg_empty_bytes for _, _, run in runs if run.pg_cpu_seconds is not None}
+    if empty:
+        print(f"PG MB includes the empty database's catalogs: {', '.join(f'{size / 1e6:.1f}' for size in empty)} MB")
+    if any(run.s3 is not None for _, _, run in runs):
+        print()
+        print("where the s3 time goes (writer = the pipeline worker; PUTs run on ObjectStore's pool):")
+    for backend, round_, run in runs:
         if run.s3 is not None:
-            print(f"  s3 #{round_}: bucket {run.bucket_objects:,} objects, {run.bucket_bytes / 1e6:,.1f} MB")
+            print(f"  {backend} #{round_}: bucket {run.bucket_objects:,} objects, {run.bucket_bytes / 1e6:,.1f} MB")
             print(scaleout.summary(run.s3, run.seconds))
 
 
