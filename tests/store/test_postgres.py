@@ -325,6 +325,9 @@ def test_the_sqlite_index_never_imports_psycopg() -> None:
     code = (
         "import sqlite3, sys\n"
         "from twentyday.store import db, schema\n"
+        # Every entry point of the daemon and the CLI: a module that reads db's error tuples at import
+        # (rather than when an error is caught) would import psycopg here.
+        "import twentyday.cli, twentyday.daemon, twentyday.pipeline.worker, twentyday.status\n"
         "conn = sqlite3.connect(':memory:', isolation_level=None)\n"
         "assert db.dialect(conn) == 'sqlite'\n"
         "db.begin_write(conn); conn.execute('COMMIT')\n"

@@ -63,10 +63,16 @@ class BatchLimits:
 #: After a failed full evaluation of the alerts, try again this soon (seconds).
 RETRY_EVALUATION_SECONDS = 60.0
 
-#: An item the archive cannot take now (bucket unreachable, index locked or full, disk): it stays in the spool.
-_ITEM_NOT_TAKEN: tuple[type[Exception], ...] = (IntakeError, *db.OPERATIONAL_ERRORS, OSError)
-#: A batch the archive could not store (any error of the index's database): its items stay in the spool.
-_BATCH_NOT_TAKEN: tuple[type[Exception], ...] = (IntakeError, *db.ERRORS, OSError)
+# Functions, not tuples made at import: ``db``'s error tuples are read when an error is caught, so
+# psycopg is imported only by an archive that has an index in PostgreSQL (or once an error is caught).
+def _item_not_taken() -> tuple[type[Exception], ...]:
+    """An item the archive cannot take now (bucket unreachable, index locked or full, disk): it stays in the spool."""
+    return (IntakeError, *db.OPERATIONAL_ERRORS, OSError)
+
+
+def _batch_not_taken() -> tuple[type[Exception], ...]:
+    """A batch the archive could not store (any error of the index's database): its items stay in the spool."""
+    return (IntakeError, *db.ERRORS, OSError)
 
 
 class EventLike(Protocol):
@@ -174,7 +180,7 @@ class Worker:
                             more = False
                             break
                         outcome = kept
-                    except _ITEM_NOT_TAKEN as error:
+                    except _item_not_taken() as error:
                         log.error("archive unavailable, item %s stays in the spool: %s", spooled.id, error)
                         more = False
                         break
@@ -197,7 +203,7 @@ class Worker:
         except BatchRolledBack as error:
             log.warning("%s; storing its %d item(s) again, each in a savepoint", error, len(attempted))
             return self._run_batch(itertools.chain(attempted, pending), keep_going, guarded=len(attempted))
-        except _BATCH_NOT_TAKEN as error:
+        except _batch_not_taken() as error:
             log.error("archive unavailable, %d item(s) stay in the spool: %s", len(committed), error)
             return [], False
         if committed:

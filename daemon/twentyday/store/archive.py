@@ -81,8 +81,13 @@ from twentyday.store.writer import (
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.db"
-#: A batch's commit failed: in the index's database, or writing its sealed segments to the bucket.
-_COMMIT_FAILED: tuple[type[Exception], ...] = (*db.ERRORS, IntakeError)
+
+
+def _commit_failed() -> tuple[type[Exception], ...]:
+    """A batch's commit failed: in the index's database, or writing its sealed segments to the bucket.
+    (A function: ``db.ERRORS`` is read when an error is caught, so psycopg is imported only then.)"""
+    return (*db.ERRORS, IntakeError)
+
 NO_SIGNING_KEY = ("this identity has no signing key, so it cannot sign the disclosure: run "
                   "'twentyday keys add-signing KEY', then give the config the .pub it rewrites")
 
@@ -451,7 +456,7 @@ class Archive:
             self._sign_head()
             self._objects_written()
             self.conn.execute("COMMIT")
-        except _COMMIT_FAILED as error:
+        except _commit_failed() as error:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise IntakeError(f"cannot commit the batch: {error}") from None
