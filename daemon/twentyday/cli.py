@@ -52,6 +52,7 @@ from twentyday.store.verify import verify_archive
 if TYPE_CHECKING:
     from twentyday.pipeline.dry_run import DryRun
     from twentyday.store.disposition import Disposal
+    from twentyday.store.migrate_index import IndexMigrationReport
     from twentyday.store.object_holds import HoldSync
 
 # serve, ingest, init, create, keys add-recipient, smtp-user, report and alerts deliver import their modules
@@ -840,17 +841,15 @@ def _migrate_to(ctx: click.Context, to: Path, batch: int | None, as_json: bool) 
     from twentyday.spool import backlog
     from twentyday.status import daemon_state, hold_serve_lock
     from twentyday.store.migrate_blobs import BATCH_CAPTURES, COMPARED, MigrationReport, agreement, migrate_blobs
+    from twentyday.store.migrate_index import migrate_to_postgresql
 
     forbid_core_dumps()  # the daemon's secrets pass through this process
     source = load_config(ctx)
     target = config_module.load(to)
-    # What migrate_blobs reads and writes is data_dir/index.db on both sides.
+    # The source's index is its data_dir/index.db; the target's too, or in PostgreSQL (store/migrate_index.py).
     if source.index is not None:
         raise ConfigError("this archive's index is in PostgreSQL; 'migrate --to' moves an archive whose index is "
                           "in SQLite", path=str(source.path), key="store.index")
-    if target.index is not None:
-        raise ConfigError("'migrate --to' cannot move an archive's index into PostgreSQL yet; its blobs only "
-                          "(leave store.index unset there)", path=str(to), key="store.index")
     running = daemon_state(source.data_dir)
     if running.running:
         raise IntegrityError(f"{source.data_dir}: twentyday serve is running on this archive"
@@ -868,20 +867,37 @@ def _migrate_to(ctx: click.Context, to: Path, batch: int | None, as_json: bool) 
             click.echo(f"migrate: {report.captures} captures, {report.objects} objects, {report.sealed_bytes} "
                        "sealed bytes so far", err=True)
 
+    def copy_progress(table: str, copied: int, rows: int) -> None:
+        if not as_json and time.monotonic() - last_said[0] >= 10:
+            last_said[0] = time.monotonic()
+            click.echo(f"migrate: copying the index into PostgreSQL: {table}, {copied} of {rows} rows", err=True)
+
+    index_moved: IndexMigrationReport | None = None
+    moved: MigrationReport | None
     with hold_serve_lock(source.data_dir):  # no serve starts on the source while its blobs are moved
-        moved = migrate_blobs(source, target, batch_captures=batch or BATCH_CAPTURES, progress=progress)
+        if target.index is not None:
+            index_moved = migrate_to_postgresql(source, target, batch_captures=batch or BATCH_CAPTURES,
+                                                blob_progress=progress, copy_progress=copy_progress)
+            moved = index_moved.blobs
+        else:
+            moved = migrate_blobs(source, target, batch_captures=batch or BATCH_CAPTURES, progress=progress)
         signers = keys.signers(tuple(keys.load_recipient(path) for path in source.recipients))
         found = agreement(source, target, signers)
     if as_json:
-        click.echo(json.dumps({"moved": moved.as_json(), "source": found.source.as_json(),
+        click.echo(json.dumps({"moved": moved.as_json() if moved is not None else None,
+                               "index": index_moved.as_json() if index_moved is not None else None,
+                               "source": found.source.as_json(),
                                "target": found.target.as_json(), "compared": [*COMPARED, "blob_digests"],
                                "blob_digests": {"source": found.source_blob_digests,
                                                 "target": found.target_blob_digests},
                                "differences": found.differences, "agree": found.ok}, indent=2))
     else:
-        click.echo(f"moved:    {moved.captures} captures, {moved.objects} objects, {moved.sealed_bytes} sealed bytes "
-                   f"into {moved.bucket} ({moved.seconds:.1f} s)")
-        if moved.resumed:
+        if moved is not None:
+            click.echo(f"moved:    {moved.captures} captures, {moved.objects} objects, {moved.sealed_bytes} sealed "
+                       f"bytes into {moved.bucket} ({moved.seconds:.1f} s)")
+        if index_moved is not None:
+            _say_index_moved(index_moved)
+        if moved is not None and moved.resumed:
             click.echo(f"          going on from an earlier run, which had moved {moved.earlier_captures} "
                        f"captures ({moved.earlier_objects} objects found in the bucket, not written again)"
                        + ("; the source had changed since, so its index was copied again" if moved.recopied else ""))
@@ -903,6 +919,18 @@ def _migrate_to(ctx: click.Context, to: Path, batch: int | None, as_json: bool) 
             click.echo(f"next:     run serve with {to}; the source archive is unchanged")
     if not found.ok:
         ctx.exit(IntegrityError.exit_code)
+
+
+def _say_index_moved(report: IndexMigrationReport) -> None:
+    if report.copy is not None:
+        click.echo(f"copied:   the index, {report.copy.total_rows} rows of {len(report.copy.rows)} tables, into "
+                   f"{report.database} ({report.copy.seconds:.1f} s)")
+    else:
+        click.echo(f"copied:   the index into {report.database} by an earlier run (going on from it)")
+    if report.compared:
+        click.echo("          compared row by row with the index it was copied from: alike")
+    if report.intermediate_removed:
+        click.echo("          the index of pointers in the new data_dir removed (the index is in PostgreSQL)")
 
 
 @cli.command()

@@ -61,7 +61,7 @@ from twentyday.store.blobstore import BlobStore
 from twentyday.store.ledger import signed_head
 from twentyday.store.object_locks import capture_locks
 from twentyday.store.objects import POINTER_PREFIX, ObjectStore, segment_key
-from twentyday.store.verify import VerifyReport, open_read_only, verify_archive
+from twentyday.store.verify import VerifyReport, open_index_read_only, open_read_only, verify_archive
 
 INDEX_FILE = "index.db"
 #: In the target's data_dir while a migration is under way (JSON: the source, its head, the progress).
@@ -123,12 +123,18 @@ def _fingerprints(config: Config) -> set[str]:
 
 def check_configs(source: Config, target: Config) -> BlobTarget:
     """The two configs make a migration: an embedded source, a bucket target, the same keys."""
-    if source.blobs is not None:
-        raise InvalidArgument(f"{source.path}: this archive keeps its sealed blobs in s3://{source.blobs.bucket} "
-                              "already", argument="--config")
     if target.blobs is None:
         raise ConfigError("names no bucket: 'migrate --to' moves the blobs into the bucket of [store] blobs",
                           path=str(target.path), key="store.blobs")
+    check_same_archive(source, target)
+    return target.blobs
+
+
+def check_same_archive(source: Config, target: Config) -> None:
+    """The two configs are of one archive moved: an embedded source, another data_dir, the same keys."""
+    if source.blobs is not None:
+        raise InvalidArgument(f"{source.path}: this archive keeps its sealed blobs in s3://{source.blobs.bucket} "
+                              "already", argument="--config")
     if target.data_dir.resolve() == source.data_dir.resolve():
         raise ConfigError("is the source's own data_dir: the migrated archive goes into another",
                           path=str(target.path), key="data_dir")
@@ -141,7 +147,6 @@ def check_configs(source: Config, target: Config) -> BlobTarget:
     if _fingerprints(target) != _fingerprints(source):
         raise ConfigError("must name the same officer keys as the source's config (every capture is sealed "
                           "to them)", path=str(target.path), key="keys.recipients")
-    return target.blobs
 
 
 def _source_head(conn: db.Connection) -> str:
@@ -409,7 +414,7 @@ def _publish_head(target: BlobTarget, head: str) -> None:
 
 def _blob_digests(config: Config) -> str:
     """SHA-256 over every blob row's id and digest, in id order."""
-    conn = open_read_only(config.data_dir / INDEX_FILE)
+    conn = open_index_read_only(config)  # the target's may be in PostgreSQL (store/migrate_index.py)
     digest = hashlib.sha256()
     try:
         for blob_id, blob_digest in conn.execute("SELECT id, digest FROM blob ORDER BY id"):

@@ -1,7 +1,7 @@
 """Copy an embedded archive's index (its SQLite file) into a new PostgreSQL index, every row as it is.
 
-The data half of ``twentyday migrate --to`` (issue 17), which will call :func:`copy_index` and then
-:func:`compare_indexes`; nothing user-facing calls them yet.
+The data half of ``twentyday migrate --to`` (issue 17, store/migrate_index.py), which calls
+:func:`check_copy` before it writes anything, then :func:`copy_index` and :func:`compare_indexes`.
 
 :func:`copy_index` reads the SQLite file read-only, in one read transaction (a snapshot: a daemon
 still writing to it changes nothing the copy sees), and writes PostgreSQL in one transaction that
@@ -132,10 +132,7 @@ def copy_index(sqlite_path: Path, dsn: str, progress: Progress | None = None) ->
         source.execute("BEGIN")  # one read transaction: every table from the same snapshot
         schema.check_current(source)
         with _connect(dsn) as target, target.transaction():
-            version = pg_schema.create_within(target)
-            tables = _tables(target, source)
-            _check_same_tables(source, tables)
-            totals = {table.name: _check_values(source, table) for table in tables}
+            version, tables, totals = _prepare(source, target)
             report = CopyReport(version)
             # create() wrote the meta row a new index starts with; the archive's own meta rows replace it
             target.execute("DELETE FROM meta")
@@ -155,6 +152,32 @@ def copy_index(sqlite_path: Path, dsn: str, progress: Progress | None = None) ->
         source.close()
     report.seconds = time.monotonic() - began
     return report
+
+
+def check_copy(sqlite_path: Path, dsn: str) -> None:
+    """Refuse what :func:`copy_index` would refuse before it writes a row (the same errors), writing nothing.
+
+    ``migrate --to`` runs it before it writes anything else (secrets, the blobs into a bucket): a
+    database that is not empty, or a value PostgreSQL cannot hold, is refused before the work, not after.
+    The schema is created and the values checked inside a transaction that is then rolled back.
+    """
+    source = _open_sqlite(sqlite_path)
+    try:
+        source.execute("BEGIN")
+        schema.check_current(source)
+        with _connect(dsn) as target, target.transaction(force_rollback=True):
+            _prepare(source, target)
+        source.execute("COMMIT")
+    finally:
+        source.close()
+
+
+def _prepare(source: sqlite3.Connection, target: psycopg.Connection[Any]) -> tuple[int, list[Table], dict[str, int]]:
+    """Inside the copy's transaction: the schema created, the tables matched, every value checked; the row counts."""
+    version = pg_schema.create_within(target)
+    tables = _tables(target, source)
+    _check_same_tables(source, tables)
+    return version, tables, {table.name: _check_values(source, table) for table in tables}
 
 
 def compare_indexes(sqlite_path: Path, dsn: str) -> list[str]:
