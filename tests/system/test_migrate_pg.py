@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import signal
 import smtplib
 import sqlite3
@@ -32,6 +33,7 @@ from tests.system.test_smtp_crash import wait_port
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.crypto import secrets
+from twentyday.store import pg_copy
 from twentyday.store.nodes import SECRETS_CHECK, secrets_check
 from twentyday.store.objects import read_pointer
 
@@ -231,5 +233,41 @@ def test_a_migrate_killed_while_the_blobs_move_completes_when_run_again(
     assert code == 0 and found["agree"], found
     assert found["index"]["resumed"] and found["moved"]["resumed"] and found["index"]["intermediate_removed"]
     assert sorted(path.name for path in intermediate.parent.iterdir()) == ["secrets"]
+    code, output = run(target, "verify")
+    assert code == 0 and output.startswith("OK:"), output
+
+
+@pytest.mark.parametrize("stopped", ["after-the-copy", "after-the-secrets-check", "and-the-source-served-since"])
+def test_a_migrate_stopped_after_its_copy_committed_finishes_when_run_again(
+        tmp_path: Path, postgres: LocalPG, stopped: str) -> None:
+    """What a run killed after the copy's commit leaves (its marker, the secrets, the copy in PostgreSQL), made
+    with the same functions; the rerun finishes from there, or refuses a copy the source has moved on from."""
+    source = embedded_archive(tmp_path / "arch", mails=2)
+    uri, dsn = new_database(postgres)
+    target = pg_target(source, uri)
+    source_dir, data_dir = config_module.load(source).data_dir, config_module.load(target).data_dir
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "migrating-index.json").write_text(json.dumps({"source": str(source_dir.resolve())}))
+    shutil.copytree(source_dir / "secrets", data_dir / "secrets")
+    pg_copy.copy_index(source_dir / "index.db", dsn)
+    if stopped == "after-the-secrets-check":
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s)",
+                         (SECRETS_CHECK, secrets_check(secrets.load(source_dir))))
+    if stopped == "and-the-source-served-since":
+        late = tmp_path / "items" / "late.eml"
+        late.write_bytes(make_mail(body="Arrived between the runs.", message_id="<late@x>", subject="Late"))
+        ingest(source, late)
+        code, output = run(source, "migrate", "--to", str(target))
+        assert code == 5 and len(output.strip().splitlines()) == 1 and "Traceback" not in output, output
+        assert "holds a copy of this archive at ledger entry" in output and "drop that database" in output
+        return
+
+    code, found = migrate_json(source, target)
+    assert code == 0 and found["agree"], found
+    assert found["index"]["resumed"] and found["index"]["copy"] is None
+    assert found["index"]["compared"] == (stopped == "after-the-copy")
+    assert sorted(path.name for path in data_dir.iterdir()) == ["secrets"]
+    assert len(pg_rows(dsn, f"SELECT value FROM meta WHERE key = '{SECRETS_CHECK}'")) == 1
     code, output = run(target, "verify")
     assert code == 0 and output.startswith("OK:"), output
