@@ -803,8 +803,9 @@ def status_lines(report: Status) -> list[tuple[str, str]]:
 
 @cli.command()
 @click.option("--to", "to", type=click.Path(path_type=Path, dir_okay=False), metavar="CONFIG",
-              help="Move this (embedded) archive into the one CONFIG names: its data_dir and its S3 bucket "
-                   "([store] blobs), then verify both. The source is only read; serve must be stopped.")
+              help="Move this (embedded) archive into the one CONFIG names: its data_dir, its S3 bucket "
+                   "([store] blobs) and/or its PostgreSQL index ([store] index), then verify both. The source "
+                   "is only read; serve must be stopped.")
 @click.option("--batch", "batch", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --to: captures whose rows are rewritten in one transaction (default 200).")
 @json_option
@@ -815,8 +816,9 @@ def migrate(ctx: click.Context, to: Path | None, batch: int | None, as_json: boo
     Rows of tables the ledger did not cover then are adopted into it, in the migration's
     transaction, signed with the daemon's key: verify holds them to the ledger from then on.
 
-    With --to CONFIG: move the archive's sealed blobs into an S3 bucket with Object Lock (a stopped
-    run goes on where it stopped when run again), then verify both archives and compare them."""
+    With --to CONFIG: move the archive's sealed blobs into an S3 bucket with Object Lock and/or its
+    index into PostgreSQL (a stopped run goes on where it stopped when run again), then verify both
+    archives and compare them."""
     if to is not None:
         _migrate_to(ctx, to, batch, as_json)
         return
@@ -835,7 +837,8 @@ def migrate(ctx: click.Context, to: Path | None, batch: int | None, as_json: boo
 
 
 def _migrate_to(ctx: click.Context, to: Path, batch: int | None, as_json: bool) -> None:
-    """``migrate --to CONFIG`` (store/migrate_blobs.py): serve kept off the source, then both verified."""
+    """``migrate --to CONFIG`` (store/migrate_blobs.py, store/migrate_index.py): serve kept off the source,
+    then both verified."""
     import time
 
     from twentyday.spool import backlog

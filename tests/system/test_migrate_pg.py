@@ -271,3 +271,16 @@ def test_a_migrate_stopped_after_its_copy_committed_finishes_when_run_again(
     assert len(pg_rows(dsn, f"SELECT value FROM meta WHERE key = '{SECRETS_CHECK}'")) == 1
     code, output = run(target, "verify")
     assert code == 0 and output.startswith("OK:"), output
+
+
+def test_migrate_into_postgresql_prints_what_it_copied_and_that_both_agree(tmp_path: Path, postgres: LocalPG) -> None:
+    source = embedded_archive(tmp_path / "arch", mails=1)
+    uri, _ = new_database(postgres)
+    code, output = run(source, "migrate", "--to", str(pg_target(source, uri)))
+    assert code == 0, output
+    lines = output.splitlines()
+    assert lines[0].startswith("copied:   the index, ") and " rows of " in lines[0]
+    assert "PostgreSQL database" in lines[0]
+    assert lines[1] == "          compared row by row with the index it was copied from: alike"
+    assert any(line.startswith("target:   OK: ") for line in lines)
+    assert any(line.startswith("agree:    the same ledger (head ") for line in lines)
