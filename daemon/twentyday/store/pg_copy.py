@@ -147,6 +147,10 @@ def copy_index(sqlite_path: Path, dsn: str, progress: Progress | None = None) ->
             for name in triggered:
                 target.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(sql.Identifier(name)))
             report.identities = _move_identities(target)
+            # Statistics now, not when autovacuum comes by: without them the planner takes the new tables
+            # for small, and the first readers (migrate's verify: a lookup per ledger entry) scan instead
+            # of using the indexes (measured: a 20,000-mail archive's verify, 9.5 s with them, ~150 s without).
+            target.execute("ANALYZE")
         source.execute("COMMIT")
     finally:
         source.close()
