@@ -25,6 +25,12 @@ goes on where it stopped (its own marker). Stopped after the copy committed, the
 archive in PostgreSQL: at the source's ledger head, it compares the copy again (unless the secrets
 check, written only after a comparison found no difference, is there already) and finishes; at
 another head (serve ran on the source meanwhile), it refuses, saying to empty the database.
+
+Measured on an archive of 20,000 mails (320,006 index rows, a 167 MB index; PostgreSQL 15 and a
+one-node Ceph RGW on the same two shared cores), the whole ``migrate --to`` as run from the CLI:
+(a) 26 s: 9 s here (the check, the copy 2.9 s, the comparison), the rest ``verify`` of both
+archives; (b) 182 s: 70 s here (the blobs into 20,000 segments 60 s, the copy 3.0 s), then
+``verify`` of both, the target's reading every segment back from the bucket (~100 s).
 """
 
 from __future__ import annotations
