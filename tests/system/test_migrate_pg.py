@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import make_mail
+from tests.conftest import NOW, make_mail
 from tests.pg import LocalPG
 from tests.pgarchive import index_uri
 from tests.rgw import LocalRGW
@@ -33,9 +33,15 @@ from tests.system.test_smtp_crash import wait_port
 from twentyday import config as config_module
 from twentyday.cli import cli
 from twentyday.crypto import secrets
+from twentyday.parsers import whatsapp
+from twentyday.parsers.base import BytesSource
+from twentyday.pipeline import process as pipeline
+from twentyday.records import ParsedMessage
 from twentyday.store import pg_copy
+from twentyday.store.archive import Archive
 from twentyday.store.nodes import SECRETS_CHECK, secrets_check
 from twentyday.store.objects import read_pointer
+from twentyday.store.writer import CaptureInput
 
 
 def new_database(postgres: LocalPG) -> tuple[str, str]:
@@ -182,12 +188,20 @@ def test_a_database_that_is_not_empty_is_refused_and_nothing_is_written(tmp_path
 
 def test_a_sender_s_name_holding_u0000_is_refused_in_one_line_before_anything_is_written(
         tmp_path: Path, postgres: LocalPG, rgw: LocalRGW, s3: Any) -> None:
-    """A chat export keeps a name as it spells it, U+0000 included (tests/store/test_pg_copy.py): PostgreSQL's
-    text cannot hold it, so the migrate is refused before the blobs move, naming where; the source unchanged."""
+    """An archive written before the pipeline replaced U+0000 in names (records.nul_replaced) keeps a chat
+    sender's name as the export spelled it (tests/store/test_pg_copy.py): PostgreSQL's text cannot hold it,
+    so the migrate is refused before the blobs move, naming where; the source unchanged."""
     source = embedded_archive(tmp_path / "arch", mails=1)
-    export = tmp_path / "items" / "WhatsApp Chat with Budget team.txt"
-    export.write_text("13/10/2026, 08:00 - Jane Doe: hello\n13/10/2026, 08:01 - Counter\x00part: yes\n")
-    ingest(source, export)
+    raw = b"13/10/2026, 08:00 - Jane Doe: hello\n13/10/2026, 08:01 - Counter\x00part: yes\n"
+    config = config_module.load(source)
+    custodian = config.custodian("jdoe")
+    assert custodian is not None
+    # The records as such a version drafted them: the parser's own, with no replacement.
+    drafted = [pipeline.draft(custodian, r) for r in whatsapp.parse(
+        BytesSource("WhatsApp Chat with Budget team.txt", raw),
+        pipeline.hints_for(custodian, "WhatsApp Chat with Budget team.txt")) if isinstance(r, ParsedMessage)]
+    with Archive(config) as archive:
+        archive.ingest(CaptureInput("jdoe", "cli", "file given to twentyday ingest", raw, "whatsapp", NOW), drafted)
     source_index = config_module.load(source).data_dir / "index.db"
     before = hashlib.sha256(source_index.read_bytes()).hexdigest()
     uri, dsn = new_database(postgres)
