@@ -28,9 +28,14 @@ def new_bucket_name() -> str:
     return "twentyday-" + uuid.uuid4().hex[:16]
 
 
-def store_section(service: S3Service, bucket: str, *, min_retention_days: int = 0) -> str:
-    return (f'\n[store]\nblobs = "s3://{bucket}"\ns3_endpoint = "{service.endpoint}"\n'
+def bucket_lines(service: S3Service, bucket: str, *, min_retention_days: int = 0) -> str:
+    """The ``[store]`` keys that put an archive's blobs in ``bucket`` (the section's header not included)."""
+    return (f'blobs = "s3://{bucket}"\ns3_endpoint = "{service.endpoint}"\n'
             f's3_credentials = "{service.credentials_file}"\ns3_min_retention_days = {min_retention_days}\n')
+
+
+def store_section(service: S3Service, bucket: str, *, min_retention_days: int = 0) -> str:
+    return "\n[store]\n" + bucket_lines(service, bucket, min_retention_days=min_retention_days)
 
 
 def make_s3_archive(directory: Path, service: S3Service, *, now: datetime, bucket: str | None = None,

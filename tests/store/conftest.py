@@ -1,11 +1,13 @@
-"""Store fixtures: every archive a store test opens, on each blob backend; a writer cutting small packs.
+"""Store fixtures: every archive a store test opens, on each backend; a writer cutting small packs.
 
 ``archive_dir`` (and so ``archive`` and ``archive_with_limits``) is parametrized: each test runs
-against the embedded store (``[embedded]``: sealed chunks in the SQLite index) and against the
-S3 blob store (``[s3]``: sealed segments in a bucket of the session's real Ceph RGW, tests/rgw.py),
-made by the same init (same officer key at ``arch/officer.key``, the same ``NOW``) and
-``twentyday create``. A case that has no S3 equivalent is marked by its test with a reason
-(:func:`embedded_only`), never skipped silently.
+against the embedded store (``[embedded]``: the index in SQLite, sealed chunks in it), the S3 blob
+store (``[s3]``: sealed segments in a bucket of the session's real Ceph RGW, tests/rgw.py), the
+index in the session's real PostgreSQL (``[pg]``: tests/pg.py, sealed chunks in it) and the whole
+scale-out backend (``[pg+s3]``: the index in PostgreSQL, the blobs in a bucket), made by the same
+init (same officer key at ``arch/officer.key``, the same ``NOW``) and ``twentyday create``. A case
+that has no equivalent on a backend is marked by its test with a reason (:func:`embedded_only`,
+:func:`not_on_postgresql`), never skipped silently.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 from tests.conftest import NOW
 from tests.pgarchive import make_pg_archive
-from tests.s3archive import make_s3_archive
+from tests.s3archive import bucket_lines, make_s3_archive, new_bucket_name
 from twentyday import config as config_module
 from twentyday.initialise import init_archive
 from twentyday.store import postgres
@@ -29,13 +31,13 @@ OpenWithLimits = Callable[..., Archive]
 
 #: The backends every store test runs against (the ids name them in each test's name): the embedded
 #: store, sealed blobs in a bucket, the index in PostgreSQL.
-BACKENDS = ("embedded", "s3", "pg")
+BACKENDS = ("embedded", "s3", "pg", "pg+s3")
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """Which backend this test's archive uses: ``embedded``, ``s3`` (blobs in a bucket) or ``pg`` (the index
-    in PostgreSQL)."""
+    """Which backend this test's archive uses: ``embedded``, ``s3`` (blobs in a bucket), ``pg`` (the index
+    in PostgreSQL) or ``pg+s3`` (both: the scale-out backend)."""
     return str(request.param)
 
 
@@ -44,14 +46,15 @@ def embedded_only(reason: str) -> pytest.MarkDecorator:
     are reported skipped with ``reason`` (its fixtures must request ``backend``)."""
     skipped = pytest.mark.skip(reason=f"embedded only: {reason}")
     return pytest.mark.parametrize("backend", [
-        "embedded", pytest.param("s3", marks=skipped), pytest.param("pg", marks=skipped)], indirect=True)
+        "embedded", *(pytest.param(other, marks=skipped) for other in BACKENDS[1:])], indirect=True)
 
 
 def not_on_postgresql(reason: str) -> pytest.MarkDecorator:
-    """A test (or module) with no equivalent when the index is in PostgreSQL: ``[pg]`` is reported
-    skipped with ``reason`` (its fixtures must request ``backend``)."""
+    """A test (or module) with no equivalent when the index is in PostgreSQL: ``[pg]`` and ``[pg+s3]`` are
+    reported skipped with ``reason`` (its fixtures must request ``backend``)."""
     return pytest.mark.parametrize("backend", [
-        "embedded", "s3", pytest.param("pg", marks=pytest.mark.skip(reason=f"not on PostgreSQL: {reason}"))],
+        "embedded", "s3", *(pytest.param(pg, marks=pytest.mark.skip(reason=f"not on PostgreSQL: {reason}"))
+                            for pg in ("pg", "pg+s3"))],
         indirect=True)
 
 
@@ -63,6 +66,9 @@ def archive_dir(tmp_path: Path, backend: str, request: pytest.FixtureRequest) ->
         make_s3_archive(tmp_path / "arch", request.getfixturevalue("rgw"), now=NOW)
     elif backend == "pg":
         make_pg_archive(tmp_path / "arch", request.getfixturevalue("postgres"), now=NOW)
+    elif backend == "pg+s3":  # the whole scale-out backend: the index in PostgreSQL, the blobs in a bucket
+        make_pg_archive(tmp_path / "arch", request.getfixturevalue("postgres"), now=NOW,
+                        extra_store=bucket_lines(request.getfixturevalue("rgw"), new_bucket_name()))
     else:
         init_archive(tmp_path / "arch", passphrase=None, demo=False, now=NOW)
     return tmp_path / "arch"

@@ -161,9 +161,9 @@ def test_no_plaintext_words_in_the_data_directory_or_the_bucket(archive_dir: Pat
     run(archive_dir, "show", str(record["id"]), "--identity", str(archive_dir / "officer.key"),
         "--purpose", "test")
     stored = stored_bytes(archive_dir)  # the files under data/, the bucket's objects, PostgreSQL's tables
-    assert any(where.endswith("index.db") for where in stored) == (backend != "pg")
-    assert any(where.startswith("postgresql:") for where in stored) == (backend == "pg")
-    assert any(where.startswith("s3://") for where in stored) == (backend == "s3")
+    assert any(where.endswith("index.db") for where in stored) == (not backend.startswith("pg"))
+    assert any(where.startswith("postgresql:") for where in stored) == backend.startswith("pg")
+    assert any(where.startswith("s3://") for where in stored) == backend.endswith("s3")
     for where, data in stored.items():
         data = data.lower()
         for word in secret_words:
