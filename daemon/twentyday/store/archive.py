@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,33 +90,11 @@ def _commit_failed() -> tuple[type[Exception], ...]:
 NO_SIGNING_KEY = ("this identity has no signing key, so it cannot sign the disclosure: run "
                   "'twentyday keys add-signing KEY', then give the config the .pub it rewrites")
 
-def describe_index(uri: str) -> str:
-    """Names an index in PostgreSQL for a message: its database and host, nothing else of the URI."""
-    parts = urllib.parse.urlsplit(uri)
-    host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["the local socket"])[0]
-    return f"PostgreSQL database {parts.path.strip('/')!r} on {host}"
-
-
 def _open_postgresql(uri: str) -> db.Connection:
-    """The index in PostgreSQL, refused unless it is at this code's schema version (a database in which
-    'twentyday create' made no index: not found; no upgrade path yet, none is needed before a change)."""
     # Imported here: psycopg takes about 150 ms to import, which an archive in SQLite need not pay.
-    from twentyday.store import pg_schema, postgres
+    from twentyday.store import pg_schema
 
-    where = describe_index(uri)
-    try:
-        conn = postgres.connect(uri)
-    except db.ERRORS as error:
-        raise TwentydayError(f"{where}: cannot open the index: {str(error).splitlines()[0]}") from None
-    try:
-        found = pg_schema.version_on(conn)
-        if not found:
-            raise NotFoundError(f"{where}: no archive here (run 'twentyday create' first)")
-        schema.check_version(found)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return pg_schema.open_index(uri)
 
 
 def _create_postgresql(uri: str) -> None:
@@ -125,7 +102,7 @@ def _create_postgresql(uri: str) -> None:
 
     from twentyday.store import pg_schema
 
-    where = describe_index(uri)
+    where = pg_schema.describe(uri)
     try:
         with psycopg.connect(uri, autocommit=True) as conn:
             pg_schema.create(conn)

@@ -46,8 +46,7 @@ import psycopg
 from twentyday.config import Config
 from twentyday.crypto import secrets
 from twentyday.errors import ConfigError, IntegrityError, NotFoundError, TwentydayError
-from twentyday.store import migrate_blobs, pg_copy
-from twentyday.store.archive import describe_index
+from twentyday.store import migrate_blobs, pg_copy, pg_schema
 from twentyday.store.migrate_blobs import INDEX_FILE, MigrationReport, check_configs, check_same_archive
 from twentyday.store.nodes import SECRETS_CHECK, record_secrets_check
 from twentyday.store.verify import open_read_only
@@ -96,7 +95,7 @@ def migrate_to_postgresql(source: Config, target: Config, *, batch_captures: int
     source_index = source.data_dir / INDEX_FILE
     if not source_index.exists():
         raise NotFoundError(f"{source_index}: no archive here (run 'twentyday init' first)")
-    report = IndexMigrationReport(describe_index(uri))
+    report = IndexMigrationReport(pg_schema.describe(uri))
     data_dir = target.data_dir
     marker_path = data_dir / MARKER
     marker = migrate_blobs._read_marker(marker_path)
@@ -174,8 +173,6 @@ def _connect(uri: str, where: str) -> psycopg.Connection[Any]:
 
 def _copied_head(uri: str, where: str) -> str | None:
     """The ledger head (``seq:hash``) of the archive in the database; None: it holds no archive's index."""
-    from twentyday.store import pg_schema
-
     with _connect(uri, where) as conn:
         if not pg_schema.version(conn):
             return None
@@ -210,7 +207,7 @@ def _copy(copy_from: Path, uri: str, where: str, progress: pg_copy.Progress | No
 def _compared_before(copy_from: Path, uri: str) -> bool:
     """An earlier run compared the copy and found no difference: the secrets check it writes only then is in
     PostgreSQL, and not in the index it copied (whose own would have been copied)."""
-    with _connect(uri, describe_index(uri)) as conn:
+    with _connect(uri, pg_schema.describe(uri)) as conn:
         in_postgresql = conn.execute("SELECT 1 FROM meta WHERE key = %s", (SECRETS_CHECK,)).fetchone()
     if in_postgresql is None:
         return False

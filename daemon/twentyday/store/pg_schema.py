@@ -33,12 +33,13 @@ the store orders keyed hashes and ISO times and lower-cases addresses exactly as
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import psycopg
 from psycopg import pq
 
-from twentyday.errors import ConfigError
+from twentyday.errors import ConfigError, NotFoundError, TwentydayError
 from twentyday.store import db, schema
 
 #: The SQLite schema version (``len(schema.MIGRATIONS)``) this script builds.
@@ -321,6 +322,35 @@ def version(conn: psycopg.Connection[Any]) -> int:
         return 0
     row = conn.execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()
     return int(row[0]) if row else 0
+
+
+def describe(uri: str) -> str:
+    """Names an index in PostgreSQL for a message: its database and host, nothing else of the URI."""
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["the local socket"])[0]
+    return f"PostgreSQL database {parts.path.strip('/')!r} on {host}"
+
+
+def open_index(uri: str) -> db.Connection:
+    """The index in the PostgreSQL database ``uri`` names, refused unless it is at this code's schema
+    version (a database in which 'twentyday create' made no index: not found; there is no upgrade
+    path yet, none is needed before the next migration)."""
+    from twentyday.store import postgres
+
+    where = describe(uri)
+    try:
+        conn = postgres.connect(uri)
+    except db.ERRORS as error:
+        raise TwentydayError(f"{where}: cannot open the index: {str(error).splitlines()[0]}") from None
+    try:
+        found = version_on(conn)
+        if not found:
+            raise NotFoundError(f"{where}: no archive here (run 'twentyday create' first)")
+        schema.check_version(found)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def version_on(conn: db.Connection) -> int:

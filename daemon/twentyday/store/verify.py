@@ -66,7 +66,6 @@ import hashlib
 import json
 import sqlite3
 import threading
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
@@ -392,24 +391,9 @@ def open_index_read_only(config: Config) -> db.Connection:
     if config.index is None:
         return open_read_only(config.data_dir / "index.db")
     # Imported here: psycopg takes about 150 ms to import, which an archive in SQLite need not pay.
-    from twentyday.store import pg_schema, postgres
+    from twentyday.store import pg_schema
 
-    parts = urllib.parse.urlsplit(config.index)  # named by its database and host, nothing else of the URI
-    host = parts.hostname or urllib.parse.parse_qs(parts.query).get("host", ["the local socket"])[0]
-    where = f"PostgreSQL database {parts.path.strip('/')!r} on {host}"
-    try:
-        conn = postgres.connect(config.index)
-    except db.ERRORS as error:
-        raise TwentydayError(f"{where}: cannot open the index: {str(error).splitlines()[0]}") from None
-    try:
-        found = pg_schema.version_on(conn)
-        if not found:
-            raise NotFoundError(f"{where}: no archive here (run 'twentyday create' first)")
-        schema.check_version(found)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return pg_schema.open_index(config.index)
 
 
 def open_read_only(index: Path) -> sqlite3.Connection:
