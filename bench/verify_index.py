@@ -19,8 +19,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,21 +31,13 @@ from tests.pgarchive import make_pg_archive  # noqa: E402
 
 from twentyday.config import Config, load  # noqa: E402
 from twentyday.initialise import init_archive  # noqa: E402
-from twentyday.records import ParsedMessage  # noqa: E402
 from twentyday.store import verify as verify_module  # noqa: E402
 from twentyday.store.archive import Archive  # noqa: E402
 from twentyday.store.verify import verify_archive  # noqa: E402
-from twentyday.store.writer import CaptureInput, RecordDraft  # noqa: E402
+from twentyday.store.writer import CaptureInput  # noqa: E402
+from verify import drafts  # noqa: E402  (bench/verify.py, beside this file: the same messages)
 
 RUNS = 3
-
-
-def drafts(seed: int, count: int) -> Iterator[RecordDraft]:
-    start = datetime(2026, 10, 1, tzinfo=UTC)
-    for n in range(count):
-        body = f"capture {seed} message {n}: the quarterly numbers look fine, see you at the meeting"
-        message = ParsedMessage("whatsapp", f"chat {seed}", "Jane", start + timedelta(seconds=n), None, body)
-        yield RecordDraft(message, "sent", False, ("jdoe", "whatsapp", str(seed), str(n)))
 
 
 def fill(config: Config, captures: int, messages: int) -> float:

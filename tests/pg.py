@@ -23,11 +23,9 @@ From a script: ``python -m tests.pg start FOLDER`` (prints the dsn and leaves th
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
 import glob
-import json
 import os
 import pwd
 import re
@@ -40,12 +38,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import localproc
+
 PACKAGES = ("postgresql",)
 BINARIES = ("initdb", "postgres", "psql")
 USER = "twentyday"  # the cluster's one role, its superuser (initdb -U)
 SERVER_USER = "postgres"  # who runs the server when this process is root: postgres refuses to run as root
 # With no TCP listener the port only names the socket file (.s.PGSQL.5432) in a dir no one else uses.
 PORT = 5432
+SERVICE = "local PostgreSQL"  # what messages call it
 STATE = "pg.json"
 SERVER_LOG = "postgres.log"
 INITDB_LOG = "initdb.log"
@@ -116,17 +117,14 @@ def start(folder: Path, *, timeout: float = 60.0, owned: bool = True) -> LocalPG
     """
     bindir = find_bindir()
     folder = folder.absolute()
-    if (folder / STATE).exists():
-        raise PGError(f"{folder}: a local PostgreSQL was started here already; stop it and start one in a new folder")
-    if folder.exists() and any(folder.iterdir()):
-        raise PGError(f"{folder} is not empty; a local PostgreSQL starts in a new or empty folder")
+    localproc.check_new_folder(folder, STATE, SERVICE, PGError)
     folder.mkdir(parents=True, exist_ok=True)
     server_user = _server_user()
     runtime = Path(tempfile.mkdtemp(prefix="tdpg-", dir="/tmp"))
     state: dict[str, object] = {"runtime_dir": str(runtime), "bindir": str(bindir), "port": PORT, "pid": None}
-    _save_state(folder, state)
+    localproc.save_state(folder, STATE, state)
     if owned:
-        atexit.register(_stop_quietly, folder)
+        localproc.stop_with_this_process(stop, folder)
     try:
         if server_user is not None:
             os.chown(runtime, server_user.pw_uid, server_user.pw_gid)
@@ -147,15 +145,15 @@ def start(folder: Path, *, timeout: float = 60.0, owned: bool = True) -> LocalPG
                  # a result never depends on the machine's zone
                  "-c", "TimeZone=UTC"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=runtime,
-                process_group=0, preexec_fn=_die_with_parent if owned else None,
+                process_group=0, preexec_fn=localproc.die_with_parent if owned else None,
                 user=run_as.user, group=run_as.group, extra_groups=run_as.extra_groups, env=run_as.env)
         finally:
             out.close()
         state["pid"] = process.pid
-        _save_state(folder, state)
+        localproc.save_state(folder, STATE, state)
         _wait_ready(folder, data, process, timeout)
     except BaseException:
-        _stop_quietly(folder)
+        localproc.stop_quietly(stop, folder)
         raise
     return load(folder)
 
@@ -163,10 +161,7 @@ def start(folder: Path, *, timeout: float = 60.0, owned: bool = True) -> LocalPG
 def load(folder: Path) -> LocalPG:
     """The handle of the local PostgreSQL started for ``folder`` (by this process or another)."""
     folder = folder.absolute()
-    try:
-        state = json.loads((folder / STATE).read_text())
-    except (OSError, ValueError) as exc:
-        raise PGError(f"{folder}: no local PostgreSQL was started here ({STATE}: {exc})") from None
+    state = localproc.started_state(folder, STATE, SERVICE, PGError)
     return LocalPG(folder=folder, socket_dir=Path(state["runtime_dir"]), bindir=Path(state["bindir"]),
                    port=int(state["port"]))
 
@@ -180,24 +175,24 @@ def stop(folder: Path) -> None:
     """
     folder = folder.absolute()
     try:
-        state = json.loads((folder / STATE).read_text())
+        state = localproc.load_state(folder, STATE)
     except (OSError, ValueError):
         return
     runtime = Path(state["runtime_dir"])
     data = str(runtime / "data")
     pid = state.get("pid")
     if isinstance(pid, int) and _is_ours(pid, data):
-        children = {child: _started(child) for child in _children(pid)}
-        started = _started(pid)
+        children = {child: localproc.started(child) for child in localproc.children(pid)}
+        started = localproc.started(pid)
         for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
-            _signal(pid, signum)
-            if _wait_gone(pid, started, STOP_GRACE if signum != signal.SIGKILL else 5.0):
+            localproc.send(pid, signum)
+            if localproc.wait_gone(pid, started, STOP_GRACE if signum != signal.SIGKILL else 5.0):
                 break
         # A postmaster's children exit when it does (they watch it); wait for them, and kill a straggler.
         for child, child_started in children.items():
-            if not _wait_gone(child, child_started, 5.0):
-                _signal(child, signal.SIGKILL)
-                _wait_gone(child, child_started, 5.0)
+            if not localproc.wait_gone(child, child_started, 5.0):
+                localproc.send(child, signal.SIGKILL)
+                localproc.wait_gone(child, child_started, 5.0)
     _remove_shared_memory(runtime / "data")
     if runtime.name.startswith("tdpg-"):  # never a path the state file was edited to name
         shutil.rmtree(runtime, ignore_errors=True)
@@ -233,13 +228,13 @@ def _remove_shared_memory(data: Path) -> None:
 def server_processes(folder: Path) -> list[int]:
     """The pids of the folder's server and its children (backends, checkpointer ...) still running."""
     try:
-        state = json.loads((folder.absolute() / STATE).read_text())
+        state = localproc.load_state(folder.absolute(), STATE)
     except (OSError, ValueError):
         return []
     pid = state.get("pid")
     if not isinstance(pid, int) or not _is_ours(pid, str(Path(state["runtime_dir"]) / "data")):
         return []
-    return [pid, *_children(pid)]
+    return [pid, *localproc.children(pid)]
 
 
 def find_bindir() -> Path:
@@ -330,97 +325,23 @@ def _wait_ready(folder: Path, data: Path, process: subprocess.Popen[bytes], time
         time.sleep(0.01)
 
 
-def _die_with_parent() -> None:
-    """In the child, after it took the server's user: SIGKILL when the process that started it dies
-    (Linux prctl; a change of user clears it, so it is set here, after subprocess's setuid)."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-
-
-def _save_state(folder: Path, state: dict[str, object]) -> None:
-    tmp = folder / f".{STATE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1) + "\n")
-    tmp.replace(folder / STATE)
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return raw.decode(errors="replace").split("\0")
-
-
-def _started(pid: int) -> str | None:
-    """The process's start time in clock ticks (with its pid, who it is); None once it is gone or a zombie."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-    if fields[0] in ("Z", "X"):
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)  # ours to reap when this process started it
-        return None
-    return fields[19]
-
-
 def _is_ours(pid: int, data: str) -> bool:
     """A running postmaster (not a zombie) on this data dir."""
-    argv = _cmdline(pid)
-    return _started(pid) is not None and "-D" in argv and data in argv
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int((entry / "stat").read_text().rsplit(")", 1)[-1].split()[1]) == pid:
-                children.append(int(entry.name))
-    return children
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
-
-
-def _wait_gone(pid: int, started: str | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while started is not None and _started(pid) == started:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def _stop_quietly(folder: Path) -> None:
-    with contextlib.suppress(Exception):
-        stop(folder)
+    argv = localproc.cmdline(pid)
+    return localproc.started(pid) is not None and "-D" in argv and data in argv
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m tests.pg start FOLDER | stop FOLDER"
-    if len(argv) != 2 or argv[0] not in ("start", "stop"):
-        print(usage, file=sys.stderr)
-        return 2
-    folder = Path(argv[1])
-    try:
-        if argv[0] == "stop":
-            stop(folder)
-            print(f"stopped the local PostgreSQL of {folder.absolute()}")
-            return 0
-        began = time.monotonic()
+    def start_running(folder: Path) -> list[str]:
         handle = start(folder, owned=False)
-    except PGError as exc:
-        print(f"local PostgreSQL: {exc}", file=sys.stderr)
-        return 1
-    print(f"dsn: {handle.dsn()}")
-    print(f"socket dir: {handle.socket_dir}")
-    print(f"log: {handle.log_file}")
-    print(f"started in {time.monotonic() - began:.1f} s")
-    return 0
+        return [f"dsn: {handle.dsn()}", f"socket dir: {handle.socket_dir}", f"log: {handle.log_file}"]
+
+    def stop_it(folder: Path) -> str:
+        stop(folder)
+        return f"stopped the {SERVICE} of {folder.absolute()}"
+
+    return localproc.command(argv, usage="usage: python -m tests.pg start FOLDER | stop FOLDER", service=SERVICE,
+                             error=PGError, start=start_running, stop=stop_it)
 
 
 if __name__ == "__main__":

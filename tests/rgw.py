@@ -23,10 +23,8 @@ user create``.
 
 from __future__ import annotations
 
-import atexit
 import configparser
 import contextlib
-import ctypes
 import json
 import os
 import re
@@ -42,9 +40,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import localproc
+
 PACKAGES = ("ceph-mon", "ceph-osd", "radosgw", "ceph-common")
 BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "monmaptool")
 REGION = "us-east-1"  # what RGW's default zonegroup answers to; an S3 client must name some region
+SERVICE = "local RGW"  # what messages call it
 STATE = "rgw.json"
 CONFIG = "ceph.conf"
 CREDENTIALS = "s3.credentials"
@@ -90,17 +91,14 @@ def start(folder: Path, *, timeout: float = 60.0, store_bytes: int = 1 << 30, ow
     """
     _check_installed()
     folder = folder.absolute()
-    if (folder / STATE).exists():
-        raise RGWError(f"{folder}: a local RGW was started here already; stop it and start one in a new folder")
-    if folder.exists() and any(folder.iterdir()):
-        raise RGWError(f"{folder} is not empty; a local RGW starts in a new or empty folder")
+    localproc.check_new_folder(folder, STATE, SERVICE, RGWError)
     if not _SAFE_PATH.match(str(folder)):
         raise RGWError(f"{folder}: a local RGW's folder path may hold only letters, digits and /._+=@,-")
     if len(str(folder / "run" / "client.rgw.asok")) > _SOCKET_PATH_MAX:
         raise RGWError(f"{folder}: too long for the admin sockets under it (a UNIX socket path is at most "
                        f"{_SOCKET_PATH_MAX} bytes); choose a shorter folder")
     if owned:
-        atexit.register(_stop_quietly, folder)
+        localproc.stop_with_this_process(stop, folder)
     for attempt in range(3):
         try:
             _start_in(folder, timeout=timeout, store_bytes=store_bytes, owned=owned)
@@ -127,7 +125,7 @@ def _start_in(folder: Path, *, timeout: float, store_bytes: int, owned: bool) ->
     conf.write_text(_config(folder, fsid, mon_port, rgw_port, store_bytes))
     state: dict[str, object] = {"endpoint": f"http://127.0.0.1:{rgw_port}", "mon_port": mon_port,
                                 "credentials_file": str(folder / CREDENTIALS), "pids": {}, "pgid": None}
-    _save_state(folder, state)
+    localproc.save_state(folder, STATE, state)
     try:
         _run(folder, "monmaptool", "--create", "--addv", "a", f"[v2:127.0.0.1:{mon_port}]", "--fsid", fsid,
              str(folder / "monmap"))
@@ -150,17 +148,14 @@ def _start_in(folder: Path, *, timeout: float, store_bytes: int, owned: bool) ->
         key = user["keys"][0]
         _write_credentials(folder / CREDENTIALS, key["access_key"], key["secret_key"])
     except BaseException:
-        _stop_quietly(folder)
+        localproc.stop_quietly(stop, folder)
         raise
 
 
 def load(folder: Path) -> LocalRGW:
     """The handle of the local RGW started in ``folder`` (by this process or another)."""
     folder = folder.absolute()
-    try:
-        state = json.loads((folder / STATE).read_text())
-    except (OSError, ValueError) as exc:
-        raise RGWError(f"{folder}: no local RGW was started here ({STATE}: {exc})") from None
+    state = localproc.started_state(folder, STATE, SERVICE, RGWError)
     credentials_file = Path(state["credentials_file"])
     parser = configparser.ConfigParser()
     if not parser.read(credentials_file):
@@ -180,7 +175,7 @@ def stop(folder: Path) -> None:
     """
     folder = folder.absolute()
     try:
-        state = json.loads((folder / STATE).read_text())
+        state = localproc.load_state(folder, STATE)
     except (OSError, ValueError):
         return
     conf = str(folder / CONFIG)
@@ -189,22 +184,22 @@ def stop(folder: Path) -> None:
         pid = pids.get(name)
         if pid is None or not _is_ours(pid, conf):
             continue
-        started = _started(pid)
-        _signal(pid, signal.SIGTERM)
-        if not _wait_gone(pid, started, STOP_GRACE):
-            _signal(pid, signal.SIGKILL)
-            _wait_gone(pid, started, 5.0)
+        started = localproc.started(pid)
+        localproc.send(pid, signal.SIGTERM)
+        if not localproc.wait_gone(pid, started, STOP_GRACE):
+            localproc.send(pid, signal.SIGKILL)
+            localproc.wait_gone(pid, started, 5.0)
     # Whatever else still runs with this folder's config (a radosgw-admin cut short, a daemon whose pid
     # was never recorded): its process group first, then each one.
     pgid = state.get("pgid")
-    strays = {pid: _started(pid) for pid in _pids_with(conf)}
-    if pgid is not None and any(_group(pid) == pgid for pid in strays):
+    strays = {pid: localproc.started(pid) for pid in _pids_with(conf)}
+    if pgid is not None and any(localproc.group(pid) == pgid for pid in strays):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
     for pid in strays:
-        _signal(pid, signal.SIGKILL)
+        localproc.send(pid, signal.SIGKILL)
     for pid, started in strays.items():
-        _wait_gone(pid, started, 5.0)
+        localproc.wait_gone(pid, started, 5.0)
 
 
 def rss_bytes(folder: Path) -> int:
@@ -313,7 +308,7 @@ def _spawn(folder: Path, state: dict[str, object], name: str, argv: list[str], o
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=folder,
             # one process group for the cluster, led by the monitor: one killpg reaches every daemon
             process_group=0 if pgid is None else int(str(pgid)),
-            preexec_fn=_die_with_parent if owned else None,
+            preexec_fn=localproc.die_with_parent if owned else None,
         )
     finally:
         out.close()
@@ -322,19 +317,7 @@ def _spawn(folder: Path, state: dict[str, object], name: str, argv: list[str], o
     pids[name] = process.pid
     if pgid is None:
         state["pgid"] = process.pid
-    _save_state(folder, state)
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the process that started it dies, even by SIGKILL (Linux prctl)."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-
-
-def _save_state(folder: Path, state: dict[str, object]) -> None:
-    tmp = folder / f".{STATE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1) + "\n")
-    tmp.replace(folder / STATE)
+    localproc.save_state(folder, STATE, state)
 
 
 def _wait_for_s3(folder: Path, state: dict[str, object], timeout: float) -> None:
@@ -368,37 +351,9 @@ def _write_credentials(path: Path, access_key: str, secret_key: str) -> None:
     os.chmod(path, 0o600)  # whatever the umask
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return raw.decode(errors="replace").split("\0")
-
-
-def _started(pid: int) -> str | None:
-    """The process's start time in clock ticks (with its pid, who it is); None once it is gone or a zombie."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-    if fields[0] in ("Z", "X"):
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)  # ours to reap when this process started it
-        return None
-    return fields[19]
-
-
-def _group(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[2])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _is_ours(pid: int, conf: str) -> bool:
     """Running (not a zombie) with this folder's ceph.conf."""
-    return _started(pid) is not None and conf in _cmdline(pid)
+    return localproc.started(pid) is not None and conf in localproc.cmdline(pid)
 
 
 def _pids_with(conf: str) -> list[int]:
@@ -406,52 +361,22 @@ def _pids_with(conf: str) -> list[int]:
             if entry.name.isdigit() and int(entry.name) != os.getpid() and _is_ours(int(entry.name), conf)]
 
 
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
-
-
-def _wait_gone(pid: int, started: str | None, timeout: float) -> bool:
-    """Wait until the process that had ``pid`` and ``started`` has exited (its memory, and so its
-    command line, goes before its threads do: the command line alone would say gone too early)."""
-    deadline = time.monotonic() + timeout
-    while started is not None and _started(pid) == started:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def _stop_quietly(folder: Path) -> None:
-    with contextlib.suppress(Exception):
-        stop(folder)
-
-
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m tests.rgw start FOLDER [--store-bytes N] | stop FOLDER"
     store_bytes = 1 << 30
     if len(argv) == 4 and argv[0] == "start" and argv[2] == "--store-bytes" and argv[3].isdigit():
         store_bytes, argv = int(argv[3]), argv[:2]  # the OSD's capacity; memstore holds it in memory
-    if len(argv) != 2 or argv[0] not in ("start", "stop"):
-        print(usage, file=sys.stderr)
-        return 2
-    folder = Path(argv[1])
-    try:
-        if argv[0] == "stop":
-            stop(folder)
-            print(f"stopped the local RGW in {folder.absolute()}")
-            return 0
-        began = time.monotonic()
+
+    def start_running(folder: Path) -> list[str]:
         handle = start(folder, owned=False, store_bytes=store_bytes)
-    except RGWError as exc:
-        print(f"local RGW: {exc}", file=sys.stderr)
-        return 1
-    print(f"endpoint: {handle.endpoint}")
-    print(f"credentials: {handle.credentials_file}")
-    print(f"region: {handle.region}")
-    print(f"logs: {folder.absolute() / 'log'}")
-    print(f"started in {time.monotonic() - began:.1f} s")
-    return 0
+        return [f"endpoint: {handle.endpoint}", f"credentials: {handle.credentials_file}",
+                f"region: {handle.region}", f"logs: {folder.absolute() / 'log'}"]
+
+    def stop_it(folder: Path) -> str:
+        stop(folder)
+        return f"stopped the {SERVICE} in {folder.absolute()}"
+
+    return localproc.command(argv, usage="usage: python -m tests.rgw start FOLDER [--store-bytes N] | stop FOLDER",
+                             service=SERVICE, error=RGWError, start=start_running, stop=stop_it)
 
 
 if __name__ == "__main__":

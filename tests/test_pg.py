@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests import localproc
 from tests import pg as local_pg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def running(pids: list[int]) -> list[int]:
     """Those of ``pids`` still running (a zombie, left to be reaped, is not)."""
-    return [pid for pid in pids if local_pg._started(pid) is not None]
+    return [pid for pid in pids if localproc.started(pid) is not None]
 
 
 def test_a_test_database_is_reached_with_psycopg_over_the_unix_socket(postgres: local_pg.LocalPG,
