@@ -306,7 +306,9 @@ def main() -> None:
     parser.add_argument("--scale-out", action="store_true",
                         help="the ingest into each backend (--backends) alternately, each in a fresh archive")
     parser.add_argument("--rounds", type=int, default=2, help="with --scale-out: rounds of each backend")
-    parser.add_argument("--backends", type=backend_list, default=BACKENDS,
+    import scaleout  # bench/scaleout.py, beside this file (stdlib only at its top level)
+
+    parser.add_argument("--backends", type=scaleout.backend_list, default=BACKENDS,
                         help=f"with --scale-out: which, comma-separated, in this order (default {','.join(BACKENDS)}):"
                              " embedded = SQLite; s3 = blobs in a local Ceph RGW's bucket; pg = index (blobs"
                              " too) in a local PostgreSQL; pg+s3 = index in PostgreSQL, blobs in the bucket")
@@ -347,16 +349,7 @@ BACKEND_PHASES = {
     "pg": "twentyday-pg",  # index in the local PostgreSQL, blobs in it (chunk.data)
     "pg+s3": "twentyday-pg+s3",  # the full scale-out: index in PostgreSQL, blobs in the bucket
 }
-BACKENDS = tuple(BACKEND_PHASES)
-
-
-def backend_list(text: str) -> tuple[str, ...]:
-    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in chosen if name not in BACKEND_PHASES]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"{','.join(unknown) or text!r}: not a backend; choose from "
-                                         f"{', '.join(BACKENDS)}")
-    return chosen
+BACKENDS = tuple(BACKEND_PHASES)  # scaleout.BACKENDS, each with its child phase
 
 
 def scale_out(export: Path, messages: int, rounds: int, backends: tuple[str, ...] = BACKENDS) -> None:

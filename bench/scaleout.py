@@ -48,6 +48,23 @@ LOCAL_PG = REPO / "scripts" / "local-pg"
 STATS_ENV = "TWENTYDAY_BENCH_S3_STATS"
 
 
+#: The backends the --scale-out benches run, in their default order: SQLite (blobs in it); SQLite,
+#: blobs in a bucket of the local RGW; the index in a local PostgreSQL (blobs in it); both.
+BACKENDS = ("embedded", "s3", "pg", "pg+s3")
+
+
+def backend_list(text: str) -> tuple[str, ...]:
+    """``--backends``: a comma-separated choice among :data:`BACKENDS`, in the order given."""
+    import argparse
+
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in BACKENDS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{','.join(unknown) or text!r}: not a backend; choose from "
+                                         f"{', '.join(BACKENDS)}")
+    return chosen
+
+
 # --- the local RGW ----------------------------------------------------------------------------------------------
 
 

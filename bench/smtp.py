@@ -290,16 +290,7 @@ class Run:
 #: The database a pg run's index is in (a fresh cluster each run: the name never collides).
 PG_DATABASE = "bench_smtp"
 #: The --scale-out backends: where the index is (SQLite or PostgreSQL) and where the sealed blobs are.
-BACKENDS = ("embedded", "s3", "pg", "pg+s3")
-
-
-def backend_list(text: str) -> tuple[str, ...]:
-    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in chosen if name not in BACKENDS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"{','.join(unknown) or text!r}: not a backend; choose from "
-                                         f"{', '.join(BACKENDS)}")
-    return chosen
+BACKENDS = scaleout.BACKENDS
 
 
 def bench_twentyday(total: int, scratch: Path, s3: LocalS3 | None = None, pg: LocalPG | None = None) -> Run:
@@ -467,7 +458,7 @@ def main() -> None:
                         help="twentyday's rows with the embedded store and with the blobs in a local Ceph RGW, "
                              "alternately")
     parser.add_argument("--rounds", type=int, default=2, help="with --scale-out: runs of each backend")
-    parser.add_argument("--backends", type=backend_list, default=BACKENDS,
+    parser.add_argument("--backends", type=scaleout.backend_list, default=BACKENDS,
                         help=f"with --scale-out: which, comma-separated, in this order (default {','.join(BACKENDS)}):"
                              " embedded = SQLite; s3 = blobs in a local Ceph RGW's bucket; pg = index (blobs"
                              " too) in a local PostgreSQL; pg+s3 = index in PostgreSQL, blobs in the bucket")
